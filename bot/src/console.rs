@@ -1,0 +1,169 @@
+//! The console adapter: `switchboard chat`, a conversation in the terminal
+//! through the same pipeline the chat platforms use. Tokens are printed as
+//! they arrive; `/good` and `/bad` record feedback on the last answer,
+//! `/new` starts over, `/stats` shows the last answer's figures, and Ctrl-C
+//! stops an answer in progress.
+
+use std::io::Write;
+
+use futures_util::StreamExt;
+use gateway::pipeline::{Input, Request};
+use gateway::store::{FeedbackRecord, now_ms};
+use gateway::{ChatMessage, Inbound, Origin, ReplyEvent, Role, Summary};
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+use gateway::Gateway as App;
+
+const HELP: &str =
+    "Commands: /good, /bad (feedback on the last answer), /new (start over), /stats, /help, /quit";
+
+/// Runs the chat until end of input or `/quit`.
+pub async fn run(app: &App) -> anyhow::Result<()> {
+    let user = std::env::var("USER").unwrap_or_else(|_| "console".into());
+    let mut out = std::io::stdout();
+    writeln!(out, "Switchboard chat. {HELP}")?;
+    let mut history: Vec<ChatMessage> = Vec::new();
+    let mut last: Option<Summary> = None;
+    let mut lines = BufReader::new(tokio::io::stdin()).lines();
+    loop {
+        write!(out, "> ")?;
+        out.flush()?;
+        let Some(line) = lines.next_line().await? else {
+            writeln!(out)?;
+            break;
+        };
+        let line = line.trim();
+        match line {
+            "" => continue,
+            "/quit" | "/exit" => break,
+            "/help" => writeln!(out, "{HELP}")?,
+            "/new" => {
+                history.clear();
+                last = None;
+                writeln!(out, "(new conversation)")?;
+            }
+            "/stats" => match &last {
+                Some(s) => writeln!(out, "{}", stats(s))?,
+                None => writeln!(out, "(no answer yet)")?,
+            },
+            "/good" | "/bad" => match &last {
+                Some(s) => {
+                    let up = line == "/good";
+                    app.pipeline
+                        .recorder()
+                        .feedback(FeedbackRecord {
+                            id: uuid::Uuid::now_v7(),
+                            inference_id: s.inference_id,
+                            created_at_ms: now_ms(),
+                            kind: "thumbs".into(),
+                            score: Some(if up { 1.0 } else { 0.0 }),
+                            comment: None,
+                            user_id: Some(user.clone()),
+                            source: "console".into(),
+                        })
+                        .await;
+                    writeln!(
+                        out,
+                        "(recorded {} for answer {})",
+                        if up { "👍" } else { "👎" },
+                        s.inference_id
+                    )?;
+                }
+                None => writeln!(out, "(no answer to rate yet)")?,
+            },
+            text if text.starts_with('/') => writeln!(out, "unknown command `{text}`. {HELP}")?,
+            text => {
+                let inbound = Inbound {
+                    origin: Origin {
+                        platform: "console".into(),
+                        user: Some(user.clone()),
+                        ..Origin::default()
+                    },
+                    user_name: Some(user.clone()),
+                    text: text.to_string(),
+                    history: history.clone(),
+                    ..Inbound::default()
+                };
+                let origin = inbound.origin.clone();
+                let answer = ask(app, Request::new(origin, Input::Chat(inbound)), &mut out).await?;
+                if let Some((answer, summary)) = answer {
+                    history.push(ChatMessage::new(Role::User, text));
+                    history.push(ChatMessage::new(Role::Assistant, answer));
+                    last = Some(summary);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Streams one answer to `out`. Returns the text and figures when it
+/// completed; failures are printed.
+async fn ask(
+    app: &App,
+    request: Request,
+    out: &mut impl Write,
+) -> anyhow::Result<Option<(String, Summary)>> {
+    let mut reply = match app.pipeline.start(request) {
+        Ok(r) => r,
+        Err(e) => {
+            writeln!(out, "error: {e}")?;
+            return Ok(None);
+        }
+    };
+    let mut text = String::new();
+    loop {
+        let event = tokio::select! {
+            event = reply.next() => event,
+            _ = tokio::signal::ctrl_c() => {
+                writeln!(out, "\n(stopped)")?;
+                return Ok(None);
+            }
+        };
+        match event {
+            None => return Ok(None),
+            Some(ReplyEvent::Started { .. }) => {}
+            Some(ReplyEvent::Token(t)) => {
+                write!(out, "{t}")?;
+                out.flush()?;
+                text.push_str(&t);
+            }
+            Some(ReplyEvent::Done(summary)) => {
+                writeln!(out)?;
+                return Ok(Some((text, summary)));
+            }
+            Some(ReplyEvent::Failed {
+                message, partial, ..
+            }) => {
+                if partial {
+                    writeln!(out)?;
+                }
+                writeln!(out, "error: {message}")?;
+                return Ok(None);
+            }
+        }
+    }
+}
+
+fn stats(s: &Summary) -> String {
+    let ms = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{v:.0} ms"));
+    let usage = s.usage.map_or("n/a".to_string(), |u| {
+        format!("{} in / {} out", u.input_tokens, u.output_tokens)
+    });
+    let cost = s
+        .cost_usd
+        .map_or("n/a (no price configured)".to_string(), |c| {
+            format!("${c:.6}")
+        });
+    format!(
+        "model: {} ({})\nTTFT: {}\nTPOT: {}\ntotal: {:.0} ms\ntokens: {}\ncost: {}\ninference: {}",
+        s.alias,
+        s.target.as_deref().unwrap_or("n/a"),
+        ms(s.ttft_ms),
+        ms(s.tpot_ms),
+        s.total_ms,
+        usage,
+        cost,
+        s.inference_id
+    )
+}

@@ -1,0 +1,120 @@
+//! `switchboard`: the command line. It loads the configuration, wires the
+//! gateway together and runs one of the front ends: the terminal chat, the
+//! HTTP server, or a maintenance command.
+
+mod console;
+mod wiring;
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+/// Switchboard: a team chat bot with a prompt-ops backend.
+#[derive(Parser)]
+#[command(name = "switchboard", version, about)]
+struct Cli {
+    /// Configuration file (default: $SWITCHBOARD_CONFIG, else ./switchboard.toml, else built-in defaults).
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Chat with the bot in this terminal, through the full pipeline.
+    Chat,
+    /// Run the HTTP server (OpenAI-compatible API, health checks).
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Check the configuration and print what is in force.
+    Config,
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let quiet = matches!(cli.command, Command::Chat);
+    init_logging(quiet);
+    let path = gateway::config::locate(cli.config.as_deref());
+    let config = gateway::Config::load(path.as_deref()).with_context(|| {
+        format!(
+            "configuration {}",
+            path.as_ref()
+                .map_or("(built-in defaults)".into(), |p| format!(
+                    "`{}`",
+                    p.display()
+                ))
+        )
+    })?;
+    match cli.command {
+        Command::Config => {
+            println!(
+                "configuration: {}",
+                path.map_or("(built-in defaults)".into(), |p| p.display().to_string())
+            );
+            println!("data_dir: {}", config.data_dir.display());
+            println!(
+                "database: {}",
+                gateway::config::redact_url(&config.database_url())
+            );
+            println!("listen: {}", config.server.listen);
+            for (name, alias) in &config.models {
+                println!("model {name}: {}", alias.targets.join(" → "));
+            }
+            Ok(())
+        }
+        Command::Migrate => {
+            let store = gateway::app::open_store(&config).await?;
+            println!(
+                "migrations applied to {}",
+                gateway::config::redact_url(&config.database_url())
+            );
+            store.close().await;
+            Ok(())
+        }
+        Command::Chat => {
+            let app = gateway::Gateway::build(&config).await?;
+            let result = console::run(&app).await;
+            app.shutdown().await;
+            result
+        }
+        Command::Serve => {
+            let app = gateway::Gateway::build(&config).await?;
+            let result = wiring::serve(&app, &config).await;
+            app.shutdown().await;
+            result
+        }
+    }
+}
+
+fn init_logging(quiet: bool) {
+    let default = if quiet { "warn" } else { "info" };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}

@@ -1,0 +1,41 @@
+//! Wiring for the front ends: runs the HTTP server with a graceful
+//! shutdown on Ctrl-C or SIGTERM.
+
+use anyhow::Context;
+use gateway::{Config, Gateway};
+
+/// Runs the HTTP server until Ctrl-C or SIGTERM.
+pub async fn serve(app: &Gateway, config: &Config) -> anyhow::Result<()> {
+    let state = app.http_state(config, |var| std::env::var(var).ok());
+    if state.keys.is_empty() && !config.server.listen.ip().is_loopback() {
+        tracing::warn!(
+            listen = %config.server.listen,
+            "no API keys are configured (server.api_keys_env): only loopback clients will be served"
+        );
+    }
+    let listener = tokio::net::TcpListener::bind(config.server.listen)
+        .await
+        .with_context(|| format!("cannot listen on {} (server.listen)", config.server.listen))?;
+    tracing::info!(listen = %config.server.listen, "serving the OpenAI-compatible API at /v1/chat/completions");
+    gateway::server::serve(listener, state, shutdown_signal()).await?;
+    tracing::info!("stopped; writing the last rows");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

@@ -1,0 +1,99 @@
+//! Assembly: builds the store, providers, router, recorder and pipeline
+//! from a configuration, and takes them down in order. The binary and the
+//! tests both start Switchboard through this one path.
+
+use std::sync::Arc;
+
+use crate::config::{Config, redact_url};
+use crate::pipeline::{Pipeline, PipelineOptions};
+use crate::providers::ProviderError;
+use crate::router::Router;
+use crate::server::{ApiKeys, AppState};
+use crate::store::{Recorder, Store, StoreError};
+
+/// Why Switchboard could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// No model alias is configured.
+    #[error(
+        "no model is configured: add a provider and a `[models.default]` alias to switchboard.toml \
+         (see switchboard.example.toml), for example\n\n  [providers.openai]\n  kind = \"openai\"\n  \
+         api_key_env = \"OPENAI_API_KEY\"\n\n  [models.default]\n  targets = [\"openai/gpt-4o-mini\"]"
+    )]
+    NoModel,
+    /// A provider could not be set up.
+    #[error("cannot set up the model providers: {0}")]
+    Provider(#[from] ProviderError),
+    /// The database could not be opened or migrated.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The built-in prompts are broken.
+    #[error(transparent)]
+    Prompts(#[from] prompts::PromptError),
+}
+
+/// The running parts of one Switchboard process.
+pub struct Gateway {
+    /// The request pipeline.
+    pub pipeline: Pipeline,
+    /// The database.
+    pub store: Store,
+    recorder_task: tokio::task::JoinHandle<()>,
+}
+
+/// Opens the database named by the configuration and applies migrations.
+pub async fn open_store(config: &Config) -> Result<Store, StoreError> {
+    let store = Store::connect(&config.database_url()).await?;
+    store.migrate().await?;
+    tracing::debug!(database = %redact_url(&config.database_url()), "database ready");
+    Ok(store)
+}
+
+impl Gateway {
+    /// Builds everything the front ends share.
+    pub async fn build(config: &Config) -> Result<Gateway, StartError> {
+        if config.models.is_empty() {
+            return Err(StartError::NoModel);
+        }
+        let providers = crate::providers::from_config(config)?;
+        let router = Router::new(config, &providers);
+        let prompts = prompts::Library::builtin()?;
+        let store = open_store(config).await?;
+        let (recorder, recorder_task) = Recorder::start(store.clone());
+        let pipeline = Pipeline::new(router, prompts, recorder, PipelineOptions::default());
+        Ok(Gateway {
+            pipeline,
+            store,
+            recorder_task,
+        })
+    }
+
+    /// The HTTP server's state, with the API keys from the variable that
+    /// `server.api_keys_env` names (read from `env`).
+    pub fn http_state(&self, config: &Config, env: impl Fn(&str) -> Option<String>) -> AppState {
+        let keys = match &config.server.api_keys_env {
+            Some(var) => ApiKeys::from_list(&env(var).unwrap_or_default()),
+            None => ApiKeys::default(),
+        };
+        AppState {
+            pipeline: self.pipeline.clone(),
+            store: self.store.clone(),
+            keys: Arc::new(keys),
+        }
+    }
+
+    /// Writes every queued row and closes the database.
+    pub async fn shutdown(self) {
+        let Gateway {
+            pipeline,
+            store,
+            recorder_task,
+        } = self;
+        pipeline.recorder().flush().await;
+        drop(pipeline);
+        // Other clones of the pipeline (server state) are gone by now; the
+        // recorder ends when its last handle is dropped.
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(10), recorder_task).await;
+        store.close().await;
+    }
+}

@@ -1,0 +1,582 @@
+//! Configuration: one TOML file plus environment overrides, checked as a
+//! whole before anything starts.
+//!
+//! The file is found at `--config FILE`, else `$SWITCHBOARD_CONFIG`, else
+//! `./switchboard.toml`, else there is none and the embedded defaults apply.
+//! Any key can be overridden by an environment variable named
+//! `SWITCHBOARD__` followed by the key's path in capitals with `__` between
+//! the parts (`SWITCHBOARD__SERVER__LISTEN`, `SWITCHBOARD__PROVIDERS__OPENAI__BASE_URL`).
+//! Secrets never live in the file: keys such as `api_key` are refused, and
+//! a provider names the variable (`api_key_env`) or file (`api_key_file`)
+//! that holds its key.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::types::Params;
+
+/// The prefix of environment variables that override configuration keys.
+pub const ENV_PREFIX: &str = "SWITCHBOARD__";
+
+/// Keys that would hold a secret; refused anywhere in the file.
+const SECRET_KEYS: &[&str] = &[
+    "api_key",
+    "apikey",
+    "token",
+    "secret",
+    "password",
+    "signing_secret",
+    "bot_token",
+    "app_token",
+];
+
+/// Why the configuration could not be used. Every variant names what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file `{path}`: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML.
+    #[error("config file `{path}` is not valid TOML: {message}")]
+    Syntax {
+        /// The file.
+        path: String,
+        /// The parser's message, with line and column.
+        message: String,
+    },
+    /// A key has a value that is not allowed.
+    #[error("config key `{key}`{}: {message}", value.as_ref().map(|v| format!(" = {v}")).unwrap_or_default())]
+    Key {
+        /// The dotted key path.
+        key: String,
+        /// The offending value, when there is one.
+        value: Option<String>,
+        /// What is wrong and what is allowed.
+        message: String,
+    },
+}
+
+impl ConfigError {
+    fn key(key: impl Into<String>, value: Option<String>, message: impl Into<String>) -> Self {
+        ConfigError::Key {
+            key: key.into(),
+            value,
+            message: message.into(),
+        }
+    }
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Where the SQLite file, spool and downloaded models live.
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    /// The HTTP server.
+    #[serde(default)]
+    pub server: ServerConfig,
+    /// The database.
+    #[serde(default)]
+    pub database: DatabaseConfig,
+    /// Model providers by name.
+    #[serde(default)]
+    pub providers: BTreeMap<String, ProviderConfig>,
+    /// Model aliases by name.
+    #[serde(default)]
+    pub models: BTreeMap<String, AliasConfig>,
+    /// Retries and backoff.
+    #[serde(default)]
+    pub routing: RoutingConfig,
+}
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("./data")
+}
+
+/// `[server]`: the HTTP API.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address to listen on.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// The environment variable holding comma-separated API keys. When it
+    /// is unset or empty, only loopback clients are served.
+    #[serde(default)]
+    pub api_keys_env: Option<String>,
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: default_listen(),
+            api_keys_env: None,
+        }
+    }
+}
+
+/// `[database]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// `sqlite://PATH` or `postgres://user:pass@host/db`. Default: a SQLite
+    /// file `switchboard.db` in `data_dir`. A password is better given via
+    /// `SWITCHBOARD__DATABASE__URL` than written in the file.
+    pub url: Option<String>,
+}
+
+/// `[providers.NAME]`: one model provider, tagged by `kind`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum ProviderConfig {
+    /// OpenAI Chat Completions, or any compatible server.
+    Openai(HttpProviderConfig),
+    /// Anthropic Messages.
+    Anthropic(HttpProviderConfig),
+}
+
+impl ProviderConfig {
+    /// The HTTP settings of a hosted provider.
+    pub fn http(&self) -> &HttpProviderConfig {
+        match self {
+            ProviderConfig::Openai(c) | ProviderConfig::Anthropic(c) => c,
+        }
+    }
+
+    fn http_mut(&mut self) -> &mut HttpProviderConfig {
+        match self {
+            ProviderConfig::Openai(c) | ProviderConfig::Anthropic(c) => c,
+        }
+    }
+}
+
+/// Settings shared by the HTTP providers.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpProviderConfig {
+    /// Base URL; default is the vendor's (`https://api.openai.com/v1`,
+    /// `https://api.anthropic.com/v1`).
+    pub base_url: Option<String>,
+    /// The environment variable holding the API key.
+    pub api_key_env: Option<String>,
+    /// A file holding the API key (for secret mounts).
+    pub api_key_file: Option<PathBuf>,
+    /// Send the key in this header instead of the usual one (`api-key` for
+    /// Azure OpenAI).
+    pub api_key_header: Option<String>,
+    /// Extra non-secret headers sent with every request.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Extra query parameters (`api-version` for Azure OpenAI).
+    #[serde(default)]
+    pub query: BTreeMap<String, String>,
+    /// Connect timeout.
+    #[serde(default = "default_connect_ms")]
+    pub connect_timeout_ms: u64,
+    /// Time allowed until the first token (or the whole answer, when not
+    /// streaming, counts against `total_timeout_ms` only).
+    #[serde(default = "default_first_token_ms")]
+    pub first_token_timeout_ms: u64,
+    /// Time allowed for a whole answer.
+    #[serde(default = "default_total_ms")]
+    pub total_timeout_ms: u64,
+    /// `max_tokens` sent when the request sets none (Anthropic requires one).
+    #[serde(default = "default_max_tokens")]
+    pub default_max_tokens: u32,
+    /// Prices in USD per million tokens, by model name.
+    #[serde(default)]
+    pub prices: BTreeMap<String, Price>,
+    /// The key itself, read from `api_key_env` or `api_key_file` at load.
+    #[serde(skip)]
+    pub api_key: Option<Secret>,
+}
+
+/// A secret value whose `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl Secret {
+    /// The secret itself, for the one place that sends it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(****)")
+    }
+}
+
+fn default_connect_ms() -> u64 {
+    5_000
+}
+fn default_first_token_ms() -> u64 {
+    60_000
+}
+fn default_total_ms() -> u64 {
+    600_000
+}
+fn default_max_tokens() -> u32 {
+    1024
+}
+
+/// A model's price in USD per million tokens.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Price {
+    /// USD per million input tokens.
+    pub input: f64,
+    /// USD per million output tokens.
+    pub output: f64,
+}
+
+impl Price {
+    /// The cost of one request in USD.
+    pub fn cost(&self, input_tokens: u64, output_tokens: u64) -> f64 {
+        (input_tokens as f64 * self.input + output_tokens as f64 * self.output) / 1_000_000.0
+    }
+}
+
+/// `[models.ALIAS]`: a model name that prompts and API callers use.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AliasConfig {
+    /// `provider/model` targets in fallback order.
+    pub targets: Vec<String>,
+    /// Default parameters for this alias.
+    #[serde(default)]
+    pub params: Params,
+}
+
+/// `[routing]`: retries and backoff for every target.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoutingConfig {
+    /// Retries of one target before falling back to the next.
+    #[serde(default = "default_retries")]
+    pub retries: u32,
+    /// The first backoff; it doubles each retry, with jitter.
+    #[serde(default = "default_backoff_initial")]
+    pub backoff_initial_ms: u64,
+    /// The longest backoff.
+    #[serde(default = "default_backoff_max")]
+    pub backoff_max_ms: u64,
+    /// The longest `Retry-After` honoured; a longer one falls back at once.
+    #[serde(default = "default_retry_after_max")]
+    pub retry_after_max_ms: u64,
+}
+
+fn default_retries() -> u32 {
+    2
+}
+fn default_backoff_initial() -> u64 {
+    200
+}
+fn default_backoff_max() -> u64 {
+    5_000
+}
+fn default_retry_after_max() -> u64 {
+    20_000
+}
+
+impl Default for RoutingConfig {
+    fn default() -> Self {
+        RoutingConfig {
+            retries: default_retries(),
+            backoff_initial_ms: default_backoff_initial(),
+            backoff_max_ms: default_backoff_max(),
+            retry_after_max_ms: default_retry_after_max(),
+        }
+    }
+}
+
+/// Where the configuration file is, by the documented precedence.
+pub fn locate(cli: Option<&Path>) -> Option<PathBuf> {
+    if let Some(p) = cli {
+        return Some(p.to_path_buf());
+    }
+    if let Some(p) = std::env::var_os("SWITCHBOARD_CONFIG").filter(|p| !p.is_empty()) {
+        return Some(PathBuf::from(p));
+    }
+    let local = PathBuf::from("switchboard.toml");
+    local.exists().then_some(local)
+}
+
+impl Config {
+    /// Loads the file at `path` (or none), applies the process's
+    /// environment overrides and checks the result.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let text = match path {
+            Some(p) => std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+                path: p.to_path_buf(),
+                source,
+            })?,
+            None => String::new(),
+        };
+        let name = path.map_or("(none)".to_string(), |p| p.display().to_string());
+        Config::from_parts(&name, &text, std::env::vars())
+    }
+
+    /// Builds a configuration from TOML text and `(name, value)` environment
+    /// pairs; `origin` names the text in errors.
+    pub fn from_parts(
+        origin: &str,
+        text: &str,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let mut table: toml::Table =
+            text.parse()
+                .map_err(|e: toml::de::Error| ConfigError::Syntax {
+                    path: origin.to_string(),
+                    message: e.to_string(),
+                })?;
+        let env: BTreeMap<String, String> = env.into_iter().collect();
+        for (name, value) in &env {
+            if let Some(path) = name.strip_prefix(ENV_PREFIX) {
+                apply_override(&mut table, name, path, value)?;
+            }
+        }
+        refuse_secrets(&table, "")?;
+        let mut config: Config = serde_path_to_error::deserialize(toml::Value::Table(table))
+            .map_err(|e| {
+                let key = e.path().to_string();
+                ConfigError::key(key, None, e.into_inner().to_string())
+            })?;
+        config.check()?;
+        config.resolve_secrets(&env)?;
+        Ok(config)
+    }
+
+    /// The database URL in force.
+    pub fn database_url(&self) -> String {
+        match &self.database.url {
+            Some(url) => url.clone(),
+            None => format!(
+                "sqlite://{}",
+                self.data_dir.join("switchboard.db").display()
+            ),
+        }
+    }
+
+    /// Reads each provider's API key from the variable or file it names.
+    fn resolve_secrets(&mut self, env: &BTreeMap<String, String>) -> Result<(), ConfigError> {
+        for (name, provider) in self.providers.iter_mut() {
+            let http = provider.http_mut();
+            let key = match (&http.api_key_env, &http.api_key_file) {
+                (Some(_), Some(_)) => {
+                    return Err(ConfigError::key(
+                        format!("providers.{name}"),
+                        None,
+                        "set either `api_key_env` or `api_key_file`, not both",
+                    ));
+                }
+                (Some(var), None) => match env.get(var).map(|v| v.trim()) {
+                    Some(v) if !v.is_empty() => Some(v.to_string()),
+                    _ => {
+                        return Err(ConfigError::key(
+                            format!("providers.{name}.api_key_env"),
+                            Some(var.clone()),
+                            format!(
+                                "the environment variable `{var}` is not set; export it with the provider's API key"
+                            ),
+                        ));
+                    }
+                },
+                (None, Some(path)) => match std::fs::read_to_string(path) {
+                    Ok(v) if !v.trim().is_empty() => Some(v.trim().to_string()),
+                    Ok(_) => {
+                        return Err(ConfigError::key(
+                            format!("providers.{name}.api_key_file"),
+                            Some(path.display().to_string()),
+                            "the file is empty; write the provider's API key in it",
+                        ));
+                    }
+                    Err(e) => {
+                        return Err(ConfigError::key(
+                            format!("providers.{name}.api_key_file"),
+                            Some(path.display().to_string()),
+                            format!("cannot read it: {e}"),
+                        ));
+                    }
+                },
+                (None, None) => None,
+            };
+            http.api_key = key.map(Secret);
+        }
+        Ok(())
+    }
+
+    /// Cross-key rules that serde cannot check.
+    fn check(&self) -> Result<(), ConfigError> {
+        let url = self.database_url();
+        if !(url.starts_with("sqlite:")
+            || url.starts_with("postgres://")
+            || url.starts_with("postgresql://"))
+        {
+            return Err(ConfigError::key(
+                "database.url",
+                Some(redact_url(&url)),
+                "must start with sqlite:// or postgres://",
+            ));
+        }
+        for (name, provider) in &self.providers {
+            let http = provider.http();
+            if let Some(base) = &http.base_url
+                && reqwest::Url::parse(base).is_err()
+            {
+                return Err(ConfigError::key(
+                    format!("providers.{name}.base_url"),
+                    Some(base.clone()),
+                    "is not a URL; write it like https://api.openai.com/v1",
+                ));
+            }
+            if http.total_timeout_ms == 0
+                || http.first_token_timeout_ms == 0
+                || http.connect_timeout_ms == 0
+            {
+                return Err(ConfigError::key(
+                    format!("providers.{name}"),
+                    None,
+                    "timeouts must be greater than zero milliseconds",
+                ));
+            }
+        }
+        for (alias, model) in &self.models {
+            if model.targets.is_empty() {
+                return Err(ConfigError::key(
+                    format!("models.{alias}.targets"),
+                    None,
+                    "needs at least one `provider/model` target",
+                ));
+            }
+            for (i, target) in model.targets.iter().enumerate() {
+                let key = format!("models.{alias}.targets[{i}]");
+                let Some((provider, model)) = target.split_once('/') else {
+                    return Err(ConfigError::key(
+                        key,
+                        Some(target.clone()),
+                        "must be `provider/model`, e.g. `openai/gpt-4o-mini`",
+                    ));
+                };
+                if model.is_empty() {
+                    return Err(ConfigError::key(
+                        key,
+                        Some(target.clone()),
+                        "names no model after the `/`",
+                    ));
+                }
+                if !self.providers.contains_key(provider) {
+                    let known: Vec<&str> = self.providers.keys().map(String::as_str).collect();
+                    return Err(ConfigError::key(
+                        key,
+                        Some(target.clone()),
+                        format!(
+                            "provider `{provider}` is not defined; defined providers: {}",
+                            if known.is_empty() {
+                                "(none)".to_string()
+                            } else {
+                                known.join(", ")
+                            }
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A database URL with any password replaced, for messages and logs.
+pub fn redact_url(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("****"));
+            u.to_string()
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// Sets the key named by an override variable's `path` (`SERVER__LISTEN`).
+fn apply_override(
+    table: &mut toml::Table,
+    var: &str,
+    path: &str,
+    value: &str,
+) -> Result<(), ConfigError> {
+    let parts: Vec<String> = path.split("__").map(str::to_ascii_lowercase).collect();
+    if parts.iter().any(String::is_empty) {
+        return Err(ConfigError::key(
+            var,
+            None,
+            "an override variable is SWITCHBOARD__ then key parts joined by `__`, e.g. SWITCHBOARD__SERVER__LISTEN",
+        ));
+    }
+    let (last, parents) = parts.split_last().expect("split always yields one part");
+    let mut current = table;
+    for part in parents {
+        let entry = current
+            .entry(part.clone())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        current = match entry {
+            toml::Value::Table(t) => t,
+            _ => {
+                return Err(ConfigError::key(
+                    var,
+                    None,
+                    format!("`{part}` is not a table in the configuration, so it has no sub-keys"),
+                ));
+            }
+        };
+    }
+    // Keep strings strings; otherwise read the value as TOML (numbers,
+    // booleans, arrays), falling back to a plain string.
+    let parsed = match current.get(last) {
+        Some(toml::Value::String(_)) => toml::Value::String(value.to_string()),
+        _ => format!("v = {value}")
+            .parse::<toml::Table>()
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+            .unwrap_or_else(|| toml::Value::String(value.to_string())),
+    };
+    current.insert(last.clone(), parsed);
+    Ok(())
+}
+
+/// Refuses keys that would put a secret in the file.
+fn refuse_secrets(table: &toml::Table, prefix: &str) -> Result<(), ConfigError> {
+    for (key, value) in table {
+        let path = if prefix.is_empty() {
+            key.clone()
+        } else {
+            format!("{prefix}.{key}")
+        };
+        if SECRET_KEYS.contains(&key.as_str()) {
+            return Err(ConfigError::key(
+                path,
+                None,
+                format!(
+                    "secrets are never read from the config file; put it in an environment variable and name that with `{key}_env` (or a file, with `{key}_file`)"
+                ),
+            ));
+        }
+        if let toml::Value::Table(t) = value {
+            refuse_secrets(t, &path)?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,628 @@
+//! The pipeline: one request from a normalized input to a streamed reply
+//! and a recorded inference, in the stages of the design:
+//!
+//! 1. admit    (allow-lists and limits: not yet; the seam is [`Pipeline::admit`])
+//! 2. resolve  which prompt and version answer ([`Pipeline::resolve_prompt`])
+//! 3. context  the conversation so far (given by the adapter)
+//! 4. render   the prompt's templates into chat messages
+//! 5. route    alias → targets, retries, fallback ([`Router`])
+//! 6. generate streaming tokens to the caller
+//! 7. record   the inference row, for failures too ([`Recorder`])
+//!
+//! The pipeline knows nothing about Slack or Discord: adapters hand it an
+//! [`Inbound`] and render the [`ReplyStream`] it returns.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use prompts::{Library, Prompt, RenderContext, Turn};
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+use crate::providers::{ProviderError, ProviderEvent};
+use crate::reply::{ReplyEvent, ReplyStream, Summary};
+use crate::router::{Attempt, RouteError, Router};
+use crate::store::{InferenceRecord, Recorder, Status, now_ms};
+use crate::types::{ChatMessage, Inbound, Origin, Params, Role, Usage};
+
+/// The prompt that answers when nothing else is bound.
+pub const DEFAULT_PROMPT: &str = "assistant";
+
+/// What to answer.
+#[derive(Debug, Clone)]
+pub enum Input {
+    /// A chat message from an adapter, answered through the bound prompt.
+    Chat(Inbound),
+    /// Messages sent as they are to a model alias (the HTTP API).
+    Messages {
+        /// The alias.
+        alias: String,
+        /// The messages.
+        messages: Vec<ChatMessage>,
+    },
+    /// Messages answered through a named prompt (`prompt:<name>` on the
+    /// HTTP API): the last user message is the question, the rest history.
+    Prompt {
+        /// The prompt's name.
+        name: String,
+        /// The messages.
+        messages: Vec<ChatMessage>,
+    },
+}
+
+/// One request to the pipeline.
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// Where it came from.
+    pub origin: Origin,
+    /// What to answer.
+    pub input: Input,
+    /// Parameters set by the caller; they win over the prompt's and alias's.
+    pub params: Params,
+    /// Stream tokens (true) or ask the provider for one whole answer.
+    pub stream: bool,
+    /// When the request arrived, for TTFT and overhead.
+    pub started: Instant,
+}
+
+impl Request {
+    /// A streamed request that arrived now.
+    pub fn new(origin: Origin, input: Input) -> Request {
+        Request {
+            origin,
+            input,
+            params: Params::default(),
+            stream: true,
+            started: Instant::now(),
+        }
+    }
+}
+
+/// Why a request was refused before any model was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    /// No such alias.
+    #[error(transparent)]
+    UnknownAlias(RouteError),
+    /// No such prompt.
+    #[error("unknown prompt `{name}`; prompts: {}", known.join(", "))]
+    UnknownPrompt {
+        /// What was asked for.
+        name: String,
+        /// What exists.
+        known: Vec<String>,
+    },
+    /// The prompt could not be rendered.
+    #[error(transparent)]
+    Render(#[from] prompts::RenderError),
+    /// The request itself is not usable.
+    #[error("{0}")]
+    BadRequest(String),
+}
+
+/// Settings of the pipeline that do not belong to a stage's own type.
+#[derive(Debug, Clone)]
+pub struct PipelineOptions {
+    /// The bot's display name, given to prompts as `bot_name`.
+    pub bot_name: String,
+}
+
+impl Default for PipelineOptions {
+    fn default() -> Self {
+        PipelineOptions {
+            bot_name: "Switchboard".to_string(),
+        }
+    }
+}
+
+/// The request pipeline. Cheap to clone; share one per process.
+#[derive(Clone)]
+pub struct Pipeline {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    router: Router,
+    prompts: Library,
+    recorder: Recorder,
+    options: PipelineOptions,
+}
+
+/// What the resolve and render stages produced.
+struct Prepared {
+    alias: String,
+    prompt: Option<(String, i64)>,
+    messages: Vec<ChatMessage>,
+    params: Params,
+}
+
+impl Pipeline {
+    /// A pipeline over these parts.
+    pub fn new(
+        router: Router,
+        prompts: Library,
+        recorder: Recorder,
+        options: PipelineOptions,
+    ) -> Pipeline {
+        Pipeline {
+            inner: Arc::new(Inner {
+                router,
+                prompts,
+                recorder,
+                options,
+            }),
+        }
+    }
+
+    /// The routing table.
+    pub fn router(&self) -> &Router {
+        &self.inner.router
+    }
+
+    /// The prompts.
+    pub fn prompts(&self) -> &Library {
+        &self.inner.prompts
+    }
+
+    /// The recorder, for feedback rows.
+    pub fn recorder(&self) -> &Recorder {
+        &self.inner.recorder
+    }
+
+    /// Starts answering. Errors here mean nothing was sent to a model;
+    /// failures after that arrive on the stream (and are recorded).
+    pub fn start(&self, request: Request) -> Result<ReplyStream, PipelineError> {
+        self.admit(&request)?;
+        let prepared = self.prepare(&request)?;
+        if !self.inner.router.has(&prepared.alias) {
+            return Err(PipelineError::UnknownAlias(RouteError::UnknownAlias {
+                alias: prepared.alias,
+                known: self.inner.router.aliases(),
+            }));
+        }
+        let id = Uuid::now_v7();
+        let (tx, rx) = mpsc::channel(64);
+        let inner = self.inner.clone();
+        tokio::spawn(async move { inner.generate(id, request, prepared, tx).await });
+        Ok(ReplyStream::new(id, rx))
+    }
+
+    /// Stage 1. Rate limits and allow-lists will refuse requests here.
+    fn admit(&self, _request: &Request) -> Result<(), PipelineError> {
+        Ok(())
+    }
+
+    /// Stage 2: which prompt answers this conversation. Until the prompt
+    /// registry lands, every conversation uses the built-in default prompt.
+    fn resolve_prompt(&self, _origin: &Origin) -> Result<&Prompt, PipelineError> {
+        self.prompt(DEFAULT_PROMPT)
+    }
+
+    fn prompt(&self, name: &str) -> Result<&Prompt, PipelineError> {
+        self.inner
+            .prompts
+            .get(name)
+            .ok_or_else(|| PipelineError::UnknownPrompt {
+                name: name.to_string(),
+                known: self.inner.prompts.names().map(str::to_string).collect(),
+            })
+    }
+
+    /// Stages 2–4: prompt, context and rendering.
+    fn prepare(&self, request: &Request) -> Result<Prepared, PipelineError> {
+        match &request.input {
+            Input::Messages { alias, messages } => {
+                if messages.is_empty() {
+                    return Err(PipelineError::BadRequest(
+                        "`messages` must not be empty".into(),
+                    ));
+                }
+                Ok(Prepared {
+                    alias: alias.clone(),
+                    prompt: None,
+                    messages: messages.clone(),
+                    params: request.params.clone(),
+                })
+            }
+            Input::Prompt { name, messages } => {
+                let prompt = self.prompt(name)?;
+                let Some(last_user) = messages.iter().rposition(|m| m.role == Role::User) else {
+                    return Err(PipelineError::BadRequest(format!(
+                        "prompt `{name}` needs a user message to answer"
+                    )));
+                };
+                let history = messages[..last_user]
+                    .iter()
+                    .filter(|m| m.role != Role::System)
+                    .cloned()
+                    .collect::<Vec<_>>();
+                let mut variables = BTreeMap::new();
+                variables.insert("platform".to_string(), request.origin.platform.clone());
+                variables.insert(
+                    "user_name".to_string(),
+                    request
+                        .origin
+                        .user
+                        .clone()
+                        .unwrap_or_else(|| "the user".into()),
+                );
+                self.render(
+                    prompt,
+                    &messages[last_user].content,
+                    &history,
+                    variables,
+                    &request.params,
+                )
+            }
+            Input::Chat(inbound) => {
+                let prompt = self.resolve_prompt(&inbound.origin)?;
+                let mut variables = BTreeMap::new();
+                variables.insert("platform".to_string(), inbound.origin.platform.clone());
+                variables.insert(
+                    "user_name".to_string(),
+                    inbound
+                        .user_name
+                        .clone()
+                        .unwrap_or_else(|| "the user".into()),
+                );
+                variables.insert("attachments".to_string(), inbound.attachments.join("\n"));
+                self.render(
+                    prompt,
+                    &inbound.text,
+                    &inbound.history,
+                    variables,
+                    &request.params,
+                )
+            }
+        }
+    }
+
+    fn render(
+        &self,
+        prompt: &Prompt,
+        text: &str,
+        history: &[ChatMessage],
+        mut variables: BTreeMap<String, String>,
+        params: &Params,
+    ) -> Result<Prepared, PipelineError> {
+        variables.insert("bot_name".to_string(), self.inner.options.bot_name.clone());
+        let ctx = RenderContext {
+            text: text.to_string(),
+            history: history
+                .iter()
+                .map(|m| Turn {
+                    role: m.role.as_str().to_string(),
+                    name: None,
+                    content: m.content.clone(),
+                })
+                .collect(),
+            variables,
+        };
+        let messages = prompt
+            .render(&ctx)?
+            .into_iter()
+            .map(|m| ChatMessage::new(Role::parse(&m.role).unwrap_or(Role::User), m.content))
+            .collect();
+        let prompt_params = Params {
+            temperature: prompt.params.temperature,
+            top_p: prompt.params.top_p,
+            max_tokens: prompt.params.max_tokens,
+            stop: prompt.params.stop.clone(),
+            seed: None,
+        };
+        Ok(Prepared {
+            alias: prompt.model.clone(),
+            prompt: Some((prompt.name.clone(), prompt.version)),
+            messages,
+            params: params.clone().or(&prompt_params),
+        })
+    }
+}
+
+/// Collects what happened while generating, for the summary and the row.
+struct Run {
+    text: String,
+    usage: Option<Usage>,
+    finish: Option<String>,
+    first_token: Option<Instant>,
+    last_token: Option<Instant>,
+    provider_wait: Duration,
+}
+
+impl Inner {
+    /// Stages 5–7, on a task of their own.
+    async fn generate(
+        &self,
+        id: Uuid,
+        request: Request,
+        prepared: Prepared,
+        tx: mpsc::Sender<ReplyEvent>,
+    ) {
+        let created_at_ms = now_ms() - request.started.elapsed().as_millis() as i64;
+        let mut run = Run {
+            text: String::new(),
+            usage: None,
+            finish: None,
+            first_token: None,
+            last_token: None,
+            provider_wait: Duration::ZERO,
+        };
+        let (outcome, target, attempts) = if request.stream {
+            self.stream(&prepared, &mut run, &tx).await
+        } else {
+            self.complete(&prepared, &mut run, &tx).await
+        };
+
+        let total_ms = request.started.elapsed().as_secs_f64() * 1000.0;
+        let ttft_ms = run
+            .first_token
+            .map(|t| t.duration_since(request.started).as_secs_f64() * 1000.0);
+        let tpot_ms = match (run.first_token, run.last_token, run.usage) {
+            (Some(first), Some(last), Some(u)) if u.output_tokens > 1 => Some(
+                last.duration_since(first).as_secs_f64() * 1000.0 / (u.output_tokens - 1) as f64,
+            ),
+            _ => None,
+        };
+        let price = target.as_ref().and_then(|t| t.2);
+        let cost_usd = match (price, run.usage) {
+            (Some(p), Some(u)) => Some(p.cost(u.input_tokens, u.output_tokens)),
+            _ => None,
+        };
+        let summary = Summary {
+            inference_id: id,
+            alias: prepared.alias.clone(),
+            target: target.as_ref().map(|t| format!("{}/{}", t.0, t.1)),
+            model: target.as_ref().map(|t| t.1.clone()),
+            prompt: prepared.prompt.clone(),
+            usage: run.usage,
+            ttft_ms,
+            tpot_ms,
+            total_ms,
+            provider_ms: run.provider_wait.as_secs_f64() * 1000.0,
+            cost_usd,
+            finish_reason: run.finish.clone(),
+            attempts: attempts.len(),
+        };
+        let (status, error) = match &outcome {
+            Ok(()) => (Status::Ok, None),
+            Err(Failure::Cancelled) => (Status::Cancelled, None),
+            Err(Failure::Failed {
+                message, partial, ..
+            }) => (
+                if *partial {
+                    Status::Partial
+                } else {
+                    Status::Error
+                },
+                Some(message.clone()),
+            ),
+        };
+        let last_attempt = attempts.last().map(|a| a.target.clone());
+        let (provider, model) = match (
+            &target,
+            last_attempt.as_deref().and_then(|t| t.split_once('/')),
+        ) {
+            (Some(t), _) => (Some(t.0.clone()), Some(t.1.clone())),
+            (None, Some((p, m))) => (Some(p.to_string()), Some(m.to_string())),
+            (None, None) => (None, None),
+        };
+        let record = InferenceRecord {
+            id,
+            created_at_ms,
+            origin: request.origin.clone(),
+            prompt: prepared.prompt.clone(),
+            alias: prepared.alias.clone(),
+            provider,
+            model,
+            input_tokens: run.usage.map(|u| u.input_tokens),
+            output_tokens: run.usage.map(|u| u.output_tokens),
+            ttft_ms,
+            tpot_ms,
+            total_ms,
+            provider_ms: summary.provider_ms,
+            cost_usd,
+            cache_hit: false,
+            streamed: request.stream,
+            status,
+            error,
+            finish_reason: run.finish.clone(),
+            attempts,
+            params: prepared.params.clone(),
+            input: prepared.messages,
+            output: (!run.text.is_empty() || status == Status::Ok).then(|| run.text.clone()),
+        };
+        // The row goes to the recorder before the caller hears the end, so a
+        // caller that acts on the inference id (feedback) finds it queued.
+        self.recorder.inference(record).await;
+        let last = match outcome {
+            Ok(()) => ReplyEvent::Done(summary),
+            Err(Failure::Cancelled) => return,
+            Err(Failure::Failed {
+                message,
+                upstream_status,
+                partial,
+            }) => ReplyEvent::Failed {
+                message,
+                upstream_status,
+                partial,
+                summary,
+            },
+        };
+        let _ = tx.send(last).await;
+    }
+
+    /// Streams tokens to the caller as they arrive.
+    async fn stream(
+        &self,
+        prepared: &Prepared,
+        run: &mut Run,
+        tx: &mpsc::Sender<ReplyEvent>,
+    ) -> (Result<(), Failure>, Option<Target>, Vec<Attempt>) {
+        let waited = Instant::now();
+        let opened = self
+            .router
+            .open(&prepared.alias, &prepared.messages, &prepared.params)
+            .await;
+        run.provider_wait += waited.elapsed();
+        let mut opened = match opened {
+            Ok(o) => o,
+            Err(e) => {
+                let attempts = e.attempts().to_vec();
+                return (Err(Failure::from_route(&e)), None, attempts);
+            }
+        };
+        let target = Some((opened.provider.clone(), opened.model.clone(), opened.price));
+        let started = ReplyEvent::Started {
+            target: opened.target.clone(),
+            provider_ms: run.provider_wait.as_secs_f64() * 1000.0,
+        };
+        if tx.send(started).await.is_err() {
+            return (Err(Failure::Cancelled), target, opened.attempts);
+        }
+        let mut outcome = Ok(());
+        while let Some(event) = opened.buffered.pop_front() {
+            if let Err(f) = run.apply(event, tx).await {
+                return (Err(f), target, opened.attempts);
+            }
+        }
+        loop {
+            let waited = Instant::now();
+            let next = tokio::time::timeout_at(opened.deadline, opened.rest.next()).await;
+            run.provider_wait += waited.elapsed();
+            let event = match next {
+                Ok(None) => break,
+                Ok(Some(Ok(event))) => event,
+                Ok(Some(Err(e))) => {
+                    outcome = Err(Failure::midway(&e));
+                    break;
+                }
+                Err(_) => {
+                    outcome = Err(Failure::Failed {
+                        message: format!(
+                            "the answer broke off: {}: the answer took longer than the total time limit (total_timeout_ms)",
+                            opened.provider
+                        ),
+                        upstream_status: None,
+                        partial: true,
+                    });
+                    break;
+                }
+            };
+            if let Err(f) = run.apply(event, tx).await {
+                outcome = Err(f);
+                break;
+            }
+        }
+        if let Some(last) = opened.attempts.last_mut()
+            && let Err(Failure::Failed { message, .. }) = &outcome
+        {
+            last.error = Some(message.clone());
+        }
+        (outcome, target, opened.attempts)
+    }
+
+    /// Asks for one whole answer, then hands it over as one token.
+    async fn complete(
+        &self,
+        prepared: &Prepared,
+        run: &mut Run,
+        tx: &mpsc::Sender<ReplyEvent>,
+    ) -> (Result<(), Failure>, Option<Target>, Vec<Attempt>) {
+        let waited = Instant::now();
+        let completed = self
+            .router
+            .complete(&prepared.alias, &prepared.messages, &prepared.params)
+            .await;
+        run.provider_wait += waited.elapsed();
+        match completed {
+            Err(e) => {
+                let attempts = e.attempts().to_vec();
+                (Err(Failure::from_route(&e)), None, attempts)
+            }
+            Ok(c) => {
+                let target = Some((c.provider.clone(), c.model.clone(), c.price));
+                run.usage = c.completion.usage;
+                run.finish = Some(c.completion.finish_reason.clone());
+                let now = Instant::now();
+                run.first_token = Some(now);
+                run.last_token = Some(now);
+                run.text = c.completion.text.clone();
+                let started = ReplyEvent::Started {
+                    target: c.target.clone(),
+                    provider_ms: run.provider_wait.as_secs_f64() * 1000.0,
+                };
+                let outcome = if tx.send(started).await.is_err()
+                    || tx.send(ReplyEvent::Token(c.completion.text)).await.is_err()
+                {
+                    Err(Failure::Cancelled)
+                } else {
+                    Ok(())
+                };
+                (outcome, target, c.attempts)
+            }
+        }
+    }
+}
+
+/// (provider, model, price) of the target that answered.
+type Target = (String, String, Option<crate::config::Price>);
+
+impl Run {
+    /// Takes one provider event; sends text on to the caller.
+    async fn apply(
+        &mut self,
+        event: ProviderEvent,
+        tx: &mpsc::Sender<ReplyEvent>,
+    ) -> Result<(), Failure> {
+        match event {
+            ProviderEvent::Delta(text) => {
+                let now = Instant::now();
+                self.first_token.get_or_insert(now);
+                self.last_token = Some(now);
+                self.text.push_str(&text);
+                tx.send(ReplyEvent::Token(text))
+                    .await
+                    .map_err(|_| Failure::Cancelled)?;
+            }
+            ProviderEvent::Usage(u) => self.usage = Some(u),
+            ProviderEvent::Finish(reason) => self.finish = Some(reason),
+        }
+        Ok(())
+    }
+}
+
+/// How a generation ended badly.
+enum Failure {
+    /// The caller went away.
+    Cancelled,
+    /// The model failed; the caller is told.
+    Failed {
+        message: String,
+        upstream_status: Option<u16>,
+        partial: bool,
+    },
+}
+
+impl Failure {
+    fn from_route(e: &RouteError) -> Failure {
+        let upstream_status = match e {
+            RouteError::AllFailed { last, .. } => last.status(),
+            RouteError::UnknownAlias { .. } => None,
+        };
+        Failure::Failed {
+            message: e.to_string(),
+            upstream_status,
+            partial: false,
+        }
+    }
+
+    fn midway(e: &ProviderError) -> Failure {
+        Failure::Failed {
+            message: format!("the answer broke off: {e}"),
+            upstream_status: e.status(),
+            partial: true,
+        }
+    }
+}

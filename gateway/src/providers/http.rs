@@ -1,0 +1,215 @@
+//! What the HTTP providers share: the client, authentication, turning error
+//! responses into [`ProviderError`]s (with `Retry-After`), and reading a
+//! server-sent-event body.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use eventsource_stream::{Event, Eventsource};
+use futures_util::{Stream, StreamExt};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+
+use super::{ProviderError, Timeouts};
+use crate::config::{HttpProviderConfig, Price};
+
+/// One configured HTTP endpoint.
+pub(crate) struct HttpBase {
+    pub name: String,
+    client: reqwest::Client,
+    base_url: String,
+    headers: HeaderMap,
+    query: Vec<(String, String)>,
+    pub timeouts: Timeouts,
+    pub prices: BTreeMap<String, Price>,
+    pub default_max_tokens: u32,
+}
+
+impl HttpBase {
+    /// Builds the client. `auth` turns the API key into the provider's
+    /// default authentication header.
+    pub fn new(
+        name: &str,
+        config: &HttpProviderConfig,
+        default_base: &str,
+        auth: fn(&str) -> (HeaderName, String),
+        extra: &[(&'static str, &'static str)],
+    ) -> Result<HttpBase, ProviderError> {
+        crate::install_crypto();
+        let bad = |message: String| ProviderError::Protocol {
+            provider: name.to_string(),
+            message,
+            retryable: false,
+        };
+        let mut headers = HeaderMap::new();
+        for (k, v) in extra {
+            headers.insert(*k, HeaderValue::from_static(v));
+        }
+        for (k, v) in &config.headers {
+            let name = HeaderName::from_bytes(k.as_bytes())
+                .map_err(|_| bad(format!("header name `{k}` is not valid")))?;
+            let value = HeaderValue::from_str(v).map_err(|_| {
+                bad(format!(
+                    "header `{k}` has a value that is not valid in HTTP"
+                ))
+            })?;
+            headers.insert(name, value);
+        }
+        if let Some(key) = &config.api_key {
+            let (header, value) = match &config.api_key_header {
+                Some(h) => (
+                    HeaderName::from_bytes(h.as_bytes()).map_err(|_| {
+                        bad(format!("api_key_header `{h}` is not a valid header name"))
+                    })?,
+                    key.expose().to_string(),
+                ),
+                None => auth(key.expose()),
+            };
+            let mut value = HeaderValue::from_str(&value).map_err(|_| {
+                bad("the API key holds characters that cannot be sent in a header".into())
+            })?;
+            value.set_sensitive(true);
+            headers.insert(header, value);
+        }
+        let client = reqwest::Client::builder()
+            .connect_timeout(Duration::from_millis(config.connect_timeout_ms))
+            .tcp_nodelay(true)
+            .build()
+            .map_err(|e| bad(format!("cannot build the HTTP client: {e}")))?;
+        Ok(HttpBase {
+            name: name.to_string(),
+            client,
+            base_url: config
+                .base_url
+                .as_deref()
+                .unwrap_or(default_base)
+                .trim_end_matches('/')
+                .to_string(),
+            headers,
+            query: config.query.clone().into_iter().collect(),
+            timeouts: Timeouts {
+                first_token: Duration::from_millis(config.first_token_timeout_ms),
+                total: Duration::from_millis(config.total_timeout_ms),
+            },
+            prices: config.prices.clone(),
+            default_max_tokens: config.default_max_tokens,
+        })
+    }
+
+    /// POSTs JSON to `path` under the base URL; non-2xx answers become errors.
+    pub async fn post(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> Result<reqwest::Response, ProviderError> {
+        let url = format!("{}{}", self.base_url, path);
+        let response = self
+            .client
+            .post(url)
+            .headers(self.headers.clone())
+            .query(&self.query)
+            .json(body)
+            .send()
+            .await
+            .map_err(|e| self.connect_error(&e))?;
+        if response.status().is_success() {
+            return Ok(response);
+        }
+        let status = response.status().as_u16();
+        let retry_after = retry_after(response.headers());
+        let text = response.text().await.unwrap_or_default();
+        Err(ProviderError::Status {
+            provider: self.name.clone(),
+            status,
+            message: error_message(&text),
+            retry_after,
+        })
+    }
+
+    /// Reads a whole JSON body.
+    pub async fn json(
+        &self,
+        response: reqwest::Response,
+    ) -> Result<serde_json::Value, ProviderError> {
+        let bytes = response.bytes().await.map_err(|e| ProviderError::Cut {
+            provider: self.name.clone(),
+            message: e.to_string(),
+        })?;
+        serde_json::from_slice(&bytes)
+            .map_err(|e| self.protocol(format!("answer is not JSON: {e}")))
+    }
+
+    pub fn connect_error(&self, e: &reqwest::Error) -> ProviderError {
+        ProviderError::Connect {
+            provider: self.name.clone(),
+            message: error_chain(e),
+        }
+    }
+
+    pub fn protocol(&self, message: String) -> ProviderError {
+        ProviderError::Protocol {
+            provider: self.name.clone(),
+            message,
+            retryable: false,
+        }
+    }
+}
+
+/// The body's server-sent events; a broken connection is a cut stream.
+pub(crate) fn sse(
+    provider: &str,
+    response: reqwest::Response,
+) -> impl Stream<Item = Result<Event, ProviderError>> + Send + 'static {
+    let provider = provider.to_string();
+    response.bytes_stream().eventsource().map(move |item| {
+        item.map_err(|e| ProviderError::Cut {
+            provider: provider.clone(),
+            message: e.to_string(),
+        })
+    })
+}
+
+/// `retry-after-ms` (OpenAI) or `Retry-After` in seconds.
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let get = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+    };
+    if let Some(ms) = get("retry-after-ms").and_then(|v| v.parse::<f64>().ok()) {
+        return Some(Duration::from_secs_f64(ms.max(0.0) / 1000.0));
+    }
+    get("retry-after")
+        .and_then(|v| v.parse::<f64>().ok())
+        .map(|s| Duration::from_secs_f64(s.max(0.0)))
+}
+
+/// The `error.message` of an OpenAI- or Anthropic-style error body, else
+/// the start of the body.
+pub(crate) fn error_message(body: &str) -> String {
+    if let Ok(v) = serde_json::from_str::<serde_json::Value>(body) {
+        if let Some(m) = v.pointer("/error/message").and_then(|m| m.as_str()) {
+            return m.to_string();
+        }
+        if let Some(m) = v.get("error").and_then(|m| m.as_str()) {
+            return m.to_string();
+        }
+    }
+    let mut s: String = body.chars().take(300).collect();
+    if s.is_empty() {
+        s = "(empty body)".into();
+    }
+    s
+}
+
+/// An error with its sources, on one line.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut source = e.source();
+    while let Some(inner) = source {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    s
+}

@@ -1,0 +1,251 @@
+//! OpenAI Chat Completions (`POST {base_url}/chat/completions`), which is
+//! also what Ollama, vLLM, llama.cpp's server, OpenRouter, Groq and Azure
+//! OpenAI speak. Streaming asks for usage with
+//! `stream_options.include_usage` and ends at `data: [DONE]`.
+
+use std::collections::VecDeque;
+
+use futures_util::future::BoxFuture;
+use futures_util::{StreamExt, stream};
+use reqwest::header::AUTHORIZATION;
+use serde_json::{Value, json};
+
+use super::http::{HttpBase, sse};
+use super::{
+    Completion, EventStream, Provider, ProviderError, ProviderEvent, ProviderRequest, Timeouts,
+};
+use crate::config::{HttpProviderConfig, Price};
+use crate::types::Usage;
+
+/// The OpenAI-compatible provider.
+pub struct OpenAi {
+    http: HttpBase,
+}
+
+impl OpenAi {
+    /// Builds the provider from its `[providers.NAME]` table.
+    pub fn new(name: &str, config: &HttpProviderConfig) -> Result<OpenAi, ProviderError> {
+        let http = HttpBase::new(
+            name,
+            config,
+            "https://api.openai.com/v1",
+            |key| (AUTHORIZATION, format!("Bearer {key}")),
+            &[],
+        )?;
+        Ok(OpenAi { http })
+    }
+
+    fn body(&self, request: &ProviderRequest, stream: bool) -> Value {
+        let messages: Vec<Value> = request
+            .messages
+            .iter()
+            .map(|m| json!({"role": m.role.as_str(), "content": m.content}))
+            .collect();
+        let mut body = json!({"model": request.model, "messages": messages});
+        let p = &request.params;
+        if let Some(t) = p.temperature {
+            body["temperature"] = json!(t);
+        }
+        if let Some(t) = p.top_p {
+            body["top_p"] = json!(t);
+        }
+        if let Some(t) = p.max_tokens {
+            body["max_tokens"] = json!(t);
+        }
+        if !p.stop.is_empty() {
+            body["stop"] = json!(p.stop);
+        }
+        if let Some(s) = p.seed {
+            body["seed"] = json!(s);
+        }
+        if stream {
+            body["stream"] = json!(true);
+            body["stream_options"] = json!({"include_usage": true});
+        }
+        body
+    }
+}
+
+/// Usage from an OpenAI `usage` object.
+fn usage(v: &Value) -> Option<Usage> {
+    let u = v.get("usage").filter(|u| u.is_object())?;
+    Some(Usage {
+        input_tokens: u.get("prompt_tokens").and_then(Value::as_u64).unwrap_or(0),
+        output_tokens: u
+            .get("completion_tokens")
+            .and_then(Value::as_u64)
+            .unwrap_or(0),
+    })
+}
+
+/// An `{"error": …}` object inside a 200 response or stream.
+fn inline_error(provider: &str, v: &Value) -> Option<ProviderError> {
+    let e = v.get("error")?;
+    let message = e
+        .get("message")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .unwrap_or_else(|| e.to_string());
+    let kind = e.get("type").and_then(Value::as_str).unwrap_or("");
+    Some(ProviderError::Protocol {
+        provider: provider.to_string(),
+        message: format!("error in answer: {message}"),
+        retryable: matches!(
+            kind,
+            "server_error" | "overloaded_error" | "rate_limit_error"
+        ),
+    })
+}
+
+/// The events in one stream chunk.
+fn chunk_events(v: &Value, out: &mut VecDeque<ProviderEvent>) -> bool {
+    let mut finished = false;
+    if let Some(choice) = v.pointer("/choices/0") {
+        if let Some(text) = choice.pointer("/delta/content").and_then(Value::as_str)
+            && !text.is_empty()
+        {
+            out.push_back(ProviderEvent::Delta(text.to_string()));
+        }
+        if let Some(reason) = choice.get("finish_reason").and_then(Value::as_str) {
+            out.push_back(ProviderEvent::Finish(reason.to_string()));
+            finished = true;
+        }
+    }
+    if let Some(u) = usage(v) {
+        out.push_back(ProviderEvent::Usage(u));
+    }
+    finished
+}
+
+impl Provider for OpenAi {
+    fn name(&self) -> &str {
+        &self.http.name
+    }
+
+    fn timeouts(&self) -> Timeouts {
+        self.http.timeouts
+    }
+
+    fn price(&self, model: &str) -> Option<Price> {
+        self.http.prices.get(model).copied()
+    }
+
+    fn stream(
+        &self,
+        request: ProviderRequest,
+    ) -> BoxFuture<'_, Result<EventStream, ProviderError>> {
+        Box::pin(async move {
+            let response = self
+                .http
+                .post("/chat/completions", &self.body(&request, true))
+                .await?;
+            let events = sse(&self.http.name, response);
+            let name = self.http.name.clone();
+            struct State<S> {
+                events: S,
+                pending: VecDeque<ProviderEvent>,
+                finished: bool,
+                done: bool,
+                name: String,
+            }
+            let state = State {
+                events: Box::pin(events),
+                pending: VecDeque::new(),
+                finished: false,
+                done: false,
+                name,
+            };
+            let s = stream::unfold(state, |mut st| async move {
+                loop {
+                    if let Some(ev) = st.pending.pop_front() {
+                        return Some((Ok(ev), st));
+                    }
+                    if st.done {
+                        return None;
+                    }
+                    match st.events.next().await {
+                        None => {
+                            st.done = true;
+                            if !st.finished {
+                                let err = ProviderError::Cut {
+                                    provider: st.name.clone(),
+                                    message: "the stream ended before `data: [DONE]`".into(),
+                                };
+                                return Some((Err(err), st));
+                            }
+                        }
+                        Some(Err(e)) => {
+                            st.done = true;
+                            return Some((Err(e), st));
+                        }
+                        Some(Ok(event)) => {
+                            let data = event.data.trim();
+                            if data == "[DONE]" {
+                                st.finished = true;
+                                st.done = true;
+                                continue;
+                            }
+                            if data.is_empty() {
+                                continue;
+                            }
+                            let v: Value = match serde_json::from_str(data) {
+                                Ok(v) => v,
+                                Err(e) => {
+                                    st.done = true;
+                                    let err = ProviderError::Protocol {
+                                        provider: st.name.clone(),
+                                        message: format!(
+                                            "stream chunk is not JSON ({e}): {data:.200}"
+                                        ),
+                                        retryable: false,
+                                    };
+                                    return Some((Err(err), st));
+                                }
+                            };
+                            if let Some(err) = inline_error(&st.name, &v) {
+                                st.done = true;
+                                return Some((Err(err), st));
+                            }
+                            if chunk_events(&v, &mut st.pending) {
+                                st.finished = true;
+                            }
+                        }
+                    }
+                }
+            });
+            Ok(s.boxed())
+        })
+    }
+
+    fn complete(
+        &self,
+        request: ProviderRequest,
+    ) -> BoxFuture<'_, Result<Completion, ProviderError>> {
+        Box::pin(async move {
+            let response = self
+                .http
+                .post("/chat/completions", &self.body(&request, false))
+                .await?;
+            let v = self.http.json(response).await?;
+            if let Some(e) = inline_error(&self.http.name, &v) {
+                return Err(e);
+            }
+            let choice = v
+                .pointer("/choices/0")
+                .ok_or_else(|| self.http.protocol("answer has no `choices`".into()))?;
+            Ok(Completion {
+                text: choice
+                    .pointer("/message/content")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string(),
+                usage: usage(&v),
+                finish_reason: choice
+                    .get("finish_reason")
+                    .and_then(Value::as_str)
+                    .unwrap_or("stop")
+                    .to_string(),
+            })
+        })
+    }
+}

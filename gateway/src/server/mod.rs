@@ -1,0 +1,75 @@
+//! The HTTP server of `switchboard serve`: the OpenAI-compatible API,
+//! health checks, and (later) platform webhooks. Handlers are plain async
+//! functions; state is passed explicitly in [`AppState`].
+
+mod auth;
+mod openai_api;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use tokio::net::TcpListener;
+
+use crate::pipeline::Pipeline;
+use crate::store::Store;
+
+pub use auth::ApiKeys;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    /// The request pipeline.
+    pub pipeline: Pipeline,
+    /// The database, for readiness.
+    pub store: Store,
+    /// Accepted API keys.
+    pub keys: Arc<ApiKeys>,
+}
+
+/// The application's routes.
+pub fn app(state: AppState) -> Router {
+    let api = Router::new()
+        .route("/v1/chat/completions", post(openai_api::chat_completions))
+        .route("/v1/models", get(openai_api::models))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_key,
+        ));
+    Router::new()
+        .merge(api)
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .with_state(state)
+}
+
+/// Serves `app` on `listener` until `shutdown` resolves; requests in flight
+/// are finished first.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(
+        listener,
+        app(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+}
+
+/// The process is up.
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+/// The process can serve: the database answers.
+async fn readyz(State(state): State<AppState>) -> (StatusCode, String) {
+    match state.store.ping().await {
+        Ok(()) => (StatusCode::OK, "ready\n".into()),
+        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {e}\n")),
+    }
+}

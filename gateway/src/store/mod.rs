@@ -1,0 +1,497 @@
+//! The store: inference rows, their messages and feedback, in SQLite (the
+//! zero-setup default, a file in `data_dir`) or PostgreSQL. Both run the
+//! same SQL through sqlx's `Any` driver; each has its own migration folder
+//! (`migrations/sqlite`, `migrations/postgres`) holding the same schema.
+//!
+//! Writes from the request path go through the [`Recorder`], which batches
+//! them off the hot path.
+
+mod recorder;
+
+use std::borrow::Cow;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Serialize;
+use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::{AnyPool, AssertSqlSafe, Executor, Row, SqlSafeStr};
+use uuid::Uuid;
+
+pub use recorder::Recorder;
+
+use crate::router::Attempt;
+use crate::types::{ChatMessage, Origin, Params};
+
+/// The migrations of each backend: (version, description, SQL).
+const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "init",
+    include_str!("../../../migrations/sqlite/0001_init.sql"),
+)];
+const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "init",
+    include_str!("../../../migrations/postgres/0001_init.sql"),
+)];
+
+/// Why the store failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Could not connect.
+    #[error(
+        "cannot open the database `{url}`: {source}; check `database.url` and that the server is running"
+    )]
+    Connect {
+        /// The URL, password redacted.
+        url: String,
+        /// The driver's error.
+        source: sqlx::Error,
+    },
+    /// Migrations failed.
+    #[error("cannot apply database migrations: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A query failed.
+    #[error("database error: {0}")]
+    Query(#[from] sqlx::Error),
+    /// The SQLite file's folder could not be created.
+    #[error("cannot create the folder `{path}` for the SQLite file: {source}")]
+    Folder {
+        /// The folder.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}
+
+/// Which database the store talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// A SQLite file.
+    Sqlite,
+    /// A PostgreSQL server.
+    Postgres,
+}
+
+/// How a request ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Answered in full.
+    Ok,
+    /// No answer: every target failed, or the request was refused.
+    Error,
+    /// The answer started but broke off; the caller saw the error.
+    Partial,
+    /// The caller went away before the answer was done.
+    Cancelled,
+}
+
+impl Status {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Ok => "ok",
+            Status::Error => "error",
+            Status::Partial => "partial",
+            Status::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// One inference, as recorded.
+#[derive(Debug, Clone)]
+pub struct InferenceRecord {
+    /// UUIDv7.
+    pub id: Uuid,
+    /// Unix milliseconds when the request arrived.
+    pub created_at_ms: i64,
+    /// Where it came from.
+    pub origin: Origin,
+    /// The prompt and version used, if any.
+    pub prompt: Option<(String, i64)>,
+    /// The alias asked for.
+    pub alias: String,
+    /// The provider that answered (or last tried).
+    pub provider: Option<String>,
+    /// The model that answered (or last tried).
+    pub model: Option<String>,
+    /// Token counts.
+    pub input_tokens: Option<u64>,
+    /// Token counts.
+    pub output_tokens: Option<u64>,
+    /// Time to first token.
+    pub ttft_ms: Option<f64>,
+    /// Time per output token after the first.
+    pub tpot_ms: Option<f64>,
+    /// Whole request.
+    pub total_ms: f64,
+    /// Time spent waiting on providers.
+    pub provider_ms: f64,
+    /// Cost in USD, when the price is known.
+    pub cost_usd: Option<f64>,
+    /// Answered from the cache.
+    pub cache_hit: bool,
+    /// Streamed to the caller.
+    pub streamed: bool,
+    /// How it ended.
+    pub status: Status,
+    /// The error the caller saw.
+    pub error: Option<String>,
+    /// Why generation ended.
+    pub finish_reason: Option<String>,
+    /// Every try, in order.
+    pub attempts: Vec<Attempt>,
+    /// The parameters sent.
+    pub params: Params,
+    /// The messages sent.
+    pub input: Vec<ChatMessage>,
+    /// The answer (or the part of it that arrived).
+    pub output: Option<String>,
+}
+
+/// One piece of feedback on an inference.
+#[derive(Debug, Clone)]
+pub struct FeedbackRecord {
+    /// UUIDv7.
+    pub id: Uuid,
+    /// The inference it is about.
+    pub inference_id: Uuid,
+    /// Unix milliseconds.
+    pub created_at_ms: i64,
+    /// `thumbs`, `rating`, `comment`, …
+    pub kind: String,
+    /// The score (thumbs: 1 up, 0 down).
+    pub score: Option<f64>,
+    /// Free text.
+    pub comment: Option<String>,
+    /// Who gave it.
+    pub user_id: Option<String>,
+    /// `button`, `reaction`, `console`, `api`.
+    pub source: String,
+}
+
+/// A stored inference, as read back.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InferenceRow {
+    /// The id.
+    pub id: String,
+    /// Platform.
+    pub platform: String,
+    /// Prompt name.
+    pub prompt_name: Option<String>,
+    /// Prompt version.
+    pub prompt_version: Option<i64>,
+    /// Alias.
+    pub alias: String,
+    /// Provider.
+    pub provider: Option<String>,
+    /// Model.
+    pub model: Option<String>,
+    /// Input tokens.
+    pub input_tokens: Option<i64>,
+    /// Output tokens.
+    pub output_tokens: Option<i64>,
+    /// Cost.
+    pub cost_usd: Option<f64>,
+    /// `ok`, `error`, `partial`, `cancelled`.
+    pub status: String,
+    /// The error.
+    pub error: Option<String>,
+    /// Number of attempts.
+    pub attempts: i64,
+    /// The attempts as JSON.
+    pub attempt_log: String,
+    /// The stored messages: (direction, role, content).
+    pub messages: Vec<(String, String, String)>,
+}
+
+/// The database.
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+impl Store {
+    /// Connects to `url` (`sqlite://PATH` or `postgres://…`), creating a
+    /// SQLite file and its folder if missing.
+    pub async fn connect(url: &str) -> Result<Store, StoreError> {
+        install_default_drivers();
+        let redacted = crate::config::redact_url(url);
+        let (backend, url) = if let Some(path) = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+        {
+            let file = path.split('?').next().unwrap_or(path);
+            if file != ":memory:"
+                && let Some(parent) = Path::new(file)
+                    .parent()
+                    .filter(|p| !p.as_os_str().is_empty())
+            {
+                std::fs::create_dir_all(parent).map_err(|source| StoreError::Folder {
+                    path: parent.display().to_string(),
+                    source,
+                })?;
+            }
+            let url = if path.contains("mode=") {
+                format!("sqlite://{path}")
+            } else if path.contains('?') {
+                format!("sqlite://{path}&mode=rwc")
+            } else {
+                format!("sqlite://{path}?mode=rwc")
+            };
+            (Backend::Sqlite, url)
+        } else {
+            (Backend::Postgres, url.to_string())
+        };
+        let options = AnyPoolOptions::new()
+            .max_connections(if backend == Backend::Sqlite { 4 } else { 16 })
+            .acquire_timeout(Duration::from_secs(10));
+        let options = if backend == Backend::Sqlite {
+            options.after_connect(|conn, _| {
+                Box::pin(async move {
+                    conn.execute("PRAGMA busy_timeout = 5000; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
+                        .await?;
+                    Ok(())
+                })
+            })
+        } else {
+            options
+        };
+        let pool = options
+            .connect(&url)
+            .await
+            .map_err(|source| StoreError::Connect {
+                url: redacted,
+                source,
+            })?;
+        if backend == Backend::Sqlite {
+            pool.execute("PRAGMA journal_mode = WAL").await?;
+        }
+        Ok(Store { pool, backend })
+    }
+
+    /// Which database this is.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Applies pending migrations.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        let list = match self.backend {
+            Backend::Sqlite => SQLITE_MIGRATIONS,
+            Backend::Postgres => POSTGRES_MIGRATIONS,
+        };
+        let migrations = list
+            .iter()
+            .map(|(version, description, sql)| {
+                Migration::new(
+                    *version,
+                    Cow::Borrowed(*description),
+                    MigrationType::Simple,
+                    sql.into_sql_str(),
+                    false,
+                )
+            })
+            .collect();
+        Migrator::with_migrations(migrations)
+            .run(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Whether the database answers.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Writes inference rows and their messages in one transaction.
+    /// Rows already stored (same id) are skipped, so a batch can be retried.
+    pub async fn insert_inferences(&self, rows: &[InferenceRecord]) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for r in rows {
+            let attempt_log = serde_json::to_string(&r.attempts).unwrap_or_else(|_| "[]".into());
+            let params = serde_json::to_string(&r.params).unwrap_or_else(|_| "{}".into());
+            let inserted = sqlx::query(
+                "INSERT INTO inferences (id, created_at, platform, workspace, channel, thread, user_id, \
+                 prompt_name, prompt_version, alias, provider, model, input_tokens, output_tokens, ttft_ms, \
+                 tpot_ms, total_ms, provider_ms, cost_usd, cache_hit, streamed, status, error, finish_reason, \
+                 attempts, attempt_log, params) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, \
+                 $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27) ON CONFLICT (id) DO NOTHING",
+            )
+            .bind(r.id.to_string())
+            .bind(r.created_at_ms)
+            .bind(&r.origin.platform)
+            .bind(&r.origin.workspace)
+            .bind(&r.origin.channel)
+            .bind(&r.origin.thread)
+            .bind(&r.origin.user)
+            .bind(r.prompt.as_ref().map(|p| p.0.clone()))
+            .bind(r.prompt.as_ref().map(|p| p.1))
+            .bind(&r.alias)
+            .bind(&r.provider)
+            .bind(&r.model)
+            .bind(r.input_tokens.map(|t| t as i64))
+            .bind(r.output_tokens.map(|t| t as i64))
+            .bind(r.ttft_ms)
+            .bind(r.tpot_ms)
+            .bind(r.total_ms)
+            .bind(r.provider_ms)
+            .bind(r.cost_usd)
+            .bind(r.cache_hit as i64)
+            .bind(r.streamed as i64)
+            .bind(r.status.as_str())
+            .bind(&r.error)
+            .bind(&r.finish_reason)
+            .bind(r.attempts.len() as i64)
+            .bind(attempt_log)
+            .bind(params)
+            .execute(&mut *tx)
+            .await?;
+            if inserted.rows_affected() == 0 {
+                continue;
+            }
+            let output = r.output.iter().map(|o| ("output", "assistant", o.as_str()));
+            let input = r
+                .input
+                .iter()
+                .map(|m| ("input", m.role.as_str(), m.content.as_str()));
+            for (position, (direction, role, content)) in input.chain(output).enumerate() {
+                sqlx::query(
+                    "INSERT INTO inference_messages (inference_id, position, direction, role, content) \
+                     VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(r.id.to_string())
+                .bind(position as i64)
+                .bind(direction)
+                .bind(role)
+                .bind(content)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Writes feedback rows in one transaction; ids already stored are skipped.
+    pub async fn insert_feedback(&self, rows: &[FeedbackRecord]) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for f in rows {
+            sqlx::query(
+                "INSERT INTO feedback (id, inference_id, created_at, kind, score, comment, user_id, source) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING",
+            )
+            .bind(f.id.to_string())
+            .bind(f.inference_id.to_string())
+            .bind(f.created_at_ms)
+            .bind(&f.kind)
+            .bind(f.score)
+            .bind(&f.comment)
+            .bind(&f.user_id)
+            .bind(&f.source)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Reads one inference and its messages.
+    pub async fn inference(&self, id: &str) -> Result<Option<InferenceRow>, StoreError> {
+        let Some(row) = sqlx::query(
+            "SELECT id, platform, prompt_name, prompt_version, alias, provider, model, input_tokens, \
+             output_tokens, cost_usd, status, error, attempts, attempt_log FROM inferences WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?
+        else {
+            return Ok(None);
+        };
+        let messages = sqlx::query(
+            "SELECT direction, role, content FROM inference_messages WHERE inference_id = $1 ORDER BY position",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|m| Ok((m.try_get(0)?, m.try_get(1)?, m.try_get(2)?)))
+        .collect::<Result<Vec<_>, sqlx::Error>>()?;
+        Ok(Some(InferenceRow {
+            id: row.try_get(0)?,
+            platform: row.try_get(1)?,
+            prompt_name: row.try_get(2)?,
+            prompt_version: row.try_get(3)?,
+            alias: row.try_get(4)?,
+            provider: row.try_get(5)?,
+            model: row.try_get(6)?,
+            input_tokens: row.try_get(7)?,
+            output_tokens: row.try_get(8)?,
+            cost_usd: row.try_get(9)?,
+            status: row.try_get(10)?,
+            error: row.try_get(11)?,
+            attempts: row.try_get(12)?,
+            attempt_log: row.try_get(13)?,
+            messages,
+        }))
+    }
+
+    /// Feedback rows for an inference: (kind, score, source, user).
+    pub async fn feedback_for(
+        &self,
+        inference_id: &str,
+    ) -> Result<Vec<(String, Option<f64>, String, Option<String>)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT kind, score, source, user_id FROM feedback WHERE inference_id = $1 ORDER BY created_at, id",
+        )
+        .bind(inference_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?)))
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(StoreError::from)
+    }
+
+    /// How many rows a table has (for status output and tests).
+    pub async fn count(&self, table: Table) -> Result<i64, StoreError> {
+        let sql = format!("SELECT COUNT(*) FROM {}", table.name());
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get(0)?)
+    }
+
+    /// Closes the pool.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// The store's tables, for [`Store::count`].
+#[derive(Debug, Clone, Copy)]
+pub enum Table {
+    /// `inferences`.
+    Inferences,
+    /// `feedback`.
+    Feedback,
+}
+
+impl Table {
+    fn name(self) -> &'static str {
+        match self {
+            Table::Inferences => "inferences",
+            Table::Feedback => "feedback",
+        }
+    }
+}

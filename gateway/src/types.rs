@@ -1,0 +1,133 @@
+//! The gateway's public vocabulary: who asked, what they asked, and the
+//! messages and parameters that travel to a model. Adapters build these;
+//! the pipeline consumes them.
+
+use serde::{Deserialize, Serialize};
+
+/// Who speaks in a chat message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Instructions to the model.
+    System,
+    /// A person.
+    User,
+    /// The model.
+    Assistant,
+}
+
+impl Role {
+    /// The lowercase wire name (`system`, `user`, `assistant`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::System => "system",
+            Role::User => "user",
+            Role::Assistant => "assistant",
+        }
+    }
+
+    /// Parses a wire name; `developer` (OpenAI's newer name) counts as system.
+    pub fn parse(s: &str) -> Option<Role> {
+        match s {
+            "system" | "developer" => Some(Role::System),
+            "user" => Some(Role::User),
+            "assistant" => Some(Role::Assistant),
+            _ => None,
+        }
+    }
+}
+
+/// One chat message as sent to a model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChatMessage {
+    /// Who speaks.
+    pub role: Role,
+    /// The text.
+    pub content: String,
+}
+
+impl ChatMessage {
+    /// A message with this role and text.
+    pub fn new(role: Role, content: impl Into<String>) -> ChatMessage {
+        ChatMessage {
+            role,
+            content: content.into(),
+        }
+    }
+}
+
+/// Where a request comes from. Every field is optional except the platform,
+/// so the HTTP API and the console fill only what they know.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Origin {
+    /// `console`, `http`, `slack`, `discord`.
+    pub platform: String,
+    /// Slack workspace (team) or Discord guild.
+    pub workspace: Option<String>,
+    /// Channel id.
+    pub channel: Option<String>,
+    /// Thread id (Slack `thread_ts`, Discord thread channel).
+    pub thread: Option<String>,
+    /// The platform's user id.
+    pub user: Option<String>,
+}
+
+/// One normalized user message from any adapter.
+#[derive(Debug, Clone, Default)]
+pub struct Inbound {
+    /// Where it came from.
+    pub origin: Origin,
+    /// The user's display name, for the prompt.
+    pub user_name: Option<String>,
+    /// What the user wrote, with the bot's mention removed.
+    pub text: String,
+    /// The conversation before this message, oldest first.
+    pub history: Vec<ChatMessage>,
+    /// Descriptions of attached files, for prompts that mention them.
+    pub attachments: Vec<String>,
+    /// Whether the platform says this user is an admin.
+    pub is_admin: bool,
+}
+
+/// Sampling parameters. Unset ones are left to the provider.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Params {
+    /// Sampling temperature.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub temperature: Option<f32>,
+    /// Nucleus sampling mass.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub top_p: Option<f32>,
+    /// The most tokens to generate.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_tokens: Option<u32>,
+    /// Sequences that end the answer.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stop: Vec<String>,
+    /// Seed for reproducible sampling, where the provider supports it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+}
+
+impl Params {
+    /// `self`, with every unset field taken from `base`.
+    pub fn or(mut self, base: &Params) -> Params {
+        self.temperature = self.temperature.or(base.temperature);
+        self.top_p = self.top_p.or(base.top_p);
+        self.max_tokens = self.max_tokens.or(base.max_tokens);
+        self.seed = self.seed.or(base.seed);
+        if self.stop.is_empty() {
+            self.stop = base.stop.clone();
+        }
+        self
+    }
+}
+
+/// Token counts as the provider reported them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Usage {
+    /// Prompt tokens.
+    pub input_tokens: u64,
+    /// Generated tokens.
+    pub output_tokens: u64,
+}
