@@ -351,11 +351,11 @@ impl Config {
             }
         }
         refuse_secrets(&table, "")?;
-        let mut config: Config = serde_path_to_error::deserialize(toml::Value::Table(table))
-            .map_err(|e| {
-                let key = e.path().to_string();
-                ConfigError::key(key, None, e.into_inner().to_string())
-            })?;
+        let root = toml::Value::Table(table);
+        let mut config: Config = serde_path_to_error::deserialize(root.clone()).map_err(|e| {
+            let value = scalar_at(&root, e.path());
+            ConfigError::key(e.path().to_string(), value, e.into_inner().to_string())
+        })?;
         config.check()?;
         config.resolve_secrets(&env)?;
         Ok(config)
@@ -555,6 +555,24 @@ fn apply_override(
     };
     current.insert(last.clone(), parsed);
     Ok(())
+}
+
+/// The value at a serde path, if it is a scalar worth quoting in an error.
+fn scalar_at(root: &toml::Value, path: &serde_path_to_error::Path) -> Option<String> {
+    use serde_path_to_error::Segment;
+    let mut current = root;
+    for segment in path.iter() {
+        current = match segment {
+            Segment::Map { key } => current.get(key.as_str())?,
+            Segment::Seq { index } => current.get(*index)?,
+            _ => return None,
+        };
+    }
+    match current {
+        toml::Value::Table(_) | toml::Value::Array(_) => None,
+        toml::Value::String(s) => Some(format!("{s:?}")),
+        other => Some(other.to_string()),
+    }
 }
 
 /// Refuses keys that would put a secret in the file.

@@ -254,7 +254,7 @@ impl Store {
         };
         let options = AnyPoolOptions::new()
             .max_connections(if backend == Backend::Sqlite { 4 } else { 16 })
-            .acquire_timeout(Duration::from_secs(10));
+            .acquire_timeout(Duration::from_secs(5));
         let options = if backend == Backend::Sqlite {
             options.after_connect(|conn, _| {
                 Box::pin(async move {
@@ -470,6 +470,13 @@ impl Store {
             .fetch_one(&self.pool)
             .await?;
         Ok(row.try_get(0)?)
+    }
+
+    /// Runs one administrative statement (`CREATE DATABASE …`) that takes
+    /// no parameters. Only for trusted, fixed SQL.
+    pub async fn execute_admin(&self, sql: &str) -> Result<(), StoreError> {
+        self.pool.execute(AssertSqlSafe(sql.to_string())).await?;
+        Ok(())
     }
 
     /// Closes the pool.

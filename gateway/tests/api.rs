@@ -1,0 +1,599 @@
+//! The OpenAI-compatible API end to end: request shapes of the official
+//! SDKs, streaming and not, against stand-in providers that speak the real
+//! wire formats; retries, fallback, timeouts, broken streams, and the
+//! inference rows each case leaves.
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use support::standin::{Reply, StandIn, anthropic_error, openai_error, split};
+use support::{Harness, one_provider, sse_data};
+
+fn ask(model: &str, stream: bool) -> Value {
+    json!({
+        "model": model,
+        "messages": [
+            {"role": "system", "content": "You are terse."},
+            {"role": "user", "content": "Say hello"}
+        ],
+        "stream": stream,
+        "stream_options": if stream { json!({"include_usage": true}) } else { Value::Null },
+        "temperature": 0.5,
+        "max_tokens": 64
+    })
+}
+
+#[tokio::test]
+async fn non_streaming_answer_has_openai_shape_usage_cost_and_a_row() {
+    let provider = StandIn::start().await;
+    provider.then([Reply::OpenAiJson("Hello there!".into(), (12, 3))]);
+    let h = Harness::start(&one_provider(&provider.url), &[]).await;
+
+    let a = h.chat(ask("default", false)).await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    let v = a.json();
+    assert_eq!(v["object"], "chat.completion");
+    assert_eq!(v["choices"][0]["message"]["content"], "Hello there!");
+    assert_eq!(v["choices"][0]["finish_reason"], "stop");
+    assert_eq!(v["usage"]["prompt_tokens"], 12);
+    assert_eq!(v["usage"]["completion_tokens"], 3);
+    assert_eq!(v["usage"]["total_tokens"], 15);
+    let overhead: f64 = a.headers["x-switchboard-overhead-ms"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(overhead >= 0.0);
+
+    // The provider got the caller's messages and parameters.
+    let sent = &provider.received()[0];
+    assert_eq!(sent.path, "/v1/chat/completions");
+    assert_eq!(sent.body["model"], "gpt-test");
+    assert_eq!(sent.body["messages"][1]["content"], "Say hello");
+    assert_eq!(sent.body["max_tokens"], 64);
+    assert!(sent.body.get("stream").is_none());
+
+    let row = h.row(&a.inference_id()).await;
+    assert_eq!(row.status, "ok");
+    assert_eq!(row.platform, "http");
+    assert_eq!((row.input_tokens, row.output_tokens), (Some(12), Some(3)));
+    // 12 input tokens at $1/M plus 3 output tokens at $2/M.
+    let cost = row.cost_usd.expect("cost");
+    assert!((cost - 18e-6).abs() < 1e-12, "{cost}");
+    assert_eq!(row.attempts, 1);
+    let directions: Vec<&str> = row.messages.iter().map(|m| m.0.as_str()).collect();
+    assert_eq!(directions, ["input", "input", "output"]);
+    assert_eq!(row.messages[2].2, "Hello there!");
+}
+
+#[tokio::test]
+async fn streaming_answer_is_openai_sse_with_usage_and_done() {
+    let provider = StandIn::start().await;
+    let pieces = split("The quick brown fox jumps.");
+    provider.then([Reply::OpenAiStream(pieces.clone(), (20, 5))]);
+    let h = Harness::start(&one_provider(&provider.url), &[]).await;
+
+    let a = h.chat(ask("default", true)).await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert!(
+        a.headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
+    assert!(a.body.ends_with("data: [DONE]\n\n"), "{}", a.body);
+    let data = sse_data(&a.body);
+    let chunks: Vec<Value> = data[..data.len() - 1]
+        .iter()
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect();
+    assert_eq!(chunks[0]["choices"][0]["delta"]["role"], "assistant");
+    let text: String = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+        .collect();
+    assert_eq!(text, "The quick brown fox jumps.");
+    // Every token arrives as its own chunk, not one lump.
+    let content_chunks = chunks
+        .iter()
+        .filter(|c| {
+            c["choices"][0]["delta"]["content"]
+                .as_str()
+                .is_some_and(|s| !s.is_empty())
+        })
+        .count();
+    assert_eq!(content_chunks, pieces.len());
+    let last = chunks.last().unwrap();
+    assert_eq!(last["choices"], json!([]));
+    assert_eq!(last["usage"]["completion_tokens"], 5);
+    assert_eq!(
+        chunks[chunks.len() - 2]["choices"][0]["finish_reason"],
+        "stop"
+    );
+    assert_eq!(
+        provider.received()[0].body["stream_options"]["include_usage"],
+        true
+    );
+
+    let row = h.row(&a.inference_id()).await;
+    assert_eq!(row.status, "ok");
+    assert_eq!(row.output_tokens, Some(5));
+    assert_eq!(row.messages.last().unwrap().2, "The quick brown fox jumps.");
+}
+
+#[tokio::test]
+async fn anthropic_targets_stream_and_complete() {
+    let provider = StandIn::start().await;
+    let config = format!(
+        r#"
+[providers.claude]
+kind = "anthropic"
+base_url = "{}"
+api_key_env = "TEST_ANTHROPIC_KEY"
+
+[models.default]
+targets = ["claude/claude-test"]
+"#,
+        provider.url
+    );
+    let h = Harness::start(&config, &[("TEST_ANTHROPIC_KEY", "sk-ant-test")]).await;
+    provider.then([
+        Reply::AnthropicStream(split("Bonjour tout le monde"), (25, 4)),
+        Reply::AnthropicJson("Salut".into(), (25, 1)),
+    ]);
+
+    let a = h.chat(ask("default", true)).await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    let text: String = sse_data(&a.body)
+        .iter()
+        .filter(|d| *d != "[DONE]")
+        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+        .filter_map(|c| {
+            c["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(str::to_string)
+        })
+        .collect();
+    assert_eq!(text, "Bonjour tout le monde");
+    let row = h.row(&a.inference_id()).await;
+    assert_eq!((row.input_tokens, row.output_tokens), (Some(25), Some(4)));
+
+    let b = h.chat(ask("default", false)).await;
+    assert_eq!(b.json()["choices"][0]["message"]["content"], "Salut");
+
+    // Anthropic's request shape: system apart, key and version headers.
+    let sent = &provider.received()[0];
+    assert_eq!(sent.path, "/v1/messages");
+    assert_eq!(sent.body["system"], "You are terse.");
+    assert_eq!(
+        sent.body["messages"],
+        json!([{"role": "user", "content": "Say hello"}])
+    );
+    assert_eq!(sent.body["max_tokens"], 64);
+    assert_eq!(sent.headers["x-api-key"], "sk-ant-test");
+    assert_eq!(sent.headers["anthropic-version"], "2023-06-01");
+}
+
+#[tokio::test]
+async fn malformed_requests_get_400_openai_errors_and_change_nothing() {
+    let provider = StandIn::start().await;
+    let h = Harness::start(&one_provider(&provider.url), &[]).await;
+
+    let cases = [
+        ("{not json", "not valid JSON"),
+        (r#"{"model": "default"}"#, "messages"),
+        (
+            r#"{"messages": [{"role": "user", "content": "hi"}]}"#,
+            "model",
+        ),
+        (
+            r#"{"model": "default", "messages": []}"#,
+            "must not be empty",
+        ),
+        (
+            r#"{"model": "default", "messages": [{"role": "wizard", "content": "hi"}]}"#,
+            "messages[0].role",
+        ),
+        (
+            r#"{"model": "default", "messages": [{"role": "user", "content": 5}]}"#,
+            "messages[0].content",
+        ),
+        (
+            r#"{"model": "default", "messages": [{"role": "user", "content": "hi"}], "temperature": "hot"}"#,
+            "temperature",
+        ),
+    ];
+    for (body, needle) in cases {
+        let a = h.post_raw("/v1/chat/completions", body, &[]).await;
+        assert_eq!(a.status, 400, "{body}: {}", a.body);
+        let v = a.json();
+        assert_eq!(v["error"]["type"], "invalid_request_error", "{body}");
+        let message = v["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains(needle),
+            "{body}: `{message}` should mention `{needle}`"
+        );
+    }
+    assert!(
+        provider.received().is_empty(),
+        "no request may reach a provider"
+    );
+    assert_eq!(h.inference_count().await, 0);
+}
+
+#[tokio::test]
+async fn a_500_then_a_200_gives_one_answer_and_the_retry_is_on_the_row() {
+    let provider = StandIn::start().await;
+    provider.then([
+        Reply::Status(
+            500,
+            openai_error("The server had an error", "server_error"),
+            vec![],
+        ),
+        Reply::OpenAiStream(split("Recovered fine"), (9, 2)),
+    ]);
+    let h = Harness::start(&one_provider(&provider.url), &[]).await;
+    let a = h.chat(ask("default", false)).await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert_eq!(
+        a.json()["choices"][0]["message"]["content"],
+        "Recovered fine"
+    );
+    assert_eq!(provider.received().len(), 2);
+    let row = h.row(&a.inference_id()).await;
+    assert_eq!(row.status, "ok");
+    assert_eq!(row.attempts, 2);
+    let log: Value = serde_json::from_str(&row.attempt_log).unwrap();
+    assert_eq!(log[0]["status"], 500);
+    assert!(
+        log[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("The server had an error")
+    );
+    assert!(log[1].get("error").is_none());
+}
+
+#[tokio::test]
+async fn retry_after_is_honoured_before_retrying() {
+    let provider = StandIn::start().await;
+    provider.then([
+        Reply::Status(
+            429,
+            openai_error("Rate limit reached", "rate_limit_error"),
+            vec![("retry-after-ms", "400".into())],
+        ),
+        Reply::OpenAiStream(split("ok"), (1, 1)),
+    ]);
+    let h = Harness::start(&one_provider(&provider.url), &[]).await;
+    let a = h.chat(ask("default", true)).await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    let r = provider.received();
+    assert_eq!(r.len(), 2);
+    let gap = r[1].at.duration_since(r[0].at);
+    assert!(
+        gap >= Duration::from_millis(400),
+        "retried after {gap:?}, before the 400 ms asked for"
+    );
+}
+
+/// Two providers: `primary` at `a`, `backup` at `b`.
+fn two_providers(a: &str, b: &str) -> String {
+    format!(
+        r#"
+[providers.primary]
+kind = "openai"
+base_url = "{a}"
+connect_timeout_ms = 500
+first_token_timeout_ms = 300
+total_timeout_ms = 2000
+
+[providers.backup]
+kind = "anthropic"
+base_url = "{b}"
+
+[models.default]
+targets = ["primary/gpt-test", "backup/claude-test"]
+
+[routing]
+retries = 1
+backoff_initial_ms = 10
+backoff_max_ms = 20
+"#
+    )
+}
+
+/// A loopback URL where nothing listens.
+async fn dead_url() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    format!("http://{addr}/v1")
+}
+
+#[tokio::test]
+async fn primary_down_falls_back_to_the_next_target() {
+    let backup = StandIn::start().await;
+    backup.then([Reply::AnthropicStream(split("From the backup"), (7, 3))]);
+    let h = Harness::start(&two_providers(&dead_url().await, &backup.url), &[]).await;
+    for stream in [true, false] {
+        let a = h.chat(ask("default", stream)).await;
+        assert_eq!(a.status, 200, "{}", a.body);
+        assert!(
+            a.body.contains("From") || a.body.contains("Hello from the stand-in"),
+            "{}",
+            a.body
+        );
+        let row = h.row(&a.inference_id()).await;
+        assert_eq!(row.provider.as_deref(), Some("backup"));
+        assert_eq!(row.attempts, 3, "two tries of the primary, then the backup");
+    }
+}
+
+#[tokio::test]
+async fn all_targets_down_is_a_clear_error_and_a_recorded_row() {
+    let backup = StandIn::start().await;
+    backup.always(Reply::Status(
+        529,
+        anthropic_error("Overloaded", "overloaded_error"),
+        vec![],
+    ));
+    let h = Harness::start(&two_providers(&dead_url().await, &backup.url), &[]).await;
+    let a = h.chat(ask("default", true)).await;
+    assert_eq!(a.status, 502, "{}", a.body);
+    let message = a.json()["error"]["message"].as_str().unwrap().to_string();
+    assert!(
+        message.contains("every target of model `default` failed"),
+        "{message}"
+    );
+    assert!(message.contains("Overloaded"), "{message}");
+    let row = h.row(&a.inference_id()).await;
+    assert_eq!(row.status, "error");
+    assert!(row.error.unwrap().contains("Overloaded"));
+    assert_eq!(row.attempts, 4);
+}
+
+#[tokio::test]
+async fn a_stream_cut_midway_shows_the_partial_answer_and_an_error() {
+    let provider = StandIn::start().await;
+    provider.then([Reply::OpenAiCut(split("This answer will be"))]);
+    let config = one_provider(&provider.url);
+    let h = Harness::start(&config, &[]).await;
+    let a = tokio::time::timeout(Duration::from_secs(10), h.chat(ask("default", true)))
+        .await
+        .expect("a cut stream must not hang");
+    assert_eq!(a.status, 200);
+    let data = sse_data(&a.body);
+    let text: String = data
+        .iter()
+        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+        .filter_map(|c| {
+            c["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(str::to_string)
+        })
+        .collect();
+    assert_eq!(text, "This answer will be");
+    let last: Value = serde_json::from_str(data.last().unwrap()).unwrap();
+    assert!(
+        last["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("broke off"),
+        "{last}"
+    );
+    assert!(
+        !a.body.contains("[DONE]"),
+        "a broken answer must not look complete"
+    );
+    let row = h.row(&a.inference_id()).await;
+    assert_eq!(row.status, "partial");
+    assert_eq!(row.messages.last().unwrap().2, "This answer will be");
+    assert_eq!(
+        provider.received().len(),
+        1,
+        "after the first token there is no silent retry"
+    );
+}
+
+#[tokio::test]
+async fn a_provider_that_never_answers_times_out_per_config() {
+    let provider = StandIn::start().await;
+    provider.always(Reply::Hang);
+    let config = one_provider(&provider.url)
+        .replace(
+            "first_token_timeout_ms = 2000",
+            "first_token_timeout_ms = 200",
+        )
+        .replace("total_timeout_ms = 5000", "total_timeout_ms = 300")
+        .replace("retries = 2", "retries = 0");
+    let h = Harness::start(&config, &[]).await;
+    for stream in [true, false] {
+        let a = tokio::time::timeout(Duration::from_secs(10), h.chat(ask("default", stream)))
+            .await
+            .expect("the gateway must give up by itself");
+        assert_eq!(a.status, 504, "{}", a.body);
+        let message = a.json()["error"]["message"].as_str().unwrap().to_string();
+        let want = if stream {
+            "no first token within 200 ms"
+        } else {
+            "no complete answer within 300 ms"
+        };
+        assert!(message.contains(want), "{message}");
+        let row = h.row(&a.inference_id()).await;
+        assert_eq!(row.status, "error");
+    }
+}
+
+#[tokio::test]
+async fn unknown_models_and_prompts_name_what_exists() {
+    let provider = StandIn::start().await;
+    let h = Harness::start(&one_provider(&provider.url), &[]).await;
+    let a = h.chat(ask("gpt-5-ultra", false)).await;
+    assert_eq!(a.status, 404);
+    let m = a.json()["error"]["message"].as_str().unwrap().to_string();
+    assert!(
+        m.contains("unknown model `gpt-5-ultra`") && m.contains("default"),
+        "{m}"
+    );
+
+    let a = h.chat(ask("prompt:nope", false)).await;
+    assert_eq!(a.status, 404);
+    let m = a.json()["error"]["message"].as_str().unwrap().to_string();
+    assert!(
+        m.contains("unknown prompt `nope`") && m.contains("assistant"),
+        "{m}"
+    );
+    assert_eq!(h.inference_count().await, 0);
+
+    let models = h
+        .client
+        .get(format!("{}/v1/models", h.url))
+        .send()
+        .await
+        .unwrap();
+    let v: Value = models.json().await.unwrap();
+    let ids: Vec<&str> = v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["default", "prompt:assistant"]);
+}
+
+#[tokio::test]
+async fn prompt_models_render_the_prompt_and_record_its_version() {
+    let provider = StandIn::start().await;
+    let h = Harness::start(&one_provider(&provider.url), &[]).await;
+    let body = json!({
+        "model": "prompt:assistant",
+        "messages": [
+            {"role": "user", "content": "first {{ question }}"},
+            {"role": "assistant", "content": "first answer"},
+            {"role": "user", "content": "What is {{ 7 * 7 }}?"}
+        ]
+    });
+    let a = h.chat(body).await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    let sent = &provider.received()[0].body;
+    let messages = sent["messages"].as_array().unwrap();
+    assert_eq!(messages[0]["role"], "system");
+    assert!(
+        messages[0]["content"]
+            .as_str()
+            .unwrap()
+            .contains("Switchboard")
+    );
+    assert_eq!(messages[1]["content"], "first {{ question }}");
+    assert_eq!(messages[2]["content"], "first answer");
+    // User text is a value, never template source.
+    assert_eq!(messages[3]["content"], "What is {{ 7 * 7 }}?");
+    // The prompt's own parameters apply.
+    assert_eq!(sent["max_tokens"], 512);
+    let row = h.row(&a.inference_id()).await;
+    assert_eq!(row.prompt_name.as_deref(), Some("assistant"));
+    assert_eq!(row.prompt_version, Some(1));
+}
+
+#[tokio::test]
+async fn api_keys_are_required_when_configured() {
+    let provider = StandIn::start().await;
+    let config = one_provider(&provider.url).replace(
+        "[providers.primary]",
+        "[server]\napi_keys_env = \"TEST_KEYS\"\n\n[providers.primary]",
+    );
+    let h = Harness::start(&config, &[("TEST_KEYS", "key-one, key-two")]).await;
+    let body = ask("default", false).to_string();
+    let none = h.post_raw("/v1/chat/completions", &body, &[]).await;
+    assert_eq!(none.status, 401);
+    assert_eq!(none.json()["error"]["type"], "authentication_error");
+    let wrong = h
+        .post_raw(
+            "/v1/chat/completions",
+            &body,
+            &[("authorization", "Bearer key-three")],
+        )
+        .await;
+    assert_eq!(wrong.status, 401);
+    let right = h
+        .post_raw(
+            "/v1/chat/completions",
+            &body,
+            &[("authorization", "Bearer key-two")],
+        )
+        .await;
+    assert_eq!(right.status, 200, "{}", right.body);
+    // Health checks need no key.
+    let health = h
+        .client
+        .get(format!("{}/healthz", h.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    let ready = h
+        .client
+        .get(format!("{}/readyz", h.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200);
+}
+
+#[tokio::test]
+async fn without_keys_only_loopback_clients_are_served() {
+    use axum::extract::ConnectInfo;
+    use tower::ServiceExt;
+
+    let provider = StandIn::start().await;
+    let h = Harness::start(&one_provider(&provider.url), &[]).await;
+    let config =
+        gateway::Config::from_parts("test", &one_provider(&provider.url), Vec::new()).unwrap();
+    let app = gateway::server::app(h.gateway.http_state(&config, |_| None));
+    for (peer, want) in [("203.0.113.9:5000", 401), ("127.0.0.1:5000", 200)] {
+        let mut request = axum::http::Request::post("/v1/chat/completions")
+            .header("content-type", "application/json")
+            .body(axum::body::Body::from(ask("default", false).to_string()))
+            .unwrap();
+        let addr: std::net::SocketAddr = peer.parse().unwrap();
+        request.extensions_mut().insert(ConnectInfo(addr));
+        let response = app.clone().oneshot(request).await.unwrap();
+        assert_eq!(response.status().as_u16(), want, "peer {peer}");
+    }
+}
+
+#[tokio::test]
+async fn a_client_that_goes_away_cancels_the_answer() {
+    let provider = StandIn::start().await;
+    // A long answer, so the client can leave in the middle of it.
+    let long: Vec<String> = (0..20_000).map(|i| format!("word{i} ")).collect();
+    provider.then([Reply::OpenAiStream(long, (5, 20_000))]);
+    let h = Harness::start(&one_provider(&provider.url), &[]).await;
+    let mut resp = h
+        .client
+        .post(format!("{}/v1/chat/completions", h.url))
+        .json(&ask("default", true))
+        .send()
+        .await
+        .unwrap();
+    let id = resp.headers()["x-switchboard-inference-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let _first = resp.chunk().await.unwrap();
+    drop(resp);
+    // The row says cancelled once the pipeline notices.
+    let mut status = String::new();
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        h.gateway.pipeline.recorder().flush().await;
+        if let Some(row) = h.gateway.store.inference(&id).await.unwrap() {
+            status = row.status;
+            break;
+        }
+    }
+    assert_eq!(status, "cancelled");
+}

@@ -1,0 +1,189 @@
+//! Configuration: defaults, the file, environment overrides, secrets kept
+//! out of the file, and bad values refused with the key, the value and what
+//! is allowed.
+
+use gateway::Config;
+use gateway::config::ConfigError;
+
+fn load(text: &str, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+    Config::from_parts(
+        "switchboard.toml",
+        text,
+        env.iter().map(|(k, v)| (k.to_string(), v.to_string())),
+    )
+}
+
+fn error(text: &str, env: &[(&str, &str)]) -> String {
+    load(text, env).expect_err("must be refused").to_string()
+}
+
+const GOOD: &str = r#"
+data_dir = "/var/lib/switchboard"
+[server]
+listen = "0.0.0.0:9000"
+[database]
+url = "postgres://sb@db/switchboard"
+[providers.openai]
+kind = "openai"
+base_url = "https://api.openai.com/v1"
+api_key_env = "OPENAI_API_KEY"
+[providers.openai.prices]
+"gpt-4o-mini" = { input = 0.15, output = 0.60 }
+[providers.anthropic]
+kind = "anthropic"
+api_key_env = "ANTHROPIC_API_KEY"
+[models.default]
+targets = ["openai/gpt-4o-mini", "anthropic/claude-3-5-haiku-latest"]
+"#;
+
+const KEYS: &[(&str, &str)] = &[("OPENAI_API_KEY", "sk-1"), ("ANTHROPIC_API_KEY", "sk-2")];
+
+#[test]
+fn no_file_gives_embedded_defaults() {
+    let c = load("", &[]).unwrap();
+    assert_eq!(c.server.listen.to_string(), "127.0.0.1:8080");
+    assert_eq!(c.database_url(), "sqlite://./data/switchboard.db");
+    assert!(c.providers.is_empty());
+}
+
+#[test]
+fn the_documented_keys_are_read_and_secrets_come_from_the_environment() {
+    let c = load(GOOD, KEYS).unwrap();
+    assert_eq!(c.server.listen.to_string(), "0.0.0.0:9000");
+    assert_eq!(c.database_url(), "postgres://sb@db/switchboard");
+    let openai = c.providers["openai"].http();
+    assert_eq!(openai.api_key.as_ref().unwrap().expose(), "sk-1");
+    assert_eq!(openai.prices["gpt-4o-mini"].input, 0.15);
+    assert_eq!(c.models["default"].targets.len(), 2);
+    // A secret never shows in debug output.
+    assert!(!format!("{c:?}").contains("sk-1"));
+}
+
+#[test]
+fn environment_variables_override_any_key() {
+    let mut env = KEYS.to_vec();
+    env.push(("SWITCHBOARD__SERVER__LISTEN", "127.0.0.1:7000"));
+    env.push((
+        "SWITCHBOARD__PROVIDERS__OPENAI__BASE_URL",
+        "http://localhost:11434/v1",
+    ));
+    env.push(("SWITCHBOARD__ROUTING__RETRIES", "5"));
+    env.push(("SWITCHBOARD__DATA_DIR", "/tmp/sb"));
+    let c = load(GOOD, &env).unwrap();
+    assert_eq!(c.server.listen.to_string(), "127.0.0.1:7000");
+    assert_eq!(
+        c.providers["openai"].http().base_url.as_deref(),
+        Some("http://localhost:11434/v1")
+    );
+    assert_eq!(c.routing.retries, 5);
+    assert_eq!(c.data_dir.to_str(), Some("/tmp/sb"));
+}
+
+#[test]
+fn secrets_in_the_file_are_refused() {
+    let text = GOOD.replace(
+        "api_key_env = \"OPENAI_API_KEY\"",
+        "api_key = \"sk-live-123\"",
+    );
+    let e = error(&text, KEYS);
+    assert!(
+        e.contains("providers.openai.api_key") && e.contains("api_key_env"),
+        "{e}"
+    );
+    assert!(
+        !e.contains("sk-live-123"),
+        "the secret must not be echoed: {e}"
+    );
+}
+
+#[test]
+fn a_missing_key_variable_fails_at_start() {
+    let e = error(GOOD, &[("OPENAI_API_KEY", "sk-1")]);
+    assert!(
+        e.contains("providers.anthropic.api_key_env") && e.contains("ANTHROPIC_API_KEY"),
+        "{e}"
+    );
+}
+
+#[test]
+fn bad_values_name_the_key_the_value_and_what_is_allowed() {
+    let cases: &[(&str, &str, &[&str])] = &[
+        (
+            "kind = \"anthropic\"",
+            "kind = \"gemini\"",
+            &["providers.anthropic", "gemini", "openai", "anthropic"],
+        ),
+        (
+            "listen = \"0.0.0.0:9000\"",
+            "listen = \"everywhere\"",
+            &["server.listen", "everywhere"],
+        ),
+        (
+            "targets = [\"openai/gpt-4o-mini\", \"anthropic/claude-3-5-haiku-latest\"]",
+            "targets = [\"openai/gpt-4o-mini\", \"mistral/large\"]",
+            &[
+                "models.default.targets[1]",
+                "mistral/large",
+                "not defined",
+                "anthropic, openai",
+            ],
+        ),
+        (
+            "targets = [\"openai/gpt-4o-mini\", \"anthropic/claude-3-5-haiku-latest\"]",
+            "targets = [\"gpt-4o-mini\"]",
+            &["models.default.targets[0]", "provider/model"],
+        ),
+        (
+            "url = \"postgres://sb@db/switchboard\"",
+            "url = \"mysql://x\"",
+            &["database.url", "mysql://x", "sqlite://"],
+        ),
+        (
+            "[server]",
+            "[server]\nlisten_port = 80",
+            &["server", "listen_port"],
+        ),
+        (
+            "base_url = \"https://api.openai.com/v1\"",
+            "base_url = \"not a url\"",
+            &["providers.openai.base_url", "not a url"],
+        ),
+    ];
+    for (from, to, needles) in cases {
+        let text = GOOD.replace(from, to);
+        assert_ne!(text, GOOD, "case {to} did not apply");
+        let e = error(&text, KEYS);
+        for n in *needles {
+            assert!(e.contains(n), "error for `{to}` should mention `{n}`: {e}");
+        }
+    }
+}
+
+#[test]
+fn invalid_toml_reports_the_line() {
+    let e = error("[server\nlisten = 1", &[]);
+    assert!(
+        e.contains("switchboard.toml") && e.contains("line 1"),
+        "{e}"
+    );
+}
+
+#[test]
+fn the_example_file_is_valid_and_documents_every_section() {
+    let text = include_str!("../../switchboard.example.toml");
+    let c = load(text, &[("OPENAI_API_KEY", "k"), ("ANTHROPIC_API_KEY", "k")])
+        .expect("example config must load");
+    assert!(c.models.contains_key("default"));
+    for key in [
+        "data_dir",
+        "[server]",
+        "[database]",
+        "[providers.",
+        "[models.",
+        "[routing]",
+        "api_keys_env",
+        "prices",
+    ] {
+        assert!(text.contains(key), "example should document `{key}`");
+    }
+}

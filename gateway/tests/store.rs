@@ -1,0 +1,201 @@
+//! The store on both backends: migrations apply (and re-apply) cleanly,
+//! batched rows are written once even when a batch is retried, and a chat
+//! through the full gateway lands the same rows in SQLite and PostgreSQL.
+//!
+//! PostgreSQL tests need `SWITCHBOARD_TEST_POSTGRES_URL` (a server they may
+//! create databases on); the README's test command starts a throwaway one.
+
+mod support;
+
+use gateway::store::{FeedbackRecord, InferenceRecord, Recorder, Status, Store, Table, now_ms};
+use gateway::{ChatMessage, Origin, Params, Role};
+use serde_json::json;
+use support::standin::StandIn;
+use support::{Harness, one_provider};
+use uuid::Uuid;
+
+/// A fresh, empty PostgreSQL database on the test server.
+async fn fresh_postgres() -> String {
+    let admin = std::env::var("SWITCHBOARD_TEST_POSTGRES_URL").expect(
+        "SWITCHBOARD_TEST_POSTGRES_URL is not set: run the tests with ops/test.sh, which starts a throwaway PostgreSQL",
+    );
+    let name = format!("sb_{}", Uuid::now_v7().simple());
+    let store = Store::connect(&admin)
+        .await
+        .expect("connect to the test PostgreSQL");
+    store
+        .execute_admin(&format!("CREATE DATABASE {name}"))
+        .await
+        .expect("create database");
+    store.close().await;
+    let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
+    format!("{base}/{name}")
+}
+
+fn record(i: usize) -> InferenceRecord {
+    InferenceRecord {
+        id: Uuid::now_v7(),
+        created_at_ms: now_ms(),
+        origin: Origin {
+            platform: "slack".into(),
+            workspace: Some("T1".into()),
+            channel: Some("C1".into()),
+            thread: Some("1700000000.000100".into()),
+            user: Some(format!("U{i}")),
+        },
+        prompt: Some(("assistant".into(), 3)),
+        alias: "default".into(),
+        provider: Some("openai".into()),
+        model: Some("gpt-4o-mini".into()),
+        input_tokens: Some(100 + i as u64),
+        output_tokens: Some(20),
+        ttft_ms: Some(120.5),
+        tpot_ms: Some(8.25),
+        total_ms: 300.0,
+        provider_ms: 290.0,
+        cost_usd: Some(0.000027),
+        cache_hit: false,
+        streamed: true,
+        status: Status::Ok,
+        error: None,
+        finish_reason: Some("stop".into()),
+        attempts: vec![],
+        params: Params {
+            temperature: Some(0.2),
+            ..Params::default()
+        },
+        input: vec![
+            ChatMessage::new(Role::System, "Be brief."),
+            ChatMessage::new(Role::User, format!("question {i} — ünïcödé ✓")),
+        ],
+        output: Some(format!("answer {i}")),
+    }
+}
+
+async fn round_trip(url: &str) {
+    let store = Store::connect(url).await.expect("connect");
+    store.migrate().await.expect("migrate");
+    store.migrate().await.expect("migrations are idempotent");
+
+    let rows: Vec<InferenceRecord> = (0..50).map(record).collect();
+    let (recorder, task) = Recorder::start(store.clone());
+    for r in rows.iter().cloned() {
+        recorder.inference(r).await;
+    }
+    recorder
+        .feedback(FeedbackRecord {
+            id: Uuid::now_v7(),
+            inference_id: rows[7].id,
+            created_at_ms: now_ms(),
+            kind: "thumbs".into(),
+            score: Some(1.0),
+            comment: None,
+            user_id: Some("U7".into()),
+            source: "button".into(),
+        })
+        .await;
+    recorder.flush().await;
+    assert_eq!(store.count(Table::Inferences).await.unwrap(), 50);
+    assert_eq!(store.count(Table::Feedback).await.unwrap(), 1);
+
+    // A retried batch writes nothing twice.
+    store.insert_inferences(&rows[..10]).await.expect("retry");
+    assert_eq!(store.count(Table::Inferences).await.unwrap(), 50);
+
+    let row = store
+        .inference(&rows[7].id.to_string())
+        .await
+        .unwrap()
+        .expect("row 7");
+    assert_eq!(row.platform, "slack");
+    assert_eq!(row.prompt_name.as_deref(), Some("assistant"));
+    assert_eq!(row.prompt_version, Some(3));
+    assert_eq!(row.input_tokens, Some(107));
+    assert_eq!(row.cost_usd, Some(0.000027));
+    assert_eq!(
+        row.messages,
+        vec![
+            (
+                "input".to_string(),
+                "system".to_string(),
+                "Be brief.".to_string()
+            ),
+            (
+                "input".to_string(),
+                "user".to_string(),
+                "question 7 — ünïcödé ✓".to_string()
+            ),
+            (
+                "output".to_string(),
+                "assistant".to_string(),
+                "answer 7".to_string()
+            ),
+        ]
+    );
+    let feedback = store.feedback_for(&rows[7].id.to_string()).await.unwrap();
+    assert_eq!(
+        feedback,
+        vec![(
+            "thumbs".to_string(),
+            Some(1.0),
+            "button".to_string(),
+            Some("U7".to_string())
+        )]
+    );
+    drop(recorder);
+    task.await.expect("recorder ends when its handles are gone");
+    store.close().await;
+}
+
+#[tokio::test]
+async fn sqlite_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    round_trip(&format!(
+        "sqlite://{}/nested/dir/sb.db",
+        dir.path().display()
+    ))
+    .await;
+}
+
+#[tokio::test]
+async fn postgres_round_trip() {
+    round_trip(&fresh_postgres().await).await;
+}
+
+#[tokio::test]
+async fn a_chat_through_the_gateway_lands_in_postgres() {
+    let provider = StandIn::start().await;
+    let url = fresh_postgres().await;
+    let config = format!(
+        "[database]\nurl = \"{url}\"\n{}",
+        one_provider(&provider.url)
+    );
+    let h = Harness::start(&config, &[]).await;
+    let a = h
+        .chat(json!({"model": "prompt:assistant", "messages": [{"role": "user", "content": "hi"}]}))
+        .await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    let row = h.row(&a.inference_id()).await;
+    assert_eq!(row.status, "ok");
+    assert_eq!(row.prompt_name.as_deref(), Some("assistant"));
+    assert_eq!(row.messages.last().unwrap().2, "Hello from the stand-in.");
+}
+
+#[tokio::test]
+async fn an_unreachable_database_is_a_clear_error() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    let err = match Store::connect(&format!("postgres://sb:hunter2@127.0.0.1:{port}/sb")).await {
+        Ok(_) => panic!("connecting to a closed port must fail"),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        err.contains("cannot open the database") && err.contains("database.url"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("hunter2"),
+        "the password must not be shown: {err}"
+    );
+}

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Runs every Switchboard test on this machine, starting the real servers the
+# tests need and installing what is missing:
+#   - a throwaway PostgreSQL on loopback (removed on exit)
+#   - the system packages the build needs (a C compiler is assumed)
+# Usage: ops/test.sh [extra cargo test arguments]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '==> %s\n' "$*" >&2; }
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+apt_updated=0
+apt_install() {
+  if [ $apt_updated = 0 ]; then as_root apt-get update -qq; apt_updated=1; fi
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+# --- PostgreSQL --------------------------------------------------------------
+pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
+if [ -z "$pg_bin" ]; then
+  log "installing PostgreSQL"
+  apt_install postgresql
+  pg_bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
+fi
+pg_dir=$(mktemp -d /tmp/switchboard-pg.XXXXXX)
+pg_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+# PostgreSQL refuses to run as root: run it as the `postgres` user then.
+if [ "$(id -u)" = 0 ]; then
+  id postgres >/dev/null 2>&1 || useradd --system --no-create-home postgres
+  chown postgres "$pg_dir"
+  pg() { runuser -u postgres -- "$@"; }
+else
+  pg() { "$@"; }
+fi
+cleanup() {
+  pg "$pg_bin/pg_ctl" -D "$pg_dir/data" -m immediate stop >/dev/null 2>&1 || true
+  rm -rf "$pg_dir"
+}
+trap cleanup EXIT
+log "starting a throwaway PostgreSQL on 127.0.0.1:$pg_port"
+pg "$pg_bin/initdb" -D "$pg_dir/data" -U switchboard --auth=trust --encoding=UTF8 --locale=C.UTF-8 >/dev/null
+pg "$pg_bin/pg_ctl" -D "$pg_dir/data" -l "$pg_dir/log" -w -o \
+  "-p $pg_port -k $pg_dir -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c max_connections=200" \
+  start >/dev/null
+export SWITCHBOARD_TEST_POSTGRES_URL="postgres://switchboard@127.0.0.1:$pg_port/postgres"
+
+# --- the tests ---------------------------------------------------------------
+log "running the tests"
+cargo test --workspace --locked "$@"
