@@ -2,19 +2,15 @@
 # Runs every Switchboard test on this machine, starting the real servers the
 # tests need and installing what is missing:
 #   - a throwaway PostgreSQL on loopback (removed on exit)
-#   - the system packages the build needs (a C compiler is assumed)
+#   - the system packages the build needs (cmake, clang; a C compiler is assumed)
+#   - the embedded model, fetched once into a cache that later runs reuse
 # Usage: ops/test.sh [extra cargo test arguments]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 log() { printf '==> %s\n' "$*" >&2; }
-
-as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
-apt_updated=0
-apt_install() {
-  if [ $apt_updated = 0 ]; then as_root apt-get update -qq; apt_updated=1; fi
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
-}
+. ops/deps.sh
+ensure_build_deps
 
 # --- PostgreSQL --------------------------------------------------------------
 pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
@@ -44,6 +40,9 @@ pg "$pg_bin/pg_ctl" -D "$pg_dir/data" -l "$pg_dir/log" -w -o \
   "-p $pg_port -k $pg_dir -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c max_connections=200" \
   start >/dev/null
 export SWITCHBOARD_TEST_POSTGRES_URL="postgres://switchboard@127.0.0.1:$pg_port/postgres"
+
+# --- the embedded model, fetched once ----------------------------------------
+export SWITCHBOARD_MODEL_CACHE="${SWITCHBOARD_MODEL_CACHE:-$HOME/.cache/switchboard/models}"
 
 # --- the tests ---------------------------------------------------------------
 log "running the tests"

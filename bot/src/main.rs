@@ -3,6 +3,7 @@
 //! HTTP server, or a maintenance command.
 
 mod console;
+mod models;
 mod wiring;
 
 use std::path::PathBuf;
@@ -31,6 +32,22 @@ enum Command {
     Migrate,
     /// Check the configuration and print what is in force.
     Config,
+    /// Manage embedded model files.
+    Models {
+        #[command(subcommand)]
+        action: ModelsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ModelsCommand {
+    /// Fetch the configured embedded model(s) into `data_dir/models`, verifying the checksum.
+    Pull {
+        /// Only this model or provider.
+        name: Option<String>,
+    },
+    /// Show the model files present.
+    List,
 }
 
 fn main() -> std::process::ExitCode {
@@ -94,19 +111,42 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             store.close().await;
             Ok(())
         }
+        Command::Models { action } => {
+            let config = config.clone();
+            tokio::task::spawn_blocking(move || match action {
+                ModelsCommand::Pull { name } => models::pull(&config, name.as_deref()),
+                ModelsCommand::List => models::list(&config),
+            })
+            .await?
+        }
         Command::Chat => {
+            prepare_models(&config).await?;
             let app = gateway::Gateway::build(&config).await?;
             let result = console::run(&app).await;
             app.shutdown().await;
             result
         }
         Command::Serve => {
+            prepare_models(&config).await?;
             let app = gateway::Gateway::build(&config).await?;
             let result = wiring::serve(&app, &config).await;
             app.shutdown().await;
             result
         }
     }
+}
+
+/// Fetches missing embedded models before start, with a progress bar.
+async fn prepare_models(config: &gateway::Config) -> anyhow::Result<()> {
+    let has_local = config
+        .providers
+        .values()
+        .any(|p| matches!(p, gateway::config::ProviderConfig::Local(l) if l.path.is_none()));
+    if !has_local {
+        return Ok(());
+    }
+    let config = config.clone();
+    tokio::task::spawn_blocking(move || models::pull(&config, None)).await?
 }
 
 fn init_logging(quiet: bool) {

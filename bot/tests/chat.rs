@@ -61,28 +61,62 @@ targets = ["stand-in/m"]
     assert!(ok, "stdout: {out}\nstderr: {err}");
     assert!(out.contains("Paris is the capital."), "{out}");
     assert!(out.contains("About two million people."), "{out}");
-    assert!(out.contains("TTFT:") && out.contains("TPOT:") && out.contains("tokens: 50 in / 5 out"), "{out}");
+    assert!(
+        out.contains("TTFT:") && out.contains("TPOT:") && out.contains("tokens: 50 in / 5 out"),
+        "{out}"
+    );
     assert!(out.contains("cost: $0.000055"), "{out}");
     assert!(out.contains("recorded 👎"), "{out}");
-    assert!(out.contains("(new conversation)") && out.contains("no answer to rate yet"), "{out}");
+    assert!(
+        out.contains("(new conversation)") && out.contains("no answer to rate yet"),
+        "{out}"
+    );
 
     // The second question carried the first exchange as context.
     let second = &provider.received()[1].body["messages"];
-    let contents: Vec<&str> = second.as_array().unwrap().iter().map(|m| m["content"].as_str().unwrap()).collect();
-    assert_eq!(contents[1..], ["What is the capital of France?", "Paris is the capital.", "How many people live there?"]);
+    let contents: Vec<&str> = second
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["content"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        contents[1..],
+        [
+            "What is the capital of France?",
+            "Paris is the capital.",
+            "How many people live there?"
+        ]
+    );
 
     // Rows are in the SQLite file in data_dir.
-    let store = gateway::store::Store::connect(&format!("sqlite://{}/switchboard.db", dir.path().display()))
-        .await
-        .unwrap();
-    assert_eq!(store.count(gateway::store::Table::Inferences).await.unwrap(), 2);
-    assert_eq!(store.count(gateway::store::Table::Feedback).await.unwrap(), 1);
+    let store = gateway::store::Store::connect(&format!(
+        "sqlite://{}/switchboard.db",
+        dir.path().display()
+    ))
+    .await
+    .unwrap();
+    assert_eq!(
+        store
+            .count(gateway::store::Table::Inferences)
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(
+        store.count(gateway::store::Table::Feedback).await.unwrap(),
+        1
+    );
 }
 
 #[tokio::test]
 async fn chat_reports_provider_failures_and_keeps_going() {
     let provider = StandIn::start().await;
-    provider.then([Reply::Status(401, standin::openai_error("Incorrect API key provided", "invalid_request_error"), vec![])]);
+    provider.then([Reply::Status(
+        401,
+        standin::openai_error("Incorrect API key provided", "invalid_request_error"),
+        vec![],
+    )]);
     let dir = tempfile::tempdir().unwrap();
     let config = format!(
         "data_dir = \"{}\"\n[providers.p]\nkind = \"openai\"\nbase_url = \"{}\"\n[models.default]\ntargets = [\"p/m\"]\n",
@@ -91,16 +125,32 @@ async fn chat_reports_provider_failures_and_keeps_going() {
     );
     let (ok, out, _) = run_chat(&config, dir.path(), "hello\nagain\n").await;
     assert!(ok);
-    assert!(out.contains("error: every target of model `default` failed") && out.contains("Incorrect API key"), "{out}");
-    assert!(out.contains("Hello from the stand-in."), "the next question is answered: {out}");
+    assert!(
+        out.contains("error: every target of model `default` failed")
+            && out.contains("Incorrect API key"),
+        "{out}"
+    );
+    assert!(
+        out.contains("Hello from the stand-in."),
+        "the next question is answered: {out}"
+    );
 }
 
 #[tokio::test]
 async fn a_bad_configuration_fails_at_start_naming_the_key() {
     let dir = tempfile::tempdir().unwrap();
-    let config = format!("data_dir = \"{}\"\n[server]\nlisten = \"nowhere\"\n", dir.path().display());
+    let config = format!(
+        "data_dir = \"{}\"\n[server]\nlisten = \"nowhere\"\n",
+        dir.path().display()
+    );
     let (ok, _, err) = run_chat(&config, dir.path(), "").await;
     assert!(!ok);
-    assert!(err.contains("server.listen") && err.contains("nowhere"), "{err}");
-    assert!(!dir.path().join("switchboard.db").exists(), "nothing may start on a bad configuration");
+    assert!(
+        err.contains("server.listen") && err.contains("nowhere"),
+        "{err}"
+    );
+    assert!(
+        !dir.path().join("switchboard.db").exists(),
+        "nothing may start on a bad configuration"
+    );
 }

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use crate::config::{Config, redact_url};
+use crate::config::{Config, ProviderConfig, redact_url};
 use crate::pipeline::{Pipeline, PipelineOptions};
 use crate::providers::ProviderError;
 use crate::router::Router;
@@ -27,6 +27,9 @@ pub enum StartError {
     /// The database could not be opened or migrated.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A start-up task failed.
+    #[error("start-up task failed: {0}")]
+    Task(String),
     /// The built-in prompts are broken.
     #[error(transparent)]
     Prompts(#[from] prompts::PromptError),
@@ -55,7 +58,24 @@ impl Gateway {
         if config.models.is_empty() {
             return Err(StartError::NoModel);
         }
-        let providers = crate::providers::from_config(config)?;
+        // Fetch embedded models that are missing (the binary does this
+        // first with a progress bar), then load everything off the runtime.
+        for provider in config.providers.values() {
+            if let ProviderConfig::Local(local) = provider {
+                let (local, data_dir) = (local.clone(), config.data_dir.clone());
+                tokio::task::spawn_blocking(move || {
+                    crate::providers::local::ensure_model(&local, &data_dir, &mut |p| {
+                        tracing::info!(?p, "embedded model")
+                    })
+                })
+                .await
+                .map_err(|e| StartError::Task(e.to_string()))??;
+            }
+        }
+        let owned = config.clone();
+        let providers = tokio::task::spawn_blocking(move || crate::providers::from_config(&owned))
+            .await
+            .map_err(|e| StartError::Task(e.to_string()))??;
         let router = Router::new(config, &providers);
         let prompts = prompts::Library::builtin()?;
         let store = open_store(config).await?;

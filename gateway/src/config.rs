@@ -146,21 +146,120 @@ pub enum ProviderConfig {
     Openai(HttpProviderConfig),
     /// Anthropic Messages.
     Anthropic(HttpProviderConfig),
+    /// A GGUF model run in-process on the CPU.
+    Local(LocalConfig),
 }
 
 impl ProviderConfig {
-    /// The HTTP settings of a hosted provider.
-    pub fn http(&self) -> &HttpProviderConfig {
+    /// The HTTP settings of a hosted provider; `None` for the embedded model.
+    pub fn http(&self) -> Option<&HttpProviderConfig> {
         match self {
-            ProviderConfig::Openai(c) | ProviderConfig::Anthropic(c) => c,
+            ProviderConfig::Openai(c) | ProviderConfig::Anthropic(c) => Some(c),
+            ProviderConfig::Local(_) => None,
         }
     }
 
-    fn http_mut(&mut self) -> &mut HttpProviderConfig {
+    fn http_mut(&mut self) -> Option<&mut HttpProviderConfig> {
         match self {
-            ProviderConfig::Openai(c) | ProviderConfig::Anthropic(c) => c,
+            ProviderConfig::Openai(c) | ProviderConfig::Anthropic(c) => Some(c),
+            ProviderConfig::Local(_) => None,
         }
     }
+}
+
+/// The name of the built-in embedded model.
+pub const EMBEDDED_MODEL: &str = "smollm2-135m-instruct";
+
+/// `[providers.NAME]` with `kind = "local"`: the embedded model.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LocalConfig {
+    /// The built-in model to run (fetched on first use).
+    #[serde(default = "default_local_model")]
+    pub model: String,
+    /// Run this GGUF file instead of a built-in model.
+    pub path: Option<PathBuf>,
+    /// Where models are fetched to; default `data_dir/models`.
+    pub models_dir: Option<PathBuf>,
+    /// CPU threads per generation; default cores − 1 (at least 1).
+    pub threads: Option<usize>,
+    /// Context window in tokens (prompt plus answer).
+    #[serde(default = "default_context")]
+    pub context_tokens: u32,
+    /// Generations at once.
+    #[serde(default = "default_slots")]
+    pub slots: usize,
+    /// Requests that may wait for a slot; past that the model answers "busy".
+    #[serde(default = "default_queue")]
+    pub queue: usize,
+    /// What to do with a conversation longer than the context: `trim` the
+    /// oldest history, or `refuse` it.
+    #[serde(default)]
+    pub overflow: OverflowPolicy,
+    /// `max_tokens` when neither request nor prompt sets one.
+    #[serde(default = "default_local_max_tokens")]
+    pub default_max_tokens: u32,
+    /// Sample from the `top_k` likeliest tokens (0: all) when not greedy.
+    #[serde(default = "default_top_k")]
+    pub top_k: i32,
+    /// Time allowed until the first token, queueing included.
+    #[serde(default = "default_local_first_token_ms")]
+    pub first_token_timeout_ms: u64,
+    /// Time allowed for a whole answer.
+    #[serde(default = "default_total_ms")]
+    pub total_timeout_ms: u64,
+}
+
+fn default_local_model() -> String {
+    EMBEDDED_MODEL.to_string()
+}
+fn default_context() -> u32 {
+    2048
+}
+fn default_slots() -> usize {
+    1
+}
+fn default_queue() -> usize {
+    8
+}
+fn default_local_max_tokens() -> u32 {
+    512
+}
+fn default_top_k() -> i32 {
+    40
+}
+fn default_local_first_token_ms() -> u64 {
+    120_000
+}
+
+impl Default for LocalConfig {
+    fn default() -> Self {
+        LocalConfig {
+            model: default_local_model(),
+            path: None,
+            models_dir: None,
+            threads: None,
+            context_tokens: default_context(),
+            slots: default_slots(),
+            queue: default_queue(),
+            overflow: OverflowPolicy::default(),
+            default_max_tokens: default_local_max_tokens(),
+            top_k: default_top_k(),
+            first_token_timeout_ms: default_local_first_token_ms(),
+            total_timeout_ms: default_total_ms(),
+        }
+    }
+}
+
+/// What the embedded model does with a conversation longer than its context.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OverflowPolicy {
+    /// Drop the oldest history until it fits.
+    #[default]
+    Trim,
+    /// Refuse with an error.
+    Refuse,
 }
 
 /// Settings shared by the HTTP providers.
@@ -356,9 +455,28 @@ impl Config {
             let value = scalar_at(&root, e.path());
             ConfigError::key(e.path().to_string(), value, e.into_inner().to_string())
         })?;
+        if config.providers.is_empty() && config.models.is_empty() {
+            config.use_embedded_model();
+        }
         config.check()?;
         config.resolve_secrets(&env)?;
         Ok(config)
+    }
+
+    /// With no provider configured, the embedded model answers as the
+    /// `default` alias.
+    fn use_embedded_model(&mut self) {
+        self.providers.insert(
+            "local".into(),
+            ProviderConfig::Local(LocalConfig::default()),
+        );
+        self.models.insert(
+            "default".into(),
+            AliasConfig {
+                targets: vec![format!("local/{EMBEDDED_MODEL}")],
+                params: Params::default(),
+            },
+        );
     }
 
     /// The database URL in force.
@@ -375,7 +493,9 @@ impl Config {
     /// Reads each provider's API key from the variable or file it names.
     fn resolve_secrets(&mut self, env: &BTreeMap<String, String>) -> Result<(), ConfigError> {
         for (name, provider) in self.providers.iter_mut() {
-            let http = provider.http_mut();
+            let Some(http) = provider.http_mut() else {
+                continue;
+            };
             let key = match (&http.api_key_env, &http.api_key_file) {
                 (Some(_), Some(_)) => {
                     return Err(ConfigError::key(
@@ -434,7 +554,13 @@ impl Config {
             ));
         }
         for (name, provider) in &self.providers {
-            let http = provider.http();
+            if let ProviderConfig::Local(local) = provider {
+                check_local(name, local)?;
+                continue;
+            }
+            let Some(http) = provider.http() else {
+                continue;
+            };
             if let Some(base) = &http.base_url
                 && reqwest::Url::parse(base).is_err()
             {
@@ -498,6 +624,42 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// Rules of `[providers.NAME]` with `kind = "local"`.
+fn check_local(name: &str, local: &LocalConfig) -> Result<(), ConfigError> {
+    let key = |k: &str| format!("providers.{name}.{k}");
+    if local.path.is_none() && local.model != EMBEDDED_MODEL {
+        return Err(ConfigError::key(
+            key("model"),
+            Some(format!("{:?}", local.model)),
+            format!(
+                "is not a built-in model; built-in: {EMBEDDED_MODEL}, or set `path` to a GGUF file"
+            ),
+        ));
+    }
+    if local.threads == Some(0) || local.slots == 0 {
+        return Err(ConfigError::key(
+            format!("providers.{name}"),
+            None,
+            "`threads` and `slots` must be at least 1",
+        ));
+    }
+    if local.context_tokens < 128 {
+        return Err(ConfigError::key(
+            key("context_tokens"),
+            Some(local.context_tokens.to_string()),
+            "must be at least 128",
+        ));
+    }
+    if local.first_token_timeout_ms == 0 || local.total_timeout_ms == 0 {
+        return Err(ConfigError::key(
+            format!("providers.{name}"),
+            None,
+            "timeouts must be greater than zero milliseconds",
+        ));
+    }
+    Ok(())
 }
 
 /// A database URL with any password replaced, for messages and logs.

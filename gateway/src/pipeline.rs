@@ -608,7 +608,7 @@ enum Failure {
 impl Failure {
     fn from_route(e: &RouteError) -> Failure {
         let upstream_status = match e {
-            RouteError::AllFailed { last, .. } => last.status(),
+            RouteError::AllFailed { last, .. } => last.status_hint(),
             RouteError::UnknownAlias { .. } => None,
         };
         Failure::Failed {
@@ -621,7 +621,7 @@ impl Failure {
     fn midway(e: &ProviderError) -> Failure {
         Failure::Failed {
             message: format!("the answer broke off: {e}"),
-            upstream_status: e.status(),
+            upstream_status: e.status_hint(),
             partial: true,
         }
     }

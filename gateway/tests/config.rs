@@ -43,7 +43,12 @@ fn no_file_gives_embedded_defaults() {
     let c = load("", &[]).unwrap();
     assert_eq!(c.server.listen.to_string(), "127.0.0.1:8080");
     assert_eq!(c.database_url(), "sqlite://./data/switchboard.db");
-    assert!(c.providers.is_empty());
+    // With no provider, the embedded model answers as `default`.
+    assert!(matches!(
+        c.providers["local"],
+        gateway::config::ProviderConfig::Local(_)
+    ));
+    assert_eq!(c.models["default"].targets, ["local/smollm2-135m-instruct"]);
 }
 
 #[test]
@@ -51,7 +56,7 @@ fn the_documented_keys_are_read_and_secrets_come_from_the_environment() {
     let c = load(GOOD, KEYS).unwrap();
     assert_eq!(c.server.listen.to_string(), "0.0.0.0:9000");
     assert_eq!(c.database_url(), "postgres://sb@db/switchboard");
-    let openai = c.providers["openai"].http();
+    let openai = c.providers["openai"].http().unwrap();
     assert_eq!(openai.api_key.as_ref().unwrap().expose(), "sk-1");
     assert_eq!(openai.prices["gpt-4o-mini"].input, 0.15);
     assert_eq!(c.models["default"].targets.len(), 2);
@@ -72,7 +77,7 @@ fn environment_variables_override_any_key() {
     let c = load(GOOD, &env).unwrap();
     assert_eq!(c.server.listen.to_string(), "127.0.0.1:7000");
     assert_eq!(
-        c.providers["openai"].http().base_url.as_deref(),
+        c.providers["openai"].http().unwrap().base_url.as_deref(),
         Some("http://localhost:11434/v1")
     );
     assert_eq!(c.routing.retries, 5);

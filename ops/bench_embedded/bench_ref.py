@@ -54,26 +54,27 @@ def main():
         # No prompt-prefix reuse between runs: every run pays for its whole prompt, as ours does.
         llm.reset()
         first = None
-        pieces = 0
+        prompt_tokens = None
+        finish = None
         started = time.perf_counter()
         for chunk in llm.create_chat_completion(
             messages=messages, max_tokens=max_tokens, temperature=0.0, stream=True
         ):
-            if chunk["choices"][0]["delta"].get("content"):
-                pieces += 1
-                if first is None:
-                    first = time.perf_counter() - started
+            choice = chunk["choices"][0]
+            if choice["delta"].get("content") and first is None:
+                first = time.perf_counter() - started
+                # The prompt is evaluated and the first token sampled, not yet evaluated.
+                prompt_tokens = llm.n_tokens
+            finish = choice.get("finish_reason") or finish
         total = time.perf_counter() - started
-        # Tokens in the context after the run: the prompt plus every generated token but the
-        # last (which is sampled, never evaluated) — unless generation ended on the end token.
-        return first if first is not None else total, total, pieces
+        # Every generated token is evaluated except the last one sampled; an end token is
+        # sampled but not counted.
+        completion = llm.n_tokens - prompt_tokens + (1 if finish == "length" else 0)
+        return first, total, prompt_tokens, completion
 
     generate(8)  # warm-up, as on our side
     for i in range(a.iterations):
-        ttft, total, pieces = generate(a.max_tokens)
-        evaluated = llm.n_tokens
-        completion = pieces
-        prompt_tokens = evaluated - max(completion - 1, 0)
+        ttft, total, prompt_tokens, completion = generate(a.max_tokens)
         print(
             json.dumps(
                 {

@@ -6,6 +6,7 @@
 
 mod anthropic;
 mod http;
+pub mod local;
 mod openai;
 
 use std::collections::BTreeMap;
@@ -19,6 +20,7 @@ use crate::config::{Config, Price, ProviderConfig};
 use crate::types::{ChatMessage, Params, Usage};
 
 pub use anthropic::Anthropic;
+pub use local::Local;
 pub use openai::OpenAi;
 
 /// One request to one target.
@@ -95,6 +97,14 @@ pub enum ProviderError {
         /// What happened.
         message: String,
     },
+    /// The provider is at capacity and refused without queueing.
+    #[error("{provider}: {message}")]
+    Busy {
+        /// The provider's configured name.
+        provider: String,
+        /// What it said.
+        message: String,
+    },
     /// The provider sent something that is not its documented format, or
     /// an error event inside the stream.
     #[error("{provider}: {message}")]
@@ -119,6 +129,18 @@ impl ProviderError {
             | ProviderError::Timeout { .. }
             | ProviderError::Cut { .. } => true,
             ProviderError::Protocol { retryable, .. } => *retryable,
+            ProviderError::Busy { .. } => false,
+        }
+    }
+
+    /// The HTTP status that best tells an API caller what happened:
+    /// the provider's own status, 504 for a timeout, 503 when busy.
+    pub fn status_hint(&self) -> Option<u16> {
+        match self {
+            ProviderError::Status { status, .. } => Some(*status),
+            ProviderError::Timeout { .. } => Some(504),
+            ProviderError::Busy { .. } => Some(503),
+            _ => None,
         }
     }
 
@@ -174,13 +196,15 @@ pub struct Timeouts {
     pub total: Duration,
 }
 
-/// Builds every configured provider.
+/// Builds every configured provider. Loading an embedded model blocks;
+/// call this off the async runtime's worker threads.
 pub fn from_config(config: &Config) -> Result<BTreeMap<String, Arc<dyn Provider>>, ProviderError> {
     let mut out: BTreeMap<String, Arc<dyn Provider>> = BTreeMap::new();
     for (name, provider) in &config.providers {
         let built: Arc<dyn Provider> = match provider {
             ProviderConfig::Openai(c) => Arc::new(OpenAi::new(name, c)?),
             ProviderConfig::Anthropic(c) => Arc::new(Anthropic::new(name, c)?),
+            ProviderConfig::Local(c) => Arc::new(Local::load(name, c, &config.data_dir)?),
         };
         out.insert(name.clone(), built);
     }
