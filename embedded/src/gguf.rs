@@ -309,7 +309,7 @@ pub(crate) fn inspect(path: &Path) -> Result<GgufInfo, GgufError> {
         let offset = cur.u64(&format!("the offset of tensor `{name}`"))?;
         let bytes = match type_layout(ty) {
             Some((block, block_bytes)) => {
-                if row % block != 0 {
+                if !row.is_multiple_of(block) {
                     return Err(GgufError::Corrupt(format!(
                         "tensor `{name}` has rows of {row} elements, not a multiple of its \
                          block size {block}"

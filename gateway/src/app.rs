@@ -55,6 +55,7 @@ pub async fn open_store(config: &Config) -> Result<Store, StoreError> {
 impl Gateway {
     /// Builds everything the front ends share.
     pub async fn build(config: &Config) -> Result<Gateway, StartError> {
+        crate::install_crypto();
         if config.models.is_empty() {
             return Err(StartError::NoModel);
         }

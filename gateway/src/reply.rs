@@ -69,7 +69,8 @@ pub enum ReplyEvent {
     Failed {
         /// What went wrong, for the user.
         message: String,
-        /// The provider's HTTP status, when it answered with an error.
+        /// The HTTP status that fits the failure: the provider's own, 504 for
+        /// a timeout, 503 when the provider is busy.
         upstream_status: Option<u16>,
         /// Whether tokens were sent before the failure.
         partial: bool,

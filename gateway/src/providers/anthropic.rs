@@ -5,12 +5,12 @@
 
 use std::collections::VecDeque;
 
+use eventsource_stream::Event;
 use futures_util::future::BoxFuture;
-use futures_util::{StreamExt, stream};
 use reqwest::header::HeaderName;
 use serde_json::{Value, json};
 
-use super::http::{HttpBase, sse};
+use super::http::{HttpBase, SseProtocol, Step, event_stream};
 use super::{
     Completion, EventStream, Provider, ProviderError, ProviderEvent, ProviderRequest, Timeouts,
 };
@@ -91,84 +91,84 @@ fn retryable_kind(kind: &str) -> bool {
     matches!(kind, "overloaded_error" | "api_error" | "rate_limit_error")
 }
 
-/// Stream state: what has been seen so far.
-struct State<S> {
-    events: S,
-    pending: VecDeque<ProviderEvent>,
+/// Anthropic's stream: named events, ending with `message_stop`.
+struct Events {
     usage: Usage,
-    stopped: bool,
-    done: bool,
-    name: String,
 }
 
-impl<S> State<S> {
-    fn fail(&mut self, message: String, retryable: bool) -> ProviderError {
-        self.done = true;
-        ProviderError::Protocol {
-            provider: self.name.clone(),
-            message,
-            retryable,
-        }
-    }
+impl SseProtocol for Events {
+    const END: &'static str = "`message_stop`";
 
-    /// Handles one event; returns an error to end the stream with.
-    fn handle(&mut self, name: &str, v: &Value) -> Option<ProviderError> {
+    fn event(
+        &mut self,
+        provider: &str,
+        event: &Event,
+        out: &mut VecDeque<ProviderEvent>,
+    ) -> Result<Step, ProviderError> {
+        let v: Value = serde_json::from_str(&event.data).map_err(|e| ProviderError::Protocol {
+            provider: provider.to_string(),
+            message: format!("event `{}` is not JSON ({e})", event.event),
+            retryable: false,
+        })?;
+        // The event name is in both the `event:` line and `type`.
+        let name = match event.event.as_str() {
+            "" | "message" => v.get("type").and_then(Value::as_str).unwrap_or_default(),
+            named => named,
+        };
         match name {
             "message_start" => {
                 let u = v.pointer("/message/usage");
-                self.usage.input_tokens = u
-                    .and_then(|u| u.get("input_tokens"))
-                    .and_then(Value::as_u64)
-                    .unwrap_or(0);
-                self.usage.output_tokens = u
-                    .and_then(|u| u.get("output_tokens"))
-                    .and_then(Value::as_u64)
-                    .unwrap_or(0);
+                let count = |k: &str| {
+                    u.and_then(|u| u.get(k))
+                        .and_then(Value::as_u64)
+                        .unwrap_or(0)
+                };
+                self.usage = Usage {
+                    input_tokens: count("input_tokens"),
+                    output_tokens: count("output_tokens"),
+                };
             }
             "content_block_delta" => {
                 if let Some(text) = v.pointer("/delta/text").and_then(Value::as_str)
                     && !text.is_empty()
                 {
-                    self.pending
-                        .push_back(ProviderEvent::Delta(text.to_string()));
+                    out.push_back(ProviderEvent::Delta(text.to_string()));
                 }
             }
             "message_delta" => {
-                if let Some(out) = v.pointer("/usage/output_tokens").and_then(Value::as_u64) {
-                    self.usage.output_tokens = out;
+                if let Some(n) = v.pointer("/usage/output_tokens").and_then(Value::as_u64) {
+                    self.usage.output_tokens = n;
                 }
-                if let Some(input) = v.pointer("/usage/input_tokens").and_then(Value::as_u64) {
-                    self.usage.input_tokens = input;
+                if let Some(n) = v.pointer("/usage/input_tokens").and_then(Value::as_u64) {
+                    self.usage.input_tokens = n;
                 }
                 if let Some(reason) = v.pointer("/delta/stop_reason").and_then(Value::as_str) {
-                    self.pending
-                        .push_back(ProviderEvent::Finish(finish_reason(reason)));
+                    out.push_back(ProviderEvent::Finish(finish_reason(reason)));
                 }
             }
             "message_stop" => {
-                self.pending.push_back(ProviderEvent::Usage(self.usage));
-                self.stopped = true;
-                self.done = true;
+                out.push_back(ProviderEvent::Usage(self.usage));
+                return Ok(Step::End);
             }
             "error" => {
                 let message = v
                     .pointer("/error/message")
                     .and_then(Value::as_str)
-                    .unwrap_or("unknown error")
-                    .to_string();
+                    .unwrap_or("unknown error");
                 let kind = v
                     .pointer("/error/type")
                     .and_then(Value::as_str)
                     .unwrap_or("");
-                return Some(self.fail(
-                    format!("error in stream: {kind}: {message}"),
-                    retryable_kind(kind),
-                ));
+                return Err(ProviderError::Protocol {
+                    provider: provider.to_string(),
+                    message: format!("error in stream: {kind}: {message}"),
+                    retryable: retryable_kind(kind),
+                });
             }
             // ping, content_block_start, content_block_stop and future events.
             _ => {}
         }
-        None
+        Ok(Step::Continue)
     }
 }
 
@@ -204,65 +204,10 @@ impl Provider for Anthropic {
                 .http
                 .post("/messages", &self.body(&request, true))
                 .await?;
-            let state = State {
-                events: Box::pin(sse(&self.http.name, response)),
-                pending: VecDeque::new(),
+            let events = Events {
                 usage: Usage::default(),
-                stopped: false,
-                done: false,
-                name: self.http.name.clone(),
             };
-            let s = stream::unfold(state, |mut st| async move {
-                loop {
-                    if let Some(ev) = st.pending.pop_front() {
-                        return Some((Ok(ev), st));
-                    }
-                    if st.done {
-                        return None;
-                    }
-                    match st.events.next().await {
-                        None => {
-                            st.done = true;
-                            if !st.stopped {
-                                let err = ProviderError::Cut {
-                                    provider: st.name.clone(),
-                                    message: "the stream ended before `message_stop`".into(),
-                                };
-                                return Some((Err(err), st));
-                            }
-                        }
-                        Some(Err(e)) => {
-                            st.done = true;
-                            return Some((Err(e), st));
-                        }
-                        Some(Ok(event)) => {
-                            let v: Value = match serde_json::from_str(&event.data) {
-                                Ok(v) => v,
-                                Err(e) => {
-                                    let err = st.fail(
-                                        format!("event `{}` is not JSON ({e})", event.event),
-                                        false,
-                                    );
-                                    return Some((Err(err), st));
-                                }
-                            };
-                            // The event name is in both the `event:` line and `type`.
-                            let name = if event.event.is_empty() || event.event == "message" {
-                                v.get("type")
-                                    .and_then(Value::as_str)
-                                    .unwrap_or_default()
-                                    .to_string()
-                            } else {
-                                event.event.clone()
-                            };
-                            if let Some(err) = st.handle(&name, &v) {
-                                return Some((Err(err), st));
-                            }
-                        }
-                    }
-                }
-            });
-            Ok(s.boxed())
+            Ok(event_stream(&self.http.name, response, events))
         })
     }
 

@@ -5,11 +5,13 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use std::collections::VecDeque;
+
 use eventsource_stream::{Event, Eventsource};
-use futures_util::{Stream, StreamExt};
+use futures_util::{StreamExt, stream};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 
-use super::{ProviderError, Timeouts};
+use super::{EventStream, ProviderError, ProviderEvent, Timeouts};
 use crate::config::{HttpProviderConfig, Price};
 
 /// One configured HTTP endpoint.
@@ -154,18 +156,91 @@ impl HttpBase {
     }
 }
 
-/// The body's server-sent events; a broken connection is a cut stream.
-pub(crate) fn sse(
+/// What a protocol's parser makes of one event.
+pub(crate) enum Step {
+    /// More events follow.
+    Continue,
+    /// The provider said the answer is complete.
+    End,
+}
+
+/// A wire protocol's reading of its server-sent events.
+pub(crate) trait SseProtocol: Send + 'static {
+    /// What a complete stream ends with, named when a stream is cut.
+    const END: &'static str;
+
+    /// Reads one event, pushing answer pieces onto `out`.
+    fn event(
+        &mut self,
+        provider: &str,
+        event: &Event,
+        out: &mut VecDeque<ProviderEvent>,
+    ) -> Result<Step, ProviderError>;
+
+    /// Whether the body may end here without the end marker.
+    fn may_end(&self) -> bool {
+        false
+    }
+}
+
+/// The answer in an SSE body, read by `protocol`. A body that breaks or
+/// ends before the protocol's end marker is a cut stream.
+pub(crate) fn event_stream<P: SseProtocol>(
     provider: &str,
     response: reqwest::Response,
-) -> impl Stream<Item = Result<Event, ProviderError>> + Send + 'static {
-    let provider = provider.to_string();
-    response.bytes_stream().eventsource().map(move |item| {
-        item.map_err(|e| ProviderError::Cut {
-            provider: provider.clone(),
-            message: e.to_string(),
-        })
+    protocol: P,
+) -> EventStream {
+    struct State<S, P> {
+        events: S,
+        protocol: P,
+        pending: VecDeque<ProviderEvent>,
+        done: bool,
+        name: String,
+    }
+    let name = provider.to_string();
+    let events = response.bytes_stream().eventsource();
+    let state = State {
+        events: Box::pin(events),
+        protocol,
+        pending: VecDeque::new(),
+        done: false,
+        name,
+    };
+    stream::unfold(state, |mut st| async move {
+        loop {
+            if let Some(ev) = st.pending.pop_front() {
+                return Some((Ok(ev), st));
+            }
+            if st.done {
+                return None;
+            }
+            let error = match st.events.next().await {
+                None if st.protocol.may_end() => {
+                    st.done = true;
+                    continue;
+                }
+                None => ProviderError::Cut {
+                    provider: st.name.clone(),
+                    message: format!("the stream ended before {}", P::END),
+                },
+                Some(Err(e)) => ProviderError::Cut {
+                    provider: st.name.clone(),
+                    message: e.to_string(),
+                },
+                Some(Ok(event)) => match st.protocol.event(&st.name, &event, &mut st.pending) {
+                    Ok(Step::Continue) => continue,
+                    Ok(Step::End) => {
+                        st.done = true;
+                        continue;
+                    }
+                    Err(e) => e,
+                },
+            };
+            st.done = true;
+            return Some((Err(error), st));
+        }
     })
+    .boxed()
 }
 
 /// `retry-after-ms` (OpenAI) or `Retry-After` in seconds.

@@ -5,12 +5,12 @@
 
 use std::collections::VecDeque;
 
+use eventsource_stream::Event;
 use futures_util::future::BoxFuture;
-use futures_util::{StreamExt, stream};
 use reqwest::header::AUTHORIZATION;
 use serde_json::{Value, json};
 
-use super::http::{HttpBase, sse};
+use super::http::{HttpBase, SseProtocol, Step, event_stream};
 use super::{
     Completion, EventStream, Provider, ProviderError, ProviderEvent, ProviderRequest, Timeouts,
 };
@@ -117,6 +117,48 @@ fn chunk_events(v: &Value, out: &mut VecDeque<ProviderEvent>) -> bool {
     finished
 }
 
+/// OpenAI's stream: JSON chunks, then `data: [DONE]`.
+struct Chunks {
+    /// A `finish_reason` was seen: a server that then closes without
+    /// `[DONE]` (some compatible servers do) has still finished.
+    finished: bool,
+}
+
+impl SseProtocol for Chunks {
+    const END: &'static str = "`data: [DONE]`";
+
+    fn event(
+        &mut self,
+        provider: &str,
+        event: &Event,
+        out: &mut VecDeque<ProviderEvent>,
+    ) -> Result<Step, ProviderError> {
+        let data = event.data.trim();
+        if data == "[DONE]" {
+            return Ok(Step::End);
+        }
+        if data.is_empty() {
+            return Ok(Step::Continue);
+        }
+        let v: Value = serde_json::from_str(data).map_err(|e| ProviderError::Protocol {
+            provider: provider.to_string(),
+            message: format!("stream chunk is not JSON ({e}): {data:.200}"),
+            retryable: false,
+        })?;
+        if let Some(err) = inline_error(provider, &v) {
+            return Err(err);
+        }
+        if chunk_events(&v, out) {
+            self.finished = true;
+        }
+        Ok(Step::Continue)
+    }
+
+    fn may_end(&self) -> bool {
+        self.finished
+    }
+}
+
 impl Provider for OpenAi {
     fn name(&self) -> &str {
         &self.http.name
@@ -139,81 +181,11 @@ impl Provider for OpenAi {
                 .http
                 .post("/chat/completions", &self.body(&request, true))
                 .await?;
-            let events = sse(&self.http.name, response);
-            let name = self.http.name.clone();
-            struct State<S> {
-                events: S,
-                pending: VecDeque<ProviderEvent>,
-                finished: bool,
-                done: bool,
-                name: String,
-            }
-            let state = State {
-                events: Box::pin(events),
-                pending: VecDeque::new(),
-                finished: false,
-                done: false,
-                name,
-            };
-            let s = stream::unfold(state, |mut st| async move {
-                loop {
-                    if let Some(ev) = st.pending.pop_front() {
-                        return Some((Ok(ev), st));
-                    }
-                    if st.done {
-                        return None;
-                    }
-                    match st.events.next().await {
-                        None => {
-                            st.done = true;
-                            if !st.finished {
-                                let err = ProviderError::Cut {
-                                    provider: st.name.clone(),
-                                    message: "the stream ended before `data: [DONE]`".into(),
-                                };
-                                return Some((Err(err), st));
-                            }
-                        }
-                        Some(Err(e)) => {
-                            st.done = true;
-                            return Some((Err(e), st));
-                        }
-                        Some(Ok(event)) => {
-                            let data = event.data.trim();
-                            if data == "[DONE]" {
-                                st.finished = true;
-                                st.done = true;
-                                continue;
-                            }
-                            if data.is_empty() {
-                                continue;
-                            }
-                            let v: Value = match serde_json::from_str(data) {
-                                Ok(v) => v,
-                                Err(e) => {
-                                    st.done = true;
-                                    let err = ProviderError::Protocol {
-                                        provider: st.name.clone(),
-                                        message: format!(
-                                            "stream chunk is not JSON ({e}): {data:.200}"
-                                        ),
-                                        retryable: false,
-                                    };
-                                    return Some((Err(err), st));
-                                }
-                            };
-                            if let Some(err) = inline_error(&st.name, &v) {
-                                st.done = true;
-                                return Some((Err(err), st));
-                            }
-                            if chunk_events(&v, &mut st.pending) {
-                                st.finished = true;
-                            }
-                        }
-                    }
-                }
-            });
-            Ok(s.boxed())
+            Ok(event_stream(
+                &self.http.name,
+                response,
+                Chunks { finished: false },
+            ))
         })
     }
 

@@ -303,16 +303,14 @@ pub(crate) async fn chat_completions(
     )
 }
 
-/// The error response for a request no target could answer.
+/// The error response for a request no target could answer, by the
+/// status the last failure suggests (see `ProviderError::status_hint`).
 fn failure(message: &str, upstream_status: Option<u16>) -> Response {
     match upstream_status {
         Some(400 | 404 | 413 | 422) => bad_request(message),
         Some(429) => api_error(StatusCode::TOO_MANY_REQUESTS, "rate_limit_error", message),
-        _ if message.contains("no first token within")
-            || message.contains("no complete answer within") =>
-        {
-            api_error(StatusCode::GATEWAY_TIMEOUT, "timeout_error", message)
-        }
+        Some(503) => api_error(StatusCode::SERVICE_UNAVAILABLE, "server_busy", message),
+        Some(504) => api_error(StatusCode::GATEWAY_TIMEOUT, "timeout_error", message),
         _ => api_error(StatusCode::BAD_GATEWAY, "upstream_error", message),
     }
 }

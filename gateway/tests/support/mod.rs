@@ -52,6 +52,7 @@ impl Harness {
     /// Starts Switchboard with this configuration (`data_dir` is set to a
     /// temporary folder) and these environment variables.
     pub async fn start(toml: &str, env: &[(&str, &str)]) -> Harness {
+        gateway::install_crypto();
         let dir = tempfile::tempdir().expect("temp dir");
         let text = format!("data_dir = {:?}\n{toml}", dir.path().display().to_string());
         let env: Vec<(String, String)> = env

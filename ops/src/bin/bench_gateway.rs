@@ -22,6 +22,7 @@ const RATES: &[u32] = &[500, 1000, 2000];
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    gateway::install_crypto();
     let seconds: u64 = std::env::args()
         .nth(1)
         .and_then(|s| s.parse().ok())
