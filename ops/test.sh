@@ -44,6 +44,15 @@ export SWITCHBOARD_TEST_POSTGRES_URL="postgres://switchboard@127.0.0.1:$pg_port/
 # --- the embedded model, fetched once ----------------------------------------
 export SWITCHBOARD_MODEL_CACHE="${SWITCHBOARD_MODEL_CACHE:-$HOME/.cache/switchboard/models}"
 
+# --- the official OpenAI SDK, for the compatibility test ----------------------
+venv="$HOME/.cache/switchboard/venv"
+if ! "$venv/bin/python" -c 'import openai' >/dev/null 2>&1; then
+  log "installing the OpenAI Python SDK into $venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q "openai==3.51.0"
+fi
+export SWITCHBOARD_TEST_PYTHON="$venv/bin/python"
+
 # --- the tests ---------------------------------------------------------------
 log "running the tests"
 cargo test --workspace --locked "$@"

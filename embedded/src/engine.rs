@@ -677,34 +677,51 @@ impl Engine {
     fn prepare(&self, req: &GenerateRequest) -> Result<(Vec<LlamaToken>, usize), GenerateError> {
         let context = self.shared.options.context_tokens;
         let budget = (context as usize).saturating_sub(req.max_tokens as usize);
-        let mut turns: Vec<&ChatTurn> = req.messages.iter().collect();
-        let mut dropped = 0;
-        loop {
-            let tokens = self.render(&turns)?;
+        let all: Vec<&ChatTurn> = req.messages.iter().collect();
+        let tokens = self.render(&all)?;
+        if tokens.len() <= budget {
+            return Ok((tokens, 0));
+        }
+        let overflow = |prompt_tokens: usize| GenerateError::ContextOverflow {
+            prompt_tokens: token_count(prompt_tokens),
+            max_tokens: req.max_tokens,
+            context,
+        };
+        if self.shared.options.overflow == Overflow::Refuse {
+            return Err(overflow(tokens.len()));
+        }
+
+        // Turns that may go, oldest first: all but system turns and the last user turn.
+        let last_user = all.iter().rposition(|t| t.role == "user");
+        let removable: Vec<usize> = (0..all.len())
+            .filter(|&i| all[i].role != "system" && Some(i) != last_user)
+            .collect();
+        let without_oldest = |k: usize| -> Vec<&ChatTurn> {
+            let gone = &removable[..k];
+            (0..all.len())
+                .filter(|i| !gone.contains(i))
+                .map(|i| all[i])
+                .collect()
+        };
+        // Dropping more turns never lengthens the prompt, so search for the fewest drops
+        // that fit (a few renders even for long histories).
+        let shortest = self.render(&without_oldest(removable.len()))?;
+        if shortest.len() > budget {
+            return Err(overflow(shortest.len()));
+        }
+        let (mut too_few, mut enough) = (0, removable.len());
+        let mut best = shortest;
+        while enough - too_few > 1 {
+            let mid = too_few + (enough - too_few) / 2;
+            let tokens = self.render(&without_oldest(mid))?;
             if tokens.len() <= budget {
-                return Ok((tokens, dropped));
-            }
-            let overflow = GenerateError::ContextOverflow {
-                prompt_tokens: token_count(tokens.len()),
-                max_tokens: req.max_tokens,
-                context,
-            };
-            if self.shared.options.overflow == Overflow::Refuse {
-                return Err(overflow);
-            }
-            let last_user = turns.iter().rposition(|t| t.role == "user");
-            let oldest = turns
-                .iter()
-                .enumerate()
-                .position(|(i, t)| t.role != "system" && Some(i) != last_user);
-            match oldest {
-                Some(i) => {
-                    turns.remove(i);
-                    dropped += 1;
-                }
-                None => return Err(overflow),
+                enough = mid;
+                best = tokens;
+            } else {
+                too_few = mid;
             }
         }
+        Ok((best, enough))
     }
 
     fn render(&self, turns: &[&ChatTurn]) -> Result<Vec<LlamaToken>, GenerateError> {

@@ -217,11 +217,17 @@ fn long_history_is_trimmed_to_fit_the_context() {
 
     let req = GenerateRequest {
         max_tokens: 48,
-        ..GenerateRequest::new(history)
+        ..GenerateRequest::new(history.clone())
     };
     let generation = engine.generate(req).expect("trimmed to fit");
-    assert!(generation.dropped_turns() > 0);
+    let dropped = generation.dropped_turns();
+    assert!(dropped > 0);
     assert!(generation.prompt_tokens() + 48 <= 256);
+    // Only as many of the oldest turns as needed went: keeping one more would not fit.
+    let mut one_more = history;
+    one_more.drain(1..dropped);
+    let longer = engine.count_prompt_tokens(&one_more).expect("count");
+    assert!(longer + 48 > 256, "{longer} tokens would have fitted");
     let done = generation.blocking_collect().expect("answers");
     assert!(!done.text.is_empty());
     assert!(done.text.contains("Paris"), "{:?}", done.text);

@@ -1,0 +1,57 @@
+"""Drives a running Switchboard with the official OpenAI Python SDK.
+
+Usage: python openai_sdk.py BASE_URL. Exits non-zero (with the failing
+assertion) when the SDK cannot use Switchboard as it uses OpenAI.
+"""
+import sys
+
+import openai
+
+base_url = sys.argv[1]
+client = openai.OpenAI(base_url=base_url, api_key="sk-test", max_retries=0)
+messages = [
+    {"role": "system", "content": "You are terse."},
+    {"role": "user", "content": [{"type": "text", "text": "Say hello"}]},
+]
+
+# Non-streaming, with the options SDK users commonly pass.
+raw = client.chat.completions.with_raw_response.create(
+    model="default", messages=messages, temperature=0.2, max_completion_tokens=32,
+    stop=["\n\n"], seed=7, user="sdk-user",
+)
+completion = raw.parse()
+assert raw.headers.get("x-switchboard-inference-id"), "inference id header"
+assert completion.choices[0].message.content == "Hello from the stand-in.", completion
+assert completion.choices[0].finish_reason == "stop", completion
+assert completion.usage.prompt_tokens == 11 and completion.usage.completion_tokens == 5, completion.usage
+
+# Streaming with usage.
+stream = client.chat.completions.create(
+    model="default", messages=messages, stream=True, stream_options={"include_usage": True},
+)
+text, usage, finish = "", None, None
+for chunk in stream:
+    if chunk.usage is not None:
+        usage = chunk.usage
+    for choice in chunk.choices:
+        text += choice.delta.content or ""
+        finish = choice.finish_reason or finish
+assert text == "Hello from the stand-in.", text
+assert finish == "stop", finish
+assert usage is not None and usage.completion_tokens == 5, usage
+
+# Models, and errors the SDK turns into its own exceptions.
+ids = [m.id for m in client.models.list()]
+assert "default" in ids and "prompt:assistant" in ids, ids
+try:
+    client.chat.completions.create(model="nope", messages=messages)
+    raise AssertionError("an unknown model must fail")
+except openai.NotFoundError as e:
+    assert "unknown model `nope`" in str(e), e
+try:
+    client.chat.completions.create(model="default", messages=[])
+    raise AssertionError("empty messages must fail")
+except openai.BadRequestError as e:
+    assert "messages" in str(e), e
+
+print("ok")
