@@ -809,11 +809,6 @@ fn context_params(opts: &EngineOptions) -> LlamaContextParams {
         .with_n_threads(threads)
         .with_n_threads_batch(threads)
         .with_no_perf(true)
-        .with_flash_attention_policy(match std::env::var("SB_FA").as_deref() {
-            Ok("0") => llama_cpp_sys_2::LLAMA_FLASH_ATTN_TYPE_DISABLED,
-            Ok("1") => llama_cpp_sys_2::LLAMA_FLASH_ATTN_TYPE_ENABLED,
-            _ => llama_cpp_sys_2::LLAMA_FLASH_ATTN_TYPE_AUTO,
-        })
 }
 
 /// Body of one slot thread: owns a context for its whole life and runs jobs one at a time.

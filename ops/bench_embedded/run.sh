@@ -15,6 +15,8 @@
 #   SWITCHBOARD_BENCH_CACHE   where the Python venv lives (default ~/.cache/switchboard/bench)
 #   SWITCHBOARD_MODEL_CACHE   models directory (default ~/.cache/switchboard/models)
 #   LLAMA_CPP_PYTHON_VERSION  reference version (default 0.3.36)
+#   QUIET_WAIT=300      seconds to wait, before each round, for the CPUs to be idle (other
+#                       processes skew the figures badly on a two-core machine)
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -53,6 +55,28 @@ if [ ! -f "$model" ]; then
   SWITCHBOARD_MODEL_CACHE="$models" "$ours" --iterations 0 --prompt-file "$prompt" >/dev/null
 fi
 
+quiet_wait="${QUIET_WAIT:-300}"
+idle_percent() { # share of CPU time idle over the next 5 seconds
+  read -r _ u1 n1 s1 i1 w1 q1 sq1 st1 _ </proc/stat
+  sleep 5
+  read -r _ u2 n2 s2 i2 w2 q2 sq2 st2 _ </proc/stat
+  local busy=$(((u2 - u1) + (n2 - n1) + (s2 - s1) + (q2 - q1) + (sq2 - sq1) + (st2 - st1)))
+  local idle=$(((i2 - i1) + (w2 - w1)))
+  echo $((100 * idle / (busy + idle + 1)))
+}
+wait_for_quiet() {
+  local waited=0 idle
+  while :; do
+    idle="$(idle_percent)"
+    [ "$idle" -ge 90 ] && return 0
+    waited=$((waited + 5))
+    if [ "$waited" -ge "$quiet_wait" ]; then
+      echo "   warning: the CPUs are only ${idle}% idle; figures will be noisy" >&2
+      return 0
+    fi
+  done
+}
+
 run_ours() {
   "$ours" --model "$model" --prompt-file "$prompt" --threads "$1" --context "$context" \
     --max-tokens "$max_tokens" --iterations "$iterations"
@@ -65,6 +89,7 @@ run_reference() {
 for threads in $threads_list; do
   for round in $(seq 1 "$rounds"); do
     echo "== threads $threads, round $round/$rounds" >&2
+    wait_for_quiet
     if [ $((round % 2)) -eq 1 ]; then order="ours reference"; else order="reference ours"; fi
     for side in $order; do
       "run_$side" "$threads" | sed "s/^{/{\"round\":$round,\"run_threads\":$threads,/" >>"$results"
