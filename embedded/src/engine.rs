@@ -809,6 +809,9 @@ fn context_params(opts: &EngineOptions) -> LlamaContextParams {
         .with_n_threads(threads)
         .with_n_threads_batch(threads)
         .with_no_perf(true)
+        // Flash attention splits work by attention head; with a handful of heads on two cores
+        // that balances worse than plain matrix products, and the prompt pass measured slower.
+        .with_flash_attention_policy(llama_cpp_sys_2::LLAMA_FLASH_ATTN_TYPE_DISABLED)
 }
 
 /// Body of one slot thread: owns a context for its whole life and runs jobs one at a time.

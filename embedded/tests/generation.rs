@@ -143,13 +143,13 @@ fn dropping_a_generation_during_a_long_prompt_frees_the_slot_quickly() {
     });
     // How long the whole prompt pass takes here, for comparison.
     let started = Instant::now();
-    let mut full = engine.generate(long_prompt(1500)).expect("start");
-    assert!(full.prompt_tokens() > 1200, "{}", full.prompt_tokens());
+    let mut full = engine.generate(long_prompt(800)).expect("start");
+    assert!(full.prompt_tokens() > 900, "{}", full.prompt_tokens());
     assert!(matches!(full.blocking_next(), Some(GenEvent::Token(_))));
     let full_prompt = started.elapsed();
     drop(full);
 
-    let running = engine.generate(long_prompt(1500)).expect("start");
+    let running = engine.generate(long_prompt(800)).expect("start");
     std::thread::sleep(full_prompt / 4);
     drop(running);
     let started = Instant::now();

@@ -113,7 +113,7 @@ for threads in sorted({r["run_threads"] for r in rows}):
     for side in ("ours", "reference"):
         print(f"{side:12}{pick(side,'prompt_tokens'):>11.0f}{pick(side,'completion_tokens'):>9.0f}"
               f"{pick(side,'prompt_tps'):>14.1f}{pick(side,'decode_tps'):>14.1f}"
-              f"{pick(side,'ttft_s'):>9.3f}{pick(side,'peak_rss_kib')/1024:>13.1f}")
+              f"{pick(side,'ttft_s'):>9.3f}{pick(side,'peak_rss_kib')*1024/1e6:>13.1f}")
     decode = pick("ours", "decode_tps") / pick("reference", "decode_tps")
     prompt = pick("ours", "prompt_tps") / pick("reference", "prompt_tps")
     ttft = pick("ours", "ttft_s") / pick("reference", "ttft_s")
