@@ -285,3 +285,11 @@ async fn two_slots_stream_concurrently_to_async_callers() {
     assert_eq!(a, b);
     assert_eq!(a.completion_tokens, 4);
 }
+
+#[test]
+fn engine_and_generation_can_cross_threads() {
+    fn send_sync<T: Send + Sync>() {}
+    fn send<T: Send>() {}
+    send_sync::<switchboard_embedded::Engine>();
+    send::<switchboard_embedded::Generation>();
+}
