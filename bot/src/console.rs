@@ -104,7 +104,7 @@ async fn ask(
     request: Request,
     out: &mut impl Write,
 ) -> anyhow::Result<Option<(String, Summary)>> {
-    let mut reply = match app.pipeline.start(request) {
+    let mut reply = match app.pipeline.start(request).await {
         Ok(r) => r,
         Err(e) => {
             writeln!(out, "error: {e}")?;

@@ -173,8 +173,8 @@ impl Pipeline {
 
     /// Starts answering. Errors here mean nothing was sent to a model;
     /// failures after that arrive on the stream (and are recorded).
-    pub fn start(&self, request: Request) -> Result<ReplyStream, PipelineError> {
-        self.admit(&request)?;
+    pub async fn start(&self, request: Request) -> Result<ReplyStream, PipelineError> {
+        self.admit(&request).await?;
         let prepared = self.prepare(&request)?;
         if !self.inner.router.has(&prepared.alias) {
             return Err(PipelineError::UnknownAlias(RouteError::UnknownAlias {
@@ -190,7 +190,7 @@ impl Pipeline {
     }
 
     /// Stage 1. Rate limits and allow-lists will refuse requests here.
-    fn admit(&self, _request: &Request) -> Result<(), PipelineError> {
+    async fn admit(&self, _request: &Request) -> Result<(), PipelineError> {
         Ok(())
     }
 

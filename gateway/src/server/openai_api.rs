@@ -205,7 +205,7 @@ pub(crate) async fn chat_completions(
         stream,
         started,
     };
-    let mut reply = match state.pipeline.start(pipeline_request) {
+    let mut reply = match state.pipeline.start(pipeline_request).await {
         Ok(r) => r,
         Err(e @ (PipelineError::UnknownAlias(_) | PipelineError::UnknownPrompt { .. })) => {
             return api_error(
