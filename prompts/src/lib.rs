@@ -3,16 +3,29 @@
 //! parameters it runs with.
 //!
 //! This crate knows nothing about providers, storage or chat platforms. It
-//! parses prompts, renders them in a sandbox, and ships the default prompts
-//! in `library/`.
+//! parses prompts, validates and compiles them, renders them in a sandbox,
+//! diffs versions, assigns users to A/B splits, and ships the default
+//! prompts in `library/`. The registry that stores versions and labels
+//! lives in the gateway.
 
+mod context;
+mod diff;
 mod library;
 mod prompt;
 mod render;
+mod split;
+mod validate;
 
+pub use context::{CONTEXT_VARIABLES, is_context_variable};
+pub use diff::diff;
 pub use library::Library;
 pub use prompt::{MessageTemplate, Prompt, PromptParams, TemplateRole};
-pub use render::{RenderContext, RenderError, RenderedMessage, Turn};
+pub use render::{
+    Compiled, FUEL, IncludeSource, MAX_MESSAGE_BYTES, RenderContext, RenderError, RenderedMessage,
+    Turn, include_names, include_text,
+};
+pub use split::{Arm, assign};
+pub use validate::{ValidationError, sample_context, validate};
 
 /// Errors from reading a prompt definition.
 #[derive(Debug, thiserror::Error)]

@@ -13,12 +13,12 @@ use crate::PromptError;
 pub struct Prompt {
     /// The prompt's name, unique in the registry (`assistant`, `support`).
     pub name: String,
-    /// Version number; built-in prompts are version 1 until the registry
-    /// stores newer ones.
-    #[serde(default = "first_version")]
+    /// Version number. The registry numbers versions; files do not carry
+    /// one (it is read if present, and never written).
+    #[serde(default = "first_version", skip_serializing)]
     pub version: i64,
     /// What the prompt is for, shown to admins.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub description: String,
     /// The model alias the prompt runs with (`default`, `fast`, `smart`).
     #[serde(default = "default_alias")]
@@ -27,8 +27,9 @@ pub struct Prompt {
     #[serde(default)]
     pub params: PromptParams,
     /// Declared variables and what they mean. Templates may use these plus
-    /// the context variables every prompt gets (`text`, `history`, …).
-    #[serde(default)]
+    /// the context variables every prompt gets ([`crate::CONTEXT_VARIABLES`]).
+    /// A declared variable the caller does not supply renders as empty.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub variables: BTreeMap<String, String>,
     /// The chat messages, in order.
     pub messages: Vec<MessageTemplate>,
@@ -47,13 +48,16 @@ fn default_alias() -> String {
 #[serde(deny_unknown_fields)]
 pub struct PromptParams {
     /// Sampling temperature.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub temperature: Option<f32>,
     /// Nucleus sampling mass.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub top_p: Option<f32>,
     /// The most tokens to generate.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub max_tokens: Option<u32>,
     /// Sequences that end the answer.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub stop: Vec<String>,
 }
 
@@ -78,7 +82,7 @@ pub struct MessageTemplate {
     /// Who speaks.
     pub role: TemplateRole,
     /// The template source. Empty for `history`.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub template: String,
 }
 
@@ -93,8 +97,16 @@ impl Prompt {
         Ok(prompt)
     }
 
+    /// The prompt as a file: canonical TOML without the version number, so
+    /// that `from_toml(to_toml(p))` gives `p` back and exporting twice gives
+    /// the same bytes.
+    pub fn to_toml(&self) -> String {
+        // Serializing plain strings, numbers and tables cannot fail.
+        toml::to_string_pretty(self).unwrap_or_default()
+    }
+
     /// Checks the rules that TOML's shape cannot express.
-    fn check(&self) -> Result<(), PromptError> {
+    pub fn check(&self) -> Result<(), PromptError> {
         let invalid = |message: &str| PromptError::Invalid {
             name: self.name.clone(),
             message: message.to_string(),
