@@ -4,6 +4,7 @@
 
 mod console;
 mod models;
+mod prompts_cli;
 mod wiring;
 
 use std::path::PathBuf;
@@ -36,6 +37,11 @@ enum Command {
     Models {
         #[command(subcommand)]
         action: ModelsCommand,
+    },
+    /// Manage prompts: versions, labels, A/B splits, bindings, history.
+    Prompts {
+        #[command(subcommand)]
+        action: prompts_cli::PromptsCommand,
     },
 }
 
@@ -72,7 +78,7 @@ fn main() -> std::process::ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let quiet = matches!(cli.command, Command::Chat);
+    let quiet = matches!(cli.command, Command::Chat | Command::Prompts { .. });
     init_logging(quiet);
     let path = gateway::config::locate(cli.config.as_deref());
     let config = gateway::Config::load(path.as_deref()).with_context(|| {
@@ -119,6 +125,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             })
             .await?
         }
+        Command::Prompts { action } => prompts_cli::run(&config, action).await,
         Command::Chat => {
             prepare_models(&config).await?;
             let app = gateway::Gateway::build(&config).await?;

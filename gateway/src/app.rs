@@ -7,6 +7,7 @@ use std::sync::Arc;
 use crate::config::{Config, ProviderConfig, redact_url};
 use crate::pipeline::{Pipeline, PipelineOptions};
 use crate::providers::ProviderError;
+use crate::registry::{Registry, RegistryError};
 use crate::router::Router;
 use crate::server::{ApiKeys, AppState};
 use crate::store::{Recorder, Store, StoreError};
@@ -33,6 +34,9 @@ pub enum StartError {
     /// The built-in prompts are broken.
     #[error(transparent)]
     Prompts(#[from] prompts::PromptError),
+    /// The prompt registry could not be loaded.
+    #[error("cannot load the prompt registry: {0}")]
+    Registry(#[from] RegistryError),
 }
 
 /// The running parts of one Switchboard process.
@@ -41,6 +45,10 @@ pub struct Gateway {
     pub pipeline: Pipeline,
     /// The database.
     pub store: Store,
+    /// The prompt registry.
+    pub registry: Registry,
+    /// The admin command layer.
+    pub admin: crate::admin::Admin,
     recorder_task: tokio::task::JoinHandle<()>,
 }
 
@@ -50,6 +58,18 @@ pub async fn open_store(config: &Config) -> Result<Store, StoreError> {
     store.migrate().await?;
     tracing::debug!(database = %redact_url(&config.database_url()), "database ready");
     Ok(store)
+}
+
+/// Opens the prompt registry over a migrated store, seeding the built-in
+/// prompts it lacks.
+pub async fn open_registry(config: &Config, store: &Store) -> Result<Registry, StartError> {
+    let library = prompts::Library::builtin()?;
+    Ok(Registry::open(
+        store.clone(),
+        &library,
+        std::time::Duration::from_millis(config.prompts.poll_ms),
+    )
+    .await?)
 }
 
 impl Gateway {
@@ -78,13 +98,25 @@ impl Gateway {
             .await
             .map_err(|e| StartError::Task(e.to_string()))??;
         let router = Router::new(config, &providers);
-        let prompts = prompts::Library::builtin()?;
         let store = open_store(config).await?;
+        let registry = open_registry(config, &store).await?;
         let (recorder, recorder_task) = Recorder::start(store.clone());
-        let pipeline = Pipeline::new(router, prompts, recorder, PipelineOptions::default());
+        let pipeline = Pipeline::new(
+            router,
+            registry.clone(),
+            recorder,
+            PipelineOptions::default(),
+        );
+        let admin = crate::admin::Admin::new(
+            registry.clone(),
+            Some(pipeline.clone()),
+            config.admin.clone(),
+        );
         Ok(Gateway {
             pipeline,
             store,
+            registry,
+            admin,
             recorder_task,
         })
     }
@@ -108,8 +140,12 @@ impl Gateway {
         let Gateway {
             pipeline,
             store,
+            registry,
+            admin,
             recorder_task,
         } = self;
+        registry.close();
+        drop(admin);
         pipeline.recorder().flush().await;
         drop(pipeline);
         // Other clones of the pipeline (server state) are gone by now; the

@@ -96,6 +96,85 @@ pub struct Config {
     /// Retries and backoff.
     #[serde(default)]
     pub routing: RoutingConfig,
+    /// The prompt registry.
+    #[serde(default)]
+    pub prompts: PromptsConfig,
+    /// Who may change prompts.
+    #[serde(default)]
+    pub admin: AdminConfig,
+}
+
+/// `[prompts]`: the prompt registry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PromptsConfig {
+    /// How often (milliseconds) each replica checks whether the registry
+    /// changed. On PostgreSQL, changes also arrive at once by NOTIFY and
+    /// this is only the backstop; on SQLite it is how a `switchboard
+    /// prompts` command reaches a running server.
+    #[serde(default = "default_poll_ms")]
+    pub poll_ms: u64,
+}
+
+fn default_poll_ms() -> u64 {
+    500
+}
+
+impl Default for PromptsConfig {
+    fn default() -> Self {
+        PromptsConfig {
+            poll_ms: default_poll_ms(),
+        }
+    }
+}
+
+/// `[admin]`: who may change prompts. Users are written `platform:id`
+/// (`slack:U0123ABC`, `discord:80351110224678912`); roles as the adapter
+/// reports them (`discord:role:1234`, `slack:admin`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Users who may do everything: move protected labels, bind, split.
+    #[serde(default)]
+    pub admins: Vec<String>,
+    /// Users who may read prompts, save versions, test them and move
+    /// labels that are not protected.
+    #[serde(default)]
+    pub editors: Vec<String>,
+    /// Platform roles whose holders are admins.
+    #[serde(default)]
+    pub admin_roles: Vec<String>,
+    /// Platform roles whose holders are editors.
+    #[serde(default)]
+    pub editor_roles: Vec<String>,
+    /// Whether the platform's own admins (Slack workspace admins and
+    /// owners, Discord members with Manage Server) are admins here.
+    #[serde(default = "yes")]
+    pub platform_admins: bool,
+    /// Labels only admins may move.
+    #[serde(default = "default_protected")]
+    pub protected_labels: Vec<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn default_protected() -> Vec<String> {
+    vec!["production".to_string()]
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            admins: Vec::new(),
+            editors: Vec::new(),
+            admin_roles: Vec::new(),
+            editor_roles: Vec::new(),
+            platform_admins: true,
+            protected_labels: default_protected(),
+        }
+    }
 }
 
 fn default_data_dir() -> PathBuf {
@@ -552,6 +631,25 @@ impl Config {
                 Some(redact_url(&url)),
                 "must start with sqlite:// or postgres://",
             ));
+        }
+        if self.prompts.poll_ms < 50 {
+            return Err(ConfigError::key(
+                "prompts.poll_ms",
+                Some(self.prompts.poll_ms.to_string()),
+                "must be at least 50 (milliseconds)",
+            ));
+        }
+        for (key, list) in [
+            ("admin.admins", &self.admin.admins),
+            ("admin.editors", &self.admin.editors),
+        ] {
+            if let Some(bad) = list.iter().find(|u| !u.contains(':')) {
+                return Err(ConfigError::key(
+                    key,
+                    Some(bad.clone()),
+                    "write users as `platform:id`, for example `slack:U0123ABC` or `discord:80351110224678912`",
+                ));
+            }
         }
         for (name, provider) in &self.providers {
             if let ProviderConfig::Local(local) = provider {

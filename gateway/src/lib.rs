@@ -3,10 +3,12 @@
 //! HTTP API) build a [`pipeline::Request`] and render the
 //! [`reply::ReplyStream`] they get back.
 
+pub mod admin;
 pub mod app;
 pub mod config;
 pub mod pipeline;
 pub mod providers;
+pub mod registry;
 pub mod reply;
 pub mod router;
 pub mod server;

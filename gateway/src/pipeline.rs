@@ -2,7 +2,8 @@
 //! and a recorded inference, in the stages of the design:
 //!
 //! 1. admit    (allow-lists and limits: not yet; the seam is [`Pipeline::admit`])
-//! 2. resolve  which prompt and version answer ([`Pipeline::resolve_prompt`])
+//! 2. resolve  which prompt and version answer ([`Registry`]: binding → label
+//!    or A/B split → version)
 //! 3. context  the conversation so far (given by the adapter)
 //! 4. render   the prompt's templates into chat messages
 //! 5. route    alias → targets, retries, fallback ([`Router`])
@@ -17,18 +18,18 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use prompts::{Library, Prompt, RenderContext, Turn};
+use prompts::{RenderContext, Turn};
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use crate::providers::{ProviderError, ProviderEvent};
+use crate::registry::{Registry, RegistryError, Resolved, Selector};
 use crate::reply::{ReplyEvent, ReplyStream, Summary};
 use crate::router::{Attempt, RouteError, Router};
 use crate::store::{InferenceRecord, Recorder, Status, now_ms};
 use crate::types::{ChatMessage, Inbound, Origin, Params, Role, Usage};
 
-/// The prompt that answers when nothing else is bound.
-pub const DEFAULT_PROMPT: &str = "assistant";
+pub use crate::registry::DEFAULT_PROMPT;
 
 /// What to answer.
 #[derive(Debug, Clone)]
@@ -47,9 +48,32 @@ pub enum Input {
     Prompt {
         /// The prompt's name.
         name: String,
+        /// Which version: `production` when `None`.
+        selector: Option<Selector>,
         /// The messages.
         messages: Vec<ChatMessage>,
     },
+}
+
+/// Whether a request is real traffic or an admin's dry run. Test requests
+/// are recorded with `purpose = 'test'` so that statistics leave them out.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Purpose {
+    /// Real traffic.
+    #[default]
+    Live,
+    /// A dry run (`prompts test`).
+    Test,
+}
+
+impl Purpose {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Purpose::Live => "live",
+            Purpose::Test => "test",
+        }
+    }
 }
 
 /// One request to the pipeline.
@@ -65,6 +89,10 @@ pub struct Request {
     pub stream: bool,
     /// When the request arrived, for TTFT and overhead.
     pub started: Instant,
+    /// Values for the prompt's declared variables.
+    pub variables: BTreeMap<String, String>,
+    /// Real traffic or a dry run.
+    pub purpose: Purpose,
 }
 
 impl Request {
@@ -76,6 +104,8 @@ impl Request {
             params: Params::default(),
             stream: true,
             started: Instant::now(),
+            variables: BTreeMap::new(),
+            purpose: Purpose::Live,
         }
     }
 }
@@ -86,14 +116,9 @@ pub enum PipelineError {
     /// No such alias.
     #[error(transparent)]
     UnknownAlias(RouteError),
-    /// No such prompt.
-    #[error("unknown prompt `{name}`; prompts: {}", known.join(", "))]
-    UnknownPrompt {
-        /// What was asked for.
-        name: String,
-        /// What exists.
-        known: Vec<String>,
-    },
+    /// The prompt could not be resolved (unknown prompt, label or version).
+    #[error(transparent)]
+    Prompt(#[from] RegistryError),
     /// The prompt could not be rendered.
     #[error(transparent)]
     Render(#[from] prompts::RenderError),
@@ -125,7 +150,7 @@ pub struct Pipeline {
 
 struct Inner {
     router: Router,
-    prompts: Library,
+    registry: Registry,
     recorder: Recorder,
     options: PipelineOptions,
 }
@@ -134,6 +159,7 @@ struct Inner {
 struct Prepared {
     alias: String,
     prompt: Option<(String, i64)>,
+    label: Option<String>,
     messages: Vec<ChatMessage>,
     params: Params,
 }
@@ -142,14 +168,14 @@ impl Pipeline {
     /// A pipeline over these parts.
     pub fn new(
         router: Router,
-        prompts: Library,
+        registry: Registry,
         recorder: Recorder,
         options: PipelineOptions,
     ) -> Pipeline {
         Pipeline {
             inner: Arc::new(Inner {
                 router,
-                prompts,
+                registry,
                 recorder,
                 options,
             }),
@@ -161,9 +187,9 @@ impl Pipeline {
         &self.inner.router
     }
 
-    /// The prompts.
-    pub fn prompts(&self) -> &Library {
-        &self.inner.prompts
+    /// The prompt registry.
+    pub fn registry(&self) -> &Registry {
+        &self.inner.registry
     }
 
     /// The recorder, for feedback rows.
@@ -175,7 +201,7 @@ impl Pipeline {
     /// failures after that arrive on the stream (and are recorded).
     pub async fn start(&self, request: Request) -> Result<ReplyStream, PipelineError> {
         self.admit(&request).await?;
-        let prepared = self.prepare(&request)?;
+        let prepared = self.prepare(&request).await?;
         if !self.inner.router.has(&prepared.alias) {
             return Err(PipelineError::UnknownAlias(RouteError::UnknownAlias {
                 alias: prepared.alias,
@@ -194,24 +220,8 @@ impl Pipeline {
         Ok(())
     }
 
-    /// Stage 2: which prompt answers this conversation. Until the prompt
-    /// registry lands, every conversation uses the built-in default prompt.
-    fn resolve_prompt(&self, _origin: &Origin) -> Result<&Prompt, PipelineError> {
-        self.prompt(DEFAULT_PROMPT)
-    }
-
-    fn prompt(&self, name: &str) -> Result<&Prompt, PipelineError> {
-        self.inner
-            .prompts
-            .get(name)
-            .ok_or_else(|| PipelineError::UnknownPrompt {
-                name: name.to_string(),
-                known: self.inner.prompts.names().map(str::to_string).collect(),
-            })
-    }
-
     /// Stages 2–4: prompt, context and rendering.
-    fn prepare(&self, request: &Request) -> Result<Prepared, PipelineError> {
+    async fn prepare(&self, request: &Request) -> Result<Prepared, PipelineError> {
         match &request.input {
             Input::Messages { alias, messages } => {
                 if messages.is_empty() {
@@ -222,12 +232,24 @@ impl Pipeline {
                 Ok(Prepared {
                     alias: alias.clone(),
                     prompt: None,
+                    label: None,
                     messages: messages.clone(),
                     params: request.params.clone(),
                 })
             }
-            Input::Prompt { name, messages } => {
-                let prompt = self.prompt(name)?;
+            Input::Prompt {
+                name,
+                selector,
+                messages,
+            } => {
+                let selector = selector
+                    .clone()
+                    .unwrap_or_else(|| Selector::Label(crate::registry::PRODUCTION.into()));
+                let prompt = self
+                    .inner
+                    .registry
+                    .resolve(name, &selector, &request.origin)
+                    .await?;
                 let Some(last_user) = messages.iter().rposition(|m| m.role == Role::User) else {
                     return Err(PipelineError::BadRequest(format!(
                         "prompt `{name}` needs a user message to answer"
@@ -238,18 +260,10 @@ impl Pipeline {
                     .filter(|m| m.role != Role::System)
                     .cloned()
                     .collect::<Vec<_>>();
-                let mut variables = BTreeMap::new();
-                variables.insert("platform".to_string(), request.origin.platform.clone());
-                variables.insert(
-                    "user_name".to_string(),
-                    request
-                        .origin
-                        .user
-                        .clone()
-                        .unwrap_or_else(|| "the user".into()),
-                );
+                let user_name = request.origin.user.clone();
+                let variables = self.context(request, user_name, None, None, &[]);
                 self.render(
-                    prompt,
+                    &prompt,
                     &messages[last_user].content,
                     &history,
                     variables,
@@ -257,19 +271,16 @@ impl Pipeline {
                 )
             }
             Input::Chat(inbound) => {
-                let prompt = self.resolve_prompt(&inbound.origin)?;
-                let mut variables = BTreeMap::new();
-                variables.insert("platform".to_string(), inbound.origin.platform.clone());
-                variables.insert(
-                    "user_name".to_string(),
-                    inbound
-                        .user_name
-                        .clone()
-                        .unwrap_or_else(|| "the user".into()),
+                let prompt = self.inner.registry.resolve_bound(&inbound.origin).await?;
+                let variables = self.context(
+                    request,
+                    inbound.user_name.clone(),
+                    inbound.channel_name.clone(),
+                    inbound.workspace_name.clone(),
+                    &inbound.attachments,
                 );
-                variables.insert("attachments".to_string(), inbound.attachments.join("\n"));
                 self.render(
-                    prompt,
+                    &prompt,
                     &inbound.text,
                     &inbound.history,
                     variables,
@@ -279,9 +290,41 @@ impl Pipeline {
         }
     }
 
+    /// The context variables of [`prompts::CONTEXT_VARIABLES`], plus the
+    /// caller's values for declared variables (which cannot override them).
+    fn context(
+        &self,
+        request: &Request,
+        user_name: Option<String>,
+        channel_name: Option<String>,
+        workspace_name: Option<String>,
+        attachments: &[String],
+    ) -> BTreeMap<String, String> {
+        let origin = &request.origin;
+        let mut v = request.variables.clone();
+        let (today, now) = utc_now();
+        let mut set = |k: &str, value: String| {
+            v.insert(k.to_string(), value);
+        };
+        set("platform", origin.platform.clone());
+        set(
+            "user_name",
+            user_name.unwrap_or_else(|| "the user".to_string()),
+        );
+        set("user_id", origin.user.clone().unwrap_or_default());
+        set("channel_name", channel_name.unwrap_or_default());
+        set("channel_id", origin.channel.clone().unwrap_or_default());
+        set("workspace_name", workspace_name.unwrap_or_default());
+        set("workspace_id", origin.workspace.clone().unwrap_or_default());
+        set("attachments", attachments.join("\n"));
+        set("today", today);
+        set("now", now);
+        v
+    }
+
     fn render(
         &self,
-        prompt: &Prompt,
+        prompt: &Resolved,
         text: &str,
         history: &[ChatMessage],
         mut variables: BTreeMap<String, String>,
@@ -301,20 +344,23 @@ impl Pipeline {
             variables,
         };
         let messages = prompt
+            .compiled
             .render(&ctx)?
             .into_iter()
             .map(|m| ChatMessage::new(Role::parse(&m.role).unwrap_or(Role::User), m.content))
             .collect();
+        let p = prompt.compiled.prompt();
         let prompt_params = Params {
-            temperature: prompt.params.temperature,
-            top_p: prompt.params.top_p,
-            max_tokens: prompt.params.max_tokens,
-            stop: prompt.params.stop.clone(),
+            temperature: p.params.temperature,
+            top_p: p.params.top_p,
+            max_tokens: p.params.max_tokens,
+            stop: p.params.stop.clone(),
             seed: None,
         };
         Ok(Prepared {
-            alias: prompt.model.clone(),
-            prompt: Some((prompt.name.clone(), prompt.version)),
+            alias: p.model.clone(),
+            prompt: Some((p.name.clone(), p.version)),
+            label: prompt.label.clone(),
             messages,
             params: params.clone().or(&prompt_params),
         })
@@ -413,6 +459,8 @@ impl Inner {
             created_at_ms,
             origin: request.origin.clone(),
             prompt: prepared.prompt.clone(),
+            prompt_label: prepared.label.clone(),
+            purpose: request.purpose,
             alias: prepared.alias.clone(),
             provider,
             model,
@@ -564,6 +612,28 @@ impl Inner {
             }
         }
     }
+}
+
+/// Today's date and the time to the minute, in UTC: (`2026-11-28`,
+/// `2026-11-28 14:05 UTC`). To the minute, so the rendered prompt (and a
+/// cache key made from it) stays the same within a minute.
+fn utc_now() -> (String, String) {
+    let secs = now_ms().div_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let today = format!("{year:04}-{month:02}-{day:02}");
+    let now = format!("{today} {:02}:{:02} UTC", rem / 3600, rem % 3600 / 60);
+    (today, now)
 }
 
 /// (provider, model, price) of the target that answered.

@@ -79,6 +79,10 @@ pub struct Inbound {
     pub origin: Origin,
     /// The user's display name, for the prompt.
     pub user_name: Option<String>,
+    /// The channel's name, for the prompt.
+    pub channel_name: Option<String>,
+    /// The workspace's or server's name, for the prompt.
+    pub workspace_name: Option<String>,
     /// What the user wrote, with the bot's mention removed.
     pub text: String,
     /// The conversation before this message, oldest first.

@@ -44,6 +44,8 @@ fn record(i: usize) -> InferenceRecord {
             user: Some(format!("U{i}")),
         },
         prompt: Some(("assistant".into(), 3)),
+        prompt_label: Some("production".into()),
+        purpose: gateway::pipeline::Purpose::Live,
         alias: "default".into(),
         provider: Some("openai".into()),
         model: Some("gpt-4o-mini".into()),

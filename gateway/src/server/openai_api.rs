@@ -1,6 +1,8 @@
 //! `POST /v1/chat/completions` and `GET /v1/models`, in OpenAI's shapes, so
 //! that any OpenAI SDK can talk to Switchboard. `model` names an alias, or
-//! `prompt:<name>` to answer the request's messages through a prompt.
+//! `prompt:<name>` to answer the request's messages through a prompt's
+//! `production` label (`prompt:<name>@<label>` or `@<version>` for another);
+//! an extra body field `variables` gives values to its declared variables.
 //!
 //! Every response carries `x-switchboard-inference-id` and
 //! `x-switchboard-overhead-ms` (time spent in Switchboard rather than
@@ -18,7 +20,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::AppState;
-use crate::pipeline::{Input, PipelineError, Request};
+use crate::pipeline::{Input, PipelineError, Purpose, Request};
+use crate::registry::{RegistryError, Selector};
 use crate::reply::{ReplyEvent, ReplyStream, Summary};
 use crate::types::{ChatMessage, Origin, Params, Role};
 
@@ -55,6 +58,8 @@ struct ChatCompletionRequest {
     n: Option<u32>,
     user: Option<String>,
     tools: Option<Value>,
+    /// Values for a prompt's declared variables (`model = "prompt:…"`).
+    variables: Option<std::collections::BTreeMap<String, String>>,
 }
 
 #[derive(Deserialize)]
@@ -174,10 +179,17 @@ pub(crate) async fn chat_completions(
         .and_then(|o| o.include_usage)
         .unwrap_or(false);
     let input = match request.model.strip_prefix("prompt:") {
-        Some(name) => Input::Prompt {
-            name: name.to_string(),
-            messages,
-        },
+        Some(spec) => {
+            let (name, selector) = match spec.split_once('@') {
+                Some((name, sel)) => (name, Some(Selector::parse(sel))),
+                None => (spec, None),
+            };
+            Input::Prompt {
+                name: name.to_string(),
+                selector,
+                messages,
+            }
+        }
         None => Input::Messages {
             alias: request.model.clone(),
             messages,
@@ -204,10 +216,19 @@ pub(crate) async fn chat_completions(
         params,
         stream,
         started,
+        variables: request.variables.clone().unwrap_or_default(),
+        purpose: Purpose::Live,
     };
     let mut reply = match state.pipeline.start(pipeline_request).await {
         Ok(r) => r,
-        Err(e @ (PipelineError::UnknownAlias(_) | PipelineError::UnknownPrompt { .. })) => {
+        Err(
+            e @ (PipelineError::UnknownAlias(_)
+            | PipelineError::Prompt(
+                RegistryError::UnknownPrompt { .. }
+                | RegistryError::UnknownLabel { .. }
+                | RegistryError::UnknownVersion { .. },
+            )),
+        ) => {
             return api_error(
                 StatusCode::NOT_FOUND,
                 "invalid_request_error",
@@ -424,9 +445,10 @@ pub(crate) async fn models(State(state): State<AppState>) -> Response {
     let aliases = state.pipeline.router().aliases();
     let prompts = state
         .pipeline
-        .prompts()
-        .names()
-        .map(|n| format!("prompt:{n}"));
+        .registry()
+        .list()
+        .into_iter()
+        .map(|p| format!("prompt:{}", p.name));
     let data: Vec<Value> = aliases
         .into_iter()
         .chain(prompts)

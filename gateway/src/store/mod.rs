@@ -6,6 +6,7 @@
 //! Writes from the request path go through the [`Recorder`], which batches
 //! them off the hot path.
 
+mod prompt_tables;
 mod recorder;
 
 use std::borrow::Cow;
@@ -18,22 +19,40 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::{AnyPool, AssertSqlSafe, Executor, Row, SqlSafeStr};
 use uuid::Uuid;
 
+pub use prompt_tables::{
+    AuditRow, BindingRow, LabelRow, NOTIFY_CHANNEL, RegistryRows, VersionRow, Write, Written,
+    arms_json,
+};
 pub use recorder::Recorder;
 
 use crate::router::Attempt;
 use crate::types::{ChatMessage, Origin, Params};
 
 /// The migrations of each backend: (version, description, SQL).
-const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "init",
-    include_str!("../../../migrations/sqlite/0001_init.sql"),
-)];
-const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "init",
-    include_str!("../../../migrations/postgres/0001_init.sql"),
-)];
+const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "init",
+        include_str!("../../../migrations/sqlite/0001_init.sql"),
+    ),
+    (
+        2,
+        "prompts",
+        include_str!("../../../migrations/sqlite/0002_prompts.sql"),
+    ),
+];
+const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "init",
+        include_str!("../../../migrations/postgres/0001_init.sql"),
+    ),
+    (
+        2,
+        "prompts",
+        include_str!("../../../migrations/postgres/0002_prompts.sql"),
+    ),
+];
 
 /// Why the store failed.
 #[derive(Debug, thiserror::Error)]
@@ -110,6 +129,10 @@ pub struct InferenceRecord {
     pub origin: Origin,
     /// The prompt and version used, if any.
     pub prompt: Option<(String, i64)>,
+    /// The label the version came through.
+    pub prompt_label: Option<String>,
+    /// Real traffic or a dry run.
+    pub purpose: crate::pipeline::Purpose,
     /// The alias asked for.
     pub alias: String,
     /// The provider that answered (or last tried).
@@ -182,6 +205,10 @@ pub struct InferenceRow {
     pub prompt_name: Option<String>,
     /// Prompt version.
     pub prompt_version: Option<i64>,
+    /// The label the version came through.
+    pub prompt_label: Option<String>,
+    /// `live` or `test`.
+    pub purpose: String,
     /// Alias.
     pub alias: String,
     /// Provider.
@@ -211,6 +238,8 @@ pub struct InferenceRow {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// The connection URL, for PostgreSQL's LISTEN connection. Never logged.
+    url: std::sync::Arc<str>,
 }
 
 /// Milliseconds since the Unix epoch.
@@ -226,6 +255,7 @@ impl Store {
     pub async fn connect(url: &str) -> Result<Store, StoreError> {
         install_default_drivers();
         let redacted = crate::config::redact_url(url);
+        let original: std::sync::Arc<str> = url.into();
         let (backend, url) = if let Some(path) = url
             .strip_prefix("sqlite://")
             .or_else(|| url.strip_prefix("sqlite:"))
@@ -276,7 +306,11 @@ impl Store {
         if backend == Backend::Sqlite {
             pool.execute("PRAGMA journal_mode = WAL").await?;
         }
-        Ok(Store { pool, backend })
+        Ok(Store {
+            pool,
+            backend,
+            url: original,
+        })
     }
 
     /// Which database this is.
@@ -325,8 +359,9 @@ impl Store {
                 "INSERT INTO inferences (id, created_at, platform, workspace, channel, thread, user_id, \
                  prompt_name, prompt_version, alias, provider, model, input_tokens, output_tokens, ttft_ms, \
                  tpot_ms, total_ms, provider_ms, cost_usd, cache_hit, streamed, status, error, finish_reason, \
-                 attempts, attempt_log, params) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, \
-                 $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27) ON CONFLICT (id) DO NOTHING",
+                 attempts, attempt_log, params, prompt_label, purpose) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, \
+                 $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29) \
+                 ON CONFLICT (id) DO NOTHING",
             )
             .bind(r.id.to_string())
             .bind(r.created_at_ms)
@@ -355,6 +390,8 @@ impl Store {
             .bind(r.attempts.len() as i64)
             .bind(attempt_log)
             .bind(params)
+            .bind(&r.prompt_label)
+            .bind(r.purpose.as_str())
             .execute(&mut *tx)
             .await?;
             if inserted.rows_affected() == 0 {
@@ -410,7 +447,8 @@ impl Store {
     pub async fn inference(&self, id: &str) -> Result<Option<InferenceRow>, StoreError> {
         let Some(row) = sqlx::query(
             "SELECT id, platform, prompt_name, prompt_version, alias, provider, model, input_tokens, \
-             output_tokens, cost_usd, status, error, attempts, attempt_log FROM inferences WHERE id = $1",
+             output_tokens, cost_usd, status, error, attempts, attempt_log, prompt_label, purpose \
+             FROM inferences WHERE id = $1",
         )
         .bind(id)
         .fetch_optional(&self.pool)
@@ -442,6 +480,8 @@ impl Store {
             error: row.try_get(11)?,
             attempts: row.try_get(12)?,
             attempt_log: row.try_get(13)?,
+            prompt_label: row.try_get(14)?,
+            purpose: row.try_get(15)?,
             messages,
         }))
     }
