@@ -142,6 +142,17 @@ impl Default for PipelineOptions {
     }
 }
 
+/// What a request would send: see [`Pipeline::preview`].
+#[derive(Debug, Clone)]
+pub struct Preview {
+    /// The model alias.
+    pub alias: String,
+    /// The prompt and version.
+    pub prompt: Option<(String, i64)>,
+    /// The rendered messages.
+    pub messages: Vec<ChatMessage>,
+}
+
 /// The request pipeline. Cheap to clone; share one per process.
 #[derive(Clone)]
 pub struct Pipeline {
@@ -213,6 +224,18 @@ impl Pipeline {
         let inner = self.inner.clone();
         tokio::spawn(async move { inner.generate(id, request, prepared, tx).await });
         Ok(ReplyStream::new(id, rx))
+    }
+
+    /// Stages 2–4 only: what would be sent for this request (alias, prompt
+    /// version, rendered messages), without admitting, sending or
+    /// recording anything. For previews and benchmarks.
+    pub async fn preview(&self, request: &Request) -> Result<Preview, PipelineError> {
+        let p = self.prepare(request).await?;
+        Ok(Preview {
+            alias: p.alias,
+            prompt: p.prompt,
+            messages: p.messages,
+        })
     }
 
     /// Stage 1. Rate limits and allow-lists will refuse requests here.
