@@ -641,21 +641,9 @@ impl Inner {
 /// `2026-11-28 14:05 UTC`). To the minute, so the rendered prompt (and a
 /// cache key made from it) stays the same within a minute.
 fn utc_now() -> (String, String) {
-    let secs = now_ms().div_euclid(1000);
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    let today = format!("{year:04}-{month:02}-{day:02}");
-    let now = format!("{today} {:02}:{:02} UTC", rem / 3600, rem % 3600 / 60);
+    let t = crate::store::Utc::from_ms(now_ms());
+    let today = t.date();
+    let now = format!("{today} {:02}:{:02} UTC", t.hour, t.minute);
     (today, now)
 }
 
