@@ -216,12 +216,7 @@ async fn execute(
                     }
                 }
             };
-            if prompt.name != name {
-                bail!(
-                    "the file names prompt `{}`, not `{name}`; fix `name` in the file",
-                    prompt.name
-                );
-            }
+            same_name(&prompt, &name)?;
             Command::Create { prompt, message }
         }
         PromptsCommand::Edit {
@@ -256,12 +251,7 @@ async fn execute(
                     }
                 }
             };
-            if prompt.name != name {
-                bail!(
-                    "the file names prompt `{}`, not `{name}`; fix `name` in the file",
-                    prompt.name
-                );
-            }
+            same_name(&prompt, &name)?;
             Command::Edit {
                 prompt,
                 base,
@@ -326,6 +316,16 @@ async fn execute(
     };
     let output = admin.run(actor, command).await?;
     print!("{}", output.to_text());
+    Ok(())
+}
+
+fn same_name(prompt: &Prompt, name: &str) -> anyhow::Result<()> {
+    if prompt.name != name {
+        bail!(
+            "the file names prompt `{}`, not `{name}`; fix `name` in the file",
+            prompt.name
+        );
+    }
     Ok(())
 }
 

@@ -411,14 +411,7 @@ impl Registry {
             Selector::Version(v) => (*v, None),
             Selector::Label(l) if l == LATEST => (entry.latest, Some(l.clone())),
             Selector::Label(l) => {
-                let arms = entry
-                    .labels
-                    .get(l)
-                    .ok_or_else(|| RegistryError::UnknownLabel {
-                        name: name.to_string(),
-                        label: l.clone(),
-                        labels: label_names(entry),
-                    })?;
+                let arms = label_arms(entry, name, l)?;
                 let user = origin.user.as_deref().unwrap_or_default();
                 let v = prompts::assign(user, name, arms).ok_or_else(|| {
                     RegistryError::BadSplit(format!("label `{l}` of `{name}` has no versions"))
@@ -440,16 +433,7 @@ impl Registry {
             });
         }
         // A version no label points at (a test of an old version): read it.
-        let row = self
-            .inner
-            .store
-            .prompt_version(name, version)
-            .await?
-            .ok_or_else(|| RegistryError::UnknownVersion {
-                name: name.to_string(),
-                version,
-                latest: entry.latest,
-            })?;
+        let row = self.stored_version(name, version, entry.latest).await?;
         let compiled =
             compile(&row, &snapshot.includes).map_err(|message| RegistryError::Broken {
                 name: name.to_string(),
@@ -460,6 +444,24 @@ impl Registry {
             compiled: Arc::new(compiled),
             label,
         })
+    }
+
+    /// A stored version, or the error naming the newest one.
+    async fn stored_version(
+        &self,
+        name: &str,
+        version: i64,
+        latest: i64,
+    ) -> Result<VersionRow, RegistryError> {
+        self.inner
+            .store
+            .prompt_version(name, version)
+            .await?
+            .ok_or_else(|| RegistryError::UnknownVersion {
+                name: name.to_string(),
+                version,
+                latest,
+            })
     }
 
     /// Every prompt with its labels and bindings, by name.
@@ -515,30 +517,14 @@ impl Registry {
             Selector::Version(v) => *v,
             Selector::Label(l) if l == LATEST => entry.latest,
             Selector::Label(l) => {
-                let arms = entry
-                    .labels
-                    .get(l)
-                    .ok_or_else(|| RegistryError::UnknownLabel {
-                        name: name.to_string(),
-                        label: l.clone(),
-                        labels: label_names(entry),
-                    })?;
+                let arms = label_arms(entry, name, l)?;
                 // A split shows its heaviest arm.
                 arms.iter()
                     .max_by_key(|a| (a.weight, a.version))
                     .map_or(entry.latest, |a| a.version)
             }
         };
-        let row = self
-            .inner
-            .store
-            .prompt_version(name, version)
-            .await?
-            .ok_or_else(|| RegistryError::UnknownVersion {
-                name: name.to_string(),
-                version,
-                latest: entry.latest,
-            })?;
+        let row = self.stored_version(name, version, entry.latest).await?;
         let prompt = parse_row(&row).map_err(|message| RegistryError::Broken {
             name: name.to_string(),
             version,
@@ -1080,6 +1066,21 @@ fn unknown_prompt(snapshot: &Snapshot, name: &str) -> RegistryError {
         name: name.to_string(),
         known,
     }
+}
+
+fn label_arms<'a>(
+    entry: &'a Entry,
+    name: &str,
+    label: &str,
+) -> Result<&'a Vec<Arm>, RegistryError> {
+    entry
+        .labels
+        .get(label)
+        .ok_or_else(|| RegistryError::UnknownLabel {
+            name: name.to_string(),
+            label: label.to_string(),
+            labels: label_names(entry),
+        })
 }
 
 fn label_names(entry: &Entry) -> Vec<String> {

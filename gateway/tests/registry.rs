@@ -18,26 +18,7 @@ use gateway::store::Store;
 use prompts::{Arm, Library, Prompt};
 use serde_json::json;
 use support::standin::StandIn;
-use support::{Harness, one_provider};
-use uuid::Uuid;
-
-/// A fresh, empty PostgreSQL database on the test server.
-async fn fresh_postgres() -> String {
-    let admin = std::env::var("SWITCHBOARD_TEST_POSTGRES_URL").expect(
-        "SWITCHBOARD_TEST_POSTGRES_URL is not set: run the tests with ops/test.sh, which starts a throwaway PostgreSQL",
-    );
-    let name = format!("sb_{}", Uuid::now_v7().simple());
-    let store = Store::connect(&admin)
-        .await
-        .expect("connect to the test PostgreSQL");
-    store
-        .execute_admin(&format!("CREATE DATABASE {name}"))
-        .await
-        .expect("create database");
-    store.close().await;
-    let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
-    format!("{base}/{name}")
-}
+use support::{Harness, fresh_postgres, one_provider};
 
 /// One database of each kind: (label, url, folder kept alive for SQLite).
 async fn databases() -> Vec<(&'static str, String, tempfile::TempDir)> {

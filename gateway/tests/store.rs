@@ -11,26 +11,8 @@ use gateway::store::{FeedbackRecord, InferenceRecord, Recorder, Status, Store, T
 use gateway::{ChatMessage, Origin, Params, Role};
 use serde_json::json;
 use support::standin::StandIn;
-use support::{Harness, one_provider};
+use support::{Harness, fresh_postgres, one_provider};
 use uuid::Uuid;
-
-/// A fresh, empty PostgreSQL database on the test server.
-async fn fresh_postgres() -> String {
-    let admin = std::env::var("SWITCHBOARD_TEST_POSTGRES_URL").expect(
-        "SWITCHBOARD_TEST_POSTGRES_URL is not set: run the tests with ops/test.sh, which starts a throwaway PostgreSQL",
-    );
-    let name = format!("sb_{}", Uuid::now_v7().simple());
-    let store = Store::connect(&admin)
-        .await
-        .expect("connect to the test PostgreSQL");
-    store
-        .execute_admin(&format!("CREATE DATABASE {name}"))
-        .await
-        .expect("create database");
-    store.close().await;
-    let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
-    format!("{base}/{name}")
-}
 
 fn record(i: usize) -> InferenceRecord {
     InferenceRecord {

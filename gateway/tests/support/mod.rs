@@ -135,6 +135,24 @@ impl Drop for Harness {
     }
 }
 
+/// A fresh, empty PostgreSQL database on the test server.
+pub async fn fresh_postgres() -> String {
+    let admin = std::env::var("SWITCHBOARD_TEST_POSTGRES_URL").expect(
+        "SWITCHBOARD_TEST_POSTGRES_URL is not set: run the tests with ops/test.sh, which starts a throwaway PostgreSQL",
+    );
+    let name = format!("sb_{}", uuid::Uuid::now_v7().simple());
+    let store = gateway::store::Store::connect(&admin)
+        .await
+        .expect("connect to the test PostgreSQL");
+    store
+        .execute_admin(&format!("CREATE DATABASE {name}"))
+        .await
+        .expect("create database");
+    store.close().await;
+    let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
+    format!("{base}/{name}")
+}
+
 /// Parses an SSE body into its `data:` payloads.
 pub fn sse_data(body: &str) -> Vec<String> {
     body.split("\n\n")
