@@ -63,6 +63,47 @@ fn user(id: &str) -> Actor {
     }
 }
 
+async fn create(admin: &Admin, actor: &Actor, prompt: Prompt) -> gateway::admin::Output {
+    admin
+        .run(
+            actor,
+            Command::Create {
+                prompt,
+                message: "created".into(),
+            },
+        )
+        .await
+        .expect("create")
+}
+
+async fn edit(admin: &Admin, actor: &Actor, prompt: Prompt, base: i64) {
+    admin
+        .run(
+            actor,
+            Command::Edit {
+                prompt,
+                base,
+                message: format!("edit of v{base}"),
+            },
+        )
+        .await
+        .expect("edit");
+}
+
+async fn promote(admin: &Admin, actor: &Actor, name: &str, version: i64, label: &str) {
+    admin
+        .run(
+            actor,
+            Command::Promote {
+                name: name.into(),
+                version,
+                label: label.into(),
+            },
+        )
+        .await
+        .expect("promote");
+}
+
 fn support_prompt(system: &str) -> Prompt {
     Prompt::from_toml(
         "support.toml",
@@ -102,16 +143,12 @@ async fn versions_labels_latest_and_rollback_on_both_backends() {
             "{db}"
         );
 
-        let out = admin
-            .run(
-                &boss,
-                Command::Create {
-                    prompt: support_prompt("You support {{ product }}. Be brief."),
-                    message: "first".into(),
-                },
-            )
-            .await
-            .expect("create");
+        let out = create(
+            &admin,
+            &boss,
+            support_prompt("You support {{ product }}. Be brief."),
+        )
+        .await;
         assert!(out.summary.contains("created support v1"), "{db}: {out:?}");
         for (i, tone) in ["Be kind.", "Be precise."].iter().enumerate() {
             admin
@@ -146,17 +183,7 @@ async fn versions_labels_latest_and_rollback_on_both_backends() {
         );
 
         for v in [1, 2, 3] {
-            admin
-                .run(
-                    &boss,
-                    Command::Promote {
-                        name: "support".into(),
-                        version: v,
-                        label: "production".into(),
-                    },
-                )
-                .await
-                .expect("promote");
+            promote(&admin, &boss, "support", v, "production").await;
         }
         assert_eq!(
             version_of(&registry, "support", "production", None).await,
@@ -312,16 +339,12 @@ async fn invalid_versions_are_refused_with_what_to_fix_and_nothing_is_stored() {
         );
 
         // Including another registry prompt by name works.
-        admin
-            .run(
-                &boss,
-                Command::Create {
-                    prompt: support_prompt("{% include \"assistant\" %}\nAlso: {{ product }}"),
-                    message: "includes the assistant".into(),
-                },
-            )
-            .await
-            .expect("an include of a registry prompt is fine");
+        create(
+            &admin,
+            &boss,
+            support_prompt("{% include \"assistant\" %}\nAlso: {{ product }}"),
+        )
+        .await;
         registry.close();
     }
 }
@@ -332,38 +355,9 @@ async fn only_admins_move_protected_labels_bind_and_split_and_refusals_are_audit
         let registry = open(&url, Duration::from_secs(30)).await;
         let admin = admin_over(&registry);
         let boss = user("slack:UADMIN");
-        admin
-            .run(
-                &boss,
-                Command::Create {
-                    prompt: support_prompt("v1 {{ product }}"),
-                    message: "1".into(),
-                },
-            )
-            .await
-            .unwrap();
-        admin
-            .run(
-                &boss,
-                Command::Edit {
-                    prompt: support_prompt("v2 {{ product }}"),
-                    base: 1,
-                    message: "2".into(),
-                },
-            )
-            .await
-            .unwrap();
-        admin
-            .run(
-                &boss,
-                Command::Promote {
-                    name: "support".into(),
-                    version: 1,
-                    label: "production".into(),
-                },
-            )
-            .await
-            .unwrap();
+        create(&admin, &boss, support_prompt("v1 {{ product }}")).await;
+        edit(&admin, &boss, support_prompt("v2 {{ product }}"), 1).await;
+        promote(&admin, &boss, "support", 1, "production").await;
 
         let nobody = user("slack:UNOBODY");
         let editor = user("slack:UEDITOR");
@@ -469,44 +463,14 @@ async fn only_admins_move_protected_labels_bind_and_split_and_refusals_are_audit
 
         // An editor may move an unprotected label; a role editor may save a
         // version; a platform admin may move production.
-        admin
-            .run(
-                &editor,
-                Command::Promote {
-                    name: "support".into(),
-                    version: 2,
-                    label: "staging".into(),
-                },
-            )
-            .await
-            .expect("editors move staging");
-        admin
-            .run(
-                &role_editor,
-                Command::Edit {
-                    prompt: support_prompt("v3 {{ product }}"),
-                    base: 2,
-                    message: "3".into(),
-                },
-            )
-            .await
-            .expect("a role makes an editor");
+        promote(&admin, &editor, "support", 2, "staging").await;
+        edit(&admin, &role_editor, support_prompt("v3 {{ product }}"), 2).await;
         let workspace_admin = Actor {
             id: "slack:UOWNER".into(),
             platform_admin: true,
             ..Actor::default()
         };
-        admin
-            .run(
-                &workspace_admin,
-                Command::Promote {
-                    name: "support".into(),
-                    version: 3,
-                    label: "production".into(),
-                },
-            )
-            .await
-            .expect("platform admins are admins");
+        promote(&admin, &workspace_admin, "support", 3, "production").await;
         assert_eq!(
             version_of(&registry, "support", "production", None).await,
             3,
@@ -526,27 +490,8 @@ async fn stale_edits_are_refused_with_the_diff_and_concurrent_promotes_lose_noth
         let admin = admin_over(&registry);
         let boss = user("slack:UADMIN");
         let boss2 = user("slack:UADMIN2");
-        admin
-            .run(
-                &boss,
-                Command::Create {
-                    prompt: support_prompt("Base {{ product }}"),
-                    message: "1".into(),
-                },
-            )
-            .await
-            .unwrap();
-        admin
-            .run(
-                &boss,
-                Command::Edit {
-                    prompt: support_prompt("Alice's {{ product }}"),
-                    base: 1,
-                    message: "a".into(),
-                },
-            )
-            .await
-            .unwrap();
+        create(&admin, &boss, support_prompt("Base {{ product }}")).await;
+        edit(&admin, &boss, support_prompt("Alice's {{ product }}"), 1).await;
         // Bob started from v1 too; his save is refused with the difference.
         let err = admin
             .run(
@@ -632,16 +577,7 @@ async fn bindings_resolve_thread_then_channel_then_workspace_then_global() {
     ] {
         let mut p = support_prompt(&format!("{text} {{{{ product }}}}"));
         p.name = name.into();
-        admin
-            .run(
-                &boss,
-                Command::Create {
-                    prompt: p,
-                    message: "x".into(),
-                },
-            )
-            .await
-            .unwrap();
+        create(&admin, &boss, p).await;
         admin
             .run(
                 &boss,
@@ -740,27 +676,8 @@ async fn a_promote_reaches_other_replicas_within_a_second() {
         let b = open(&url, poll).await;
         let admin = admin_over(&a);
         let boss = user("slack:UADMIN");
-        admin
-            .run(
-                &boss,
-                Command::Create {
-                    prompt: support_prompt("one {{ product }}"),
-                    message: "1".into(),
-                },
-            )
-            .await
-            .unwrap();
-        admin
-            .run(
-                &boss,
-                Command::Edit {
-                    prompt: support_prompt("two {{ product }}"),
-                    base: 1,
-                    message: "2".into(),
-                },
-            )
-            .await
-            .unwrap();
+        create(&admin, &boss, support_prompt("one {{ product }}")).await;
+        edit(&admin, &boss, support_prompt("two {{ product }}"), 1).await;
         for (version, label) in [(1, "production"), (2, "production"), (1, "production")] {
             admin
                 .run(
@@ -839,27 +756,8 @@ async fn export_then_import_round_trips_exactly() {
         p.description = "Support answers".into();
         p.params.temperature = Some(0.3);
         p.params.stop = vec!["\n\nUser:".into()];
-        admin
-            .run(
-                &boss,
-                Command::Create {
-                    prompt: p,
-                    message: "1".into(),
-                },
-            )
-            .await
-            .unwrap();
-        admin
-            .run(
-                &boss,
-                Command::Promote {
-                    name: "support".into(),
-                    version: 1,
-                    label: "production".into(),
-                },
-            )
-            .await
-            .unwrap();
+        create(&admin, &boss, p).await;
+        promote(&admin, &boss, "support", 1, "production").await;
 
         let first = dir.path().join("first");
         registry.export(&first, "production").await.unwrap();
@@ -946,51 +844,23 @@ fn prompt_config(url: &str) -> String {
 async fn the_api_answers_prompt_models_with_the_version_the_label_resolves_to() {
     let provider = StandIn::start().await;
     let h = Harness::start(&prompt_config(&provider.url), &[]).await;
-    let admin = &h.gateway.admin;
+    let admin = h.gateway.admin.clone();
     let boss = Actor::cli("test");
-    admin
-        .run(
-            &boss,
-            Command::Create {
-                prompt: support_prompt("Version one for {{ product }}."),
-                message: "1".into(),
-            },
-        )
-        .await
-        .unwrap();
-    admin
-        .run(
-            &boss,
-            Command::Edit {
-                prompt: support_prompt("Version two for {{ product }}."),
-                base: 1,
-                message: "2".into(),
-            },
-        )
-        .await
-        .unwrap();
-    admin
-        .run(
-            &boss,
-            Command::Promote {
-                name: "support".into(),
-                version: 1,
-                label: "production".into(),
-            },
-        )
-        .await
-        .unwrap();
-    admin
-        .run(
-            &boss,
-            Command::Promote {
-                name: "support".into(),
-                version: 2,
-                label: "staging".into(),
-            },
-        )
-        .await
-        .unwrap();
+    create(
+        &admin,
+        &boss,
+        support_prompt("Version one for {{ product }}."),
+    )
+    .await;
+    edit(
+        &admin,
+        &boss,
+        support_prompt("Version two for {{ product }}."),
+        1,
+    )
+    .await;
+    promote(&admin, &boss, "support", 1, "production").await;
+    promote(&admin, &boss, "support", 2, "staging").await;
 
     let ask = |model: &str, text: &str| json!({"model": model, "messages": [{"role": "user", "content": text}], "variables": {"product": "Switchboard"}, "user": "U1"});
     let cases = [
@@ -1018,17 +888,7 @@ async fn the_api_answers_prompt_models_with_the_version_the_label_resolves_to() 
         );
     }
     // Promote, and the next request uses the new version.
-    admin
-        .run(
-            &boss,
-            Command::Promote {
-                name: "support".into(),
-                version: 2,
-                label: "production".into(),
-            },
-        )
-        .await
-        .unwrap();
+    promote(&admin, &boss, "support", 2, "production").await;
     let answer = h.chat(ask("prompt:support", "hi")).await;
     let row = h.row(&answer.inference_id()).await;
     assert_eq!(row.prompt_version, Some(2));
@@ -1060,29 +920,10 @@ async fn the_api_answers_prompt_models_with_the_version_the_label_resolves_to() 
 async fn a_split_is_sticky_per_user_and_the_version_used_is_recorded() {
     let provider = StandIn::start().await;
     let h = Harness::start(&prompt_config(&provider.url), &[]).await;
-    let admin = &h.gateway.admin;
+    let admin = h.gateway.admin.clone();
     let boss = Actor::cli("test");
-    admin
-        .run(
-            &boss,
-            Command::Create {
-                prompt: support_prompt("A {{ product }}"),
-                message: "1".into(),
-            },
-        )
-        .await
-        .unwrap();
-    admin
-        .run(
-            &boss,
-            Command::Edit {
-                prompt: support_prompt("B {{ product }}"),
-                base: 1,
-                message: "2".into(),
-            },
-        )
-        .await
-        .unwrap();
+    create(&admin, &boss, support_prompt("A {{ product }}")).await;
+    edit(&admin, &boss, support_prompt("B {{ product }}"), 1).await;
     admin
         .run(
             &boss,
@@ -1133,42 +974,13 @@ async fn a_split_is_sticky_per_user_and_the_version_used_is_recorded() {
 async fn a_label_moved_in_flight_leaves_the_request_on_one_version() {
     let provider = StandIn::start().await;
     let h = Harness::start(&prompt_config(&provider.url), &[]).await;
-    let admin = &h.gateway.admin;
+    let admin = h.gateway.admin.clone();
     let boss = Actor::cli("test");
     let mut p = support_prompt("Old system {% include \"assistant\" %}");
-    admin
-        .run(
-            &boss,
-            Command::Create {
-                prompt: p.clone(),
-                message: "1".into(),
-            },
-        )
-        .await
-        .unwrap();
+    create(&admin, &boss, p.clone()).await;
     p.messages[0].template = "New system {% include \"assistant\" %}".into();
-    admin
-        .run(
-            &boss,
-            Command::Edit {
-                prompt: p,
-                base: 1,
-                message: "2".into(),
-            },
-        )
-        .await
-        .unwrap();
-    admin
-        .run(
-            &boss,
-            Command::Promote {
-                name: "support".into(),
-                version: 1,
-                label: "production".into(),
-            },
-        )
-        .await
-        .unwrap();
+    edit(&admin, &boss, p, 1).await;
+    promote(&admin, &boss, "support", 1, "production").await;
 
     let request = gateway::pipeline::Request::new(
         Origin {
@@ -1183,17 +995,7 @@ async fn a_label_moved_in_flight_leaves_the_request_on_one_version() {
     );
     let mut reply = h.gateway.pipeline.start(request).await.unwrap();
     // The label moves while the answer is being produced.
-    admin
-        .run(
-            &boss,
-            Command::Promote {
-                name: "support".into(),
-                version: 2,
-                label: "production".into(),
-            },
-        )
-        .await
-        .unwrap();
+    promote(&admin, &boss, "support", 2, "production").await;
     let mut done = None;
     while let Some(event) = reply.next_event().await {
         if let gateway::reply::ReplyEvent::Done(s) = event {
@@ -1221,18 +1023,9 @@ async fn a_label_moved_in_flight_leaves_the_request_on_one_version() {
 async fn a_test_command_answers_and_is_recorded_as_a_test_not_as_traffic() {
     let provider = StandIn::start().await;
     let h = Harness::start(&prompt_config(&provider.url), &[]).await;
-    let admin = &h.gateway.admin;
+    let admin = h.gateway.admin.clone();
     let boss = Actor::cli("test");
-    admin
-        .run(
-            &boss,
-            Command::Create {
-                prompt: support_prompt("Draft {{ product }}"),
-                message: "1".into(),
-            },
-        )
-        .await
-        .unwrap();
+    create(&admin, &boss, support_prompt("Draft {{ product }}")).await;
     let out = admin
         .run(
             &boss,
