@@ -40,7 +40,10 @@ CREATE TABLE prompt_audit (
     before_value TEXT,
     after_value  TEXT,
     outcome      TEXT NOT NULL,
-    detail       TEXT
+    detail       TEXT,
+    -- The registry generation the change made (0 for refusals): orders
+    -- changes made within the same millisecond.
+    seq          BIGINT NOT NULL DEFAULT 0
 );
 CREATE INDEX prompt_audit_target ON prompt_audit (target, at);
 

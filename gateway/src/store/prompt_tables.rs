@@ -83,6 +83,8 @@ pub struct AuditRow {
     pub outcome: String,
     /// Why it was refused, or a commit message.
     pub detail: Option<String>,
+    /// The registry generation the change made (0 for refusals).
+    pub seq: i64,
 }
 
 impl AuditRow {
@@ -98,6 +100,7 @@ impl AuditRow {
             after: None,
             outcome: "ok".to_string(),
             detail: None,
+            seq: 0,
         }
     }
 }
@@ -289,13 +292,14 @@ impl Store {
         prompt: Option<&str>,
         limit: i64,
     ) -> Result<Vec<AuditRow>, StoreError> {
-        let columns = "id, at, actor, action, target, before_value, after_value, outcome, detail";
+        let columns =
+            "id, at, actor, action, target, before_value, after_value, outcome, detail, seq";
         let rows = match prompt {
             Some(name) => {
                 let pattern = format!("{}@%", name.replace('\\', "\\\\").replace('_', "\\_"));
                 sqlx::query(sqlx::AssertSqlSafe(format!(
                     "SELECT {columns} FROM prompt_audit WHERE target = $1 OR target LIKE $2 ESCAPE '\\' \
-                     ORDER BY at DESC, id DESC LIMIT $3"
+                     ORDER BY at DESC, seq DESC, id DESC LIMIT $3"
                 )))
                 .bind(name)
                 .bind(pattern)
@@ -303,14 +307,12 @@ impl Store {
                 .fetch_all(&self.pool)
                 .await?
             }
-            None => {
-                sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "SELECT {columns} FROM prompt_audit ORDER BY at DESC, id DESC LIMIT $1"
-                )))
-                .bind(limit)
-                .fetch_all(&self.pool)
-                .await?
-            }
+            None => sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT {columns} FROM prompt_audit ORDER BY at DESC, seq DESC, id DESC LIMIT $1"
+            )))
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?,
         };
         rows.iter()
             .map(|r| {
@@ -324,6 +326,7 @@ impl Store {
                     after: r.try_get(6)?,
                     outcome: r.try_get(7)?,
                     detail: r.try_get(8)?,
+                    seq: r.try_get(9)?,
                 })
             })
             .collect::<Result<_, sqlx::Error>>()
@@ -346,7 +349,18 @@ impl Store {
         sqlx::query("UPDATE prompt_registry_state SET generation = generation + 1 WHERE id = 1")
             .execute(&mut *tx)
             .await?;
+        let seq: i64 = sqlx::query("SELECT generation FROM prompt_registry_state WHERE id = 1")
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get(0)?;
+        // Stamped now that the lock is held, so the audit's order is the
+        // order in which changes took effect.
         let now = now_ms();
+        let stamp = |row: &mut AuditRow| {
+            row.id = Uuid::now_v7().to_string();
+            row.at_ms = now;
+            row.seq = seq;
+        };
         let written = match write {
             Write::Version {
                 name,
@@ -379,6 +393,7 @@ impl Store {
                 .bind(now)
                 .execute(&mut *tx)
                 .await?;
+                stamp(&mut audit);
                 audit.before = newest.map(|v| format!("v{v}"));
                 audit.after = Some(format!("v{version}"));
                 audit.detail = Some(message);
@@ -406,6 +421,7 @@ impl Store {
             } => {
                 let (before, after) =
                     set_label(&mut tx, &name, &label, arms.as_deref(), &audit.actor, now).await?;
+                stamp(&mut audit);
                 audit.before = before.clone();
                 audit.after = after.clone();
                 insert_audit(&mut tx, &audit).await?;
@@ -453,6 +469,7 @@ impl Store {
                     }
                 }
                 let after = target.map(|(p, l)| format!("{p}@{l}"));
+                stamp(&mut audit);
                 audit.before = before.clone();
                 audit.after = after.clone();
                 insert_audit(&mut tx, &audit).await?;
@@ -521,8 +538,8 @@ async fn set_label(
 
 async fn insert_audit(tx: &mut Transaction<'_, Any>, row: &AuditRow) -> Result<(), StoreError> {
     sqlx::query(
-        "INSERT INTO prompt_audit (id, at, actor, action, target, before_value, after_value, outcome, detail) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        "INSERT INTO prompt_audit (id, at, actor, action, target, before_value, after_value, outcome, detail, seq) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
     )
     .bind(&row.id)
     .bind(row.at_ms)
@@ -533,6 +550,7 @@ async fn insert_audit(tx: &mut Transaction<'_, Any>, row: &AuditRow) -> Result<(
     .bind(&row.after)
     .bind(&row.outcome)
     .bind(&row.detail)
+    .bind(row.seq)
     .execute(&mut **tx)
     .await?;
     Ok(())
