@@ -1,8 +1,9 @@
 //! The console adapter: `switchboard chat`, a conversation in the terminal
 //! through the same pipeline the chat platforms use. Tokens are printed as
 //! they arrive; `/good` and `/bad` record feedback on the last answer,
-//! `/new` starts over, `/stats` shows the last answer's figures, and Ctrl-C
-//! stops an answer in progress.
+//! `/new` starts over, `/stats` shows the last answer's figures, `/prompt …`
+//! runs an admin command (as the chat platforms' slash command does, acting
+//! as the local operator), and Ctrl-C stops an answer in progress.
 
 use std::io::Write;
 
@@ -14,8 +15,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 
 use gateway::Gateway as App;
 
-const HELP: &str =
-    "Commands: /good, /bad (feedback on the last answer), /new (start over), /stats, /help, /quit";
+const HELP: &str = "Commands: /good, /bad (feedback on the last answer), /new (start over), /stats, /prompt … (manage prompts; /prompt help), /help, /quit";
 
 /// Runs the chat until end of input or `/quit`.
 pub async fn run(app: &App) -> anyhow::Result<()> {
@@ -71,6 +71,26 @@ pub async fn run(app: &App) -> anyhow::Result<()> {
                 }
                 None => writeln!(out, "(no answer to rate yet)")?,
             },
+            text if text == "/prompt" || text.starts_with("/prompt ") => {
+                let args = text.trim_start_matches("/prompt").trim();
+                if args == "help" {
+                    writeln!(out, "{}", gateway::admin::USAGE)?;
+                    continue;
+                }
+                match gateway::admin::parse_command(args, None) {
+                    Err(message) => writeln!(out, "{message}")?,
+                    Ok(command) => {
+                        match app
+                            .admin
+                            .run(&gateway::admin::Actor::cli(&user), command)
+                            .await
+                        {
+                            Ok(output) => write!(out, "{}", output.to_text())?,
+                            Err(e) => writeln!(out, "error: {e}")?,
+                        }
+                    }
+                }
+            }
             text if text.starts_with('/') => writeln!(out, "unknown command `{text}`. {HELP}")?,
             text => {
                 let inbound = Inbound {

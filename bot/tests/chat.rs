@@ -154,3 +154,37 @@ async fn a_bad_configuration_fails_at_start_naming_the_key() {
         "nothing may start on a bad configuration"
     );
 }
+
+#[tokio::test]
+async fn prompt_commands_work_in_the_console() {
+    let provider = StandIn::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!(
+        "data_dir = \"{}\"\n[providers.stand-in]\nkind = \"openai\"\nbase_url = \"{}\"\n[models.default]\ntargets = [\"stand-in/m\"]\n",
+        dir.path().display(),
+        provider.url
+    );
+    let input = "/prompt list\n/prompt show assistant\n/prompt promote assistant 7\n/prompt frobnicate\n/prompt test assistant -- Hi there\n/quit\n";
+    let (ok, out, err) = run_chat(&config, dir.path(), input).await;
+    assert!(ok, "stdout: {out}\nstderr: {err}");
+    assert!(
+        out.contains("1 prompts") && out.contains("production→v1"),
+        "{out}"
+    );
+    assert!(
+        out.contains("assistant v1") && out.contains("role = \"system\""),
+        "{out}"
+    );
+    assert!(
+        out.contains("error: prompt `assistant` has no version 7; its newest is v1"),
+        "{out}"
+    );
+    assert!(
+        out.contains("cannot read `frobnicate`") && out.contains("usage:"),
+        "{out}"
+    );
+    assert!(
+        out.contains("test of assistant v1") && out.contains("Hello from the stand-in."),
+        "{out}"
+    );
+}
