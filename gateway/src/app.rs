@@ -5,8 +5,11 @@
 use std::sync::Arc;
 
 use crate::config::{Config, ProviderConfig, redact_url};
+use crate::guards::Guards;
+use crate::limits::{Clock, SystemClock};
 use crate::pipeline::{Pipeline, PipelineOptions};
 use crate::providers::ProviderError;
+use crate::redis_link::RedisError;
 use crate::router::Router;
 use crate::server::{ApiKeys, AppState};
 use crate::store::{Recorder, Store, StoreError};
@@ -33,6 +36,9 @@ pub enum StartError {
     /// The built-in prompts are broken.
     #[error(transparent)]
     Prompts(#[from] prompts::PromptError),
+    /// `[redis]` cannot be used.
+    #[error(transparent)]
+    Redis(#[from] RedisError),
 }
 
 /// The running parts of one Switchboard process.
@@ -55,6 +61,15 @@ pub async fn open_store(config: &Config) -> Result<Store, StoreError> {
 impl Gateway {
     /// Builds everything the front ends share.
     pub async fn build(config: &Config) -> Result<Gateway, StartError> {
+        Gateway::build_with_clock(config, Arc::new(SystemClock)).await
+    }
+
+    /// [`Gateway::build`], with rate limits and budgets reading `clock`
+    /// (tests move it to reach the next minute or day).
+    pub async fn build_with_clock(
+        config: &Config,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Gateway, StartError> {
         crate::install_crypto();
         if config.models.is_empty() {
             return Err(StartError::NoModel);
@@ -81,7 +96,14 @@ impl Gateway {
         let prompts = prompts::Library::builtin()?;
         let store = open_store(config).await?;
         let (recorder, recorder_task) = Recorder::start(store.clone());
-        let pipeline = Pipeline::new(router, prompts, recorder, PipelineOptions::default());
+        let guards = Guards::with_clock(config, clock)?;
+        let pipeline = Pipeline::with_guards(
+            router,
+            prompts,
+            recorder,
+            PipelineOptions::default(),
+            guards,
+        );
         Ok(Gateway {
             pipeline,
             store,

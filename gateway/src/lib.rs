@@ -4,9 +4,14 @@
 //! [`reply::ReplyStream`] they get back.
 
 pub mod app;
+pub mod cache;
 pub mod config;
+pub mod dedupe;
+pub mod guards;
+pub mod limits;
 pub mod pipeline;
 pub mod providers;
+pub mod redis_link;
 pub mod reply;
 pub mod router;
 pub mod server;

@@ -1,12 +1,13 @@
 //! The pipeline: one request from a normalized input to a streamed reply
 //! and a recorded inference, in the stages of the design:
 //!
-//! 1. admit    (allow-lists and limits: not yet; the seam is [`Pipeline::admit`])
+//! 1. admit    rate limits and budgets ([`Guards`]); allow-lists: not yet
 //! 2. resolve  which prompt and version answer ([`Pipeline::resolve_prompt`])
 //! 3. context  the conversation so far (given by the adapter)
 //! 4. render   the prompt's templates into chat messages
 //! 5. route    alias → targets, retries, fallback ([`Router`])
-//! 6. generate streaming tokens to the caller
+//! 6. cache    an exact-match answer replayed ([`crate::cache`]), else
+//!    generate streaming tokens to the caller
 //! 7. record   the inference row, for failures too ([`Recorder`])
 //!
 //! The pipeline knows nothing about Slack or Discord: adapters hand it an
@@ -21,6 +22,9 @@ use prompts::{Library, Prompt, RenderContext, Turn};
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
+use crate::cache::{CacheControl, CachePolicy, CachedAnswer};
+use crate::guards::Guards;
+use crate::limits::{Admission, LimitError};
 use crate::providers::{ProviderError, ProviderEvent};
 use crate::reply::{ReplyEvent, ReplyStream, Summary};
 use crate::router::{Attempt, RouteError, Router};
@@ -65,6 +69,8 @@ pub struct Request {
     pub stream: bool,
     /// When the request arrived, for TTFT and overhead.
     pub started: Instant,
+    /// The caller's wishes for the response cache.
+    pub cache: CacheControl,
 }
 
 impl Request {
@@ -76,6 +82,7 @@ impl Request {
             params: Params::default(),
             stream: true,
             started: Instant::now(),
+            cache: CacheControl::default(),
         }
     }
 }
@@ -100,6 +107,16 @@ pub enum PipelineError {
     /// The request itself is not usable.
     #[error("{0}")]
     BadRequest(String),
+    /// A rate limit or budget refused it (or, with `redis.on_failure =
+    /// "closed"`, the limits could not be checked). The message says which
+    /// limit and when to retry; the refusal is recorded under `inference_id`.
+    #[error("{source}")]
+    Limited {
+        /// The recorded refusal.
+        inference_id: Uuid,
+        /// Which limit, and when to retry.
+        source: LimitError,
+    },
 }
 
 /// Settings of the pipeline that do not belong to a stage's own type.
@@ -128,6 +145,7 @@ struct Inner {
     prompts: Library,
     recorder: Recorder,
     options: PipelineOptions,
+    guards: Guards,
 }
 
 /// What the resolve and render stages produced.
@@ -136,15 +154,28 @@ struct Prepared {
     prompt: Option<(String, i64)>,
     messages: Vec<ChatMessage>,
     params: Params,
+    /// The prompt's own cache policy, which wins over the alias's.
+    cache: Option<CachePolicy>,
 }
 
 impl Pipeline {
-    /// A pipeline over these parts.
+    /// A pipeline over these parts, with in-process cache and no limits.
     pub fn new(
         router: Router,
         prompts: Library,
         recorder: Recorder,
         options: PipelineOptions,
+    ) -> Pipeline {
+        Pipeline::with_guards(router, prompts, recorder, options, Guards::default())
+    }
+
+    /// A pipeline over these parts, with this cache and these limits.
+    pub fn with_guards(
+        router: Router,
+        prompts: Library,
+        recorder: Recorder,
+        options: PipelineOptions,
+        guards: Guards,
     ) -> Pipeline {
         Pipeline {
             inner: Arc::new(Inner {
@@ -152,8 +183,14 @@ impl Pipeline {
                 prompts,
                 recorder,
                 options,
+                guards,
             }),
         }
+    }
+
+    /// The cache, limits and event dedupe.
+    pub fn guards(&self) -> &Guards {
+        &self.inner.guards
     }
 
     /// The routing table.
@@ -174,7 +211,7 @@ impl Pipeline {
     /// Starts answering. Errors here mean nothing was sent to a model;
     /// failures after that arrive on the stream (and are recorded).
     pub async fn start(&self, request: Request) -> Result<ReplyStream, PipelineError> {
-        self.admit(&request).await?;
+        let admission = self.admit(&request).await?;
         let prepared = self.prepare(&request)?;
         if !self.inner.router.has(&prepared.alias) {
             return Err(PipelineError::UnknownAlias(RouteError::UnknownAlias {
@@ -185,13 +222,27 @@ impl Pipeline {
         let id = Uuid::now_v7();
         let (tx, rx) = mpsc::channel(64);
         let inner = self.inner.clone();
-        tokio::spawn(async move { inner.generate(id, request, prepared, tx).await });
+        tokio::spawn(async move { inner.generate(id, request, prepared, admission, tx).await });
         Ok(ReplyStream::new(id, rx))
     }
 
-    /// Stage 1. Rate limits and allow-lists will refuse requests here.
-    async fn admit(&self, _request: &Request) -> Result<(), PipelineError> {
-        Ok(())
+    /// Stage 1: rate limits and budgets; a refusal is recorded.
+    async fn admit(&self, request: &Request) -> Result<Admission, PipelineError> {
+        match self.inner.guards.admit(request).await {
+            Ok(admission) => Ok(admission),
+            Err(source) => {
+                let inference_id = Uuid::now_v7();
+                let record = self
+                    .inner
+                    .guards
+                    .refusal_record(inference_id, request, &source);
+                self.inner.recorder.inference(record).await;
+                Err(PipelineError::Limited {
+                    inference_id,
+                    source,
+                })
+            }
+        }
     }
 
     /// Stage 2: which prompt answers this conversation. Until the prompt
@@ -224,6 +275,7 @@ impl Pipeline {
                     prompt: None,
                     messages: messages.clone(),
                     params: request.params.clone(),
+                    cache: None,
                 })
             }
             Input::Prompt { name, messages } => {
@@ -317,6 +369,7 @@ impl Pipeline {
             prompt: Some((prompt.name.clone(), prompt.version)),
             messages,
             params: params.clone().or(&prompt_params),
+            cache: None,
         })
     }
 }
@@ -324,6 +377,8 @@ impl Pipeline {
 /// Collects what happened while generating, for the summary and the row.
 struct Run {
     text: String,
+    /// The text as it arrived, for the cache.
+    chunks: Vec<String>,
     usage: Option<Usage>,
     finish: Option<String>,
     first_token: Option<Instant>,
@@ -338,10 +393,12 @@ impl Inner {
         id: Uuid,
         request: Request,
         prepared: Prepared,
+        admission: Admission,
         tx: mpsc::Sender<ReplyEvent>,
     ) {
         let created_at_ms = now_ms() - request.started.elapsed().as_millis() as i64;
         let mut run = Run {
+            chunks: Vec::new(),
             text: String::new(),
             usage: None,
             finish: None,
@@ -349,7 +406,21 @@ impl Inner {
             last_token: None,
             provider_wait: Duration::ZERO,
         };
-        let (outcome, target, attempts) = if request.stream {
+        let lookup = self.guards.cache_plan(
+            &self.router,
+            &request,
+            &prepared.alias,
+            prepared.cache.as_ref(),
+            &prepared.messages,
+            &prepared.params,
+        );
+        let hit = match &lookup {
+            Some(l) => self.guards.cache.get(l).await,
+            None => None,
+        };
+        let (outcome, target, attempts) = if let Some(hit) = &hit {
+            run.replay(hit, &tx).await
+        } else if request.stream {
             self.stream(&prepared, &mut run, &tx).await
         } else {
             self.complete(&prepared, &mut run, &tx).await
@@ -368,8 +439,30 @@ impl Inner {
         let price = target.as_ref().and_then(|t| t.2);
         let cost_usd = match (price, run.usage) {
             (Some(p), Some(u)) => Some(p.cost(u.input_tokens, u.output_tokens)),
+            _ if hit.is_some() => Some(0.0),
             _ => None,
         };
+        if let (Some(lookup), None, Ok(()), Some((provider, model, _))) =
+            (&lookup, &hit, &outcome, &target)
+        {
+            let answer = CachedAnswer {
+                chunks: std::mem::take(&mut run.chunks),
+                usage: run.usage,
+                finish_reason: run.finish.clone(),
+                provider: provider.clone(),
+                model: model.clone(),
+                cost_usd,
+            };
+            self.guards.cache.put(lookup, answer).await;
+        }
+        let used = match (&hit, run.usage) {
+            (None, Some(u)) => u.input_tokens + u.output_tokens,
+            _ => 0,
+        };
+        self.guards
+            .limits
+            .settle(admission, used, cost_usd.unwrap_or(0.0))
+            .await;
         let summary = Summary {
             inference_id: id,
             alias: prepared.alias.clone(),
@@ -423,7 +516,12 @@ impl Inner {
             total_ms,
             provider_ms: summary.provider_ms,
             cost_usd,
-            cache_hit: false,
+            cache_hit: hit.is_some(),
+            tokens_saved: hit
+                .as_ref()
+                .and_then(|h| h.usage)
+                .map(|u| u.input_tokens + u.output_tokens),
+            cost_saved_usd: hit.as_ref().and_then(|h| h.cost_usd),
             streamed: request.stream,
             status,
             error,
@@ -549,6 +647,7 @@ impl Inner {
                 run.first_token = Some(now);
                 run.last_token = Some(now);
                 run.text = c.completion.text.clone();
+                run.chunks = vec![c.completion.text.clone()];
                 let started = ReplyEvent::Started {
                     target: c.target.clone(),
                     provider_ms: run.provider_wait.as_secs_f64() * 1000.0,
@@ -582,6 +681,7 @@ impl Run {
                 self.first_token.get_or_insert(now);
                 self.last_token = Some(now);
                 self.text.push_str(&text);
+                self.chunks.push(text.clone());
                 tx.send(ReplyEvent::Token(text))
                     .await
                     .map_err(|_| Failure::Cancelled)?;
@@ -590,6 +690,32 @@ impl Run {
             ProviderEvent::Finish(reason) => self.finish = Some(reason),
         }
         Ok(())
+    }
+}
+
+impl Run {
+    /// Stage 6 on a hit: replays a cached answer, chunk by chunk.
+    async fn replay(
+        &mut self,
+        hit: &CachedAnswer,
+        tx: &mpsc::Sender<ReplyEvent>,
+    ) -> (Result<(), Failure>, Option<Target>, Vec<Attempt>) {
+        let target = Some((hit.provider.clone(), hit.model.clone(), None));
+        let started = ReplyEvent::Started {
+            target: hit.target(),
+            provider_ms: 0.0,
+        };
+        if tx.send(started).await.is_err() {
+            return (Err(Failure::Cancelled), target, Vec::new());
+        }
+        for chunk in &hit.chunks {
+            if let Err(f) = self.apply(ProviderEvent::Delta(chunk.clone()), tx).await {
+                return (Err(f), target, Vec::new());
+            }
+        }
+        self.usage = hit.usage;
+        self.finish = hit.finish_reason.clone();
+        (Ok(()), target, Vec::new())
     }
 }
 
