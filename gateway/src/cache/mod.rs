@@ -342,6 +342,7 @@ mod tests {
         let cache = ResponseCache::default();
         let targets = ["p/m".to_string()];
         let messages = [ChatMessage::new(Role::User, "hi")];
+        let unset = Params::default();
         let parts = |params| KeyParts {
             targets: &targets,
             params,
@@ -359,11 +360,7 @@ mod tests {
         let control = CacheControl::default();
         assert!(cache.plan("a", None, &control, parts(&greedy)).is_some());
         assert!(cache.plan("a", None, &control, parts(&warm)).is_none());
-        assert!(
-            cache
-                .plan("a", None, &control, parts(&Params::default()))
-                .is_none()
-        );
+        assert!(cache.plan("a", None, &control, parts(&unset)).is_none());
         let allowed = CachePolicy {
             allow_sampling: true,
             ..CachePolicy::default()
