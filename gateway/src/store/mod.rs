@@ -387,6 +387,9 @@ impl Store {
             .bind(params)
             .bind(r.tokens_saved.map(|t| t as i64))
             .bind(r.cost_saved_usd)
+            // Not cached: a statement prepared for one row's NULLs would
+            // reject the next row's values in PostgreSQL through `Any`.
+            .persistent(false)
             .execute(&mut *tx)
             .await?;
             if inserted.rows_affected() == 0 {
