@@ -2,6 +2,7 @@
 # Runs every Switchboard test on this machine, starting the real servers the
 # tests need and installing what is missing:
 #   - a throwaway PostgreSQL on loopback (removed on exit)
+#   - a throwaway Redis on loopback (stopped on exit; some tests start their own)
 #   - the system packages the build needs (cmake, clang; a C compiler is assumed)
 #   - the embedded model, fetched once into a cache that later runs reuse
 # Usage: ops/test.sh [extra cargo test arguments]
@@ -29,9 +30,11 @@ if [ "$(id -u)" = 0 ]; then
 else
   pg() { "$@"; }
 fi
+redis_pid=""
 cleanup() {
   pg "$pg_bin/pg_ctl" -D "$pg_dir/data" -m immediate stop >/dev/null 2>&1 || true
   rm -rf "$pg_dir"
+  if [ -n "$redis_pid" ]; then kill "$redis_pid" 2>/dev/null || true; fi
 }
 trap cleanup EXIT
 log "starting a throwaway PostgreSQL on 127.0.0.1:$pg_port"
@@ -40,6 +43,22 @@ pg "$pg_bin/pg_ctl" -D "$pg_dir/data" -l "$pg_dir/log" -w -o \
   "-p $pg_port -k $pg_dir -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c max_connections=200" \
   start >/dev/null
 export SWITCHBOARD_TEST_POSTGRES_URL="postgres://switchboard@127.0.0.1:$pg_port/postgres"
+
+# --- Redis ---------------------------------------------------------------------
+if ! command -v redis-server >/dev/null; then
+  log "installing Redis"
+  apt_install redis-server
+fi
+redis_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+log "starting a throwaway Redis on 127.0.0.1:$redis_port"
+redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no --daemonize no \
+  --loglevel warning >/dev/null 2>&1 &
+redis_pid=$!
+for _ in $(seq 100); do
+  (exec 3<>"/dev/tcp/127.0.0.1/$redis_port") 2>/dev/null && break
+  sleep 0.1
+done
+export SWITCHBOARD_TEST_REDIS_URL="redis://127.0.0.1:$redis_port"
 
 # --- the embedded model, fetched once ----------------------------------------
 export SWITCHBOARD_MODEL_CACHE="${SWITCHBOARD_MODEL_CACHE:-$HOME/.cache/switchboard/models}"

@@ -5,8 +5,11 @@
 use std::sync::Arc;
 
 use crate::config::{Config, ProviderConfig, redact_url};
+use crate::guards::Guards;
+use crate::limits::{Clock, SystemClock};
 use crate::pipeline::{Pipeline, PipelineOptions};
 use crate::providers::ProviderError;
+use crate::redis_link::RedisError;
 use crate::registry::{Registry, RegistryError};
 use crate::router::Router;
 use crate::server::{ApiKeys, AppState};
@@ -37,6 +40,9 @@ pub enum StartError {
     /// The prompt registry could not be loaded.
     #[error("cannot load the prompt registry: {0}")]
     Registry(#[from] RegistryError),
+    /// `[redis]` cannot be used.
+    #[error(transparent)]
+    Redis(#[from] RedisError),
 }
 
 /// The running parts of one Switchboard process.
@@ -75,6 +81,15 @@ pub async fn open_registry(config: &Config, store: &Store) -> Result<Registry, S
 impl Gateway {
     /// Builds everything the front ends share.
     pub async fn build(config: &Config) -> Result<Gateway, StartError> {
+        Gateway::build_with_clock(config, Arc::new(SystemClock)).await
+    }
+
+    /// [`Gateway::build`], with rate limits and budgets reading `clock`
+    /// (tests move it to reach the next minute or day).
+    pub async fn build_with_clock(
+        config: &Config,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Gateway, StartError> {
         crate::install_crypto();
         if config.models.is_empty() {
             return Err(StartError::NoModel);
@@ -101,11 +116,13 @@ impl Gateway {
         let store = open_store(config).await?;
         let registry = open_registry(config, &store).await?;
         let (recorder, recorder_task) = Recorder::start(store.clone());
-        let pipeline = Pipeline::new(
+        let guards = Guards::with_clock(config, clock)?;
+        let pipeline = Pipeline::with_guards(
             router,
             registry.clone(),
             recorder,
             PipelineOptions::default(),
+            guards,
         );
         let admin = crate::admin::Admin::new(
             registry.clone(),

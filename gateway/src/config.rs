@@ -102,6 +102,15 @@ pub struct Config {
     /// Who may change prompts.
     #[serde(default)]
     pub admin: AdminConfig,
+    /// Shared state for replicas: cache, limits and event dedupe.
+    #[serde(default)]
+    pub redis: RedisConfig,
+    /// The response cache.
+    #[serde(default)]
+    pub cache: CacheConfig,
+    /// Rate limits and budgets.
+    #[serde(default)]
+    pub limits: LimitsConfig,
 }
 
 /// `[prompts]`: the prompt registry.
@@ -438,6 +447,189 @@ pub struct AliasConfig {
     /// Default parameters for this alias.
     #[serde(default)]
     pub params: Params,
+    /// The response cache's policy for this alias; unset keys take `[cache]`'s.
+    #[serde(default)]
+    pub cache: AliasCacheConfig,
+}
+
+/// `[redis]`: where replicas share the cache, limits and event dedupe.
+/// Without `url`, all three live in this process.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisConfig {
+    /// `redis://[user:pass@]host:port[/db]`. Give a password through
+    /// `SWITCHBOARD__REDIS__URL` rather than the file.
+    pub url: Option<String>,
+    /// What to do while Redis cannot be reached: `open` (in-process limits,
+    /// no shared cache) or `closed` (refuse requests whose limits cannot be
+    /// checked).
+    #[serde(default)]
+    pub on_failure: OnFailure,
+    /// Longest wait for one Redis command before it counts as a failure.
+    #[serde(default = "default_redis_timeout")]
+    pub timeout_ms: u64,
+    /// Longest wait for a connection to Redis.
+    #[serde(default = "default_redis_connect_timeout")]
+    pub connect_timeout_ms: u64,
+    /// Prefix of every key Switchboard writes, so several deployments can
+    /// share one Redis.
+    #[serde(default = "default_redis_prefix")]
+    pub key_prefix: String,
+}
+
+fn default_redis_timeout() -> u64 {
+    100
+}
+fn default_redis_connect_timeout() -> u64 {
+    250
+}
+fn default_redis_prefix() -> String {
+    "switchboard:".to_string()
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        RedisConfig {
+            url: None,
+            on_failure: OnFailure::default(),
+            timeout_ms: default_redis_timeout(),
+            connect_timeout_ms: default_redis_connect_timeout(),
+            key_prefix: default_redis_prefix(),
+        }
+    }
+}
+
+/// What Switchboard does while Redis is unreachable.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnFailure {
+    /// Keep answering: limits fall back to this process, the cache is
+    /// skipped; a warning is logged and the fallback counter grows.
+    #[default]
+    Open,
+    /// Refuse requests whose limits cannot be checked, with a clear error.
+    Closed,
+}
+
+/// `[cache]`: the response cache's size and default policy.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheConfig {
+    /// Cache answers at all (per alias: `[models.X.cache] enabled`).
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// How long an answer is kept, in seconds.
+    #[serde(default = "default_cache_ttl")]
+    pub ttl_secs: u64,
+    /// Also cache answers sampled with temperature > 0 (or unset, which
+    /// providers treat as 1). Off: such answers are meant to vary.
+    #[serde(default)]
+    pub allow_sampling: bool,
+    /// The in-process cache's size in bytes (answers, chunks and keys).
+    #[serde(default = "default_cache_bytes")]
+    pub max_bytes: u64,
+}
+
+fn default_true() -> bool {
+    true
+}
+fn default_cache_ttl() -> u64 {
+    3600
+}
+fn default_cache_bytes() -> u64 {
+    64 * 1024 * 1024
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        CacheConfig {
+            enabled: true,
+            ttl_secs: default_cache_ttl(),
+            allow_sampling: false,
+            max_bytes: default_cache_bytes(),
+        }
+    }
+}
+
+/// `[models.ALIAS.cache]`: overrides of `[cache]` for one alias.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AliasCacheConfig {
+    /// Cache this alias's answers.
+    pub enabled: Option<bool>,
+    /// How long an answer is kept, in seconds.
+    pub ttl_secs: Option<u64>,
+    /// Also cache sampled answers (temperature > 0 or unset).
+    pub allow_sampling: Option<bool>,
+}
+
+/// `[limits]`: requests and tokens per minute and a daily budget, for each
+/// user, channel, workspace (Slack team, Discord guild) and for everything
+/// together. A limit left out does not apply.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Each user (per platform and workspace).
+    #[serde(default)]
+    pub user: LimitSet,
+    /// Each channel.
+    #[serde(default)]
+    pub channel: LimitSet,
+    /// Each workspace or guild.
+    #[serde(default)]
+    pub workspace: LimitSet,
+    /// Every request together.
+    #[serde(default)]
+    pub global: LimitSet,
+    /// Overrides for one workspace, by its id (`[limits.workspaces.T0123.user]`).
+    #[serde(default)]
+    pub workspaces: BTreeMap<String, WorkspaceLimits>,
+    /// Output tokens reserved for a request that sets no `max_tokens`,
+    /// until its real usage is known.
+    #[serde(default = "default_estimate_output")]
+    pub estimate_output_tokens: u32,
+}
+
+fn default_estimate_output() -> u32 {
+    256
+}
+
+/// One scope's limits.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitSet {
+    /// Requests per minute; a full minute's worth may come at once.
+    pub requests_per_minute: Option<u64>,
+    /// Tokens (input plus output) per minute.
+    pub tokens_per_minute: Option<u64>,
+    /// Spend per UTC day, in USD (priced models only).
+    pub daily_budget_usd: Option<f64>,
+}
+
+impl LimitSet {
+    /// `self`, with every unset limit taken from `base`.
+    pub fn or(self, base: &LimitSet) -> LimitSet {
+        LimitSet {
+            requests_per_minute: self.requests_per_minute.or(base.requests_per_minute),
+            tokens_per_minute: self.tokens_per_minute.or(base.tokens_per_minute),
+            daily_budget_usd: self.daily_budget_usd.or(base.daily_budget_usd),
+        }
+    }
+}
+
+/// `[limits.workspaces.ID]`: one workspace's own limits.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkspaceLimits {
+    /// Each user in this workspace.
+    #[serde(default)]
+    pub user: LimitSet,
+    /// Each channel in this workspace.
+    #[serde(default)]
+    pub channel: LimitSet,
+    /// This workspace as a whole.
+    #[serde(default)]
+    pub workspace: LimitSet,
 }
 
 /// `[routing]`: retries and backoff for every target.
@@ -554,6 +746,7 @@ impl Config {
             AliasConfig {
                 targets: vec![format!("local/{EMBEDDED_MODEL}")],
                 params: Params::default(),
+                cache: AliasCacheConfig::default(),
             },
         );
     }
@@ -651,6 +844,8 @@ impl Config {
                 ));
             }
         }
+        self.check_redis()?;
+        self.check_limits()?;
         for (name, provider) in &self.providers {
             if let ProviderConfig::Local(local) = provider {
                 check_local(name, local)?;
@@ -718,6 +913,75 @@ impl Config {
                         ),
                     ));
                 }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Config {
+    /// Rules of `[redis]` and `[cache]`.
+    fn check_redis(&self) -> Result<(), ConfigError> {
+        if let Some(url) = &self.redis.url
+            && !url.starts_with("redis://")
+        {
+            return Err(ConfigError::key(
+                "redis.url",
+                Some(redact_url(url)),
+                "must start with redis://, e.g. redis://127.0.0.1:6379/0",
+            ));
+        }
+        if self.redis.timeout_ms == 0 || self.redis.connect_timeout_ms == 0 {
+            return Err(ConfigError::key(
+                "redis",
+                None,
+                "`timeout_ms` and `connect_timeout_ms` must be greater than zero",
+            ));
+        }
+        if self.cache.max_bytes < 1024 {
+            return Err(ConfigError::key(
+                "cache.max_bytes",
+                Some(self.cache.max_bytes.to_string()),
+                "must be at least 1024; set `cache.enabled = false` to turn the cache off",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Rules of `[limits]`: limits are positive; leaving one out means no limit.
+    fn check_limits(&self) -> Result<(), ConfigError> {
+        let mut sets = vec![
+            ("limits.user".to_string(), &self.limits.user),
+            ("limits.channel".to_string(), &self.limits.channel),
+            ("limits.workspace".to_string(), &self.limits.workspace),
+            ("limits.global".to_string(), &self.limits.global),
+        ];
+        for (id, w) in &self.limits.workspaces {
+            sets.push((format!("limits.workspaces.{id}.user"), &w.user));
+            sets.push((format!("limits.workspaces.{id}.channel"), &w.channel));
+            sets.push((format!("limits.workspaces.{id}.workspace"), &w.workspace));
+        }
+        for (key, set) in sets {
+            for (name, value) in [
+                ("requests_per_minute", set.requests_per_minute),
+                ("tokens_per_minute", set.tokens_per_minute),
+            ] {
+                if value == Some(0) {
+                    return Err(ConfigError::key(
+                        format!("{key}.{name}"),
+                        Some("0".into()),
+                        "must be at least 1; leave the key out for no limit",
+                    ));
+                }
+            }
+            if let Some(b) = set.daily_budget_usd
+                && !(b.is_finite() && b >= 0.0)
+            {
+                return Err(ConfigError::key(
+                    format!("{key}.daily_budget_usd"),
+                    Some(b.to_string()),
+                    "must be a number of USD, zero or more; leave the key out for no budget",
+                ));
             }
         }
         Ok(())

@@ -5,9 +5,14 @@
 
 pub mod admin;
 pub mod app;
+pub mod cache;
 pub mod config;
+pub mod dedupe;
+pub mod guards;
+pub mod limits;
 pub mod pipeline;
 pub mod providers;
+pub mod redis_link;
 pub mod registry;
 pub mod reply;
 pub mod router;

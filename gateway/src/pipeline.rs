@@ -1,13 +1,14 @@
 //! The pipeline: one request from a normalized input to a streamed reply
 //! and a recorded inference, in the stages of the design:
 //!
-//! 1. admit    (allow-lists and limits: not yet; the seam is [`Pipeline::admit`])
+//! 1. admit    rate limits and budgets ([`Guards`]); allow-lists: not yet
 //! 2. resolve  which prompt and version answer ([`Registry`]: binding → label
 //!    or A/B split → version)
 //! 3. context  the conversation so far (given by the adapter)
 //! 4. render   the prompt's templates into chat messages
 //! 5. route    alias → targets, retries, fallback ([`Router`])
-//! 6. generate streaming tokens to the caller
+//! 6. cache    an exact-match answer replayed ([`crate::cache`]), else
+//!    generate streaming tokens to the caller
 //! 7. record   the inference row, for failures too ([`Recorder`])
 //!
 //! The pipeline knows nothing about Slack or Discord: adapters hand it an
@@ -22,6 +23,9 @@ use prompts::{RenderContext, Turn};
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
+use crate::cache::{CacheControl, CachePolicy, CachedAnswer};
+use crate::guards::Guards;
+use crate::limits::{Admission, LimitError};
 use crate::providers::{ProviderError, ProviderEvent};
 use crate::registry::{Registry, RegistryError, Resolved, Selector};
 use crate::reply::{ReplyEvent, ReplyStream, Summary};
@@ -93,6 +97,8 @@ pub struct Request {
     pub variables: BTreeMap<String, String>,
     /// Real traffic or a dry run.
     pub purpose: Purpose,
+    /// The caller's wishes for the response cache.
+    pub cache: CacheControl,
 }
 
 impl Request {
@@ -106,6 +112,7 @@ impl Request {
             started: Instant::now(),
             variables: BTreeMap::new(),
             purpose: Purpose::Live,
+            cache: CacheControl::default(),
         }
     }
 }
@@ -125,6 +132,16 @@ pub enum PipelineError {
     /// The request itself is not usable.
     #[error("{0}")]
     BadRequest(String),
+    /// A rate limit or budget refused it (or, with `redis.on_failure =
+    /// "closed"`, the limits could not be checked). The message says which
+    /// limit and when to retry; the refusal is recorded under `inference_id`.
+    #[error("{source}")]
+    Limited {
+        /// The recorded refusal.
+        inference_id: Uuid,
+        /// Which limit, and when to retry.
+        source: LimitError,
+    },
 }
 
 /// Settings of the pipeline that do not belong to a stage's own type.
@@ -164,6 +181,7 @@ struct Inner {
     registry: Registry,
     recorder: Recorder,
     options: PipelineOptions,
+    guards: Guards,
 }
 
 /// What the resolve and render stages produced.
@@ -173,15 +191,28 @@ struct Prepared {
     label: Option<String>,
     messages: Vec<ChatMessage>,
     params: Params,
+    /// The prompt's own cache policy, which wins over the alias's.
+    cache: Option<CachePolicy>,
 }
 
 impl Pipeline {
-    /// A pipeline over these parts.
+    /// A pipeline over these parts, with in-process cache and no limits.
     pub fn new(
         router: Router,
         registry: Registry,
         recorder: Recorder,
         options: PipelineOptions,
+    ) -> Pipeline {
+        Pipeline::with_guards(router, registry, recorder, options, Guards::default())
+    }
+
+    /// A pipeline over these parts, with this cache and these limits.
+    pub fn with_guards(
+        router: Router,
+        registry: Registry,
+        recorder: Recorder,
+        options: PipelineOptions,
+        guards: Guards,
     ) -> Pipeline {
         Pipeline {
             inner: Arc::new(Inner {
@@ -189,8 +220,14 @@ impl Pipeline {
                 registry,
                 recorder,
                 options,
+                guards,
             }),
         }
+    }
+
+    /// The cache, limits and event dedupe.
+    pub fn guards(&self) -> &Guards {
+        &self.inner.guards
     }
 
     /// The routing table.
@@ -211,7 +248,7 @@ impl Pipeline {
     /// Starts answering. Errors here mean nothing was sent to a model;
     /// failures after that arrive on the stream (and are recorded).
     pub async fn start(&self, request: Request) -> Result<ReplyStream, PipelineError> {
-        self.admit(&request).await?;
+        let admission = self.admit(&request).await?;
         let prepared = self.prepare(&request).await?;
         if !self.inner.router.has(&prepared.alias) {
             return Err(PipelineError::UnknownAlias(RouteError::UnknownAlias {
@@ -222,7 +259,7 @@ impl Pipeline {
         let id = Uuid::now_v7();
         let (tx, rx) = mpsc::channel(64);
         let inner = self.inner.clone();
-        tokio::spawn(async move { inner.generate(id, request, prepared, tx).await });
+        tokio::spawn(async move { inner.generate(id, request, prepared, admission, tx).await });
         Ok(ReplyStream::new(id, rx))
     }
 
@@ -238,9 +275,23 @@ impl Pipeline {
         })
     }
 
-    /// Stage 1. Rate limits and allow-lists will refuse requests here.
-    async fn admit(&self, _request: &Request) -> Result<(), PipelineError> {
-        Ok(())
+    /// Stage 1: rate limits and budgets; a refusal is recorded.
+    async fn admit(&self, request: &Request) -> Result<Admission, PipelineError> {
+        match self.inner.guards.admit(request).await {
+            Ok(admission) => Ok(admission),
+            Err(source) => {
+                let inference_id = Uuid::now_v7();
+                let record = self
+                    .inner
+                    .guards
+                    .refusal_record(inference_id, request, &source);
+                self.inner.recorder.inference(record).await;
+                Err(PipelineError::Limited {
+                    inference_id,
+                    source,
+                })
+            }
+        }
     }
 
     /// Stages 2–4: prompt, context and rendering.
@@ -258,6 +309,7 @@ impl Pipeline {
                     label: None,
                     messages: messages.clone(),
                     params: request.params.clone(),
+                    cache: None,
                 })
             }
             Input::Prompt {
@@ -386,6 +438,17 @@ impl Pipeline {
             label: prompt.label.clone(),
             messages,
             params: params.clone().or(&prompt_params),
+            cache: (!p.cache.is_unset()).then(|| {
+                let alias = self.inner.guards.cache.policy(&p.model);
+                CachePolicy {
+                    enabled: p.cache.enabled.unwrap_or(alias.enabled),
+                    ttl: p
+                        .cache
+                        .ttl_secs
+                        .map_or(alias.ttl, std::time::Duration::from_secs),
+                    allow_sampling: p.cache.allow_sampling.unwrap_or(alias.allow_sampling),
+                }
+            }),
         })
     }
 }
@@ -393,6 +456,8 @@ impl Pipeline {
 /// Collects what happened while generating, for the summary and the row.
 struct Run {
     text: String,
+    /// The text as it arrived, for the cache.
+    chunks: Vec<String>,
     usage: Option<Usage>,
     finish: Option<String>,
     first_token: Option<Instant>,
@@ -407,10 +472,12 @@ impl Inner {
         id: Uuid,
         request: Request,
         prepared: Prepared,
+        admission: Admission,
         tx: mpsc::Sender<ReplyEvent>,
     ) {
         let created_at_ms = now_ms() - request.started.elapsed().as_millis() as i64;
         let mut run = Run {
+            chunks: Vec::new(),
             text: String::new(),
             usage: None,
             finish: None,
@@ -418,7 +485,21 @@ impl Inner {
             last_token: None,
             provider_wait: Duration::ZERO,
         };
-        let (outcome, target, attempts) = if request.stream {
+        let lookup = self.guards.cache_plan(
+            &self.router,
+            &request,
+            &prepared.alias,
+            prepared.cache.as_ref(),
+            &prepared.messages,
+            &prepared.params,
+        );
+        let hit = match &lookup {
+            Some(l) => self.guards.cache.get(l).await,
+            None => None,
+        };
+        let (outcome, target, attempts) = if let Some(hit) = &hit {
+            run.replay(hit, &tx).await
+        } else if request.stream {
             self.stream(&prepared, &mut run, &tx).await
         } else {
             self.complete(&prepared, &mut run, &tx).await
@@ -437,8 +518,30 @@ impl Inner {
         let price = target.as_ref().and_then(|t| t.2);
         let cost_usd = match (price, run.usage) {
             (Some(p), Some(u)) => Some(p.cost(u.input_tokens, u.output_tokens)),
+            _ if hit.is_some() => Some(0.0),
             _ => None,
         };
+        if let (Some(lookup), None, Ok(()), Some((provider, model, _))) =
+            (&lookup, &hit, &outcome, &target)
+        {
+            let answer = CachedAnswer {
+                chunks: std::mem::take(&mut run.chunks),
+                usage: run.usage,
+                finish_reason: run.finish.clone(),
+                provider: provider.clone(),
+                model: model.clone(),
+                cost_usd,
+            };
+            self.guards.cache.put(lookup, answer).await;
+        }
+        let used = match (&hit, run.usage) {
+            (None, Some(u)) => u.input_tokens + u.output_tokens,
+            _ => 0,
+        };
+        self.guards
+            .limits
+            .settle(admission, used, cost_usd.unwrap_or(0.0))
+            .await;
         let summary = Summary {
             inference_id: id,
             alias: prepared.alias.clone(),
@@ -494,7 +597,12 @@ impl Inner {
             total_ms,
             provider_ms: summary.provider_ms,
             cost_usd,
-            cache_hit: false,
+            cache_hit: hit.is_some(),
+            tokens_saved: hit
+                .as_ref()
+                .and_then(|h| h.usage)
+                .map(|u| u.input_tokens + u.output_tokens),
+            cost_saved_usd: hit.as_ref().and_then(|h| h.cost_usd),
             streamed: request.stream,
             status,
             error,
@@ -620,6 +728,7 @@ impl Inner {
                 run.first_token = Some(now);
                 run.last_token = Some(now);
                 run.text = c.completion.text.clone();
+                run.chunks = vec![c.completion.text.clone()];
                 let started = ReplyEvent::Started {
                     target: c.target.clone(),
                     provider_ms: run.provider_wait.as_secs_f64() * 1000.0,
@@ -663,6 +772,7 @@ impl Run {
                 self.first_token.get_or_insert(now);
                 self.last_token = Some(now);
                 self.text.push_str(&text);
+                self.chunks.push(text.clone());
                 tx.send(ReplyEvent::Token(text))
                     .await
                     .map_err(|_| Failure::Cancelled)?;
@@ -671,6 +781,32 @@ impl Run {
             ProviderEvent::Finish(reason) => self.finish = Some(reason),
         }
         Ok(())
+    }
+}
+
+impl Run {
+    /// Stage 6 on a hit: replays a cached answer, chunk by chunk.
+    async fn replay(
+        &mut self,
+        hit: &CachedAnswer,
+        tx: &mpsc::Sender<ReplyEvent>,
+    ) -> (Result<(), Failure>, Option<Target>, Vec<Attempt>) {
+        let target = Some((hit.provider.clone(), hit.model.clone(), None));
+        let started = ReplyEvent::Started {
+            target: hit.target(),
+            provider_ms: 0.0,
+        };
+        if tx.send(started).await.is_err() {
+            return (Err(Failure::Cancelled), target, Vec::new());
+        }
+        for chunk in &hit.chunks {
+            if let Err(f) = self.apply(ProviderEvent::Delta(chunk.clone()), tx).await {
+                return (Err(f), target, Vec::new());
+            }
+        }
+        self.usage = hit.usage;
+        self.finish = hit.finish_reason.clone();
+        (Ok(()), target, Vec::new())
     }
 }
 

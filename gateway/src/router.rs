@@ -184,6 +184,16 @@ impl Router {
         self.aliases.contains_key(alias)
     }
 
+    /// An alias's targets (`provider/model`, in order) and default
+    /// parameters, which together with the request decide a cache key.
+    pub fn targets_of(&self, alias: &str) -> Option<(Vec<String>, Params)> {
+        let a = self.aliases.get(alias)?;
+        Some((
+            a.targets.iter().map(Target::label).collect(),
+            a.params.clone(),
+        ))
+    }
+
     fn alias(&self, name: &str) -> Result<&Alias, RouteError> {
         self.aliases
             .get(name)

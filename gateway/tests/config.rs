@@ -188,7 +188,63 @@ fn the_example_file_is_valid_and_documents_every_section() {
         "[routing]",
         "api_keys_env",
         "prices",
+        "[cache]",
+        "[redis]",
+        "on_failure",
+        "[limits]",
+        "[limits.user]",
+        "[limits.channel]",
+        "[limits.workspace]",
+        "[limits.global]",
+        "[limits.workspaces.",
+        "requests_per_minute",
+        "tokens_per_minute",
+        "daily_budget_usd",
     ] {
         assert!(text.contains(key), "example should document `{key}`");
     }
+}
+
+#[test]
+fn redis_and_limits_are_read_and_bad_values_are_refused_with_the_fix() {
+    let text = format!(
+        "{GOOD}\n[redis]\nurl = \"redis://cache:6379/0\"\non_failure = \"closed\"\n\
+         [limits.user]\nrequests_per_minute = 20\n[limits.workspaces.T1.user]\nrequests_per_minute = 50\n\
+         [models.default.cache]\nttl_secs = 60\n"
+    );
+    let c = load(&text, KEYS).unwrap();
+    assert_eq!(c.redis.url.as_deref(), Some("redis://cache:6379/0"));
+    assert_eq!(c.redis.on_failure, gateway::config::OnFailure::Closed);
+    assert_eq!(c.limits.user.requests_per_minute, Some(20));
+    assert_eq!(c.limits.workspaces["T1"].user.requests_per_minute, Some(50));
+    assert_eq!(c.models["default"].cache.ttl_secs, Some(60));
+
+    // Overridable from the environment like every key.
+    let c = load(
+        GOOD,
+        &[
+            KEYS[0],
+            KEYS[1],
+            ("SWITCHBOARD__LIMITS__GLOBAL__TOKENS_PER_MINUTE", "90000"),
+            ("SWITCHBOARD__REDIS__URL", "redis://:pw@r:6379"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(c.limits.global.tokens_per_minute, Some(90000));
+    assert_eq!(c.redis.url.as_deref(), Some("redis://:pw@r:6379"));
+
+    let e = error(
+        &format!("{GOOD}\n[limits.channel]\nrequests_per_minute = 0\n"),
+        KEYS,
+    );
+    assert!(
+        e.contains("limits.channel.requests_per_minute") && e.contains("leave the key out"),
+        "{e}"
+    );
+    let e = error(&format!("{GOOD}\n[redis]\non_failure = \"maybe\"\n"), KEYS);
+    assert!(e.contains("redis.on_failure") && e.contains("open"), "{e}");
+    let e = error(&format!("{GOOD}\n[redis]\nurl = \"cache:6379\"\n"), KEYS);
+    assert!(e.contains("redis.url") && e.contains("redis://"), "{e}");
+    let e = error(&format!("{GOOD}\n[limits.user]\nrpm = 5\n"), KEYS);
+    assert!(e.contains("limits.user") && e.contains("rpm"), "{e}");
 }

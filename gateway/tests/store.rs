@@ -38,7 +38,9 @@ fn record(i: usize) -> InferenceRecord {
         total_ms: 300.0,
         provider_ms: 290.0,
         cost_usd: Some(0.000027),
-        cache_hit: false,
+        cache_hit: i % 2 == 1,
+        tokens_saved: (i % 2 == 1).then_some(120),
+        cost_saved_usd: (i % 2 == 1).then_some(0.000027),
         streamed: true,
         status: Status::Ok,
         error: None,
@@ -96,6 +98,10 @@ async fn round_trip(url: &str) {
     assert_eq!(row.prompt_version, Some(3));
     assert_eq!(row.input_tokens, Some(107));
     assert_eq!(row.cost_usd, Some(0.000027));
+    // What a cache hit saved (migration 0003) reads back on both databases.
+    assert!(row.cache_hit);
+    assert_eq!(row.tokens_saved, Some(120));
+    assert_eq!(row.cost_saved_usd, Some(0.000027));
     assert_eq!(
         row.messages,
         vec![

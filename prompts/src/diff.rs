@@ -97,6 +97,15 @@ fn settings(p: &Prompt) -> String {
     if !p.params.stop.is_empty() {
         s.push_str(&format!("stop = {:?}\n", p.params.stop));
     }
+    if let Some(v) = p.cache.enabled {
+        s.push_str(&format!("cache.enabled = {v}\n"));
+    }
+    if let Some(v) = p.cache.ttl_secs {
+        s.push_str(&format!("cache.ttl_secs = {v}\n"));
+    }
+    if let Some(v) = p.cache.allow_sampling {
+        s.push_str(&format!("cache.allow_sampling = {v}\n"));
+    }
     for (k, v) in &p.variables {
         s.push_str(&format!("variable {k} = {v:?}\n"));
     }

@@ -31,8 +31,34 @@ pub struct Prompt {
     /// A declared variable the caller does not supply renders as empty.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub variables: BTreeMap<String, String>,
+    /// The response-cache policy of this prompt; unset keys use the
+    /// model alias's (`[models.X.cache]`, then `[cache]`).
+    #[serde(default, skip_serializing_if = "PromptCache::is_unset")]
+    pub cache: PromptCache,
     /// The chat messages, in order.
     pub messages: Vec<MessageTemplate>,
+}
+
+/// `[cache]` of a prompt: overrides of the alias's cache policy.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct PromptCache {
+    /// Cache this prompt's answers at all.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    /// How long an answer is kept, in seconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ttl_secs: Option<u64>,
+    /// Also cache sampled answers (temperature above 0).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allow_sampling: Option<bool>,
+}
+
+impl PromptCache {
+    /// Whether nothing is set (the alias's policy applies as it is).
+    pub fn is_unset(&self) -> bool {
+        *self == PromptCache::default()
+    }
 }
 
 fn first_version() -> i64 {

@@ -482,6 +482,7 @@ mod tests {
             model: "default".into(),
             params: Default::default(),
             variables: Default::default(),
+            cache: Default::default(),
             messages: templates
                 .iter()
                 .map(|(role, t)| MessageTemplate {

@@ -20,6 +20,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::AppState;
+use crate::cache::{CacheControl, TTL_HEADER};
+use crate::limits::LimitError;
 use crate::pipeline::{Input, PipelineError, Purpose, Request};
 use crate::registry::{RegistryError, Selector};
 use crate::reply::{ReplyEvent, ReplyStream, Summary};
@@ -163,7 +165,18 @@ pub(crate) async fn chat_completions(
     body: Bytes,
 ) -> Response {
     let started = Instant::now();
-    let _ = headers;
+    let header = |name| {
+        headers
+            .get(name)
+            .and_then(|v: &HeaderValue| v.to_str().ok())
+    };
+    let cache = match CacheControl::from_headers(
+        header(header::CACHE_CONTROL.as_str()),
+        header(TTL_HEADER),
+    ) {
+        Ok(c) => c,
+        Err(message) => return bad_request(&message),
+    };
     let request = match parse(&body) {
         Ok(r) => r,
         Err(message) => return bad_request(&message),
@@ -218,6 +231,7 @@ pub(crate) async fn chat_completions(
         started,
         variables: request.variables.clone().unwrap_or_default(),
         purpose: Purpose::Live,
+        cache,
     };
     let mut reply = match state.pipeline.start(pipeline_request).await {
         Ok(r) => r,
@@ -235,6 +249,10 @@ pub(crate) async fn chat_completions(
                 &e.to_string(),
             );
         }
+        Err(PipelineError::Limited {
+            inference_id,
+            source,
+        }) => return limited(&source, &inference_id.to_string(), started),
         Err(e) => return bad_request(&e.to_string()),
     };
     let id = reply.inference_id;
@@ -322,6 +340,28 @@ pub(crate) async fn chat_completions(
         "api_error",
         "the answer ended without a result",
     )
+}
+
+/// 429 with `Retry-After` (whole seconds, rounded up) for a limit; 503
+/// when the limits could not be checked (`redis.on_failure = "closed"`).
+fn limited(error: &LimitError, id: &str, started: Instant) -> Response {
+    let mut response = match error {
+        LimitError::Limited { .. } => api_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limit_error",
+            &error.to_string(),
+        ),
+        LimitError::Unavailable(_) => api_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "service_unavailable",
+            &error.to_string(),
+        ),
+    };
+    let secs = error.retry_after().as_secs_f64().ceil().max(1.0) as u64;
+    if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+        response.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    with_ids(response, id, started.elapsed().as_secs_f64() * 1000.0)
 }
 
 /// The error response for a request no target could answer, by the

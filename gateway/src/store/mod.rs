@@ -40,6 +40,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "prompts",
         include_str!("../../../migrations/sqlite/0002_prompts.sql"),
     ),
+    (
+        3,
+        "cache_limits",
+        include_str!("../../../migrations/sqlite/0003_cache_limits.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -51,6 +56,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         2,
         "prompts",
         include_str!("../../../migrations/postgres/0002_prompts.sql"),
+    ),
+    (
+        3,
+        "cache_limits",
+        include_str!("../../../migrations/postgres/0003_cache_limits.sql"),
     ),
 ];
 
@@ -104,6 +114,8 @@ pub enum Status {
     Partial,
     /// The caller went away before the answer was done.
     Cancelled,
+    /// Refused by a rate limit or budget before any model was asked.
+    Limited,
 }
 
 impl Status {
@@ -114,6 +126,7 @@ impl Status {
             Status::Error => "error",
             Status::Partial => "partial",
             Status::Cancelled => "cancelled",
+            Status::Limited => "limited",
         }
     }
 }
@@ -155,6 +168,10 @@ pub struct InferenceRecord {
     pub cost_usd: Option<f64>,
     /// Answered from the cache.
     pub cache_hit: bool,
+    /// On a cache hit: the tokens the original answer used, not paid again.
+    pub tokens_saved: Option<u64>,
+    /// On a cache hit: what the original answer cost, not paid again.
+    pub cost_saved_usd: Option<f64>,
     /// Streamed to the caller.
     pub streamed: bool,
     /// How it ended.
@@ -221,7 +238,7 @@ pub struct InferenceRow {
     pub output_tokens: Option<i64>,
     /// Cost.
     pub cost_usd: Option<f64>,
-    /// `ok`, `error`, `partial`, `cancelled`.
+    /// `ok`, `error`, `partial`, `cancelled`, `limited`.
     pub status: String,
     /// The error.
     pub error: Option<String>,
@@ -231,6 +248,14 @@ pub struct InferenceRow {
     pub attempt_log: String,
     /// The stored messages: (direction, role, content).
     pub messages: Vec<(String, String, String)>,
+    /// Answered from the cache.
+    pub cache_hit: bool,
+    /// Tokens a cache hit saved.
+    pub tokens_saved: Option<i64>,
+    /// Cost a cache hit saved.
+    pub cost_saved_usd: Option<f64>,
+    /// Streamed to the caller.
+    pub streamed: bool,
 }
 
 /// The database.
@@ -421,9 +446,9 @@ impl Store {
                 "INSERT INTO inferences (id, created_at, platform, workspace, channel, thread, user_id, \
                  prompt_name, prompt_version, alias, provider, model, input_tokens, output_tokens, ttft_ms, \
                  tpot_ms, total_ms, provider_ms, cost_usd, cache_hit, streamed, status, error, finish_reason, \
-                 attempts, attempt_log, params, prompt_label, purpose) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, \
-                 $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29) \
-                 ON CONFLICT (id) DO NOTHING",
+                 attempts, attempt_log, params, tokens_saved, cost_saved_usd, prompt_label, purpose) VALUES ($1, $2, \
+                 $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, \
+                 $24, $25, $26, $27, $28, $29, $30, $31) ON CONFLICT (id) DO NOTHING",
             )
             .bind(r.id.to_string())
             .bind(r.created_at_ms)
@@ -452,8 +477,13 @@ impl Store {
             .bind(r.attempts.len() as i64)
             .bind(attempt_log)
             .bind(params)
+            .bind(r.tokens_saved.map(|t| t as i64))
+            .bind(r.cost_saved_usd)
             .bind(&r.prompt_label)
             .bind(r.purpose.as_str())
+            // Not cached: a statement prepared for one row's NULLs would
+            // reject the next row's values in PostgreSQL through `Any`.
+            .persistent(false)
             .execute(&mut *tx)
             .await?;
             if inserted.rows_affected() == 0 {
@@ -509,8 +539,8 @@ impl Store {
     pub async fn inference(&self, id: &str) -> Result<Option<InferenceRow>, StoreError> {
         let Some(row) = sqlx::query(
             "SELECT id, platform, prompt_name, prompt_version, alias, provider, model, input_tokens, \
-             output_tokens, cost_usd, status, error, attempts, attempt_log, prompt_label, purpose \
-             FROM inferences WHERE id = $1",
+             output_tokens, cost_usd, status, error, attempts, attempt_log, cache_hit, tokens_saved, cost_saved_usd, \
+             streamed, prompt_label, purpose FROM inferences WHERE id = $1",
         )
         .bind(id)
         .fetch_optional(&self.pool)
@@ -542,9 +572,13 @@ impl Store {
             error: row.try_get(11)?,
             attempts: row.try_get(12)?,
             attempt_log: row.try_get(13)?,
-            prompt_label: row.try_get(14)?,
-            purpose: row.try_get(15)?,
+            prompt_label: row.try_get(18)?,
+            purpose: row.try_get(19)?,
             messages,
+            cache_hit: row.try_get::<i64, _>(14)? != 0,
+            tokens_saved: row.try_get(15)?,
+            cost_saved_usd: row.try_get(16)?,
+            streamed: row.try_get::<i64, _>(17)? != 0,
         }))
     }
 

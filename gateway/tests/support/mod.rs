@@ -3,9 +3,13 @@
 
 #![allow(dead_code)]
 
+pub mod redis;
 pub mod standin;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+
+use gateway::limits::{Clock, SystemClock};
 
 use gateway::store::InferenceRow;
 use gateway::{Config, Gateway};
@@ -52,6 +56,15 @@ impl Harness {
     /// Starts Switchboard with this configuration (`data_dir` is set to a
     /// temporary folder) and these environment variables.
     pub async fn start(toml: &str, env: &[(&str, &str)]) -> Harness {
+        Harness::start_with_clock(toml, env, Arc::new(SystemClock)).await
+    }
+
+    /// [`Harness::start`], with limits reading `clock`.
+    pub async fn start_with_clock(
+        toml: &str,
+        env: &[(&str, &str)],
+        clock: Arc<dyn Clock>,
+    ) -> Harness {
         gateway::install_crypto();
         let dir = tempfile::tempdir().expect("temp dir");
         let text = format!("data_dir = {:?}\n{toml}", dir.path().display().to_string());
@@ -60,7 +73,9 @@ impl Harness {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         let config = Config::from_parts("test", &text, env.clone()).expect("valid test config");
-        let gateway = Gateway::build(&config).await.expect("gateway starts");
+        let gateway = Gateway::build_with_clock(&config, clock)
+            .await
+            .expect("gateway starts");
         let state = gateway.http_state(&config, |var| {
             env.iter().find(|(k, _)| k == var).map(|(_, v)| v.clone())
         });
@@ -97,6 +112,12 @@ impl Harness {
             headers: resp.headers().clone(),
             body: resp.text().await.expect("body"),
         }
+    }
+
+    /// POSTs a chat completion with extra headers.
+    pub async fn chat_with(&self, body: Value, headers: &[(&str, &str)]) -> Answer {
+        self.post_raw("/v1/chat/completions", &body.to_string(), headers)
+            .await
     }
 
     /// POSTs a chat completion.
