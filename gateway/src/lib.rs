@@ -6,6 +6,7 @@
 pub mod admin;
 pub mod app;
 pub mod cache;
+pub mod chunks;
 pub mod config;
 pub mod dedupe;
 pub mod guards;
