@@ -111,6 +111,37 @@ pub struct Config {
     /// Rate limits and budgets.
     #[serde(default)]
     pub limits: LimitsConfig,
+    /// `[slack]`, read and checked by the Slack adapter: the gateway knows
+    /// nothing of platforms, so the section is kept as TOML here.
+    #[serde(default)]
+    pub slack: Option<toml::Table>,
+    /// `[discord]`, read and checked by the Discord adapter.
+    #[serde(default)]
+    pub discord: Option<toml::Table>,
+    /// The environment the configuration was read with, for secrets named
+    /// by `*_env` keys (adapters read their tokens through it).
+    #[serde(skip)]
+    pub env: Env,
+}
+
+/// Environment variables, as given to [`Config::from_parts`]. Never printed.
+#[derive(Clone, Default)]
+pub struct Env(BTreeMap<String, String>);
+
+impl Env {
+    /// The value of a variable, if set and not empty.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .get(name)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
+    }
+}
+
+impl std::fmt::Debug for Env {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Env({} variables)", self.0.len())
+    }
 }
 
 /// `[prompts]`: the prompt registry.
@@ -731,6 +762,7 @@ impl Config {
         }
         config.check()?;
         config.resolve_secrets(&env)?;
+        config.env = Env(env);
         Ok(config)
     }
 

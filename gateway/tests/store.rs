@@ -132,6 +132,37 @@ async fn round_trip(url: &str) {
             Some("U7".to_string())
         )]
     );
+    // A changed vote replaces the earlier one; another user's vote and a
+    // comment stay beside it.
+    let vote = |score: f64, user: &str, kind: &str| FeedbackRecord {
+        id: Uuid::now_v7(),
+        inference_id: rows[7].id,
+        created_at_ms: now_ms(),
+        kind: kind.into(),
+        score: Some(score),
+        comment: None,
+        user_id: Some(user.into()),
+        source: "reaction".into(),
+    };
+    store
+        .insert_feedback(&[
+            vote(0.0, "U7", "thumbs"),
+            vote(1.0, "U8", "thumbs"),
+            vote(0.0, "U7", "comment"),
+        ])
+        .await
+        .unwrap();
+    let feedback = store.feedback_for(&rows[7].id.to_string()).await.unwrap();
+    let thumbs: Vec<_> = feedback
+        .iter()
+        .filter(|f| f.0 == "thumbs")
+        .map(|f| (f.3.clone().unwrap(), f.1))
+        .collect();
+    assert_eq!(
+        thumbs,
+        vec![("U7".to_string(), Some(0.0)), ("U8".to_string(), Some(1.0))]
+    );
+    assert_eq!(feedback.len(), 3);
     drop(recorder);
     task.await.expect("recorder ends when its handles are gone");
     store.close().await;

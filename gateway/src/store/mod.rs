@@ -516,6 +516,20 @@ impl Store {
     pub async fn insert_feedback(&self, rows: &[FeedbackRecord]) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         for f in rows {
+            // A changed vote replaces the earlier one: one thumbs per user
+            // and inference (comments and other kinds accumulate).
+            if f.kind == "thumbs"
+                && let Some(user) = &f.user_id
+            {
+                sqlx::query(
+                    "DELETE FROM feedback WHERE inference_id = $1 AND user_id = $2 AND kind = 'thumbs' AND id <> $3",
+                )
+                .bind(f.inference_id.to_string())
+                .bind(user)
+                .bind(f.id.to_string())
+                .execute(&mut *tx)
+                .await?;
+            }
             sqlx::query(
                 "INSERT INTO feedback (id, inference_id, created_at, kind, score, comment, user_id, source) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING",
