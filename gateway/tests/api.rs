@@ -597,3 +597,71 @@ async fn a_client_that_goes_away_cancels_the_answer() {
     }
     assert_eq!(status, "cancelled");
 }
+
+#[tokio::test]
+async fn feedback_on_an_answer_is_stored_typed_and_bad_feedback_is_refused() {
+    let provider = StandIn::start().await;
+    let h = Harness::start(&one_provider(&provider.url), &[]).await;
+    let answer = h
+        .chat(json!({"model": "default", "messages": [{"role": "user", "content": "Hi"}]}))
+        .await;
+    let id = answer.inference_id();
+    let post = |body: serde_json::Value| {
+        let h = &h;
+        async move { h.post_raw("/v1/feedback", &body.to_string(), &[]).await }
+    };
+    for body in [
+        json!({"inference_id": id, "kind": "thumbs", "score": 1, "user": "U1"}),
+        json!({"inference_id": id, "kind": "thumbs", "score": 0, "user": "U1"}),
+        json!({"inference_id": id, "kind": "rating", "score": 4, "user": "U1"}),
+        json!({"inference_id": id, "kind": "comment", "comment": "The link is dead.", "user": "U1"}),
+    ] {
+        let r = post(body).await;
+        assert_eq!(r.status, 201, "{}", r.body);
+    }
+    let refused = [
+        (
+            json!({"inference_id": uuid::Uuid::now_v7().to_string(), "kind": "thumbs", "score": 1}),
+            404,
+            "no inference",
+        ),
+        (
+            json!({"inference_id": id, "kind": "rating", "score": 9}),
+            400,
+            "1 to 5",
+        ),
+        (
+            json!({"inference_id": id, "kind": "stars", "score": 1}),
+            400,
+            "not a feedback kind",
+        ),
+        (
+            json!({"inference_id": "abc", "kind": "thumbs", "score": 1}),
+            400,
+            "not an inference id",
+        ),
+        (
+            json!({"inference_id": id, "kind": "thumbs", "score": 1, "extra": true}),
+            400,
+            "unknown field",
+        ),
+    ];
+    for (body, status, says) in refused {
+        let r = post(body.clone()).await;
+        assert_eq!(r.status, status, "{body}: {}", r.body);
+        assert!(r.body.contains(says), "{body}: {}", r.body);
+    }
+    h.gateway.pipeline.recorder().flush().await;
+    let stored = h.gateway.store.feedback_for(&id).await.unwrap();
+    let kinds: Vec<(&str, Option<f64>)> = stored.iter().map(|f| (f.0.as_str(), f.1)).collect();
+    // The changed thumbs vote replaced the first; nothing refused was stored.
+    assert_eq!(
+        kinds,
+        vec![
+            ("thumbs", Some(0.0)),
+            ("rating", Some(4.0)),
+            ("comment", None)
+        ]
+    );
+    assert!(stored.iter().all(|f| f.2 == "api"));
+}

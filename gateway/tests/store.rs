@@ -163,6 +163,8 @@ async fn round_trip(url: &str) {
         vec![("U7".to_string(), Some(0.0)), ("U8".to_string(), Some(1.0))]
     );
     assert_eq!(feedback.len(), 3);
+    // The replaced vote is kept as history.
+    assert_eq!(store.count(Table::Feedback).await.unwrap(), 4);
     drop(recorder);
     task.await.expect("recorder ends when its handles are gone");
     store.close().await;

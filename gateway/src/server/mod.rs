@@ -3,6 +3,7 @@
 //! functions; state is passed explicitly in [`AppState`].
 
 mod auth;
+mod feedback_api;
 mod openai_api;
 
 use std::net::SocketAddr;
@@ -35,6 +36,7 @@ pub fn app(state: AppState) -> Router {
     let api = Router::new()
         .route("/v1/chat/completions", post(openai_api::chat_completions))
         .route("/v1/models", get(openai_api::models))
+        .route("/v1/feedback", post(feedback_api::post_feedback))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_key,

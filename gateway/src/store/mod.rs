@@ -45,6 +45,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "cache_limits",
         include_str!("../../../migrations/sqlite/0003_cache_limits.sql"),
     ),
+    (
+        4,
+        "feedback_history",
+        include_str!("../../../migrations/sqlite/0004_feedback_history.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -61,6 +66,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         3,
         "cache_limits",
         include_str!("../../../migrations/postgres/0003_cache_limits.sql"),
+    ),
+    (
+        4,
+        "feedback_history",
+        include_str!("../../../migrations/postgres/0004_feedback_history.sql"),
     ),
 ];
 
@@ -516,17 +526,18 @@ impl Store {
     pub async fn insert_feedback(&self, rows: &[FeedbackRecord]) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         for f in rows {
-            // A changed vote replaces the earlier one: one thumbs per user
-            // and inference (comments and other kinds accumulate).
+            // A changed vote replaces the earlier one: one current thumbs
+            // per user and inference, the earlier rows kept as history.
             if f.kind == "thumbs"
                 && let Some(user) = &f.user_id
             {
                 sqlx::query(
-                    "DELETE FROM feedback WHERE inference_id = $1 AND user_id = $2 AND kind = 'thumbs' AND id <> $3",
+                    "UPDATE feedback SET replaced_by = $1 WHERE inference_id = $2 AND user_id = $3 \
+                     AND kind = 'thumbs' AND id <> $1 AND replaced_by IS NULL",
                 )
+                .bind(f.id.to_string())
                 .bind(f.inference_id.to_string())
                 .bind(user)
-                .bind(f.id.to_string())
                 .execute(&mut *tx)
                 .await?;
             }
@@ -547,6 +558,15 @@ impl Store {
         }
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Whether an inference with this id is stored.
+    pub async fn inference_exists(&self, id: &str) -> Result<bool, StoreError> {
+        Ok(sqlx::query("SELECT 1 FROM inferences WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .is_some())
     }
 
     /// Reads one inference and its messages.
@@ -596,13 +616,15 @@ impl Store {
         }))
     }
 
-    /// Feedback rows for an inference: (kind, score, source, user).
+    /// The current feedback on an inference (replaced votes left out):
+    /// (kind, score, source, user).
     pub async fn feedback_for(
         &self,
         inference_id: &str,
     ) -> Result<Vec<(String, Option<f64>, String, Option<String>)>, StoreError> {
         let rows = sqlx::query(
-            "SELECT kind, score, source, user_id FROM feedback WHERE inference_id = $1 ORDER BY created_at, id",
+            "SELECT kind, score, source, user_id FROM feedback WHERE inference_id = $1 AND replaced_by IS NULL \
+             ORDER BY created_at, id",
         )
         .bind(inference_id)
         .fetch_all(&self.pool)
