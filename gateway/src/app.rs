@@ -115,7 +115,8 @@ impl Gateway {
         let router = Router::new(config, &providers);
         let store = open_store(config).await?;
         let registry = open_registry(config, &store).await?;
-        let (recorder, recorder_task) = Recorder::start(store.clone());
+        let (recorder, recorder_task) =
+            Recorder::start_with_spool(store.clone(), Some(config.data_dir.join("spool")));
         let guards = Guards::with_clock(config, clock)?;
         let pipeline = Pipeline::with_guards(
             router,

@@ -61,7 +61,8 @@ pub enum Input {
 
 /// Whether a request is real traffic or an admin's dry run. Test requests
 /// are recorded with `purpose = 'test'` so that statistics leave them out.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Purpose {
     /// Real traffic.
     #[default]

@@ -46,15 +46,15 @@ pub struct Alias {
 }
 
 /// One try of one target, kept on the inference row.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
 pub struct Attempt {
     /// `provider/model`.
     pub target: String,
     /// The HTTP status, when the provider answered with an error status.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<u16>,
     /// The error, or `None` for the attempt that answered.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     /// How long it took, in milliseconds.
     pub ms: f64,

@@ -222,3 +222,70 @@ async fn an_unreachable_database_is_a_clear_error() {
         "the password must not be shown: {err}"
     );
 }
+
+/// PostgreSQL refusing connections while feedback arrives: every click is
+/// acknowledged (from the spool), and once the database is back every row
+/// is written, once, in order with the rest.
+#[tokio::test]
+async fn feedback_is_acknowledged_while_postgres_is_unreachable_and_written_after() {
+    let url = fresh_postgres().await;
+    let name = url.rsplit('/').next().unwrap().to_string();
+    let admin = Store::connect(&std::env::var("SWITCHBOARD_TEST_POSTGRES_URL").unwrap())
+        .await
+        .unwrap();
+    let store = Store::connect(&url).await.unwrap();
+    store.migrate().await.unwrap();
+    let spool = tempfile::tempdir().unwrap();
+    let (recorder, task) =
+        Recorder::start_with_spool(store.clone(), Some(spool.path().to_path_buf()));
+    let inference = record(0);
+    recorder.inference(inference.clone()).await;
+    recorder.flush().await;
+
+    // The database goes away: no new connections, current ones cut.
+    admin
+        .execute_admin(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS false"))
+        .await
+        .unwrap();
+    admin
+        .execute_admin(&format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
+        ))
+        .await
+        .unwrap();
+    let clicks = 200;
+    for i in 0..clicks {
+        let click = FeedbackRecord {
+            id: Uuid::now_v7(),
+            inference_id: inference.id,
+            created_at_ms: now_ms(),
+            kind: "thumbs".into(),
+            score: Some(1.0),
+            comment: None,
+            user_id: Some(format!("U{i}")),
+            source: "button".into(),
+        };
+        tokio::time::timeout(std::time::Duration::from_secs(2), recorder.feedback(click))
+            .await
+            .expect("acknowledged while the database is down");
+    }
+    assert!(
+        std::fs::read_dir(spool.path()).unwrap().count() > 0,
+        "the clicks wait in the spool"
+    );
+
+    admin
+        .execute_admin(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true"))
+        .await
+        .unwrap();
+    tokio::time::timeout(std::time::Duration::from_secs(30), recorder.flush())
+        .await
+        .expect("written once the database is back");
+    assert_eq!(store.count(Table::Feedback).await.unwrap(), clicks);
+    assert_eq!(store.count(Table::Inferences).await.unwrap(), 1);
+    assert_eq!(std::fs::read_dir(spool.path()).unwrap().count(), 0);
+    drop(recorder);
+    task.await.unwrap();
+    store.close().await;
+    admin.close().await;
+}

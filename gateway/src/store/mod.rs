@@ -113,7 +113,7 @@ pub enum Backend {
 }
 
 /// How a request ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     /// Answered in full.
@@ -141,8 +141,8 @@ impl Status {
     }
 }
 
-/// One inference, as recorded.
-#[derive(Debug, Clone)]
+/// One inference, as recorded (and as spooled, in JSON).
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct InferenceRecord {
     /// UUIDv7.
     pub id: Uuid,
@@ -201,7 +201,7 @@ pub struct InferenceRecord {
 }
 
 /// One piece of feedback on an inference.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct FeedbackRecord {
     /// UUIDv7.
     pub id: Uuid,
