@@ -38,6 +38,42 @@ enum Command {
         #[command(subcommand)]
         action: ModelsCommand,
     },
+    /// Export logged conversations: fine-tuning JSONL, eval JSONL or CSV.
+    Export {
+        /// `openai` (chat fine-tuning JSONL), `eval` (JSONL) or `csv`.
+        #[arg(long, default_value = "openai")]
+        format: gateway::export::Format,
+        /// Only this prompt.
+        #[arg(long)]
+        prompt: Option<String>,
+        /// Only this version of it.
+        #[arg(long)]
+        version: Option<i64>,
+        /// Only versions that came through this label.
+        #[arg(long)]
+        label: Option<String>,
+        /// Only this channel id.
+        #[arg(long)]
+        channel: Option<String>,
+        /// Only answers rated `up` or `down`.
+        #[arg(long, value_parser = ["up", "down"])]
+        feedback: Option<String>,
+        /// From this date (YYYY-MM-DD, UTC).
+        #[arg(long)]
+        since: Option<String>,
+        /// Until this date (YYYY-MM-DD, UTC, exclusive).
+        #[arg(long)]
+        until: Option<String>,
+        /// At most this many.
+        #[arg(long)]
+        limit: Option<i64>,
+        /// Replace e-mail addresses, phone numbers and user mentions.
+        #[arg(long)]
+        redact: bool,
+        /// Write here instead of standard output.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
     /// Manage prompts: versions, labels, A/B splits, bindings, history.
     Prompts {
         #[command(subcommand)]
@@ -78,7 +114,10 @@ fn main() -> std::process::ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let quiet = matches!(cli.command, Command::Chat | Command::Prompts { .. });
+    let quiet = matches!(
+        cli.command,
+        Command::Chat | Command::Prompts { .. } | Command::Export { .. }
+    );
     init_logging(quiet);
     let path = gateway::config::locate(cli.config.as_deref());
     let config = gateway::Config::load(path.as_deref()).with_context(|| {
@@ -126,6 +165,57 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             .await?
         }
         Command::Prompts { action } => prompts_cli::run(&config, action).await,
+        Command::Export {
+            format,
+            prompt,
+            version,
+            label,
+            channel,
+            feedback,
+            since,
+            until,
+            limit,
+            redact,
+            output,
+        } => {
+            let date = |flag: &str, value: Option<String>| -> anyhow::Result<Option<i64>> {
+                value
+                    .map(|v| {
+                        gateway::store::Utc::parse_date(&v)
+                            .with_context(|| format!("--{flag} `{v}`: write a date as YYYY-MM-DD"))
+                    })
+                    .transpose()
+            };
+            let filter = gateway::store::DatasetFilter {
+                prompt,
+                version,
+                label,
+                channel,
+                thumbs: feedback.map(|f| f == "up"),
+                since_ms: date("since", since)?,
+                until_ms: date("until", until)?,
+                limit,
+            };
+            let store = gateway::app::open_store(&config).await?;
+            let result = match &output {
+                Some(path) => {
+                    let file = std::fs::File::create(path)
+                        .with_context(|| format!("cannot create `{}`", path.display()))?;
+                    let mut out = std::io::BufWriter::new(file);
+                    let n =
+                        gateway::export::export(&store, &filter, format, redact, &mut out).await;
+                    std::io::Write::flush(&mut out)?;
+                    n
+                }
+                None => {
+                    let mut out = std::io::stdout().lock();
+                    gateway::export::export(&store, &filter, format, redact, &mut out).await
+                }
+            };
+            store.close().await;
+            eprintln!("exported {} conversations", result?);
+            Ok(())
+        }
         Command::Chat => {
             prepare_models(&config).await?;
             let app = gateway::Gateway::build(&config).await?;

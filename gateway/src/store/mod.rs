@@ -6,6 +6,7 @@
 //! Writes from the request path go through the [`Recorder`], which batches
 //! them off the hot path.
 
+mod dataset;
 mod prompt_tables;
 mod recorder;
 
@@ -19,6 +20,7 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::{AnyPool, AssertSqlSafe, Executor, Row, SqlSafeStr};
 use uuid::Uuid;
 
+pub use dataset::{DatasetFilter, Example};
 pub use prompt_tables::{
     AuditRow, BindingRow, LabelRow, NOTIFY_CHANNEL, RegistryRows, VersionRow, Write, Written,
     arms_json,
@@ -317,6 +319,27 @@ impl Utc {
             minute: rem % 3600 / 60,
             second: rem % 60,
         }
+    }
+
+    /// Unix milliseconds at the start (00:00 UTC) of a `YYYY-MM-DD` date.
+    pub fn parse_date(s: &str) -> Option<i64> {
+        let mut parts = s.split('-');
+        let y: i64 = parts.next()?.parse().ok()?;
+        let m: i64 = parts.next()?.parse().ok()?;
+        let d: i64 = parts.next()?.parse().ok()?;
+        if parts.next().is_some() || !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+            return None;
+        }
+        // Days from civil (the inverse of `from_ms`).
+        let y = if m <= 2 { y - 1 } else { y };
+        let era = y.div_euclid(400);
+        let yoe = y.rem_euclid(400);
+        let mp = (m + 9) % 12;
+        let doy = (153 * mp + 2) / 5 + d - 1;
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+        let days = era * 146_097 + doe - 719_468;
+        let ms = days * 86_400_000;
+        (Utc::from_ms(ms).date() == s).then_some(ms)
     }
 
     /// `2026-11-28`.
@@ -688,5 +711,9 @@ mod tests {
             "2024-02-29 23:59:59 UTC"
         );
         assert_eq!(Utc::from_ms(1_795_000_000_000).date(), "2026-11-18");
+        let day = Utc::parse_date("2024-02-29").unwrap();
+        assert_eq!(Utc::from_ms(day).to_string(), "2024-02-29 00:00:00 UTC");
+        assert_eq!(Utc::parse_date("2023-02-29"), None);
+        assert_eq!(Utc::parse_date("yesterday"), None);
     }
 }
