@@ -3,6 +3,7 @@
 //! HTTP server, or a maintenance command.
 
 mod console;
+mod eval_cli;
 mod models;
 mod prompts_cli;
 mod wiring;
@@ -38,6 +39,8 @@ enum Command {
         #[command(subcommand)]
         action: ModelsCommand,
     },
+    /// Compare a candidate prompt version with a baseline on logged conversations.
+    Eval(eval_cli::EvalArgs),
     /// Export logged conversations: fine-tuning JSONL, eval JSONL or CSV.
     Export {
         /// `openai` (chat fine-tuning JSONL), `eval` (JSONL) or `csv`.
@@ -116,7 +119,7 @@ fn main() -> std::process::ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let quiet = matches!(
         cli.command,
-        Command::Chat | Command::Prompts { .. } | Command::Export { .. }
+        Command::Chat | Command::Prompts { .. } | Command::Export { .. } | Command::Eval(_)
     );
     init_logging(quiet);
     let path = gateway::config::locate(cli.config.as_deref());
@@ -165,6 +168,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             .await?
         }
         Command::Prompts { action } => prompts_cli::run(&config, action).await,
+        Command::Eval(args) => eval_cli::run(&config, args).await,
         Command::Export {
             format,
             prompt,

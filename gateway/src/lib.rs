@@ -9,6 +9,7 @@ pub mod cache;
 pub mod chunks;
 pub mod config;
 pub mod dedupe;
+pub mod eval;
 pub mod export;
 pub mod guards;
 pub mod limits;

@@ -52,6 +52,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "feedback_history",
         include_str!("../../../migrations/sqlite/0004_feedback_history.sql"),
     ),
+    (
+        5,
+        "eval_runs",
+        include_str!("../../../migrations/sqlite/0005_eval_runs.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -73,6 +78,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         4,
         "feedback_history",
         include_str!("../../../migrations/postgres/0004_feedback_history.sql"),
+    ),
+    (
+        5,
+        "eval_runs",
+        include_str!("../../../migrations/postgres/0005_eval_runs.sql"),
     ),
 ];
 
@@ -581,6 +591,52 @@ impl Store {
         }
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Stores an evaluation run's report.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn insert_eval_run(
+        &self,
+        id: &str,
+        created_at_ms: i64,
+        prompt: &str,
+        candidate: &str,
+        baseline: &str,
+        summary: &str,
+        report: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO eval_runs (id, created_at, prompt, candidate, baseline, summary, report) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(id)
+        .bind(created_at_ms)
+        .bind(prompt)
+        .bind(candidate)
+        .bind(baseline)
+        .bind(summary)
+        .bind(report)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The evaluation runs of a prompt, newest first: (id, candidate,
+    /// baseline, summary JSON).
+    pub async fn eval_runs(
+        &self,
+        prompt: &str,
+    ) -> Result<Vec<(String, String, String, String)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, candidate, baseline, summary FROM eval_runs WHERE prompt = $1 ORDER BY created_at DESC",
+        )
+        .bind(prompt)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?)))
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(StoreError::from)
     }
 
     /// Whether an inference with this id is stored.

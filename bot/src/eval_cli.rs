@@ -1,0 +1,167 @@
+//! `switchboard eval`: replays logged conversations (or a JSONL file)
+//! through a candidate prompt version and a baseline, judges and checks
+//! the answers, writes the report, and fails when the candidate falls
+//! short of `--min-win-rate`, so that a promote can be gated in CI.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::Args;
+use gateway::eval::{Check, EvalConfig, examples_from_jsonl, examples_from_log};
+use gateway::registry::Selector;
+use gateway::store::{DatasetFilter, Utc};
+
+/// The options of `switchboard eval`.
+#[derive(Args)]
+pub struct EvalArgs {
+    /// The prompt to evaluate.
+    prompt: String,
+    /// The version or label under test.
+    #[arg(long)]
+    candidate: String,
+    /// The version or label it must beat.
+    #[arg(long, default_value = "production")]
+    baseline: String,
+    /// The model alias that judges the two answers pairwise (both orders).
+    #[arg(long)]
+    judge: Option<String>,
+    /// A deterministic check, repeatable: contains:TEXT, not-contains:TEXT,
+    /// max-chars:N, no-refusal, json.
+    #[arg(long = "check")]
+    checks: Vec<Check>,
+    /// Read examples from this JSONL file (eval or fine-tuning format)
+    /// instead of the logged conversations.
+    #[arg(long)]
+    dataset: Option<PathBuf>,
+    /// Stop at the first unusable dataset line (default: skip it, with a warning).
+    #[arg(long)]
+    stop_on_bad_line: bool,
+    /// Logged conversations answered by this version only.
+    #[arg(long)]
+    version: Option<i64>,
+    /// Logged conversations answered through this label only.
+    #[arg(long)]
+    label: Option<String>,
+    /// Logged conversations from this channel only.
+    #[arg(long)]
+    channel: Option<String>,
+    /// Logged conversations rated `up` or `down` only.
+    #[arg(long, value_parser = ["up", "down"])]
+    feedback: Option<String>,
+    /// From this date (YYYY-MM-DD, UTC).
+    #[arg(long)]
+    since: Option<String>,
+    /// Until this date (YYYY-MM-DD, UTC, exclusive).
+    #[arg(long)]
+    until: Option<String>,
+    /// How many examples at most.
+    #[arg(long, default_value_t = 50)]
+    limit: i64,
+    /// Examples replayed at once (rate limits still apply).
+    #[arg(long, default_value_t = 4)]
+    concurrency: usize,
+    /// Fail (exit non-zero) when the candidate's win rate is below this.
+    #[arg(long, default_value_t = 0.5)]
+    min_win_rate: f64,
+    /// Write report.json, report.md and report.html into this folder.
+    #[arg(long)]
+    report: Option<PathBuf>,
+}
+
+/// Runs an evaluation and prints its verdict.
+pub async fn run(config: &gateway::Config, args: EvalArgs) -> anyhow::Result<()> {
+    let date = |flag: &str, value: &Option<String>| -> anyhow::Result<Option<i64>> {
+        value
+            .as_deref()
+            .map(|v| {
+                Utc::parse_date(v)
+                    .with_context(|| format!("--{flag} `{v}`: write a date as YYYY-MM-DD"))
+            })
+            .transpose()
+    };
+    let since = date("since", &args.since)?;
+    let until = date("until", &args.until)?;
+    crate::prepare_models(config).await?;
+    let app = gateway::Gateway::build(config).await?;
+    let result = evaluate(&app, args, since, until).await;
+    app.shutdown().await;
+    result
+}
+
+async fn evaluate(
+    app: &gateway::Gateway,
+    args: EvalArgs,
+    since_ms: Option<i64>,
+    until_ms: Option<i64>,
+) -> anyhow::Result<()> {
+    let examples = match &args.dataset {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read the dataset `{}`", path.display()))?;
+            let (examples, warnings) =
+                examples_from_jsonl(&path.display().to_string(), &text, args.stop_on_bad_line)?;
+            for w in warnings {
+                eprintln!("warning: {w}");
+            }
+            examples
+                .into_iter()
+                .take(args.limit.max(0) as usize)
+                .collect()
+        }
+        None => {
+            let filter = DatasetFilter {
+                prompt: Some(args.prompt.clone()),
+                version: args.version,
+                label: args.label.clone(),
+                channel: args.channel.clone(),
+                thumbs: args.feedback.as_deref().map(|f| f == "up"),
+                since_ms,
+                until_ms,
+                limit: Some(args.limit),
+            };
+            examples_from_log(app.store.dataset(&filter).await?)
+        }
+    };
+    let config = EvalConfig {
+        prompt: args.prompt.clone(),
+        candidate: Selector::parse(&args.candidate),
+        baseline: Selector::parse(&args.baseline),
+        judge: args.judge.clone(),
+        checks: args.checks.clone(),
+        concurrency: args.concurrency,
+    };
+    let report = gateway::eval::run(&app.pipeline, &config, examples, |done, total| {
+        eprint!("\revaluated {done}/{total}");
+        if done == total {
+            eprintln!();
+        }
+    })
+    .await?;
+    report.save(&app.store).await?;
+    if let Some(dir) = &args.report {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create `{}`", dir.display()))?;
+        for (name, text) in [
+            (
+                "report.json",
+                serde_json::to_string_pretty(&report.to_json())?,
+            ),
+            ("report.md", report.to_markdown()),
+            ("report.html", report.to_html()),
+        ] {
+            let path = dir.join(name);
+            std::fs::write(&path, text)
+                .with_context(|| format!("cannot write `{}`", path.display()))?;
+        }
+        eprintln!("report written to {}", dir.display());
+    }
+    print!("{}", report.to_markdown());
+    if !report.passes(args.min_win_rate) {
+        bail!(
+            "the candidate falls short: {} (required win rate: {:.0}%)",
+            report.headline(),
+            args.min_win_rate * 100.0
+        );
+    }
+    Ok(())
+}

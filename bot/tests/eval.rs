@@ -1,0 +1,230 @@
+//! `switchboard eval` and `switchboard export` as an operator runs them:
+//! conversations logged by `switchboard chat` are replayed through a
+//! candidate and a baseline version, judged in both orders and checked;
+//! the report is written and the exit code gates on the win rate.
+
+#[path = "../../gateway/tests/support/standin.rs"]
+#[allow(dead_code)]
+mod standin;
+
+use std::path::Path;
+use std::process::Stdio;
+
+use standin::{Reply, StandIn};
+use tokio::io::AsyncWriteExt;
+
+async fn switchboard(config: &Path, args: &[&str], input: &str) -> (bool, String, String) {
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .env_remove("SWITCHBOARD_CONFIG")
+        .spawn()
+        .expect("start switchboard");
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(input.as_bytes()).await.unwrap();
+    drop(stdin);
+    let out = tokio::time::timeout(std::time::Duration::from_secs(60), child.wait_with_output())
+        .await
+        .expect("switchboard finishes")
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn eval_judges_both_orders_writes_the_report_and_gates_on_the_win_rate() {
+    let provider = StandIn::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("switchboard.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "data_dir = \"{}\"\n[providers.p]\nkind = \"openai\"\nbase_url = \"{}\"\n[models.default]\ntargets = [\"p/m\"]\n",
+            dir.path().display(),
+            provider.url
+        ),
+    )
+    .unwrap();
+    // Two logged conversations through the default prompt (v1).
+    provider.then([Reply::text("Paris."), Reply::text("Berlin.")]);
+    let (ok, out, err) = switchboard(
+        &config,
+        &["chat"],
+        "Capital of France?\n/new\nCapital of Germany?\n/quit\n",
+    )
+    .await;
+    assert!(ok, "{out}\n{err}");
+    // A candidate v2 of the default prompt.
+    let file = dir.path().join("assistant.toml");
+    std::fs::write(
+        &file,
+        "name = \"assistant\"\nmodel = \"default\"\n[[messages]]\nrole = \"system\"\ntemplate = \"Answer in one word.\"\n[[messages]]\nrole = \"history\"\n[[messages]]\nrole = \"user\"\ntemplate = \"{{ text }}\"\n",
+    )
+    .unwrap();
+    let (ok, out, err) = switchboard(
+        &config,
+        &[
+            "prompts",
+            "edit",
+            "assistant",
+            "--file",
+            file.to_str().unwrap(),
+            "-m",
+            "terser",
+        ],
+        "",
+    )
+    .await;
+    assert!(ok, "{out}\n{err}");
+
+    // Per example, in order: candidate, baseline, judge (candidate as A),
+    // judge (candidate as B). Example 1: the judge prefers the candidate in
+    // both orders. Example 2: the judge always says A (position bias): a tie.
+    provider.then([
+        Reply::text("Paris"),
+        Reply::text("I think it might be Lyon."),
+        Reply::text("A"),
+        Reply::text("B"),
+        Reply::text("Berlin"),
+        Reply::text("Berlin, of course."),
+        Reply::text("A"),
+        Reply::text("A"),
+    ]);
+    let report = dir.path().join("report");
+    let args = [
+        "eval",
+        "assistant",
+        "--candidate",
+        "2",
+        "--baseline",
+        "production",
+        "--judge",
+        "default",
+        "--check",
+        "max-chars:10",
+        "--concurrency",
+        "1",
+        "--min-win-rate",
+        "0.7",
+        "--report",
+        report.to_str().unwrap(),
+    ];
+    let (ok, out, err) = switchboard(&config, &args, "").await;
+    assert!(ok, "win rate 75% passes 70%:\n{out}\n{err}");
+    assert!(
+        out.contains("candidate win rate 75%") && out.contains("1 wins, 0 losses, 1 ties"),
+        "{out}"
+    );
+    assert!(
+        out.contains("| check `max-chars:10` | 100% | 0% |"),
+        "{out}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(report.join("report.json")).unwrap())
+            .unwrap();
+    assert_eq!(json["rows"][0]["verdict"], "candidate");
+    assert_eq!(json["rows"][1]["verdict"], "tie");
+    assert_eq!(json["rows"][0]["candidate"]["version"], 2);
+    assert_eq!(json["rows"][0]["baseline"]["version"], 1);
+    assert!(
+        std::fs::read_to_string(report.join("report.html"))
+            .unwrap()
+            .contains("<table>")
+    );
+    // The judge saw the question and both answers, candidate first, then second.
+    let received = provider.received();
+    let judge_prompt = received[received.len() - 6].body["messages"][1]["content"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        judge_prompt.contains("[Answer A]\nParis\n")
+            && judge_prompt.contains("[Answer B]\nI think it might be Lyon."),
+        "{judge_prompt}"
+    );
+
+    // From a JSONL file with a corrupt line, and a threshold it misses.
+    let dataset = dir.path().join("d.jsonl");
+    std::fs::write(
+        &dataset,
+        "{\"input\": [{\"role\": \"user\", \"content\": \"Capital of Spain?\"}]}\nnot json\n",
+    )
+    .unwrap();
+    provider.then([
+        Reply::text("Madrid"),
+        Reply::text("Madrid."),
+        Reply::text("B"),
+        Reply::text("A"),
+    ]);
+    let (ok, out, err) = switchboard(
+        &config,
+        &[
+            "eval",
+            "assistant",
+            "--candidate",
+            "2",
+            "--judge",
+            "default",
+            "--dataset",
+            dataset.to_str().unwrap(),
+            "--concurrency",
+            "1",
+        ],
+        "",
+    )
+    .await;
+    assert!(!ok, "a loss must fail the gate:\n{out}");
+    assert!(
+        err.contains("d.jsonl:2: not JSON") && err.contains("skipped"),
+        "{err}"
+    );
+    assert!(
+        err.contains("falls short") && err.contains("win rate 0%"),
+        "{err}"
+    );
+    let (ok, _, err) = switchboard(
+        &config,
+        &[
+            "eval",
+            "assistant",
+            "--candidate",
+            "2",
+            "--dataset",
+            dataset.to_str().unwrap(),
+            "--stop-on-bad-line",
+        ],
+        "",
+    )
+    .await;
+    assert!(!ok && err.contains("dataset line 2: not JSON"), "{err}");
+
+    // The logged conversations export in the fine-tuning format.
+    let out_file = dir.path().join("train.jsonl");
+    let (ok, _, err) = switchboard(
+        &config,
+        &[
+            "export",
+            "--format",
+            "openai",
+            "--output",
+            out_file.to_str().unwrap(),
+        ],
+        "",
+    )
+    .await;
+    assert!(ok, "{err}");
+    assert!(err.contains("exported 2 conversations"), "{err}");
+    let text = std::fs::read_to_string(out_file).unwrap();
+    assert_eq!(
+        text.lines().count(),
+        2,
+        "test replays are not exported: {text}"
+    );
+}
