@@ -787,7 +787,10 @@ mod tests {
             "{lo} {hi}"
         );
         let (lo, hi) = wilson(1.0, 10);
-        assert!((lo - 0.7225).abs() < 1e-3 && (hi - 1.0).abs() < 1e-9, "{lo} {hi}");
+        assert!(
+            (lo - 0.7225).abs() < 1e-3 && (hi - 1.0).abs() < 1e-9,
+            "{lo} {hi}"
+        );
     }
 
     #[test]

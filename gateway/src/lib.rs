@@ -12,6 +12,7 @@ pub mod dedupe;
 pub mod eval;
 pub mod export;
 pub mod guards;
+pub mod implicit;
 pub mod limits;
 pub mod pipeline;
 pub mod providers;

@@ -183,6 +183,7 @@ struct Inner {
     recorder: Recorder,
     options: PipelineOptions,
     guards: Guards,
+    signals: crate::implicit::Signals,
 }
 
 /// What the resolve and render stages produced.
@@ -222,6 +223,7 @@ impl Pipeline {
                 recorder,
                 options,
                 guards,
+                signals: crate::implicit::Signals::default(),
             }),
         }
     }
@@ -249,6 +251,15 @@ impl Pipeline {
     /// Starts answering. Errors here mean nothing was sent to a model;
     /// failures after that arrive on the stream (and are recorded).
     pub async fn start(&self, request: Request) -> Result<ReplyStream, PipelineError> {
+        if let (Input::Chat(inbound), Purpose::Live) = (&request.input, request.purpose)
+            && let Some(signal) =
+                self.inner
+                    .signals
+                    .on_message(&inbound.origin, &inbound.text, now_ms())
+        {
+            self.inner
+                .implicit(signal.inference, signal.kind, &inbound.origin);
+        }
         let admission = self.admit(&request).await?;
         let prepared = self.prepare(&request).await?;
         if !self.inner.router.has(&prepared.alias) {
@@ -467,6 +478,23 @@ struct Run {
 }
 
 impl Inner {
+    /// Records an implicit signal (see [`crate::implicit`]) on an answer,
+    /// without holding up the request.
+    fn implicit(&self, inference: Uuid, kind: &str, origin: &Origin) {
+        let recorder = self.recorder.clone();
+        let record = crate::store::FeedbackRecord {
+            id: Uuid::now_v7(),
+            inference_id: inference,
+            created_at_ms: now_ms(),
+            kind: kind.to_string(),
+            score: Some(0.0),
+            comment: None,
+            user_id: origin.user.clone(),
+            source: "implicit".into(),
+        };
+        tokio::spawn(async move { recorder.feedback(record).await });
+    }
+
     /// Stages 5–7, on a task of their own.
     async fn generate(
         &self,
@@ -616,6 +644,17 @@ impl Inner {
         // The row goes to the recorder before the caller hears the end, so a
         // caller that acts on the inference id (feedback) finds it queued.
         self.recorder.inference(record).await;
+        if let (Input::Chat(inbound), Purpose::Live) = (&request.input, request.purpose) {
+            match &outcome {
+                Ok(()) => self
+                    .signals
+                    .on_answer(&inbound.origin, &inbound.text, id, now_ms()),
+                Err(Failure::Cancelled) if run.first_token.is_some() => {
+                    self.implicit(id, "stopped", &inbound.origin)
+                }
+                Err(_) => {}
+            }
+        }
         let last = match outcome {
             Ok(()) => ReplyEvent::Done(summary),
             Err(Failure::Cancelled) => return,

@@ -665,3 +665,82 @@ async fn feedback_on_an_answer_is_stored_typed_and_bad_feedback_is_refused() {
     );
     assert!(stored.iter().all(|f| f.2 == "api"));
 }
+
+/// Implicit feedback from what users do: asking the same question again,
+/// correcting the answer, stopping it midway.
+#[tokio::test]
+async fn asking_again_correcting_and_stopping_are_recorded_as_implicit_feedback() {
+    use gateway::pipeline::{Input, Request};
+    use gateway::{Inbound, Origin, ReplyEvent};
+    let provider = StandIn::start().await;
+    let h = Harness::start(&one_provider(&provider.url), &[]).await;
+    let origin = Origin {
+        platform: "slack".into(),
+        workspace: Some("T1".into()),
+        channel: Some("C1".into()),
+        thread: Some("1700.1".into()),
+        user: Some("U1".into()),
+    };
+    let ask = |text: &str| {
+        Request::new(
+            origin.clone(),
+            Input::Chat(Inbound {
+                origin: origin.clone(),
+                text: text.into(),
+                ..Inbound::default()
+            }),
+        )
+    };
+    let answer = |text: &'static str| {
+        let pipeline = h.gateway.pipeline.clone();
+        let request = ask(text);
+        async move {
+            let mut reply = pipeline.start(request).await.expect("starts");
+            let id = reply.inference_id;
+            while let Some(e) = reply.next_event().await {
+                if let ReplyEvent::Failed { message, .. } = e {
+                    panic!("{message}");
+                }
+            }
+            id.to_string()
+        }
+    };
+    let first = answer("Where is the VPN guide?").await;
+    let second = answer("where is the vpn guide").await;
+    let _third = answer("No, that's the old guide.").await;
+    provider.then([Reply::OpenAiSlow(
+        split("one two three four five six seven eight"),
+        Duration::from_millis(150),
+    )]);
+    let mut reply = h
+        .gateway
+        .pipeline
+        .start(ask("Tell me a long story"))
+        .await
+        .unwrap();
+    let stopped = reply.inference_id.to_string();
+    while let Some(e) = reply.next_event().await {
+        if let ReplyEvent::Token(_) = e {
+            break;
+        }
+    }
+    drop(reply);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    h.gateway.pipeline.recorder().flush().await;
+    let kinds = |id: String| {
+        let store = h.gateway.store.clone();
+        async move {
+            store
+                .feedback_for(&id)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|f| (f.0, f.2))
+                .collect::<Vec<_>>()
+        }
+    };
+    let implicit = |k: &str| vec![(k.to_string(), "implicit".to_string())];
+    assert_eq!(kinds(first).await, implicit("asked_again"));
+    assert_eq!(kinds(second).await, implicit("correction"));
+    assert_eq!(kinds(stopped).await, implicit("stopped"));
+}

@@ -31,6 +31,8 @@ pub enum Reply {
     OpenAiCut(Vec<String>),
     /// An error status with a body and extra headers.
     Status(u16, String, Vec<(&'static str, String)>),
+    /// An OpenAI streamed answer whose events come this far apart.
+    OpenAiSlow(Vec<String>, Duration),
     /// Never answers.
     Hang,
 }
@@ -180,6 +182,19 @@ fn respond(reply: Reply, model: &str) -> Response {
             sse(openai_events(&pieces, Some(usage), model), false)
         }
         Reply::OpenAiCut(pieces) => sse(openai_events(&pieces, None, model), true),
+        Reply::OpenAiSlow(pieces, gap) => {
+            let usage = (11, pieces.len() as u64);
+            let events = openai_events(&pieces, Some(usage), model);
+            let body = stream::iter(events).then(move |e| async move {
+                tokio::time::sleep(gap).await;
+                Ok::<_, std::io::Error>(Bytes::from(e))
+            });
+            Response::builder()
+                .status(StatusCode::OK)
+                .header("content-type", "text/event-stream; charset=utf-8")
+                .body(Body::from_stream(body))
+                .expect("response")
+        }
         Reply::AnthropicStream(pieces, usage) => {
             sse(anthropic_events(&pieces, usage, model), false)
         }
