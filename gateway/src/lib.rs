@@ -14,6 +14,7 @@ pub mod export;
 pub mod guards;
 pub mod implicit;
 pub mod limits;
+pub mod metrics;
 pub mod pipeline;
 pub mod providers;
 pub mod redis_link;

@@ -184,6 +184,7 @@ struct Inner {
     options: PipelineOptions,
     guards: Guards,
     signals: crate::implicit::Signals,
+    metrics: crate::metrics::Metrics,
 }
 
 /// What the resolve and render stages produced.
@@ -224,6 +225,7 @@ impl Pipeline {
                 options,
                 guards,
                 signals: crate::implicit::Signals::default(),
+                metrics: crate::metrics::Metrics::default(),
             }),
         }
     }
@@ -241,6 +243,11 @@ impl Pipeline {
     /// The prompt registry.
     pub fn registry(&self) -> &Registry {
         &self.inner.registry
+    }
+
+    /// The metrics served at `/metrics`.
+    pub fn metrics(&self) -> &crate::metrics::Metrics {
+        &self.inner.metrics
     }
 
     /// The recorder, for feedback rows.
@@ -297,6 +304,7 @@ impl Pipeline {
                     .inner
                     .guards
                     .refusal_record(inference_id, request, &source);
+                self.inner.metrics.observe(&record);
                 self.inner.recorder.inference(record).await;
                 Err(PipelineError::Limited {
                     inference_id,
@@ -643,6 +651,7 @@ impl Inner {
         };
         // The row goes to the recorder before the caller hears the end, so a
         // caller that acts on the inference id (feedback) finds it queued.
+        self.metrics.observe(&record);
         self.recorder.inference(record).await;
         if let (Input::Chat(inbound), Purpose::Live) = (&request.input, request.purpose) {
             match &outcome {

@@ -744,3 +744,88 @@ async fn asking_again_correcting_and_stopping_are_recorded_as_implicit_feedback(
     assert_eq!(kinds(second).await, implicit("correction"));
     assert_eq!(kinds(stopped).await, implicit("stopped"));
 }
+
+/// `/metrics` parses as Prometheus text and counts what happened.
+#[tokio::test]
+async fn metrics_are_prometheus_text_with_the_named_series() {
+    let provider = StandIn::start().await;
+    provider.then([Reply::OpenAiStream(split("Hello there."), (30, 2))]);
+    let h = Harness::start(&one_provider(&provider.url), &[]).await;
+    let a = h
+        .chat(json!({"model": "default", "messages": [{"role": "user", "content": "Hi"}]}))
+        .await;
+    assert_eq!(a.status, 200);
+    let resp = h
+        .client
+        .get(format!("{}/metrics", h.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(
+        resp.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4")
+    );
+    let text = resp.text().await.unwrap();
+    // Every line is a comment or `name{labels} number`.
+    let mut series = std::collections::BTreeMap::new();
+    for line in text.lines().filter(|l| !l.is_empty()) {
+        if line.starts_with("# HELP ") || line.starts_with("# TYPE ") {
+            continue;
+        }
+        let (key, value) = line
+            .rsplit_once(' ')
+            .unwrap_or_else(|| panic!("bad line: {line}"));
+        let value: f64 = value
+            .parse()
+            .unwrap_or_else(|_| panic!("bad value: {line}"));
+        let name = key.split('{').next().unwrap();
+        assert!(
+            name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
+            "{line}"
+        );
+        if let Some(labels) = key.strip_prefix(name) {
+            assert!(
+                labels.is_empty() || (labels.starts_with('{') && labels.ends_with('}')),
+                "{line}"
+            );
+        }
+        series.insert(key.to_string(), value);
+    }
+    let get = |k: &str| {
+        *series
+            .get(k)
+            .unwrap_or_else(|| panic!("no series {k} in\n{text}"))
+    };
+    assert_eq!(
+        get(
+            "switchboard_requests_total{alias=\"default\",provider=\"primary\",prompt=\"\",version=\"\",status=\"ok\"}"
+        ),
+        1.0
+    );
+    assert_eq!(
+        get("switchboard_tokens_total{alias=\"default\",provider=\"primary\",direction=\"input\"}"),
+        30.0
+    );
+    assert_eq!(
+        get(
+            "switchboard_tokens_total{alias=\"default\",provider=\"primary\",direction=\"output\"}"
+        ),
+        2.0
+    );
+    assert_eq!(
+        get("switchboard_request_duration_seconds_count{alias=\"default\",provider=\"primary\"}"),
+        1.0
+    );
+    assert_eq!(
+        get(
+            "switchboard_overhead_seconds_bucket{alias=\"default\",provider=\"primary\",le=\"+Inf\"}"
+        ),
+        1.0
+    );
+    assert!(get("switchboard_cost_usd_total{alias=\"default\",provider=\"primary\"}") > 0.0);
+    assert_eq!(get("switchboard_redis_fallbacks_total"), 0.0);
+    assert!(text.contains("# TYPE switchboard_ttft_seconds histogram"));
+}

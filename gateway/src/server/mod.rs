@@ -37,6 +37,7 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/chat/completions", post(openai_api::chat_completions))
         .route("/v1/models", get(openai_api::models))
         .route("/v1/feedback", post(feedback_api::post_feedback))
+        .route("/metrics", get(metrics))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_key,
@@ -61,6 +62,23 @@ pub async fn serve(
     )
     .with_graceful_shutdown(shutdown)
     .await
+}
+
+/// Prometheus metrics, in the text exposition format.
+async fn metrics(State(state): State<AppState>) -> impl axum::response::IntoResponse {
+    let fallbacks = state
+        .pipeline
+        .guards()
+        .redis
+        .as_ref()
+        .map(|r| r.fallbacks());
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.pipeline.metrics().render(fallbacks),
+    )
 }
 
 /// The process is up.
