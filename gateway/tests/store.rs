@@ -165,6 +165,21 @@ async fn round_trip(url: &str) {
     assert_eq!(feedback.len(), 3);
     // The replaced vote is kept as history.
     assert_eq!(store.count(Table::Feedback).await.unwrap(), 4);
+    // Two votes of one user in one batch: the later one counts.
+    store
+        .insert_feedback(&[vote(1.0, "U9", "thumbs"), vote(0.0, "U9", "thumbs")])
+        .await
+        .unwrap();
+    let current: Vec<_> = store
+        .feedback_for(&rows[7].id.to_string())
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|f| f.3.as_deref() == Some("U9"))
+        .map(|f| f.1)
+        .collect();
+    assert_eq!(current, vec![Some(0.0)]);
+    assert_eq!(store.count(Table::Feedback).await.unwrap(), 6);
     drop(recorder);
     task.await.expect("recorder ends when its handles are gone");
     store.close().await;

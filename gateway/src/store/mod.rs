@@ -372,6 +372,27 @@ impl std::fmt::Display for Utc {
     }
 }
 
+/// Rows per multi-row INSERT (inferences take 31 parameters each; both
+/// databases accept thousands of parameters per statement).
+const ROWS_PER_STATEMENT: usize = 64;
+
+/// Appends `($1, …, $k), ($k+1, …)` for `rows` rows of `columns` values.
+fn values(sql: &mut String, rows: usize, columns: usize) {
+    for r in 0..rows {
+        if r > 0 {
+            sql.push_str(", ");
+        }
+        sql.push('(');
+        for c in 0..columns {
+            if c > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&format!("${}", r * columns + c + 1));
+        }
+        sql.push(')');
+    }
+}
+
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
@@ -482,112 +503,160 @@ impl Store {
     /// Rows already stored (same id) are skipped, so a batch can be retried.
     pub async fn insert_inferences(&self, rows: &[InferenceRecord]) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
-        for r in rows {
-            let attempt_log = serde_json::to_string(&r.attempts).unwrap_or_else(|_| "[]".into());
-            let params = serde_json::to_string(&r.params).unwrap_or_else(|_| "{}".into());
-            let inserted = sqlx::query(
+        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+            let mut sql = String::from(
                 "INSERT INTO inferences (id, created_at, platform, workspace, channel, thread, user_id, \
                  prompt_name, prompt_version, alias, provider, model, input_tokens, output_tokens, ttft_ms, \
                  tpot_ms, total_ms, provider_ms, cost_usd, cache_hit, streamed, status, error, finish_reason, \
-                 attempts, attempt_log, params, tokens_saved, cost_saved_usd, prompt_label, purpose) VALUES ($1, $2, \
-                 $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, \
-                 $24, $25, $26, $27, $28, $29, $30, $31) ON CONFLICT (id) DO NOTHING",
-            )
-            .bind(r.id.to_string())
-            .bind(r.created_at_ms)
-            .bind(&r.origin.platform)
-            .bind(&r.origin.workspace)
-            .bind(&r.origin.channel)
-            .bind(&r.origin.thread)
-            .bind(&r.origin.user)
-            .bind(r.prompt.as_ref().map(|p| p.0.clone()))
-            .bind(r.prompt.as_ref().map(|p| p.1))
-            .bind(&r.alias)
-            .bind(&r.provider)
-            .bind(&r.model)
-            .bind(r.input_tokens.map(|t| t as i64))
-            .bind(r.output_tokens.map(|t| t as i64))
-            .bind(r.ttft_ms)
-            .bind(r.tpot_ms)
-            .bind(r.total_ms)
-            .bind(r.provider_ms)
-            .bind(r.cost_usd)
-            .bind(r.cache_hit as i64)
-            .bind(r.streamed as i64)
-            .bind(r.status.as_str())
-            .bind(&r.error)
-            .bind(&r.finish_reason)
-            .bind(r.attempts.len() as i64)
-            .bind(attempt_log)
-            .bind(params)
-            .bind(r.tokens_saved.map(|t| t as i64))
-            .bind(r.cost_saved_usd)
-            .bind(&r.prompt_label)
-            .bind(r.purpose.as_str())
+                 attempts, attempt_log, params, tokens_saved, cost_saved_usd, prompt_label, purpose) VALUES ",
+            );
+            values(&mut sql, chunk.len(), 31);
+            sql.push_str(" ON CONFLICT (id) DO NOTHING");
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for r in chunk {
+                let attempt_log =
+                    serde_json::to_string(&r.attempts).unwrap_or_else(|_| "[]".into());
+                let params = serde_json::to_string(&r.params).unwrap_or_else(|_| "{}".into());
+                q = q
+                    .bind(r.id.to_string())
+                    .bind(r.created_at_ms)
+                    .bind(r.origin.platform.clone())
+                    .bind(r.origin.workspace.clone())
+                    .bind(r.origin.channel.clone())
+                    .bind(r.origin.thread.clone())
+                    .bind(r.origin.user.clone())
+                    .bind(r.prompt.as_ref().map(|p| p.0.clone()))
+                    .bind(r.prompt.as_ref().map(|p| p.1))
+                    .bind(r.alias.clone())
+                    .bind(r.provider.clone())
+                    .bind(r.model.clone())
+                    .bind(r.input_tokens.map(|t| t as i64))
+                    .bind(r.output_tokens.map(|t| t as i64))
+                    .bind(r.ttft_ms)
+                    .bind(r.tpot_ms)
+                    .bind(r.total_ms)
+                    .bind(r.provider_ms)
+                    .bind(r.cost_usd)
+                    .bind(r.cache_hit as i64)
+                    .bind(r.streamed as i64)
+                    .bind(r.status.as_str())
+                    .bind(r.error.clone())
+                    .bind(r.finish_reason.clone())
+                    .bind(r.attempts.len() as i64)
+                    .bind(attempt_log)
+                    .bind(params)
+                    .bind(r.tokens_saved.map(|t| t as i64))
+                    .bind(r.cost_saved_usd)
+                    .bind(r.prompt_label.clone())
+                    .bind(r.purpose.as_str());
+            }
             // Not cached: a statement prepared for one row's NULLs would
             // reject the next row's values in PostgreSQL through `Any`.
-            .persistent(false)
-            .execute(&mut *tx)
-            .await?;
-            if inserted.rows_affected() == 0 {
-                continue;
-            }
-            let output = r.output.iter().map(|o| ("output", "assistant", o.as_str()));
-            let input = r
-                .input
+            q.persistent(false).execute(&mut *tx).await?;
+
+            let messages: Vec<(String, i64, &str, &str, &str)> = chunk
                 .iter()
-                .map(|m| ("input", m.role.as_str(), m.content.as_str()));
-            for (position, (direction, role, content)) in input.chain(output).enumerate() {
-                sqlx::query(
-                    "INSERT INTO inference_messages (inference_id, position, direction, role, content) \
-                     VALUES ($1, $2, $3, $4, $5)",
-                )
-                .bind(r.id.to_string())
-                .bind(position as i64)
-                .bind(direction)
-                .bind(role)
-                .bind(content)
-                .execute(&mut *tx)
-                .await?;
+                .flat_map(|r| {
+                    let id = r.id.to_string();
+                    let input = r
+                        .input
+                        .iter()
+                        .map(|m| ("input", m.role.as_str(), m.content.as_str()));
+                    let output = r.output.iter().map(|o| ("output", "assistant", o.as_str()));
+                    input
+                        .chain(output)
+                        .enumerate()
+                        .map(move |(i, (d, role, c))| (id.clone(), i as i64, d, role, c))
+                })
+                .collect();
+            for part in messages.chunks(ROWS_PER_STATEMENT * 4) {
+                let mut sql = String::from(
+                    "INSERT INTO inference_messages (inference_id, position, direction, role, content) VALUES ",
+                );
+                values(&mut sql, part.len(), 5);
+                sql.push_str(" ON CONFLICT (inference_id, position) DO NOTHING");
+                let mut q = sqlx::query(AssertSqlSafe(sql));
+                for (id, position, direction, role, content) in part {
+                    q = q
+                        .bind(id.clone())
+                        .bind(*position)
+                        .bind(*direction)
+                        .bind(*role)
+                        .bind(*content);
+                }
+                q.persistent(false).execute(&mut *tx).await?;
             }
         }
         tx.commit().await?;
         Ok(())
     }
 
-    /// Writes feedback rows in one transaction; ids already stored are skipped.
+    /// Writes feedback rows in one transaction; ids already stored are
+    /// skipped. A user's newer thumbs vote on an inference replaces the
+    /// older ones, which stay as history (`replaced_by`).
     pub async fn insert_feedback(&self, rows: &[FeedbackRecord]) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        // Within the batch: every thumbs vote but a user's last on an
+        // inference is replaced by that last one.
+        let mut last: std::collections::HashMap<(Uuid, &str), Uuid> = Default::default();
         for f in rows {
-            // A changed vote replaces the earlier one: one current thumbs
-            // per user and inference, the earlier rows kept as history.
-            if f.kind == "thumbs"
-                && let Some(user) = &f.user_id
-            {
-                sqlx::query(
-                    "UPDATE feedback SET replaced_by = $1 WHERE inference_id = $2 AND user_id = $3 \
-                     AND kind = 'thumbs' AND id <> $1 AND replaced_by IS NULL",
-                )
-                .bind(f.id.to_string())
-                .bind(f.inference_id.to_string())
-                .bind(user)
-                .execute(&mut *tx)
-                .await?;
+            if let (true, Some(user)) = (f.kind == "thumbs", f.user_id.as_deref()) {
+                last.insert((f.inference_id, user), f.id);
             }
-            sqlx::query(
-                "INSERT INTO feedback (id, inference_id, created_at, kind, score, comment, user_id, source) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING",
-            )
-            .bind(f.id.to_string())
-            .bind(f.inference_id.to_string())
-            .bind(f.created_at_ms)
-            .bind(&f.kind)
-            .bind(f.score)
-            .bind(&f.comment)
-            .bind(&f.user_id)
-            .bind(&f.source)
-            .execute(&mut *tx)
-            .await?;
+        }
+        let mut tx = self.pool.begin().await?;
+        // Earlier batches' votes are replaced by this batch's last ones.
+        let latest: Vec<_> = last.iter().collect();
+        for part in latest.chunks(ROWS_PER_STATEMENT * 4) {
+            let mut sql = String::from("UPDATE feedback SET replaced_by = v.column3 FROM (VALUES ");
+            let mut n = 0;
+            for i in 0..part.len() {
+                if i > 0 {
+                    sql.push_str(", ");
+                }
+                sql.push_str(&format!("(${}, ${}, ${})", n + 1, n + 2, n + 3));
+                n += 3;
+            }
+            sql.push_str(
+                ") AS v WHERE feedback.inference_id = v.column1 AND feedback.user_id = v.column2 \
+                 AND feedback.kind = 'thumbs' AND feedback.replaced_by IS NULL AND feedback.id <> v.column3",
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for ((inference, user), id) in part {
+                q = q
+                    .bind(inference.to_string())
+                    .bind(user.to_string())
+                    .bind(id.to_string());
+            }
+            q.persistent(false).execute(&mut *tx).await?;
+        }
+        for chunk in rows.chunks(ROWS_PER_STATEMENT * 2) {
+            let mut sql = String::from(
+                "INSERT INTO feedback (id, inference_id, created_at, kind, score, comment, user_id, source, \
+                 replaced_by) VALUES ",
+            );
+            values(&mut sql, chunk.len(), 9);
+            sql.push_str(" ON CONFLICT (id) DO NOTHING");
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for f in chunk {
+                let replaced_by = match (f.kind == "thumbs", f.user_id.as_deref()) {
+                    (true, Some(user)) => last
+                        .get(&(f.inference_id, user))
+                        .filter(|l| **l != f.id)
+                        .map(Uuid::to_string),
+                    _ => None,
+                };
+                q = q
+                    .bind(f.id.to_string())
+                    .bind(f.inference_id.to_string())
+                    .bind(f.created_at_ms)
+                    .bind(f.kind.clone())
+                    .bind(f.score)
+                    .bind(f.comment.clone())
+                    .bind(f.user_id.clone())
+                    .bind(f.source.clone())
+                    .bind(replaced_by);
+            }
+            q.persistent(false).execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())
