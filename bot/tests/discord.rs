@@ -9,6 +9,10 @@ mod standin;
 #[path = "discord_support/mod.rs"]
 mod discord_support;
 
+#[path = "../../gateway/tests/support/redis.rs"]
+#[allow(dead_code)]
+mod redis_support;
+
 use std::convert::Infallible;
 use std::process::Stdio;
 use std::time::Duration;
@@ -58,6 +62,7 @@ history = 10
         let path = dir.path().join("switchboard.toml");
         std::fs::write(&path, config).unwrap();
         let log = std::fs::File::create(dir.path().join("serve.log")).unwrap();
+        let before = discord.sessions();
         let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
             .args(["--config", path.to_str().unwrap(), "serve"])
             .env("STANDIN_DISCORD_TOKEN", TOKEN)
@@ -68,7 +73,9 @@ history = 10
             .kill_on_drop(true)
             .spawn()
             .expect("start switchboard serve");
-        discord.until("IDENTIFY", |d| d.identify().is_some()).await;
+        discord
+            .until("the bot's gateway connection", |d| d.sessions() > before)
+            .await;
         Serve { child, dir }
     }
 
@@ -520,4 +527,42 @@ async fn prompt_commands_answer_admins_ephemerally_and_refuse_others_changing_no
     assert_eq!(choices["type"], 8);
     assert_eq!(choices["data"]["choices"][0]["value"], "assistant");
     serve.stop().await;
+}
+
+#[tokio::test]
+async fn an_event_delivered_to_two_replicas_sharing_redis_is_answered_once() {
+    gateway::install_crypto();
+    let provider = StandIn::start().await;
+    provider.always(Reply::text("Once only."));
+    let discord = Discord::start().await;
+    let redis = redis_support::redis_section(&redis_support::shared_url(), "closed");
+    let first = Serve::start(&discord, &provider.url, &redis).await;
+    let second = Serve::start(&discord, &provider.url, &redis).await;
+    assert_eq!(
+        discord.sessions(),
+        2,
+        "{}\n---\n{}",
+        first.log(),
+        second.log()
+    );
+
+    let mention = user_message("1700000000000000040", &format!("<@{BOT}> hello"), true);
+    discord.dispatch("MESSAGE_CREATE", mention).await;
+    discord
+        .until("the answer", |d| {
+            d.bot_messages()
+                .iter()
+                .any(|m| m["content"] == "Once only.")
+        })
+        .await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        discord.bot_messages().len(),
+        1,
+        "{:#?}",
+        discord.bot_messages()
+    );
+    assert_eq!(provider.received().len(), 1, "one model call for one event");
+    first.stop().await;
+    second.stop().await;
 }

@@ -45,6 +45,8 @@ struct Raw {
     edit_interval_ms: u64,
     #[serde(default = "default_history")]
     history: usize,
+    #[serde(default = "default_history_chars")]
+    history_chars: usize,
     #[serde(default = "default_true")]
     answer_in_bot_threads: bool,
     #[serde(default)]
@@ -69,6 +71,9 @@ fn default_edit_interval_ms() -> u64 {
 }
 fn default_history() -> usize {
     20
+}
+fn default_history_chars() -> usize {
+    12_000
 }
 fn default_true() -> bool {
     true
@@ -100,6 +105,9 @@ pub struct DiscordConfig {
     pub edit_interval: Duration,
     /// How many earlier messages (reply chain or thread) go to the model.
     pub history: usize,
+    /// The most characters of earlier messages given to the model (the
+    /// oldest are left out first), so that long threads fit its context.
+    pub history_chars: usize,
     /// Whether every message in a thread the bot started is answered.
     pub answer_in_bot_threads: bool,
     /// Whether the privileged `MESSAGE_CONTENT` intent is requested.
@@ -115,6 +123,7 @@ impl std::fmt::Debug for DiscordConfig {
             .field("shards", &self.shards)
             .field("edit_interval", &self.edit_interval)
             .field("history", &self.history)
+            .field("history_chars", &self.history_chars)
             .field("answer_in_bot_threads", &self.answer_in_bot_threads)
             .field("message_content", &self.message_content)
             .finish()
@@ -215,6 +224,7 @@ impl DiscordConfig {
             shards,
             edit_interval: Duration::from_millis(raw.edit_interval_ms),
             history: raw.history,
+            history_chars: raw.history_chars,
             answer_in_bot_threads: raw.answer_in_bot_threads,
             message_content: raw.message_content,
         })

@@ -300,7 +300,7 @@ impl Discord {
             chain.reverse();
             chain
         };
-        normalize::history(&earlier, bot_id, max)
+        normalize::history(&earlier, bot_id, max, self.inner.config.history_chars)
     }
 
     async fn on_reaction(&self, data: &Value) -> Result<(), HandleError> {

@@ -215,8 +215,13 @@ pub fn describe_attachment(a: &Attachment) -> String {
 /// Earlier messages as chat turns, oldest first: the bot's own as the
 /// assistant's, everyone else's as the user's, prefixed with who said it.
 /// Messages without text (content not visible) are left out; at most `max`
-/// of the newest are kept.
-pub fn history(messages: &[Message], bot_id: &str, max: usize) -> Vec<ChatMessage> {
+/// of the newest are kept, and no more of them than fit in `max_chars`.
+pub fn history(
+    messages: &[Message],
+    bot_id: &str,
+    max: usize,
+    max_chars: usize,
+) -> Vec<ChatMessage> {
     let turns: Vec<ChatMessage> = messages
         .iter()
         .filter_map(|m| {
@@ -236,8 +241,17 @@ pub fn history(messages: &[Message], bot_id: &str, max: usize) -> Vec<ChatMessag
             })
         })
         .collect();
-    let skip = turns.len().saturating_sub(max);
-    turns.into_iter().skip(skip).collect()
+    let mut kept: Vec<ChatMessage> = Vec::new();
+    let mut chars = 0;
+    for turn in turns.into_iter().rev().take(max) {
+        chars += turn.content.chars().count();
+        if chars > max_chars {
+            break;
+        }
+        kept.push(turn);
+    }
+    kept.reverse();
+    kept
 }
 
 /// Reads a thread from a `THREAD_CREATE` (or `GUILD_CREATE` `threads[]`)
@@ -396,7 +410,7 @@ pub(crate) mod tests {
             parse(bot),
             parse(guild_message("3", "", false)),
         ];
-        let h = history(&msgs, BOT, 10);
+        let h = history(&msgs, BOT, 10, 10_000);
         assert_eq!(
             h,
             vec![
@@ -404,8 +418,17 @@ pub(crate) mod tests {
                 ChatMessage::new(Role::Assistant, "Rust is a systems language."),
             ]
         );
-        assert_eq!(history(&msgs, BOT, 1).len(), 1);
-        assert_eq!(history(&msgs, BOT, 1)[0].role, Role::Assistant);
+        assert_eq!(history(&msgs, BOT, 1, 10_000).len(), 1);
+        assert_eq!(history(&msgs, BOT, 1, 10_000)[0].role, Role::Assistant);
+        // A budget that holds only the newest message drops the older one.
+        let newest = "Rust is a systems language.".chars().count();
+        assert_eq!(
+            history(&msgs, BOT, 10, newest + 5),
+            vec![ChatMessage::new(
+                Role::Assistant,
+                "Rust is a systems language."
+            )]
+        );
     }
 
     #[test]

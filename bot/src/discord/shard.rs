@@ -210,7 +210,7 @@ impl Shard {
         };
         send(&mut ws, &hello_reply).await?;
         // The first heartbeat is jittered, as Discord asks.
-        let first = interval.mul_f64(fastrand_fraction());
+        let first = interval.mul_f64(fastrand::f64());
         let mut beat = tokio::time::interval_at(tokio::time::Instant::now() + first, interval);
         let mut acked = true;
         loop {
@@ -256,6 +256,14 @@ impl Shard {
                                 self.resume_url = data.get("resume_gateway_url").and_then(Value::as_str).map(str::to_string);
                                 tracing::info!(shard = self.id, "connected to Discord");
                             }
+                            // State events are applied before any later message is
+                            // handled (the bot's id, the threads it knows).
+                            if matches!(event.as_str(), "READY" | "GUILD_CREATE" | "THREAD_CREATE" | "THREAD_UPDATE") {
+                                if let Err(e) = self.discord.handle(&event, data).await {
+                                    tracing::warn!(%event, error = %e, "Discord event not handled");
+                                }
+                                continue;
+                            }
                             let discord = self.discord.clone();
                             tokio::spawn(async move {
                                 if let Err(e) = discord.handle(&event, data).await {
@@ -267,7 +275,7 @@ impl Shard {
                         Some(7) => return Ok(Ended::Reconnect { resume: true }),
                         Some(9) => {
                             let resumable = payload.get("d").and_then(Value::as_bool).unwrap_or(false);
-                            tokio::time::sleep(Duration::from_millis(1000 + fastrand_ms(4000))).await;
+                            tokio::time::sleep(Duration::from_millis(1000 + fastrand::u64(0..4000))).await;
                             return Ok(Ended::Reconnect { resume: resumable });
                         }
                         Some(11) => acked = true,
@@ -304,14 +312,6 @@ async fn next_payload(ws: &mut Ws) -> Result<Value, ConnError> {
             None => return Err(ConnError::Io("the connection ended before HELLO".into())),
         }
     }
-}
-
-fn fastrand_fraction() -> f64 {
-    fastrand::f64()
-}
-
-fn fastrand_ms(max: u64) -> u64 {
-    fastrand::u64(0..max)
 }
 
 #[cfg(test)]

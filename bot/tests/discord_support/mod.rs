@@ -47,11 +47,11 @@ struct Log {
     next_id: u64,
     /// How many message creations still get a 429.
     rate_limit_creates: u32,
-    identify: Option<Value>,
+    identify: Vec<Value>,
 }
 
 /// Where the test's dispatches go once the bot is connected.
-type Dispatches = Arc<Mutex<Option<mpsc::UnboundedSender<(String, Value)>>>>;
+type Dispatches = Arc<Mutex<Vec<mpsc::UnboundedSender<(String, Value)>>>>;
 
 #[derive(Clone)]
 struct Shared {
@@ -123,16 +123,31 @@ impl Discord {
         Discord { api_base, shared }
     }
 
-    /// Sends a dispatch (`t`, `d`) over the gateway once the bot is connected.
+    /// Sends a dispatch (`t`, `d`) over every open gateway connection, once
+    /// the bot is connected.
     pub async fn dispatch(&self, event: &str, data: Value) {
         for _ in 0..200 {
-            if let Some(tx) = self.shared.dispatch.lock().unwrap().as_ref() {
-                tx.send((event.to_string(), data)).expect("gateway open");
+            let sent = {
+                let mut sessions = self.shared.dispatch.lock().unwrap();
+                sessions.retain(|tx| !tx.is_closed());
+                for tx in sessions.iter() {
+                    let _ = tx.send((event.to_string(), data.clone()));
+                }
+                !sessions.is_empty()
+            };
+            if sent {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         panic!("the bot never connected to the gateway");
+    }
+
+    /// How many gateway connections are open (past READY).
+    pub fn sessions(&self) -> usize {
+        let mut sessions = self.shared.dispatch.lock().unwrap();
+        sessions.retain(|tx| !tx.is_closed());
+        sessions.len()
     }
 
     /// The next `n` message creations are answered 429.
@@ -145,9 +160,9 @@ impl Discord {
         self.shared.log.lock().unwrap().calls.clone()
     }
 
-    /// The IDENTIFY payload the bot sent.
+    /// The first IDENTIFY payload a bot sent.
     pub fn identify(&self) -> Option<Value> {
-        self.shared.log.lock().unwrap().identify.clone()
+        self.shared.log.lock().unwrap().identify.first().cloned()
     }
 
     /// A message as the channel shows it now.
@@ -381,7 +396,7 @@ async fn gateway_session(stream: tokio::net::TcpStream, s: Shared, url: String) 
             Some(Ok(Frame::Text(t))) => {
                 let v: Value = serde_json::from_str(&t).unwrap_or(Value::Null);
                 if v["op"] == 2 {
-                    s.log.lock().unwrap().identify = Some(v);
+                    s.log.lock().unwrap().identify.push(v);
                     break;
                 }
             }
@@ -398,7 +413,7 @@ async fn gateway_session(stream: tokio::net::TcpStream, s: Shared, url: String) 
         return;
     }
     let (tx, mut rx) = mpsc::unbounded_channel();
-    *s.dispatch.lock().unwrap() = Some(tx);
+    s.dispatch.lock().unwrap().push(tx);
     loop {
         tokio::select! {
             d = rx.recv() => {
