@@ -447,9 +447,11 @@ async fn replies_to_the_bot_carry_the_chain_and_dms_are_answered() {
 #[tokio::test]
 async fn prompt_commands_answer_admins_ephemerally_and_refuse_others_changing_nothing() {
     gateway::install_crypto();
-    let provider = StandIn::start().await;
+    // A model slower than Discord's three seconds, for `/prompt test`.
+    let pieces: Vec<String> = (0..40).map(|i| format!("w{i} ")).collect();
+    let provider = slow_provider(pieces, Duration::from_millis(100)).await;
     let discord = Discord::start().await;
-    let serve = Serve::start(&discord, &provider.url, "").await;
+    let serve = Serve::start(&discord, &provider, "").await;
     let store = serve.store().await;
     let labels = |rows: gateway::store::RegistryRows| -> Vec<(String, String)> {
         rows.labels.into_iter().map(|l| (l.name, l.label)).collect()
@@ -508,6 +510,31 @@ async fn prompt_commands_answer_admins_ephemerally_and_refuse_others_changing_no
         after.contains(&("assistant".to_string(), "staging".to_string())),
         "{after:?}"
     );
+
+    // A slow command is deferred (only the caller sees it), then answered.
+    let test = json!({ "id": "1", "name": "prompt", "type": 1, "options": [{ "type": 1, "name": "test",
+        "options": [{ "type": 3, "name": "name", "value": "assistant" }, { "type": 3, "name": "question", "value": "say words" }] }] });
+    discord
+        .dispatch(
+            "INTERACTION_CREATE",
+            interaction("1900000000000000004", 2, "32", test),
+        )
+        .await;
+    let original = |d: &Discord| {
+        d.calls()
+            .into_iter()
+            .find(|c| c.path.contains("/webhooks/") && c.path.contains("token-1900000000000000004"))
+    };
+    discord
+        .until("the deferred answer", |d| original(d).is_some())
+        .await;
+    let deferral = answer(&discord, "1900000000000000004").unwrap().body;
+    assert_eq!(deferral, json!({ "type": 5, "data": { "flags": 64 } }));
+    let text = original(&discord).unwrap().body["content"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(text.contains("w0 w1") && text.contains("w39"), "{text}");
 
     // Autocomplete offers prompt names.
     let auto = json!({ "id": "1", "name": "prompt", "type": 1, "options": [{ "type": 1, "name": "show",
