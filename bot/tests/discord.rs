@@ -383,7 +383,10 @@ async fn replies_to_the_bot_carry_the_chain_and_dms_are_answered() {
     reply["referenced_message"] = earlier;
     discord.dispatch("MESSAGE_CREATE", reply).await;
     discord
-        .until("the reply's answer", |d| d.bot_messages().len() > 1)
+        .until("the reply's answer", |d| {
+            d.bot_messages().len() > 1
+                && d.bot_messages().last().unwrap()["components"] != json!([])
+        })
         .await;
     let answered = discord.bot_messages();
     assert_eq!(
@@ -419,14 +422,27 @@ async fn replies_to_the_bot_carry_the_chain_and_dms_are_answered() {
     dm["channel_id"] = json!("1210000000000000001");
     dm.as_object_mut().unwrap().remove("guild_id");
     dm.as_object_mut().unwrap().remove("member");
+    dm["attachments"] = json!([{ "id": "1", "filename": "photo.jpg", "size": 51200,
+        "url": "https://cdn.example/photo.jpg", "proxy_url": "https://media.example/photo.jpg",
+        "content_type": "image/jpeg", "width": 640, "height": 480 }]);
     discord.dispatch("MESSAGE_CREATE", dm).await;
     discord
         .until("the DM's answer", |d| {
             d.bot_messages()
                 .iter()
-                .any(|m| m["channel_id"] == "1210000000000000001")
+                .any(|m| m["channel_id"] == "1210000000000000001" && m["components"] != json!([]))
         })
         .await;
+    let dm_answer = discord
+        .bot_messages()
+        .into_iter()
+        .find(|m| m["channel_id"] == "1210000000000000001")
+        .unwrap();
+    let text = dm_answer["content"].as_str().unwrap();
+    assert!(
+        text.starts_with("Sure thing.") && text.contains("could not look at `photo.jpg`"),
+        "the answer says the image was not read: {text}"
+    );
 
     // A plain message in the channel is left alone.
     discord

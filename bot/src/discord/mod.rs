@@ -222,9 +222,11 @@ impl Discord {
         let history = self.context(&msg, thread.as_ref(), &bot_id).await;
         let inbound = normalize::to_inbound(&msg, &bot_id, thread.as_ref(), history);
         let origin = inbound.origin.clone();
+        let note = normalize::image_note(&msg);
         let target = Target {
             channel: &msg.channel_id,
             reply_to: Some(&msg.id),
+            note: note.as_deref(),
         };
         let rest = &self.inner.rest;
         match self

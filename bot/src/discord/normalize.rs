@@ -212,6 +212,32 @@ pub fn describe_attachment(a: &Attachment) -> String {
     )
 }
 
+/// The note an answer ends with when the message carried images: no model
+/// here reads images yet, and the user should know theirs went unseen.
+pub fn image_note(msg: &Message) -> Option<String> {
+    let images: Vec<&str> = msg
+        .attachments
+        .iter()
+        .filter(|a| {
+            a.content_type
+                .as_deref()
+                .is_some_and(|t| t.starts_with("image/"))
+        })
+        .map(|a| a.filename.as_str())
+        .collect();
+    if images.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "-# I could not look at {}: the model answering here reads text only.",
+        images
+            .iter()
+            .map(|n| format!("`{n}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ))
+}
+
 /// Earlier messages as chat turns, oldest first: the bot's own as the
 /// assistant's, everyone else's as the user's, prefixed with who said it.
 /// Messages without text (content not visible) are left out; at most `max`

@@ -68,6 +68,8 @@ pub struct Target<'a> {
     pub channel: &'a str,
     /// The message answered (the first part replies to it).
     pub reply_to: Option<&'a str>,
+    /// A line the complete answer ends with (what was not read).
+    pub note: Option<&'a str>,
 }
 
 /// What was shown.
@@ -189,11 +191,15 @@ pub async fn render(
     throttle.take(target.channel).await;
     let inference_id = match finish {
         Ok(id) => {
-            let final_text = if text.trim().is_empty() {
+            let mut final_text = if text.trim().is_empty() {
                 "(no answer)".to_string()
             } else {
                 text.clone()
             };
+            if let Some(note) = target.note {
+                final_text.push_str("\n\n");
+                final_text.push_str(note);
+            }
             shown
                 .show(&chunks(&final_text, false), Some(&feedback::buttons(id)))
                 .await?;
