@@ -358,7 +358,7 @@ async fn a_mention_gets_one_streamed_split_reply_with_buttons_and_feedback_is_re
 }
 
 #[tokio::test]
-async fn replies_to_the_bot_carry_the_chain_and_dms_are_answered() {
+async fn replies_dms_and_threads_the_bot_started_are_answered_with_their_context() {
     gateway::install_crypto();
     let provider = StandIn::start().await;
     provider.always(Reply::text("Sure thing."));
@@ -457,6 +457,38 @@ async fn replies_to_the_bot_carry_the_chain_and_dms_are_answered() {
         2,
         "only the reply and the DM were answered"
     );
+
+    // In a thread the bot started, every message is answered, with the
+    // thread's earlier messages as context.
+    const THREAD: &str = "1600000000000000001";
+    discord
+        .dispatch(
+            "THREAD_CREATE",
+            json!({ "id": THREAD, "type": 11, "guild_id": discord_support::GUILD, "parent_id": CHANNEL,
+                    "owner_id": BOT, "name": "Rust questions", "newly_created": true,
+                    "thread_metadata": { "archived": false, "auto_archive_duration": 1440, "locked": false } }),
+        )
+        .await;
+    let mut before = user_message("1700000000000000050", "we use tokio everywhere", false);
+    before["channel_id"] = json!(THREAD);
+    discord.seed(before);
+    let mut in_thread = user_message("1700000000000000051", "which runtime should I pick?", false);
+    in_thread["channel_id"] = json!(THREAD);
+    discord.dispatch("MESSAGE_CREATE", in_thread).await;
+    discord
+        .until("the thread's answer", |d| {
+            d.bot_messages()
+                .iter()
+                .any(|m| m["channel_id"] == THREAD && m["components"] != json!([]))
+        })
+        .await;
+    let asked = &provider.received()[2].body["messages"];
+    let joined = asked.to_string();
+    assert!(
+        joined.contains("Ada L: we use tokio everywhere"),
+        "{joined}"
+    );
+    assert!(joined.contains("which runtime should I pick?"), "{joined}");
     serve.stop().await;
 }
 
