@@ -641,3 +641,54 @@ async fn an_event_delivered_to_two_replicas_sharing_redis_is_answered_once() {
     first.stop().await;
     second.stop().await;
 }
+
+#[tokio::test]
+async fn after_a_dropped_connection_the_bot_resumes_and_a_replayed_event_gets_no_second_reply() {
+    gateway::install_crypto();
+    let provider = StandIn::start().await;
+    provider.always(Reply::text("Answered."));
+    let discord = Discord::start().await;
+    let serve = Serve::start(&discord, &provider.url, "").await;
+    let answers = |d: &Discord| {
+        d.bot_messages()
+            .iter()
+            .filter(|m| m["components"] != json!([]))
+            .count()
+    };
+    let mention = user_message("1700000000000000060", &format!("<@{BOT}> hi"), true);
+    discord.dispatch("MESSAGE_CREATE", mention.clone()).await;
+    discord.until("the answer", |d| answers(d) == 1).await;
+
+    discord.disconnect().await;
+    discord.until("a RESUME", |d| !d.resumes().is_empty()).await;
+    let resume = &discord.resumes()[0];
+    assert_eq!(resume["d"]["session_id"], "stand-in-session");
+    assert_eq!(resume["d"]["token"], TOKEN);
+    assert!(
+        resume["d"]["seq"].as_u64().is_some_and(|s| s >= 2),
+        "{resume}"
+    );
+    assert_eq!(discord.identify().into_iter().count(), 1);
+    discord
+        .until("the resumed session", |d| d.sessions() == 1)
+        .await;
+
+    // Discord replays what the bot may have missed: the same message again.
+    discord.dispatch("MESSAGE_CREATE", mention).await;
+    // And something new, answered on the resumed session.
+    discord
+        .dispatch(
+            "MESSAGE_CREATE",
+            user_message("1700000000000000061", &format!("<@{BOT}> again"), true),
+        )
+        .await;
+    discord.until("the new answer", |d| answers(d) == 2).await;
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(
+        answers(&discord),
+        2,
+        "the replayed message was not answered twice"
+    );
+    assert_eq!(provider.received().len(), 2);
+    serve.stop().await;
+}

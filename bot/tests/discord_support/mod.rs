@@ -24,6 +24,8 @@ use tokio_tungstenite::tungstenite::Message as Frame;
 pub const BOT: &str = "1100000000000000001";
 /// The application id.
 pub const APP: &str = "1000000000000000001";
+/// The pushed "event" that makes the stand-in drop a connection.
+const CLOSE: &str = "__close__";
 /// The guild, channel and user of the tests.
 pub const GUILD: &str = "1300000000000000001";
 pub const CHANNEL: &str = "1200000000000000001";
@@ -48,6 +50,7 @@ struct Log {
     /// How many message creations still get a 429.
     rate_limit_creates: u32,
     identify: Vec<Value>,
+    resumes: Vec<Value>,
 }
 
 /// Where the test's dispatches go once the bot is connected.
@@ -141,6 +144,16 @@ impl Discord {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         panic!("the bot never connected to the gateway");
+    }
+
+    /// Drops every gateway connection with a resumable close code.
+    pub async fn disconnect(&self) {
+        self.dispatch(CLOSE, Value::Null).await;
+    }
+
+    /// The RESUME payloads the bot sent.
+    pub fn resumes(&self) -> Vec<Value> {
+        self.shared.log.lock().unwrap().resumes.clone()
     }
 
     /// How many gateway connections are open (past READY).
@@ -390,26 +403,33 @@ async fn gateway_session(stream: tokio::net::TcpStream, s: Shared, url: String) 
     {
         return;
     }
-    // IDENTIFY.
-    loop {
+    // IDENTIFY, or RESUME after a dropped connection.
+    let first = loop {
         match ws.next().await {
             Some(Ok(Frame::Text(t))) => {
                 let v: Value = serde_json::from_str(&t).unwrap_or(Value::Null);
-                if v["op"] == 2 {
-                    s.log.lock().unwrap().identify.push(v);
-                    break;
+                if v["op"] == 2 || v["op"] == 6 {
+                    break v;
                 }
             }
             Some(Ok(_)) => continue,
             _ => return,
         }
-    }
-    let mut seq = 1u64;
-    let ready = json!({ "op": 0, "s": seq, "t": "READY", "d": {
-        "v": 10, "user": { "id": BOT, "username": "switchboard", "bot": true, "discriminator": "0", "avatar": null },
-        "guilds": [{ "id": GUILD, "unavailable": true }], "session_id": "stand-in-session",
-        "resume_gateway_url": url, "application": { "id": APP, "flags": 0 } } });
-    if ws.send(send(ready)).await.is_err() {
+    };
+    let mut seq;
+    let hello_back = if first["op"] == 6 {
+        seq = first["d"]["seq"].as_u64().unwrap_or(0) + 1;
+        s.log.lock().unwrap().resumes.push(first);
+        json!({ "op": 0, "s": seq, "t": "RESUMED", "d": {} })
+    } else {
+        seq = 1;
+        s.log.lock().unwrap().identify.push(first);
+        json!({ "op": 0, "s": seq, "t": "READY", "d": {
+            "v": 10, "user": { "id": BOT, "username": "switchboard", "bot": true, "discriminator": "0", "avatar": null },
+            "guilds": [{ "id": GUILD, "unavailable": true }], "session_id": "stand-in-session",
+            "resume_gateway_url": url, "application": { "id": APP, "flags": 0 } } })
+    };
+    if ws.send(send(hello_back)).await.is_err() {
         return;
     }
     let (tx, mut rx) = mpsc::unbounded_channel();
@@ -418,6 +438,14 @@ async fn gateway_session(stream: tokio::net::TcpStream, s: Shared, url: String) 
         tokio::select! {
             d = rx.recv() => {
                 let Some((t, d)) = d else { return };
+                if t == CLOSE {
+                    // Code 4000 ("unknown error"): the client may resume.
+                    let _ = ws.close(Some(tokio_tungstenite::tungstenite::protocol::CloseFrame {
+                        code: 4000.into(),
+                        reason: "stand-in reconnect".into(),
+                    })).await;
+                    return;
+                }
                 seq += 1;
                 if ws.send(send(json!({ "op": 0, "s": seq, "t": t, "d": d }))).await.is_err() {
                     return;
