@@ -584,6 +584,52 @@ async fn prompt_commands_answer_admins_ephemerally_and_refuse_others_changing_no
         .to_string();
     assert!(text.contains("w0 w1") && text.contains("w39"), "{text}");
 
+    // A prompt edited from an attached file becomes its next version.
+    let library = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../prompts/library/assistant.toml"
+    ))
+    .unwrap();
+    let edited = library.replace(
+        "Answer {{ user_name }} concisely",
+        "Answer {{ user_name }} very concisely",
+    );
+    assert_ne!(edited, library);
+    let url = discord.seed_file("assistant.toml", &edited);
+    let mut edit = interaction(
+        "1900000000000000005",
+        2,
+        "32",
+        json!({ "id": "1", "name": "prompt", "type": 1, "options": [{ "type": 1, "name": "edit",
+            "options": [{ "type": 3, "name": "name", "value": "assistant" }, { "type": 11, "name": "file", "value": "1950000000000000001" }] }],
+            "resolved": { "attachments": { "1950000000000000001": { "id": "1950000000000000001",
+                "filename": "assistant.toml", "size": edited.len(), "url": url, "proxy_url": url, "content_type": "text/plain; charset=utf-8" } } } }),
+    );
+    edit["data"]["resolved"]["attachments"]["1950000000000000001"]["url"] = json!(url);
+    discord.dispatch("INTERACTION_CREATE", edit).await;
+    discord
+        .until("the edit", |d| answer(d, "1900000000000000005").is_some())
+        .await;
+    let saved = answer(&discord, "1900000000000000005").unwrap().body;
+    assert!(
+        !saved["data"]["content"].as_str().unwrap().starts_with('⛔'),
+        "{saved}"
+    );
+    let versions = store.prompt_versions("assistant").await.unwrap();
+    assert_eq!(versions.len(), 2, "a second version was saved: {saved}");
+    let newest = versions.iter().max_by_key(|v| v.version).unwrap();
+    assert_eq!(newest.version, 2);
+    assert!(newest.body.contains("very concisely"), "{}", newest.body);
+    let download = discord
+        .calls()
+        .into_iter()
+        .find(|c| c.path == "/attachments/assistant.toml")
+        .unwrap();
+    assert_eq!(
+        download.body["authorization"], false,
+        "the bot token never goes to the CDN"
+    );
+
     // Autocomplete offers prompt names.
     let auto = json!({ "id": "1", "name": "prompt", "type": 1, "options": [{ "type": 1, "name": "show",
         "options": [{ "type": 3, "name": "name", "value": "ass", "focused": true }] }] });

@@ -57,7 +57,7 @@ pub fn definition() -> Value {
         "options": [
             sub("list", "Every prompt, its newest version and labels", vec![]),
             sub("show", "One version in full", vec![name(), version(false)]),
-            sub("edit", "Edit a prompt in a form; saves a new version", vec![name()]),
+            sub("edit", "Edit a prompt in a form, or from an attached .toml file; saves a new version", vec![name(), opt("file", "The prompt as TOML, for prompts longer than a form holds", 11, false, false)]),
             sub("diff", "Differences between two versions", vec![name(), opt("from", "From version", STR, true, true), opt("to", "To version (latest when not given)", STR, false, true)]),
             sub("promote", "Point a label at a version", vec![name(), version(true), label(false)]),
             sub("rollback", "Move a label back", vec![name(), label(false), version(false)]),
@@ -211,6 +211,49 @@ pub fn edit_modal(name: &str, base: i64, toml: &str) -> Option<Value> {
     }))
 }
 
+/// The download URL of the attachment option `option`, from the
+/// interaction's `resolved.attachments`.
+pub fn attachment_url(
+    interaction: &Value,
+    options: &[(String, String)],
+    option: &str,
+) -> Option<String> {
+    let id = options
+        .iter()
+        .find(|(n, _)| n == option)?
+        .1
+        .trim_matches('"')
+        .to_string();
+    interaction
+        .pointer(&format!("/data/resolved/attachments/{id}/url"))?
+        .as_str()
+        .map(str::to_string)
+}
+
+/// A prompt's TOML (from a form or a file) as a [`Command::Edit`] of
+/// `name` from version `base`.
+pub fn edit_command(
+    name: &str,
+    base: i64,
+    toml: &str,
+    message: Option<String>,
+) -> Result<Command, String> {
+    let prompt = Prompt::from_toml(name, toml).map_err(|e| e.to_string())?;
+    if prompt.name != name {
+        return Err(format!(
+            "the edit is for `{name}` but the TOML names `{}`; keep the name, or create a new prompt from the command line",
+            prompt.name
+        ));
+    }
+    Ok(Command::Edit {
+        prompt,
+        base,
+        message: message
+            .filter(|m| !m.trim().is_empty())
+            .unwrap_or_else(|| "edited in Discord".to_string()),
+    })
+}
+
 /// A submitted edit form (`INTERACTION_CREATE` type 5) as a [`Command::Edit`].
 pub fn from_modal(data: &Value) -> Result<Command, String> {
     let custom = data.get("custom_id").and_then(Value::as_str).unwrap_or("");
@@ -235,21 +278,7 @@ pub fn from_modal(data: &Value) -> Result<Command, String> {
             .map(str::to_string)
     };
     let toml = field("toml").ok_or_else(|| "the form came back without the prompt".to_string())?;
-    let prompt = Prompt::from_toml(name, &toml).map_err(|e| e.to_string())?;
-    if prompt.name != name {
-        return Err(format!(
-            "the form edits `{name}` but the TOML names `{}`; keep the name, or create a new prompt from the command line",
-            prompt.name
-        ));
-    }
-    let message = field("message")
-        .filter(|m| !m.trim().is_empty())
-        .unwrap_or_else(|| "edited in Discord".to_string());
-    Ok(Command::Edit {
-        prompt,
-        base,
-        message,
-    })
+    edit_command(name, base, &toml, field("message"))
 }
 
 /// The focused option of an autocomplete interaction: (option, typed text).

@@ -33,6 +33,8 @@ use rest::{Rest, RestError};
 /// How long a message id is remembered against duplicates (a resume
 /// replays at most a few minutes).
 const DEDUPE_TTL: Duration = Duration::from_secs(15 * 60);
+/// The largest prompt file `/prompt edit` takes.
+const MAX_PROMPT_FILE: usize = 256 * 1024;
 /// Commands that take longer than this are deferred (Discord allows 3 s).
 const DEFER_AFTER: Duration = Duration::from_millis(2500);
 
@@ -464,9 +466,13 @@ impl Discord {
                     .find(|(n, _)| n == "name")
                     .map(|(_, v)| v.clone())
                     .unwrap_or_default();
-                return self.open_editor(&actor, id, token, &name).await;
+                match commands::attachment_url(data, &options, "file") {
+                    None => return self.open_editor(&actor, id, token, &name).await,
+                    Some(url) => self.edit_from_file(&name, &url).await,
+                }
+            } else {
+                commands::to_command(&sub, &options, commands::here(data).as_ref())
             }
-            commands::to_command(&sub, &options, commands::here(data).as_ref())
         };
         let command = match command {
             Ok(c) => c,
@@ -505,6 +511,33 @@ impl Discord {
             }
         }
         Ok(())
+    }
+
+    /// `/prompt edit NAME file:…`: the attached TOML as a new version of the
+    /// prompt's newest one. The admin layer checks rights when it runs.
+    async fn edit_from_file(
+        &self,
+        name: &str,
+        url: &str,
+    ) -> Result<gateway::admin::Command, String> {
+        let versions = self
+            .inner
+            .admin
+            .registry()
+            .versions(name)
+            .await
+            .map_err(|e| e.to_string())?;
+        let base = versions
+            .last()
+            .map(|v| v.version)
+            .ok_or_else(|| format!("no prompt named `{name}`; /prompt list shows them"))?;
+        let text = self
+            .inner
+            .rest
+            .download(url, MAX_PROMPT_FILE)
+            .await
+            .map_err(|e| format!("cannot read the attached file: {e}"))?;
+        commands::edit_command(name, base, &text, None)
     }
 
     /// `/prompt edit NAME`: the form with the prompt's newest version.

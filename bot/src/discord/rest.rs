@@ -75,7 +75,11 @@ impl Rest {
     pub fn new(base: &str, token: &str) -> Rest {
         Rest {
             http: reqwest::Client::builder()
-                .user_agent("DiscordBot (https://github.com/switchboard, 0.1)")
+                .user_agent(concat!(
+                    "DiscordBot (switchboard, ",
+                    env!("CARGO_PKG_VERSION"),
+                    ")"
+                ))
                 .timeout(Duration::from_secs(30))
                 .build()
                 .unwrap_or_default(),
@@ -226,6 +230,45 @@ impl Rest {
     ) -> Result<(), RestError> {
         let path = format!("/webhooks/{application}/{token}/messages/@original");
         self.call(Method::PATCH, &path, Some(body)).await.map(drop)
+    }
+}
+
+impl Rest {
+    /// Downloads an attachment's text (at most `max` bytes) from its CDN
+    /// URL. The bot's token is not sent: the URL carries its own signature.
+    pub async fn download(&self, url: &str, max: usize) -> Result<String, RestError> {
+        let route = "GET attachment".to_string();
+        let resp = self
+            .http
+            .get(url)
+            .send()
+            .await
+            .map_err(|source| RestError::Transport {
+                route: route.clone(),
+                source,
+            })?;
+        let status = resp.status().as_u16();
+        if status != 200 {
+            return Err(RestError::Status {
+                route,
+                status,
+                body: String::new(),
+            });
+        }
+        let bytes = resp.bytes().await.map_err(|source| RestError::Transport {
+            route: route.clone(),
+            source,
+        })?;
+        if bytes.len() > max {
+            return Err(RestError::Decode {
+                route,
+                message: format!("the file is {} bytes; the limit is {max}", bytes.len()),
+            });
+        }
+        String::from_utf8(bytes.to_vec()).map_err(|_| RestError::Decode {
+            route,
+            message: "the file is not UTF-8 text".to_string(),
+        })
     }
 }
 

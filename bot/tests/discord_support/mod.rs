@@ -51,6 +51,7 @@ struct Log {
     rate_limit_creates: u32,
     identify: Vec<Value>,
     resumes: Vec<Value>,
+    files: BTreeMap<String, String>,
 }
 
 /// Where the test's dispatches go once the bot is connected.
@@ -102,6 +103,7 @@ impl Discord {
                 patch(edit).get(fetch),
             )
             .route("/api/v10/channels/{channel}/typing", post(typing))
+            .route("/attachments/{name}", get(file))
             .route("/api/v10/interactions/{id}/{token}/callback", post(callback))
             .route(
                 "/api/v10/webhooks/{app}/{token}/messages/@original",
@@ -124,6 +126,20 @@ impl Discord {
             }
         });
         Discord { api_base, shared }
+    }
+
+    /// Serves `text` as an attachment on the stand-in CDN; returns its URL.
+    pub fn seed_file(&self, name: &str, text: &str) -> String {
+        self.shared
+            .log
+            .lock()
+            .unwrap()
+            .files
+            .insert(name.to_string(), text.to_string());
+        format!(
+            "{}/attachments/{name}",
+            self.api_base.trim_end_matches("/api/v10")
+        )
     }
 
     /// Sends a dispatch (`t`, `d`) over every open gateway connection, once
@@ -344,6 +360,25 @@ async fn list(State(s): State<Shared>, Path(channel): Path<String>) -> Json<Valu
         .collect();
     msgs.reverse();
     Json(Value::Array(msgs))
+}
+
+async fn file(
+    State(s): State<Shared>,
+    Path(name): Path<String>,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    let authorized = headers.contains_key("authorization");
+    record(
+        &s,
+        "GET",
+        format!("/attachments/{name}"),
+        json!({ "authorization": authorized }),
+        200,
+    );
+    match s.log.lock().unwrap().files.get(&name) {
+        Some(text) => text.clone().into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
 }
 
 async fn typing(State(s): State<Shared>, Path(channel): Path<String>) -> StatusCode {
