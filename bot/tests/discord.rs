@@ -738,3 +738,54 @@ async fn after_a_dropped_connection_the_bot_resumes_and_a_replayed_event_gets_no
     assert_eq!(provider.received().len(), 2);
     serve.stop().await;
 }
+
+#[tokio::test]
+async fn a_user_over_the_rate_limit_is_told_when_to_retry_instead_of_answered() {
+    gateway::install_crypto();
+    let provider = StandIn::start().await;
+    provider.always(Reply::text("First answer."));
+    let discord = Discord::start().await;
+    let serve = Serve::start(
+        &discord,
+        &provider.url,
+        "[limits.user]\nrequests_per_minute = 1\n",
+    )
+    .await;
+    for (i, id) in ["1700000000000000070", "1700000000000000071"]
+        .into_iter()
+        .enumerate()
+    {
+        discord
+            .dispatch(
+                "MESSAGE_CREATE",
+                user_message(id, &format!("<@{BOT}> q{i}"), true),
+            )
+            .await;
+        discord
+            .until("an answer", |d| {
+                d.bot_messages().iter().any(|m| {
+                    m["message_reference"]["message_id"] == id
+                        && !m["content"].as_str().unwrap_or("").ends_with('▌')
+                })
+            })
+            .await;
+    }
+    let refusal = discord
+        .bot_messages()
+        .into_iter()
+        .find(|m| m["message_reference"]["message_id"] == "1700000000000000071")
+        .unwrap();
+    let text = refusal["content"].as_str().unwrap();
+    assert!(text.starts_with('⏳'), "{text}");
+    assert_eq!(
+        refusal["components"],
+        json!([]),
+        "no feedback buttons on a refusal"
+    );
+    assert_eq!(
+        provider.received().len(),
+        1,
+        "the refused question never reached the model"
+    );
+    serve.stop().await;
+}
