@@ -3,6 +3,7 @@
 //! HTTP server, or a maintenance command.
 
 mod console;
+mod discord;
 mod eval_cli;
 mod models;
 mod prompts_cli;

@@ -1,5 +1,6 @@
-//! Wiring for the front ends: runs the HTTP server with a graceful
-//! shutdown on Ctrl-C or SIGTERM.
+//! Wiring for the front ends: runs the HTTP server (and the Discord
+//! connection when `[discord]` is configured) with a graceful shutdown on
+//! Ctrl-C or SIGTERM.
 
 use anyhow::Context;
 use gateway::{Config, Gateway};
@@ -17,7 +18,16 @@ pub async fn serve(app: &Gateway, config: &Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {} (server.listen)", config.server.listen))?;
     tracing::info!(listen = %config.server.listen, "serving the OpenAI-compatible API at /v1/chat/completions");
-    gateway::server::serve(listener, state, shutdown_signal()).await?;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let discord = crate::discord::start(app, config, stopped)?;
+    gateway::server::serve(listener, state, async move {
+        shutdown_signal().await;
+        let _ = stop.send(true);
+    })
+    .await?;
+    if let Some(task) = discord {
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(10), task).await;
+    }
     tracing::info!("stopped; writing the last rows");
     Ok(())
 }

@@ -1,0 +1,791 @@
+//! The Discord adapter end to end: `switchboard serve` connects to a
+//! stand-in Discord (REST plus a gateway websocket speaking the documented
+//! protocol), answers what users write there, and records their feedback.
+
+#[path = "../../gateway/tests/support/standin.rs"]
+#[allow(dead_code)]
+mod standin;
+
+#[path = "discord_support/mod.rs"]
+mod discord_support;
+
+#[path = "../../gateway/tests/support/redis.rs"]
+#[allow(dead_code)]
+mod redis_support;
+
+use std::convert::Infallible;
+use std::process::Stdio;
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::response::Response;
+use discord_support::{APP, BOT, CHANNEL, Discord, USER, interaction, user_message};
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+use standin::{Reply, StandIn};
+
+const TOKEN: &str = "stand-in-bot-token-Zm9v";
+
+/// A running `switchboard serve`.
+struct Serve {
+    child: tokio::process::Child,
+    dir: tempfile::TempDir,
+}
+
+impl Serve {
+    async fn start(discord: &Discord, provider_url: &str, extra: &str) -> Serve {
+        let dir = tempfile::tempdir().unwrap();
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let config = format!(
+            r#"data_dir = "{}"
+[server]
+listen = "127.0.0.1:{port}"
+[providers.p]
+kind = "openai"
+base_url = "{provider_url}"
+[models.default]
+targets = ["p/m"]
+{extra}
+[discord]
+token_env = "STANDIN_DISCORD_TOKEN"
+application_id = "{APP}"
+api_base = "{}"
+edit_interval_ms = 500
+history = 10
+"#,
+            dir.path().display(),
+            discord.api_base
+        );
+        let path = dir.path().join("switchboard.toml");
+        std::fs::write(&path, config).unwrap();
+        let log = std::fs::File::create(dir.path().join("serve.log")).unwrap();
+        let before = discord.sessions();
+        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
+            .args(["--config", path.to_str().unwrap(), "serve"])
+            .env("STANDIN_DISCORD_TOKEN", TOKEN)
+            .env("RUST_LOG", "debug")
+            .env_remove("SWITCHBOARD_CONFIG")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start switchboard serve");
+        discord
+            .until("the bot's gateway connection", |d| d.sessions() > before)
+            .await;
+        Serve { child, dir }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("serve.log")).unwrap_or_default()
+    }
+
+    async fn store(&self) -> gateway::store::Store {
+        gateway::store::Store::connect(&format!(
+            "sqlite://{}/switchboard.db",
+            self.dir.path().display()
+        ))
+        .await
+        .unwrap()
+    }
+
+    async fn stop(mut self) -> String {
+        let pid = self.child.id().expect("pid") as i32;
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .unwrap();
+        let exit = tokio::time::timeout(Duration::from_secs(20), self.child.wait())
+            .await
+            .expect("serve stops on SIGTERM")
+            .unwrap();
+        assert!(exit.success(), "{exit:?}\n{}", self.log());
+        self.log()
+    }
+}
+
+/// An OpenAI-compatible provider that streams `pieces` one every `gap`.
+async fn slow_provider(pieces: Vec<String>, gap: Duration) -> String {
+    let app = axum::Router::new().route(
+        "/v1/chat/completions",
+        axum::routing::post(move || {
+            let pieces = pieces.clone();
+            async move {
+                let chunk = |delta: Value, finish: Value| {
+                    Bytes::from(format!(
+                        "data: {}\n\n",
+                        json!({ "id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1741569952,
+                                "model": "m", "choices": [{ "index": 0, "delta": delta, "logprobs": null, "finish_reason": finish }] })
+                    ))
+                };
+                let mut events = vec![chunk(json!({ "role": "assistant", "content": "" }), Value::Null)];
+                events.extend(pieces.iter().map(|p| chunk(json!({ "content": p }), Value::Null)));
+                events.push(chunk(json!({}), json!("stop")));
+                events.push(Bytes::from("data: [DONE]\n\n"));
+                let body = futures_util::stream::iter(events).then(move |e| async move {
+                    tokio::time::sleep(gap).await;
+                    Ok::<_, Infallible>(e)
+                });
+                Response::builder()
+                    .header("content-type", "text/event-stream")
+                    .body(Body::from_stream(body))
+                    .unwrap()
+            }
+        }),
+    );
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/v1", l.local_addr().unwrap());
+    tokio::spawn(async move {
+        let _ = axum::serve(l, app).await;
+    });
+    url
+}
+
+async fn feedback(
+    serve: &Serve,
+    inference: &str,
+    count: usize,
+) -> Vec<(String, Option<f64>, String, Option<String>)> {
+    let store = serve.store().await;
+    for _ in 0..100 {
+        let rows = store.feedback_for(inference).await.unwrap();
+        if rows.len() >= count {
+            return rows;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    store.feedback_for(inference).await.unwrap()
+}
+
+fn inference_in(message: &Value) -> String {
+    let id = message["components"][0]["components"][0]["custom_id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no buttons on {message}"));
+    id.rsplit(':').next().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn a_mention_gets_one_streamed_split_reply_with_buttons_and_feedback_is_recorded() {
+    gateway::install_crypto();
+    // A long answer (over Discord's 2,000 characters) with a code block, streamed slowly.
+    let mut answer = String::from("Here is how:\n```rust\n");
+    for i in 0..100 {
+        answer.push_str(&format!("let step_{i} = compute({i});\n"));
+    }
+    answer.push_str("```\nThat is all.");
+    assert!(answer.chars().count() > 2000);
+    let pieces: Vec<String> = answer.split_inclusive('\n').map(str::to_string).collect();
+    let provider = slow_provider(pieces, Duration::from_millis(40)).await;
+    let discord = Discord::start().await;
+    let serve = Serve::start(&discord, &provider, "").await;
+    let identify = discord.identify().unwrap();
+    assert_eq!(identify["d"]["token"], TOKEN);
+    let intents = identify["d"]["intents"].as_u64().unwrap();
+    assert_eq!(
+        intents & (1 << 15),
+        0,
+        "MESSAGE_CONTENT is not asked for unless configured"
+    );
+    assert_ne!(intents & (1 << 9), 0, "guild messages");
+    discord
+        .until("the /prompt commands", |d| {
+            d.calls().iter().any(|c| c.method == "PUT")
+        })
+        .await;
+
+    // Discord asks the bot to slow down on its first message.
+    discord.rate_limit_next_creates(1);
+    let mention = user_message(
+        "1700000000000000001",
+        &format!("<@{BOT}> show me the steps"),
+        true,
+    );
+    discord.dispatch("MESSAGE_CREATE", mention.clone()).await;
+    // The same event again, as after a resume: still one reply.
+    discord.dispatch("MESSAGE_CREATE", mention).await;
+    discord
+        .until("the buttons", |d| {
+            d.bot_messages()
+                .iter()
+                .any(|m| m["components"].as_array().is_some_and(|c| !c.is_empty()))
+        })
+        .await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+
+    let messages = discord.bot_messages();
+    assert_eq!(messages.len(), 2, "one answer in two parts: {messages:#?}");
+    let shown: String = messages
+        .iter()
+        .map(|m| m["content"].as_str().unwrap())
+        .collect();
+    for m in &messages {
+        let text = m["content"].as_str().unwrap();
+        assert!(text.chars().count() <= 2000);
+        assert_eq!(
+            text.matches("```").count() % 2,
+            0,
+            "fences balanced in each part"
+        );
+    }
+    assert!(
+        shown.contains("let step_0 = compute(0);") && shown.contains("let step_99 = compute(99);")
+    );
+    assert!(shown.ends_with("That is all."), "{shown}");
+    assert!(
+        !shown.contains('▌'),
+        "the cursor is gone when the answer is complete"
+    );
+    assert_eq!(
+        messages[0]["message_reference"]["message_id"], "1700000000000000001",
+        "the answer replies to the question"
+    );
+    assert_eq!(
+        messages[0]["components"],
+        json!([]),
+        "buttons only under the last part"
+    );
+
+    let calls = discord.calls();
+    let writes: Vec<_> = calls
+        .iter()
+        .filter(|c| {
+            (c.method == "POST" || c.method == "PATCH")
+                && c.path.starts_with(&format!("/channels/{CHANNEL}/messages"))
+        })
+        .collect();
+    assert_eq!(writes[0].status, 429);
+    assert_eq!(writes[1].status, 200, "retried after retry_after");
+    assert!(
+        writes[1].at - writes[0].at >= Duration::from_millis(390),
+        "retry_after honoured"
+    );
+    let edits_of_first = writes
+        .iter()
+        .filter(|c| c.method == "PATCH" && c.path.ends_with(messages[0]["id"].as_str().unwrap()))
+        .count();
+    assert!(edits_of_first >= 2, "the answer grew by edits: {writes:#?}");
+    assert!(
+        writes[1].body["content"].as_str().unwrap().ends_with('▌'),
+        "text shows while the answer is still coming"
+    );
+    // Edits of one message are at least the configured interval apart.
+    let mut last_edit: std::collections::HashMap<&str, std::time::Instant> = Default::default();
+    for c in writes.iter().filter(|c| c.method == "PATCH") {
+        if let Some(prev) = last_edit.insert(c.path.as_str(), c.at) {
+            assert!(
+                c.at - prev >= Duration::from_millis(450),
+                "two edits of {} within {:?}",
+                c.path,
+                c.at - prev
+            );
+        }
+    }
+    let typing = calls
+        .iter()
+        .position(|c| c.path.ends_with("/typing"))
+        .expect("typing indicator");
+    let first_write = calls
+        .iter()
+        .position(|c| c.method == "POST" && c.path.ends_with("/messages"))
+        .unwrap();
+    assert!(typing < first_write, "typing shows before the first text");
+
+    // A 👎 click records a thumbs-down for that inference and thanks the user quietly.
+    let last = messages.last().unwrap();
+    let inference = inference_in(last);
+    let custom_id = format!("sb:fb:down:{inference}");
+    let click = interaction(
+        "1800000000000000001",
+        3,
+        "0",
+        json!({ "custom_id": custom_id, "component_type": 2 }),
+    );
+    let mut click = click;
+    click["message"] = last.clone();
+    discord.dispatch("INTERACTION_CREATE", click).await;
+    let rows = feedback(&serve, &inference, 1).await;
+    assert_eq!(
+        rows,
+        vec![(
+            "thumbs".to_string(),
+            Some(0.0),
+            "button".to_string(),
+            Some(format!("discord:{USER}"))
+        )]
+    );
+    let answer_call = discord
+        .calls()
+        .into_iter()
+        .find(|c| c.path.starts_with("/interactions/1800000000000000001/"))
+        .expect("the click is answered");
+    assert_eq!(
+        answer_call.body["data"]["flags"], 64,
+        "only the clicker sees the thanks"
+    );
+
+    // Changing one's mind with a 👍 reaction replaces the vote.
+    discord
+        .dispatch(
+            "MESSAGE_REACTION_ADD",
+            json!({ "user_id": USER, "channel_id": CHANNEL, "message_id": messages[0]["id"],
+                    "guild_id": discord_support::GUILD, "emoji": { "id": null, "name": "👍" }, "burst": false, "type": 0 }),
+        )
+        .await;
+    let store = serve.store().await;
+    let mut rows = Vec::new();
+    for _ in 0..100 {
+        rows = store.feedback_for(&inference).await.unwrap();
+        if rows.iter().any(|r| r.2 == "reaction") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        rows,
+        vec![(
+            "thumbs".to_string(),
+            Some(1.0),
+            "reaction".to_string(),
+            Some(format!("discord:{USER}"))
+        )]
+    );
+
+    let log = serve.stop().await;
+    assert!(!log.contains(TOKEN), "the token never appears in the logs");
+}
+
+#[tokio::test]
+async fn replies_dms_and_threads_the_bot_started_are_answered_with_their_context() {
+    gateway::install_crypto();
+    let provider = StandIn::start().await;
+    provider.always(Reply::text("Sure thing."));
+    let discord = Discord::start().await;
+    let serve = Serve::start(&discord, &provider.url, "").await;
+
+    // An earlier exchange: the user asked, the bot answered.
+    discord.seed(user_message(
+        "1700000000000000010",
+        &format!("<@{BOT}> what is Rust?"),
+        true,
+    ));
+    let mut earlier = user_message("1700000000000000011", "Rust is a systems language.", false);
+    earlier["author"] = json!({ "id": BOT, "username": "switchboard", "bot": true });
+    earlier["message_reference"] =
+        json!({ "message_id": "1700000000000000010", "channel_id": CHANNEL });
+    discord.seed(earlier.clone());
+    let mut reply = user_message("1700000000000000012", "and is it fast?", false);
+    reply["type"] = json!(19);
+    reply["message_reference"] =
+        json!({ "message_id": "1700000000000000011", "channel_id": CHANNEL });
+    reply["referenced_message"] = earlier;
+    discord.dispatch("MESSAGE_CREATE", reply).await;
+    discord
+        .until("the reply's answer", |d| {
+            d.bot_messages().len() > 1
+                && d.bot_messages().last().unwrap()["components"] != json!([])
+        })
+        .await;
+    let answered = discord.bot_messages();
+    assert_eq!(
+        answered.last().unwrap()["content"],
+        "Sure thing.",
+        "{}",
+        serve.log()
+    );
+
+    let asked = &provider.received()[0].body["messages"];
+    let contents: Vec<String> = asked
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            format!(
+                "{}: {}",
+                m["role"].as_str().unwrap(),
+                m["content"].as_str().unwrap()
+            )
+        })
+        .collect();
+    let joined = contents.join("\n");
+    assert!(joined.contains("user: Ada L: what is Rust?"), "{joined}");
+    assert!(
+        joined.contains("assistant: Rust is a systems language."),
+        "{joined}"
+    );
+    assert!(joined.contains("user: and is it fast?"), "{joined}");
+
+    // A DM, without a guild.
+    let mut dm = user_message("1700000000000000020", "hello in private", false);
+    dm["channel_id"] = json!("1210000000000000001");
+    dm.as_object_mut().unwrap().remove("guild_id");
+    dm.as_object_mut().unwrap().remove("member");
+    dm["attachments"] = json!([{ "id": "1", "filename": "photo.jpg", "size": 51200,
+        "url": "https://cdn.example/photo.jpg", "proxy_url": "https://media.example/photo.jpg",
+        "content_type": "image/jpeg", "width": 640, "height": 480 }]);
+    discord.dispatch("MESSAGE_CREATE", dm).await;
+    discord
+        .until("the DM's answer", |d| {
+            d.bot_messages()
+                .iter()
+                .any(|m| m["channel_id"] == "1210000000000000001" && m["components"] != json!([]))
+        })
+        .await;
+    let dm_answer = discord
+        .bot_messages()
+        .into_iter()
+        .find(|m| m["channel_id"] == "1210000000000000001")
+        .unwrap();
+    let text = dm_answer["content"].as_str().unwrap();
+    assert!(
+        text.starts_with("Sure thing.") && text.contains("could not look at `photo.jpg`"),
+        "the answer says the image was not read: {text}"
+    );
+
+    // A plain message in the channel is left alone.
+    discord
+        .dispatch(
+            "MESSAGE_CREATE",
+            user_message("1700000000000000030", "lunch anyone?", false),
+        )
+        .await;
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(
+        provider.received().len(),
+        2,
+        "only the reply and the DM were answered"
+    );
+
+    // In a thread the bot started, every message is answered, with the
+    // thread's earlier messages as context.
+    const THREAD: &str = "1600000000000000001";
+    discord
+        .dispatch(
+            "THREAD_CREATE",
+            json!({ "id": THREAD, "type": 11, "guild_id": discord_support::GUILD, "parent_id": CHANNEL,
+                    "owner_id": BOT, "name": "Rust questions", "newly_created": true,
+                    "thread_metadata": { "archived": false, "auto_archive_duration": 1440, "locked": false } }),
+        )
+        .await;
+    let mut before = user_message("1700000000000000050", "we use tokio everywhere", false);
+    before["channel_id"] = json!(THREAD);
+    discord.seed(before);
+    let mut in_thread = user_message("1700000000000000051", "which runtime should I pick?", false);
+    in_thread["channel_id"] = json!(THREAD);
+    discord.dispatch("MESSAGE_CREATE", in_thread).await;
+    discord
+        .until("the thread's answer", |d| {
+            d.bot_messages()
+                .iter()
+                .any(|m| m["channel_id"] == THREAD && m["components"] != json!([]))
+        })
+        .await;
+    let asked = &provider.received()[2].body["messages"];
+    let joined = asked.to_string();
+    assert!(
+        joined.contains("Ada L: we use tokio everywhere"),
+        "{joined}"
+    );
+    assert!(joined.contains("which runtime should I pick?"), "{joined}");
+    serve.stop().await;
+}
+
+#[tokio::test]
+async fn prompt_commands_answer_admins_ephemerally_and_refuse_others_changing_nothing() {
+    gateway::install_crypto();
+    // A model slower than Discord's three seconds, for `/prompt test`.
+    let pieces: Vec<String> = (0..40).map(|i| format!("w{i} ")).collect();
+    let provider = slow_provider(pieces, Duration::from_millis(100)).await;
+    let discord = Discord::start().await;
+    let serve = Serve::start(&discord, &provider, "").await;
+    let store = serve.store().await;
+    let labels = |rows: gateway::store::RegistryRows| -> Vec<(String, String)> {
+        rows.labels.into_iter().map(|l| (l.name, l.label)).collect()
+    };
+    let before = labels(store.registry_rows().await.unwrap());
+
+    let promote = json!({ "id": "1", "name": "prompt", "type": 1, "options": [{ "type": 1, "name": "promote",
+        "options": [{ "type": 3, "name": "name", "value": "assistant" }, { "type": 3, "name": "version", "value": "1" },
+                    { "type": 3, "name": "label", "value": "staging" }] }] });
+    discord
+        .dispatch(
+            "INTERACTION_CREATE",
+            interaction("1900000000000000001", 2, "0", promote.clone()),
+        )
+        .await;
+    let answer = |d: &Discord, id: &str| {
+        d.calls()
+            .into_iter()
+            .find(|c| c.path.starts_with(&format!("/interactions/{id}/")))
+    };
+    discord
+        .until("the refusal", |d| {
+            answer(d, "1900000000000000001").is_some()
+        })
+        .await;
+    let refusal = answer(&discord, "1900000000000000001").unwrap().body;
+    assert_eq!(refusal["data"]["flags"], 64);
+    let text = refusal["data"]["content"].as_str().unwrap();
+    assert!(text.starts_with('⛔'), "{text}");
+    assert_eq!(
+        labels(store.registry_rows().await.unwrap()),
+        before,
+        "nothing changed"
+    );
+
+    // Someone with Manage Server may.
+    discord
+        .dispatch(
+            "INTERACTION_CREATE",
+            interaction("1900000000000000002", 2, "32", promote),
+        )
+        .await;
+    discord
+        .until("the promotion", |d| {
+            answer(d, "1900000000000000002").is_some()
+        })
+        .await;
+    let done = answer(&discord, "1900000000000000002").unwrap().body;
+    assert_eq!(done["data"]["flags"], 64);
+    assert!(
+        !done["data"]["content"].as_str().unwrap().starts_with('⛔'),
+        "{done}"
+    );
+    let after = labels(store.registry_rows().await.unwrap());
+    assert!(
+        after.contains(&("assistant".to_string(), "staging".to_string())),
+        "{after:?}"
+    );
+
+    // A slow command is deferred (only the caller sees it), then answered.
+    let test = json!({ "id": "1", "name": "prompt", "type": 1, "options": [{ "type": 1, "name": "test",
+        "options": [{ "type": 3, "name": "name", "value": "assistant" }, { "type": 3, "name": "question", "value": "say words" }] }] });
+    discord
+        .dispatch(
+            "INTERACTION_CREATE",
+            interaction("1900000000000000004", 2, "32", test),
+        )
+        .await;
+    let original = |d: &Discord| {
+        d.calls()
+            .into_iter()
+            .find(|c| c.path.contains("/webhooks/") && c.path.contains("token-1900000000000000004"))
+    };
+    discord
+        .until("the deferred answer", |d| original(d).is_some())
+        .await;
+    let deferral = answer(&discord, "1900000000000000004").unwrap().body;
+    assert_eq!(deferral, json!({ "type": 5, "data": { "flags": 64 } }));
+    let text = original(&discord).unwrap().body["content"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(text.contains("w0 w1") && text.contains("w39"), "{text}");
+
+    // A prompt edited from an attached file becomes its next version.
+    let library = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../prompts/library/assistant.toml"
+    ))
+    .unwrap();
+    let edited = library.replace(
+        "Answer {{ user_name }} concisely",
+        "Answer {{ user_name }} very concisely",
+    );
+    assert_ne!(edited, library);
+    let url = discord.seed_file("assistant.toml", &edited);
+    let mut edit = interaction(
+        "1900000000000000005",
+        2,
+        "32",
+        json!({ "id": "1", "name": "prompt", "type": 1, "options": [{ "type": 1, "name": "edit",
+            "options": [{ "type": 3, "name": "name", "value": "assistant" }, { "type": 11, "name": "file", "value": "1950000000000000001" }] }],
+            "resolved": { "attachments": { "1950000000000000001": { "id": "1950000000000000001",
+                "filename": "assistant.toml", "size": edited.len(), "url": url, "proxy_url": url, "content_type": "text/plain; charset=utf-8" } } } }),
+    );
+    edit["data"]["resolved"]["attachments"]["1950000000000000001"]["url"] = json!(url);
+    discord.dispatch("INTERACTION_CREATE", edit).await;
+    discord
+        .until("the edit", |d| answer(d, "1900000000000000005").is_some())
+        .await;
+    let saved = answer(&discord, "1900000000000000005").unwrap().body;
+    assert!(
+        !saved["data"]["content"].as_str().unwrap().starts_with('⛔'),
+        "{saved}"
+    );
+    let versions = store.prompt_versions("assistant").await.unwrap();
+    assert_eq!(versions.len(), 2, "a second version was saved: {saved}");
+    let newest = versions.iter().max_by_key(|v| v.version).unwrap();
+    assert_eq!(newest.version, 2);
+    assert!(newest.body.contains("very concisely"), "{}", newest.body);
+    let download = discord
+        .calls()
+        .into_iter()
+        .find(|c| c.path == "/attachments/assistant.toml")
+        .unwrap();
+    assert_eq!(
+        download.body["authorization"], false,
+        "the bot token never goes to the CDN"
+    );
+
+    // Autocomplete offers prompt names.
+    let auto = json!({ "id": "1", "name": "prompt", "type": 1, "options": [{ "type": 1, "name": "show",
+        "options": [{ "type": 3, "name": "name", "value": "ass", "focused": true }] }] });
+    discord
+        .dispatch(
+            "INTERACTION_CREATE",
+            interaction("1900000000000000003", 4, "0", auto),
+        )
+        .await;
+    discord
+        .until("the choices", |d| {
+            answer(d, "1900000000000000003").is_some()
+        })
+        .await;
+    let choices = answer(&discord, "1900000000000000003").unwrap().body;
+    assert_eq!(choices["type"], 8);
+    assert_eq!(choices["data"]["choices"][0]["value"], "assistant");
+    serve.stop().await;
+}
+
+#[tokio::test]
+async fn an_event_delivered_to_two_replicas_sharing_redis_is_answered_once() {
+    gateway::install_crypto();
+    let provider = StandIn::start().await;
+    provider.always(Reply::text("Once only."));
+    let discord = Discord::start().await;
+    let redis = redis_support::redis_section(&redis_support::shared_url(), "closed");
+    let first = Serve::start(&discord, &provider.url, &redis).await;
+    let second = Serve::start(&discord, &provider.url, &redis).await;
+    assert_eq!(
+        discord.sessions(),
+        2,
+        "{}\n---\n{}",
+        first.log(),
+        second.log()
+    );
+
+    let mention = user_message("1700000000000000040", &format!("<@{BOT}> hello"), true);
+    discord.dispatch("MESSAGE_CREATE", mention).await;
+    discord
+        .until("the answer", |d| {
+            d.bot_messages()
+                .iter()
+                .any(|m| m["content"] == "Once only.")
+        })
+        .await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        discord.bot_messages().len(),
+        1,
+        "{:#?}",
+        discord.bot_messages()
+    );
+    assert_eq!(provider.received().len(), 1, "one model call for one event");
+    first.stop().await;
+    second.stop().await;
+}
+
+#[tokio::test]
+async fn after_a_dropped_connection_the_bot_resumes_and_a_replayed_event_gets_no_second_reply() {
+    gateway::install_crypto();
+    let provider = StandIn::start().await;
+    provider.always(Reply::text("Answered."));
+    let discord = Discord::start().await;
+    let serve = Serve::start(&discord, &provider.url, "").await;
+    let answers = |d: &Discord| {
+        d.bot_messages()
+            .iter()
+            .filter(|m| m["components"] != json!([]))
+            .count()
+    };
+    let mention = user_message("1700000000000000060", &format!("<@{BOT}> hi"), true);
+    discord.dispatch("MESSAGE_CREATE", mention.clone()).await;
+    discord.until("the answer", |d| answers(d) == 1).await;
+
+    discord.disconnect().await;
+    discord.until("a RESUME", |d| !d.resumes().is_empty()).await;
+    let resume = &discord.resumes()[0];
+    assert_eq!(resume["d"]["session_id"], "stand-in-session");
+    assert_eq!(resume["d"]["token"], TOKEN);
+    assert!(
+        resume["d"]["seq"].as_u64().is_some_and(|s| s >= 2),
+        "{resume}"
+    );
+    assert_eq!(discord.identify().into_iter().count(), 1);
+    discord
+        .until("the resumed session", |d| d.sessions() == 1)
+        .await;
+
+    // Discord replays what the bot may have missed: the same message again.
+    discord.dispatch("MESSAGE_CREATE", mention).await;
+    // And something new, answered on the resumed session.
+    discord
+        .dispatch(
+            "MESSAGE_CREATE",
+            user_message("1700000000000000061", &format!("<@{BOT}> again"), true),
+        )
+        .await;
+    discord.until("the new answer", |d| answers(d) == 2).await;
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(
+        answers(&discord),
+        2,
+        "the replayed message was not answered twice"
+    );
+    assert_eq!(provider.received().len(), 2);
+    serve.stop().await;
+}
+
+#[tokio::test]
+async fn a_user_over_the_rate_limit_is_told_when_to_retry_instead_of_answered() {
+    gateway::install_crypto();
+    let provider = StandIn::start().await;
+    provider.always(Reply::text("First answer."));
+    let discord = Discord::start().await;
+    let serve = Serve::start(
+        &discord,
+        &provider.url,
+        "[limits.user]\nrequests_per_minute = 1\n",
+    )
+    .await;
+    for (i, id) in ["1700000000000000070", "1700000000000000071"]
+        .into_iter()
+        .enumerate()
+    {
+        discord
+            .dispatch(
+                "MESSAGE_CREATE",
+                user_message(id, &format!("<@{BOT}> q{i}"), true),
+            )
+            .await;
+        discord
+            .until("an answer", |d| {
+                d.bot_messages().iter().any(|m| {
+                    m["message_reference"]["message_id"] == id
+                        && !m["content"].as_str().unwrap_or("").ends_with('▌')
+                })
+            })
+            .await;
+    }
+    let refusal = discord
+        .bot_messages()
+        .into_iter()
+        .find(|m| m["message_reference"]["message_id"] == "1700000000000000071")
+        .unwrap();
+    let text = refusal["content"].as_str().unwrap();
+    assert!(text.starts_with('⏳'), "{text}");
+    assert_eq!(
+        refusal["components"],
+        json!([]),
+        "no feedback buttons on a refusal"
+    );
+    assert_eq!(
+        provider.received().len(),
+        1,
+        "the refused question never reached the model"
+    );
+    serve.stop().await;
+}

@@ -1,0 +1,526 @@
+//! A stand-in Discord for end-to-end tests: the REST routes the bot uses
+//! (with the documented JSON, including 429 answers with `retry_after`),
+//! and a gateway websocket that does HELLO, IDENTIFY, READY, heartbeats
+//! and then sends the dispatches a test pushes. Everything the bot does is
+//! recorded for the test to check.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, patch, post, put};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message as Frame;
+
+/// The bot's user id in the stand-in.
+pub const BOT: &str = "1100000000000000001";
+/// The application id.
+pub const APP: &str = "1000000000000000001";
+/// The pushed "event" that makes the stand-in drop a connection.
+const CLOSE: &str = "__close__";
+/// The guild, channel and user of the tests.
+pub const GUILD: &str = "1300000000000000001";
+pub const CHANNEL: &str = "1200000000000000001";
+pub const USER: &str = "1400000000000000001";
+
+/// One REST call the bot made.
+#[derive(Debug, Clone)]
+pub struct Call {
+    pub method: &'static str,
+    pub path: String,
+    pub body: Value,
+    pub at: Instant,
+    /// The status the stand-in answered.
+    pub status: u16,
+}
+
+#[derive(Default)]
+struct Log {
+    calls: Vec<Call>,
+    messages: BTreeMap<String, Value>,
+    next_id: u64,
+    /// How many message creations still get a 429.
+    rate_limit_creates: u32,
+    identify: Vec<Value>,
+    resumes: Vec<Value>,
+    files: BTreeMap<String, String>,
+}
+
+/// Where the test's dispatches go once the bot is connected.
+type Dispatches = Arc<Mutex<Vec<mpsc::UnboundedSender<(String, Value)>>>>;
+
+#[derive(Clone)]
+struct Shared {
+    log: Arc<Mutex<Log>>,
+    dispatch: Dispatches,
+}
+
+/// The running stand-in.
+pub struct Discord {
+    /// `http://127.0.0.1:PORT/api/v10`.
+    pub api_base: String,
+    shared: Shared,
+}
+
+impl Discord {
+    /// Starts the REST server and the gateway.
+    pub async fn start() -> Discord {
+        let ws = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let ws_url = format!("ws://{}", ws.local_addr().expect("addr"));
+        let shared = Shared {
+            log: Arc::new(Mutex::new(Log {
+                next_id: 1900000000000000000,
+                ..Log::default()
+            })),
+            dispatch: Arc::default(),
+        };
+        let url = ws_url.clone();
+        let app = axum::Router::new()
+            .route(
+                "/api/v10/gateway/bot",
+                get(move || {
+                    let url = url.clone();
+                    async move {
+                        Json(json!({ "url": url, "shards": 1,
+                            "session_start_limit": { "total": 1000, "remaining": 999, "reset_after": 14400000, "max_concurrency": 1 } }))
+                    }
+                }),
+            )
+            .route("/api/v10/applications/{app}/commands", put(commands))
+            .route("/api/v10/channels/{channel}/messages", post(create).get(list))
+            .route(
+                "/api/v10/channels/{channel}/messages/{id}",
+                patch(edit).get(fetch),
+            )
+            .route("/api/v10/channels/{channel}/typing", post(typing))
+            .route("/attachments/{name}", get(file))
+            .route("/api/v10/interactions/{id}/{token}/callback", post(callback))
+            .route(
+                "/api/v10/webhooks/{app}/{token}/messages/@original",
+                patch(original),
+            )
+            .with_state(shared.clone());
+        let rest = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let api_base = format!("http://{}/api/v10", rest.local_addr().expect("addr"));
+        tokio::spawn(async move {
+            let _ = axum::serve(rest, app).await;
+        });
+        let gw = shared.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = ws.accept().await {
+                let gw = gw.clone();
+                let url = ws_url.clone();
+                tokio::spawn(async move { gateway_session(stream, gw, url).await });
+            }
+        });
+        Discord { api_base, shared }
+    }
+
+    /// Serves `text` as an attachment on the stand-in CDN; returns its URL.
+    pub fn seed_file(&self, name: &str, text: &str) -> String {
+        self.shared
+            .log
+            .lock()
+            .unwrap()
+            .files
+            .insert(name.to_string(), text.to_string());
+        format!(
+            "{}/attachments/{name}",
+            self.api_base.trim_end_matches("/api/v10")
+        )
+    }
+
+    /// Sends a dispatch (`t`, `d`) over every open gateway connection, once
+    /// the bot is connected.
+    pub async fn dispatch(&self, event: &str, data: Value) {
+        for _ in 0..200 {
+            let sent = {
+                let mut sessions = self.shared.dispatch.lock().unwrap();
+                sessions.retain(|tx| !tx.is_closed());
+                for tx in sessions.iter() {
+                    let _ = tx.send((event.to_string(), data.clone()));
+                }
+                !sessions.is_empty()
+            };
+            if sent {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the bot never connected to the gateway");
+    }
+
+    /// Drops every gateway connection with a resumable close code.
+    pub async fn disconnect(&self) {
+        self.dispatch(CLOSE, Value::Null).await;
+    }
+
+    /// The RESUME payloads the bot sent.
+    pub fn resumes(&self) -> Vec<Value> {
+        self.shared.log.lock().unwrap().resumes.clone()
+    }
+
+    /// How many gateway connections are open (past READY).
+    pub fn sessions(&self) -> usize {
+        let mut sessions = self.shared.dispatch.lock().unwrap();
+        sessions.retain(|tx| !tx.is_closed());
+        sessions.len()
+    }
+
+    /// The next `n` message creations are answered 429.
+    pub fn rate_limit_next_creates(&self, n: u32) {
+        self.shared.log.lock().unwrap().rate_limit_creates = n;
+    }
+
+    /// Every REST call so far.
+    pub fn calls(&self) -> Vec<Call> {
+        self.shared.log.lock().unwrap().calls.clone()
+    }
+
+    /// The first IDENTIFY payload a bot sent.
+    pub fn identify(&self) -> Option<Value> {
+        self.shared.log.lock().unwrap().identify.first().cloned()
+    }
+
+    /// A message as the channel shows it now.
+    pub fn message(&self, id: &str) -> Option<Value> {
+        self.shared.log.lock().unwrap().messages.get(id).cloned()
+    }
+
+    /// Stores a user's message, so that `GET` finds it (reply chains).
+    pub fn seed(&self, message: Value) {
+        let id = message["id"].as_str().unwrap().to_string();
+        self.shared.log.lock().unwrap().messages.insert(id, message);
+    }
+
+    /// The bot's messages in creation order.
+    pub fn bot_messages(&self) -> Vec<Value> {
+        let log = self.shared.log.lock().unwrap();
+        log.messages
+            .values()
+            .filter(|m| m["author"]["id"] == BOT)
+            .cloned()
+            .collect()
+    }
+
+    /// Waits until `check` holds, for up to 30 seconds.
+    pub async fn until(&self, what: &str, check: impl Fn(&Discord) -> bool) {
+        for _ in 0..600 {
+            if check(self) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("timed out waiting for {what}; calls: {:#?}", self.calls());
+    }
+}
+
+fn record(s: &Shared, method: &'static str, path: String, body: Value, status: u16) {
+    s.log.lock().unwrap().calls.push(Call {
+        method,
+        path,
+        body,
+        at: Instant::now(),
+        status,
+    });
+}
+
+async fn commands(
+    State(s): State<Shared>,
+    Path(app): Path<String>,
+    Json(body): Json<Value>,
+) -> Json<Value> {
+    record(
+        &s,
+        "PUT",
+        format!("/applications/{app}/commands"),
+        body.clone(),
+        200,
+    );
+    Json(body)
+}
+
+async fn create(
+    State(s): State<Shared>,
+    Path(channel): Path<String>,
+    Json(body): Json<Value>,
+) -> Response {
+    let path = format!("/channels/{channel}/messages");
+    {
+        let mut log = s.log.lock().unwrap();
+        if log.rate_limit_creates > 0 {
+            log.rate_limit_creates -= 1;
+            drop(log);
+            record(&s, "POST", path, body, 429);
+            return (
+                StatusCode::TOO_MANY_REQUESTS,
+                [("retry-after", "1"), ("x-ratelimit-scope", "user")],
+                Json(json!({ "message": "You are being rate limited.", "retry_after": 0.4, "global": false })),
+            )
+                .into_response();
+        }
+    }
+    let message = {
+        let mut log = s.log.lock().unwrap();
+        log.next_id += 1;
+        let id = log.next_id.to_string();
+        let message = json!({
+            "id": id, "type": if body.get("message_reference").is_some() { 19 } else { 0 },
+            "channel_id": channel,
+            "author": { "id": BOT, "username": "switchboard", "bot": true, "discriminator": "0", "avatar": null },
+            "content": body["content"], "components": body.get("components").cloned().unwrap_or(json!([])),
+            "message_reference": body.get("message_reference").cloned(),
+            "mentions": [], "attachments": [], "embeds": [], "tts": false, "pinned": false,
+            "timestamp": "2026-11-28T08:00:00.000000+00:00", "edited_timestamp": null
+        });
+        log.messages.insert(id, message.clone());
+        message
+    };
+    record(&s, "POST", path, body, 200);
+    Json(message).into_response()
+}
+
+async fn edit(
+    State(s): State<Shared>,
+    Path((channel, id)): Path<(String, String)>,
+    Json(body): Json<Value>,
+) -> Response {
+    let updated = {
+        let mut log = s.log.lock().unwrap();
+        let Some(m) = log.messages.get_mut(&id) else {
+            return (
+                StatusCode::NOT_FOUND,
+                Json(json!({ "message": "Unknown Message", "code": 10008 })),
+            )
+                .into_response();
+        };
+        if let Some(c) = body.get("content") {
+            m["content"] = c.clone();
+        }
+        if let Some(c) = body.get("components") {
+            m["components"] = c.clone();
+        }
+        m["edited_timestamp"] = json!("2026-11-28T08:00:01.000000+00:00");
+        m.clone()
+    };
+    record(
+        &s,
+        "PATCH",
+        format!("/channels/{channel}/messages/{id}"),
+        body,
+        200,
+    );
+    Json(updated).into_response()
+}
+
+async fn fetch(State(s): State<Shared>, Path((channel, id)): Path<(String, String)>) -> Response {
+    record(
+        &s,
+        "GET",
+        format!("/channels/{channel}/messages/{id}"),
+        Value::Null,
+        200,
+    );
+    match s.log.lock().unwrap().messages.get(&id) {
+        Some(m) => Json(m.clone()).into_response(),
+        None => (
+            StatusCode::NOT_FOUND,
+            Json(json!({ "message": "Unknown Message", "code": 10008 })),
+        )
+            .into_response(),
+    }
+}
+
+async fn list(State(s): State<Shared>, Path(channel): Path<String>) -> Json<Value> {
+    record(
+        &s,
+        "GET",
+        format!("/channels/{channel}/messages"),
+        Value::Null,
+        200,
+    );
+    let log = s.log.lock().unwrap();
+    let mut msgs: Vec<Value> = log
+        .messages
+        .values()
+        .filter(|m| m["channel_id"] == channel.as_str())
+        .cloned()
+        .collect();
+    msgs.reverse();
+    Json(Value::Array(msgs))
+}
+
+async fn file(
+    State(s): State<Shared>,
+    Path(name): Path<String>,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    let authorized = headers.contains_key("authorization");
+    record(
+        &s,
+        "GET",
+        format!("/attachments/{name}"),
+        json!({ "authorization": authorized }),
+        200,
+    );
+    match s.log.lock().unwrap().files.get(&name) {
+        Some(text) => text.clone().into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+async fn typing(State(s): State<Shared>, Path(channel): Path<String>) -> StatusCode {
+    record(
+        &s,
+        "POST",
+        format!("/channels/{channel}/typing"),
+        Value::Null,
+        204,
+    );
+    StatusCode::NO_CONTENT
+}
+
+async fn callback(
+    State(s): State<Shared>,
+    Path((id, token)): Path<(String, String)>,
+    Json(body): Json<Value>,
+) -> StatusCode {
+    record(
+        &s,
+        "POST",
+        format!("/interactions/{id}/{token}/callback"),
+        body,
+        204,
+    );
+    StatusCode::NO_CONTENT
+}
+
+async fn original(
+    State(s): State<Shared>,
+    Path((app, token)): Path<(String, String)>,
+    Json(body): Json<Value>,
+) -> Json<Value> {
+    record(
+        &s,
+        "PATCH",
+        format!("/webhooks/{app}/{token}/messages/@original"),
+        body.clone(),
+        200,
+    );
+    Json(body)
+}
+
+/// One gateway connection: HELLO, wait for IDENTIFY, READY, then heartbeat
+/// ACKs and the test's dispatches.
+async fn gateway_session(stream: tokio::net::TcpStream, s: Shared, url: String) {
+    let Ok(mut ws) = tokio_tungstenite::accept_async(stream).await else {
+        return;
+    };
+    let send = |v: Value| Frame::Text(v.to_string().into());
+    if ws
+        .send(send(
+            json!({ "op": 10, "d": { "heartbeat_interval": 45000 }, "s": null, "t": null }),
+        ))
+        .await
+        .is_err()
+    {
+        return;
+    }
+    // IDENTIFY, or RESUME after a dropped connection.
+    let first = loop {
+        match ws.next().await {
+            Some(Ok(Frame::Text(t))) => {
+                let v: Value = serde_json::from_str(&t).unwrap_or(Value::Null);
+                if v["op"] == 2 || v["op"] == 6 {
+                    break v;
+                }
+            }
+            Some(Ok(_)) => continue,
+            _ => return,
+        }
+    };
+    let mut seq;
+    let hello_back = if first["op"] == 6 {
+        seq = first["d"]["seq"].as_u64().unwrap_or(0) + 1;
+        s.log.lock().unwrap().resumes.push(first);
+        json!({ "op": 0, "s": seq, "t": "RESUMED", "d": {} })
+    } else {
+        seq = 1;
+        s.log.lock().unwrap().identify.push(first);
+        json!({ "op": 0, "s": seq, "t": "READY", "d": {
+            "v": 10, "user": { "id": BOT, "username": "switchboard", "bot": true, "discriminator": "0", "avatar": null },
+            "guilds": [{ "id": GUILD, "unavailable": true }], "session_id": "stand-in-session",
+            "resume_gateway_url": url, "application": { "id": APP, "flags": 0 } } })
+    };
+    if ws.send(send(hello_back)).await.is_err() {
+        return;
+    }
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    s.dispatch.lock().unwrap().push(tx);
+    loop {
+        tokio::select! {
+            d = rx.recv() => {
+                let Some((t, d)) = d else { return };
+                if t == CLOSE {
+                    // Code 4000 ("unknown error"): the client may resume.
+                    let _ = ws.close(Some(tokio_tungstenite::tungstenite::protocol::CloseFrame {
+                        code: 4000.into(),
+                        reason: "stand-in reconnect".into(),
+                    })).await;
+                    return;
+                }
+                seq += 1;
+                if ws.send(send(json!({ "op": 0, "s": seq, "t": t, "d": d }))).await.is_err() {
+                    return;
+                }
+            }
+            frame = ws.next() => match frame {
+                Some(Ok(Frame::Text(t))) => {
+                    let v: Value = serde_json::from_str(&t).unwrap_or(Value::Null);
+                    if v["op"] == 1 && ws.send(send(json!({ "op": 11 }))).await.is_err() {
+                        return;
+                    }
+                }
+                Some(Ok(_)) => {}
+                _ => return,
+            }
+        }
+    }
+}
+
+/// A `MESSAGE_CREATE` from the test user in the test channel.
+pub fn user_message(id: &str, content: &str, mentions_bot: bool) -> Value {
+    json!({
+        "id": id, "type": 0, "channel_id": CHANNEL, "guild_id": GUILD,
+        "author": { "id": USER, "username": "ada", "global_name": "Ada L", "discriminator": "0", "avatar": null },
+        "member": { "roles": [], "nick": null, "joined_at": "2026-01-01T00:00:00.000000+00:00", "deaf": false, "mute": false },
+        "content": content, "timestamp": "2026-11-28T08:00:00.000000+00:00", "edited_timestamp": null,
+        "tts": false, "mention_everyone": false,
+        "mentions": if mentions_bot { json!([{ "id": BOT, "username": "switchboard", "bot": true, "discriminator": "0", "avatar": null }]) } else { json!([]) },
+        "mention_roles": [], "attachments": [], "embeds": [], "pinned": false
+    })
+}
+
+/// An `INTERACTION_CREATE` from the test user; `kind` 2 command, 3 button.
+pub fn interaction(id: &str, kind: u8, permissions: &str, data: Value) -> Value {
+    json!({
+        "id": id, "application_id": APP, "type": kind, "token": format!("token-{id}"), "version": 1,
+        "guild_id": GUILD, "channel_id": CHANNEL, "app_permissions": "0", "locale": "en-US",
+        "member": { "user": { "id": USER, "username": "ada", "global_name": "Ada L", "discriminator": "0", "avatar": null },
+                    "roles": [], "permissions": permissions, "joined_at": "2026-01-01T00:00:00.000000+00:00",
+                    "deaf": false, "mute": false },
+        "data": data
+    })
+}
