@@ -28,8 +28,10 @@ use tokio::task::JoinHandle;
 
 use super::{FeedbackRecord, InferenceRecord, Store, now_ms};
 
-/// Rows written in one transaction at most.
+/// Rows in one spool segment at most.
 const BATCH: usize = 512;
+/// Rows the writer puts in one transaction, from several segments.
+const WRITE_BATCH: usize = 4096;
 /// Rows that may wait for the spooler before callers wait too.
 const QUEUE: usize = 16_384;
 /// Segment files end with this; a file being written ends with `.tmp`.
@@ -190,27 +192,58 @@ async fn spool_rows(
     }
 }
 
-/// Writes the database side, one segment at a time, in order.
+/// Writes the database side in order. Segments that are waiting are
+/// taken together (up to [`WRITE_BATCH`] rows) into one transaction, so a
+/// backlog drains in large batches.
 async fn write(store: Store, mut work: mpsc::UnboundedReceiver<Work>) {
-    while let Some(item) = work.recv().await {
+    let mut pending: Option<Work> = None;
+    loop {
+        let item = match pending.take() {
+            Some(item) => item,
+            None => match work.recv().await {
+                Some(item) => item,
+                None => return,
+            },
+        };
         match item {
             Work::Flush(done) => {
                 let _ = done.send(());
             }
             Work::Rows(rows) => insert(&store, rows, "memory").await,
-            Work::Segment(path) => {
-                let rows = match read_segment(&path) {
-                    Ok(rows) => rows,
-                    Err(e) => {
-                        tracing::error!(segment = %path.display(), error = %e, "cannot read a spool segment; it is left in place");
-                        continue;
+            Work::Segment(first) => {
+                let mut paths = vec![first];
+                let mut rows = Vec::new();
+                loop {
+                    let path = &paths[paths.len() - 1];
+                    match read_segment(path) {
+                        Ok(mut r) => rows.append(&mut r),
+                        Err(e) => {
+                            tracing::error!(segment = %path.display(), error = %e, "cannot read a spool segment; it is left in place");
+                            paths.pop();
+                        }
                     }
-                };
-                insert(&store, rows, &path.display().to_string()).await;
-                if let Err(e) = fs::remove_file(&path)
-                    && e.kind() != std::io::ErrorKind::NotFound
-                {
-                    tracing::warn!(segment = %path.display(), error = %e, "cannot remove a written spool segment; it will be replayed (harmlessly) at the next start");
+                    if rows.len() >= WRITE_BATCH {
+                        break;
+                    }
+                    match work.try_recv() {
+                        Ok(Work::Segment(next)) => paths.push(next),
+                        Ok(other) => {
+                            pending = Some(other);
+                            break;
+                        }
+                        Err(_) => break,
+                    }
+                }
+                let from = paths
+                    .first()
+                    .map_or(String::new(), |p| p.display().to_string());
+                insert(&store, rows, &from).await;
+                for path in paths {
+                    if let Err(e) = fs::remove_file(&path)
+                        && e.kind() != std::io::ErrorKind::NotFound
+                    {
+                        tracing::warn!(segment = %path.display(), error = %e, "cannot remove a written spool segment; it will be replayed (harmlessly) at the next start");
+                    }
                 }
             }
         }
