@@ -5,6 +5,7 @@
 mod console;
 mod models;
 mod prompts_cli;
+mod slack;
 mod wiring;
 
 use std::path::PathBuf;

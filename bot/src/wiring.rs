@@ -17,7 +17,17 @@ pub async fn serve(app: &Gateway, config: &Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {} (server.listen)", config.server.listen))?;
     tracing::info!(listen = %config.server.listen, "serving the OpenAI-compatible API at /v1/chat/completions");
-    gateway::server::serve(listener, state, shutdown_signal()).await?;
+    let mut router = gateway::server::app(state);
+    if let Some(slack) = crate::slack::Slack::from_config(app, config)? {
+        tracing::info!("Slack: serving /slack/events, /slack/commands and /slack/interactions");
+        router = router.merge(slack.router());
+    }
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await?;
     tracing::info!("stopped; writing the last rows");
     Ok(())
 }

@@ -1,0 +1,1 @@
+//! End-to-end tests of the adapter against a stand-in Slack Web API.
