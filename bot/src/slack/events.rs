@@ -328,7 +328,9 @@ fn strip_mention(text: &str, bot_user: &str) -> String {
     if bot_user.is_empty() {
         return text.trim().to_string();
     }
-    text.replace(&format!("<@{bot_user}>"), "")
+    let mention = format!("<@{bot_user}>");
+    text.replace(&format!(" {mention}"), "")
+        .replace(&mention, "")
         .trim()
         .to_string()
 }
@@ -344,6 +346,7 @@ mod tests {
             "what is\n`up`?"
         );
         assert_eq!(strip_mention("hi <@UOTHER>", "UBOT"), "hi <@UOTHER>");
+        assert_eq!(strip_mention("hi <@UBOT> there", "UBOT"), "hi there");
         assert!(ts_before("1700000000.000200", "1700000000.001000"));
         assert!(!ts_before("1700000001.000000", "1700000000.999999"));
     }

@@ -1,1 +1,0 @@
-//! End-to-end tests of the adapter against a stand-in Slack Web API.
