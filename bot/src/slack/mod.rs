@@ -142,7 +142,27 @@ impl SlackConfig {
                 parsed.api_base
             )));
         }
+        if parsed.app_token_env.is_some() {
+            return Err(SlackError::SocketMode);
+        }
         Ok(Some(parsed))
+    }
+
+    /// The bot token and the signing secret, from the variables that
+    /// `bot_token_env` and `signing_secret_env` name.
+    pub fn secrets(&self, env: &gateway::config::Env) -> Result<(String, String), SlackError> {
+        let secret = |key: &'static str, var: &str| {
+            env.get(var)
+                .map(str::to_string)
+                .ok_or_else(|| SlackError::MissingSecret {
+                    key,
+                    var: var.to_string(),
+                })
+        };
+        Ok((
+            secret("bot_token_env", &self.bot_token_env)?,
+            secret("signing_secret_env", &self.signing_secret_env)?,
+        ))
     }
 }
 
@@ -194,21 +214,7 @@ impl Slack {
         let Some(slack) = SlackConfig::from_config(config)? else {
             return Ok(None);
         };
-        if slack.app_token_env.is_some() {
-            return Err(SlackError::SocketMode);
-        }
-        let secret = |key: &'static str, var: &str| {
-            config
-                .env
-                .get(var)
-                .map(str::to_string)
-                .ok_or_else(|| SlackError::MissingSecret {
-                    key,
-                    var: var.to_string(),
-                })
-        };
-        let token = secret("bot_token_env", &slack.bot_token_env)?;
-        let signing = secret("signing_secret_env", &slack.signing_secret_env)?;
+        let (token, signing) = slack.secrets(&config.env)?;
         Ok(Some(Slack::new(
             app.pipeline.clone(),
             app.admin.clone(),

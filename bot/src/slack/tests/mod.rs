@@ -49,6 +49,18 @@ fn now() -> i64 {
 async fn world(extra_toml: &str) -> World {
     let provider = StandIn::start().await;
     let api = FakeSlack::start().await;
+    let (harness, url) = replica(&provider, &api, extra_toml).await;
+    World {
+        harness,
+        provider,
+        api,
+        url,
+        client: reqwest::Client::new(),
+    }
+}
+
+/// One Switchboard process with the adapter mounted; its URL.
+async fn replica(provider: &StandIn, api: &FakeSlack, extra_toml: &str) -> (Harness, String) {
     let harness = Harness::start(
         &format!("{}\n{extra_toml}", support::one_provider(&provider.url)),
         &[],
@@ -74,13 +86,7 @@ async fn world(extra_toml: &str) -> World {
     tokio::spawn(async move {
         let _ = axum::serve(listener, router).await;
     });
-    World {
-        harness,
-        provider,
-        api,
-        url,
-        client: reqwest::Client::new(),
-    }
+    (harness, url)
 }
 
 impl World {
@@ -143,9 +149,19 @@ impl World {
     }
 
     async fn post(&self, path: &str, body: &str, headers: &[(&str, &str)]) -> Answer {
+        self.post_to(&self.url, path, body, headers).await
+    }
+
+    async fn post_to(
+        &self,
+        base: &str,
+        path: &str,
+        body: &str,
+        headers: &[(&str, &str)],
+    ) -> Answer {
         let mut req = self
             .client
-            .post(format!("{}{path}", self.url))
+            .post(format!("{base}{path}"))
             .body(body.to_string());
         for (k, v) in headers {
             req = req.header(*k, *v);
@@ -902,4 +918,110 @@ async fn a_slow_prompt_command_is_acknowledged_then_answered_through_response_ur
         "{}",
         answer.args
     );
+}
+
+/// Signing headers for `body`, as Slack sends them, with a retry number.
+fn signed_headers(body: &str, retry: Option<&'static str>) -> Vec<(&'static str, String)> {
+    let ts = now().to_string();
+    let sig = sign(SECRET.as_bytes(), &ts, body.as_bytes());
+    let mut h = vec![
+        ("content-type", "application/json".to_string()),
+        ("x-slack-request-timestamp", ts),
+        ("x-slack-signature", sig),
+    ];
+    if let Some(n) = retry {
+        h.push(("x-slack-retry-num", n.to_string()));
+        h.push(("x-slack-retry-reason", "http_timeout".to_string()));
+    }
+    h
+}
+
+#[tokio::test]
+async fn an_event_delivered_to_two_replicas_sharing_redis_gets_one_reply() {
+    let redis = support::redis::redis_section(&support::redis::shared_url(), "closed");
+    let w = world(&redis).await;
+    let (_other, other_url) = replica(&w.provider, &w.api, &redis).await;
+    let body = app_mention("Ev0REPLICAS", "<@U0LAN0Z89> hi").to_string();
+    for (base, retry) in [
+        (&w.url, None),
+        (&other_url, Some("1")),
+        (&other_url, Some("2")),
+    ] {
+        let headers = signed_headers(&body, retry);
+        let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let r = w.post_to(base, "/slack/events", &body, &headers).await;
+        assert_eq!(r.status, 200);
+    }
+    w.api
+        .wait_for("the answer", |c| final_message(c).is_some())
+        .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(w.api.calls_of("chat.postMessage").len(), 1);
+    assert_eq!(w.provider.received().len(), 1);
+}
+
+type Parsed = Option<(SlackConfig, (String, String))>;
+
+fn slack_config(section: &str, env: &[(&str, &str)]) -> Result<Parsed, String> {
+    let config = gateway::Config::from_parts(
+        "test",
+        section,
+        env.iter().map(|(k, v)| (k.to_string(), v.to_string())),
+    )
+    .map_err(|e| e.to_string())?;
+    match SlackConfig::from_config(&config).map_err(|e| e.to_string())? {
+        Some(c) => {
+            let secrets = c.secrets(&config.env).map_err(|e| e.to_string())?;
+            Ok(Some((c, secrets)))
+        }
+        None => Ok(None),
+    }
+}
+
+#[test]
+fn the_example_files_slack_section_is_valid_once_uncommented() {
+    let example = include_str!("../../../../switchboard.example.toml");
+    let section = &example[example.find("#[slack]").expect("a [slack] section")..];
+    let text: String = section
+        .lines()
+        .filter(|l| !l.starts_with("##"))
+        .map(|l| l.strip_prefix('#').unwrap_or(l))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let env = [
+        ("SLACK_BOT_TOKEN", "xoxb-1"),
+        ("SLACK_SIGNING_SECRET", "s3"),
+    ];
+    let (config, secrets) = slack_config(&text, &env).unwrap().expect("[slack] is read");
+    assert_eq!(config.api_base, super::DEFAULT_API_BASE);
+    assert_eq!(config.updates_per_minute, 50);
+    assert_eq!(secrets, ("xoxb-1".to_string(), "s3".to_string()));
+    assert!(
+        slack_config("", &[]).unwrap().is_none(),
+        "no [slack], no adapter"
+    );
+}
+
+#[test]
+fn slack_config_errors_name_the_key_and_the_fix() {
+    let base = "[slack]\nbot_token_env = \"T\"\nsigning_secret_env = \"S\"\n";
+    let e = slack_config(&format!("{base}tokn_env = \"X\"\n"), &[]).unwrap_err();
+    assert!(
+        e.contains("unknown field `tokn_env`") && e.contains("switchboard.example.toml"),
+        "{e}"
+    );
+    let e = slack_config(base, &[("T", "xoxb")]).unwrap_err();
+    assert!(
+        e.contains("slack.signing_secret_env") && e.contains("`S`"),
+        "{e}"
+    );
+    let e = slack_config(&format!("{base}app_token_env = \"A\"\n"), &[]).unwrap_err();
+    assert!(
+        e.contains("Socket Mode") && e.contains("/slack/events"),
+        "{e}"
+    );
+    let e = slack_config(&format!("{base}api_base = \"slack.com\"\n"), &[]).unwrap_err();
+    assert!(e.contains("slack.api_base"), "{e}");
+    let e = slack_config("[slack]\nsigning_secret_env = \"S\"\n", &[]).unwrap_err();
+    assert!(e.contains("bot_token_env"), "{e}");
 }
