@@ -103,7 +103,7 @@ pub(crate) async fn deliver(
                     continue;
                 }
                 if (sent.messages.is_empty() || slack.inner.budget.try_take(team))
-                    && !target.render(&mut sent, &text, false).await
+                    && !target.render(&mut sent, &text, false, false).await
                 {
                     return;
                 }
@@ -112,7 +112,7 @@ pub(crate) async fn deliver(
                 if text.trim().is_empty() {
                     text = "_(the model gave an empty answer)_".into();
                 }
-                target.render(&mut sent, &text, true).await;
+                target.render(&mut sent, &text, true, true).await;
                 return;
             }
             Some(ReplyEvent::Failed {
@@ -123,7 +123,8 @@ pub(crate) async fn deliver(
                 } else {
                     text = format!("Sorry, I could not answer: {message}");
                 }
-                target.render(&mut sent, &text, true).await;
+                // Feedback is about answers; a failure has none to rate.
+                target.render(&mut sent, &text, true, false).await;
                 return;
             }
         }
@@ -153,12 +154,12 @@ struct Target<'a> {
 impl Target<'_> {
     /// Brings the thread up to date with `markdown`; false if Slack
     /// refused a message (the answer cannot be shown).
-    async fn render(&self, sent: &mut Sent, markdown: &str, last: bool) -> bool {
+    async fn render(&self, sent: &mut Sent, markdown: &str, last: bool, feedback: bool) -> bool {
         let chunks = gateway::chunks::split_message(&to_mrkdwn(markdown), SECTION_MAX);
         let web = &self.slack.inner.web;
         let n = chunks.len();
         for (i, chunk) in chunks.iter().enumerate() {
-            let buttons = last && i + 1 == n;
+            let buttons = last && feedback && i + 1 == n;
             let blocks = self.blocks(chunk, buttons);
             if let Some((ts, old)) = sent.messages.get(i) {
                 // While streaming only the newest message is edited; the

@@ -1025,3 +1025,60 @@ fn slack_config_errors_name_the_key_and_the_fix() {
     let e = slack_config("[slack]\nsigning_secret_env = \"S\"\n", &[]).unwrap_err();
     assert!(e.contains("bot_token_env"), "{e}");
 }
+
+#[tokio::test]
+async fn a_rate_limited_user_is_told_in_the_thread_and_a_failed_model_is_reported_without_buttons()
+{
+    let w = world("[limits.user]\nrequests_per_minute = 1\n").await;
+    w.event(&app_mention("Ev0FIRST", "<@U0LAN0Z89> one")).await;
+    w.api
+        .wait_for("the first answer", |c| final_message(c).is_some())
+        .await;
+    let mut second = app_mention("Ev0SECOND", "<@U0LAN0Z89> two");
+    second["event"]["ts"] = json!("1515449600.000001");
+    w.event(&second).await;
+    let calls = w
+        .api
+        .wait_for("the refusal", |c| {
+            c.iter().any(|c| {
+                c.method == "chat.postMessage" && c.args["thread_ts"] == "1515449600.000001"
+            })
+        })
+        .await;
+    let refusal = calls
+        .iter()
+        .find(|c| c.method == "chat.postMessage" && c.args["thread_ts"] == "1515449600.000001")
+        .unwrap();
+    let text = refusal.args["text"].as_str().unwrap();
+    assert!(
+        text.contains("requests per minute") || text.contains("rate limit"),
+        "{text}"
+    );
+    assert_eq!(
+        w.provider.received().len(),
+        1,
+        "the refused question never reached the model"
+    );
+
+    // A model that keeps failing: the thread says so, and offers no buttons.
+    let w = world("").await;
+    w.provider.always(Reply::Status(
+        500,
+        support::standin::openai_error("The server had an error", "server_error"),
+        vec![],
+    ));
+    w.event(&app_mention("Ev0FAIL", "<@U0LAN0Z89> hi")).await;
+    let calls = w
+        .api
+        .wait_for("the failure notice", |c| {
+            c.iter()
+                .any(|c| c.args.to_string().contains("Sorry, I could not answer"))
+        })
+        .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        final_message(&calls).is_none(),
+        "{:?}",
+        fake_api::summary(&calls)
+    );
+}
