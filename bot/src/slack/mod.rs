@@ -24,7 +24,7 @@ mod tests;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::http::{HeaderMap, StatusCode};
@@ -39,6 +39,10 @@ use web::{Web, WebError};
 
 /// Slack's Web API.
 pub const DEFAULT_API_BASE: &str = "https://slack.com/api";
+/// How long a user's name and admin flag are trusted before asking again.
+const USER_TTL: Duration = Duration::from_secs(5 * 60);
+/// How many events are handled at once (mostly waiting on the model).
+const WORKERS: usize = 512;
 /// How many events may wait for a worker before new ones are refused.
 const QUEUE: usize = 1024;
 
@@ -197,7 +201,8 @@ pub(crate) struct Shared {
     signing_secret: Vec<u8>,
     pub(crate) config: SlackConfig,
     identity: OnceCell<Identity>,
-    users: Mutex<HashMap<String, User>>,
+    /// `users.info` answers, with when they were read.
+    users: Mutex<HashMap<String, (User, Instant)>>,
     pub(crate) budget: Budget,
     queue: mpsc::Sender<events::Job>,
     /// Which bot messages answer which inference (`channel:ts`).
@@ -254,7 +259,7 @@ impl Slack {
         tokio::spawn(events::work(
             Arc::downgrade(&slack.inner),
             rx,
-            Arc::new(Semaphore::new(64)),
+            Arc::new(Semaphore::new(WORKERS)),
         ));
         slack
     }
@@ -302,9 +307,12 @@ impl Slack {
             .await
     }
 
-    /// A user's name and admin flag (`users.info`, cached for the process).
+    /// A user's name and admin flag (`users.info`, kept for
+    /// [`USER_TTL`], so that a change of admins takes effect soon).
     pub(crate) async fn user(&self, id: &str) -> Result<User, WebError> {
-        if let Some(u) = self.lock_users().get(id) {
+        if let Some((u, at)) = self.lock_users().get(id)
+            && at.elapsed() < USER_TTL
+        {
             return Ok(u.clone());
         }
         let v = self.inner.web.get("users.info", &[("user", id)]).await?;
@@ -321,11 +329,15 @@ impl Slack {
                 || u["is_owner"].as_bool() == Some(true)
                 || u["is_primary_owner"].as_bool() == Some(true),
         };
-        self.lock_users().insert(id.to_string(), user.clone());
+        let mut users = self.lock_users();
+        if users.len() > 50_000 {
+            users.clear();
+        }
+        users.insert(id.to_string(), (user.clone(), Instant::now()));
         Ok(user)
     }
 
-    fn lock_users(&self) -> std::sync::MutexGuard<'_, HashMap<String, User>> {
+    fn lock_users(&self) -> std::sync::MutexGuard<'_, HashMap<String, (User, Instant)>> {
         self.inner.users.lock().unwrap_or_else(|p| p.into_inner())
     }
 
