@@ -241,6 +241,16 @@ impl Slack {
             .filter_map(|f| f["name"].as_str())
             .map(|n| format!("{n} (attached file, not read)"))
             .collect();
+        // Files are not given to models yet: the answer says so.
+        let note = match attachments.len() {
+            0 => None,
+            1 => {
+                Some("_(the attached file was not read: answering from the text only)_".to_string())
+            }
+            n => Some(format!(
+                "_(the {n} attached files were not read: answering from the text only)_"
+            )),
+        };
         let inbound = Inbound {
             origin: Origin {
                 platform: "slack".into(),
@@ -257,7 +267,9 @@ impl Slack {
         };
         let request = Request::new(inbound.origin.clone(), Input::Chat(inbound));
         match self.inner.pipeline.start(request).await {
-            Ok(stream) => super::reply::deliver(self, team, channel, thread, stream).await,
+            Ok(stream) => {
+                super::reply::deliver(self, team, channel, thread, stream, note.as_deref()).await
+            }
             Err(e) => {
                 let text = match &e {
                     PipelineError::Limited { source, .. } => source.to_string(),

@@ -73,13 +73,15 @@ struct Sent {
     buttons: bool,
 }
 
-/// Streams one answer into the thread `thread` of `channel`.
+/// Streams one answer into the thread `thread` of `channel`; `note` (in
+/// Markdown) ends the finished answer.
 pub(crate) async fn deliver(
     slack: &Slack,
     team: &str,
     channel: &str,
     thread: &str,
     mut stream: ReplyStream,
+    note: Option<&str>,
 ) {
     let id = stream.inference_id;
     let mut text = String::new();
@@ -111,6 +113,10 @@ pub(crate) async fn deliver(
             Some(ReplyEvent::Done(_)) | None => {
                 if text.trim().is_empty() {
                     text = "_(the model gave an empty answer)_".into();
+                }
+                if let Some(note) = note {
+                    text.push_str("\n\n");
+                    text.push_str(note);
                 }
                 target.render(&mut sent, &text, true, true).await;
                 return;

@@ -1082,3 +1082,27 @@ async fn a_rate_limited_user_is_told_in_the_thread_and_a_failed_model_is_reporte
         fake_api::summary(&calls)
     );
 }
+
+#[tokio::test]
+async fn an_answer_to_a_message_with_files_says_they_were_not_read() {
+    let w = world("").await;
+    let mut mention = app_mention("Ev0FILES", "<@U0LAN0Z89> what is in this?");
+    mention["event"]["files"] = json!([{
+        "id": "F0S43PZDF", "name": "diagram.png", "title": "diagram.png",
+        "mimetype": "image/png", "filetype": "png", "size": 20480,
+        "url_private": "https://files.slack.com/files-pri/T1-F0S43PZDF/diagram.png"
+    }]);
+    w.event(&mention).await;
+    let calls = w
+        .api
+        .wait_for("the answer", |c| final_message(c).is_some())
+        .await;
+    let text = final_message(&calls).unwrap().args["blocks"][0]["text"]["text"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        text,
+        "Hello from the stand-in.\n\n_(the attached file was not read: answering from the text only)_"
+    );
+}
