@@ -47,9 +47,14 @@ fn now() -> i64 {
 }
 
 async fn world(extra_toml: &str) -> World {
+    world_with(extra_toml, "").await
+}
+
+/// [`world`], with more `[slack]` keys.
+async fn world_with(extra_toml: &str, slack_toml: &str) -> World {
     let provider = StandIn::start().await;
     let api = FakeSlack::start().await;
-    let (harness, url) = replica(&provider, &api, extra_toml).await;
+    let (harness, url) = replica_with(&provider, &api, extra_toml, slack_toml).await;
     World {
         harness,
         provider,
@@ -61,6 +66,15 @@ async fn world(extra_toml: &str) -> World {
 
 /// One Switchboard process with the adapter mounted; its URL.
 async fn replica(provider: &StandIn, api: &FakeSlack, extra_toml: &str) -> (Harness, String) {
+    replica_with(provider, api, extra_toml, "").await
+}
+
+async fn replica_with(
+    provider: &StandIn,
+    api: &FakeSlack,
+    extra_toml: &str,
+    slack_toml: &str,
+) -> (Harness, String) {
     let harness = Harness::start(
         &format!("{}\n{extra_toml}", support::one_provider(&provider.url)),
         &[],
@@ -68,7 +82,7 @@ async fn replica(provider: &StandIn, api: &FakeSlack, extra_toml: &str) -> (Harn
     .await;
     let config: SlackConfig = toml::from_str(&format!(
         "bot_token_env = \"SLACK_BOT_TOKEN\"\nsigning_secret_env = \"SLACK_SIGNING_SECRET\"\n\
-         api_base = \"{}\"\nupdates_per_minute = 6000\ncommand_inline_ms = 1500\n",
+         api_base = \"{}\"\nupdates_per_minute = 6000\ncommand_inline_ms = 1500\n{slack_toml}",
         api.url
     ))
     .unwrap();
@@ -1105,4 +1119,46 @@ async fn an_answer_to_a_message_with_files_says_they_were_not_read() {
         text,
         "Hello from the stand-in.\n\n_(the attached file was not read: answering from the text only)_"
     );
+}
+
+#[tokio::test]
+async fn a_long_thread_is_trimmed_to_the_newest_messages_within_the_configured_budget() {
+    // (limits, the earlier messages the model is given)
+    let cases: [(&str, &[&str]); 2] = [
+        (
+            "history_messages = 3\n",
+            &["message 3", "al: message 4", "message 5"],
+        ),
+        ("history_chars = 30\n", &["al: message 4", "message 5"]),
+    ];
+    for (limits, expected) in cases {
+        let w = world_with("", limits).await;
+        w.api.user("U111", "al", false);
+        let parent = "1700000000.000100";
+        let mut messages = Vec::new();
+        for i in 0..6 {
+            let ts = format!("1700000000.{:06}", 100 + i * 100);
+            let user = if i % 2 == 1 { BOT_USER } else { "U111" };
+            messages.push(json!({"type": "message", "user": user, "text": format!("message {i}"), "ts": ts, "thread_ts": parent}));
+        }
+        w.api.thread(parent, messages);
+        let mut mention = app_mention("Ev0TRIM", "<@U0LAN0Z89> and now?");
+        mention["event"]["ts"] = json!("1700000000.000700");
+        mention["event"]["thread_ts"] = json!(parent);
+        w.event(&mention).await;
+        w.api
+            .wait_for("the answer", |c| final_message(c).is_some())
+            .await;
+        let sent = w.provider.received()[0].body["messages"].clone();
+        let contents: Vec<&str> = sent
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| m["role"] != "system")
+            .map(|m| m["content"].as_str().unwrap())
+            .collect();
+        let mut want = expected.to_vec();
+        want.push("and now?");
+        assert_eq!(contents, want, "{limits}");
+    }
 }
