@@ -7,6 +7,7 @@ mod discord;
 mod eval_cli;
 mod models;
 mod prompts_cli;
+mod slack;
 mod wiring;
 
 use std::path::PathBuf;

@@ -1,6 +1,6 @@
-//! Wiring for the front ends: runs the HTTP server (and the Discord
-//! connection when `[discord]` is configured) with a graceful shutdown on
-//! Ctrl-C or SIGTERM.
+//! Wiring for the front ends: runs the HTTP server (with the Slack routes
+//! when `[slack]` is configured, and the Discord connection when
+//! `[discord]` is) with a graceful shutdown on Ctrl-C or SIGTERM.
 
 use anyhow::Context;
 use gateway::{Config, Gateway};
@@ -18,9 +18,18 @@ pub async fn serve(app: &Gateway, config: &Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {} (server.listen)", config.server.listen))?;
     tracing::info!(listen = %config.server.listen, "serving the OpenAI-compatible API at /v1/chat/completions");
+    let mut router = gateway::server::app(state);
+    if let Some(slack) = crate::slack::Slack::from_config(app, config)? {
+        tracing::info!("Slack: serving /slack/events, /slack/commands and /slack/interactions");
+        router = router.merge(slack.router());
+    }
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let discord = crate::discord::start(app, config, stopped)?;
-    gateway::server::serve(listener, state, async move {
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
         shutdown_signal().await;
         let _ = stop.send(true);
     })

@@ -1,0 +1,160 @@
+//! `/slack/commands`: the `/prompt` slash command. The text is parsed by
+//! the platform-neutral admin layer, which also checks the caller's
+//! rights (configured admins, plus workspace admins and owners as
+//! `users.info` reports them). Answers are ephemeral. A command that
+//! takes longer than Slack's 3 seconds (a `test` asks a model) is
+//! acknowledged at once and answered through `response_url`.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use gateway::admin::{Actor, AdminError, Output, Section, parse_command};
+use gateway::registry::Scope;
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+
+use super::Slack;
+use super::format::escape;
+
+/// The most blocks in one Slack message.
+const MAX_BLOCKS: usize = 50;
+
+/// Handles a POST to `/slack/commands`.
+pub async fn handle(State(slack): State<Slack>, headers: HeaderMap, body: Bytes) -> Response {
+    if let Err(status) = slack.verify(&headers, &body) {
+        return status.into_response();
+    }
+    let field = |name: &str| {
+        form_urlencoded::parse(&body)
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
+    };
+    let (Some(user), Some(team), Some(channel)) =
+        (field("user_id"), field("team_id"), field("channel_id"))
+    else {
+        return (
+            StatusCode::BAD_REQUEST,
+            "a slash command needs user_id, team_id and channel_id\n",
+        )
+            .into_response();
+    };
+    let text = field("text").unwrap_or_default();
+    let here = Scope::Channel {
+        platform: "slack".into(),
+        workspace: team,
+        channel,
+    };
+    let command = match parse_command(&text, Some(&here)) {
+        Ok(c) => c,
+        Err(usage) => return Json(ephemeral_text(&usage, true)).into_response(),
+    };
+    let (tx, mut rx) = oneshot::channel::<Value>();
+    let response_url = field("response_url");
+    let worker = slack.clone();
+    tokio::spawn(async move {
+        let actor = worker.actor(&user).await;
+        let answer = match worker.inner.admin.run(&actor, command).await {
+            Ok(output) => render(&output),
+            Err(e @ AdminError::Forbidden { .. }) => ephemeral_text(&format!("✋ {e}"), false),
+            Err(e) => ephemeral_text(&format!("⚠️ {e}"), false),
+        };
+        if let Err(answer) = tx.send(answer) {
+            // The command took too long to answer inline.
+            match response_url {
+                Some(url) => {
+                    if let Err(e) = worker.inner.web.respond(&url, &answer).await {
+                        tracing::warn!(error = %e, "cannot answer a slash command through response_url");
+                    }
+                }
+                None => {
+                    tracing::warn!("a slow slash command had no response_url to answer through")
+                }
+            }
+        }
+    });
+    let wait = Duration::from_millis(slack.inner.config.command_inline_ms);
+    if let Ok(Ok(answer)) = tokio::time::timeout(wait, &mut rx).await {
+        return Json(answer).into_response();
+    }
+    rx.close();
+    match rx.try_recv() {
+        Ok(answer) => Json(answer).into_response(),
+        Err(_) => Json(ephemeral_text("⏳ Working on it…", false)).into_response(),
+    }
+}
+
+impl Slack {
+    /// The caller as the admin layer sees them.
+    async fn actor(&self, user: &str) -> Actor {
+        let (name, admin) = match self.user(user).await {
+            Ok(u) => (u.name, u.admin),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the caller's profile (users.info); treating them as a member");
+                (user.to_string(), false)
+            }
+        };
+        Actor {
+            id: format!("slack:{user}"),
+            name,
+            roles: if admin {
+                vec!["slack:admin".into()]
+            } else {
+                Vec::new()
+            },
+            platform_admin: admin,
+        }
+    }
+}
+
+/// A one-message ephemeral answer; `code` shows it preformatted.
+fn ephemeral_text(text: &str, code: bool) -> Value {
+    let shown = if code {
+        format!("```\n{}\n```", escape(text.trim_end_matches('\n')))
+    } else {
+        escape(text)
+    };
+    json!({ "response_type": "ephemeral", "text": shown })
+}
+
+/// An admin layer output as Slack blocks.
+pub fn render(output: &Output) -> Value {
+    let mut blocks = vec![section(&format!("*{}*", escape(&output.summary)))];
+    for s in &output.sections {
+        let text = match s {
+            Section::Text(t) => escape(t),
+            Section::Code { text, .. } => {
+                format!("```\n{}\n```", escape(text.trim_end_matches('\n')))
+            }
+            Section::Table { .. } => {
+                let table = Output {
+                    summary: String::new(),
+                    sections: vec![s.clone()],
+                }
+                .to_text();
+                format!("```\n{}\n```", escape(table.trim_matches('\n')))
+            }
+        };
+        for chunk in gateway::chunks::split_message(&text, 2_900) {
+            blocks.push(section(&chunk));
+        }
+    }
+    if blocks.len() > MAX_BLOCKS {
+        blocks.truncate(MAX_BLOCKS - 1);
+        blocks.push(section(
+            "_(cut: too long for one Slack message; use `switchboard prompts` for the rest)_",
+        ));
+    }
+    json!({
+        "response_type": "ephemeral",
+        "text": output.summary,
+        "blocks": blocks,
+    })
+}
+
+fn section(text: &str) -> Value {
+    json!({ "type": "section", "text": { "type": "mrkdwn", "text": text } })
+}

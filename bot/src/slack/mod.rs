@@ -1,0 +1,364 @@
+//! The Slack adapter: Slack's Events API, slash commands and
+//! interactivity over HTTP on `switchboard serve`.
+//!
+//! Every request is verified ([`signature`]), acknowledged at once, and
+//! its work queued: answers stream into the thread ([`reply`]) while Slack
+//! has long had its 200. The parts:
+//!
+//! - [`events`]: `/slack/events`: mentions, DMs and thread replies
+//! - [`commands`]: `/slack/commands`: `/prompt` through the admin layer
+//! - [`interactions`]: `/slack/interactions`: feedback buttons and the
+//!   comment modal
+//! - [`web`]: the Web API client; [`format`]: Markdown to mrkdwn
+
+pub mod commands;
+pub mod events;
+pub mod format;
+pub mod interactions;
+pub mod reply;
+pub mod signature;
+pub mod web;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use gateway::admin::Admin;
+use gateway::{Config, Pipeline};
+use serde::Deserialize;
+use tokio::sync::{OnceCell, Semaphore, mpsc};
+
+use reply::Budget;
+use web::{Web, WebError};
+
+/// Slack's Web API.
+pub const DEFAULT_API_BASE: &str = "https://slack.com/api";
+/// How long a user's name and admin flag are trusted before asking again.
+const USER_TTL: Duration = Duration::from_secs(5 * 60);
+/// How many events are handled at once (mostly waiting on the model).
+const WORKERS: usize = 512;
+/// How many events may wait for a worker before new ones are refused.
+const QUEUE: usize = 1024;
+
+/// Why the Slack adapter could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum SlackError {
+    /// `[slack]` does not parse.
+    #[error("invalid [slack] section: {0} (see the [slack] section of switchboard.example.toml)")]
+    Config(String),
+    /// A secret's variable is not set.
+    #[error(
+        "slack.{key} names the environment variable `{var}`, which is not set: export it with the value from the Slack app's settings"
+    )]
+    MissingSecret {
+        /// The key naming the variable.
+        key: &'static str,
+        /// The variable.
+        var: String,
+    },
+    /// Socket Mode was asked for.
+    #[error(
+        "slack.app_token_env: Socket Mode is not supported yet; remove the key and point the app's Event Subscriptions at https://YOUR-HOST/slack/events"
+    )]
+    SocketMode,
+}
+
+/// `[slack]` in switchboard.toml.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlackConfig {
+    /// The variable holding the bot token (`xoxb-…`).
+    pub bot_token_env: String,
+    /// The variable holding the app's signing secret.
+    pub signing_secret_env: String,
+    /// The variable holding an app-level token (`xapp-…`) for Socket Mode.
+    #[serde(default)]
+    pub app_token_env: Option<String>,
+    /// The Web API's base URL.
+    #[serde(default = "default_api_base")]
+    pub api_base: String,
+    /// Answer messages from other bots too.
+    #[serde(default)]
+    pub reply_to_bots: bool,
+    /// `chat.update` calls per minute shared by all answers in one
+    /// workspace while they stream (Slack's Tier 3 allows about 50).
+    #[serde(default = "default_updates_per_minute")]
+    pub updates_per_minute: u32,
+    /// The most earlier thread messages given to the model.
+    #[serde(default = "default_history_messages")]
+    pub history_messages: usize,
+    /// The most characters of earlier thread messages given to the model
+    /// (about four per token); the oldest are left out first.
+    #[serde(default = "default_history_chars")]
+    pub history_chars: usize,
+    /// The status shown under the thread while the model has not started.
+    #[serde(default = "default_status")]
+    pub thinking_status: String,
+    /// How long a `/prompt` command may take before its answer goes
+    /// through `response_url` instead (milliseconds; Slack waits 3 s).
+    #[serde(default = "default_inline_ms")]
+    pub command_inline_ms: u64,
+}
+
+fn default_api_base() -> String {
+    DEFAULT_API_BASE.to_string()
+}
+fn default_updates_per_minute() -> u32 {
+    50
+}
+fn default_history_messages() -> usize {
+    50
+}
+fn default_history_chars() -> usize {
+    16_000
+}
+fn default_status() -> String {
+    "is thinking…".to_string()
+}
+fn default_inline_ms() -> u64 {
+    2_000
+}
+
+impl SlackConfig {
+    /// Reads `[slack]` from the configuration, if present.
+    pub fn from_config(config: &Config) -> Result<Option<SlackConfig>, SlackError> {
+        let Some(table) = &config.slack else {
+            return Ok(None);
+        };
+        let parsed: SlackConfig = table
+            .clone()
+            .try_into()
+            .map_err(|e: toml::de::Error| SlackError::Config(e.message().to_string()))?;
+        if parsed.updates_per_minute == 0 {
+            return Err(SlackError::Config(
+                "slack.updates_per_minute must be at least 1".into(),
+            ));
+        }
+        if !(parsed.api_base.starts_with("https://") || parsed.api_base.starts_with("http://")) {
+            return Err(SlackError::Config(format!(
+                "slack.api_base `{}` must be an http(s) URL such as {DEFAULT_API_BASE}",
+                parsed.api_base
+            )));
+        }
+        if parsed.app_token_env.is_some() {
+            return Err(SlackError::SocketMode);
+        }
+        Ok(Some(parsed))
+    }
+
+    /// The bot token and the signing secret, from the variables that
+    /// `bot_token_env` and `signing_secret_env` name.
+    pub fn secrets(&self, env: &gateway::config::Env) -> Result<(String, String), SlackError> {
+        let secret = |key: &'static str, var: &str| {
+            env.get(var)
+                .map(str::to_string)
+                .ok_or_else(|| SlackError::MissingSecret {
+                    key,
+                    var: var.to_string(),
+                })
+        };
+        Ok((
+            secret("bot_token_env", &self.bot_token_env)?,
+            secret("signing_secret_env", &self.signing_secret_env)?,
+        ))
+    }
+}
+
+/// The bot's own identity, from `auth.test`.
+#[derive(Debug, Clone, Default)]
+pub struct Identity {
+    /// The bot user (`U…`).
+    pub user_id: String,
+    /// The bot id (`B…`).
+    pub bot_id: String,
+}
+
+/// What the adapter knows of a user, from `users.info`.
+#[derive(Debug, Clone, Default)]
+pub struct User {
+    /// The display name.
+    pub name: String,
+    /// Workspace admin or owner.
+    pub admin: bool,
+}
+
+/// The running adapter. Cheap to clone.
+#[derive(Clone)]
+pub struct Slack {
+    pub(crate) inner: Arc<Shared>,
+}
+
+pub(crate) struct Shared {
+    pub(crate) pipeline: Pipeline,
+    pub(crate) admin: Admin,
+    pub(crate) web: Web,
+    signing_secret: Vec<u8>,
+    pub(crate) config: SlackConfig,
+    identity: OnceCell<Identity>,
+    /// `users.info` answers, with when they were read.
+    users: Mutex<HashMap<String, (User, Instant)>>,
+    pub(crate) budget: Budget,
+    queue: mpsc::Sender<events::Job>,
+    /// Which bot messages answer which inference (`channel:ts`).
+    pub(crate) answers: Mutex<HashMap<String, uuid::Uuid>>,
+    clock: fn() -> i64,
+}
+
+impl Slack {
+    /// The adapter, if `[slack]` is configured.
+    pub fn from_config(
+        app: &gateway::Gateway,
+        config: &Config,
+    ) -> Result<Option<Slack>, SlackError> {
+        let Some(slack) = SlackConfig::from_config(config)? else {
+            return Ok(None);
+        };
+        let (token, signing) = slack.secrets(&config.env)?;
+        Ok(Some(Slack::new(
+            app.pipeline.clone(),
+            app.admin.clone(),
+            slack,
+            &token,
+            &signing,
+            unix_now,
+        )))
+    }
+
+    /// The adapter over these parts; `clock` gives Unix seconds.
+    pub fn new(
+        pipeline: Pipeline,
+        admin: Admin,
+        config: SlackConfig,
+        token: &str,
+        signing_secret: &str,
+        clock: fn() -> i64,
+    ) -> Slack {
+        gateway::install_crypto();
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let slack = Slack {
+            inner: Arc::new(Shared {
+                pipeline,
+                admin,
+                web: Web::new(&config.api_base, token),
+                signing_secret: signing_secret.as_bytes().to_vec(),
+                budget: Budget::new(Duration::from_secs(60) / config.updates_per_minute.max(1)),
+                config,
+                identity: OnceCell::new(),
+                users: Mutex::default(),
+                queue: tx,
+                answers: Mutex::default(),
+                clock,
+            }),
+        };
+        tokio::spawn(events::work(
+            Arc::downgrade(&slack.inner),
+            rx,
+            Arc::new(Semaphore::new(WORKERS)),
+        ));
+        slack
+    }
+
+    /// The routes to mount on the HTTP server.
+    pub fn router(&self) -> Router {
+        Router::new()
+            .route("/slack/events", post(events::handle))
+            .route("/slack/commands", post(commands::handle))
+            .route("/slack/interactions", post(interactions::handle))
+            .with_state(self.clone())
+    }
+
+    /// Verifies a request's signature; the error is the response to send.
+    pub(crate) fn verify(&self, headers: &HeaderMap, body: &[u8]) -> Result<(), StatusCode> {
+        let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+        signature::verify(
+            &self.inner.signing_secret,
+            header("x-slack-request-timestamp"),
+            header("x-slack-signature"),
+            body,
+            (self.inner.clock)(),
+        )
+        .map_err(|e| {
+            tracing::warn!(error = %e, "refused a request that is not signed by Slack");
+            StatusCode::UNAUTHORIZED
+        })
+    }
+
+    /// The bot's own identity (`auth.test`, asked once).
+    pub(crate) async fn identity(&self) -> Result<&Identity, WebError> {
+        self.inner
+            .identity
+            .get_or_try_init(|| async {
+                let v = self
+                    .inner
+                    .web
+                    .call("auth.test", &serde_json::json!({}))
+                    .await?;
+                Ok(Identity {
+                    user_id: v["user_id"].as_str().unwrap_or_default().to_string(),
+                    bot_id: v["bot_id"].as_str().unwrap_or_default().to_string(),
+                })
+            })
+            .await
+    }
+
+    /// A user's name and admin flag (`users.info`, kept for
+    /// [`USER_TTL`], so that a change of admins takes effect soon).
+    pub(crate) async fn user(&self, id: &str) -> Result<User, WebError> {
+        if let Some((u, at)) = self.lock_users().get(id)
+            && at.elapsed() < USER_TTL
+        {
+            return Ok(u.clone());
+        }
+        let v = self.inner.web.get("users.info", &[("user", id)]).await?;
+        let u = &v["user"];
+        let name = [&u["profile"]["display_name"], &u["real_name"], &u["name"]]
+            .into_iter()
+            .filter_map(|n| n.as_str())
+            .find(|n| !n.is_empty())
+            .unwrap_or(id)
+            .to_string();
+        let user = User {
+            name,
+            admin: u["is_admin"].as_bool() == Some(true)
+                || u["is_owner"].as_bool() == Some(true)
+                || u["is_primary_owner"].as_bool() == Some(true),
+        };
+        let mut users = self.lock_users();
+        if users.len() > 50_000 {
+            users.clear();
+        }
+        users.insert(id.to_string(), (user.clone(), Instant::now()));
+        Ok(user)
+    }
+
+    fn lock_users(&self) -> std::sync::MutexGuard<'_, HashMap<String, (User, Instant)>> {
+        self.inner.users.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Remembers which inference a bot message answers.
+    pub(crate) fn remember_answer(&self, channel: &str, ts: &str, id: uuid::Uuid) {
+        let mut map = self.inner.answers.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() > 100_000 {
+            map.clear();
+        }
+        map.insert(format!("{channel}:{ts}"), id);
+    }
+
+    /// The inference a bot message answers, if this process sent it.
+    pub(crate) fn answer_of(&self, channel: &str, ts: &str) -> Option<uuid::Uuid> {
+        let map = self.inner.answers.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(&format!("{channel}:{ts}")).copied()
+    }
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}

@@ -1,0 +1,224 @@
+//! A stand-in for the Slack Web API on loopback: it answers the methods the
+//! adapter calls the way Slack documents them, keeps the threads it is told
+//! about (including the bot's own posts, so that later reads see them),
+//! and records every call for assertions. It can be told to answer a
+//! method with `429` and `Retry-After` a number of times.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, post};
+use serde_json::{Value, json};
+
+/// The bot user and bot id that `auth.test` reports.
+pub const BOT_USER: &str = "U0LAN0Z89";
+pub const BOT_ID: &str = "B0LAN0Z89";
+pub const TOKEN: &str = "xoxb-test-token";
+
+/// One recorded call.
+#[derive(Debug, Clone)]
+pub struct Call {
+    pub method: String,
+    /// The JSON body, or the query as an object.
+    pub args: Value,
+    pub at: Instant,
+}
+
+#[derive(Default)]
+struct Inner {
+    calls: Vec<Call>,
+    users: HashMap<String, Value>,
+    /// Thread parent ts → messages, oldest first.
+    threads: HashMap<String, Vec<Value>>,
+    limited: HashMap<String, u32>,
+    next_ts: u64,
+}
+
+#[derive(Clone)]
+pub struct FakeSlack {
+    pub url: String,
+    pub base: String,
+    inner: Arc<Mutex<Inner>>,
+}
+
+impl FakeSlack {
+    pub async fn start() -> FakeSlack {
+        let inner: Arc<Mutex<Inner>> = Arc::default();
+        let app = axum::Router::new()
+            .route("/api/{method}", any(api))
+            .route("/respond/{id}", post(respond))
+            .with_state(inner.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        FakeSlack {
+            url: format!("http://{addr}/api"),
+            base: format!("http://{addr}"),
+            inner,
+        }
+    }
+
+    /// A user that `users.info` knows.
+    pub fn user(&self, id: &str, name: &str, admin: bool) {
+        self.lock().users.insert(
+            id.into(),
+            json!({"id": id, "name": name, "real_name": name, "is_admin": admin, "is_owner": false,
+                   "profile": {"display_name": name}}),
+        );
+    }
+
+    /// Messages of a thread, as `conversations.replies` returns them.
+    pub fn thread(&self, parent: &str, messages: Vec<Value>) {
+        self.lock().threads.insert(parent.into(), messages);
+    }
+
+    /// The next `times` calls of `method` get 429 with `Retry-After: 1`.
+    pub fn rate_limit(&self, method: &str, times: u32) {
+        self.lock().limited.insert(method.into(), times);
+    }
+
+    pub fn calls(&self) -> Vec<Call> {
+        self.lock().calls.clone()
+    }
+
+    pub fn calls_of(&self, method: &str) -> Vec<Call> {
+        self.calls()
+            .into_iter()
+            .filter(|c| c.method == method)
+            .collect()
+    }
+
+    /// Waits until `done` holds for the calls so far (10 s at most).
+    pub async fn wait_for(&self, what: &str, done: impl Fn(&[Call]) -> bool) -> Vec<Call> {
+        let start = Instant::now();
+        loop {
+            let calls = self.calls();
+            if done(&calls) {
+                return calls;
+            }
+            if start.elapsed() > Duration::from_secs(10) {
+                panic!(
+                    "timed out waiting for {what}; calls: {:#?}",
+                    summary(&calls)
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap()
+    }
+}
+
+pub fn summary(calls: &[Call]) -> Vec<String> {
+    calls
+        .iter()
+        .map(|c| format!("{} {}", c.method, c.args))
+        .collect()
+}
+
+async fn respond(
+    State(inner): State<Arc<Mutex<Inner>>>,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    let args = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    inner.lock().unwrap().calls.push(Call {
+        method: format!("response_url:{id}"),
+        args,
+        at: Instant::now(),
+    });
+    StatusCode::OK.into_response()
+}
+
+async fn api(
+    State(inner): State<Arc<Mutex<Inner>>>,
+    Path(method): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let args: Value = if body.is_empty() {
+        serde_json::to_value(&query).unwrap()
+    } else {
+        serde_json::from_slice(&body).unwrap_or(Value::Null)
+    };
+    let mut s = inner.lock().unwrap();
+    s.calls.push(Call {
+        method: method.clone(),
+        args: args.clone(),
+        at: Instant::now(),
+    });
+    if let Some(n) = s.limited.get_mut(&method)
+        && *n > 0
+    {
+        *n -= 1;
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            [("retry-after", "1")],
+            axum::Json(json!({"ok": false, "error": "ratelimited"})),
+        )
+            .into_response();
+    }
+    let auth = headers.get("authorization").and_then(|v| v.to_str().ok());
+    if auth != Some(&format!("Bearer {TOKEN}")) {
+        return axum::Json(json!({"ok": false, "error": "invalid_auth"})).into_response();
+    }
+    let s = &mut *s;
+    let answer = match method.as_str() {
+        "auth.test" => json!({"ok": true, "url": "https://example.slack.com/", "team": "Example",
+            "user": "switchboard", "team_id": "T123ABC456", "user_id": BOT_USER, "bot_id": BOT_ID}),
+        "chat.postMessage" => {
+            s.next_ts += 1;
+            let ts = format!("1700000000.{:06}", s.next_ts);
+            let channel = args["channel"].as_str().unwrap_or_default().to_string();
+            let message = json!({"type": "message", "user": BOT_USER, "bot_id": BOT_ID, "ts": ts,
+                "text": args["text"], "thread_ts": args["thread_ts"], "metadata": args["metadata"]});
+            if let Some(parent) = args["thread_ts"].as_str() {
+                s.threads
+                    .entry(parent.to_string())
+                    .or_default()
+                    .push(message.clone());
+            }
+            json!({"ok": true, "channel": channel, "ts": ts, "message": message})
+        }
+        "chat.update" => {
+            for messages in s.threads.values_mut() {
+                for m in messages.iter_mut() {
+                    if m["ts"] == args["ts"] {
+                        m["text"] = args["text"].clone();
+                    }
+                }
+            }
+            json!({"ok": true, "channel": args["channel"], "ts": args["ts"], "text": args["text"]})
+        }
+        "conversations.replies" => {
+            let ts = args["ts"].as_str().unwrap_or_default();
+            let thread = s.threads.get(ts).cloned().or_else(|| {
+                s.threads
+                    .values()
+                    .find(|m| m.iter().any(|m| m["ts"] == ts))
+                    .cloned()
+            });
+            match thread {
+                Some(messages) => json!({"ok": true, "messages": messages, "has_more": false}),
+                None => json!({"ok": false, "error": "thread_not_found"}),
+            }
+        }
+        "users.info" => match s.users.get(args["user"].as_str().unwrap_or_default()) {
+            Some(u) => json!({"ok": true, "user": u}),
+            None => json!({"ok": false, "error": "user_not_found"}),
+        },
+        "assistant.threads.setStatus" => json!({"ok": true}),
+        "views.open" => json!({"ok": true, "view": {"id": "VMHU10V25"}}),
+        _ => json!({"ok": false, "error": "unknown_method"}),
+    };
+    axum::Json(answer).into_response()
+}

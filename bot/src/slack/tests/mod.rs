@@ -1,0 +1,1164 @@
+//! The adapter end to end: a real gateway (SQLite store, pipeline, admin
+//! layer) with a stand-in model provider, the adapter's routes on
+//! loopback, and a stand-in Slack Web API that records every call. The
+//! requests are Slack's documented payloads, signed as Slack signs them.
+
+mod fake_api;
+#[path = "../../../../gateway/tests/support/mod.rs"]
+#[allow(dead_code, clippy::all)]
+mod support;
+
+use std::time::Duration;
+
+use fake_api::{BOT_USER, FakeSlack, TOKEN};
+use serde_json::{Value, json};
+use support::Harness;
+use support::standin::{Reply, StandIn, split};
+
+use super::signature::sign;
+use super::{Slack, SlackConfig};
+
+const SECRET: &str = "8f742231b10e8888abcd99yyyzzz85a5";
+
+struct World {
+    harness: Harness,
+    provider: StandIn,
+    api: FakeSlack,
+    url: String,
+    client: reqwest::Client,
+}
+
+struct Answer {
+    status: u16,
+    body: String,
+}
+
+impl Answer {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
+    }
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+async fn world(extra_toml: &str) -> World {
+    world_with(extra_toml, "").await
+}
+
+/// [`world`], with more `[slack]` keys.
+async fn world_with(extra_toml: &str, slack_toml: &str) -> World {
+    let provider = StandIn::start().await;
+    let api = FakeSlack::start().await;
+    let (harness, url) = replica_with(&provider, &api, extra_toml, slack_toml).await;
+    World {
+        harness,
+        provider,
+        api,
+        url,
+        client: reqwest::Client::new(),
+    }
+}
+
+/// One Switchboard process with the adapter mounted; its URL.
+async fn replica(provider: &StandIn, api: &FakeSlack, extra_toml: &str) -> (Harness, String) {
+    replica_with(provider, api, extra_toml, "").await
+}
+
+async fn replica_with(
+    provider: &StandIn,
+    api: &FakeSlack,
+    extra_toml: &str,
+    slack_toml: &str,
+) -> (Harness, String) {
+    let harness = Harness::start(
+        &format!("{}\n{extra_toml}", support::one_provider(&provider.url)),
+        &[],
+    )
+    .await;
+    let config: SlackConfig = toml::from_str(&format!(
+        "bot_token_env = \"SLACK_BOT_TOKEN\"\nsigning_secret_env = \"SLACK_SIGNING_SECRET\"\n\
+         api_base = \"{}\"\nupdates_per_minute = 6000\ncommand_inline_ms = 1500\n{slack_toml}",
+        api.url
+    ))
+    .unwrap();
+    let slack = Slack::new(
+        harness.gateway.pipeline.clone(),
+        harness.gateway.admin.clone(),
+        config,
+        TOKEN,
+        SECRET,
+        now,
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let router = slack.router();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    (harness, url)
+}
+
+impl World {
+    /// POSTs a body signed as Slack signs it now.
+    async fn signed(&self, path: &str, body: &str, content_type: &str) -> Answer {
+        let ts = now().to_string();
+        let sig = sign(SECRET.as_bytes(), &ts, body.as_bytes());
+        self.post(
+            path,
+            body,
+            &[
+                ("content-type", content_type),
+                ("x-slack-request-timestamp", &ts),
+                ("x-slack-signature", &sig),
+            ],
+        )
+        .await
+    }
+
+    async fn event(&self, payload: &Value) -> Answer {
+        self.signed("/slack/events", &payload.to_string(), "application/json")
+            .await
+    }
+
+    async fn interaction(&self, payload: &Value) -> Answer {
+        let body: String = form_urlencoded::Serializer::new(String::new())
+            .append_pair("payload", &payload.to_string())
+            .finish();
+        self.signed(
+            "/slack/interactions",
+            &body,
+            "application/x-www-form-urlencoded",
+        )
+        .await
+    }
+
+    async fn command(&self, user: &str, text: &str) -> Answer {
+        let body: String = form_urlencoded::Serializer::new(String::new())
+            .append_pair("token", "xyzz0WbapA4vBCDEFasx0q6G")
+            .append_pair("team_id", "T1DC2JH3J")
+            .append_pair("team_domain", "testteamnow")
+            .append_pair("channel_id", "G8PSS9T3V")
+            .append_pair("channel_name", "foobar")
+            .append_pair("user_id", user)
+            .append_pair("user_name", "roadrunner")
+            .append_pair("command", "/prompt")
+            .append_pair("text", text)
+            .append_pair("response_url", &format!("{}/respond/cmd", self.api.base))
+            .append_pair(
+                "trigger_id",
+                "398738663015.47445629121.803a0bc887a14d10d2c447fce8b6703c",
+            )
+            .finish();
+        self.signed(
+            "/slack/commands",
+            &body,
+            "application/x-www-form-urlencoded",
+        )
+        .await
+    }
+
+    async fn post(&self, path: &str, body: &str, headers: &[(&str, &str)]) -> Answer {
+        self.post_to(&self.url, path, body, headers).await
+    }
+
+    async fn post_to(
+        &self,
+        base: &str,
+        path: &str,
+        body: &str,
+        headers: &[(&str, &str)],
+    ) -> Answer {
+        let mut req = self
+            .client
+            .post(format!("{base}{path}"))
+            .body(body.to_string());
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let resp = req.send().await.unwrap();
+        Answer {
+            status: resp.status().as_u16(),
+            body: resp.text().await.unwrap(),
+        }
+    }
+
+    /// The feedback rows of an inference: (kind, score, source, user).
+    async fn feedback(&self, id: &str) -> Vec<(String, Option<f64>, String, Option<String>)> {
+        self.harness.gateway.pipeline.recorder().flush().await;
+        self.harness.gateway.store.feedback_for(id).await.unwrap()
+    }
+}
+
+/// Slack's documented `app_mention` event callback.
+fn app_mention(event_id: &str, text: &str) -> Value {
+    json!({
+        "token": "ZZZZZZWSxiZZZ2yIvs3peJ",
+        "team_id": "T123ABC456",
+        "api_app_id": "A123ABC456",
+        "event": {
+            "type": "app_mention",
+            "user": "U123ABC456",
+            "text": text,
+            "ts": "1515449522.000016",
+            "channel": "C123ABC456",
+            "event_ts": "1515449522.000016"
+        },
+        "type": "event_callback",
+        "event_id": event_id,
+        "event_time": 1515449522,
+        "authed_users": [BOT_USER]
+    })
+}
+
+/// Slack's documented `message.im` event callback.
+fn message_im(event_id: &str) -> Value {
+    json!({
+        "token": "one-long-verification-token",
+        "team_id": "T061EG9R6",
+        "api_app_id": "A0PNCHHK2",
+        "event": {
+            "type": "message",
+            "channel": "D024BE91L",
+            "user": "U2147483697",
+            "text": "Hello hello can you hear me?",
+            "ts": "1355517523.000005",
+            "event_ts": "1355517523.000005",
+            "channel_type": "im"
+        },
+        "type": "event_callback",
+        "authed_teams": ["T061EG9R6"],
+        "event_id": event_id,
+        "event_time": 1355517523
+    })
+}
+
+/// The final edit of an answer: the `chat.update` (or `chat.postMessage`)
+/// carrying the feedback buttons.
+fn final_message(calls: &[fake_api::Call]) -> Option<&fake_api::Call> {
+    calls.iter().find(|c| {
+        (c.method == "chat.update" || c.method == "chat.postMessage")
+            && c.args["blocks"]
+                .as_array()
+                .is_some_and(|b| b.iter().any(|b| b["type"] == "actions"))
+    })
+}
+
+fn button_value(call: &fake_api::Call, action: &str) -> String {
+    let blocks = call.args["blocks"].as_array().unwrap();
+    let actions = blocks.iter().find(|b| b["type"] == "actions").unwrap();
+    actions["elements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["action_id"] == action)
+        .unwrap()["value"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+#[tokio::test]
+async fn the_url_verification_handshake_echoes_the_challenge() {
+    let w = world("").await;
+    let r = w
+        .event(&json!({
+            "token": "Jhj5dZrVaK7ZwHHjRyZWjbDl",
+            "challenge": "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P",
+            "type": "url_verification"
+        }))
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.json()["challenge"],
+        "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P"
+    );
+}
+
+#[tokio::test]
+async fn wrong_old_or_missing_signatures_get_401_and_nothing_is_queued() {
+    let w = world("").await;
+    let body = app_mention("Ev0BAD", "<@U0LAN0Z89> hello").to_string();
+    let ts = now().to_string();
+    let good = sign(SECRET.as_bytes(), &ts, body.as_bytes());
+    let wrong = sign(b"not-the-secret", &ts, body.as_bytes());
+    let old_ts = (now() - 6 * 60).to_string();
+    let old = sign(SECRET.as_bytes(), &old_ts, body.as_bytes());
+    let cases: [(&str, Vec<(&str, &str)>); 5] = [
+        (
+            "wrong secret",
+            vec![
+                ("x-slack-request-timestamp", &ts),
+                ("x-slack-signature", &wrong),
+            ],
+        ),
+        (
+            "six minutes old",
+            vec![
+                ("x-slack-request-timestamp", &old_ts),
+                ("x-slack-signature", &old),
+            ],
+        ),
+        ("no signature", vec![("x-slack-request-timestamp", &ts)]),
+        ("no timestamp", vec![("x-slack-signature", &good)]),
+        ("no headers", vec![]),
+    ];
+    for (what, headers) in cases {
+        let r = w.post("/slack/events", &body, &headers).await;
+        assert_eq!(r.status, 401, "{what}");
+    }
+    // The same body, signed, is then answered: the refused copies were not
+    // queued and did not mark the event as seen.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        w.api.calls().is_empty(),
+        "{:?}",
+        fake_api::summary(&w.api.calls())
+    );
+    assert!(w.provider.received().is_empty());
+    let r = w.signed("/slack/events", &body, "application/json").await;
+    assert_eq!(r.status, 200);
+    w.api
+        .wait_for("the answer", |c| final_message(c).is_some())
+        .await;
+}
+
+#[tokio::test]
+async fn a_mention_is_answered_in_its_thread_streamed_formatted_and_with_feedback_buttons() {
+    let w = world("").await;
+    w.provider.then([Reply::OpenAiStream(
+        split("The **pearl** hour is `6 & 7`. See [docs](https://example.com)."),
+        (20, 12),
+    )]);
+    let r = w
+        .event(&app_mention(
+            "Ev0MENTION",
+            "What is the hour of the pearl, <@U0LAN0Z89>?",
+        ))
+        .await;
+    assert_eq!(r.status, 200);
+    let calls = w
+        .api
+        .wait_for("the finished answer", |c| final_message(c).is_some())
+        .await;
+
+    // The status shows while the model has not started, in the thread.
+    let status = calls
+        .iter()
+        .find(|c| c.method == "assistant.threads.setStatus")
+        .expect("thinking status");
+    assert_eq!(status.args["channel_id"], "C123ABC456");
+    assert_eq!(status.args["thread_ts"], "1515449522.000016");
+    assert_eq!(status.args["status"], "is thinking…");
+
+    // The answer is posted once, in the mention's thread, then edited.
+    let posts = w.api.calls_of("chat.postMessage");
+    assert_eq!(posts.len(), 1, "{:?}", fake_api::summary(&calls));
+    assert_eq!(posts[0].args["channel"], "C123ABC456");
+    assert_eq!(posts[0].args["thread_ts"], "1515449522.000016");
+    let last = final_message(&calls).unwrap();
+    let text = "The *pearl* hour is `6 &amp; 7`. See <https://example.com|docs>.";
+    assert_eq!(last.args["blocks"][0]["text"]["type"], "mrkdwn");
+    assert_eq!(last.args["blocks"][0]["text"]["text"], text);
+    assert_eq!(last.args["text"], text);
+
+    // The question reached the model without the mention.
+    let asked = &w.provider.received()[0].body["messages"];
+    let user = asked.as_array().unwrap().last().unwrap();
+    assert_eq!(user["content"], "What is the hour of the pearl,?");
+
+    // The buttons carry the recorded inference id.
+    let id = button_value(last, "switchboard_thumbs_up");
+    assert_eq!(button_value(last, "switchboard_thumbs_down"), id);
+    let row = w.harness.row(&id).await;
+    assert_eq!(row.platform, "slack");
+}
+
+#[tokio::test]
+async fn the_same_event_delivered_three_times_gets_one_reply() {
+    let w = world("").await;
+    let payload = app_mention("Ev0RETRIED", "<@U0LAN0Z89> hi");
+    let first = w.event(&payload).await;
+    assert_eq!(first.status, 200);
+    for retry in ["1", "2"] {
+        let body = payload.to_string();
+        let ts = now().to_string();
+        let sig = sign(SECRET.as_bytes(), &ts, body.as_bytes());
+        let r = w
+            .post(
+                "/slack/events",
+                &body,
+                &[
+                    ("x-slack-request-timestamp", &ts),
+                    ("x-slack-signature", &sig),
+                    ("x-slack-retry-num", retry),
+                    ("x-slack-retry-reason", "http_timeout"),
+                ],
+            )
+            .await;
+        assert_eq!(r.status, 200, "a retry is acknowledged");
+    }
+    w.api
+        .wait_for("the answer", |c| final_message(c).is_some())
+        .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(w.api.calls_of("chat.postMessage").len(), 1);
+    assert_eq!(w.provider.received().len(), 1);
+}
+
+#[tokio::test]
+async fn a_direct_message_is_answered() {
+    let w = world("").await;
+    w.provider.then([Reply::text("Loud and clear.")]);
+    assert_eq!(w.event(&message_im("Ev0DM")).await.status, 200);
+    let calls = w
+        .api
+        .wait_for("the answer", |c| final_message(c).is_some())
+        .await;
+    let last = final_message(&calls).unwrap();
+    assert_eq!(last.args["channel"], "D024BE91L");
+    assert_eq!(last.args["blocks"][0]["text"]["text"], "Loud and clear.");
+    let post = &w.api.calls_of("chat.postMessage")[0];
+    assert_eq!(post.args["thread_ts"], "1355517523.000005");
+}
+
+#[tokio::test]
+async fn a_reply_in_a_thread_the_bot_answers_continues_with_the_threads_history() {
+    let w = world("").await;
+    w.api.user("U111", "alice", false);
+    w.api.user("U222", "bob", false);
+    w.api.thread(
+        "1700000000.000100",
+        vec![
+            json!({"type": "message", "user": "U111", "text": "<@U0LAN0Z89> what is our SLA?", "ts": "1700000000.000100", "thread_ts": "1700000000.000100"}),
+            json!({"type": "message", "user": BOT_USER, "bot_id": "B0LAN0Z89", "text": "99.9% uptime.", "ts": "1700000000.000200", "thread_ts": "1700000000.000100"}),
+            json!({"type": "message", "user": "U222", "text": "and for support?", "ts": "1700000000.000300", "thread_ts": "1700000000.000100", "parent_user_id": "U111"}),
+        ],
+    );
+    w.provider
+        .then([Reply::text("Support answers within a day.")]);
+    let reply = json!({
+        "token": "one-long-verification-token",
+        "team_id": "T123ABC456",
+        "api_app_id": "A123ABC456",
+        "event": {
+            "type": "message",
+            "channel": "C123ABC456",
+            "user": "U222",
+            "text": "and for support?",
+            "ts": "1700000000.000300",
+            "thread_ts": "1700000000.000100",
+            "parent_user_id": "U111",
+            "channel_type": "channel",
+            "event_ts": "1700000000.000300"
+        },
+        "type": "event_callback",
+        "event_id": "Ev0THREAD",
+        "event_time": 1700000000
+    });
+    assert_eq!(w.event(&reply).await.status, 200);
+    let calls = w
+        .api
+        .wait_for("the answer", |c| final_message(c).is_some())
+        .await;
+    let post = calls
+        .iter()
+        .find(|c| c.method == "chat.postMessage")
+        .unwrap();
+    assert_eq!(post.args["thread_ts"], "1700000000.000100");
+
+    let messages = w.provider.received()[0].body["messages"].clone();
+    let turns: Vec<(String, String)> = messages
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["role"] != "system")
+        .map(|m| {
+            (
+                m["role"].as_str().unwrap().to_string(),
+                m["content"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        turns,
+        [
+            ("user".to_string(), "alice: what is our SLA?".to_string()),
+            ("assistant".to_string(), "99.9% uptime.".to_string()),
+            ("user".to_string(), "and for support?".to_string()),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn thread_replies_elsewhere_own_and_other_bots_messages_and_edits_are_not_answered() {
+    let w = world("").await;
+    w.api.thread(
+        "1700000000.000100",
+        vec![
+            json!({"type": "message", "user": "U111", "text": "lunch?", "ts": "1700000000.000100"}),
+        ],
+    );
+    let event = |id: &str, event: Value| json!({"team_id": "T123ABC456", "type": "event_callback", "event_id": id, "event": event});
+    let ignored = [
+        // A thread the bot is not in.
+        event(
+            "Ev1",
+            json!({"type": "message", "channel": "C1", "user": "U222", "text": "yes", "ts": "1700000000.000300", "thread_ts": "1700000000.000100", "channel_type": "channel"}),
+        ),
+        // The bot's own DM message.
+        event(
+            "Ev2",
+            json!({"type": "message", "channel": "D1", "user": BOT_USER, "bot_id": "B0LAN0Z89", "text": "hi", "ts": "1700000001.000100", "channel_type": "im"}),
+        ),
+        // Another bot.
+        event(
+            "Ev3",
+            json!({"type": "message", "subtype": "bot_message", "channel": "D1", "bot_id": "B999", "username": "other", "text": "beep", "ts": "1700000002.000100", "channel_type": "im"}),
+        ),
+        // An edit.
+        event(
+            "Ev4",
+            json!({"type": "message", "subtype": "message_changed", "channel": "D1", "hidden": true, "message": {"type": "message", "user": "U111", "text": "edited"}, "ts": "1700000003.000100", "channel_type": "im"}),
+        ),
+        // A top-level channel message without a mention.
+        event(
+            "Ev5",
+            json!({"type": "message", "channel": "C1", "user": "U111", "text": "hello all", "ts": "1700000004.000100", "channel_type": "channel"}),
+        ),
+    ];
+    for e in &ignored {
+        assert_eq!(w.event(e).await.status, 200);
+    }
+    // Then a mention: it is the only thing answered.
+    w.event(&app_mention("Ev6", "<@U0LAN0Z89> hi")).await;
+    w.api
+        .wait_for("the answer", |c| final_message(c).is_some())
+        .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let posts = w.api.calls_of("chat.postMessage");
+    assert_eq!(posts.len(), 1, "{:?}", fake_api::summary(&w.api.calls()));
+    assert_eq!(posts[0].args["channel"], "C123ABC456");
+    assert_eq!(w.provider.received().len(), 1);
+}
+
+#[tokio::test]
+async fn malformed_and_unknown_payloads_are_refused_or_ignored_and_events_keep_flowing() {
+    let w = world("").await;
+    let bad_json = w
+        .signed("/slack/events", "{not json", "application/json")
+        .await;
+    assert_eq!(bad_json.status, 400);
+    let no_event = w
+        .event(&json!({"type": "event_callback", "event_id": "Ev7"}))
+        .await;
+    assert_eq!(no_event.status, 400);
+    let unknown_envelope = w
+        .event(&json!({"type": "app_rate_limited", "minute_rate_limited": 1518467820}))
+        .await;
+    assert_eq!(unknown_envelope.status, 200);
+    let unknown_event = w
+        .event(
+            &json!({"type": "event_callback", "event_id": "Ev8", "team_id": "T1",
+            "event": {"type": "pin_added", "user": "U1", "channel_id": "C1", "item": {}}}),
+        )
+        .await;
+    assert_eq!(unknown_event.status, 200);
+    let odd_fields = w
+        .event(
+            &json!({"type": "event_callback", "event_id": "Ev9", "team_id": "T1",
+            "event": {"type": "app_mention", "user": 7, "text": ["x"], "channel": null}}),
+        )
+        .await;
+    assert_eq!(odd_fields.status, 200);
+    let bad_form = w
+        .signed(
+            "/slack/interactions",
+            "payload=%7Bnope",
+            "application/x-www-form-urlencoded",
+        )
+        .await;
+    assert_eq!(bad_form.status, 400);
+    let unknown_interaction = w
+        .interaction(&json!({"type": "block_actions", "user": {"id": "U1"},
+            "actions": [{"type": "datepicker", "action_id": "other", "selected_date": "2024-01-01"}]}))
+        .await;
+    assert_eq!(unknown_interaction.status, 200);
+    let no_fields = w
+        .signed(
+            "/slack/commands",
+            "command=%2Fprompt",
+            "application/x-www-form-urlencoded",
+        )
+        .await;
+    assert_eq!(no_fields.status, 400);
+
+    w.event(&app_mention("Ev10", "<@U0LAN0Z89> still there?"))
+        .await;
+    w.api
+        .wait_for("the answer", |c| final_message(c).is_some())
+        .await;
+    assert_eq!(w.api.calls_of("chat.postMessage").len(), 1);
+}
+
+#[tokio::test]
+async fn slack_answering_429_is_waited_out_and_the_answer_still_arrives() {
+    let w = world("").await;
+    w.api.rate_limit("chat.postMessage", 1);
+    w.event(&app_mention("Ev0LIMITED", "<@U0LAN0Z89> hi")).await;
+    let calls = w
+        .api
+        .wait_for("the answer", |c| final_message(c).is_some())
+        .await;
+    let posts: Vec<_> = calls
+        .iter()
+        .filter(|c| c.method == "chat.postMessage")
+        .collect();
+    assert_eq!(posts.len(), 2, "one refused, one accepted");
+    let waited = posts[1].at - posts[0].at;
+    assert!(
+        waited >= Duration::from_millis(950),
+        "Retry-After: 1 was not honoured: {waited:?}"
+    );
+    let last = final_message(&calls).unwrap();
+    assert_eq!(
+        last.args["blocks"][0]["text"]["text"],
+        "Hello from the stand-in."
+    );
+}
+
+#[tokio::test]
+async fn a_long_answer_is_split_into_messages_with_code_blocks_closed_and_reopened() {
+    let w = world("").await;
+    let code: String = (0..200).map(|i| format!("let x{i} = {i};\n")).collect();
+    let answer = format!("Here:\n\n```rust\n{code}```\n\nDone.");
+    w.provider
+        .then([Reply::OpenAiStream(vec![answer.clone()], (10, 10))]);
+    w.event(&app_mention("Ev0LONG", "<@U0LAN0Z89> code please"))
+        .await;
+    let calls = w
+        .api
+        .wait_for("the answer", |c| final_message(c).is_some())
+        .await;
+    let posts: Vec<_> = calls
+        .iter()
+        .filter(|c| c.method == "chat.postMessage")
+        .collect();
+    assert!(posts.len() >= 2, "{:?}", fake_api::summary(&calls));
+    let mut texts = Vec::new();
+    for p in &posts {
+        assert_eq!(p.args["thread_ts"], "1515449522.000016");
+        let t = p.args["blocks"][0]["text"]["text"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert!(t.chars().count() <= 3000, "{}", t.len());
+        assert_eq!(
+            t.matches("```").count() % 2,
+            0,
+            "every message closes its code block: {t}"
+        );
+        texts.push(t);
+    }
+    assert!(texts[0].starts_with("Here:"));
+    assert!(texts.last().unwrap().ends_with("Done."));
+    // Only the last message carries the buttons.
+    assert!(
+        posts[..posts.len() - 1]
+            .iter()
+            .all(|p| p.args["blocks"].as_array().unwrap().len() == 1)
+    );
+}
+
+#[tokio::test]
+async fn feedback_buttons_a_changed_vote_reactions_and_the_comment_modal_are_recorded() {
+    let w = world("").await;
+    w.event(&app_mention("Ev0FB", "<@U0LAN0Z89> hi")).await;
+    let calls = w
+        .api
+        .wait_for("the answer", |c| final_message(c).is_some())
+        .await;
+    let id = button_value(final_message(&calls).unwrap(), "switchboard_thumbs_up");
+    let bot_ts = calls
+        .iter()
+        .find(|c| c.method == "chat.update")
+        .map(|c| c.args["ts"].as_str().unwrap().to_string())
+        .unwrap();
+
+    // Slack's documented block_actions payload, with our button.
+    let click = |action: &str, n: &str| {
+        json!({
+            "type": "block_actions",
+            "team": {"id": "T9TK3CUKW", "domain": "example"},
+            "user": {"id": "UA8RXUSPL", "username": "jtorrance", "team_id": "T9TK3CUKW"},
+            "api_app_id": "AABA1ABCD",
+            "token": "9s8d9as89d8as9d8as989",
+            "container": {"type": "message", "message_ts": bot_ts, "channel_id": "C123ABC456", "is_ephemeral": false},
+            "trigger_id": "12321423423.333649436676.d8c1bb837935619ccad0f624c448ffb3",
+            "channel": {"id": "C123ABC456", "name": "review-updates"},
+            "response_url": format!("{}/respond/{n}", w.api.base),
+            "actions": [{
+                "action_id": action,
+                "block_id": "switchboard_feedback",
+                "text": {"type": "plain_text", "text": "👍", "emoji": true},
+                "value": id,
+                "type": "button",
+                "action_ts": "1548426417.840180"
+            }]
+        })
+    };
+    assert_eq!(
+        w.interaction(&click("switchboard_thumbs_up", "a"))
+            .await
+            .status,
+        200
+    );
+    w.api
+        .wait_for("the thanks", |c| {
+            c.iter().any(|c| c.method == "response_url:a")
+        })
+        .await;
+    assert_eq!(
+        w.feedback(&id).await,
+        [(
+            "thumbs".to_string(),
+            Some(1.0),
+            "button".to_string(),
+            Some("slack:UA8RXUSPL".to_string())
+        )]
+    );
+
+    // A 👎 replaces the vote and opens the comment modal.
+    assert_eq!(
+        w.interaction(&click("switchboard_thumbs_down", "b"))
+            .await
+            .status,
+        200
+    );
+    let calls = w
+        .api
+        .wait_for("the thanks", |c| {
+            c.iter().any(|c| c.method == "response_url:b")
+        })
+        .await;
+    let thanks = calls.iter().find(|c| c.method == "response_url:b").unwrap();
+    assert_eq!(thanks.args["response_type"], "ephemeral");
+    assert_eq!(
+        w.feedback(&id).await,
+        [(
+            "thumbs".to_string(),
+            Some(0.0),
+            "button".to_string(),
+            Some("slack:UA8RXUSPL".to_string())
+        )]
+    );
+    let open = calls
+        .iter()
+        .find(|c| c.method == "views.open")
+        .expect("comment modal");
+    assert_eq!(
+        open.args["trigger_id"],
+        "12321423423.333649436676.d8c1bb837935619ccad0f624c448ffb3"
+    );
+    let view = &open.args["view"];
+    assert_eq!(view["private_metadata"], id.as_str());
+
+    // Slack's documented view_submission, with the modal's input filled in.
+    let submit = json!({
+        "type": "view_submission",
+        "team": {"id": "T123ABC456", "domain": "example"},
+        "user": {"id": "UA8RXUSPL", "username": "jtorrance", "name": "jtorrance", "team_id": "T123ABC456"},
+        "api_app_id": "AAD3351BQ",
+        "token": "9s8d9as89d8as9d8as989",
+        "trigger_id": "12466734323.1395872398.c1bdb8e5a4a8d9a8d4f4d1e6f0d8c8a6",
+        "view": {
+            "id": "VMHU10V25",
+            "team_id": "T123ABC456",
+            "type": "modal",
+            "callback_id": view["callback_id"],
+            "private_metadata": view["private_metadata"],
+            "blocks": view["blocks"],
+            "state": {"values": {"comment": {"comment": {"type": "plain_text_input", "value": "It ignored the question."}}}},
+            "hash": "156663117.cd33ad1f",
+            "root_view_id": "VMHU10V25",
+            "app_id": "AAD3351BQ",
+            "bot_id": "BA13894H"
+        },
+        "response_urls": []
+    });
+    let r = w.interaction(&submit).await;
+    assert_eq!(r.status, 200);
+    assert!(
+        r.body.is_empty(),
+        "an empty 200 closes the modal: {}",
+        r.body
+    );
+    let rows = w.feedback(&id).await;
+    assert!(
+        rows.contains(&(
+            "comment".to_string(),
+            None,
+            "modal".to_string(),
+            Some("slack:UA8RXUSPL".to_string())
+        )),
+        "{rows:?}"
+    );
+
+    // Slack's documented reaction_added, on the bot's answer, by someone else.
+    let reaction = json!({
+        "token": "ZZZZZZWSxiZZZ2yIvs3peJ",
+        "team_id": "T123ABC456",
+        "type": "event_callback",
+        "event_id": "Ev0REACT",
+        "event_time": 1360782804,
+        "event": {
+            "type": "reaction_added",
+            "user": "U123ABC456",
+            "reaction": "thumbsup",
+            "item_user": BOT_USER,
+            "item": {"type": "message", "channel": "C123ABC456", "ts": bot_ts},
+            "event_ts": "1360782804.083113"
+        }
+    });
+    assert_eq!(w.event(&reaction).await.status, 200);
+    let start = std::time::Instant::now();
+    loop {
+        let rows = w.feedback(&id).await;
+        if rows.iter().any(|r| r.2 == "reaction") {
+            assert!(
+                rows.contains(&(
+                    "thumbs".to_string(),
+                    Some(1.0),
+                    "reaction".to_string(),
+                    Some("slack:U123ABC456".to_string())
+                )),
+                "{rows:?}"
+            );
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "no reaction feedback: {rows:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn prompt_commands_answer_admins_ephemerally_and_refuse_others_with_nothing_changed() {
+    let w = world("").await;
+    w.api.user("UADMIN", "ada", true);
+    w.api.user("UMEMBER", "mel", false);
+    let registry = &w.harness.gateway.registry;
+    let origin = gateway::Origin {
+        platform: "slack".into(),
+        ..Default::default()
+    };
+    let canary = gateway::registry::Selector::Label("canary".into());
+
+    let list = w.command("UADMIN", "list").await;
+    assert_eq!(list.status, 200);
+    let list = list.json();
+    assert_eq!(list["response_type"], "ephemeral");
+    let shown = list["blocks"].to_string();
+    assert!(shown.contains("assistant"), "{shown}");
+
+    let refused = w
+        .command("UMEMBER", "promote assistant 1 canary")
+        .await
+        .json();
+    assert_eq!(refused["response_type"], "ephemeral");
+    let text = refused["text"].as_str().unwrap();
+    assert!(text.contains("slack:UMEMBER may not promote"), "{text}");
+    assert!(
+        registry
+            .resolve("assistant", &canary, &origin)
+            .await
+            .is_err(),
+        "a refused promote must change nothing"
+    );
+
+    let done = w
+        .command("UADMIN", "promote assistant 1 canary")
+        .await
+        .json();
+    assert_eq!(done["response_type"], "ephemeral", "{done}");
+    let resolved = registry
+        .resolve("assistant", &canary, &origin)
+        .await
+        .unwrap();
+    assert_eq!(resolved.version(), 1);
+
+    let usage = w.command("UADMIN", "frobnicate").await.json();
+    assert!(
+        usage["text"].as_str().unwrap().contains("/prompt list"),
+        "{usage}"
+    );
+}
+
+#[tokio::test]
+async fn a_slow_prompt_command_is_acknowledged_then_answered_through_response_url() {
+    let w = world("").await;
+    w.api.user("UADMIN", "ada", true);
+    // The model takes longer than the inline wait (1.5 s here).
+    w.provider.then([Reply::Hang]);
+    w.provider.always(Reply::text("A tested answer."));
+    let r = w
+        .command("UADMIN", "test assistant -- what is 2+2?")
+        .await
+        .json();
+    assert_eq!(r["response_type"], "ephemeral");
+    assert!(
+        r["text"].as_str().unwrap().contains("Working on it"),
+        "the slow command was answered inline: {r}"
+    );
+    let calls = w
+        .api
+        .wait_for("the answer through response_url", |c| {
+            c.iter().any(|c| c.method == "response_url:cmd")
+        })
+        .await;
+    let answer = calls
+        .iter()
+        .find(|c| c.method == "response_url:cmd")
+        .unwrap();
+    assert_eq!(answer.args["response_type"], "ephemeral");
+    assert!(
+        answer.args.to_string().contains("A tested answer."),
+        "{}",
+        answer.args
+    );
+}
+
+/// Signing headers for `body`, as Slack sends them, with a retry number.
+fn signed_headers(body: &str, retry: Option<&'static str>) -> Vec<(&'static str, String)> {
+    let ts = now().to_string();
+    let sig = sign(SECRET.as_bytes(), &ts, body.as_bytes());
+    let mut h = vec![
+        ("content-type", "application/json".to_string()),
+        ("x-slack-request-timestamp", ts),
+        ("x-slack-signature", sig),
+    ];
+    if let Some(n) = retry {
+        h.push(("x-slack-retry-num", n.to_string()));
+        h.push(("x-slack-retry-reason", "http_timeout".to_string()));
+    }
+    h
+}
+
+#[tokio::test]
+async fn an_event_delivered_to_two_replicas_sharing_redis_gets_one_reply() {
+    let redis = support::redis::redis_section(&support::redis::shared_url(), "closed");
+    let w = world(&redis).await;
+    let (_other, other_url) = replica(&w.provider, &w.api, &redis).await;
+    let body = app_mention("Ev0REPLICAS", "<@U0LAN0Z89> hi").to_string();
+    for (base, retry) in [
+        (&w.url, None),
+        (&other_url, Some("1")),
+        (&other_url, Some("2")),
+    ] {
+        let headers = signed_headers(&body, retry);
+        let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let r = w.post_to(base, "/slack/events", &body, &headers).await;
+        assert_eq!(r.status, 200);
+    }
+    w.api
+        .wait_for("the answer", |c| final_message(c).is_some())
+        .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(w.api.calls_of("chat.postMessage").len(), 1);
+    assert_eq!(w.provider.received().len(), 1);
+}
+
+type Parsed = Option<(SlackConfig, (String, String))>;
+
+fn slack_config(section: &str, env: &[(&str, &str)]) -> Result<Parsed, String> {
+    let config = gateway::Config::from_parts(
+        "test",
+        section,
+        env.iter().map(|(k, v)| (k.to_string(), v.to_string())),
+    )
+    .map_err(|e| e.to_string())?;
+    match SlackConfig::from_config(&config).map_err(|e| e.to_string())? {
+        Some(c) => {
+            let secrets = c.secrets(&config.env).map_err(|e| e.to_string())?;
+            Ok(Some((c, secrets)))
+        }
+        None => Ok(None),
+    }
+}
+
+#[test]
+fn the_example_files_slack_section_is_valid_once_uncommented() {
+    let example = include_str!("../../../../switchboard.example.toml");
+    let section = &example[example.find("#[slack]").expect("a [slack] section")..];
+    let text: String = section
+        .lines()
+        .filter(|l| !l.starts_with("##"))
+        .map(|l| l.strip_prefix('#').unwrap_or(l))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let env = [
+        ("SLACK_BOT_TOKEN", "xoxb-1"),
+        ("SLACK_SIGNING_SECRET", "s3"),
+    ];
+    let (config, secrets) = slack_config(&text, &env).unwrap().expect("[slack] is read");
+    assert_eq!(config.api_base, super::DEFAULT_API_BASE);
+    assert_eq!(config.updates_per_minute, 50);
+    assert_eq!(secrets, ("xoxb-1".to_string(), "s3".to_string()));
+    assert!(
+        slack_config("", &[]).unwrap().is_none(),
+        "no [slack], no adapter"
+    );
+}
+
+#[test]
+fn slack_config_errors_name_the_key_and_the_fix() {
+    let base = "[slack]\nbot_token_env = \"T\"\nsigning_secret_env = \"S\"\n";
+    let e = slack_config(&format!("{base}tokn_env = \"X\"\n"), &[]).unwrap_err();
+    assert!(
+        e.contains("unknown field `tokn_env`") && e.contains("switchboard.example.toml"),
+        "{e}"
+    );
+    let e = slack_config(base, &[("T", "xoxb")]).unwrap_err();
+    assert!(
+        e.contains("slack.signing_secret_env") && e.contains("`S`"),
+        "{e}"
+    );
+    let e = slack_config(&format!("{base}app_token_env = \"A\"\n"), &[]).unwrap_err();
+    assert!(
+        e.contains("Socket Mode") && e.contains("/slack/events"),
+        "{e}"
+    );
+    let e = slack_config(&format!("{base}api_base = \"slack.com\"\n"), &[]).unwrap_err();
+    assert!(e.contains("slack.api_base"), "{e}");
+    let e = slack_config("[slack]\nsigning_secret_env = \"S\"\n", &[]).unwrap_err();
+    assert!(e.contains("bot_token_env"), "{e}");
+}
+
+#[tokio::test]
+async fn a_rate_limited_user_is_told_in_the_thread_and_a_failed_model_is_reported_without_buttons()
+{
+    let w = world("[limits.user]\nrequests_per_minute = 1\n").await;
+    w.event(&app_mention("Ev0FIRST", "<@U0LAN0Z89> one")).await;
+    w.api
+        .wait_for("the first answer", |c| final_message(c).is_some())
+        .await;
+    let mut second = app_mention("Ev0SECOND", "<@U0LAN0Z89> two");
+    second["event"]["ts"] = json!("1515449600.000001");
+    w.event(&second).await;
+    let calls = w
+        .api
+        .wait_for("the refusal", |c| {
+            c.iter().any(|c| {
+                c.method == "chat.postMessage" && c.args["thread_ts"] == "1515449600.000001"
+            })
+        })
+        .await;
+    let refusal = calls
+        .iter()
+        .find(|c| c.method == "chat.postMessage" && c.args["thread_ts"] == "1515449600.000001")
+        .unwrap();
+    let text = refusal.args["text"].as_str().unwrap();
+    assert!(
+        text.contains("requests per minute") || text.contains("rate limit"),
+        "{text}"
+    );
+    assert_eq!(
+        w.provider.received().len(),
+        1,
+        "the refused question never reached the model"
+    );
+
+    // A model that keeps failing: the thread says so, and offers no buttons.
+    let w = world("").await;
+    w.provider.always(Reply::Status(
+        500,
+        support::standin::openai_error("The server had an error", "server_error"),
+        vec![],
+    ));
+    w.event(&app_mention("Ev0FAIL", "<@U0LAN0Z89> hi")).await;
+    let calls = w
+        .api
+        .wait_for("the failure notice", |c| {
+            c.iter()
+                .any(|c| c.args.to_string().contains("Sorry, I could not answer"))
+        })
+        .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        final_message(&calls).is_none(),
+        "{:?}",
+        fake_api::summary(&calls)
+    );
+}
+
+#[tokio::test]
+async fn an_answer_to_a_message_with_files_says_they_were_not_read() {
+    let w = world("").await;
+    let mut mention = app_mention("Ev0FILES", "<@U0LAN0Z89> what is in this?");
+    mention["event"]["files"] = json!([{
+        "id": "F0S43PZDF", "name": "diagram.png", "title": "diagram.png",
+        "mimetype": "image/png", "filetype": "png", "size": 20480,
+        "url_private": "https://files.slack.com/files-pri/T1-F0S43PZDF/diagram.png"
+    }]);
+    w.event(&mention).await;
+    let calls = w
+        .api
+        .wait_for("the answer", |c| final_message(c).is_some())
+        .await;
+    let text = final_message(&calls).unwrap().args["blocks"][0]["text"]["text"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        text,
+        "Hello from the stand-in.\n\n_(the attached file was not read: answering from the text only)_"
+    );
+}
+
+#[tokio::test]
+async fn a_long_thread_is_trimmed_to_the_newest_messages_within_the_configured_budget() {
+    // (limits, the earlier messages the model is given)
+    let cases: [(&str, &[&str]); 2] = [
+        (
+            "history_messages = 3\n",
+            &["message 3", "al: message 4", "message 5"],
+        ),
+        ("history_chars = 30\n", &["al: message 4", "message 5"]),
+    ];
+    for (limits, expected) in cases {
+        let w = world_with("", limits).await;
+        w.api.user("U111", "al", false);
+        let parent = "1700000000.000100";
+        let mut messages = Vec::new();
+        for i in 0..6 {
+            let ts = format!("1700000000.{:06}", 100 + i * 100);
+            let user = if i % 2 == 1 { BOT_USER } else { "U111" };
+            messages.push(json!({"type": "message", "user": user, "text": format!("message {i}"), "ts": ts, "thread_ts": parent}));
+        }
+        w.api.thread(parent, messages);
+        let mut mention = app_mention("Ev0TRIM", "<@U0LAN0Z89> and now?");
+        mention["event"]["ts"] = json!("1700000000.000700");
+        mention["event"]["thread_ts"] = json!(parent);
+        w.event(&mention).await;
+        w.api
+            .wait_for("the answer", |c| final_message(c).is_some())
+            .await;
+        let sent = w.provider.received()[0].body["messages"].clone();
+        let contents: Vec<&str> = sent
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| m["role"] != "system")
+            .map(|m| m["content"].as_str().unwrap())
+            .collect();
+        let mut want = expected.to_vec();
+        want.push("and now?");
+        assert_eq!(contents, want, "{limits}");
+    }
+}
