@@ -36,27 +36,9 @@ pub struct EvalArgs {
     /// Stop at the first unusable dataset line (default: skip it, with a warning).
     #[arg(long)]
     stop_on_bad_line: bool,
-    /// Logged conversations answered by this version only.
-    #[arg(long)]
-    version: Option<i64>,
-    /// Logged conversations answered through this label only.
-    #[arg(long)]
-    label: Option<String>,
-    /// Logged conversations from this channel only.
-    #[arg(long)]
-    channel: Option<String>,
-    /// Logged conversations rated `up` or `down` only.
-    #[arg(long, value_parser = ["up", "down"])]
-    feedback: Option<String>,
-    /// From this date (YYYY-MM-DD, UTC).
-    #[arg(long)]
-    since: Option<String>,
-    /// Until this date (YYYY-MM-DD, UTC, exclusive).
-    #[arg(long)]
-    until: Option<String>,
-    /// How many examples at most.
-    #[arg(long, default_value_t = 50)]
-    limit: i64,
+    /// Which logged conversations (ignored with --dataset).
+    #[command(flatten)]
+    logged: DatasetArgs,
     /// Examples replayed at once (rate limits still apply).
     #[arg(long, default_value_t = 4)]
     concurrency: usize,
@@ -68,22 +50,64 @@ pub struct EvalArgs {
     report: Option<PathBuf>,
 }
 
+/// Filters over logged conversations, shared by `eval` and `export`.
+#[derive(Args)]
+pub struct DatasetArgs {
+    /// Only conversations answered by this prompt version.
+    #[arg(long)]
+    version: Option<i64>,
+    /// Only versions that came through this label.
+    #[arg(long)]
+    label: Option<String>,
+    /// Only this channel id.
+    #[arg(long)]
+    channel: Option<String>,
+    /// Only answers rated `up` or `down`.
+    #[arg(long, value_parser = ["up", "down"])]
+    feedback: Option<String>,
+    /// From this date (YYYY-MM-DD, UTC).
+    #[arg(long)]
+    since: Option<String>,
+    /// Until this date (YYYY-MM-DD, UTC, exclusive).
+    #[arg(long)]
+    until: Option<String>,
+    /// At most this many (eval: 50 unless given).
+    #[arg(long)]
+    limit: Option<i64>,
+}
+
+impl DatasetArgs {
+    /// The filter these flags describe, for `prompt`.
+    pub fn filter(&self, prompt: Option<String>) -> anyhow::Result<DatasetFilter> {
+        let date = |flag: &str, value: &Option<String>| -> anyhow::Result<Option<i64>> {
+            value
+                .as_deref()
+                .map(|v| {
+                    Utc::parse_date(v)
+                        .with_context(|| format!("--{flag} `{v}`: write a date as YYYY-MM-DD"))
+                })
+                .transpose()
+        };
+        Ok(DatasetFilter {
+            prompt,
+            version: self.version,
+            label: self.label.clone(),
+            channel: self.channel.clone(),
+            thumbs: self.feedback.as_deref().map(|f| f == "up"),
+            since_ms: date("since", &self.since)?,
+            until_ms: date("until", &self.until)?,
+            limit: self.limit,
+        })
+    }
+}
+
 /// Runs an evaluation and prints its verdict.
 pub async fn run(config: &gateway::Config, args: EvalArgs) -> anyhow::Result<()> {
-    let date = |flag: &str, value: &Option<String>| -> anyhow::Result<Option<i64>> {
-        value
-            .as_deref()
-            .map(|v| {
-                Utc::parse_date(v)
-                    .with_context(|| format!("--{flag} `{v}`: write a date as YYYY-MM-DD"))
-            })
-            .transpose()
-    };
-    let since = date("since", &args.since)?;
-    let until = date("until", &args.until)?;
+    let mut filter = args.logged.filter(Some(args.prompt.clone()))?;
+    filter.limit = filter.limit.or(Some(50));
     crate::prepare_models(config).await?;
     let app = gateway::Gateway::build(config).await?;
-    let result = evaluate(&app, args, since, until).await;
+    let result = evaluate(&app, args, filter).await;
     app.shutdown().await;
     result
 }
@@ -91,8 +115,7 @@ pub async fn run(config: &gateway::Config, args: EvalArgs) -> anyhow::Result<()>
 async fn evaluate(
     app: &gateway::Gateway,
     args: EvalArgs,
-    since_ms: Option<i64>,
-    until_ms: Option<i64>,
+    filter: DatasetFilter,
 ) -> anyhow::Result<()> {
     let examples = match &args.dataset {
         Some(path) => {
@@ -103,24 +126,10 @@ async fn evaluate(
             for w in warnings {
                 eprintln!("warning: {w}");
             }
-            examples
-                .into_iter()
-                .take(args.limit.max(0) as usize)
-                .collect()
+            let limit = filter.limit.unwrap_or(i64::MAX).max(0) as usize;
+            examples.into_iter().take(limit).collect()
         }
-        None => {
-            let filter = DatasetFilter {
-                prompt: Some(args.prompt.clone()),
-                version: args.version,
-                label: args.label.clone(),
-                channel: args.channel.clone(),
-                thumbs: args.feedback.as_deref().map(|f| f == "up"),
-                since_ms,
-                until_ms,
-                limit: Some(args.limit),
-            };
-            examples_from_log(app.store.dataset(&filter).await?)
-        }
+        None => examples_from_log(app.store.dataset(&filter).await?),
     };
     let config = EvalConfig {
         prompt: args.prompt.clone(),

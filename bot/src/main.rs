@@ -51,27 +51,8 @@ enum Command {
         /// Only this prompt.
         #[arg(long)]
         prompt: Option<String>,
-        /// Only this version of it.
-        #[arg(long)]
-        version: Option<i64>,
-        /// Only versions that came through this label.
-        #[arg(long)]
-        label: Option<String>,
-        /// Only this channel id.
-        #[arg(long)]
-        channel: Option<String>,
-        /// Only answers rated `up` or `down`.
-        #[arg(long, value_parser = ["up", "down"])]
-        feedback: Option<String>,
-        /// From this date (YYYY-MM-DD, UTC).
-        #[arg(long)]
-        since: Option<String>,
-        /// Until this date (YYYY-MM-DD, UTC, exclusive).
-        #[arg(long)]
-        until: Option<String>,
-        /// At most this many.
-        #[arg(long)]
-        limit: Option<i64>,
+        #[command(flatten)]
+        logged: eval_cli::DatasetArgs,
         /// Replace e-mail addresses, phone numbers and user mentions.
         #[arg(long)]
         redact: bool,
@@ -174,34 +155,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Export {
             format,
             prompt,
-            version,
-            label,
-            channel,
-            feedback,
-            since,
-            until,
-            limit,
+            logged,
             redact,
             output,
         } => {
-            let date = |flag: &str, value: Option<String>| -> anyhow::Result<Option<i64>> {
-                value
-                    .map(|v| {
-                        gateway::store::Utc::parse_date(&v)
-                            .with_context(|| format!("--{flag} `{v}`: write a date as YYYY-MM-DD"))
-                    })
-                    .transpose()
-            };
-            let filter = gateway::store::DatasetFilter {
-                prompt,
-                version,
-                label,
-                channel,
-                thumbs: feedback.map(|f| f == "up"),
-                since_ms: date("since", since)?,
-                until_ms: date("until", until)?,
-                limit,
-            };
+            let filter = logged.filter(prompt)?;
             let store = gateway::app::open_store(&config).await?;
             let result = match &output {
                 Some(path) => {
