@@ -22,11 +22,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use axum::routing::post;
 use gateway::config::RedisConfig;
 use gateway::limits::{Check, Limiter, Rule};
 use gateway::redis_link::RedisLink;
 use serde_json::json;
+use switchboard_ops::{instant_openai, pct};
 use tokio::sync::Mutex;
 
 const RATE: u32 = 1000;
@@ -39,7 +39,7 @@ async fn main() -> anyhow::Result<()> {
         .and_then(|s| s.parse().ok())
         .unwrap_or(5);
     let redis = RedisProcess::start()?;
-    let standin = start_standin().await?;
+    let standin = instant_openai("Paris.", (14, 2)).await?;
     let memory_url = start_gateway(&standin, None).await?;
     let redis_url = start_gateway(&standin, Some(&redis.url())).await?;
 
@@ -208,30 +208,6 @@ targets = ["standin/bench-model"]
     Ok(url)
 }
 
-/// A stand-in OpenAI endpoint that answers at once.
-async fn start_standin() -> anyhow::Result<String> {
-    let answer = json!({
-        "id": "chatcmpl-bench",
-        "object": "chat.completion",
-        "created": 1741570283,
-        "model": "bench-model",
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": "Paris."}, "logprobs": null, "finish_reason": "stop"}],
-        "usage": {"prompt_tokens": 14, "completion_tokens": 2, "total_tokens": 16}
-    })
-    .to_string();
-    let app = axum::Router::new().route(
-        "/v1/chat/completions",
-        post(move || {
-            let answer = answer.clone();
-            async move { ([("content-type", "application/json")], answer) }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let url = format!("http://{}", listener.local_addr()?);
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    Ok(url)
-}
-
 /// The four rules of a chat request, for one of 1,000 users.
 fn checks(i: u64) -> Vec<Check> {
     let rate = |key: String| Check {
@@ -372,12 +348,4 @@ async fn run(
     out.latencies.sort_by(f64::total_cmp);
     out.reported.sort_by(f64::total_cmp);
     out
-}
-
-fn pct(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let idx = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
-    sorted[idx.min(sorted.len() - 1)]
 }

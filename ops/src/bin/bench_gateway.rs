@@ -14,8 +14,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use axum::routing::post;
 use serde_json::json;
+use switchboard_ops::{instant_openai, pct};
 use tokio::sync::Mutex;
 
 const RATES: &[u32] = &[500, 1000, 2000];
@@ -27,7 +27,7 @@ async fn main() -> anyhow::Result<()> {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(5);
-    let standin = start_standin().await?;
+    let standin = instant_openai("Hello!", (9, 2)).await?;
     let dir = tempfile_dir()?;
     let config = format!(
         r#"data_dir = "{dir}"
@@ -93,30 +93,6 @@ fn tempfile_dir() -> anyhow::Result<String> {
     let dir = std::env::temp_dir().join(format!("switchboard-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).context("create the benchmark's data folder")?;
     Ok(dir.display().to_string())
-}
-
-/// A stand-in OpenAI endpoint that answers at once.
-async fn start_standin() -> anyhow::Result<String> {
-    let answer = json!({
-        "id": "chatcmpl-bench",
-        "object": "chat.completion",
-        "created": 1741570283,
-        "model": "bench-model",
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hello!"}, "logprobs": null, "finish_reason": "stop"}],
-        "usage": {"prompt_tokens": 9, "completion_tokens": 2, "total_tokens": 11}
-    })
-    .to_string();
-    let app = axum::Router::new().route(
-        "/v1/chat/completions",
-        post(move || {
-            let answer = answer.clone();
-            async move { ([("content-type", "application/json")], answer) }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let url = format!("http://{}", listener.local_addr()?);
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    Ok(url)
 }
 
 struct Outcome {
@@ -190,12 +166,4 @@ async fn run(client: &reqwest::Client, base: &str, body: &str, rate: u32, second
     out.latencies.sort_by(f64::total_cmp);
     out.reported.sort_by(f64::total_cmp);
     out
-}
-
-fn pct(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let idx = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
-    sorted[idx.min(sorted.len() - 1)]
 }
