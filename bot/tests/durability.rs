@@ -139,10 +139,25 @@ async fn acknowledged_feedback_survives_a_locked_database_and_sigkill() {
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(store.count(Table::Feedback).await.unwrap(), clicks);
-    let spool: Vec<_> = std::fs::read_dir(dir.path().join("spool"))
+    // Written segments are removed, and so is the killed process's lock;
+    // what is left is the running process's lock and its empty segments
+    // made ahead of use.
+    let spool = dir.path().join("spool");
+    let locks: Vec<_> = std::fs::read_dir(&spool)
         .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().and_then(|e| e.to_str()) == Some("lock"))
         .collect();
-    assert!(spool.is_empty(), "written segments are removed: {spool:?}");
+    assert_eq!(locks.len(), 1, "one lock, the running process's: {locks:?}");
+    for entry in std::fs::read_dir(&spool).unwrap() {
+        let path = entry.unwrap().path();
+        let bytes = std::fs::read(&path).unwrap();
+        assert!(
+            bytes.iter().all(|b| *b == 0),
+            "{} still holds rows",
+            path.display()
+        );
+    }
     serve.start_kill().unwrap();
     let _ = serve.wait().await;
     store.close().await;

@@ -284,8 +284,9 @@ async fn feedback_is_acknowledged_while_postgres_is_unreachable_and_written_afte
             .await
             .expect("acknowledged while the database is down");
     }
-    assert!(
-        std::fs::read_dir(spool.path()).unwrap().count() > 0,
+    assert_eq!(
+        spooled_rows(spool.path()),
+        clicks,
         "the clicks wait in the spool"
     );
 
@@ -298,9 +299,116 @@ async fn feedback_is_acknowledged_while_postgres_is_unreachable_and_written_afte
         .expect("written once the database is back");
     assert_eq!(store.count(Table::Feedback).await.unwrap(), clicks);
     assert_eq!(store.count(Table::Inferences).await.unwrap(), 1);
-    assert_eq!(std::fs::read_dir(spool.path()).unwrap().count(), 0);
+    assert_eq!(
+        spooled_rows(spool.path()),
+        0,
+        "written segments are removed"
+    );
     drop(recorder);
     task.await.unwrap();
+    let left: Vec<_> = std::fs::read_dir(spool.path()).unwrap().collect();
+    assert!(
+        left.is_empty(),
+        "a clean stop leaves nothing behind: {left:?}"
+    );
     store.close().await;
     admin.close().await;
+}
+
+/// Rows waiting in a spool folder's segments (their text ends at the
+/// first NUL: space reserved and not yet written).
+fn spooled_rows(dir: &std::path::Path) -> i64 {
+    let mut rows = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().and_then(|e| e.to_str()) == Some("jsonl") {
+            let bytes = std::fs::read(&path).unwrap();
+            let end = bytes.iter().position(|b| *b == 0).unwrap_or(bytes.len());
+            rows += bytes[..end].iter().filter(|b| **b == b'\n').count() as i64;
+        }
+    }
+    rows
+}
+
+/// One spooled feedback row, as a segment line.
+fn spooled_click(user: &str) -> String {
+    let mut row = serde_json::to_value(FeedbackRecord {
+        id: Uuid::now_v7(),
+        inference_id: Uuid::now_v7(),
+        created_at_ms: now_ms(),
+        kind: "thumbs".into(),
+        score: Some(1.0),
+        comment: None,
+        user_id: Some(user.into()),
+        source: "button".into(),
+    })
+    .unwrap();
+    row["row"] = json!("feedback");
+    format!("{row}\n")
+}
+
+/// Processes sharing a spool folder: at start, a recorder replays the
+/// segments of processes that have ended (their lock is free, or they
+/// predate locks) and leaves a running process's segments alone, so it
+/// never takes rows (or empty segments) from under it.
+#[tokio::test]
+async fn a_spool_shared_by_processes_replays_only_ended_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool = dir.path().join("spool");
+    std::fs::create_dir_all(&spool).unwrap();
+    let store = Store::connect(&format!("sqlite://{}/db.sqlite", dir.path().display()))
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+
+    // A running process: its lock is held.
+    let live_lock = std::fs::File::create(spool.join("live.lock")).unwrap();
+    live_lock.lock().unwrap();
+    std::fs::write(
+        spool.join("live-000000000000.jsonl"),
+        spooled_click("U-live"),
+    )
+    .unwrap();
+    // A crashed one: its lock file is there but free; its segment has
+    // reserved space after the rows.
+    std::fs::File::create(spool.join("dead.lock")).unwrap();
+    let mut dead = spooled_click("U-dead").into_bytes();
+    dead.resize(dead.len() + 4096, 0);
+    std::fs::write(spool.join("dead-000000000000.jsonl"), dead).unwrap();
+    // And a segment written before processes took locks.
+    std::fs::write(
+        spool.join("1700000000000-4242-0000000001.jsonl"),
+        spooled_click("U-old"),
+    )
+    .unwrap();
+
+    let (recorder, task) = Recorder::start_with_spool(store.clone(), Some(spool.clone()));
+    recorder.flush().await;
+    assert_eq!(
+        store.count(Table::Feedback).await.unwrap(),
+        2,
+        "the ended processes' rows are replayed"
+    );
+    assert!(
+        spool.join("live-000000000000.jsonl").exists(),
+        "the running process's segment is left alone"
+    );
+    assert!(spool.join("live.lock").exists());
+    assert!(
+        !spool.join("dead.lock").exists(),
+        "an adopted lock is removed"
+    );
+    drop(recorder);
+    task.await.unwrap();
+
+    // Once that process has ended, the next start replays its rows too.
+    drop(live_lock);
+    let (recorder, task) = Recorder::start_with_spool(store.clone(), Some(spool.clone()));
+    recorder.flush().await;
+    assert_eq!(store.count(Table::Feedback).await.unwrap(), 3);
+    drop(recorder);
+    task.await.unwrap();
+    let left: Vec<_> = std::fs::read_dir(&spool).unwrap().collect();
+    assert!(left.is_empty(), "nothing left behind: {left:?}");
+    store.close().await;
 }

@@ -7,6 +7,7 @@
 //! them off the hot path.
 
 mod dataset;
+mod ingest;
 mod prompt_tables;
 mod recorder;
 
@@ -105,6 +106,9 @@ pub enum StoreError {
     /// A query failed.
     #[error("database error: {0}")]
     Query(#[from] sqlx::Error),
+    /// Rows could not be encoded for a bulk write.
+    #[error("cannot encode rows for the database: {0}")]
+    Encode(String),
     /// The SQLite file's folder could not be created.
     #[error("cannot create the folder `{path}` for the SQLite file: {source}")]
     Folder {
@@ -372,27 +376,6 @@ impl std::fmt::Display for Utc {
     }
 }
 
-/// Rows per multi-row INSERT (inferences take 31 parameters each; both
-/// databases accept thousands of parameters per statement).
-const ROWS_PER_STATEMENT: usize = 64;
-
-/// Appends `($1, …, $k), ($k+1, …)` for `rows` rows of `columns` values.
-fn values(sql: &mut String, rows: usize, columns: usize) {
-    for r in 0..rows {
-        if r > 0 {
-            sql.push_str(", ");
-        }
-        sql.push('(');
-        for c in 0..columns {
-            if c > 0 {
-                sql.push_str(", ");
-            }
-            sql.push_str(&format!("${}", r * columns + c + 1));
-        }
-        sql.push(')');
-    }
-}
-
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
@@ -496,169 +479,6 @@ impl Store {
     /// Whether the database answers.
     pub async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(())
-    }
-
-    /// Writes inference rows and their messages in one transaction.
-    /// Rows already stored (same id) are skipped, so a batch can be retried.
-    pub async fn insert_inferences(&self, rows: &[InferenceRecord]) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
-        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-            let mut sql = String::from(
-                "INSERT INTO inferences (id, created_at, platform, workspace, channel, thread, user_id, \
-                 prompt_name, prompt_version, alias, provider, model, input_tokens, output_tokens, ttft_ms, \
-                 tpot_ms, total_ms, provider_ms, cost_usd, cache_hit, streamed, status, error, finish_reason, \
-                 attempts, attempt_log, params, tokens_saved, cost_saved_usd, prompt_label, purpose) VALUES ",
-            );
-            values(&mut sql, chunk.len(), 31);
-            sql.push_str(" ON CONFLICT (id) DO NOTHING");
-            let mut q = sqlx::query(AssertSqlSafe(sql));
-            for r in chunk {
-                let attempt_log =
-                    serde_json::to_string(&r.attempts).unwrap_or_else(|_| "[]".into());
-                let params = serde_json::to_string(&r.params).unwrap_or_else(|_| "{}".into());
-                q = q
-                    .bind(r.id.to_string())
-                    .bind(r.created_at_ms)
-                    .bind(r.origin.platform.clone())
-                    .bind(r.origin.workspace.clone())
-                    .bind(r.origin.channel.clone())
-                    .bind(r.origin.thread.clone())
-                    .bind(r.origin.user.clone())
-                    .bind(r.prompt.as_ref().map(|p| p.0.clone()))
-                    .bind(r.prompt.as_ref().map(|p| p.1))
-                    .bind(r.alias.clone())
-                    .bind(r.provider.clone())
-                    .bind(r.model.clone())
-                    .bind(r.input_tokens.map(|t| t as i64))
-                    .bind(r.output_tokens.map(|t| t as i64))
-                    .bind(r.ttft_ms)
-                    .bind(r.tpot_ms)
-                    .bind(r.total_ms)
-                    .bind(r.provider_ms)
-                    .bind(r.cost_usd)
-                    .bind(r.cache_hit as i64)
-                    .bind(r.streamed as i64)
-                    .bind(r.status.as_str())
-                    .bind(r.error.clone())
-                    .bind(r.finish_reason.clone())
-                    .bind(r.attempts.len() as i64)
-                    .bind(attempt_log)
-                    .bind(params)
-                    .bind(r.tokens_saved.map(|t| t as i64))
-                    .bind(r.cost_saved_usd)
-                    .bind(r.prompt_label.clone())
-                    .bind(r.purpose.as_str());
-            }
-            // Not cached: a statement prepared for one row's NULLs would
-            // reject the next row's values in PostgreSQL through `Any`.
-            q.persistent(false).execute(&mut *tx).await?;
-
-            let messages: Vec<(String, i64, &str, &str, &str)> = chunk
-                .iter()
-                .flat_map(|r| {
-                    let id = r.id.to_string();
-                    let input = r
-                        .input
-                        .iter()
-                        .map(|m| ("input", m.role.as_str(), m.content.as_str()));
-                    let output = r.output.iter().map(|o| ("output", "assistant", o.as_str()));
-                    input
-                        .chain(output)
-                        .enumerate()
-                        .map(move |(i, (d, role, c))| (id.clone(), i as i64, d, role, c))
-                })
-                .collect();
-            for part in messages.chunks(ROWS_PER_STATEMENT * 4) {
-                let mut sql = String::from(
-                    "INSERT INTO inference_messages (inference_id, position, direction, role, content) VALUES ",
-                );
-                values(&mut sql, part.len(), 5);
-                sql.push_str(" ON CONFLICT (inference_id, position) DO NOTHING");
-                let mut q = sqlx::query(AssertSqlSafe(sql));
-                for (id, position, direction, role, content) in part {
-                    q = q
-                        .bind(id.clone())
-                        .bind(*position)
-                        .bind(*direction)
-                        .bind(*role)
-                        .bind(*content);
-                }
-                q.persistent(false).execute(&mut *tx).await?;
-            }
-        }
-        tx.commit().await?;
-        Ok(())
-    }
-
-    /// Writes feedback rows in one transaction; ids already stored are
-    /// skipped. A user's newer thumbs vote on an inference replaces the
-    /// older ones, which stay as history (`replaced_by`).
-    pub async fn insert_feedback(&self, rows: &[FeedbackRecord]) -> Result<(), StoreError> {
-        // Within the batch: every thumbs vote but a user's last on an
-        // inference is replaced by that last one.
-        let mut last: std::collections::HashMap<(Uuid, &str), Uuid> = Default::default();
-        for f in rows {
-            if let (true, Some(user)) = (f.kind == "thumbs", f.user_id.as_deref()) {
-                last.insert((f.inference_id, user), f.id);
-            }
-        }
-        let mut tx = self.pool.begin().await?;
-        // Earlier batches' votes are replaced by this batch's last ones.
-        let latest: Vec<_> = last.iter().collect();
-        for part in latest.chunks(ROWS_PER_STATEMENT * 4) {
-            let mut sql = String::from("UPDATE feedback SET replaced_by = v.column3 FROM (VALUES ");
-            let mut n = 0;
-            for i in 0..part.len() {
-                if i > 0 {
-                    sql.push_str(", ");
-                }
-                sql.push_str(&format!("(${}, ${}, ${})", n + 1, n + 2, n + 3));
-                n += 3;
-            }
-            sql.push_str(
-                ") AS v WHERE feedback.inference_id = v.column1 AND feedback.user_id = v.column2 \
-                 AND feedback.kind = 'thumbs' AND feedback.replaced_by IS NULL AND feedback.id <> v.column3",
-            );
-            let mut q = sqlx::query(AssertSqlSafe(sql));
-            for ((inference, user), id) in part {
-                q = q
-                    .bind(inference.to_string())
-                    .bind(user.to_string())
-                    .bind(id.to_string());
-            }
-            q.persistent(false).execute(&mut *tx).await?;
-        }
-        for chunk in rows.chunks(ROWS_PER_STATEMENT * 2) {
-            let mut sql = String::from(
-                "INSERT INTO feedback (id, inference_id, created_at, kind, score, comment, user_id, source, \
-                 replaced_by) VALUES ",
-            );
-            values(&mut sql, chunk.len(), 9);
-            sql.push_str(" ON CONFLICT (id) DO NOTHING");
-            let mut q = sqlx::query(AssertSqlSafe(sql));
-            for f in chunk {
-                let replaced_by = match (f.kind == "thumbs", f.user_id.as_deref()) {
-                    (true, Some(user)) => last
-                        .get(&(f.inference_id, user))
-                        .filter(|l| **l != f.id)
-                        .map(Uuid::to_string),
-                    _ => None,
-                };
-                q = q
-                    .bind(f.id.to_string())
-                    .bind(f.inference_id.to_string())
-                    .bind(f.created_at_ms)
-                    .bind(f.kind.clone())
-                    .bind(f.score)
-                    .bind(f.comment.clone())
-                    .bind(f.user_id.clone())
-                    .bind(f.source.clone())
-                    .bind(replaced_by);
-            }
-            q.persistent(false).execute(&mut *tx).await?;
-        }
-        tx.commit().await?;
         Ok(())
     }
 
