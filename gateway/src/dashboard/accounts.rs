@@ -122,6 +122,8 @@ pub async fn remove_account(store: &Store, name: &str) -> Result<(), AccountErro
 const FREE_FAILURES_PER_ACCOUNT: u32 = 3;
 /// Wrong passwords allowed from one address (any account) before locking.
 const FREE_FAILURES_PER_ADDRESS: u32 = 10;
+/// The first lock; each further failure doubles it.
+const FIRST_LOCK: Duration = Duration::from_secs(5);
 /// The longest lock.
 const MAX_LOCK: Duration = Duration::from_secs(15 * 60);
 /// Failures older than this are forgotten.
@@ -136,7 +138,7 @@ struct Failures {
 
 /// Counts wrong passwords per account and per client address. After the
 /// free attempts, each further failure locks that key for twice as long as
-/// the one before (1 s, 2 s, 4 s, … up to 15 minutes); attempts during a
+/// the one before (5 s, 10 s, 20 s, … up to 15 minutes); attempts during a
 /// lock are refused without checking the password.
 #[derive(Debug, Default)]
 pub struct Throttle {
@@ -175,7 +177,7 @@ impl Throttle {
             f.last = now;
             if f.count >= free {
                 let doublings = (f.count - free).min(20);
-                let lock = Duration::from_secs(1u64 << doublings).min(MAX_LOCK);
+                let lock = (FIRST_LOCK * (1u32 << doublings)).min(MAX_LOCK);
                 f.locked_until = Some(now + lock);
             }
         }
@@ -220,10 +222,10 @@ mod tests {
         }
         t.failed("alice", "10.0.0.1");
         let first = t.wait("Alice", "10.0.0.2").expect("locked after the free attempts");
-        assert!(first <= Duration::from_secs(1));
+        assert!(first <= FIRST_LOCK && first > FIRST_LOCK / 2, "{first:?}");
         t.failed("alice", "10.0.0.1");
         let second = t.wait("alice", "10.0.0.2").unwrap();
-        assert!(second > Duration::from_secs(1), "{second:?}");
+        assert!(second > FIRST_LOCK, "{second:?}");
         assert_eq!(t.wait("bob", "10.0.0.2"), None, "other accounts are free");
         t.succeeded("alice", "10.0.0.1");
         assert_eq!(t.wait("alice", "10.0.0.1"), None);
