@@ -39,14 +39,18 @@ pub async fn run(config: &gateway::Config, command: AdminCommand) -> anyhow::Res
                 .map(|()| println!("added the dashboard account `{name}`; sign in at /dashboard"))
                 .map_err(anyhow::Error::from)
         }
-        AdminCommand::List => store.accounts().await.map_err(anyhow::Error::from).map(|list| {
-            if list.is_empty() {
-                println!("no dashboard accounts; add one with `switchboard admin add NAME`");
-            }
-            for (name, created) in list {
-                println!("{name}\tcreated {}", gateway::store::Utc::from_ms(created));
-            }
-        }),
+        AdminCommand::List => store
+            .accounts()
+            .await
+            .map_err(anyhow::Error::from)
+            .map(|list| {
+                if list.is_empty() {
+                    println!("no dashboard accounts; add one with `switchboard admin add NAME`");
+                }
+                for (name, created) in list {
+                    println!("{name}\tcreated {}", gateway::store::Utc::from_ms(created));
+                }
+            }),
         AdminCommand::Remove { name } => accounts::remove_account(&store, &name)
             .await
             .map(|()| println!("removed the dashboard account `{name}` and ended its sessions"))

@@ -120,18 +120,19 @@ fn seed_rows() -> Seeds {
 
 fn feedback(seeds: &Seeds) -> Vec<FeedbackRecord> {
     let now = now_ms();
-    let record = |inference: Uuid, user: String, score: Option<f64>, kind: &str, comment: Option<&str>| {
-        FeedbackRecord {
-            id: Uuid::now_v7(),
-            inference_id: inference,
-            created_at_ms: now,
-            kind: kind.into(),
-            score,
-            comment: comment.map(str::to_string),
-            user_id: Some(user),
-            source: "button".into(),
-        }
-    };
+    let record =
+        |inference: Uuid, user: String, score: Option<f64>, kind: &str, comment: Option<&str>| {
+            FeedbackRecord {
+                id: Uuid::now_v7(),
+                inference_id: inference,
+                created_at_ms: now,
+                kind: kind.into(),
+                score,
+                comment: comment.map(str::to_string),
+                user_id: Some(user),
+                source: "button".into(),
+            }
+        };
     let mut out = Vec::new();
     // A changed vote: only the last one counts (it is already in `votes`
     // when row 4 is voted up).
@@ -143,7 +144,13 @@ fn feedback(seeds: &Seeds) -> Vec<FeedbackRecord> {
         } else {
             format!("voter{n}")
         };
-        out.push(record(*inference, user, Some(if *up { 1.0 } else { 0.0 }), "thumbs", None));
+        out.push(record(
+            *inference,
+            user,
+            Some(if *up { 1.0 } else { 0.0 }),
+            "thumbs",
+            None,
+        ));
     }
     out.push(record(
         seeds.commented,
@@ -189,7 +196,10 @@ impl Served {
             .unwrap();
         let system = &mut prompt.messages[0].template;
         let edited = system.replace("concisely and accurately", "briefly, kindly and accurately");
-        assert_ne!(*system, edited, "the built-in prompt changed; update the seed edit");
+        assert_ne!(
+            *system, edited,
+            "the built-in prompt changed; update the seed edit"
+        );
         *system = edited;
         Admin::new(registry.clone(), None, parsed.admin.clone())
             .run(
@@ -250,19 +260,31 @@ impl Served {
     async fn add_account(&self, name: &str) {
         use tokio::io::AsyncWriteExt;
         let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
-            .args(["--config", self.config.to_str().unwrap(), "admin", "add", name])
+            .args([
+                "--config",
+                self.config.to_str().unwrap(),
+                "admin",
+                "add",
+                name,
+            ])
             .env_remove("SWITCHBOARD_ADMIN_PASSWORD")
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .spawn()
             .unwrap();
         let mut stdin = child.stdin.take().unwrap();
-        stdin.write_all(format!("{PASSWORD}\n").as_bytes()).await.unwrap();
+        stdin
+            .write_all(format!("{PASSWORD}\n").as_bytes())
+            .await
+            .unwrap();
         drop(stdin);
         let out = child.wait_with_output().await.unwrap();
         assert!(out.status.success(), "admin add failed");
         let said = String::from_utf8_lossy(&out.stdout);
-        assert!(said.contains(&format!("added the dashboard account `{name}`")), "{said}");
+        assert!(
+            said.contains(&format!("added the dashboard account `{name}`")),
+            "{said}"
+        );
         assert!(!said.contains(PASSWORD));
     }
 
@@ -280,7 +302,8 @@ impl Served {
 /// names a folder, for a person to look at.
 async fn picture(b: &mut Browser, name: &str) {
     if let Some(dir) = std::env::var_os("SWITCHBOARD_TEST_SCREENSHOTS") {
-        b.screenshot(&std::path::Path::new(&dir).join(format!("{name}.png"))).await;
+        b.screenshot(&std::path::Path::new(&dir).join(format!("{name}.png")))
+            .await;
     }
 }
 
@@ -330,11 +353,19 @@ async fn an_admin_signs_in_reads_the_figures_diffs_and_promotes() {
     b.goto(&format!("{base}/dashboard")).await;
     assert!(b.location().await.ends_with("/dashboard/login"));
     sign_in(&mut b, &base, "alice", PASSWORD).await;
-    assert!(b.location().await.ends_with("/dashboard"), "{}", b.location().await);
+    assert!(
+        b.location().await.ends_with("/dashboard"),
+        "{}",
+        b.location().await
+    );
     assert_eq!(b.text("#me").await.as_deref(), Some("alice"));
 
     // The overview's figures are the seeds', test runs left out.
-    let live: Vec<&InferenceRecord> = seeds.rows.iter().filter(|r| r.purpose == Purpose::Live).collect();
+    let live: Vec<&InferenceRecord> = seeds
+        .rows
+        .iter()
+        .filter(|r| r.purpose == Purpose::Live)
+        .collect();
     let ok: Vec<_> = live.iter().filter(|r| r.status == Status::Ok).collect();
     let ups = seeds.votes.iter().filter(|v| v.1).count() as f64;
     let votes = seeds.votes.len() as f64;
@@ -348,13 +379,22 @@ async fn an_admin_signs_in_reads_the_figures_diffs_and_promotes() {
         ("votes", seeds.votes.len().to_string()),
         ("thumbs_rate", pct(ups / votes)),
         ("thumbs_ci", format!("{} – {}", pct(lo), pct(hi))),
-        ("ttft_p50", format!("{:.0} ms", nearest_rank(ttft.clone(), 50.0))),
+        (
+            "ttft_p50",
+            format!("{:.0} ms", nearest_rank(ttft.clone(), 50.0)),
+        ),
         ("ttft_p95", format!("{:.0} ms", nearest_rank(ttft, 95.0))),
-        ("tpot_p50", format!("{:.0} ms", nearest_rank(tpot.clone(), 50.0))),
+        (
+            "tpot_p50",
+            format!("{:.0} ms", nearest_rank(tpot.clone(), 50.0)),
+        ),
         ("tpot_p95", format!("{:.0} ms", nearest_rank(tpot, 95.0))),
         ("cost", format!("${cost:.4}")),
         ("cost_per_day", format!("${:.4}", cost / 14.0)),
-        ("cost_per_request", format!("${:.4}", cost / ok.len() as f64)),
+        (
+            "cost_per_request",
+            format!("${:.4}", cost / ok.len() as f64),
+        ),
         ("cache_hit_rate", pct(hits / ok.len() as f64)),
         (
             "errors",
@@ -363,7 +403,13 @@ async fn an_admin_signs_in_reads_the_figures_diffs_and_promotes() {
                 .count()
                 .to_string(),
         ),
-        ("limited", live.iter().filter(|r| r.status == Status::Limited).count().to_string()),
+        (
+            "limited",
+            live.iter()
+                .filter(|r| r.status == Status::Limited)
+                .count()
+                .to_string(),
+        ),
     ];
     for (figure, want) in expected {
         assert_eq!(
@@ -374,7 +420,10 @@ async fn an_admin_signs_in_reads_the_figures_diffs_and_promotes() {
     }
     picture(&mut b, "overview").await;
     // By platform: Discord's requests.
-    let discord = live.iter().filter(|r| r.origin.platform == "discord").count();
+    let discord = live
+        .iter()
+        .filter(|r| r.origin.platform == "discord")
+        .count();
     let shown = b
         .eval(
             "[...document.querySelectorAll('table[data-breakdown=platform] tr')].map(r => [...r.cells].map(c => c.textContent.trim())).find(c => c[0] === 'discord')[1]",
@@ -382,35 +431,80 @@ async fn an_admin_signs_in_reads_the_figures_diffs_and_promotes() {
         .await;
     assert_eq!(shown, serde_json::json!(discord.to_string()));
     // Charts are drawn on the server: SVG with bars, and no script at all.
-    assert_eq!(b.eval("document.querySelectorAll('svg.chart').length").await, 5);
-    assert!(b.eval("document.querySelectorAll('svg.chart rect').length").await.as_u64().unwrap() > 0);
+    assert_eq!(
+        b.eval("document.querySelectorAll('svg.chart').length")
+            .await,
+        5
+    );
+    assert!(
+        b.eval("document.querySelectorAll('svg.chart rect').length")
+            .await
+            .as_u64()
+            .unwrap()
+            > 0
+    );
     assert_eq!(b.eval("document.scripts.length").await, 0);
 
     // The prompt page shows each version's figures side by side.
     b.goto(&format!("{base}/dashboard/prompts")).await;
-    b.submit("document.querySelector('a[href=\"/dashboard/prompts/assistant\"]').click()").await;
-    let v2: Vec<_> = live.iter().filter(|r| r.prompt.as_ref().unwrap().1 == 2).collect();
+    b.submit("document.querySelector('a[href=\"/dashboard/prompts/assistant\"]').click()")
+        .await;
+    let v2: Vec<_> = live
+        .iter()
+        .filter(|r| r.prompt.as_ref().unwrap().1 == 2)
+        .collect();
     let v2_ids: Vec<Uuid> = v2.iter().map(|r| r.id).collect();
-    let v2_votes: Vec<bool> = seeds.votes.iter().filter(|v| v2_ids.contains(&v.0)).map(|v| v.1).collect();
+    let v2_votes: Vec<bool> = seeds
+        .votes
+        .iter()
+        .filter(|v| v2_ids.contains(&v.0))
+        .map(|v| v.1)
+        .collect();
     let row = b
         .eval("[...document.querySelector('tr[data-version=\"2\"]').cells].map(c => c.textContent.trim())")
         .await;
     assert_eq!(row[2], serde_json::json!(v2.len().to_string()), "{row}");
     assert_eq!(
         row[3],
-        serde_json::json!(pct(v2_votes.iter().filter(|u| **u).count() as f64 / v2_votes.len() as f64)),
+        serde_json::json!(pct(
+            v2_votes.iter().filter(|u| **u).count() as f64 / v2_votes.len() as f64
+        )),
         "{row}"
     );
-    assert_eq!(b.text("[data-label=production]").await.as_deref(), Some("production → v1"));
+    assert_eq!(
+        b.text("[data-label=production]").await.as_deref(),
+        Some("production → v1")
+    );
     picture(&mut b, "prompt").await;
 
     // The diff between v1 and v2 shows the edited line.
-    b.submit("document.querySelector('#diff-form').requestSubmit()").await;
-    assert!(b.location().await.contains("/dashboard/prompts/assistant/diff?from=1&to=2"));
-    let added = b.eval("[...document.querySelectorAll('#diff .add')].map(e => e.textContent).join('\\n')").await;
-    let removed = b.eval("[...document.querySelectorAll('#diff .del')].map(e => e.textContent).join('\\n')").await;
-    assert!(added.as_str().unwrap().contains("briefly, kindly and accurately"), "{added}");
-    assert!(removed.as_str().unwrap().contains("concisely and accurately"), "{removed}");
+    b.submit("document.querySelector('#diff-form').requestSubmit()")
+        .await;
+    assert!(
+        b.location()
+            .await
+            .contains("/dashboard/prompts/assistant/diff?from=1&to=2")
+    );
+    let added = b
+        .eval("[...document.querySelectorAll('#diff .add')].map(e => e.textContent).join('\\n')")
+        .await;
+    let removed = b
+        .eval("[...document.querySelectorAll('#diff .del')].map(e => e.textContent).join('\\n')")
+        .await;
+    assert!(
+        added
+            .as_str()
+            .unwrap()
+            .contains("briefly, kindly and accurately"),
+        "{added}"
+    );
+    assert!(
+        removed
+            .as_str()
+            .unwrap()
+            .contains("concisely and accurately"),
+        "{removed}"
+    );
     picture(&mut b, "diff").await;
 
     // Promote v2 to production with the page's form (and its CSRF token).
@@ -421,8 +515,14 @@ async fn an_admin_signs_in_reads_the_figures_diffs_and_promotes() {
     )
     .await;
     let notice = b.text("#notice").await.unwrap();
-    assert!(notice.contains("assistant@production now serves v2 (was v1)"), "{notice}");
-    assert_eq!(b.text("[data-label=production]").await.as_deref(), Some("production → v2"));
+    assert!(
+        notice.contains("assistant@production now serves v2 (was v1)"),
+        "{notice}"
+    );
+    assert_eq!(
+        b.text("[data-label=production]").await.as_deref(),
+        Some("production → v2")
+    );
     let store = served.store().await;
     let production = |rows: gateway::store::RegistryRows| {
         rows.labels
@@ -430,7 +530,10 @@ async fn an_admin_signs_in_reads_the_figures_diffs_and_promotes() {
             .find(|l| l.name == "assistant" && l.label == "production")
             .map(|l| l.arms.iter().map(|a| a.version).collect::<Vec<_>>())
     };
-    assert_eq!(production(store.registry_rows().await.unwrap()), Some(vec![2]));
+    assert_eq!(
+        production(store.registry_rows().await.unwrap()),
+        Some(vec![2])
+    );
     let audit = store.audit_rows(Some("assistant"), 50).await.unwrap();
     assert_eq!(audit[0].actor, "dashboard:alice");
     assert_eq!(audit[0].action, "promote");
@@ -439,7 +542,9 @@ async fn an_admin_signs_in_reads_the_figures_diffs_and_promotes() {
     // The same POST (back to v1) without the token, with a wrong token, or
     // without a session is refused, and nothing changes.
     let url = format!("{base}/dashboard/prompts/assistant/promote");
-    let csrf = b.eval("document.querySelector('form.promote input[name=csrf]').value").await;
+    let csrf = b
+        .eval("document.querySelector('form.promote input[name=csrf]').value")
+        .await;
     let csrf = csrf.as_str().unwrap().to_string();
     // In the browser: a form posted without the token, and with a wrong one.
     for token in [None, Some("0000")] {
@@ -477,26 +582,53 @@ async fn an_admin_signs_in_reads_the_figures_diffs_and_promotes() {
         .await
         .unwrap();
     assert_eq!(anonymous.status(), 403);
-    assert_eq!(production(store.registry_rows().await.unwrap()), Some(vec![2]));
-    assert_eq!(store.audit_rows(Some("assistant"), 50).await.unwrap().len(), audited);
+    assert_eq!(
+        production(store.registry_rows().await.unwrap()),
+        Some(vec![2])
+    );
+    assert_eq!(
+        store.audit_rows(Some("assistant"), 50).await.unwrap().len(),
+        audited
+    );
     b.goto(&format!("{base}/dashboard/prompts/assistant")).await;
-    assert_eq!(b.text("[data-label=production]").await.as_deref(), Some("production → v2"));
+    assert_eq!(
+        b.text("[data-label=production]").await.as_deref(),
+        Some("production → v2")
+    );
 
     // Feedback review: the commented answer with its conversation, escaped.
     b.goto(&format!("{base}/dashboard/feedback")).await;
     picture(&mut b, "feedback").await;
     let card = format!("[data-inference=\"{}\"]", seeds.commented);
     let text = b.text(&card).await.expect("the commented answer is listed");
-    assert!(text.contains("question number 2") && text.contains("answer number 2"), "{text}");
-    assert!(text.contains("This <b>ignored</b> my question"), "user text is shown as text: {text}");
+    assert!(
+        text.contains("question number 2") && text.contains("answer number 2"),
+        "{text}"
+    );
+    assert!(
+        text.contains("This <b>ignored</b> my question"),
+        "user text is shown as text: {text}"
+    );
     b.submit(&format!(
         "(() => {{ const f = document.querySelector('{card} form[action$=\"/dataset\"]'); f.dataset.value = 'tone-problems'; f.requestSubmit(); }})()"
     ))
     .await;
-    assert!(b.text("#notice").await.unwrap().contains("to the dataset tone-problems"));
-    b.submit(&format!("document.querySelector('{card} form[action$=\"/reviewed\"]').requestSubmit()")).await;
+    assert!(
+        b.text("#notice")
+            .await
+            .unwrap()
+            .contains("to the dataset tone-problems")
+    );
+    b.submit(&format!(
+        "document.querySelector('{card} form[action$=\"/reviewed\"]').requestSubmit()"
+    ))
+    .await;
     assert!(b.text("#notice").await.unwrap().contains("reviewed"));
-    assert_eq!(b.text(&card).await, None, "reviewed answers leave the queue");
+    assert_eq!(
+        b.text(&card).await,
+        None,
+        "reviewed answers leave the queue"
+    );
 
     // Playground: run v2 on an input through the configured model.
     b.goto(&format!("{base}/dashboard/playground")).await;
@@ -505,7 +637,10 @@ async fn an_admin_signs_in_reads_the_figures_diffs_and_promotes() {
          f.input.value = 'Where is the office?'; f.requestSubmit(); })()",
     )
     .await;
-    assert_eq!(b.text("#answer").await.as_deref(), Some("Hello from the stand-in."));
+    assert_eq!(
+        b.text("#answer").await.as_deref(),
+        Some("Hello from the stand-in.")
+    );
     assert_eq!(b.text("#tokens-out").await.as_deref(), Some("5"));
     picture(&mut b, "playground").await;
 
@@ -524,7 +659,10 @@ async fn wrong_passwords_are_refused_and_slowed_after_repeats() {
     for _ in 0..3 {
         sign_in(&mut b, &base, "bob", "not the password at all").await;
         assert!(b.location().await.ends_with("/dashboard/login"));
-        assert_eq!(b.text("#error").await.as_deref(), Some("Wrong name or password."));
+        assert_eq!(
+            b.text("#error").await.as_deref(),
+            Some("Wrong name or password.")
+        );
     }
     // Now even the right password must wait.
     sign_in(&mut b, &base, "bob", PASSWORD).await;
@@ -536,7 +674,10 @@ async fn wrong_passwords_are_refused_and_slowed_after_repeats() {
         .unwrap_or_else(|| panic!("not slowed: {error}"));
     assert!((1..=5).contains(&secs), "{error}");
     b.goto(&format!("{base}/dashboard")).await;
-    assert!(b.location().await.ends_with("/dashboard/login"), "no session was made");
+    assert!(
+        b.location().await.ends_with("/dashboard/login"),
+        "no session was made"
+    );
 
     // Once the wait is over, the right password signs in.
     tokio::time::sleep(Duration::from_secs(secs) + Duration::from_millis(300)).await;

@@ -107,7 +107,12 @@ impl Browser {
             .unwrap_or_else(|e| panic!("{method} failed: {e}"))
     }
 
-    async fn try_call(&mut self, method: &str, params: Value, on_page: bool) -> Result<Value, Value> {
+    async fn try_call(
+        &mut self,
+        method: &str,
+        params: Value,
+        on_page: bool,
+    ) -> Result<Value, Value> {
         self.next_id += 1;
         let id = self.next_id;
         let mut msg = json!({"id": id, "method": method, "params": params});
@@ -226,13 +231,21 @@ impl Browser {
 
     /// The page's address.
     pub async fn location(&mut self) -> String {
-        self.eval("location.href").await.as_str().unwrap().to_string()
+        self.eval("location.href")
+            .await
+            .as_str()
+            .unwrap()
+            .to_string()
     }
 
     /// Saves a PNG screenshot of the page.
     pub async fn screenshot(&mut self, path: &std::path::Path) {
         let shot = self
-            .call("Page.captureScreenshot", json!({"format": "png", "captureBeyondViewport": true}), true)
+            .call(
+                "Page.captureScreenshot",
+                json!({"format": "png", "captureBeyondViewport": true}),
+                true,
+            )
             .await;
         let data = shot["data"].as_str().unwrap();
         std::fs::write(path, base64_decode(data)).unwrap();
@@ -254,13 +267,15 @@ fn base64_decode(s: &str) -> Vec<u8> {
         b'+' => 62,
         _ => 63,
     };
-    let bytes: Vec<u8> = s.bytes().filter(|c| *c != b'=' && !c.is_ascii_whitespace()).collect();
+    let bytes: Vec<u8> = s
+        .bytes()
+        .filter(|c| *c != b'=' && !c.is_ascii_whitespace())
+        .collect();
     let mut out = Vec::with_capacity(bytes.len() * 3 / 4);
     for chunk in bytes.chunks(4) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |acc, (i, c)| acc | (u32::from(value(*c)) << (18 - 6 * i)));
+        let n = chunk.iter().enumerate().fold(0u32, |acc, (i, c)| {
+            acc | (u32::from(value(*c)) << (18 - 6 * i))
+        });
         let take = chunk.len() - 1;
         out.extend_from_slice(&n.to_be_bytes()[1..1 + take]);
     }

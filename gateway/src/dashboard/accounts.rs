@@ -19,9 +19,7 @@ pub const MIN_PASSWORD_CHARS: usize = 12;
 #[derive(Debug, thiserror::Error)]
 pub enum AccountError {
     /// The name has characters that are not allowed.
-    #[error(
-        "account name `{0}`: use 1–64 letters, digits, `.`, `_` or `-` (for example `alice`)"
-    )]
+    #[error("account name `{0}`: use 1–64 letters, digits, `.`, `_` or `-` (for example `alice`)")]
     BadName(String),
     /// The password is too short.
     #[error("the password is too short: use at least {MIN_PASSWORD_CHARS} characters")]
@@ -60,9 +58,11 @@ pub fn hash_password(password: &str) -> Result<String, AccountError> {
 
 /// Whether `password` matches the stored PHC string.
 pub fn verify_password(stored: &str, password: &str) -> bool {
-    PasswordHash::new(stored)
-        .ok()
-        .is_some_and(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+    PasswordHash::new(stored).ok().is_some_and(|h| {
+        Argon2::default()
+            .verify_password(password.as_bytes(), &h)
+            .is_ok()
+    })
 }
 
 /// A hash of no one's password, checked when the account does not exist so
@@ -221,7 +221,9 @@ mod tests {
             assert_eq!(t.wait("alice", "10.0.0.1"), None);
         }
         t.failed("alice", "10.0.0.1");
-        let first = t.wait("Alice", "10.0.0.2").expect("locked after the free attempts");
+        let first = t
+            .wait("Alice", "10.0.0.2")
+            .expect("locked after the free attempts");
         assert!(first <= FIRST_LOCK && first > FIRST_LOCK / 2, "{first:?}");
         t.failed("alice", "10.0.0.1");
         let second = t.wait("alice", "10.0.0.2").unwrap();

@@ -5,7 +5,11 @@
 
 /// A bar chart of `points` (label, value; `None` draws no bar), with
 /// values shown by `format`. The SVG scales to its container's width.
-pub fn bars(title: &str, points: &[(String, Option<f64>)], format: impl Fn(f64) -> String) -> String {
+pub fn bars(
+    title: &str,
+    points: &[(String, Option<f64>)],
+    format: impl Fn(f64) -> String,
+) -> String {
     const W: f64 = 600.0;
     const H: f64 = 160.0;
     const TOP: f64 = 20.0;
@@ -75,12 +79,19 @@ mod tests {
     fn bars_scale_to_the_largest_value_and_escape_labels() {
         let svg = bars(
             "Requests <per day>",
-            &[("2026-11-01".into(), Some(2.0)), ("2026-11-02".into(), Some(4.0)), ("x".into(), None)],
+            &[
+                ("2026-11-01".into(), Some(2.0)),
+                ("2026-11-02".into(), Some(4.0)),
+                ("x".into(), None),
+            ],
             |v| format!("{v:.0}"),
         );
         assert!(svg.contains("Requests &lt;per day&gt;"));
         assert_eq!(svg.matches("<rect").count(), 2);
-        assert!(svg.contains("height=\"118.0\""), "the largest bar fills the plot: {svg}");
+        assert!(
+            svg.contains("height=\"118.0\""),
+            "the largest bar fills the plot: {svg}"
+        );
         assert!(svg.contains("height=\"59.0\""));
         assert!(svg.contains("<title>2026-11-02: 4</title>"));
     }

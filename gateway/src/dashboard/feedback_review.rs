@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use minijinja::context;
 use serde::Serialize;
@@ -110,16 +110,28 @@ pub async fn mark_reviewed(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Response, DashboardError> {
-    if let Err(refusal) = session.verified_form(&body).and_then(|_| d.may_edit(&session)) {
-        return Ok(refusal);
+    if let Err(refusal) = session
+        .verified_form(&body)
+        .and_then(|_| d.may_edit(&session))
+    {
+        return Ok(refusal.into_response());
     }
     if !d.store.inference_exists(&id).await? {
-        return Err(DashboardError::NotFound(format!("there is no answer `{id}`")));
+        return Err(DashboardError::NotFound(format!(
+            "there is no answer `{id}`"
+        )));
     }
     d.store
         .mark_reviewed(&id, &format!("dashboard:{}", session.account), now_ms())
         .await?;
-    page(&d, &session, false, StatusCode::OK, Some((true, format!("Marked {id} reviewed.")))).await
+    page(
+        &d,
+        &session,
+        false,
+        StatusCode::OK,
+        Some((true, format!("Marked {id} reviewed."))),
+    )
+    .await
 }
 
 /// `POST /dashboard/feedback/{id}/dataset` (`dataset`).
@@ -129,9 +141,12 @@ pub async fn add_to_dataset(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Response, DashboardError> {
-    let form = match session.verified_form(&body).and_then(|f| d.may_edit(&session).map(|()| f)) {
+    let form = match session
+        .verified_form(&body)
+        .and_then(|f| d.may_edit(&session).map(|()| f))
+    {
         Ok(f) => f,
-        Err(refusal) => return Ok(refusal),
+        Err(refusal) => return Ok(refusal.into_response()),
     };
     let name = form.get("dataset").map(|s| s.trim()).unwrap_or_default();
     if name.is_empty()
@@ -147,17 +162,26 @@ pub async fn add_to_dataset(
             StatusCode::BAD_REQUEST,
             Some((
                 false,
-                format!("`{name}` is not a dataset name: use 1–64 letters, digits, `-`, `_` or `.`"),
+                format!(
+                    "`{name}` is not a dataset name: use 1–64 letters, digits, `-`, `_` or `.`"
+                ),
             )),
         )
         .await;
     }
     if !d.store.inference_exists(&id).await? {
-        return Err(DashboardError::NotFound(format!("there is no answer `{id}`")));
+        return Err(DashboardError::NotFound(format!(
+            "there is no answer `{id}`"
+        )));
     }
     let added = d
         .store
-        .add_to_dataset(name, &id, &format!("dashboard:{}", session.account), now_ms())
+        .add_to_dataset(
+            name,
+            &id,
+            &format!("dashboard:{}", session.account),
+            now_ms(),
+        )
         .await?;
     let notice = if added {
         format!("Added {id} to the dataset {name}.")

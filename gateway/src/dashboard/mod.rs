@@ -100,7 +100,12 @@ pub fn actor(account: &str) -> Actor {
 
 impl Dashboard {
     /// The dashboard over a running gateway's parts.
-    pub fn new(store: Store, admin: Admin, pipeline: Pipeline, config: DashboardConfig) -> Dashboard {
+    pub fn new(
+        store: Store,
+        admin: Admin,
+        pipeline: Pipeline,
+        config: DashboardConfig,
+    ) -> Dashboard {
         Dashboard {
             store,
             admin,
@@ -121,23 +126,38 @@ impl Dashboard {
             .route("/dashboard/prompts", get(prompts_pages::list))
             .route("/dashboard/prompts/{name}", get(prompts_pages::show))
             .route("/dashboard/prompts/{name}/diff", get(prompts_pages::diff))
-            .route("/dashboard/prompts/{name}/promote", post(prompts_pages::promote))
-            .route("/dashboard/prompts/{name}/rollback", post(prompts_pages::rollback))
+            .route(
+                "/dashboard/prompts/{name}/promote",
+                post(prompts_pages::promote),
+            )
+            .route(
+                "/dashboard/prompts/{name}/rollback",
+                post(prompts_pages::rollback),
+            )
             .route("/dashboard/evals/{id}", get(prompts_pages::eval_report))
             .route("/dashboard/feedback", get(feedback_review::list))
-            .route("/dashboard/feedback/{id}/reviewed", post(feedback_review::mark_reviewed))
-            .route("/dashboard/feedback/{id}/dataset", post(feedback_review::add_to_dataset))
-            .route("/dashboard/playground", get(playground::form).post(playground::run))
+            .route(
+                "/dashboard/feedback/{id}/reviewed",
+                post(feedback_review::mark_reviewed),
+            )
+            .route(
+                "/dashboard/feedback/{id}/dataset",
+                post(feedback_review::add_to_dataset),
+            )
+            .route(
+                "/dashboard/playground",
+                get(playground::form).post(playground::run),
+            )
             .with_state(self)
     }
 
     /// Refuses accounts that the admin configuration gives no rights (the
     /// review and playground actions need an editor or admin).
-    fn may_edit(&self, session: &session::Session) -> Result<(), Response> {
+    fn may_edit(&self, session: &session::Session) -> Result<(), session::Refused> {
         if self.admin.rights(&session.actor()) >= crate::admin::Rights::Editor {
             Ok(())
         } else {
-            Err(session::refused(&format!(
+            Err(session::Refused(format!(
                 "`dashboard:{}` has no editor or admin rights; add it to `admin.admins` or `admin.editors`",
                 session.account
             )))

@@ -31,7 +31,10 @@ pub async fn page(
     let total = figures::compute(&rows);
     let daily = figures::by_day(&rows, since, days);
     let series = |f: &dyn Fn(&Figures) -> Option<f64>| -> Vec<(String, Option<f64>)> {
-        daily.iter().map(|(day, fig)| (day.clone(), f(fig))).collect()
+        daily
+            .iter()
+            .map(|(day, fig)| (day.clone(), f(fig)))
+            .collect()
     };
     let chart_list = [
         charts::bars(
@@ -39,7 +42,11 @@ pub async fn page(
             &series(&|f| Some(f.requests as f64)),
             |v| format!("{v:.0}"),
         ),
-        charts::bars("👍 rate per day", &series(&|f| f.thumbs_rate), figures::percent),
+        charts::bars(
+            "👍 rate per day",
+            &series(&|f| f.thumbs_rate),
+            figures::percent,
+        ),
         charts::bars("TTFT p50 per day", &series(&|f| f.ttft_p50), figures::ms),
         charts::bars("Cost per day", &series(&|f| Some(f.cost)), figures::usd),
         charts::bars(

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use minijinja::context;
 
@@ -20,7 +20,10 @@ use crate::reply::ReplyEvent;
 use crate::types::{ChatMessage, Origin, Params, Role};
 
 /// `GET /dashboard/playground`.
-pub async fn form(State(d): State<Dashboard>, session: Session) -> Result<Response, DashboardError> {
+pub async fn form(
+    State(d): State<Dashboard>,
+    session: Session,
+) -> Result<Response, DashboardError> {
     render(&d, &session, &HashMap::new(), StatusCode::OK, None, None)
 }
 
@@ -32,7 +35,13 @@ fn render(
     result: Option<HashMap<&'static str, String>>,
     error: Option<String>,
 ) -> Result<Response, DashboardError> {
-    let names: Vec<String> = d.admin.registry().list().into_iter().map(|p| p.name).collect();
+    let names: Vec<String> = d
+        .admin
+        .registry()
+        .list()
+        .into_iter()
+        .map(|p| p.name)
+        .collect();
     let field = |k: &str| form.get(k).cloned().unwrap_or_default();
     let mut page = d.render(
         "playground.html",
@@ -59,13 +68,23 @@ pub async fn run(
     session: Session,
     body: Bytes,
 ) -> Result<Response, DashboardError> {
-    let form = match session.verified_form(&body).and_then(|f| d.may_edit(&session).map(|()| f)) {
+    let form = match session
+        .verified_form(&body)
+        .and_then(|f| d.may_edit(&session).map(|()| f))
+    {
         Ok(f) => f,
-        Err(refusal) => return Ok(refusal),
+        Err(refusal) => return Ok(refusal.into_response()),
     };
     match answer(&d, &session, &form).await {
         Ok(result) => render(&d, &session, &form, StatusCode::OK, Some(result), None),
-        Err(why) => render(&d, &session, &form, StatusCode::BAD_REQUEST, None, Some(why)),
+        Err(why) => render(
+            &d,
+            &session,
+            &form,
+            StatusCode::BAD_REQUEST,
+            None,
+            Some(why),
+        ),
     }
 }
 
@@ -105,13 +124,19 @@ async fn answer(
         )
     } else {
         let prompt = prompts::Prompt::from_toml("draft", draft).map_err(|e| e.to_string())?;
-        let compiled = d.admin.registry().validate(&prompt).map_err(|e| e.to_string())?;
+        let compiled = d
+            .admin
+            .registry()
+            .validate(&prompt)
+            .map_err(|e| e.to_string())?;
         let mut ctx = prompts::sample_context(&prompt);
         ctx.text = text.to_string();
         ctx.history.clear();
-        ctx.variables.insert("bot_name".into(), "Switchboard".into());
+        ctx.variables
+            .insert("bot_name".into(), "Switchboard".into());
         ctx.variables.insert("platform".into(), "dashboard".into());
-        ctx.variables.insert("user_name".into(), session.account.clone());
+        ctx.variables
+            .insert("user_name".into(), session.account.clone());
         let messages = compiled
             .render(&ctx)
             .map_err(|e| e.to_string())?
@@ -150,8 +175,14 @@ async fn answer(
                             .map_or("unsaved draft".into(), |(p, v)| format!("{p} v{v}")),
                     ),
                     ("model", or_dash(s.target)),
-                    ("input_tokens", or_dash(s.usage.map(|u| u.input_tokens.to_string()))),
-                    ("output_tokens", or_dash(s.usage.map(|u| u.output_tokens.to_string()))),
+                    (
+                        "input_tokens",
+                        or_dash(s.usage.map(|u| u.input_tokens.to_string())),
+                    ),
+                    (
+                        "output_tokens",
+                        or_dash(s.usage.map(|u| u.output_tokens.to_string())),
+                    ),
                     ("ttft", or_dash(s.ttft_ms.map(figures::ms))),
                     ("tpot", or_dash(s.tpot_ms.map(figures::ms))),
                     ("total", figures::ms(s.total_ms)),
@@ -159,7 +190,9 @@ async fn answer(
                     ("id", s.inference_id.to_string()),
                 ]));
             }
-            ReplyEvent::Failed { message, .. } => return Err(format!("the model failed: {message}")),
+            ReplyEvent::Failed { message, .. } => {
+                return Err(format!("the model failed: {message}"));
+            }
             ReplyEvent::Started { .. } => {}
         }
     }

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use minijinja::context;
 use serde::Serialize;
@@ -21,7 +21,10 @@ use crate::registry::{RegistryError, Selector};
 use crate::store::now_ms;
 
 /// `GET /dashboard/prompts`.
-pub async fn list(State(d): State<Dashboard>, session: Session) -> Result<Response, DashboardError> {
+pub async fn list(
+    State(d): State<Dashboard>,
+    session: Session,
+) -> Result<Response, DashboardError> {
     #[derive(Serialize)]
     struct Item {
         name: String,
@@ -292,7 +295,7 @@ pub async fn promote(
 ) -> Result<Response, DashboardError> {
     let form = match session.verified_form(&body) {
         Ok(f) => f,
-        Err(refusal) => return Ok(refusal),
+        Err(refusal) => return Ok(refusal.into_response()),
     };
     let command = version_field(&form, "version").and_then(|v| {
         let v = v.ok_or("choose the version to promote")?;
@@ -314,7 +317,7 @@ pub async fn rollback(
 ) -> Result<Response, DashboardError> {
     let form = match session.verified_form(&body) {
         Ok(f) => f,
-        Err(refusal) => return Ok(refusal),
+        Err(refusal) => return Ok(refusal.into_response()),
     };
     let command = version_field(&form, "to").and_then(|to| {
         Ok(Command::Rollback {
@@ -342,10 +345,15 @@ fn label_field(form: &HashMap<String, String>) -> Result<String, String> {
         .map(|s| s.trim())
         .filter(|s| !s.is_empty())
         .unwrap_or(crate::registry::PRODUCTION);
-    if label.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')) {
+    if label
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    {
         Ok(label.to_string())
     } else {
-        Err(format!("`{label}` is not a label name (letters, digits, `-`, `_`, `.`)"))
+        Err(format!(
+            "`{label}` is not a label name (letters, digits, `-`, `_`, `.`)"
+        ))
     }
 }
 
@@ -355,11 +363,10 @@ pub async fn eval_report(
     session: Session,
     Path(id): Path<String>,
 ) -> Result<Response, DashboardError> {
-    let run = d
-        .store
-        .eval_run(&id)
-        .await?
-        .ok_or_else(|| DashboardError::NotFound(format!("there is no evaluation run `{id}`")))?;
+    let run =
+        d.store.eval_run(&id).await?.ok_or_else(|| {
+            DashboardError::NotFound(format!("there is no evaluation run `{id}`"))
+        })?;
     let report: serde_json::Value = serde_json::from_str(&run.report).unwrap_or_default();
     let headline = {
         let wins = report["wins"].as_u64().unwrap_or(0);
@@ -368,9 +375,15 @@ pub async fn eval_report(
         format!(
             "{} examples; candidate won {wins}, lost {losses}, tied {ties}; win rate {} (95% CI {})",
             report["examples"].as_u64().unwrap_or(0),
-            report["win_rate"].as_f64().map_or("–".into(), figures::percent),
-            match (report["win_rate_ci"][0].as_f64(), report["win_rate_ci"][1].as_f64()) {
-                (Some(lo), Some(hi)) => format!("{} – {}", figures::percent(lo), figures::percent(hi)),
+            report["win_rate"]
+                .as_f64()
+                .map_or("–".into(), figures::percent),
+            match (
+                report["win_rate_ci"][0].as_f64(),
+                report["win_rate_ci"][1].as_f64()
+            ) {
+                (Some(lo), Some(hi)) =>
+                    format!("{} – {}", figures::percent(lo), figures::percent(hi)),
                 _ => "–".into(),
             }
         )

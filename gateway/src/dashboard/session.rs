@@ -87,12 +87,12 @@ impl Session {
 
     /// Parses a POST body and checks its CSRF token; a missing or wrong
     /// token refuses the request before anything changes.
-    pub fn verified_form(&self, body: &[u8]) -> Result<HashMap<String, String>, Response> {
+    pub fn verified_form(&self, body: &[u8]) -> Result<HashMap<String, String>, Refused> {
         let form = parse_form(body);
         match form.get("csrf") {
             Some(token) if same_secret(token, &self.csrf) => Ok(form),
-            _ => Err(refused(
-                "this form has expired or did not come from the dashboard (CSRF token missing or wrong); reload the page and try again",
+            _ => Err(Refused(
+                "this form has expired or did not come from the dashboard (CSRF token missing or wrong); reload the page and try again".into(),
             )),
         }
     }
@@ -103,14 +103,24 @@ pub fn parse_form(body: &[u8]) -> HashMap<String, String> {
     form_urlencoded::parse(body).into_owned().collect()
 }
 
+/// A request refused before anything changed, with the reason (403).
+#[derive(Debug, Clone)]
+pub struct Refused(pub String);
+
+impl IntoResponse for Refused {
+    fn into_response(self) -> Response {
+        (
+            StatusCode::FORBIDDEN,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            format!("refused: {}\n", self.0),
+        )
+            .into_response()
+    }
+}
+
 /// A 403 page.
 pub fn refused(why: &str) -> Response {
-    (
-        StatusCode::FORBIDDEN,
-        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-        format!("refused: {why}\n"),
-    )
-        .into_response()
+    Refused(why.to_string()).into_response()
 }
 
 impl FromRequestParts<Dashboard> for Session {
@@ -155,7 +165,10 @@ mod tests {
     #[test]
     fn cookies_and_secrets() {
         let mut h = HeaderMap::new();
-        h.insert(header::COOKIE, "a=1; switchboard_session=abc; b=2".parse().unwrap());
+        h.insert(
+            header::COOKIE,
+            "a=1; switchboard_session=abc; b=2".parse().unwrap(),
+        );
         assert_eq!(cookie(&h, SESSION_COOKIE).as_deref(), Some("abc"));
         assert_eq!(cookie(&h, "c"), None);
         assert!(same_secret("abc", "abc"));

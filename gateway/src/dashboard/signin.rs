@@ -48,7 +48,10 @@ fn login_page(
 }
 
 /// Checks the name and password and starts a session.
-pub async fn submit(State(d): State<Dashboard>, request: Request) -> Result<Response, DashboardError> {
+pub async fn submit(
+    State(d): State<Dashboard>,
+    request: Request,
+) -> Result<Response, DashboardError> {
     let address = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
@@ -96,7 +99,13 @@ pub async fn submit(State(d): State<Dashboard>, request: Request) -> Result<Resp
     let now = now_ms();
     let ttl_secs = d.config.session_hours * 3600;
     d.store
-        .insert_session(&token_hash(&token), name, &csrf, now, now + ttl_secs as i64 * 1000)
+        .insert_session(
+            &token_hash(&token),
+            name,
+            &csrf,
+            now,
+            now + ttl_secs as i64 * 1000,
+        )
         .await?;
     tracing::info!(account = name, "signed in to the dashboard");
     let mut response = Redirect::to("/dashboard").into_response();
@@ -120,12 +129,16 @@ pub async fn logout(
     body: axum::body::Bytes,
 ) -> Result<Response, DashboardError> {
     if let Err(refusal) = session.verified_form(&body) {
-        return Ok(refusal);
+        return Ok(refusal.into_response());
     }
-    d.store.delete_session(&session.token_hash, now_ms()).await?;
+    d.store
+        .delete_session(&session.token_hash, now_ms())
+        .await?;
     let mut response = Redirect::to("/dashboard/login").into_response();
     *response.status_mut() = StatusCode::SEE_OTHER;
-    if let Ok(v) = HeaderValue::from_str(&set_cookie(SESSION_COOKIE, "", 0, d.config.secure_cookies)) {
+    if let Ok(v) =
+        HeaderValue::from_str(&set_cookie(SESSION_COOKIE, "", 0, d.config.secure_cookies))
+    {
         response.headers_mut().append(header::SET_COOKIE, v);
     }
     Ok(response)
