@@ -227,6 +227,27 @@ impl Served {
         let seeds = seed_rows();
         store.insert_inferences(&seeds.rows).await.unwrap();
         store.insert_feedback(&feedback(&seeds)).await.unwrap();
+        let report = serde_json::json!({
+            "wins": 3, "losses": 1, "ties": 0, "examples": 4,
+            "win_rate": 0.75, "win_rate_ci": [0.3006, 0.9544],
+            "rows": [{"question": "Is <i>this</i> better?", "verdict": "candidate",
+                      "candidate": {"text": "Yes, kindly."}, "baseline": {"text": "Yes."}}],
+        });
+        let summary = serde_json::json!({
+            "win_rate": 0.75, "win_rate_ci": [0.3006, 0.9544], "examples": 4, "errors": 0,
+        });
+        store
+            .insert_eval_run(
+                "run-1",
+                now_ms(),
+                "assistant",
+                "2",
+                "production",
+                &summary.to_string(),
+                &report.to_string(),
+            )
+            .await
+            .unwrap();
         store.close().await;
 
         let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
@@ -594,6 +615,44 @@ async fn an_admin_signs_in_reads_the_figures_diffs_and_promotes() {
     assert_eq!(
         b.text("[data-label=production]").await.as_deref(),
         Some("production → v2")
+    );
+
+    // Roll production back to where it was before the promote.
+    b.submit(
+        "(() => { const f = [...document.querySelectorAll('form.rollback')].find(f => f.label.value === 'production'); \
+         f.to.value = ''; f.requestSubmit(); })()",
+    )
+    .await;
+    let notice = b.text("#notice").await.unwrap();
+    assert!(
+        notice.contains("assistant@production rolled back to v1 (was v2)"),
+        "{notice}"
+    );
+    assert_eq!(
+        production(store.registry_rows().await.unwrap()),
+        Some(vec![1])
+    );
+    assert_eq!(
+        store.audit_rows(Some("assistant"), 1).await.unwrap()[0].actor,
+        "dashboard:alice"
+    );
+
+    // The stored evaluation run and its report.
+    let run = b
+        .eval("[...document.querySelector('a[href=\"/dashboard/evals/run-1\"]').closest('tr').cells].map(c => c.textContent.trim())")
+        .await;
+    assert_eq!(run[3], "75.0%", "{run}");
+    assert_eq!(run[4], "30.1% – 95.4%", "{run}");
+    b.submit("document.querySelector('a[href=\"/dashboard/evals/run-1\"]').click()")
+        .await;
+    let headline = b.text("#headline").await.unwrap();
+    assert!(
+        headline.contains("4 examples; candidate won 3, lost 1, tied 0; win rate 75.0%"),
+        "{headline}"
+    );
+    assert_eq!(
+        b.text("main table td").await.as_deref(),
+        Some("Is <i>this</i> better?")
     );
 
     // Feedback review: the commented answer with its conversation, escaped.

@@ -57,6 +57,13 @@ pub async fn submit(
         .get::<ConnectInfo<SocketAddr>>()
         .map_or_else(|| "unknown".to_string(), |c| c.0.ip().to_string());
     let headers: HeaderMap = request.headers().clone();
+    // Behind a TLS-terminating proxy the cookie is marked Secure even when
+    // `secure_cookies` was forgotten (that only ever restricts it).
+    let secure = d.config.secure_cookies
+        || headers
+            .get("x-forwarded-proto")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.eq_ignore_ascii_case("https"));
     let Ok(body) = axum::body::to_bytes(request.into_body(), MAX_FORM).await else {
         return Ok(refused("the sign-in form is too large"));
     };
@@ -107,10 +114,11 @@ pub async fn submit(
             now + ttl_secs as i64 * 1000,
         )
         .await?;
+    // Sweep sessions that have expired meanwhile.
+    d.store.delete_session("", now).await?;
     tracing::info!(account = name, "signed in to the dashboard");
     let mut response = Redirect::to("/dashboard").into_response();
     *response.status_mut() = StatusCode::SEE_OTHER;
-    let secure = d.config.secure_cookies;
     for value in [
         set_cookie(SESSION_COOKIE, &token, ttl_secs, secure),
         set_cookie(LOGIN_COOKIE, "", 0, secure),
