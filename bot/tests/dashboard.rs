@@ -31,7 +31,7 @@ struct Served {
     db_url: String,
     config: std::path::PathBuf,
     seeds: Seeds,
-    _provider: StandIn,
+    provider: StandIn,
     _dir: tempfile::TempDir,
 }
 
@@ -268,7 +268,7 @@ impl Served {
                     db_url,
                     config,
                     seeds,
-                    _provider: provider,
+                    provider,
                     _dir: dir,
                 };
             }
@@ -701,6 +701,40 @@ async fn an_admin_signs_in_reads_the_figures_diffs_and_promotes() {
         Some("Hello from the stand-in.")
     );
     assert_eq!(b.text("#tokens-out").await.as_deref(), Some("5"));
+    let sent = served.provider.received().last().unwrap().body.clone();
+    assert!(
+        sent["messages"][0]["content"]
+            .as_str()
+            .unwrap()
+            .contains("briefly, kindly"),
+        "v2's system prompt was sent: {sent}"
+    );
+    assert_eq!(sent["messages"][1]["content"], "Where is the office?");
+
+    // An unsaved draft runs too; nothing is saved.
+    b.submit(
+        "(() => { const f = document.querySelector('#play'); f.version.value = ''; \
+         f.draft.value = 'name = \"assistant\"\\nmodel = \"default\"\\n\\n[[messages]]\\nrole = \"system\"\\ntemplate = \"Answer like a pirate, {{ user_name }}.\"\\n\\n[[messages]]\\nrole = \"user\"\\ntemplate = \"{{ text }}\"\\n'; \
+         f.input.value = 'Where is the office?'; f.requestSubmit(); })()",
+    )
+    .await;
+    assert_eq!(
+        b.text("#answer").await.as_deref(),
+        Some("Hello from the stand-in."),
+        "{:?}",
+        b.text("#error").await
+    );
+    assert!(b.text("h2").await.unwrap().contains("unsaved draft"));
+    let sent = served.provider.received().last().unwrap().body.clone();
+    assert_eq!(
+        sent["messages"][0]["content"],
+        "Answer like a pirate, alice."
+    );
+    assert_eq!(
+        store.registry_rows().await.unwrap().latest,
+        vec![("assistant".to_string(), 2)],
+        "the draft was not saved"
+    );
     picture(&mut b, "playground").await;
 
     store.close().await;

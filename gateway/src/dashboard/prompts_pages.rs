@@ -18,7 +18,6 @@ use super::session::Session;
 use super::{Dashboard, DashboardError, v, when};
 use crate::admin::{AdminError, Command, Section};
 use crate::registry::{RegistryError, Selector};
-use crate::store::now_ms;
 
 /// `GET /dashboard/prompts`.
 pub async fn list(
@@ -418,7 +417,6 @@ pub async fn eval_report(
             ])),
             headline => headline,
             rows => v(rows),
-            now => when(now_ms()),
         },
     )
 }
