@@ -323,8 +323,11 @@ impl Served {
 /// names a folder, for a person to look at.
 async fn picture(b: &mut Browser, name: &str) {
     if let Some(dir) = std::env::var_os("SWITCHBOARD_TEST_SCREENSHOTS") {
-        b.screenshot(&std::path::Path::new(&dir).join(format!("{name}.png")))
-            .await;
+        let dir = std::path::Path::new(&dir);
+        b.screenshot(&dir.join(format!("{name}.png"))).await;
+        b.phone(true).await;
+        b.screenshot(&dir.join(format!("{name}-phone.png"))).await;
+        b.phone(false).await;
     }
 }
 

@@ -238,6 +238,17 @@ impl Browser {
             .to_string()
     }
 
+    /// Lays the page out as a phone (`true`, 390 px wide) or a laptop does.
+    pub async fn phone(&mut self, phone: bool) {
+        let (width, height) = if phone { (390, 844) } else { (1280, 900) };
+        self.call(
+            "Emulation.setDeviceMetricsOverride",
+            json!({"width": width, "height": height, "deviceScaleFactor": 1, "mobile": phone}),
+            true,
+        )
+        .await;
+    }
+
     /// Saves a PNG screenshot of the page.
     pub async fn screenshot(&mut self, path: &std::path::Path) {
         let shot = self
