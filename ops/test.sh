@@ -5,6 +5,7 @@
 #   - a throwaway Redis on loopback (stopped on exit; some tests start their own)
 #   - the system packages the build needs (cmake, clang; a C compiler is assumed)
 #   - the embedded model, fetched once into a cache that later runs reuse
+#   - Chromium, which the dashboard tests drive headless
 # Usage: ops/test.sh [extra cargo test arguments]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -71,6 +72,14 @@ if ! "$venv/bin/python" -c 'import openai' >/dev/null 2>&1; then
   "$venv/bin/pip" install -q "openai==3.51.0"
 fi
 export SWITCHBOARD_TEST_PYTHON="$venv/bin/python"
+
+# --- a real browser for the dashboard tests -----------------------------------
+if ! command -v chromium >/dev/null; then
+  log "installing Chromium"
+  apt_install chromium
+fi
+SWITCHBOARD_TEST_CHROMIUM=$(command -v chromium)
+export SWITCHBOARD_TEST_CHROMIUM
 
 # --- the tests ---------------------------------------------------------------
 log "running the tests"

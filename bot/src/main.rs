@@ -2,6 +2,7 @@
 //! gateway together and runs one of the front ends: the terminal chat, the
 //! HTTP server, or a maintenance command.
 
+mod admin_cli;
 mod console;
 mod discord;
 mod eval_cli;
@@ -65,6 +66,11 @@ enum Command {
         #[command(subcommand)]
         action: prompts_cli::PromptsCommand,
     },
+    /// Manage dashboard accounts.
+    Admin {
+        #[command(subcommand)]
+        action: admin_cli::AdminCommand,
+    },
 }
 
 #[derive(Subcommand)]
@@ -102,7 +108,11 @@ fn main() -> std::process::ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let quiet = matches!(
         cli.command,
-        Command::Chat | Command::Prompts { .. } | Command::Export { .. } | Command::Eval(_)
+        Command::Chat
+            | Command::Prompts { .. }
+            | Command::Export { .. }
+            | Command::Eval(_)
+            | Command::Admin { .. }
     );
     init_logging(quiet);
     let path = gateway::config::locate(cli.config.as_deref());
@@ -151,6 +161,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             .await?
         }
         Command::Prompts { action } => prompts_cli::run(&config, action).await,
+        Command::Admin { action } => admin_cli::run(&config, action).await,
         Command::Eval(args) => eval_cli::run(&config, args).await,
         Command::Export {
             format,

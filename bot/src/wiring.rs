@@ -1,6 +1,7 @@
 //! Wiring for the front ends: runs the HTTP server (with the Slack routes
 //! when `[slack]` is configured, and the Discord connection when
-//! `[discord]` is) with a graceful shutdown on Ctrl-C or SIGTERM.
+//! `[discord]` is, and the dashboard unless `dashboard.enabled = false`)
+//! with a graceful shutdown on Ctrl-C or SIGTERM.
 
 use anyhow::Context;
 use gateway::{Config, Gateway};
@@ -19,6 +20,18 @@ pub async fn serve(app: &Gateway, config: &Config) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {} (server.listen)", config.server.listen))?;
     tracing::info!(listen = %config.server.listen, "serving the OpenAI-compatible API at /v1/chat/completions");
     let mut router = gateway::server::app(state);
+    if config.dashboard.enabled {
+        tracing::info!(
+            "serving the dashboard at /dashboard (accounts: `switchboard admin add NAME`)"
+        );
+        let dashboard = gateway::dashboard::Dashboard::new(
+            app.store.clone(),
+            app.admin.clone(),
+            app.pipeline.clone(),
+            config.dashboard.clone(),
+        );
+        router = router.merge(dashboard.router());
+    }
     if let Some(slack) = crate::slack::Slack::from_config(app, config)? {
         tracing::info!("Slack: serving /slack/events, /slack/commands and /slack/interactions");
         router = router.merge(slack.router());

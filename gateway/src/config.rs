@@ -111,6 +111,9 @@ pub struct Config {
     /// Rate limits and budgets.
     #[serde(default)]
     pub limits: LimitsConfig,
+    /// The feedback dashboard at `/dashboard`.
+    #[serde(default)]
+    pub dashboard: DashboardConfig,
     /// `[slack]`, read and checked by the Slack adapter: the gateway knows
     /// nothing of platforms, so the section is kept as TOML here.
     #[serde(default)]
@@ -213,6 +216,38 @@ impl Default for AdminConfig {
             editor_roles: Vec::new(),
             platform_admins: true,
             protected_labels: default_protected(),
+        }
+    }
+}
+
+/// `[dashboard]`: the feedback dashboard served at `/dashboard` by
+/// `switchboard serve`. Accounts are made with `switchboard admin add NAME`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DashboardConfig {
+    /// Serve the dashboard.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Mark the session cookie `Secure` (browsers then send it over HTTPS
+    /// only). Turn on whenever the dashboard is reached through TLS, such as
+    /// behind a TLS-terminating proxy.
+    #[serde(default)]
+    pub secure_cookies: bool,
+    /// How long a sign-in lasts, in hours.
+    #[serde(default = "default_session_hours")]
+    pub session_hours: u64,
+}
+
+fn default_session_hours() -> u64 {
+    12
+}
+
+impl Default for DashboardConfig {
+    fn default() -> Self {
+        DashboardConfig {
+            enabled: true,
+            secure_cookies: false,
+            session_hours: default_session_hours(),
         }
     }
 }
@@ -855,6 +890,13 @@ impl Config {
                 "database.url",
                 Some(redact_url(&url)),
                 "must start with sqlite:// or postgres://",
+            ));
+        }
+        if !(1..=24 * 90).contains(&self.dashboard.session_hours) {
+            return Err(ConfigError::key(
+                "dashboard.session_hours",
+                Some(self.dashboard.session_hours.to_string()),
+                "must be between 1 and 2160 (90 days)",
             ));
         }
         if self.prompts.poll_ms < 50 {

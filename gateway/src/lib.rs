@@ -8,6 +8,7 @@ pub mod app;
 pub mod cache;
 pub mod chunks;
 pub mod config;
+pub mod dashboard;
 pub mod dedupe;
 pub mod eval;
 pub mod export;

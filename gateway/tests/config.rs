@@ -200,6 +200,8 @@ fn the_example_file_is_valid_and_documents_every_section() {
         "requests_per_minute",
         "tokens_per_minute",
         "daily_budget_usd",
+        "[dashboard]",
+        "secure_cookies",
     ] {
         assert!(text.contains(key), "example should document `{key}`");
     }
@@ -247,4 +249,29 @@ fn redis_and_limits_are_read_and_bad_values_are_refused_with_the_fix() {
     assert!(e.contains("redis.url") && e.contains("redis://"), "{e}");
     let e = error(&format!("{GOOD}\n[limits.user]\nrpm = 5\n"), KEYS);
     assert!(e.contains("limits.user") && e.contains("rpm"), "{e}");
+}
+
+#[test]
+fn the_dashboard_is_on_by_default_and_its_settings_are_checked() {
+    let c = load(GOOD, KEYS).unwrap();
+    assert!(c.dashboard.enabled);
+    assert!(!c.dashboard.secure_cookies);
+    assert_eq!(c.dashboard.session_hours, 12);
+    let c = load(
+        GOOD,
+        &[
+            KEYS[0],
+            KEYS[1],
+            ("SWITCHBOARD__DASHBOARD__SECURE_COOKIES", "true"),
+        ],
+    )
+    .unwrap();
+    assert!(c.dashboard.secure_cookies);
+    let e = load(&format!("{GOOD}\n[dashboard]\nsession_hours = 0\n"), KEYS)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("dashboard.session_hours") && e.contains("between 1 and 2160"),
+        "{e}"
+    );
 }

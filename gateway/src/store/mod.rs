@@ -6,6 +6,7 @@
 //! Writes from the request path go through the [`Recorder`], which batches
 //! them off the hot path.
 
+mod dashboard_tables;
 mod dataset;
 mod ingest;
 mod prompt_tables;
@@ -21,6 +22,7 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::{AnyPool, AssertSqlSafe, Executor, Row, SqlSafeStr};
 use uuid::Uuid;
 
+pub use dashboard_tables::{EvalRunRow, ReviewRow, TrafficRow};
 pub use dataset::{DatasetFilter, Example};
 pub use prompt_tables::{
     AuditRow, BindingRow, LabelRow, NOTIFY_CHANNEL, RegistryRows, VersionRow, Write, Written,
@@ -58,6 +60,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "eval_runs",
         include_str!("../../../migrations/sqlite/0005_eval_runs.sql"),
     ),
+    (
+        6,
+        "dashboard",
+        include_str!("../../../migrations/sqlite/0006_dashboard.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -84,6 +91,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         5,
         "eval_runs",
         include_str!("../../../migrations/postgres/0005_eval_runs.sql"),
+    ),
+    (
+        6,
+        "dashboard",
+        include_str!("../../../migrations/postgres/0006_dashboard.sql"),
     ),
 ];
 

@@ -1,0 +1,785 @@
+//! The dashboard as an admin uses it: a real `switchboard serve` process
+//! on a SQLite file seeded with known requests and votes, driven in a real
+//! headless Chromium. The figures shown are checked against what the seeds
+//! say, computed here on their own; the promote form works with the page's
+//! CSRF token and is refused without a session or a token; wrong passwords
+//! are refused and, after a few, even the right one has to wait.
+
+#[path = "../../gateway/tests/support/standin.rs"]
+#[allow(dead_code)]
+mod standin;
+
+mod browser;
+
+use std::time::Duration;
+
+use browser::Browser;
+use gateway::admin::{Actor, Admin, Command};
+use gateway::pipeline::Purpose;
+use gateway::registry::Selector;
+use gateway::store::{FeedbackRecord, InferenceRecord, Status, Store, now_ms};
+use gateway::{ChatMessage, Origin, Params, Role};
+use standin::StandIn;
+use uuid::Uuid;
+
+const PASSWORD: &str = "correct horse battery staple";
+
+/// A running `switchboard serve` over a seeded database.
+struct Served {
+    child: tokio::process::Child,
+    base: String,
+    db_url: String,
+    config: std::path::PathBuf,
+    seeds: Seeds,
+    provider: StandIn,
+    _dir: tempfile::TempDir,
+}
+
+/// What was seeded, to compute the expected figures from.
+struct Seeds {
+    rows: Vec<InferenceRecord>,
+    /// Current thumbs votes: (inference, up).
+    votes: Vec<(Uuid, bool)>,
+    /// The inference with a comment.
+    commented: Uuid,
+}
+
+fn seed_rows() -> Seeds {
+    let now = now_ms();
+    let mut rows = Vec::new();
+    for i in 0..20_i64 {
+        let status = match i {
+            3 | 7 => Status::Error,
+            11 => Status::Limited,
+            15 => Status::Partial,
+            _ => Status::Ok,
+        };
+        let answered = status == Status::Ok;
+        rows.push(InferenceRecord {
+            id: Uuid::now_v7(),
+            created_at_ms: now - (i + 1) * 60_000,
+            origin: Origin {
+                platform: if i % 3 == 0 { "discord" } else { "slack" }.into(),
+                workspace: Some("W1".into()),
+                channel: Some(format!("C{}", i % 2)),
+                thread: None,
+                user: Some(format!("U{i}")),
+            },
+            prompt: Some(("assistant".into(), if i < 12 { 1 } else { 2 })),
+            prompt_label: Some("production".into()),
+            purpose: Purpose::Live,
+            alias: "default".into(),
+            provider: Some("p".into()),
+            model: Some(if i % 4 == 0 { "m-large" } else { "m-small" }.into()),
+            input_tokens: Some(10),
+            output_tokens: Some(20),
+            ttft_ms: (status != Status::Limited).then_some(50.0 + ((i * 37) % 400) as f64),
+            tpot_ms: answered.then_some(5.0 + (i % 7) as f64),
+            total_ms: 500.0,
+            provider_ms: 400.0,
+            cost_usd: answered.then_some(0.001 * (i + 1) as f64),
+            cache_hit: answered && i % 5 == 0,
+            tokens_saved: None,
+            cost_saved_usd: None,
+            streamed: true,
+            status,
+            error: (!answered).then(|| "the provider failed".into()),
+            finish_reason: answered.then(|| "stop".into()),
+            attempts: Vec::new(),
+            params: Params::default(),
+            input: vec![ChatMessage::new(Role::User, format!("question number {i}"))],
+            output: Some(format!("answer number {i}")),
+        });
+    }
+    // A playground-style test run: never counted.
+    let mut test_run = rows[0].clone();
+    test_run.id = Uuid::now_v7();
+    test_run.purpose = Purpose::Test;
+    test_run.cost_usd = Some(5.0);
+    test_run.ttft_ms = Some(9000.0);
+    rows.push(test_run);
+
+    let mut votes = Vec::new();
+    for (i, r) in rows.iter().enumerate().take(20) {
+        if r.status != Status::Ok {
+            continue;
+        }
+        if i % 2 == 0 {
+            votes.push((r.id, true));
+        }
+        if i % 3 == 0 {
+            votes.push((r.id, false));
+        }
+    }
+    Seeds {
+        commented: rows[2].id,
+        rows,
+        votes,
+    }
+}
+
+fn feedback(seeds: &Seeds) -> Vec<FeedbackRecord> {
+    let now = now_ms();
+    let record =
+        |inference: Uuid, user: String, score: Option<f64>, kind: &str, comment: Option<&str>| {
+            FeedbackRecord {
+                id: Uuid::now_v7(),
+                inference_id: inference,
+                created_at_ms: now,
+                kind: kind.into(),
+                score,
+                comment: comment.map(str::to_string),
+                user_id: Some(user),
+                source: "button".into(),
+            }
+        };
+    let mut out = Vec::new();
+    // A changed vote: only the last one counts (it is already in `votes`
+    // when row 4 is voted up).
+    let changed = seeds.rows[4].id;
+    out.push(record(changed, "changer".into(), Some(0.0), "thumbs", None));
+    for (n, (inference, up)) in seeds.votes.iter().enumerate() {
+        let user = if *inference == changed && *up {
+            "changer".to_string()
+        } else {
+            format!("voter{n}")
+        };
+        out.push(record(
+            *inference,
+            user,
+            Some(if *up { 1.0 } else { 0.0 }),
+            "thumbs",
+            None,
+        ));
+    }
+    out.push(record(
+        seeds.commented,
+        "critic".into(),
+        None,
+        "comment",
+        Some("This <b>ignored</b> my question"),
+    ));
+    out
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Served {
+    async fn start() -> Served {
+        gateway::install_crypto();
+        let provider = StandIn::start().await;
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let text = format!(
+            "data_dir = \"{}\"\n[server]\nlisten = \"127.0.0.1:{port}\"\n[providers.p]\nkind = \"openai\"\nbase_url = \"{}\"\n[models.default]\ntargets = [\"p/m\"]\n",
+            dir.path().display(),
+            provider.url
+        );
+        let config = dir.path().join("switchboard.toml");
+        std::fs::write(&config, &text).unwrap();
+        let db_url = format!("sqlite://{}/switchboard.db", dir.path().display());
+
+        // Seed: the built-in prompt plus a second version, and the traffic.
+        let parsed = gateway::Config::from_parts("test", &text, std::iter::empty()).unwrap();
+        let store = Store::connect(&db_url).await.unwrap();
+        store.migrate().await.unwrap();
+        let registry = gateway::app::open_registry(&parsed, &store).await.unwrap();
+        let (_, mut prompt) = registry
+            .version("assistant", &Selector::Version(1))
+            .await
+            .unwrap();
+        let system = &mut prompt.messages[0].template;
+        let edited = system.replace("concisely and accurately", "briefly, kindly and accurately");
+        assert_ne!(
+            *system, edited,
+            "the built-in prompt changed; update the seed edit"
+        );
+        *system = edited;
+        Admin::new(registry.clone(), None, parsed.admin.clone())
+            .run(
+                &Actor::cli("seed"),
+                Command::Edit {
+                    prompt,
+                    base: 1,
+                    message: "A kinder tone".into(),
+                },
+            )
+            .await
+            .unwrap();
+        Admin::new(registry.clone(), None, parsed.admin.clone())
+            .run(
+                &Actor::cli("seed"),
+                Command::Promote {
+                    name: "assistant".into(),
+                    version: 1,
+                    label: "production".into(),
+                },
+            )
+            .await
+            .unwrap();
+        registry.close();
+        let seeds = seed_rows();
+        store.insert_inferences(&seeds.rows).await.unwrap();
+        store.insert_feedback(&feedback(&seeds)).await.unwrap();
+        let report = serde_json::json!({
+            "wins": 3, "losses": 1, "ties": 0, "examples": 4,
+            "win_rate": 0.75, "win_rate_ci": [0.3006, 0.9544],
+            "rows": [{"question": "Is <i>this</i> better?", "verdict": "candidate",
+                      "candidate": {"text": "Yes, kindly."}, "baseline": {"text": "Yes."}}],
+        });
+        let summary = serde_json::json!({
+            "win_rate": 0.75, "win_rate_ci": [0.3006, 0.9544], "examples": 4, "errors": 0,
+        });
+        store
+            .insert_eval_run(
+                "run-1",
+                now_ms(),
+                "assistant",
+                "2",
+                "production",
+                &summary.to_string(),
+                &report.to_string(),
+            )
+            .await
+            .unwrap();
+        store.close().await;
+
+        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
+            .args(["--config", config.to_str().unwrap(), "serve"])
+            .env("RUST_LOG", "warn")
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start switchboard serve");
+        let base = format!("http://127.0.0.1:{port}");
+        let client = reqwest::Client::new();
+        for _ in 0..200 {
+            if let Ok(r) = client.get(format!("{base}/readyz")).send().await
+                && r.status() == 200
+            {
+                return Served {
+                    child,
+                    base,
+                    db_url,
+                    config,
+                    seeds,
+                    provider,
+                    _dir: dir,
+                };
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("switchboard serve did not become ready");
+    }
+
+    /// `switchboard admin add NAME`, the password piped on stdin.
+    async fn add_account(&self, name: &str) {
+        use tokio::io::AsyncWriteExt;
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
+            .args([
+                "--config",
+                self.config.to_str().unwrap(),
+                "admin",
+                "add",
+                name,
+            ])
+            .env_remove("SWITCHBOARD_ADMIN_PASSWORD")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        stdin
+            .write_all(format!("{PASSWORD}\n").as_bytes())
+            .await
+            .unwrap();
+        drop(stdin);
+        let out = child.wait_with_output().await.unwrap();
+        assert!(out.status.success(), "admin add failed");
+        let said = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            said.contains(&format!("added the dashboard account `{name}`")),
+            "{said}"
+        );
+        assert!(!said.contains(PASSWORD));
+    }
+
+    async fn store(&self) -> Store {
+        Store::connect(&self.db_url).await.unwrap()
+    }
+
+    async fn stop(mut self) {
+        let _ = self.child.start_kill();
+        let _ = self.child.wait().await;
+    }
+}
+
+/// Saves a screenshot of the page when `SWITCHBOARD_TEST_SCREENSHOTS`
+/// names a folder, for a person to look at.
+async fn picture(b: &mut Browser, name: &str) {
+    if let Some(dir) = std::env::var_os("SWITCHBOARD_TEST_SCREENSHOTS") {
+        let dir = std::path::Path::new(&dir);
+        b.screenshot(&dir.join(format!("{name}.png"))).await;
+        b.phone(true).await;
+        b.screenshot(&dir.join(format!("{name}-phone.png"))).await;
+        b.phone(false).await;
+    }
+}
+
+/// Fills the sign-in form and submits it.
+async fn sign_in(b: &mut Browser, base: &str, name: &str, password: &str) {
+    if !b.location().await.ends_with("/dashboard/login") {
+        b.goto(&format!("{base}/dashboard/login")).await;
+    }
+    let js = format!(
+        "(() => {{ const f = document.querySelector('#login'); f.name.value = {}; f.password.value = {}; f.requestSubmit(); }})()",
+        serde_json::json!(name),
+        serde_json::json!(password)
+    );
+    b.submit(&js).await;
+}
+
+// --- the expected figures, from the seeds --------------------------------
+
+fn nearest_rank(mut v: Vec<f64>, p: f64) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let rank = (p / 100.0 * v.len() as f64).ceil() as usize;
+    v[rank.max(1) - 1]
+}
+
+fn wilson95(up: f64, n: f64) -> (f64, f64) {
+    let z: f64 = 1.96;
+    let p = up / n;
+    let centre = p + z * z / (2.0 * n);
+    let spread = z * (p * (1.0 - p) / n + z * z / (4.0 * n * n)).sqrt();
+    let denom = 1.0 + z * z / n;
+    ((centre - spread) / denom, (centre + spread) / denom)
+}
+
+fn pct(x: f64) -> String {
+    format!("{:.1}%", x * 100.0)
+}
+
+#[tokio::test]
+async fn an_admin_signs_in_reads_the_figures_diffs_and_promotes() {
+    let served = Served::start().await;
+    served.add_account("alice").await;
+    let base = served.base.clone();
+    let seeds = &served.seeds;
+    let mut b = Browser::start().await;
+
+    // Signed out, the dashboard sends the browser to the sign-in page.
+    b.goto(&format!("{base}/dashboard")).await;
+    assert!(b.location().await.ends_with("/dashboard/login"));
+    sign_in(&mut b, &base, "alice", PASSWORD).await;
+    assert!(
+        b.location().await.ends_with("/dashboard"),
+        "{}",
+        b.location().await
+    );
+    assert_eq!(b.text("#me").await.as_deref(), Some("alice"));
+
+    // The overview's figures are the seeds', test runs left out.
+    let live: Vec<&InferenceRecord> = seeds
+        .rows
+        .iter()
+        .filter(|r| r.purpose == Purpose::Live)
+        .collect();
+    let ok: Vec<_> = live.iter().filter(|r| r.status == Status::Ok).collect();
+    let ups = seeds.votes.iter().filter(|v| v.1).count() as f64;
+    let votes = seeds.votes.len() as f64;
+    let (lo, hi) = wilson95(ups, votes);
+    let ttft: Vec<f64> = live.iter().filter_map(|r| r.ttft_ms).collect();
+    let tpot: Vec<f64> = live.iter().filter_map(|r| r.tpot_ms).collect();
+    let cost: f64 = live.iter().filter_map(|r| r.cost_usd).sum();
+    let hits = ok.iter().filter(|r| r.cache_hit).count() as f64;
+    let expected = [
+        ("requests", live.len().to_string()),
+        ("votes", seeds.votes.len().to_string()),
+        ("thumbs_rate", pct(ups / votes)),
+        ("thumbs_ci", format!("{} – {}", pct(lo), pct(hi))),
+        (
+            "ttft_p50",
+            format!("{:.0} ms", nearest_rank(ttft.clone(), 50.0)),
+        ),
+        ("ttft_p95", format!("{:.0} ms", nearest_rank(ttft, 95.0))),
+        (
+            "tpot_p50",
+            format!("{:.0} ms", nearest_rank(tpot.clone(), 50.0)),
+        ),
+        ("tpot_p95", format!("{:.0} ms", nearest_rank(tpot, 95.0))),
+        ("cost", format!("${cost:.4}")),
+        ("cost_per_day", format!("${:.4}", cost / 14.0)),
+        (
+            "cost_per_request",
+            format!("${:.4}", cost / ok.len() as f64),
+        ),
+        ("cache_hit_rate", pct(hits / ok.len() as f64)),
+        (
+            "errors",
+            live.iter()
+                .filter(|r| matches!(r.status, Status::Error | Status::Partial))
+                .count()
+                .to_string(),
+        ),
+        (
+            "limited",
+            live.iter()
+                .filter(|r| r.status == Status::Limited)
+                .count()
+                .to_string(),
+        ),
+    ];
+    for (figure, want) in expected {
+        assert_eq!(
+            b.text(&format!("[data-figure={figure}]")).await.as_deref(),
+            Some(want.as_str()),
+            "figure {figure}"
+        );
+    }
+    picture(&mut b, "overview").await;
+    // By platform: Discord's requests.
+    let discord = live
+        .iter()
+        .filter(|r| r.origin.platform == "discord")
+        .count();
+    let shown = b
+        .eval(
+            "[...document.querySelectorAll('table[data-breakdown=platform] tr')].map(r => [...r.cells].map(c => c.textContent.trim())).find(c => c[0] === 'discord')[1]",
+        )
+        .await;
+    assert_eq!(shown, serde_json::json!(discord.to_string()));
+    // Charts are drawn on the server: SVG with bars, and no script at all.
+    assert_eq!(
+        b.eval("document.querySelectorAll('svg.chart').length")
+            .await,
+        5
+    );
+    assert!(
+        b.eval("document.querySelectorAll('svg.chart rect').length")
+            .await
+            .as_u64()
+            .unwrap()
+            > 0
+    );
+    assert_eq!(b.eval("document.scripts.length").await, 0);
+
+    // The prompt page shows each version's figures side by side.
+    b.goto(&format!("{base}/dashboard/prompts")).await;
+    b.submit("document.querySelector('a[href=\"/dashboard/prompts/assistant\"]').click()")
+        .await;
+    let v2: Vec<_> = live
+        .iter()
+        .filter(|r| r.prompt.as_ref().unwrap().1 == 2)
+        .collect();
+    let v2_ids: Vec<Uuid> = v2.iter().map(|r| r.id).collect();
+    let v2_votes: Vec<bool> = seeds
+        .votes
+        .iter()
+        .filter(|v| v2_ids.contains(&v.0))
+        .map(|v| v.1)
+        .collect();
+    let row = b
+        .eval("[...document.querySelector('tr[data-version=\"2\"]').cells].map(c => c.textContent.trim())")
+        .await;
+    assert_eq!(row[2], serde_json::json!(v2.len().to_string()), "{row}");
+    assert_eq!(
+        row[3],
+        serde_json::json!(pct(
+            v2_votes.iter().filter(|u| **u).count() as f64 / v2_votes.len() as f64
+        )),
+        "{row}"
+    );
+    assert_eq!(
+        b.text("[data-label=production]").await.as_deref(),
+        Some("production → v1")
+    );
+    picture(&mut b, "prompt").await;
+
+    // The diff between v1 and v2 shows the edited line.
+    b.submit("document.querySelector('#diff-form').requestSubmit()")
+        .await;
+    assert!(
+        b.location()
+            .await
+            .contains("/dashboard/prompts/assistant/diff?from=1&to=2")
+    );
+    let added = b
+        .eval("[...document.querySelectorAll('#diff .add')].map(e => e.textContent).join('\\n')")
+        .await;
+    let removed = b
+        .eval("[...document.querySelectorAll('#diff .del')].map(e => e.textContent).join('\\n')")
+        .await;
+    assert!(
+        added
+            .as_str()
+            .unwrap()
+            .contains("briefly, kindly and accurately"),
+        "{added}"
+    );
+    assert!(
+        removed
+            .as_str()
+            .unwrap()
+            .contains("concisely and accurately"),
+        "{removed}"
+    );
+    picture(&mut b, "diff").await;
+
+    // Promote v2 to production with the page's form (and its CSRF token).
+    b.goto(&format!("{base}/dashboard/prompts/assistant")).await;
+    b.submit(
+        "(() => { const f = [...document.querySelectorAll('form.promote')].find(f => f.version.value === '2'); \
+         f.label.value = 'production'; f.requestSubmit(); })()",
+    )
+    .await;
+    let notice = b.text("#notice").await.unwrap();
+    assert!(
+        notice.contains("assistant@production now serves v2 (was v1)"),
+        "{notice}"
+    );
+    assert_eq!(
+        b.text("[data-label=production]").await.as_deref(),
+        Some("production → v2")
+    );
+    let store = served.store().await;
+    let production = |rows: gateway::store::RegistryRows| {
+        rows.labels
+            .iter()
+            .find(|l| l.name == "assistant" && l.label == "production")
+            .map(|l| l.arms.iter().map(|a| a.version).collect::<Vec<_>>())
+    };
+    assert_eq!(
+        production(store.registry_rows().await.unwrap()),
+        Some(vec![2])
+    );
+    let audit = store.audit_rows(Some("assistant"), 50).await.unwrap();
+    assert_eq!(audit[0].actor, "dashboard:alice");
+    assert_eq!(audit[0].action, "promote");
+    let audited = audit.len();
+
+    // The same POST (back to v1) without the token, with a wrong token, or
+    // without a session is refused, and nothing changes.
+    let url = format!("{base}/dashboard/prompts/assistant/promote");
+    let csrf = b
+        .eval("document.querySelector('form.promote input[name=csrf]').value")
+        .await;
+    let csrf = csrf.as_str().unwrap().to_string();
+    // In the browser: a form posted without the token, and with a wrong one.
+    for token in [None, Some("0000")] {
+        b.submit(&format!(
+            "(() => {{ const f = document.createElement('form'); f.method = 'post'; f.action = {}; \
+             const add = (k, v) => {{ const i = document.createElement('input'); i.name = k; i.value = v; f.appendChild(i); }}; \
+             add('version', '1'); add('label', 'production'); {} document.body.appendChild(f); f.submit(); }})()",
+            serde_json::json!(url),
+            token.map_or(String::new(), |t| format!("add('csrf', '{t}');"))
+        ))
+        .await;
+        let page = b.eval("document.body.innerText").await;
+        assert!(page.as_str().unwrap().starts_with("refused: "), "{page}");
+        assert!(page.as_str().unwrap().contains("CSRF token"), "{page}");
+    }
+    // Over HTTP: with the session but no token, and with a token but no session.
+    let session = b
+        .cookie(&format!("{base}/dashboard"), "switchboard_session")
+        .await
+        .expect("the browser holds a session cookie");
+    let with_session = reqwest::Client::new()
+        .post(&url)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("cookie", format!("switchboard_session={session}"))
+        .body("version=1&label=production")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(with_session.status(), 403);
+    let anonymous = reqwest::Client::new()
+        .post(&url)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("version=1&label=production&csrf={csrf}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 403);
+    assert_eq!(
+        production(store.registry_rows().await.unwrap()),
+        Some(vec![2])
+    );
+    assert_eq!(
+        store.audit_rows(Some("assistant"), 50).await.unwrap().len(),
+        audited
+    );
+    b.goto(&format!("{base}/dashboard/prompts/assistant")).await;
+    assert_eq!(
+        b.text("[data-label=production]").await.as_deref(),
+        Some("production → v2")
+    );
+
+    // Roll production back to where it was before the promote.
+    b.submit(
+        "(() => { const f = [...document.querySelectorAll('form.rollback')].find(f => f.label.value === 'production'); \
+         f.to.value = ''; f.requestSubmit(); })()",
+    )
+    .await;
+    let notice = b.text("#notice").await.unwrap();
+    assert!(
+        notice.contains("assistant@production rolled back to v1 (was v2)"),
+        "{notice}"
+    );
+    assert_eq!(
+        production(store.registry_rows().await.unwrap()),
+        Some(vec![1])
+    );
+    assert_eq!(
+        store.audit_rows(Some("assistant"), 1).await.unwrap()[0].actor,
+        "dashboard:alice"
+    );
+
+    // The stored evaluation run and its report.
+    let run = b
+        .eval("[...document.querySelector('a[href=\"/dashboard/evals/run-1\"]').closest('tr').cells].map(c => c.textContent.trim())")
+        .await;
+    assert_eq!(run[3], "75.0%", "{run}");
+    assert_eq!(run[4], "30.1% – 95.4%", "{run}");
+    b.submit("document.querySelector('a[href=\"/dashboard/evals/run-1\"]').click()")
+        .await;
+    let headline = b.text("#headline").await.unwrap();
+    assert!(
+        headline.contains("4 examples; candidate won 3, lost 1, tied 0; win rate 75.0%"),
+        "{headline}"
+    );
+    assert_eq!(
+        b.text("main table td").await.as_deref(),
+        Some("Is <i>this</i> better?")
+    );
+
+    // Feedback review: the commented answer with its conversation, escaped.
+    b.goto(&format!("{base}/dashboard/feedback")).await;
+    picture(&mut b, "feedback").await;
+    let card = format!("[data-inference=\"{}\"]", seeds.commented);
+    let text = b.text(&card).await.expect("the commented answer is listed");
+    assert!(
+        text.contains("question number 2") && text.contains("answer number 2"),
+        "{text}"
+    );
+    assert!(
+        text.contains("This <b>ignored</b> my question"),
+        "user text is shown as text: {text}"
+    );
+    b.submit(&format!(
+        "(() => {{ const f = document.querySelector('{card} form[action$=\"/dataset\"]'); f.dataset.value = 'tone-problems'; f.requestSubmit(); }})()"
+    ))
+    .await;
+    assert!(
+        b.text("#notice")
+            .await
+            .unwrap()
+            .contains("to the dataset tone-problems")
+    );
+    b.submit(&format!(
+        "document.querySelector('{card} form[action$=\"/reviewed\"]').requestSubmit()"
+    ))
+    .await;
+    assert!(b.text("#notice").await.unwrap().contains("reviewed"));
+    assert_eq!(
+        b.text(&card).await,
+        None,
+        "reviewed answers leave the queue"
+    );
+
+    // Playground: run v2 on an input through the configured model.
+    b.goto(&format!("{base}/dashboard/playground")).await;
+    b.submit(
+        "(() => { const f = document.querySelector('#play'); f.prompt.value = 'assistant'; f.version.value = '2'; \
+         f.input.value = 'Where is the office?'; f.requestSubmit(); })()",
+    )
+    .await;
+    assert_eq!(
+        b.text("#answer").await.as_deref(),
+        Some("Hello from the stand-in.")
+    );
+    assert_eq!(b.text("#tokens-out").await.as_deref(), Some("5"));
+    let sent = served.provider.received().last().unwrap().body.clone();
+    assert!(
+        sent["messages"][0]["content"]
+            .as_str()
+            .unwrap()
+            .contains("briefly, kindly"),
+        "v2's system prompt was sent: {sent}"
+    );
+    assert_eq!(sent["messages"][1]["content"], "Where is the office?");
+
+    // An unsaved draft runs too; nothing is saved.
+    b.submit(
+        "(() => { const f = document.querySelector('#play'); f.version.value = ''; \
+         f.draft.value = 'name = \"assistant\"\\nmodel = \"default\"\\n\\n[[messages]]\\nrole = \"system\"\\ntemplate = \"Answer like a pirate, {{ user_name }}.\"\\n\\n[[messages]]\\nrole = \"user\"\\ntemplate = \"{{ text }}\"\\n'; \
+         f.input.value = 'Where is the office?'; f.requestSubmit(); })()",
+    )
+    .await;
+    assert_eq!(
+        b.text("#answer").await.as_deref(),
+        Some("Hello from the stand-in."),
+        "{:?}",
+        b.text("#error").await
+    );
+    assert!(b.text("h2").await.unwrap().contains("unsaved draft"));
+    let sent = served.provider.received().last().unwrap().body.clone();
+    assert_eq!(
+        sent["messages"][0]["content"],
+        "Answer like a pirate, alice."
+    );
+    assert_eq!(
+        store.registry_rows().await.unwrap().latest,
+        vec![("assistant".to_string(), 2)],
+        "the draft was not saved"
+    );
+    picture(&mut b, "playground").await;
+
+    store.close().await;
+    b.close().await;
+    served.stop().await;
+}
+
+#[tokio::test]
+async fn wrong_passwords_are_refused_and_slowed_after_repeats() {
+    let served = Served::start().await;
+    served.add_account("bob").await;
+    let base = served.base.clone();
+    let mut b = Browser::start().await;
+
+    for _ in 0..3 {
+        sign_in(&mut b, &base, "bob", "not the password at all").await;
+        assert!(b.location().await.ends_with("/dashboard/login"));
+        assert_eq!(
+            b.text("#error").await.as_deref(),
+            Some("Wrong name or password.")
+        );
+    }
+    // Now even the right password must wait.
+    sign_in(&mut b, &base, "bob", PASSWORD).await;
+    let error = b.text("#error").await.unwrap();
+    let secs: u64 = error
+        .strip_prefix("Too many wrong passwords. Try again in ")
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("not slowed: {error}"));
+    assert!((1..=5).contains(&secs), "{error}");
+    b.goto(&format!("{base}/dashboard")).await;
+    assert!(
+        b.location().await.ends_with("/dashboard/login"),
+        "no session was made"
+    );
+
+    // Once the wait is over, the right password signs in.
+    tokio::time::sleep(Duration::from_secs(secs) + Duration::from_millis(300)).await;
+    sign_in(&mut b, &base, "bob", PASSWORD).await;
+    assert_eq!(b.text("#me").await.as_deref(), Some("bob"));
+
+    b.close().await;
+    served.stop().await;
+}
