@@ -64,6 +64,7 @@ fn seed_rows() -> Seeds {
                 channel: Some(format!("C{}", i % 2)),
                 thread: None,
                 user: Some(format!("U{i}")),
+                private: false,
             },
             prompt: Some(("assistant".into(), if i < 12 { 1 } else { 2 })),
             prompt_label: Some("production".into()),

@@ -163,6 +163,7 @@ mod tests {
             channel: Some("C1".into()),
             thread: Some(thread.into()),
             user: Some(user.into()),
+            private: false,
         }
     }
 

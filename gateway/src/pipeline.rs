@@ -36,6 +36,9 @@ use crate::types::{ChatMessage, Inbound, Origin, Params, Role, Usage};
 pub use crate::registry::DEFAULT_PROMPT;
 
 /// What to answer.
+// Built once per request and moved into it: boxing the chat variant would
+// save nothing worth an allocation.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum Input {
     /// A chat message from an adapter, answered through the bound prompt.

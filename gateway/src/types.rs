@@ -70,6 +70,9 @@ pub struct Origin {
     pub thread: Option<String>,
     /// The platform's user id.
     pub user: Option<String>,
+    /// A direct message: only `user` may leave feedback on its answers.
+    #[serde(default)]
+    pub private: bool,
 }
 
 /// One normalized user message from any adapter.

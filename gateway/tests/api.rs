@@ -666,6 +666,60 @@ async fn feedback_on_an_answer_is_stored_typed_and_bad_feedback_is_refused() {
     assert!(stored.iter().all(|f| f.2 == "api"));
 }
 
+/// An answer given in a direct message takes feedback only from the person
+/// the bot was talking to: anyone else (or an anonymous vote) is refused
+/// and nothing is stored.
+#[tokio::test]
+async fn feedback_on_someone_elses_direct_message_is_refused() {
+    use gateway::pipeline::{Input, Request};
+    use gateway::{Inbound, Origin, ReplyEvent};
+    let provider = StandIn::start().await;
+    let h = Harness::start(&one_provider(&provider.url), &[]).await;
+    let origin = Origin {
+        platform: "slack".into(),
+        workspace: Some("T1".into()),
+        channel: Some("D1".into()),
+        thread: Some("1700.1".into()),
+        user: Some("U1".into()),
+        private: true,
+    };
+    let request = Request::new(
+        origin.clone(),
+        Input::Chat(Inbound {
+            origin,
+            text: "A private question".into(),
+            ..Inbound::default()
+        }),
+    );
+    let mut reply = h.gateway.pipeline.start(request).await.expect("starts");
+    let id = reply.inference_id.to_string();
+    while let Some(e) = reply.next_event().await {
+        if let ReplyEvent::Failed { message, .. } = e {
+            panic!("{message}");
+        }
+    }
+    for body in [
+        json!({"inference_id": id, "kind": "thumbs", "score": 0, "user": "U2"}),
+        json!({"inference_id": id, "kind": "rating", "score": 1}),
+    ] {
+        let r = h.post_raw("/v1/feedback", &body.to_string(), &[]).await;
+        assert_eq!(r.status, 403, "{body}: {}", r.body);
+        assert!(r.body.contains("direct message"), "{}", r.body);
+    }
+    let r = h
+        .post_raw(
+            "/v1/feedback",
+            &json!({"inference_id": id, "kind": "thumbs", "score": 1, "user": "U1"}).to_string(),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    h.gateway.pipeline.recorder().flush().await;
+    let stored = h.gateway.store.feedback_for(&id).await.unwrap();
+    assert_eq!(stored.len(), 1, "only the owner's vote: {stored:?}");
+    assert_eq!(stored[0].1, Some(1.0));
+}
+
 /// Implicit feedback from what users do: asking the same question again,
 /// correcting the answer, stopping it midway.
 #[tokio::test]
@@ -680,6 +734,7 @@ async fn asking_again_correcting_and_stopping_are_recorded_as_implicit_feedback(
         channel: Some("C1".into()),
         thread: Some("1700.1".into()),
         user: Some("U1".into()),
+        private: false,
     };
     let ask = |text: &str| {
         Request::new(

@@ -24,6 +24,7 @@ fn inference(status: Status, purpose: Purpose, at: i64) -> InferenceRecord {
             channel: Some("C1".into()),
             thread: None,
             user: Some("U1".into()),
+            private: false,
         },
         prompt: Some(("assistant".into(), 2)),
         prompt_label: Some("production".into()),

@@ -596,6 +596,7 @@ async fn bindings_resolve_thread_then_channel_then_workspace_then_global() {
         channel: channel.map(str::to_string),
         thread: thread.map(str::to_string),
         user: Some("U1".into()),
+        private: false,
     };
     let bound = |o: Origin| {
         let r = registry.clone();

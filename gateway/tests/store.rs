@@ -24,6 +24,7 @@ fn record(i: usize) -> InferenceRecord {
             channel: Some("C1".into()),
             thread: Some("1700000000.000100".into()),
             user: Some(format!("U{i}")),
+            private: false,
         },
         prompt: Some(("assistant".into(), 3)),
         prompt_label: Some("production".into()),

@@ -191,6 +191,8 @@ pub fn to_inbound(
             channel: Some(channel),
             thread: thread_id,
             user: Some(msg.author.id.clone()),
+            // Direct messages carry no guild.
+            private: msg.guild_id.is_none(),
         },
         user_name: Some(user_name),
         channel_name: None,
@@ -340,6 +342,7 @@ pub(crate) mod tests {
         );
         assert_eq!(inbound.origin.thread, None);
         assert_eq!(inbound.origin.user.as_deref(), Some("1400000000000000001"));
+        assert!(!inbound.origin.private, "a guild channel is not private");
         assert_eq!(inbound.user_name.as_deref(), Some("Ada"));
     }
 
@@ -360,6 +363,7 @@ pub(crate) mod tests {
         assert_eq!(trigger(&m, BOT, None, true), Some(Trigger::Direct));
         let inbound = to_inbound(&m, BOT, None, vec![]);
         assert_eq!(inbound.origin.workspace, None);
+        assert!(inbound.origin.private, "only the DM's user may rate it");
         assert_eq!(inbound.text, "hi there");
         assert_eq!(inbound.user_name.as_deref(), Some("Ada L"));
     }

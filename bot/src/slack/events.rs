@@ -258,6 +258,7 @@ impl Slack {
                 channel: Some(channel.to_string()),
                 thread: Some(thread.to_string()),
                 user: Some(user.to_string()),
+                private: event["channel_type"].as_str() == Some("im"),
             },
             user_name,
             text,

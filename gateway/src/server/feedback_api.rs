@@ -1,7 +1,8 @@
 //! `POST /v1/feedback`: feedback on an answer from any client of the HTTP
 //! API, typed like the buttons and reactions of the chat adapters. The
 //! inference id comes from the `x-switchboard-inference-id` header of the
-//! answer. Bad input is refused with a clear error and stores nothing.
+//! answer. Bad input is refused with a clear error and stores nothing, and
+//! so is feedback on an answer given in someone else's direct message.
 //!
 //! ```json
 //! {"inference_id": "0192…", "kind": "thumbs", "score": 1, "user": "U123"}
@@ -19,7 +20,7 @@ use uuid::Uuid;
 
 use super::AppState;
 use super::openai_api::api_error;
-use crate::store::{FeedbackRecord, now_ms};
+use crate::store::{Audience, FeedbackRecord, now_ms};
 
 /// The request body.
 #[derive(Debug, Deserialize)]
@@ -119,14 +120,25 @@ pub(crate) async fn post_feedback(
     };
     // The inference may still be queued for writing: write the queue first.
     let id = record.inference_id.to_string();
-    let mut found = state.store.inference_exists(&id).await;
-    if matches!(found, Ok(false)) {
+    let mut found = state.store.inference_audience(&id).await;
+    if matches!(found, Ok(None)) {
         state.pipeline.recorder().flush().await;
-        found = state.store.inference_exists(&id).await;
+        found = state.store.inference_audience(&id).await;
     }
     match found {
-        Ok(true) => {}
-        Ok(false) => {
+        Ok(Some(Audience::Anyone)) => {}
+        Ok(Some(Audience::Only(owner))) => {
+            if record.user_id.as_deref() != Some(owner.as_str()) {
+                return api_error(
+                    StatusCode::FORBIDDEN,
+                    "permission_error",
+                    &format!(
+                        "inference `{id}` was answered in another person's direct message; only they can leave feedback on it (set `user` to their id if this comes from them)"
+                    ),
+                );
+            }
+        }
+        Ok(None) => {
             return api_error(
                 StatusCode::NOT_FOUND,
                 "invalid_request_error",

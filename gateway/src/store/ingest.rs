@@ -51,6 +51,7 @@ const INFERENCE_COLUMNS: &[&str] = &[
     "cost_saved_usd",
     "prompt_label",
     "purpose",
+    "private",
 ];
 
 /// The columns of `inference_messages`.
@@ -103,6 +104,7 @@ struct InferenceJson<'a> {
     cost_saved_usd: Option<f64>,
     prompt_label: Option<&'a str>,
     purpose: &'static str,
+    private: i64,
 }
 
 /// One `inference_messages` row.
@@ -283,6 +285,7 @@ impl Store {
                 cost_saved_usd: r.cost_saved_usd,
                 prompt_label: r.prompt_label.as_deref(),
                 purpose: r.purpose.as_str(),
+                private: r.origin.private as i64,
             });
             let input = r
                 .input

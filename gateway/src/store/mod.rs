@@ -65,6 +65,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "dashboard",
         include_str!("../../../migrations/sqlite/0006_dashboard.sql"),
     ),
+    (
+        7,
+        "private_conversations",
+        include_str!("../../../migrations/sqlite/0007_private_conversations.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -96,6 +101,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         6,
         "dashboard",
         include_str!("../../../migrations/postgres/0006_dashboard.sql"),
+    ),
+    (
+        7,
+        "private_conversations",
+        include_str!("../../../migrations/postgres/0007_private_conversations.sql"),
     ),
 ];
 
@@ -247,6 +257,15 @@ pub struct FeedbackRecord {
     pub user_id: Option<String>,
     /// `button`, `reaction`, `console`, `api`.
     pub source: String,
+}
+
+/// Who may leave feedback on an inference.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Audience {
+    /// An answer in a channel: anyone who saw it.
+    Anyone,
+    /// An answer in a direct message: only this user.
+    Only(String),
 }
 
 /// A stored inference, as read back.
@@ -542,11 +561,27 @@ impl Store {
 
     /// Whether an inference with this id is stored.
     pub async fn inference_exists(&self, id: &str) -> Result<bool, StoreError> {
-        Ok(sqlx::query("SELECT 1 FROM inferences WHERE id = $1")
+        Ok(self.inference_audience(id).await?.is_some())
+    }
+
+    /// Who may leave feedback on an inference: `None` when no inference has
+    /// this id, `Some(Audience::Anyone)` for an answer in a channel (or any
+    /// answer outside the chat platforms), and the user's id for an answer
+    /// in a direct message.
+    pub async fn inference_audience(&self, id: &str) -> Result<Option<Audience>, StoreError> {
+        let row = sqlx::query("SELECT private, user_id FROM inferences WHERE id = $1")
             .bind(id)
             .fetch_optional(&self.pool)
-            .await?
-            .is_some())
+            .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let private: i64 = row.try_get(0)?;
+        let user: Option<String> = row.try_get(1)?;
+        Ok(Some(match (private != 0, user) {
+            (true, Some(user)) => Audience::Only(user),
+            _ => Audience::Anyone,
+        }))
     }
 
     /// Reads one inference and its messages.

@@ -143,6 +143,7 @@ fn inference(client: usize, i: usize) -> InferenceRecord {
             channel: Some(format!("C{}", client % 8)),
             thread: None,
             user: Some(format!("U{client}")),
+            private: false,
         },
         prompt: Some(("assistant".into(), 1)),
         prompt_label: Some("production".into()),

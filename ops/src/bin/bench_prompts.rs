@@ -108,6 +108,7 @@ async fn main() -> anyhow::Result<()> {
             channel: Some("C1".into()),
             thread: Some("1700000000.000100".into()),
             user: Some("U123".into()),
+            private: false,
         },
         user_name: Some("Ada".into()),
         channel_name: Some("support".into()),
