@@ -34,6 +34,16 @@ struct Serve {
 
 impl Serve {
     async fn start(discord: &Discord, provider_url: &str, extra: &str) -> Serve {
+        let before = discord.sessions();
+        let serve = Serve::spawn(discord, provider_url, extra);
+        discord
+            .until("the bot's gateway connection", |d| d.sessions() > before)
+            .await;
+        serve
+    }
+
+    /// Starts the process without waiting for its gateway connection.
+    fn spawn(discord: &Discord, provider_url: &str, extra: &str) -> Serve {
         let dir = tempfile::tempdir().unwrap();
         let port = {
             let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -62,7 +72,6 @@ history = 10
         let path = dir.path().join("switchboard.toml");
         std::fs::write(&path, config).unwrap();
         let log = std::fs::File::create(dir.path().join("serve.log")).unwrap();
-        let before = discord.sessions();
         let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
             .args(["--config", path.to_str().unwrap(), "serve"])
             .env("STANDIN_DISCORD_TOKEN", TOKEN)
@@ -73,9 +82,6 @@ history = 10
             .kill_on_drop(true)
             .spawn()
             .expect("start switchboard serve");
-        discord
-            .until("the bot's gateway connection", |d| d.sessions() > before)
-            .await;
         Serve { child, dir }
     }
 
@@ -788,4 +794,65 @@ async fn a_user_over_the_rate_limit_is_told_when_to_retry_instead_of_answered() 
         "the refused question never reached the model"
     );
     serve.stop().await;
+}
+
+/// A replica given a range of shards identifies each of them, with the
+/// total, so that several replicas split the guilds between them.
+#[tokio::test]
+async fn a_replica_runs_exactly_the_shard_range_it_is_given() {
+    gateway::install_crypto();
+    let provider = StandIn::start().await;
+    let discord = Discord::start().await;
+    let serve = Serve::start(
+        &discord,
+        &provider.url,
+        "[discord.shards]\ntotal = 4\nfirst = 1\nlast = 2\n",
+    )
+    .await;
+    // Discord allows one IDENTIFY per five seconds: the second comes later.
+    discord
+        .until("both shards' IDENTIFY", |d| d.identifies().len() == 2)
+        .await;
+    let mut shards: Vec<Value> = discord
+        .identifies()
+        .iter()
+        .map(|i| i["d"]["shard"].clone())
+        .collect();
+    shards.sort_by_key(|s| s[0].as_u64());
+    assert_eq!(shards, vec![json!([1, 4]), json!([2, 4])]);
+    serve.stop().await;
+}
+
+/// Discord closing the connection with a code that retrying cannot fix (a
+/// bad token, here) stops the adapter with the reason and the fix in the
+/// log, instead of hammering Discord with reconnects; the rest of the
+/// server keeps running.
+#[tokio::test]
+async fn a_fatal_close_code_stops_the_adapter_with_the_fix_instead_of_reconnecting() {
+    gateway::install_crypto();
+    let provider = StandIn::start().await;
+    let discord = Discord::start().await;
+    discord.close_identify_with(4004, "Authentication failed.");
+    let serve = Serve::spawn(&discord, &provider.url, "");
+    let started = std::time::Instant::now();
+    while !serve.log().contains("the Discord adapter stopped") {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "no fatal error logged:\n{}",
+            serve.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let log = serve.log();
+    assert!(log.contains("4004"), "{log}");
+    assert!(
+        log.contains("token_env"),
+        "the fix names the setting: {log}"
+    );
+    // Reconnects would come within a few seconds; none come.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(discord.identifies().len(), 1, "no reconnect after 4004");
+    assert_eq!(discord.sessions(), 0);
+    let log = serve.stop().await;
+    assert!(!log.contains("reconnecting"), "{log}");
 }

@@ -50,6 +50,8 @@ struct Log {
     /// How many message creations still get a 429.
     rate_limit_creates: u32,
     identify: Vec<Value>,
+    /// Close the connection with this code and reason after an IDENTIFY.
+    close_identify: Option<(u16, String)>,
     resumes: Vec<Value>,
     files: BTreeMap<String, String>,
 }
@@ -187,6 +189,16 @@ impl Discord {
     /// Every REST call so far.
     pub fn calls(&self) -> Vec<Call> {
         self.shared.log.lock().unwrap().calls.clone()
+    }
+
+    /// Every IDENTIFY payload, in order.
+    pub fn identifies(&self) -> Vec<Value> {
+        self.shared.log.lock().unwrap().identify.clone()
+    }
+
+    /// Answers every IDENTIFY by closing the connection with `code`.
+    pub fn close_identify_with(&self, code: u16, reason: &str) {
+        self.shared.log.lock().unwrap().close_identify = Some((code, reason.to_string()));
     }
 
     /// The first IDENTIFY payload a bot sent.
@@ -458,7 +470,20 @@ async fn gateway_session(stream: tokio::net::TcpStream, s: Shared, url: String) 
         json!({ "op": 0, "s": seq, "t": "RESUMED", "d": {} })
     } else {
         seq = 1;
-        s.log.lock().unwrap().identify.push(first);
+        let close = {
+            let mut log = s.log.lock().unwrap();
+            log.identify.push(first);
+            log.close_identify.clone()
+        };
+        if let Some((code, reason)) = close {
+            let _ = ws
+                .close(Some(tokio_tungstenite::tungstenite::protocol::CloseFrame {
+                    code: code.into(),
+                    reason: reason.into(),
+                }))
+                .await;
+            return;
+        }
         json!({ "op": 0, "s": seq, "t": "READY", "d": {
             "v": 10, "user": { "id": BOT, "username": "switchboard", "bot": true, "discriminator": "0", "avatar": null },
             "guilds": [{ "id": GUILD, "unavailable": true }], "session_id": "stand-in-session",
