@@ -359,6 +359,32 @@ async fn a_mention_gets_one_streamed_split_reply_with_buttons_and_feedback_is_re
         )]
     );
 
+    // Taking the 👍 back withdraws the vote: the answer counts as neither.
+    discord
+        .dispatch(
+            "MESSAGE_REACTION_REMOVE",
+            json!({ "user_id": USER, "channel_id": CHANNEL, "message_id": messages[0]["id"],
+                    "guild_id": discord_support::GUILD, "emoji": { "id": null, "name": "👍" }, "burst": false, "type": 0 }),
+        )
+        .await;
+    for _ in 0..100 {
+        rows = store.feedback_for(&inference).await.unwrap();
+        if rows.iter().any(|r| r.1.is_none()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        rows,
+        vec![(
+            "thumbs".to_string(),
+            None,
+            "reaction".to_string(),
+            Some(format!("discord:{USER}"))
+        )],
+        "a withdrawn vote"
+    );
+
     let log = serve.stop().await;
     assert!(!log.contains(TOKEN), "the token never appears in the logs");
 }

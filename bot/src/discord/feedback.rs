@@ -2,6 +2,8 @@
 //! (their `custom_id` carries the inference id) and the same emoji as
 //! reactions on the bot's messages. Both become thumbs rows on the
 //! inference; a changed vote replaces the earlier one in the store.
+//! Removing the reaction that cast the current vote withdraws it: a thumbs
+//! row without a score replaces it, so the answer counts as neither.
 
 use gateway::store::{FeedbackRecord, now_ms};
 use serde_json::{Value, json};
@@ -74,9 +76,22 @@ pub fn record(inference_id: Uuid, up: bool, user: &str, source: &str) -> Feedbac
         kind: "thumbs".to_string(),
         score: Some(if up { 1.0 } else { 0.0 }),
         comment: None,
-        user_id: Some(format!("discord:{user}")),
+        user_id: Some(voter(user)),
         source: source.to_string(),
     }
+}
+
+/// The row that withdraws `user`'s vote (a removed reaction).
+pub fn withdrawal(inference_id: Uuid, user: &str) -> FeedbackRecord {
+    FeedbackRecord {
+        score: None,
+        ..record(inference_id, true, user, "reaction")
+    }
+}
+
+/// How a Discord user is named in feedback rows.
+pub fn voter(user: &str) -> String {
+    format!("discord:{user}")
 }
 
 #[cfg(test)]

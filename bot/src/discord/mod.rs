@@ -198,7 +198,8 @@ impl Discord {
                 let msg: Message = serde_json::from_value(data).map_err(payload)?;
                 self.on_message(msg).await
             }
-            "MESSAGE_REACTION_ADD" => self.on_reaction(&data).await,
+            "MESSAGE_REACTION_ADD" => self.on_reaction(&data, true).await,
+            "MESSAGE_REACTION_REMOVE" => self.on_reaction(&data, false).await,
             "INTERACTION_CREATE" => self.on_interaction(&data).await,
             _ => Ok(()),
         }
@@ -307,7 +308,9 @@ impl Discord {
         normalize::history(&earlier, bot_id, max, self.inner.config.history_chars)
     }
 
-    async fn on_reaction(&self, data: &Value) -> Result<(), HandleError> {
+    /// A 👍 / 👎 reaction added to (or removed from) one of the bot's
+    /// answers.
+    async fn on_reaction(&self, data: &Value, added: bool) -> Result<(), HandleError> {
         let text = |k: &str| data.get(k).and_then(Value::as_str);
         let (Some(user), Some(channel), Some(message), Some(emoji)) = (
             text("user_id"),
@@ -350,12 +353,34 @@ impl Discord {
                 .filter(|m| m.author.id == bot_id)
                 .find_map(|m| feedback::inference_of(&m.components));
         }
-        if let Some(id) = inference {
-            self.inner
-                .pipeline
-                .recorder()
+        let Some(id) = inference else {
+            return Ok(());
+        };
+        let recorder = self.inner.pipeline.recorder();
+        if added {
+            recorder
                 .feedback(feedback::record(id, up, user, "reaction"))
                 .await;
+            return Ok(());
+        }
+        // Withdrawn only if this reaction cast the vote that stands: taking
+        // back a 👍 leaves a later 👎 (or button click) alone.
+        recorder.flush().await;
+        let current = self
+            .inner
+            .pipeline
+            .registry()
+            .store()
+            .current_vote(&id.to_string(), &feedback::voter(user))
+            .await;
+        match current {
+            Ok(Some(Some(score))) if (score == 1.0) == up => {
+                recorder.feedback(feedback::withdrawal(id, user)).await;
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the vote a removed reaction would withdraw")
+            }
         }
         Ok(())
     }

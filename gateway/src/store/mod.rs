@@ -249,7 +249,7 @@ pub struct FeedbackRecord {
     pub created_at_ms: i64,
     /// `thumbs`, `rating`, `comment`, …
     pub kind: String,
-    /// The score (thumbs: 1 up, 0 down).
+    /// The score (thumbs: 1 up, 0 down; none when the vote was withdrawn).
     pub score: Option<f64>,
     /// Free text.
     pub comment: Option<String>,
@@ -648,6 +648,27 @@ impl Store {
             .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?)))
             .collect::<Result<_, sqlx::Error>>()
             .map_err(StoreError::from)
+    }
+
+    /// A user's current thumbs vote on an inference: `None` when they have
+    /// none, `Some(None)` when they withdrew it, else the score.
+    pub async fn current_vote(
+        &self,
+        inference_id: &str,
+        user_id: &str,
+    ) -> Result<Option<Option<f64>>, StoreError> {
+        let row = sqlx::query(
+            "SELECT score FROM feedback WHERE inference_id = $1 AND user_id = $2 AND kind = 'thumbs' \
+             AND replaced_by IS NULL ORDER BY created_at DESC, id DESC LIMIT 1",
+        )
+        .bind(inference_id)
+        .bind(user_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(match row {
+            Some(row) => Some(row.try_get(0)?),
+            None => None,
+        })
     }
 
     /// How many rows a table has (for status output and tests).
