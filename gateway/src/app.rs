@@ -122,7 +122,10 @@ impl Gateway {
             router,
             registry.clone(),
             recorder,
-            PipelineOptions::default(),
+            PipelineOptions {
+                context_windows: config.context_windows(),
+                ..PipelineOptions::default()
+            },
             guards,
         );
         let admin = crate::admin::Admin::new(

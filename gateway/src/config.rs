@@ -516,6 +516,13 @@ pub struct AliasConfig {
     /// The response cache's policy for this alias; unset keys take `[cache]`'s.
     #[serde(default)]
     pub cache: AliasCacheConfig,
+    /// The context window of this alias's smallest target, in tokens:
+    /// conversation history is trimmed, oldest first, so that the prompt
+    /// and the answer fit. Unset: the embedded model's `context_tokens`
+    /// when a target is local, else no trimming (hosted models' windows are
+    /// large; the adapters cap history by `history_chars`).
+    #[serde(default)]
+    pub context_tokens: Option<u32>,
 }
 
 /// `[redis]`: where replicas share the cache, limits and event dedupe.
@@ -814,8 +821,29 @@ impl Config {
                 targets: vec![format!("local/{EMBEDDED_MODEL}")],
                 params: Params::default(),
                 cache: AliasCacheConfig::default(),
+                context_tokens: None,
             },
         );
+    }
+
+    /// The context window each alias's history is trimmed to, in tokens:
+    /// its `context_tokens`, else the smallest window of its local targets.
+    pub fn context_windows(&self) -> BTreeMap<String, u32> {
+        self.models
+            .iter()
+            .filter_map(|(alias, config)| {
+                let local = config
+                    .targets
+                    .iter()
+                    .filter_map(|t| t.split_once('/').map(|(p, _)| p))
+                    .filter_map(|p| match self.providers.get(p) {
+                        Some(ProviderConfig::Local(l)) => Some(l.context_tokens),
+                        _ => None,
+                    })
+                    .min();
+                config.context_tokens.or(local).map(|w| (alias.clone(), w))
+            })
+            .collect()
     }
 
     /// The database URL in force.

@@ -153,15 +153,33 @@ pub enum PipelineError {
 pub struct PipelineOptions {
     /// The bot's display name, given to prompts as `bot_name`.
     pub bot_name: String,
+    /// Context windows by alias, in tokens: history is trimmed, oldest
+    /// first, until the rendered prompt and the answer fit (see
+    /// [`crate::Config::context_windows`]).
+    pub context_windows: BTreeMap<String, u32>,
 }
 
 impl Default for PipelineOptions {
     fn default() -> Self {
         PipelineOptions {
             bot_name: "Switchboard".to_string(),
+            context_windows: BTreeMap::new(),
         }
     }
 }
+
+/// A conservative token estimate for trimming: about three characters a
+/// token (English prose runs nearer four), plus a few tokens of framing per
+/// message.
+fn estimated_tokens(messages: &[ChatMessage]) -> u64 {
+    messages
+        .iter()
+        .map(|m| m.content.chars().count().div_ceil(3) as u64 + 4)
+        .sum()
+}
+
+/// Tokens kept free for the answer when the request does not say.
+const ANSWER_RESERVE: u32 = 512;
 
 /// What a request would send: see [`Pipeline::preview`].
 #[derive(Debug, Clone)]
@@ -429,24 +447,50 @@ impl Pipeline {
         params: &Params,
     ) -> Result<Prepared, PipelineError> {
         variables.insert("bot_name".to_string(), self.inner.options.bot_name.clone());
-        let ctx = RenderContext {
-            text: text.to_string(),
-            history: history
-                .iter()
-                .map(|m| Turn {
-                    role: m.role.as_str().to_string(),
-                    name: None,
-                    content: m.content.clone(),
-                })
-                .collect(),
-            variables,
+        let p = prompt.compiled.prompt();
+        let render = |history: &[ChatMessage]| -> Result<Vec<ChatMessage>, PipelineError> {
+            let ctx = RenderContext {
+                text: text.to_string(),
+                history: history
+                    .iter()
+                    .map(|m| Turn {
+                        role: m.role.as_str().to_string(),
+                        name: None,
+                        content: m.content.clone(),
+                    })
+                    .collect(),
+                variables: variables.clone(),
+            };
+            Ok(prompt
+                .compiled
+                .render(&ctx)?
+                .into_iter()
+                .map(|m| ChatMessage::new(Role::parse(&m.role).unwrap_or(Role::User), m.content))
+                .collect())
         };
-        let messages = prompt
-            .compiled
-            .render(&ctx)?
-            .into_iter()
-            .map(|m| ChatMessage::new(Role::parse(&m.role).unwrap_or(Role::User), m.content))
-            .collect();
+        let mut messages = render(history)?;
+        if let Some(window) = self.inner.options.context_windows.get(&p.model) {
+            // The oldest turns go first until the prompt and the answer fit.
+            let answer = params
+                .max_tokens
+                .or(p.params.max_tokens)
+                .unwrap_or(ANSWER_RESERVE.min(window / 4));
+            let budget = u64::from(window.saturating_sub(answer));
+            let mut dropped = 0;
+            while dropped < history.len() && estimated_tokens(&messages) > budget {
+                dropped += 1;
+                messages = render(&history[dropped..])?;
+            }
+            if dropped > 0 {
+                tracing::debug!(
+                    alias = %p.model,
+                    dropped,
+                    kept = history.len() - dropped,
+                    window,
+                    "trimmed the conversation history to the model's context window"
+                );
+            }
+        }
         let p = prompt.compiled.prompt();
         let prompt_params = Params {
             temperature: p.params.temperature,

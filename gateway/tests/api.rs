@@ -666,6 +666,95 @@ async fn feedback_on_an_answer_is_stored_typed_and_bad_feedback_is_refused() {
     assert!(stored.iter().all(|f| f.2 == "api"));
 }
 
+/// A long conversation sent to a model with a small context window: the
+/// oldest turns are dropped so that the prompt and the answer fit, the
+/// newest turns and the question are kept. Without a window, all of it goes.
+#[tokio::test]
+async fn history_is_trimmed_to_the_models_context_window_oldest_first() {
+    use gateway::pipeline::{Input, Request};
+    use gateway::{ChatMessage, Inbound, Origin, ReplyEvent, Role};
+    let history: Vec<ChatMessage> = (0..30)
+        .map(|i| {
+            let role = if i % 2 == 0 {
+                Role::User
+            } else {
+                Role::Assistant
+            };
+            ChatMessage::new(role, format!("turn {i:02}: {}", "words ".repeat(40)))
+        })
+        .collect();
+    let window = 800usize;
+    let mut sent = Vec::new();
+    for limit in [Some(window), None] {
+        let provider = StandIn::start().await;
+        let mut toml = one_provider(&provider.url);
+        if let Some(w) = limit {
+            toml = toml.replace(
+                "targets = [\"primary/gpt-test\"]",
+                &format!("targets = [\"primary/gpt-test\"]\ncontext_tokens = {w}"),
+            );
+        }
+        let h = Harness::start(&toml, &[]).await;
+        let origin = Origin {
+            platform: "discord".into(),
+            channel: Some("C1".into()),
+            user: Some("U1".into()),
+            ..Origin::default()
+        };
+        let request = Request::new(
+            origin.clone(),
+            Input::Chat(Inbound {
+                origin,
+                text: "and the last question?".into(),
+                history: history.clone(),
+                ..Inbound::default()
+            }),
+        );
+        let mut reply = h.gateway.pipeline.start(request).await.expect("starts");
+        while let Some(e) = reply.next_event().await {
+            if let ReplyEvent::Failed { message, .. } = e {
+                panic!("{message}");
+            }
+        }
+        let received = provider.received();
+        let body = received.last().expect("the model was asked").body.clone();
+        let messages: Vec<String> = body["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["content"].as_str().unwrap_or("").to_string())
+            .collect();
+        sent.push(messages);
+    }
+    let has = |messages: &[String], turn: usize| {
+        messages
+            .iter()
+            .any(|m| m.contains(&format!("turn {turn:02}:")))
+    };
+    let (trimmed, full) = (&sent[0], &sent[1]);
+    assert!(
+        (0..30).all(|t| has(full, t)),
+        "no window: every turn is sent"
+    );
+    assert!(
+        has(trimmed, 29) && has(trimmed, 28),
+        "the newest turns stay"
+    );
+    assert!(!has(trimmed, 0), "the oldest turn goes first");
+    let kept: Vec<usize> = (0..30).filter(|t| has(trimmed, *t)).collect();
+    assert_eq!(
+        kept,
+        (kept[0]..30).collect::<Vec<_>>(),
+        "what is kept is the newest run of turns"
+    );
+    assert!(trimmed.iter().any(|m| m.contains("and the last question?")));
+    let chars: usize = trimmed.iter().map(|m| m.chars().count()).sum();
+    assert!(
+        chars / 4 < window,
+        "the prompt fits the window with room to answer: {chars} chars"
+    );
+}
+
 /// An answer given in a direct message takes feedback only from the person
 /// the bot was talking to: anyone else (or an anonymous vote) is refused
 /// and nothing is stored.
