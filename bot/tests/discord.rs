@@ -454,8 +454,9 @@ async fn replies_dms_and_threads_the_bot_started_are_answered_with_their_context
     dm["channel_id"] = json!("1210000000000000001");
     dm.as_object_mut().unwrap().remove("guild_id");
     dm.as_object_mut().unwrap().remove("member");
-    dm["attachments"] = json!([{ "id": "1", "filename": "photo.jpg", "size": 51200,
-        "url": "https://cdn.example/photo.jpg", "proxy_url": "https://media.example/photo.jpg",
+    let photo = discord.seed_file("photo.jpg", "stand-in jpeg bytes");
+    dm["attachments"] = json!([{ "id": "1", "filename": "photo.jpg", "size": 19,
+        "url": photo, "proxy_url": photo,
         "content_type": "image/jpeg", "width": 640, "height": 480 }]);
     discord.dispatch("MESSAGE_CREATE", dm).await;
     discord
@@ -881,4 +882,77 @@ async fn a_fatal_close_code_stops_the_adapter_with_the_fix_instead_of_reconnecti
     assert_eq!(discord.sessions(), 0);
     let log = serve.stop().await;
     assert!(!log.contains("reconnecting"), "{log}");
+}
+
+/// An image attached to a mention reaches a vision model beside the
+/// question, fetched from the CDN without the bot's token; an image that
+/// cannot be fetched is named as unread in the answer.
+#[tokio::test]
+async fn an_attached_image_reaches_a_vision_model() {
+    gateway::install_crypto();
+    let provider = StandIn::start().await;
+    provider.always(Reply::text("A bar chart."));
+    let discord = Discord::start().await;
+    let serve = Serve::start(&discord, &provider.url, "vision = true\n").await;
+    let chart = discord.seed_file("chart.png", "stand-in png bytes");
+    let mut mention = user_message(
+        "1700000000000000090",
+        &format!("<@{BOT}> what is this?"),
+        true,
+    );
+    mention["attachments"] = json!([
+        { "id": "1", "filename": "chart.png", "size": 18, "url": chart, "proxy_url": chart,
+          "content_type": "image/png", "width": 640, "height": 480 },
+        { "id": "2", "filename": "gone.png", "size": 18, "url": format!("{chart}-missing"),
+          "proxy_url": format!("{chart}-missing"), "content_type": "image/png", "width": 1, "height": 1 }
+    ]);
+    discord.dispatch("MESSAGE_CREATE", mention).await;
+    discord
+        .until("the answer", |d| {
+            d.bot_messages()
+                .iter()
+                .any(|m| m["components"] != json!([]))
+        })
+        .await;
+    let question = provider.received()[0].body["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .find(|m| m["role"] == "user")
+        .unwrap()
+        .clone();
+    let parts = question["content"]
+        .as_array()
+        .expect("text and image parts");
+    assert!(parts[0]["text"].as_str().unwrap().contains("what is this?"));
+    let url = parts[1]["image_url"]["url"].as_str().unwrap();
+    let expected = gateway::Image::from_bytes("image/png", "chart.png", b"stand-in png bytes")
+        .unwrap()
+        .data_url();
+    assert_eq!(url, expected, "the CDN's bytes, as a data URL");
+    assert_eq!(parts.len(), 2, "only the image that could be fetched");
+    let answer = discord
+        .bot_messages()
+        .into_iter()
+        .find(|m| m["components"] != json!([]))
+        .unwrap();
+    let text = answer["content"].as_str().unwrap();
+    assert!(text.starts_with("A bar chart."), "{text}");
+    assert!(
+        text.contains("`gone.png`"),
+        "the unread image is named: {text}"
+    );
+    assert!(!text.contains("`chart.png`"), "{text}");
+    let fetches: Vec<_> = discord
+        .calls()
+        .into_iter()
+        .filter(|c| c.path == "/attachments/chart.png")
+        .collect();
+    assert_eq!(fetches.len(), 1);
+    assert_eq!(
+        fetches[0].body["authorization"], false,
+        "no token to the CDN"
+    );
+    serve.stop().await;
 }

@@ -124,6 +124,7 @@ impl Gateway {
             recorder,
             PipelineOptions {
                 context_windows: config.context_windows(),
+                vision: config.vision_aliases(),
                 ..PipelineOptions::default()
             },
             guards,

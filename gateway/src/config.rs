@@ -523,6 +523,11 @@ pub struct AliasConfig {
     /// large; the adapters cap history by `history_chars`).
     #[serde(default)]
     pub context_tokens: Option<u32>,
+    /// Every target of this alias reads images: images attached to a
+    /// question are sent with it. Otherwise they are left out and the
+    /// answer says they were not read.
+    #[serde(default)]
+    pub vision: bool,
 }
 
 /// `[redis]`: where replicas share the cache, limits and event dedupe.
@@ -822,6 +827,7 @@ impl Config {
                 params: Params::default(),
                 cache: AliasCacheConfig::default(),
                 context_tokens: None,
+                vision: false,
             },
         );
     }
@@ -843,6 +849,15 @@ impl Config {
                     .min();
                 config.context_tokens.or(local).map(|w| (alias.clone(), w))
             })
+            .collect()
+    }
+
+    /// The aliases whose targets read images.
+    pub fn vision_aliases(&self) -> std::collections::BTreeSet<String> {
+        self.models
+            .iter()
+            .filter(|(_, config)| config.vision)
+            .map(|(alias, _)| alias.clone())
             .collect()
     }
 

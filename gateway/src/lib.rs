@@ -30,7 +30,7 @@ pub use app::{Gateway, StartError};
 pub use config::Config;
 pub use pipeline::{Input, Pipeline, PipelineError, PipelineOptions, Request};
 pub use reply::{ReplyEvent, ReplyStream, Summary};
-pub use types::{ChatMessage, Inbound, Origin, Params, Role, Usage};
+pub use types::{ChatMessage, Image, Inbound, Origin, Params, Role, Usage};
 
 /// Installs ring as the process's TLS crypto provider (once; later calls
 /// do nothing). Every HTTP client in Switchboard uses it.

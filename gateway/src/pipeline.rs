@@ -157,6 +157,8 @@ pub struct PipelineOptions {
     /// first, until the rendered prompt and the answer fit (see
     /// [`crate::Config::context_windows`]).
     pub context_windows: BTreeMap<String, u32>,
+    /// Aliases whose targets read images.
+    pub vision: std::collections::BTreeSet<String>,
 }
 
 impl Default for PipelineOptions {
@@ -164,6 +166,7 @@ impl Default for PipelineOptions {
         PipelineOptions {
             bot_name: "Switchboard".to_string(),
             context_windows: BTreeMap::new(),
+            vision: Default::default(),
         }
     }
 }
@@ -217,6 +220,8 @@ struct Prepared {
     params: Params,
     /// The prompt's own cache policy, which wins over the alias's.
     cache: Option<CachePolicy>,
+    /// Images of the question left out (the alias reads text only).
+    images_unread: Vec<String>,
 }
 
 impl Pipeline {
@@ -289,7 +294,7 @@ impl Pipeline {
                 .implicit(signal.inference, signal.kind, &inbound.origin);
         }
         let admission = self.admit(&request).await?;
-        let prepared = self.prepare(&request).await?;
+        let mut prepared = self.prepare(&request).await?;
         if !self.inner.router.has(&prepared.alias) {
             return Err(PipelineError::UnknownAlias(RouteError::UnknownAlias {
                 alias: prepared.alias,
@@ -298,9 +303,12 @@ impl Pipeline {
         }
         let id = Uuid::now_v7();
         let (tx, rx) = mpsc::channel(64);
+        let images_unread = std::mem::take(&mut prepared.images_unread);
         let inner = self.inner.clone();
         tokio::spawn(async move { inner.generate(id, request, prepared, admission, tx).await });
-        Ok(ReplyStream::new(id, rx))
+        let mut reply = ReplyStream::new(id, rx);
+        reply.images_unread = images_unread;
+        Ok(reply)
     }
 
     /// Stages 2–4 only: what would be sent for this request (alias, prompt
@@ -351,6 +359,7 @@ impl Pipeline {
                     messages: messages.clone(),
                     params: request.params.clone(),
                     cache: None,
+                    images_unread: Vec::new(),
                 })
             }
             Input::Prompt {
@@ -395,13 +404,30 @@ impl Pipeline {
                     inbound.workspace_name.clone(),
                     &inbound.attachments,
                 );
-                self.render(
+                let mut prepared = self.render(
                     &prompt,
                     &inbound.text,
                     &inbound.history,
                     variables,
                     &request.params,
-                )
+                )?;
+                if !inbound.images.is_empty() {
+                    let question = prepared
+                        .messages
+                        .iter_mut()
+                        .rev()
+                        .find(|m| m.role == Role::User);
+                    match question {
+                        Some(q) if self.inner.options.vision.contains(&prepared.alias) => {
+                            q.images = inbound.images.clone();
+                        }
+                        _ => {
+                            prepared.images_unread =
+                                inbound.images.iter().map(|i| i.name.clone()).collect();
+                        }
+                    }
+                }
+                Ok(prepared)
             }
         }
     }
@@ -505,6 +531,7 @@ impl Pipeline {
             label: prompt.label.clone(),
             messages,
             params: params.clone().or(&prompt_params),
+            images_unread: Vec::new(),
             cache: (!p.cache.is_unset()).then(|| {
                 let alias = self.inner.guards.cache.policy(&p.model);
                 CachePolicy {
@@ -693,7 +720,17 @@ impl Inner {
             finish_reason: run.finish.clone(),
             attempts,
             params: prepared.params.clone(),
-            input: prepared.messages,
+            // Images are not stored: the row names them.
+            input: prepared
+                .messages
+                .into_iter()
+                .map(|mut m| {
+                    for image in std::mem::take(&mut m.images) {
+                        m.content.push_str(&format!("\n[image: {}]", image.name));
+                    }
+                    m
+                })
+                .collect(),
             output: (!run.text.is_empty() || status == Status::Ok).then(|| run.text.clone()),
         };
         // The row goes to the recorder before the caller hears the end, so a

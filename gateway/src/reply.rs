@@ -83,12 +83,19 @@ pub enum ReplyEvent {
 pub struct ReplyStream {
     /// The inference id, known before the first token.
     pub inference_id: Uuid,
+    /// Names of images attached to the question that the model was not
+    /// given (its alias reads text only): the adapter tells the user.
+    pub images_unread: Vec<String>,
     rx: mpsc::Receiver<ReplyEvent>,
 }
 
 impl ReplyStream {
     pub(crate) fn new(inference_id: Uuid, rx: mpsc::Receiver<ReplyEvent>) -> ReplyStream {
-        ReplyStream { inference_id, rx }
+        ReplyStream {
+            inference_id,
+            images_unread: Vec::new(),
+            rx,
+        }
     }
 
     /// The next event, or `None` after the last one.

@@ -44,6 +44,41 @@ pub struct ChatMessage {
     pub role: Role,
     /// The text.
     pub content: String,
+    /// Images sent with the text (only to vision-capable aliases).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub images: Vec<Image>,
+}
+
+/// An image attached to a message, for models that read images.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Image {
+    /// `image/png`, `image/jpeg`, `image/gif` or `image/webp`.
+    pub media_type: String,
+    /// The file's name, for notes and the log.
+    pub name: String,
+    /// The bytes, base64-encoded (as both OpenAI and Anthropic take them).
+    pub base64: String,
+}
+
+impl Image {
+    /// The media types models accept.
+    pub const MEDIA_TYPES: &[&str] = &["image/png", "image/jpeg", "image/gif", "image/webp"];
+
+    /// An image from its bytes; `None` for a media type models do not take.
+    pub fn from_bytes(media_type: &str, name: &str, bytes: &[u8]) -> Option<Image> {
+        use base64::Engine;
+        let media_type = media_type.split(';').next().unwrap_or("").trim();
+        Image::MEDIA_TYPES.contains(&media_type).then(|| Image {
+            media_type: media_type.to_string(),
+            name: name.to_string(),
+            base64: base64::engine::general_purpose::STANDARD.encode(bytes),
+        })
+    }
+
+    /// A `data:` URL of the image.
+    pub fn data_url(&self) -> String {
+        format!("data:{};base64,{}", self.media_type, self.base64)
+    }
 }
 
 impl ChatMessage {
@@ -52,6 +87,7 @@ impl ChatMessage {
         ChatMessage {
             role,
             content: content.into(),
+            images: Vec::new(),
         }
     }
 }
@@ -92,6 +128,9 @@ pub struct Inbound {
     pub history: Vec<ChatMessage>,
     /// Descriptions of attached files, for prompts that mention them.
     pub attachments: Vec<String>,
+    /// Images attached to the message: sent with the question to aliases
+    /// with `vision = true`; for others the reply lists them as unread.
+    pub images: Vec<Image>,
     /// Whether the platform says this user is an admin.
     pub is_admin: bool,
 }

@@ -755,6 +755,98 @@ async fn history_is_trimmed_to_the_models_context_window_oldest_first() {
     );
 }
 
+/// Images attached to a chat question go to an alias with `vision = true`
+/// as OpenAI `image_url` parts beside the text; an alias without it gets
+/// the text alone and the reply names the images it did not see. The
+/// stored conversation names the image instead of holding its bytes.
+#[tokio::test]
+async fn images_go_to_vision_aliases_and_are_named_unread_for_others() {
+    use gateway::pipeline::{Input, Request};
+    use gateway::{Image, Inbound, Origin, ReplyEvent};
+    let png = b"\x89PNG\r\n\x1a\n-stand-in-pixels";
+    let image = Image::from_bytes("image/png", "chart.png", png).expect("a PNG is taken");
+    assert!(
+        Image::from_bytes("image/tiff", "scan.tiff", png).is_none(),
+        "types models do not read are refused"
+    );
+    for vision in [true, false] {
+        let provider = StandIn::start().await;
+        let mut toml = one_provider(&provider.url);
+        if vision {
+            toml = toml.replace(
+                "targets = [\"primary/gpt-test\"]",
+                "targets = [\"primary/gpt-test\"]\nvision = true",
+            );
+        }
+        let h = Harness::start(&toml, &[]).await;
+        let origin = Origin {
+            platform: "discord".into(),
+            channel: Some("C1".into()),
+            user: Some("U1".into()),
+            ..Origin::default()
+        };
+        let request = Request::new(
+            origin.clone(),
+            Input::Chat(Inbound {
+                origin,
+                text: "what does this chart show?".into(),
+                images: vec![image.clone()],
+                ..Inbound::default()
+            }),
+        );
+        let mut reply = h.gateway.pipeline.start(request).await.expect("starts");
+        let id = reply.inference_id.to_string();
+        let unread = reply.images_unread.clone();
+        while let Some(e) = reply.next_event().await {
+            if let ReplyEvent::Failed { message, .. } = e {
+                panic!("{message}");
+            }
+        }
+        let body = provider.received().last().expect("asked").body.clone();
+        let question = body["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .rev()
+            .find(|m| m["role"] == "user")
+            .unwrap()
+            .clone();
+        if vision {
+            assert!(unread.is_empty());
+            let parts = question["content"].as_array().expect("content parts");
+            assert_eq!(parts[0]["type"], "text");
+            assert!(
+                parts[0]["text"]
+                    .as_str()
+                    .unwrap()
+                    .contains("what does this chart show?")
+            );
+            assert_eq!(parts[1]["type"], "image_url");
+            assert_eq!(parts[1]["image_url"]["url"], json!(image.data_url()));
+            assert!(
+                image
+                    .data_url()
+                    .starts_with("data:image/png;base64,iVBORw0KGgo")
+            );
+        } else {
+            assert_eq!(unread, vec!["chart.png".to_string()]);
+            assert!(question["content"].is_string(), "text only: {question}");
+        }
+        h.gateway.pipeline.recorder().flush().await;
+        let row = h.gateway.store.inference(&id).await.unwrap().expect("row");
+        let stored = serde_json::to_string(&row.messages).unwrap();
+        assert_eq!(
+            stored.contains("[image: chart.png]"),
+            vision,
+            "the stored question names the image it carried: {stored}"
+        );
+        assert!(
+            !stored.contains(&image.base64),
+            "no image bytes in the store"
+        );
+    }
+}
+
 /// An answer given in a direct message takes feedback only from the person
 /// the bot was talking to: anyone else (or an anonymous vote) is refused
 /// and nothing is stored.

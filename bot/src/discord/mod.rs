@@ -35,6 +35,10 @@ use rest::{Rest, RestError};
 const DEDUPE_TTL: Duration = Duration::from_secs(15 * 60);
 /// The largest prompt file `/prompt edit` takes.
 const MAX_PROMPT_FILE: usize = 256 * 1024;
+/// Images taken from one message, at most.
+const MAX_IMAGES: usize = 4;
+/// The largest image sent to a model, in bytes.
+const MAX_IMAGE_BYTES: usize = 8 * 1024 * 1024;
 /// Commands that take longer than this are deferred (Discord allows 3 s).
 const DEFER_AFTER: Duration = Duration::from_millis(2500);
 
@@ -223,13 +227,14 @@ impl Discord {
             return Ok(());
         }
         let history = self.context(&msg, thread.as_ref(), &bot_id).await;
-        let inbound = normalize::to_inbound(&msg, &bot_id, thread.as_ref(), history);
+        let mut inbound = normalize::to_inbound(&msg, &bot_id, thread.as_ref(), history);
+        let (images, unreadable) = self.images(&msg).await;
+        inbound.images = images;
         let origin = inbound.origin.clone();
-        let note = normalize::image_note(&msg);
         let target = Target {
             channel: &msg.channel_id,
             reply_to: Some(&msg.id),
-            note: note.as_deref(),
+            note: None,
         };
         let rest = &self.inner.rest;
         match self
@@ -239,6 +244,11 @@ impl Discord {
             .await
         {
             Ok(stream) => {
+                let note = normalize::image_note(&stream.images_unread, &unreadable);
+                let target = Target {
+                    note: note.as_deref(),
+                    ..target
+                };
                 reply::render(rest, &self.inner.throttle, &target, stream).await?;
             }
             Err(PipelineError::Limited { source, .. }) => {
@@ -250,6 +260,40 @@ impl Discord {
             }
         }
         Ok(())
+    }
+
+    /// The images attached to `msg`, fetched from the CDN (at most
+    /// [`MAX_IMAGES`] of at most [`MAX_IMAGE_BYTES`] each), and the names
+    /// of those that could not be used.
+    async fn images(&self, msg: &Message) -> (Vec<gateway::Image>, Vec<String>) {
+        let mut images = Vec::new();
+        let mut unreadable = Vec::new();
+        for a in msg.attachments.iter().filter(|a| a.is_image()) {
+            let fetched = match &a.url {
+                Some(url) if images.len() < MAX_IMAGES && a.size <= MAX_IMAGE_BYTES as u64 => self
+                    .inner
+                    .rest
+                    .download_bytes(url, MAX_IMAGE_BYTES)
+                    .await
+                    .ok(),
+                _ => None,
+            };
+            let image = fetched.and_then(|bytes| {
+                gateway::Image::from_bytes(
+                    a.content_type.as_deref().unwrap_or(""),
+                    &a.filename,
+                    &bytes,
+                )
+            });
+            match image {
+                Some(image) => images.push(image),
+                None => {
+                    tracing::info!(file = %a.filename, "an attached image was not used");
+                    unreadable.push(a.filename.clone());
+                }
+            }
+        }
+        (images, unreadable)
     }
 
     /// The conversation before `msg`: the thread's messages, or the reply

@@ -48,6 +48,18 @@ pub struct Attachment {
     /// Size in bytes.
     #[serde(default)]
     pub size: u64,
+    /// Where the CDN serves it.
+    #[serde(default)]
+    pub url: Option<String>,
+}
+
+impl Attachment {
+    /// Whether Discord says it is an image.
+    pub fn is_image(&self) -> bool {
+        self.content_type
+            .as_deref()
+            .is_some_and(|t| t.starts_with("image/"))
+    }
 }
 
 /// `message_reference`: what a reply answers.
@@ -200,6 +212,7 @@ pub fn to_inbound(
         text: strip_mention(&msg.content, bot_id),
         history,
         attachments: msg.attachments.iter().map(describe_attachment).collect(),
+        images: Vec::new(),
         is_admin: false,
     }
 }
@@ -214,30 +227,31 @@ pub fn describe_attachment(a: &Attachment) -> String {
     )
 }
 
-/// The note an answer ends with when the message carried images: no model
-/// here reads images yet, and the user should know theirs went unseen.
-pub fn image_note(msg: &Message) -> Option<String> {
-    let images: Vec<&str> = msg
-        .attachments
-        .iter()
-        .filter(|a| {
-            a.content_type
-                .as_deref()
-                .is_some_and(|t| t.starts_with("image/"))
-        })
-        .map(|a| a.filename.as_str())
-        .collect();
-    if images.is_empty() {
-        return None;
-    }
-    Some(format!(
-        "-# I could not look at {}: the model answering here reads text only.",
-        images
+/// The note an answer ends with when images of the question went unseen:
+/// `text_only` because the model reads text only, `unreadable` because they
+/// could not be fetched (or are too large or of a type models do not take).
+pub fn image_note(text_only: &[String], unreadable: &[String]) -> Option<String> {
+    let list = |names: &[String]| {
+        names
             .iter()
             .map(|n| format!("`{n}`"))
             .collect::<Vec<_>>()
             .join(", ")
-    ))
+    };
+    let mut lines = Vec::new();
+    if !text_only.is_empty() {
+        lines.push(format!(
+            "-# I could not look at {}: the model answering here reads text only.",
+            list(text_only)
+        ));
+    }
+    if !unreadable.is_empty() {
+        lines.push(format!(
+            "-# I could not look at {}: the image could not be read (too large, or not PNG, JPEG, GIF or WebP).",
+            list(unreadable)
+        ));
+    }
+    (!lines.is_empty()).then(|| lines.join("\n"))
 }
 
 /// Earlier messages as chat turns, oldest first: the bot's own as the

@@ -237,16 +237,28 @@ impl Rest {
     /// Downloads an attachment's text (at most `max` bytes) from its CDN
     /// URL. The bot's token is not sent: the URL carries its own signature.
     pub async fn download(&self, url: &str, max: usize) -> Result<String, RestError> {
+        let bytes = self.download_bytes(url, max).await?;
+        String::from_utf8(bytes).map_err(|_| RestError::Decode {
+            route: "GET attachment".to_string(),
+            message: "the file is not UTF-8 text".to_string(),
+        })
+    }
+
+    /// Downloads an attachment (at most `max` bytes) from its CDN URL,
+    /// giving up after [`DOWNLOAD_TIMEOUT`].
+    pub async fn download_bytes(&self, url: &str, max: usize) -> Result<Vec<u8>, RestError> {
         let route = "GET attachment".to_string();
-        let resp = self
+        let transport = |source| RestError::Transport {
+            route: route.clone(),
+            source,
+        };
+        let mut resp = self
             .http
             .get(url)
+            .timeout(DOWNLOAD_TIMEOUT)
             .send()
             .await
-            .map_err(|source| RestError::Transport {
-                route: route.clone(),
-                source,
-            })?;
+            .map_err(transport)?;
         let status = resp.status().as_u16();
         if status != 200 {
             return Err(RestError::Status {
@@ -255,22 +267,23 @@ impl Rest {
                 body: String::new(),
             });
         }
-        let bytes = resp.bytes().await.map_err(|source| RestError::Transport {
+        let too_big = |len: usize| RestError::Decode {
             route: route.clone(),
-            source,
-        })?;
-        if bytes.len() > max {
-            return Err(RestError::Decode {
-                route,
-                message: format!("the file is {} bytes; the limit is {max}", bytes.len()),
-            });
+            message: format!("the file is over {max} bytes ({len} read)"),
+        };
+        let mut bytes = Vec::new();
+        while let Some(chunk) = resp.chunk().await.map_err(transport)? {
+            bytes.extend_from_slice(&chunk);
+            if bytes.len() > max {
+                return Err(too_big(bytes.len()));
+            }
         }
-        String::from_utf8(bytes.to_vec()).map_err(|_| RestError::Decode {
-            route,
-            message: "the file is not UTF-8 text".to_string(),
-        })
+        Ok(bytes)
     }
 }
+
+/// How long an attachment download may take.
+pub const DOWNLOAD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
 
 /// `retry_after` (seconds) from a 429 body, as Discord documents it.
 pub fn retry_after(body: &str) -> Option<f64> {

@@ -50,13 +50,25 @@ impl Anthropic {
         for m in request.messages.iter().filter(|m| m.role != Role::System) {
             let role = m.role.as_str();
             match messages.last_mut() {
-                Some(last) if last["role"] == role => {
+                Some(last)
+                    if last["role"] == role
+                        && last["content"].is_string()
+                        && m.images.is_empty() =>
+                {
                     let merged = format!(
                         "{}\n\n{}",
                         last["content"].as_str().unwrap_or_default(),
                         m.content
                     );
                     last["content"] = json!(merged);
+                }
+                Some(last) if last["role"] == role => {
+                    let mut blocks = blocks(&last["content"]);
+                    blocks.extend(content_blocks(m));
+                    last["content"] = Value::Array(blocks);
+                }
+                _ if !m.images.is_empty() => {
+                    messages.push(json!({"role": role, "content": Value::Array(content_blocks(m))}))
                 }
                 _ => messages.push(json!({"role": role, "content": m.content})),
             }
@@ -259,5 +271,65 @@ impl Provider for Anthropic {
                 ),
             })
         })
+    }
+}
+
+/// A message as Anthropic content blocks: its images (base64 `image`
+/// blocks), then its text.
+fn content_blocks(m: &crate::ChatMessage) -> Vec<Value> {
+    let mut out: Vec<Value> = m
+        .images
+        .iter()
+        .map(|i| {
+            json!({"type": "image", "source": {"type": "base64", "media_type": i.media_type, "data": i.base64}})
+        })
+        .collect();
+    out.push(json!({"type": "text", "text": m.content}));
+    out
+}
+
+/// Content already built (text or blocks) as blocks.
+fn blocks(content: &Value) -> Vec<Value> {
+    match content {
+        Value::Array(blocks) => blocks.clone(),
+        other => vec![json!({"type": "text", "text": other.as_str().unwrap_or_default()})],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{ChatMessage, Image, Params};
+
+    /// Images go as base64 `image` blocks before the question's text, and
+    /// consecutive user turns still merge into one alternating turn.
+    #[test]
+    fn images_become_base64_blocks_before_the_text() {
+        let config: HttpProviderConfig = toml::from_str("").expect("defaults");
+        let provider = Anthropic::new("a", &config).expect("provider");
+        let image = Image::from_bytes("image/jpeg", "cat.jpg", b"jpeg bytes").expect("jpeg");
+        let mut question = ChatMessage::new(Role::User, "what is this?");
+        question.images = vec![image.clone()];
+        let request = ProviderRequest {
+            model: "claude".into(),
+            messages: vec![
+                ChatMessage::new(Role::System, "Be brief."),
+                ChatMessage::new(Role::User, "earlier words"),
+                question,
+            ],
+            params: Params::default(),
+        };
+        let body = provider.body(&request, false);
+        let messages = body["messages"].as_array().expect("messages");
+        assert_eq!(messages.len(), 1, "one merged user turn: {body}");
+        assert_eq!(
+            messages[0]["content"],
+            json!([
+                {"type": "text", "text": "earlier words"},
+                {"type": "image", "source": {"type": "base64", "media_type": "image/jpeg", "data": image.base64}},
+                {"type": "text", "text": "what is this?"}
+            ])
+        );
+        assert_eq!(body["system"], "Be brief.");
     }
 }

@@ -39,7 +39,7 @@ impl OpenAi {
         let messages: Vec<Value> = request
             .messages
             .iter()
-            .map(|m| json!({"role": m.role.as_str(), "content": m.content}))
+            .map(|m| json!({"role": m.role.as_str(), "content": content(m)}))
             .collect();
         let mut body = json!({"model": request.model, "messages": messages});
         let p = &request.params;
@@ -220,4 +220,19 @@ impl Provider for OpenAi {
             })
         })
     }
+}
+
+/// A message's `content`: its text, or with images the documented array
+/// of `text` and `image_url` parts (images as `data:` URLs).
+fn content(m: &crate::ChatMessage) -> Value {
+    if m.images.is_empty() {
+        return json!(m.content);
+    }
+    let mut parts = vec![json!({"type": "text", "text": m.content})];
+    parts.extend(
+        m.images
+            .iter()
+            .map(|i| json!({"type": "image_url", "image_url": {"url": i.data_url()}})),
+    );
+    Value::Array(parts)
 }

@@ -116,6 +116,7 @@ async fn main() -> anyhow::Result<()> {
         text: "Where is my order #1234? {{ this stays literal }}".into(),
         history: history.clone(),
         attachments: Vec::new(),
+        images: Vec::new(),
         is_admin: false,
     };
     let mut request = Request::new(inbound.origin.clone(), Input::Chat(inbound.clone()));
