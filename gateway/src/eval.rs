@@ -736,7 +736,8 @@ impl Report {
     }
 }
 
-fn html_escape(s: &str) -> String {
+/// Escapes text for HTML (and SVG) content and attribute values.
+pub(crate) fn html_escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")

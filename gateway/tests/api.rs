@@ -666,13 +666,39 @@ async fn feedback_on_an_answer_is_stored_typed_and_bad_feedback_is_refused() {
     assert!(stored.iter().all(|f| f.2 == "api"));
 }
 
+/// A chat question from an adapter, as the pipeline receives it.
+fn chat(origin: gateway::Origin, inbound: gateway::Inbound) -> gateway::pipeline::Request {
+    gateway::pipeline::Request::new(
+        origin.clone(),
+        gateway::pipeline::Input::Chat(gateway::Inbound { origin, ..inbound }),
+    )
+}
+
+/// Reads a reply to its end, failing the test on an error.
+async fn finish(mut reply: gateway::reply::ReplyStream) {
+    while let Some(e) = reply.next_event().await {
+        if let gateway::ReplyEvent::Failed { message, .. } = e {
+            panic!("{message}");
+        }
+    }
+}
+
+/// A channel question's origin on `platform`.
+fn channel_origin(platform: &str) -> gateway::Origin {
+    gateway::Origin {
+        platform: platform.into(),
+        channel: Some("C1".into()),
+        user: Some("U1".into()),
+        ..gateway::Origin::default()
+    }
+}
+
 /// A long conversation sent to a model with a small context window: the
 /// oldest turns are dropped so that the prompt and the answer fit, the
 /// newest turns and the question are kept. Without a window, all of it goes.
 #[tokio::test]
 async fn history_is_trimmed_to_the_models_context_window_oldest_first() {
-    use gateway::pipeline::{Input, Request};
-    use gateway::{ChatMessage, Inbound, Origin, ReplyEvent, Role};
+    use gateway::{ChatMessage, Inbound, Role};
     let history: Vec<ChatMessage> = (0..30)
         .map(|i| {
             let role = if i % 2 == 0 {
@@ -695,27 +721,15 @@ async fn history_is_trimmed_to_the_models_context_window_oldest_first() {
             );
         }
         let h = Harness::start(&toml, &[]).await;
-        let origin = Origin {
-            platform: "discord".into(),
-            channel: Some("C1".into()),
-            user: Some("U1".into()),
-            ..Origin::default()
-        };
-        let request = Request::new(
-            origin.clone(),
-            Input::Chat(Inbound {
-                origin,
+        let request = chat(
+            channel_origin("discord"),
+            Inbound {
                 text: "and the last question?".into(),
                 history: history.clone(),
                 ..Inbound::default()
-            }),
+            },
         );
-        let mut reply = h.gateway.pipeline.start(request).await.expect("starts");
-        while let Some(e) = reply.next_event().await {
-            if let ReplyEvent::Failed { message, .. } = e {
-                panic!("{message}");
-            }
-        }
+        finish(h.gateway.pipeline.start(request).await.expect("starts")).await;
         let received = provider.received();
         let body = received.last().expect("the model was asked").body.clone();
         let messages: Vec<String> = body["messages"]
@@ -761,8 +775,7 @@ async fn history_is_trimmed_to_the_models_context_window_oldest_first() {
 /// stored conversation names the image instead of holding its bytes.
 #[tokio::test]
 async fn images_go_to_vision_aliases_and_are_named_unread_for_others() {
-    use gateway::pipeline::{Input, Request};
-    use gateway::{Image, Inbound, Origin, ReplyEvent};
+    use gateway::{Image, Inbound};
     let png = b"\x89PNG\r\n\x1a\n-stand-in-pixels";
     let image = Image::from_bytes("image/png", "chart.png", png).expect("a PNG is taken");
     assert!(
@@ -779,29 +792,18 @@ async fn images_go_to_vision_aliases_and_are_named_unread_for_others() {
             );
         }
         let h = Harness::start(&toml, &[]).await;
-        let origin = Origin {
-            platform: "discord".into(),
-            channel: Some("C1".into()),
-            user: Some("U1".into()),
-            ..Origin::default()
-        };
-        let request = Request::new(
-            origin.clone(),
-            Input::Chat(Inbound {
-                origin,
+        let request = chat(
+            channel_origin("discord"),
+            Inbound {
                 text: "what does this chart show?".into(),
                 images: vec![image.clone()],
                 ..Inbound::default()
-            }),
+            },
         );
-        let mut reply = h.gateway.pipeline.start(request).await.expect("starts");
+        let reply = h.gateway.pipeline.start(request).await.expect("starts");
         let id = reply.inference_id.to_string();
         let unread = reply.images_unread.clone();
-        while let Some(e) = reply.next_event().await {
-            if let ReplyEvent::Failed { message, .. } = e {
-                panic!("{message}");
-            }
-        }
+        finish(reply).await;
         let body = provider.received().last().expect("asked").body.clone();
         let question = body["messages"]
             .as_array()
@@ -852,33 +854,24 @@ async fn images_go_to_vision_aliases_and_are_named_unread_for_others() {
 /// and nothing is stored.
 #[tokio::test]
 async fn feedback_on_someone_elses_direct_message_is_refused() {
-    use gateway::pipeline::{Input, Request};
-    use gateway::{Inbound, Origin, ReplyEvent};
+    use gateway::Inbound;
     let provider = StandIn::start().await;
     let h = Harness::start(&one_provider(&provider.url), &[]).await;
-    let origin = Origin {
-        platform: "slack".into(),
-        workspace: Some("T1".into()),
+    let origin = gateway::Origin {
         channel: Some("D1".into()),
-        thread: Some("1700.1".into()),
-        user: Some("U1".into()),
         private: true,
+        ..channel_origin("slack")
     };
-    let request = Request::new(
-        origin.clone(),
-        Input::Chat(Inbound {
-            origin,
+    let request = chat(
+        origin,
+        Inbound {
             text: "A private question".into(),
             ..Inbound::default()
-        }),
+        },
     );
-    let mut reply = h.gateway.pipeline.start(request).await.expect("starts");
+    let reply = h.gateway.pipeline.start(request).await.expect("starts");
     let id = reply.inference_id.to_string();
-    while let Some(e) = reply.next_event().await {
-        if let ReplyEvent::Failed { message, .. } = e {
-            panic!("{message}");
-        }
-    }
+    finish(reply).await;
     for body in [
         json!({"inference_id": id, "kind": "thumbs", "score": 0, "user": "U2"}),
         json!({"inference_id": id, "kind": "rating", "score": 1}),

@@ -63,13 +63,7 @@ pub fn bars(
     svg
 }
 
-/// Escapes text for SVG (XML) content and attributes.
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
+use crate::eval::html_escape as escape;
 
 #[cfg(test)]
 mod tests {
