@@ -372,6 +372,14 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         // Earlier batches' votes are replaced by this batch's last ones.
         if !last.is_empty() {
+            if self.backend == Backend::Postgres {
+                // Each vote is looked up in the index. Left to statistics
+                // (missing for a young table), PostgreSQL may instead scan
+                // the whole table once per vote: seconds per batch.
+                sqlx::query("SET LOCAL enable_seqscan = off")
+                    .execute(&mut *tx)
+                    .await?;
+            }
             let sql = replace_votes_sql(self.backend);
             sqlx::query(AssertSqlSafe(sql))
                 .bind(latest)

@@ -37,6 +37,8 @@ pub(super) struct Spool {
     dir: PathBuf,
     instance: String,
     ready: mpsc::Receiver<std::io::Result<Ready>>,
+    /// The thread making segments ahead of use.
+    maker: Option<std::thread::JoinHandle<()>>,
     lock: Option<Lock>,
 }
 
@@ -56,13 +58,14 @@ impl Spool {
         sync_dir(dir)?;
         let (tx, ready) = mpsc::channel(READY);
         let (thread_dir, thread_instance) = (dir.to_path_buf(), instance.clone());
-        std::thread::Builder::new()
+        let maker = std::thread::Builder::new()
             .name("switchboard-spool".into())
             .spawn(move || make_ahead(&thread_dir, &thread_instance, tx))?;
         Ok(Spool {
             dir: dir.to_path_buf(),
             instance,
             ready,
+            maker: Some(maker),
             lock: Some(Lock { _file: file, path }),
         })
     }
@@ -159,12 +162,17 @@ impl Spool {
 
 impl Drop for Spool {
     fn drop(&mut self) {
-        // Segments made ahead and never used are empty.
+        // Segments made ahead and never used are empty. The thread removes
+        // the one it is making once it finds the channel closed; waiting
+        // for it leaves the folder clean.
         self.ready.close();
         while let Ok(ready) = self.ready.try_recv() {
             if let Ok(ready) = ready {
                 let _ = fs::remove_file(&ready.path);
             }
+        }
+        if let Some(maker) = self.maker.take() {
+            let _ = maker.join();
         }
         if let Some(lock) = self.lock.take() {
             lock.remove();
