@@ -4,6 +4,7 @@
 //! requests are Slack's documented payloads, signed as Slack signs them.
 
 mod fake_api;
+mod socket;
 #[path = "../../../../gateway/tests/support/mod.rs"]
 #[allow(dead_code, clippy::all)]
 mod support;
@@ -974,7 +975,8 @@ async fn an_event_delivered_to_two_replicas_sharing_redis_gets_one_reply() {
     assert_eq!(w.provider.received().len(), 1);
 }
 
-type Parsed = Option<(SlackConfig, (String, String))>;
+/// The config and its secrets: (bot token, signing secret, app token).
+type Parsed = Option<(SlackConfig, (String, Option<String>, Option<String>))>;
 
 fn slack_config(section: &str, env: &[(&str, &str)]) -> Result<Parsed, String> {
     let config = gateway::Config::from_parts(
@@ -985,8 +987,8 @@ fn slack_config(section: &str, env: &[(&str, &str)]) -> Result<Parsed, String> {
     .map_err(|e| e.to_string())?;
     match SlackConfig::from_config(&config).map_err(|e| e.to_string())? {
         Some(c) => {
-            let secrets = c.secrets(&config.env).map_err(|e| e.to_string())?;
-            Ok(Some((c, secrets)))
+            let s = c.secrets(&config.env).map_err(|e| e.to_string())?;
+            Ok(Some((c, (s.bot_token, s.signing_secret, s.app_token))))
         }
         None => Ok(None),
     }
@@ -1009,7 +1011,10 @@ fn the_example_files_slack_section_is_valid_once_uncommented() {
     let (config, secrets) = slack_config(&text, &env).unwrap().expect("[slack] is read");
     assert_eq!(config.api_base, super::DEFAULT_API_BASE);
     assert_eq!(config.updates_per_minute, 50);
-    assert_eq!(secrets, ("xoxb-1".to_string(), "s3".to_string()));
+    assert_eq!(
+        secrets,
+        ("xoxb-1".to_string(), Some("s3".to_string()), None)
+    );
     assert!(
         slack_config("", &[]).unwrap().is_none(),
         "no [slack], no adapter"
@@ -1029,10 +1034,30 @@ fn slack_config_errors_name_the_key_and_the_fix() {
         e.contains("slack.signing_secret_env") && e.contains("`S`"),
         "{e}"
     );
-    let e = slack_config(&format!("{base}app_token_env = \"A\"\n"), &[]).unwrap_err();
+    let e = slack_config(
+        &format!("{base}app_token_env = \"A\"\n"),
+        &[("T", "xoxb"), ("S", "s")],
+    )
+    .unwrap_err();
     assert!(
-        e.contains("Socket Mode") && e.contains("/slack/events"),
+        e.contains("slack.app_token_env") && e.contains("`A`"),
         "{e}"
+    );
+    let e = slack_config("[slack]\nbot_token_env = \"T\"\n", &[]).unwrap_err();
+    assert!(
+        e.contains("slack.signing_secret_env") && e.contains("Socket Mode"),
+        "{e}"
+    );
+    // Socket Mode needs no signing secret.
+    let (_, secrets) = slack_config(
+        "[slack]\nbot_token_env = \"T\"\napp_token_env = \"A\"\n",
+        &[("T", "xoxb-1"), ("A", "xapp-1")],
+    )
+    .unwrap()
+    .unwrap();
+    assert_eq!(
+        secrets,
+        ("xoxb-1".to_string(), None, Some("xapp-1".to_string()))
     );
     let e = slack_config(&format!("{base}api_base = \"slack.com\"\n"), &[]).unwrap_err();
     assert!(e.contains("slack.api_base"), "{e}");
