@@ -288,7 +288,8 @@ impl Slack {
         let request = Request::new(inbound.origin.clone(), Input::Chat(inbound));
         match self.inner.pipeline.start(request).await {
             Ok(stream) => {
-                super::reply::deliver(self, team, channel, thread, stream, note.as_deref()).await
+                super::reply::deliver(self, team, channel, thread, user, stream, note.as_deref())
+                    .await
             }
             Err(e) => {
                 let text = match &e {

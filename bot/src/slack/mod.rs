@@ -14,6 +14,8 @@
 //! - [`interactions`]: `/slack/interactions`: feedback buttons and the
 //!   comment modal
 //! - [`socket`]: Socket Mode: the same three kinds over a websocket
+//! - [`stream`]: answers through Slack's chat streaming methods, and
+//!   [`reply`]: through posted and edited messages where those are missing
 //! - [`web`]: the Web API client; [`format`]: Markdown to mrkdwn
 
 pub mod commands;
@@ -23,6 +25,7 @@ pub mod interactions;
 pub mod reply;
 pub mod signature;
 pub mod socket;
+pub mod stream;
 pub mod web;
 
 #[cfg(test)]
@@ -247,6 +250,8 @@ pub(crate) struct Shared {
     queue: mpsc::Sender<events::Job>,
     /// Which bot messages answer which inference (`channel:ts`).
     pub(crate) answers: Mutex<HashMap<String, uuid::Uuid>>,
+    /// Workspaces where `chat.startStream` is not available.
+    no_streaming: Mutex<std::collections::HashSet<String>>,
     clock: fn() -> i64,
 }
 
@@ -300,6 +305,7 @@ impl Slack {
                 users: Mutex::default(),
                 queue: tx,
                 answers: Mutex::default(),
+                no_streaming: Mutex::default(),
                 clock,
             }),
         };
@@ -428,6 +434,25 @@ impl Slack {
             map.clear();
         }
         map.insert(format!("{channel}:{ts}"), id);
+    }
+
+    /// Whether answers in workspace `team` try Slack's chat streaming.
+    pub(crate) fn streams_in(&self, team: &str) -> bool {
+        !self
+            .inner
+            .no_streaming
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(team)
+    }
+
+    /// Remembers that workspace `team` cannot use chat streaming.
+    pub(crate) fn no_streaming(&self, team: &str) {
+        self.inner
+            .no_streaming
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(team.to_string());
     }
 
     /// The inference a bot message answers, if this process sent it.

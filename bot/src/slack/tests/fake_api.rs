@@ -49,6 +49,11 @@ struct Inner {
     socket: Option<tokio::sync::mpsc::UnboundedSender<String>>,
     /// The address of the websocket server.
     socket_addr: String,
+    /// Whether the chat streaming methods work; else they answer `stream_refusal`.
+    streaming: bool,
+    stream_refusal: Option<String>,
+    /// Streams not yet stopped (ts).
+    open_streams: Vec<String>,
 }
 
 #[derive(Clone)]
@@ -92,6 +97,29 @@ impl FakeSlack {
     /// Messages of a thread, as `conversations.replies` returns them.
     pub fn thread(&self, parent: &str, messages: Vec<Value>) {
         self.lock().threads.insert(parent.into(), messages);
+    }
+
+    /// The chat streaming methods work, as in a workspace that has them.
+    pub fn enable_streaming(&self) {
+        self.lock().streaming = true;
+    }
+
+    /// The chat streaming methods answer `error` (the default is
+    /// `unknown_method`, as where they do not exist).
+    pub fn refuse_streaming(&self, error: &str) {
+        let mut s = self.lock();
+        s.streaming = false;
+        s.stream_refusal = Some(error.into());
+    }
+
+    /// A message's text as the thread now shows it.
+    pub fn message_text(&self, ts: &str) -> Option<String> {
+        let s = self.lock();
+        s.threads
+            .values()
+            .flatten()
+            .find(|m| m["ts"] == ts)
+            .and_then(|m| m["text"].as_str().map(str::to_string))
     }
 
     /// The next `times` calls of `method` get 429 with `Retry-After: 1`.
@@ -285,6 +313,62 @@ async fn api(
             Some(u) => json!({"ok": true, "user": u}),
             None => json!({"ok": false, "error": "user_not_found"}),
         },
+        "chat.startStream" | "chat.appendStream" | "chat.stopStream" if !s.streaming => {
+            let error = s.stream_refusal.clone().unwrap_or("unknown_method".into());
+            json!({"ok": false, "error": error})
+        }
+        "chat.startStream" => {
+            let channel = args["channel"].as_str().unwrap_or_default().to_string();
+            let in_channel = !channel.starts_with('D');
+            if args["thread_ts"].as_str().is_none() {
+                json!({"ok": false, "error": "invalid_arguments"})
+            } else if in_channel && args["recipient_user_id"].as_str().is_none() {
+                json!({"ok": false, "error": "missing_recipient_user_id"})
+            } else if in_channel && args["recipient_team_id"].as_str().is_none() {
+                json!({"ok": false, "error": "missing_recipient_team_id"})
+            } else {
+                s.next_ts += 1;
+                let ts = format!("1700000000.{:06}", s.next_ts);
+                let message = json!({"type": "message", "user": BOT_USER, "bot_id": BOT_ID,
+                    "ts": ts, "thread_ts": args["thread_ts"],
+                    "text": args["markdown_text"].as_str().unwrap_or_default()});
+                s.threads
+                    .entry(args["thread_ts"].as_str().unwrap_or_default().to_string())
+                    .or_default()
+                    .push(message);
+                s.open_streams.push(ts.clone());
+                json!({"ok": true, "channel": channel, "ts": ts})
+            }
+        }
+        "chat.appendStream" | "chat.stopStream" => {
+            let ts = args["ts"].as_str().unwrap_or_default().to_string();
+            let stopping = method == "chat.stopStream";
+            if !s.open_streams.contains(&ts) {
+                json!({"ok": false, "error": "message_not_in_streaming_state"})
+            } else if !stopping && args["markdown_text"].as_str().is_none() {
+                json!({"ok": false, "error": "invalid_arguments"})
+            } else {
+                let add = args["markdown_text"].as_str().unwrap_or_default();
+                let mut shown = Value::Null;
+                for m in s.threads.values_mut().flatten() {
+                    if m["ts"] == ts {
+                        let text = format!("{}{add}", m["text"].as_str().unwrap_or_default());
+                        m["text"] = json!(text);
+                        if stopping {
+                            m["blocks"] = args["blocks"].clone();
+                            m["metadata"] = args["metadata"].clone();
+                        }
+                        shown = m.clone();
+                    }
+                }
+                if stopping {
+                    s.open_streams.retain(|t| *t != ts);
+                    json!({"ok": true, "channel": args["channel"], "ts": ts, "message": shown})
+                } else {
+                    json!({"ok": true, "channel": args["channel"], "ts": ts})
+                }
+            }
+        }
         "assistant.threads.setStatus" => json!({"ok": true}),
         "views.open" => json!({"ok": true, "view": {"id": "VMHU10V25"}}),
         _ => json!({"ok": false, "error": "unknown_method"}),

@@ -61,10 +61,11 @@ fn events_envelope(envelope_id: &str, retry_attempt: u32, payload: Value) -> Val
     })
 }
 
+/// Answers posted: messages, or finished streams.
 fn answers(api: &FakeSlack) -> usize {
     api.calls()
         .iter()
-        .filter(|c| c.method == "chat.postMessage" || c.method == "chat.startStream")
+        .filter(|c| c.method == "chat.postMessage" || c.method == "chat.stopStream")
         .count()
 }
 
