@@ -4,6 +4,7 @@
 //! `users.info` reports them). Answers are ephemeral. A command that
 //! takes longer than Slack's 3 seconds (a `test` asks a model) is
 //! acknowledged at once and answered through `response_url`.
+//! `edit NAME` opens a form instead ([`super::edit`]).
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -52,6 +53,10 @@ pub(crate) async fn run(
         return Err("a slash command needs user_id, team_id and channel_id\n");
     };
     let text = field("text").unwrap_or_default();
+    // `edit NAME` opens a form: Slack has no editor in a message.
+    if let ["edit", name] = text.split_whitespace().collect::<Vec<_>>().as_slice() {
+        return Ok(super::edit::open(slack, &user, name, field("trigger_id").as_deref()).await);
+    }
     let here = Scope::Channel {
         platform: "slack".into(),
         workspace: team,
@@ -98,7 +103,7 @@ pub(crate) async fn run(
 
 impl Slack {
     /// The caller as the admin layer sees them.
-    async fn actor(&self, user: &str) -> Actor {
+    pub(crate) async fn actor(&self, user: &str) -> Actor {
         let (name, admin) = match self.user(user).await {
             Ok(u) => (u.name, u.admin),
             Err(e) => {

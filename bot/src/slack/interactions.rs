@@ -54,6 +54,9 @@ pub(crate) async fn dispatch(slack: &Slack, payload: Value) -> Option<Value> {
             tokio::spawn(async move { slack.on_actions(&payload).await });
             None
         }
+        Some("view_submission") if payload["view"]["callback_id"] == super::edit::EDIT_VIEW => {
+            Some(super::edit::submit(slack, &payload).await)
+        }
         Some("view_submission") if payload["view"]["callback_id"] == COMMENT_VIEW => {
             slack.on_comment(&payload).await;
             None

@@ -10,7 +10,8 @@
 //! kind. The parts:
 //!
 //! - [`events`]: `/slack/events`: mentions, DMs and thread replies
-//! - [`commands`]: `/slack/commands`: `/prompt` through the admin layer
+//! - [`commands`]: `/slack/commands`: `/prompt` through the admin layer;
+//!   [`edit`]: `/prompt edit NAME`'s form
 //! - [`interactions`]: `/slack/interactions`: feedback buttons and the
 //!   comment modal
 //! - [`socket`]: Socket Mode: the same three kinds over a websocket
@@ -19,6 +20,7 @@
 //! - [`web`]: the Web API client; [`format`]: Markdown to mrkdwn
 
 pub mod commands;
+pub mod edit;
 pub mod events;
 pub mod format;
 pub mod interactions;

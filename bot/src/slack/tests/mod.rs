@@ -3,6 +3,7 @@
 //! loopback, and a stand-in Slack Web API that records every call. The
 //! requests are Slack's documented payloads, signed as Slack signs them.
 
+mod edit;
 mod fake_api;
 mod socket;
 #[path = "../../../../gateway/tests/support/mod.rs"]
