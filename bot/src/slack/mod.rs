@@ -275,12 +275,10 @@ impl Slack {
             secrets.signing_secret.as_deref().unwrap_or_default(),
             unix_now,
         );
-        *adapter
-            .inner
-            .app_token
-            .lock()
-            .unwrap_or_else(|p| p.into_inner()) = secrets.app_token;
-        Ok(Some(adapter))
+        Ok(Some(match secrets.app_token {
+            Some(token) => adapter.with_app_token(&token),
+            None => adapter,
+        }))
     }
 
     /// The adapter over these parts; `clock` gives Unix seconds.

@@ -103,7 +103,7 @@ pub(crate) async fn deliver(
                 pending: p,
             } => {
                 text = t;
-                pending = p;
+                pending = p.map(|p| *p);
             }
         }
     }

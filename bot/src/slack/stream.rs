@@ -45,7 +45,7 @@ pub(crate) enum Streamed {
     /// text read so far and the event that is still to be handled.
     Fallback {
         text: String,
-        pending: Option<ReplyEvent>,
+        pending: Option<Box<ReplyEvent>>,
     },
 }
 
@@ -81,7 +81,7 @@ pub(crate) async fn deliver(
             other => {
                 return Streamed::Fallback {
                     text,
-                    pending: other,
+                    pending: other.map(Box::new),
                 };
             }
         }
