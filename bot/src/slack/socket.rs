@@ -117,6 +117,8 @@ async fn connect(
     // Acks from tasks that answer slowly (slash commands) come back here.
     let (acks, mut pending) = mpsc::unbounded_channel::<Value>();
     let mut greeted = false;
+    // Only what arrives feeds the watchdog (not the acks sent).
+    let mut deadline = tokio::time::Instant::now() + watchdog;
     loop {
         tokio::select! {
             _ = stop.changed() => {
@@ -128,18 +130,19 @@ async fn connect(
                     .await
                     .map_err(|e| SocketError::Socket(e.to_string()))?;
             }
-            frame = tokio::time::timeout(watchdog, ws.next()) => {
+            _ = tokio::time::sleep_until(deadline) => {
+                tracing::warn!(
+                    silent_ms = watchdog.as_millis() as u64,
+                    "nothing arrived on the Slack socket (not even a ping); reconnecting"
+                );
+                return Ok((Ended::Reconnect, greeted));
+            }
+            frame = ws.next() => {
+                deadline = tokio::time::Instant::now() + watchdog;
                 let frame = match frame {
-                    Err(_) => {
-                        tracing::warn!(
-                            silent_ms = watchdog.as_millis() as u64,
-                            "nothing arrived on the Slack socket (not even a ping); reconnecting"
-                        );
-                        return Ok((Ended::Reconnect, greeted));
-                    }
-                    Ok(None) => return Ok((Ended::Reconnect, greeted)),
-                    Ok(Some(Err(e))) => return Err(SocketError::Socket(e.to_string())),
-                    Ok(Some(Ok(frame))) => frame,
+                    None => return Ok((Ended::Reconnect, greeted)),
+                    Some(Err(e)) => return Err(SocketError::Socket(e.to_string())),
+                    Some(Ok(frame)) => frame,
                 };
                 let text = match frame {
                     Frame::Text(t) => t,
