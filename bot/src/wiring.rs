@@ -1,5 +1,6 @@
 //! Wiring for the front ends: runs the HTTP server (with the Slack routes
-//! when `[slack]` is configured, and the Discord connection when
+//! when `[slack]` is configured, or its Socket Mode connection when
+//! `slack.app_token_env` is set, and the Discord connection when
 //! `[discord]` is, and the dashboard unless `dashboard.enabled = false`)
 //! with a graceful shutdown on Ctrl-C or SIGTERM.
 
@@ -32,11 +33,17 @@ pub async fn serve(app: &Gateway, config: &Config) -> anyhow::Result<()> {
         );
         router = router.merge(dashboard.router());
     }
-    if let Some(slack) = crate::slack::Slack::from_config(app, config)? {
-        tracing::info!("Slack: serving /slack/events, /slack/commands and /slack/interactions");
-        router = router.merge(slack.router());
-    }
     let (stop, stopped) = tokio::sync::watch::channel(false);
+    let mut slack_socket = None;
+    if let Some(slack) = crate::slack::Slack::from_config(app, config)? {
+        slack_socket = slack.start_socket(stopped.clone());
+        if slack_socket.is_some() {
+            tracing::info!("Slack: connecting over Socket Mode (slack.app_token_env)");
+        } else {
+            tracing::info!("Slack: serving /slack/events, /slack/commands and /slack/interactions");
+            router = router.merge(slack.router());
+        }
+    }
     let discord = crate::discord::start(app, config, stopped)?;
     axum::serve(
         listener,
@@ -48,6 +55,9 @@ pub async fn serve(app: &Gateway, config: &Config) -> anyhow::Result<()> {
     })
     .await?;
     if let Some(task) = discord {
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(10), task).await;
+    }
+    if let Some(task) = slack_socket {
         let _ = tokio::time::timeout(std::time::Duration::from_secs(10), task).await;
     }
     tracing::info!("stopped; writing the last rows");

@@ -4,7 +4,9 @@
 //! `users.info` reports them). Answers are ephemeral. A command that
 //! takes longer than Slack's 3 seconds (a `test` asks a model) is
 //! acknowledged at once and answered through `response_url`.
+//! `edit NAME` opens a form instead ([`super::edit`]).
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use axum::Json;
@@ -28,21 +30,33 @@ pub async fn handle(State(slack): State<Slack>, headers: HeaderMap, body: Bytes)
     if let Err(status) = slack.verify(&headers, &body) {
         return status.into_response();
     }
-    let field = |name: &str| {
-        form_urlencoded::parse(&body)
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.into_owned())
-    };
+    let form: HashMap<String, String> = form_urlencoded::parse(&body).into_owned().collect();
+    match run(&slack, &form).await {
+        Ok(answer) => Json(answer).into_response(),
+        Err(message) => (StatusCode::BAD_REQUEST, message).into_response(),
+    }
+}
+
+/// Runs one slash command, from either transport (`form` holds Slack's
+/// fields: `user_id`, `team_id`, `channel_id`, `text`, `response_url`, …)
+/// and gives the answer to send back at once; the error is a malformed
+/// payload. A command slower than `slack.command_inline_ms` is answered
+/// "working on it" now and through `response_url` when done.
+pub(crate) async fn run(
+    slack: &Slack,
+    form: &HashMap<String, String>,
+) -> Result<Value, &'static str> {
+    let field = |name: &str| form.get(name).cloned();
     let (Some(user), Some(team), Some(channel)) =
         (field("user_id"), field("team_id"), field("channel_id"))
     else {
-        return (
-            StatusCode::BAD_REQUEST,
-            "a slash command needs user_id, team_id and channel_id\n",
-        )
-            .into_response();
+        return Err("a slash command needs user_id, team_id and channel_id\n");
     };
     let text = field("text").unwrap_or_default();
+    // `edit NAME` opens a form: Slack has no editor in a message.
+    if let ["edit", name] = text.split_whitespace().collect::<Vec<_>>().as_slice() {
+        return Ok(super::edit::open(slack, &user, name, field("trigger_id").as_deref()).await);
+    }
     let here = Scope::Channel {
         platform: "slack".into(),
         workspace: team,
@@ -50,7 +64,7 @@ pub async fn handle(State(slack): State<Slack>, headers: HeaderMap, body: Bytes)
     };
     let command = match parse_command(&text, Some(&here)) {
         Ok(c) => c,
-        Err(usage) => return Json(ephemeral_text(&usage, true)).into_response(),
+        Err(usage) => return Ok(ephemeral_text(&usage, true)),
     };
     let (tx, mut rx) = oneshot::channel::<Value>();
     let response_url = field("response_url");
@@ -78,18 +92,18 @@ pub async fn handle(State(slack): State<Slack>, headers: HeaderMap, body: Bytes)
     });
     let wait = Duration::from_millis(slack.inner.config.command_inline_ms);
     if let Ok(Ok(answer)) = tokio::time::timeout(wait, &mut rx).await {
-        return Json(answer).into_response();
+        return Ok(answer);
     }
     rx.close();
     match rx.try_recv() {
-        Ok(answer) => Json(answer).into_response(),
-        Err(_) => Json(ephemeral_text("⏳ Working on it…", false)).into_response(),
+        Ok(answer) => Ok(answer),
+        Err(_) => Ok(ephemeral_text("⏳ Working on it…", false)),
     }
 }
 
 impl Slack {
     /// The caller as the admin layer sees them.
-    async fn actor(&self, user: &str) -> Actor {
+    pub(crate) async fn actor(&self, user: &str) -> Actor {
         let (name, admin) = match self.user(user).await {
             Ok(u) => (u.name, u.admin),
             Err(e) => {

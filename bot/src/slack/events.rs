@@ -1,7 +1,8 @@
 //! `/slack/events`: the Events API. A request is verified, the
 //! `url_verification` handshake answered, and an event callback
-//! deduplicated on its `event_id` (Slack retries when an ack is slow, and
-//! each replica may see a copy) and queued, all before the 200 goes back.
+//! deduplicated on its `event_id` (Slack retries when an ack is slow or a
+//! socket reconnects, and each replica may see a copy) and queued, all
+//! before the 200 (or the Socket Mode ack) goes back.
 //! Workers then decide whether the event asks for an answer: a mention, a
 //! direct message, or a reply in a thread the bot is answering.
 
@@ -42,25 +43,47 @@ pub async fn handle(State(slack): State<Slack>, headers: HeaderMap, body: Bytes)
         Some("url_verification") => {
             Json(json!({ "challenge": payload["challenge"] })).into_response()
         }
-        Some("event_callback") => accept(&slack, &headers, payload).await,
+        Some("event_callback") => {
+            let retry = headers
+                .get("x-slack-retry-num")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("-");
+            match accept(&slack, &payload, retry).await {
+                Ok(()) => StatusCode::OK.into_response(),
+                Err(Refused::Malformed) => (
+                    StatusCode::BAD_REQUEST,
+                    "an event_callback needs `event_id` and an `event` object\n",
+                )
+                    .into_response(),
+                Err(Refused::Busy) => StatusCode::SERVICE_UNAVAILABLE.into_response(),
+            }
+        }
         // Other envelopes (app_rate_limited, …) need no action.
         _ => StatusCode::OK.into_response(),
     }
 }
 
-async fn accept(slack: &Slack, headers: &HeaderMap, payload: Value) -> Response {
+/// Why an event callback was not taken.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Refused {
+    /// No `event_id` or no `event`: Slack should not send it again.
+    Malformed,
+    /// The queue is full or dedupe is unavailable: Slack should retry.
+    Busy,
+}
+
+/// Takes one event callback, from either transport: deduplicated on its
+/// `event_id` and queued for a worker. `retry` is Slack's retry number,
+/// for the log.
+pub(crate) async fn accept(slack: &Slack, payload: &Value, retry: &str) -> Result<(), Refused> {
     let (Some(event_id), true) = (payload["event_id"].as_str(), payload["event"].is_object())
     else {
-        return (
-            StatusCode::BAD_REQUEST,
-            "an event_callback needs `event_id` and an `event` object\n",
-        )
-            .into_response();
+        return Err(Refused::Malformed);
     };
     // Reserve room first: an event marked as seen must not be dropped.
     let Ok(permit) = slack.inner.queue.try_reserve() else {
         tracing::warn!(event_id, "the Slack event queue is full; Slack will retry");
-        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+        return Err(Refused::Busy);
     };
     let dedupe = &slack.inner.pipeline.guards().dedupe;
     match dedupe
@@ -72,20 +95,17 @@ async fn accept(slack: &Slack, headers: &HeaderMap, payload: Value) -> Response 
                 team: payload["team_id"].as_str().unwrap_or_default().to_string(),
                 event: payload["event"].clone(),
             });
+            Ok(())
         }
         Ok(false) => {
-            let retry = headers
-                .get("x-slack-retry-num")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("-");
             tracing::debug!(event_id, retry, "duplicate Slack event ignored");
+            Ok(())
         }
         Err(e) => {
             tracing::warn!(error = %e, "cannot dedupe a Slack event; Slack will retry");
-            return StatusCode::SERVICE_UNAVAILABLE.into_response();
+            Err(Refused::Busy)
         }
     }
-    StatusCode::OK.into_response()
 }
 
 /// Takes queued events and handles each on its own task, at most as many
@@ -269,7 +289,8 @@ impl Slack {
         let request = Request::new(inbound.origin.clone(), Input::Chat(inbound));
         match self.inner.pipeline.start(request).await {
             Ok(stream) => {
-                super::reply::deliver(self, team, channel, thread, stream, note.as_deref()).await
+                super::reply::deliver(self, team, channel, thread, user, stream, note.as_deref())
+                    .await
             }
             Err(e) => {
                 let text = match &e {

@@ -38,18 +38,30 @@ pub async fn handle(State(slack): State<Slack>, headers: HeaderMap, body: Bytes)
         )
             .into_response();
     };
+    match dispatch(&slack, payload).await {
+        Some(answer) => axum::Json(answer).into_response(),
+        None => StatusCode::OK.into_response(),
+    }
+}
+
+/// Handles one interaction payload, from either transport; `Some` is a
+/// body to answer with (a modal's `response_action`), `None` an empty ack
+/// (which, for a `view_submission`, closes the modal).
+pub(crate) async fn dispatch(slack: &Slack, payload: Value) -> Option<Value> {
     match payload["type"].as_str() {
         Some("block_actions") => {
             let slack = slack.clone();
             tokio::spawn(async move { slack.on_actions(&payload).await });
-            StatusCode::OK.into_response()
+            None
+        }
+        Some("view_submission") if payload["view"]["callback_id"] == super::edit::EDIT_VIEW => {
+            Some(super::edit::submit(slack, &payload).await)
         }
         Some("view_submission") if payload["view"]["callback_id"] == COMMENT_VIEW => {
             slack.on_comment(&payload).await;
-            // An empty 200 closes the modal.
-            StatusCode::OK.into_response()
+            None
         }
-        _ => StatusCode::OK.into_response(),
+        _ => None,
     }
 }
 

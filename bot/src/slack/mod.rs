@@ -1,22 +1,33 @@
 //! The Slack adapter: Slack's Events API, slash commands and
-//! interactivity over HTTP on `switchboard serve`.
+//! interactivity, over HTTP on `switchboard serve` or, when
+//! `slack.app_token_env` is set, over a Socket Mode websocket ([`socket`]).
 //!
-//! Every request is verified ([`signature`]), acknowledged at once, and
-//! its work queued: answers stream into the thread ([`reply`]) while Slack
-//! has long had its 200. The parts:
+//! Every HTTP request is verified ([`signature`]); a Socket Mode envelope
+//! needs no signature (the socket itself is authenticated by the app-level
+//! token). Either way the delivery is acknowledged at once and its work
+//! queued: answers stream into the thread ([`reply`]) while Slack has long
+//! had its ack. Both transports hand a payload to the same function per
+//! kind. The parts:
 //!
 //! - [`events`]: `/slack/events`: mentions, DMs and thread replies
-//! - [`commands`]: `/slack/commands`: `/prompt` through the admin layer
+//! - [`commands`]: `/slack/commands`: `/prompt` through the admin layer;
+//!   [`edit`]: `/prompt edit NAME`'s form
 //! - [`interactions`]: `/slack/interactions`: feedback buttons and the
 //!   comment modal
+//! - [`socket`]: Socket Mode: the same three kinds over a websocket
+//! - [`stream`]: answers through Slack's chat streaming methods, and
+//!   [`reply`]: through posted and edited messages where those are missing
 //! - [`web`]: the Web API client; [`format`]: Markdown to mrkdwn
 
 pub mod commands;
+pub mod edit;
 pub mod events;
 pub mod format;
 pub mod interactions;
 pub mod reply;
 pub mod signature;
+pub mod socket;
+pub mod stream;
 pub mod web;
 
 #[cfg(test)]
@@ -62,11 +73,6 @@ pub enum SlackError {
         /// The variable.
         var: String,
     },
-    /// Socket Mode was asked for.
-    #[error(
-        "slack.app_token_env: Socket Mode is not supported yet; remove the key and point the app's Event Subscriptions at https://YOUR-HOST/slack/events"
-    )]
-    SocketMode,
 }
 
 /// `[slack]` in switchboard.toml.
@@ -75,11 +81,19 @@ pub enum SlackError {
 pub struct SlackConfig {
     /// The variable holding the bot token (`xoxb-…`).
     pub bot_token_env: String,
-    /// The variable holding the app's signing secret.
-    pub signing_secret_env: String,
-    /// The variable holding an app-level token (`xapp-…`) for Socket Mode.
+    /// The variable holding the app's signing secret (needed for the
+    /// HTTP endpoints; Socket Mode does without).
+    #[serde(default)]
+    pub signing_secret_env: Option<String>,
+    /// The variable holding an app-level token (`xapp-…`, scope
+    /// `connections:write`): set, Slack is reached over Socket Mode
+    /// instead of the HTTP endpoints.
     #[serde(default)]
     pub app_token_env: Option<String>,
+    /// Socket Mode: a connection on which nothing (not even a ping)
+    /// arrived for this long is dropped and opened again (milliseconds).
+    #[serde(default = "default_socket_watchdog_ms")]
+    pub socket_watchdog_ms: u64,
     /// The Web API's base URL.
     #[serde(default = "default_api_base")]
     pub api_base: String,
@@ -124,6 +138,19 @@ fn default_status() -> String {
 fn default_inline_ms() -> u64 {
     2_000
 }
+fn default_socket_watchdog_ms() -> u64 {
+    60_000
+}
+
+/// The secrets the adapter runs with.
+pub struct Secrets {
+    /// The bot token (`xoxb-…`).
+    pub bot_token: String,
+    /// The signing secret, for the HTTP endpoints.
+    pub signing_secret: Option<String>,
+    /// The app-level token (`xapp-…`), for Socket Mode.
+    pub app_token: Option<String>,
+}
 
 impl SlackConfig {
     /// Reads `[slack]` from the configuration, if present.
@@ -146,15 +173,22 @@ impl SlackConfig {
                 parsed.api_base
             )));
         }
-        if parsed.app_token_env.is_some() {
-            return Err(SlackError::SocketMode);
+        if parsed.app_token_env.is_none() && parsed.signing_secret_env.is_none() {
+            return Err(SlackError::Config(
+                "slack.signing_secret_env is missing: the HTTP endpoints need the signing secret (or set slack.app_token_env to use Socket Mode)".into(),
+            ));
+        }
+        if parsed.socket_watchdog_ms < 100 {
+            return Err(SlackError::Config(
+                "slack.socket_watchdog_ms must be at least 100 (Slack pings every few seconds; 60000 is a good value)".into(),
+            ));
         }
         Ok(Some(parsed))
     }
 
-    /// The bot token and the signing secret, from the variables that
-    /// `bot_token_env` and `signing_secret_env` name.
-    pub fn secrets(&self, env: &gateway::config::Env) -> Result<(String, String), SlackError> {
+    /// The secrets, from the variables that `bot_token_env`,
+    /// `signing_secret_env` and `app_token_env` name.
+    pub fn secrets(&self, env: &gateway::config::Env) -> Result<Secrets, SlackError> {
         let secret = |key: &'static str, var: &str| {
             env.get(var)
                 .map(str::to_string)
@@ -163,10 +197,19 @@ impl SlackConfig {
                     var: var.to_string(),
                 })
         };
-        Ok((
-            secret("bot_token_env", &self.bot_token_env)?,
-            secret("signing_secret_env", &self.signing_secret_env)?,
-        ))
+        Ok(Secrets {
+            bot_token: secret("bot_token_env", &self.bot_token_env)?,
+            signing_secret: self
+                .signing_secret_env
+                .as_deref()
+                .map(|var| secret("signing_secret_env", var))
+                .transpose()?,
+            app_token: self
+                .app_token_env
+                .as_deref()
+                .map(|var| secret("app_token_env", var))
+                .transpose()?,
+        })
     }
 }
 
@@ -199,6 +242,8 @@ pub(crate) struct Shared {
     pub(crate) admin: Admin,
     pub(crate) web: Web,
     signing_secret: Vec<u8>,
+    /// The app-level token when Socket Mode is used.
+    app_token: Mutex<Option<String>>,
     pub(crate) config: SlackConfig,
     identity: OnceCell<Identity>,
     /// `users.info` answers, with when they were read.
@@ -207,6 +252,8 @@ pub(crate) struct Shared {
     queue: mpsc::Sender<events::Job>,
     /// Which bot messages answer which inference (`channel:ts`).
     pub(crate) answers: Mutex<HashMap<String, uuid::Uuid>>,
+    /// Workspaces where `chat.startStream` is not available.
+    no_streaming: Mutex<std::collections::HashSet<String>>,
     clock: fn() -> i64,
 }
 
@@ -219,15 +266,19 @@ impl Slack {
         let Some(slack) = SlackConfig::from_config(config)? else {
             return Ok(None);
         };
-        let (token, signing) = slack.secrets(&config.env)?;
-        Ok(Some(Slack::new(
+        let secrets = slack.secrets(&config.env)?;
+        let adapter = Slack::new(
             app.pipeline.clone(),
             app.admin.clone(),
             slack,
-            &token,
-            &signing,
+            &secrets.bot_token,
+            secrets.signing_secret.as_deref().unwrap_or_default(),
             unix_now,
-        )))
+        );
+        Ok(Some(match secrets.app_token {
+            Some(token) => adapter.with_app_token(&token),
+            None => adapter,
+        }))
     }
 
     /// The adapter over these parts; `clock` gives Unix seconds.
@@ -247,12 +298,14 @@ impl Slack {
                 admin,
                 web: Web::new(&config.api_base, token),
                 signing_secret: signing_secret.as_bytes().to_vec(),
+                app_token: Mutex::new(None),
                 budget: Budget::new(Duration::from_secs(60) / config.updates_per_minute.max(1)),
                 config,
                 identity: OnceCell::new(),
                 users: Mutex::default(),
                 queue: tx,
                 answers: Mutex::default(),
+                no_streaming: Mutex::default(),
                 clock,
             }),
         };
@@ -273,8 +326,41 @@ impl Slack {
             .with_state(self.clone())
     }
 
+    /// The adapter reaching Slack over Socket Mode with this app-level
+    /// token (`xapp-…`) instead of HTTP endpoints.
+    pub fn with_app_token(self, token: &str) -> Slack {
+        *self
+            .inner
+            .app_token
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(token.to_string());
+        self
+    }
+
+    /// Starts the Socket Mode connection if an app-level token is set
+    /// (it reconnects by itself until `stop` turns true); `None` means the
+    /// HTTP endpoints ([`Slack::router`]) are the way in.
+    pub fn start_socket(
+        &self,
+        stop: tokio::sync::watch::Receiver<bool>,
+    ) -> Option<tokio::task::JoinHandle<()>> {
+        let token = self
+            .inner
+            .app_token
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()?;
+        Some(tokio::spawn(socket::run(self.clone(), token, stop)))
+    }
+
     /// Verifies a request's signature; the error is the response to send.
     pub(crate) fn verify(&self, headers: &HeaderMap, body: &[u8]) -> Result<(), StatusCode> {
+        if self.inner.signing_secret.is_empty() {
+            tracing::warn!(
+                "refused an HTTP request from Slack: slack.signing_secret_env is not set (Socket Mode apps are reached over the socket only)"
+            );
+            return Err(StatusCode::UNAUTHORIZED);
+        }
         let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
         signature::verify(
             &self.inner.signing_secret,
@@ -348,6 +434,25 @@ impl Slack {
             map.clear();
         }
         map.insert(format!("{channel}:{ts}"), id);
+    }
+
+    /// Whether answers in workspace `team` try Slack's chat streaming.
+    pub(crate) fn streams_in(&self, team: &str) -> bool {
+        !self
+            .inner
+            .no_streaming
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(team)
+    }
+
+    /// Remembers that workspace `team` cannot use chat streaming.
+    pub(crate) fn no_streaming(&self, team: &str) {
+        self.inner
+            .no_streaming
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(team.to_string());
     }
 
     /// The inference a bot message answers, if this process sent it.

@@ -1,4 +1,6 @@
-//! Rendering an answer into a Slack thread as it streams: the first text
+//! Rendering an answer into a Slack thread as it streams, where Slack's
+//! chat streaming methods are not available ([`super::stream`] is tried
+//! first): the first text
 //! is posted with `chat.postMessage`, later text edits it with
 //! `chat.update`. Edits are throttled by one [`Budget`] per workspace, so
 //! all answers streaming in a workspace together stay inside
@@ -73,18 +75,38 @@ struct Sent {
     buttons: bool,
 }
 
-/// Streams one answer into the thread `thread` of `channel`; `note` (in
-/// Markdown) ends the finished answer.
+/// Streams one answer into the thread `thread` of `channel`, asked by
+/// `user`; `note` (in Markdown) ends the finished answer.
 pub(crate) async fn deliver(
     slack: &Slack,
     team: &str,
     channel: &str,
     thread: &str,
+    user: &str,
     mut stream: ReplyStream,
     note: Option<&str>,
 ) {
     let id = stream.inference_id;
     let mut text = String::new();
+    let mut pending = None;
+    if slack.streams_in(team) {
+        let place = super::stream::Place {
+            team,
+            channel,
+            thread,
+            user,
+        };
+        match super::stream::deliver(slack, &place, &mut stream, note).await {
+            super::stream::Streamed::Done => return,
+            super::stream::Streamed::Fallback {
+                text: t,
+                pending: p,
+            } => {
+                text = t;
+                pending = p.map(|p| *p);
+            }
+        }
+    }
     let mut sent = Sent {
         messages: Vec::new(),
         buttons: false,
@@ -97,7 +119,11 @@ pub(crate) async fn deliver(
         id,
     };
     loop {
-        match stream.next_event().await {
+        let event = match pending.take() {
+            Some(event) => Some(event),
+            None => stream.next_event().await,
+        };
+        match event {
             Some(ReplyEvent::Started { .. }) => {}
             Some(ReplyEvent::Token(t)) => {
                 text.push_str(&t);
@@ -228,28 +254,33 @@ impl Target<'_> {
             "text": { "type": "mrkdwn", "text": text },
         })];
         if buttons {
-            let id = self.id.to_string();
-            blocks.push(json!({
-                "type": "actions",
-                "block_id": "switchboard_feedback",
-                "elements": [
-                    {
-                        "type": "button",
-                        "action_id": THUMBS_UP,
-                        "text": { "type": "plain_text", "text": "👍", "emoji": true },
-                        "value": id,
-                    },
-                    {
-                        "type": "button",
-                        "action_id": THUMBS_DOWN,
-                        "text": { "type": "plain_text", "text": "👎", "emoji": true },
-                        "value": id,
-                    },
-                ],
-            }));
+            blocks.push(feedback_block(self.id));
         }
         Value::Array(blocks)
     }
+}
+
+/// The 👍 / 👎 buttons under an answer, carrying its inference id.
+pub(crate) fn feedback_block(id: Uuid) -> Value {
+    let id = id.to_string();
+    json!({
+        "type": "actions",
+        "block_id": "switchboard_feedback",
+        "elements": [
+            {
+                "type": "button",
+                "action_id": THUMBS_UP,
+                "text": { "type": "plain_text", "text": "👍", "emoji": true },
+                "value": id,
+            },
+            {
+                "type": "button",
+                "action_id": THUMBS_DOWN,
+                "text": { "type": "plain_text", "text": "👎", "emoji": true },
+                "value": id,
+            },
+        ],
+    })
 }
 
 #[cfg(test)]

@@ -74,6 +74,15 @@ impl Web {
         }
     }
 
+    /// The same client with another token (the app-level `xapp-…` token
+    /// that `apps.connections.open` takes).
+    pub fn with_token(&self, token: &str) -> Web {
+        Web {
+            token: token.to_string(),
+            ..self.clone()
+        }
+    }
+
     /// Calls a write method with a JSON body.
     pub async fn call(&self, method: &str, args: &Value) -> Result<Value, WebError> {
         let url = format!("{}/{method}", self.base);

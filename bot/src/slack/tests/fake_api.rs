@@ -3,6 +3,10 @@
 //! about (including the bot's own posts, so that later reads see them),
 //! and records every call for assertions. It can be told to answer a
 //! method with `429` and `Retry-After` a number of times.
+//!
+//! It also plays Socket Mode: `apps.connections.open` (with the app-level
+//! token) hands out the URL of a websocket on loopback that greets with
+//! `hello`, sends the envelopes a test gives it, and records the acks.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -18,6 +22,7 @@ use serde_json::{Value, json};
 pub const BOT_USER: &str = "U0LAN0Z89";
 pub const BOT_ID: &str = "B0LAN0Z89";
 pub const TOKEN: &str = "xoxb-test-token";
+pub const APP_TOKEN: &str = "xapp-1-A123ABC456-test";
 
 /// One recorded call.
 #[derive(Debug, Clone)]
@@ -36,6 +41,19 @@ struct Inner {
     threads: HashMap<String, Vec<Value>>,
     limited: HashMap<String, u32>,
     next_ts: u64,
+    /// Socket Mode: connections opened so far.
+    connections: usize,
+    /// Socket Mode: what the app sent on the socket (its acks).
+    acks: Vec<Value>,
+    /// Socket Mode: the newest connection's outbox.
+    socket: Option<tokio::sync::mpsc::UnboundedSender<String>>,
+    /// The address of the websocket server.
+    socket_addr: String,
+    /// Whether the chat streaming methods work; else they answer `stream_refusal`.
+    streaming: bool,
+    stream_refusal: Option<String>,
+    /// Streams not yet stopped (ts).
+    open_streams: Vec<String>,
 }
 
 #[derive(Clone)]
@@ -57,6 +75,9 @@ impl FakeSlack {
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
+        let sockets = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        inner.lock().unwrap().socket_addr = sockets.local_addr().unwrap().to_string();
+        tokio::spawn(serve_sockets(sockets, inner.clone()));
         FakeSlack {
             url: format!("http://{addr}/api"),
             base: format!("http://{addr}"),
@@ -76,6 +97,29 @@ impl FakeSlack {
     /// Messages of a thread, as `conversations.replies` returns them.
     pub fn thread(&self, parent: &str, messages: Vec<Value>) {
         self.lock().threads.insert(parent.into(), messages);
+    }
+
+    /// The chat streaming methods work, as in a workspace that has them.
+    pub fn enable_streaming(&self) {
+        self.lock().streaming = true;
+    }
+
+    /// The chat streaming methods answer `error` (the default is
+    /// `unknown_method`, as where they do not exist).
+    pub fn refuse_streaming(&self, error: &str) {
+        let mut s = self.lock();
+        s.streaming = false;
+        s.stream_refusal = Some(error.into());
+    }
+
+    /// A message's text as the thread now shows it.
+    pub fn message_text(&self, ts: &str) -> Option<String> {
+        let s = self.lock();
+        s.threads
+            .values()
+            .flatten()
+            .find(|m| m["ts"] == ts)
+            .and_then(|m| m["text"].as_str().map(str::to_string))
     }
 
     /// The next `times` calls of `method` get 429 with `Retry-After: 1`.
@@ -108,6 +152,49 @@ impl FakeSlack {
                     summary(&calls)
                 );
             }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Socket Mode: how many connections the app opened.
+    pub fn connections(&self) -> usize {
+        self.lock().connections
+    }
+
+    /// Socket Mode: the acks the app sent.
+    pub fn acks(&self) -> Vec<Value> {
+        self.lock().acks.clone()
+    }
+
+    /// Socket Mode: sends a message on the newest connection.
+    pub fn send(&self, message: &Value) {
+        let s = self.lock();
+        let outbox = s.socket.as_ref().expect("a Socket Mode connection");
+        outbox.send(message.to_string()).unwrap();
+    }
+
+    /// Socket Mode: waits until `done` holds for the acks (10 s at most).
+    pub async fn wait_for_ack(&self, what: &str, done: impl Fn(&[Value]) -> bool) {
+        let start = Instant::now();
+        while !done(&self.acks()) {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "timed out waiting for {what}; acks: {:?}",
+                self.acks()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Socket Mode: waits until at least `n` connections were opened.
+    pub async fn wait_for_connections(&self, n: usize) {
+        let start = Instant::now();
+        while self.connections() < n || self.lock().socket.is_none() {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "timed out waiting for Socket Mode connection {n}; {} so far",
+                self.connections()
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -168,6 +255,16 @@ async fn api(
             .into_response();
     }
     let auth = headers.get("authorization").and_then(|v| v.to_str().ok());
+    if method == "apps.connections.open" {
+        // Only the app-level token opens connections.
+        if auth != Some(&format!("Bearer {APP_TOKEN}")) {
+            return axum::Json(json!({"ok": false, "error": "not_allowed_token_type"}))
+                .into_response();
+        }
+        s.next_ts += 1;
+        let url = format!("ws://{}/link/?ticket=ticket-{}", s.socket_addr, s.next_ts);
+        return axum::Json(json!({"ok": true, "url": url})).into_response();
+    }
     if auth != Some(&format!("Bearer {TOKEN}")) {
         return axum::Json(json!({"ok": false, "error": "invalid_auth"})).into_response();
     }
@@ -216,9 +313,117 @@ async fn api(
             Some(u) => json!({"ok": true, "user": u}),
             None => json!({"ok": false, "error": "user_not_found"}),
         },
+        "chat.startStream" | "chat.appendStream" | "chat.stopStream" if !s.streaming => {
+            let error = s.stream_refusal.clone().unwrap_or("unknown_method".into());
+            json!({"ok": false, "error": error})
+        }
+        "chat.startStream" => {
+            let channel = args["channel"].as_str().unwrap_or_default().to_string();
+            let in_channel = !channel.starts_with('D');
+            if args["thread_ts"].as_str().is_none() {
+                json!({"ok": false, "error": "invalid_arguments"})
+            } else if in_channel && args["recipient_user_id"].as_str().is_none() {
+                json!({"ok": false, "error": "missing_recipient_user_id"})
+            } else if in_channel && args["recipient_team_id"].as_str().is_none() {
+                json!({"ok": false, "error": "missing_recipient_team_id"})
+            } else {
+                s.next_ts += 1;
+                let ts = format!("1700000000.{:06}", s.next_ts);
+                let message = json!({"type": "message", "user": BOT_USER, "bot_id": BOT_ID,
+                    "ts": ts, "thread_ts": args["thread_ts"],
+                    "text": args["markdown_text"].as_str().unwrap_or_default()});
+                s.threads
+                    .entry(args["thread_ts"].as_str().unwrap_or_default().to_string())
+                    .or_default()
+                    .push(message);
+                s.open_streams.push(ts.clone());
+                json!({"ok": true, "channel": channel, "ts": ts})
+            }
+        }
+        "chat.appendStream" | "chat.stopStream" => {
+            let ts = args["ts"].as_str().unwrap_or_default().to_string();
+            let stopping = method == "chat.stopStream";
+            if !s.open_streams.contains(&ts) {
+                json!({"ok": false, "error": "message_not_in_streaming_state"})
+            } else if !stopping && args["markdown_text"].as_str().is_none() {
+                json!({"ok": false, "error": "invalid_arguments"})
+            } else {
+                let add = args["markdown_text"].as_str().unwrap_or_default();
+                let mut shown = Value::Null;
+                for m in s.threads.values_mut().flatten() {
+                    if m["ts"] == ts {
+                        let text = format!("{}{add}", m["text"].as_str().unwrap_or_default());
+                        m["text"] = json!(text);
+                        if stopping {
+                            m["blocks"] = args["blocks"].clone();
+                            m["metadata"] = args["metadata"].clone();
+                        }
+                        shown = m.clone();
+                    }
+                }
+                if stopping {
+                    s.open_streams.retain(|t| *t != ts);
+                    json!({"ok": true, "channel": args["channel"], "ts": ts, "message": shown})
+                } else {
+                    json!({"ok": true, "channel": args["channel"], "ts": ts})
+                }
+            }
+        }
         "assistant.threads.setStatus" => json!({"ok": true}),
         "views.open" => json!({"ok": true, "view": {"id": "VMHU10V25"}}),
         _ => json!({"ok": false, "error": "unknown_method"}),
     };
     axum::Json(answer).into_response()
+}
+
+/// The Socket Mode websocket: `hello` first, then whatever the test sends;
+/// everything the app sends is recorded. A newer connection replaces the
+/// older (which then closes), as after Slack's `disconnect`.
+async fn serve_sockets(listener: tokio::net::TcpListener, inner: Arc<Mutex<Inner>>) {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    while let Ok((stream, _)) = listener.accept().await {
+        let inner = inner.clone();
+        tokio::spawn(async move {
+            let Ok(mut ws) = tokio_tungstenite::accept_async(stream).await else {
+                return;
+            };
+            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+            {
+                let mut s = inner.lock().unwrap();
+                s.connections += 1;
+                s.socket = Some(tx);
+            }
+            let hello = json!({"type": "hello", "num_connections": 1,
+                "debug_info": {"host": "applink-7fc4fdbb6d-x5qjc", "build_number": 10,
+                               "approximate_connection_time": 18060},
+                "connection_info": {"app_id": "A123ABC456"}});
+            if ws.send(Message::text(hello.to_string())).await.is_err() {
+                return;
+            }
+            loop {
+                tokio::select! {
+                    out = rx.recv() => match out {
+                        Some(text) => {
+                            if ws.send(Message::text(text)).await.is_err() {
+                                return;
+                            }
+                        }
+                        None => {
+                            let _ = ws.close(None).await;
+                            return;
+                        }
+                    },
+                    frame = ws.next() => match frame {
+                        Some(Ok(Message::Text(t))) => {
+                            let v = serde_json::from_str(&t).unwrap_or(Value::Null);
+                            inner.lock().unwrap().acks.push(v);
+                        }
+                        Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
+                        Some(Ok(_)) => {}
+                    },
+                }
+            }
+        });
+    }
 }

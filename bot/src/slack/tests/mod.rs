@@ -3,7 +3,9 @@
 //! loopback, and a stand-in Slack Web API that records every call. The
 //! requests are Slack's documented payloads, signed as Slack signs them.
 
+mod edit;
 mod fake_api;
+mod socket;
 #[path = "../../../../gateway/tests/support/mod.rs"]
 #[allow(dead_code, clippy::all)]
 mod support;
@@ -974,7 +976,8 @@ async fn an_event_delivered_to_two_replicas_sharing_redis_gets_one_reply() {
     assert_eq!(w.provider.received().len(), 1);
 }
 
-type Parsed = Option<(SlackConfig, (String, String))>;
+/// The config and its secrets: (bot token, signing secret, app token).
+type Parsed = Option<(SlackConfig, (String, Option<String>, Option<String>))>;
 
 fn slack_config(section: &str, env: &[(&str, &str)]) -> Result<Parsed, String> {
     let config = gateway::Config::from_parts(
@@ -985,8 +988,8 @@ fn slack_config(section: &str, env: &[(&str, &str)]) -> Result<Parsed, String> {
     .map_err(|e| e.to_string())?;
     match SlackConfig::from_config(&config).map_err(|e| e.to_string())? {
         Some(c) => {
-            let secrets = c.secrets(&config.env).map_err(|e| e.to_string())?;
-            Ok(Some((c, secrets)))
+            let s = c.secrets(&config.env).map_err(|e| e.to_string())?;
+            Ok(Some((c, (s.bot_token, s.signing_secret, s.app_token))))
         }
         None => Ok(None),
     }
@@ -1009,7 +1012,10 @@ fn the_example_files_slack_section_is_valid_once_uncommented() {
     let (config, secrets) = slack_config(&text, &env).unwrap().expect("[slack] is read");
     assert_eq!(config.api_base, super::DEFAULT_API_BASE);
     assert_eq!(config.updates_per_minute, 50);
-    assert_eq!(secrets, ("xoxb-1".to_string(), "s3".to_string()));
+    assert_eq!(
+        secrets,
+        ("xoxb-1".to_string(), Some("s3".to_string()), None)
+    );
     assert!(
         slack_config("", &[]).unwrap().is_none(),
         "no [slack], no adapter"
@@ -1029,10 +1035,30 @@ fn slack_config_errors_name_the_key_and_the_fix() {
         e.contains("slack.signing_secret_env") && e.contains("`S`"),
         "{e}"
     );
-    let e = slack_config(&format!("{base}app_token_env = \"A\"\n"), &[]).unwrap_err();
+    let e = slack_config(
+        &format!("{base}app_token_env = \"A\"\n"),
+        &[("T", "xoxb"), ("S", "s")],
+    )
+    .unwrap_err();
     assert!(
-        e.contains("Socket Mode") && e.contains("/slack/events"),
+        e.contains("slack.app_token_env") && e.contains("`A`"),
         "{e}"
+    );
+    let e = slack_config("[slack]\nbot_token_env = \"T\"\n", &[]).unwrap_err();
+    assert!(
+        e.contains("slack.signing_secret_env") && e.contains("Socket Mode"),
+        "{e}"
+    );
+    // Socket Mode needs no signing secret.
+    let (_, secrets) = slack_config(
+        "[slack]\nbot_token_env = \"T\"\napp_token_env = \"A\"\n",
+        &[("T", "xoxb-1"), ("A", "xapp-1")],
+    )
+    .unwrap()
+    .unwrap();
+    assert_eq!(
+        secrets,
+        ("xoxb-1".to_string(), None, Some("xapp-1".to_string()))
     );
     let e = slack_config(&format!("{base}api_base = \"slack.com\"\n"), &[]).unwrap_err();
     assert!(e.contains("slack.api_base"), "{e}");
@@ -1161,4 +1187,82 @@ async fn a_long_thread_is_trimmed_to_the_newest_messages_within_the_configured_b
         want.push("and now?");
         assert_eq!(contents, want, "{limits}");
     }
+}
+
+#[tokio::test]
+async fn where_chat_streaming_exists_the_answer_streams_into_one_message_with_buttons_at_the_stop()
+{
+    let w = world("").await;
+    w.api.enable_streaming();
+    let answer = "The **pearl** hour is `6 & 7`.\n\n".repeat(40);
+    w.provider
+        .then([Reply::OpenAiStream(split(&answer), (20, 400))]);
+    w.event(&app_mention("Ev0STREAM", "<@U0LAN0Z89> when?"))
+        .await;
+    let calls = w
+        .api
+        .wait_for("the stopped stream", |c| {
+            c.iter().any(|c| c.method == "chat.stopStream")
+        })
+        .await;
+    let start = &w.api.calls_of("chat.startStream")[0];
+    assert_eq!(start.args["channel"], "C123ABC456");
+    assert_eq!(start.args["thread_ts"], "1515449522.000016");
+    assert_eq!(start.args["recipient_user_id"], "U123ABC456");
+    assert!(
+        !w.api.calls_of("chat.appendStream").is_empty(),
+        "a long answer is appended as it comes: {:?}",
+        fake_api::summary(&calls)
+    );
+    assert!(
+        w.api.calls_of("chat.postMessage").is_empty() && w.api.calls_of("chat.update").is_empty(),
+        "{:?}",
+        fake_api::summary(&calls)
+    );
+    // The thread shows the whole answer, as Markdown (Slack renders it).
+    let ts = start_ts(&w).await;
+    assert_eq!(w.api.message_text(&ts).unwrap(), answer);
+    // The buttons come with the stop and carry the recorded inference.
+    let stop = &w.api.calls_of("chat.stopStream")[0];
+    let id = button_value(stop, "switchboard_thumbs_up");
+    assert_eq!(w.harness.row(&id).await.platform, "slack");
+    assert_eq!(stop.args["metadata"]["event_payload"]["inference_id"], id);
+}
+
+/// The `ts` of the streamed message.
+async fn start_ts(w: &World) -> String {
+    let stop = &w.api.calls_of("chat.stopStream")[0];
+    stop.args["ts"].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn where_chat_streaming_is_refused_answers_are_edited_and_the_workspace_is_remembered() {
+    let w = world("").await;
+    w.api.refuse_streaming("not_allowed_token_type");
+    w.provider
+        .then([Reply::text("First answer."), Reply::text("Second answer.")]);
+    w.event(&app_mention("Ev0NOSTREAM1", "<@U0LAN0Z89> one"))
+        .await;
+    w.api
+        .wait_for("the first answer", |c| final_message(c).is_some())
+        .await;
+    let first = final_message(&w.api.calls()).unwrap().args["text"].clone();
+    assert_eq!(first, "First answer.");
+    let mut second = app_mention("Ev0NOSTREAM2", "<@U0LAN0Z89> two");
+    second["event"]["ts"] = json!("1515449600.000001");
+    w.event(&second).await;
+    w.api
+        .wait_for("the second answer", |c| {
+            c.iter()
+                .filter(|c| final_message(std::slice::from_ref(c)).is_some())
+                .count()
+                == 2
+        })
+        .await;
+    assert_eq!(
+        w.api.calls_of("chat.startStream").len(),
+        1,
+        "a refused workspace is not asked again"
+    );
+    assert_eq!(w.api.calls_of("chat.postMessage").len(), 2);
 }
