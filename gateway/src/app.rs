@@ -122,7 +122,10 @@ impl Gateway {
             router,
             registry.clone(),
             recorder,
-            PipelineOptions::default(),
+            PipelineOptions {
+                capture_content: config.telemetry.capture_content,
+                ..PipelineOptions::default()
+            },
             guards,
         );
         let admin = crate::admin::Admin::new(
