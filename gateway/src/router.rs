@@ -341,7 +341,7 @@ impl Router {
                     gen_ai.operation.name = "chat",
                     gen_ai.provider.name = target.provider.name(),
                     gen_ai.request.model = target.model.as_str(),
-                    switchboard.retry = retry,
+                    switchboard.retry = i64::from(retry),
                     "error.type" = Empty,
                     http.response.status_code = Empty,
                 );
@@ -350,7 +350,7 @@ impl Router {
                     span.record("otel.status_code", "error");
                     span.record("error.type", e.kind());
                     if let Some(status) = e.status() {
-                        span.record("http.response.status_code", status);
+                        span.record("http.response.status_code", i64::from(status));
                     }
                 }
                 let ms = started.elapsed().as_secs_f64() * 1000.0;

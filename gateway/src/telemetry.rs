@@ -3,11 +3,14 @@
 //! a request the way it shows other model calls. The spans are plain
 //! `tracing` spans: the binary decides where they go (logs, OTLP).
 //!
-//! The span names are stable; dashboards and alerts may rely on them:
+//! The span names are stable; dashboards and alerts may rely on them. The
+//! request's span is `chat` (the conventions' name when the model is not
+//! known yet: it is chosen by the prompt, after the span starts); each call
+//! to a provider is `chat {model}`, the conventions' inference span.
 //!
 //! | span | shown as | covers |
 //! |---|---|---|
-//! | `chat` | `chat {alias}` | one request, from admission to the recorded row |
+//! | `chat` | | one request, from admission to the recorded row |
 //! | `limits.admit` | | rate limits and budgets |
 //! | `prompt.resolve` | | binding → label or A/B split → prompt version |
 //! | `prompt.render` | | rendering the prompt's templates |
@@ -46,7 +49,6 @@ use crate::types::ChatMessage;
 pub(crate) fn request_span(request: &Request) -> Span {
     tracing::info_span!(
         "chat",
-        otel.name = "chat",
         otel.status_code = Empty,
         gen_ai.operation.name = "chat",
         gen_ai.request.model = Empty,
@@ -84,7 +86,6 @@ pub(crate) fn record_prepared(
     label: Option<&str>,
     params: &crate::types::Params,
 ) {
-    span.record("otel.name", format!("chat {alias}").as_str());
     span.record("gen_ai.request.model", alias);
     if let Some((name, version)) = prompt {
         span.record("switchboard.prompt.name", name.as_str());
@@ -94,7 +95,7 @@ pub(crate) fn record_prepared(
         span.record("switchboard.prompt.label", label);
     }
     if let Some(n) = params.max_tokens {
-        span.record("gen_ai.request.max_tokens", n);
+        span.record("gen_ai.request.max_tokens", i64::from(n));
     }
     if let Some(t) = params.temperature {
         span.record("gen_ai.request.temperature", t);
@@ -137,10 +138,10 @@ pub(crate) fn record_inference(span: &Span, r: &InferenceRecord, content: bool) 
         span.record("gen_ai.response.model", model.as_str());
     }
     if let Some(n) = r.input_tokens {
-        span.record("gen_ai.usage.input_tokens", n);
+        span.record("gen_ai.usage.input_tokens", int(n));
     }
     if let Some(n) = r.output_tokens {
-        span.record("gen_ai.usage.output_tokens", n);
+        span.record("gen_ai.usage.output_tokens", int(n));
     }
     if let Some(reason) = &r.finish_reason {
         span.record("gen_ai.response.finish_reasons", reason.as_str());
@@ -166,6 +167,12 @@ pub(crate) fn record_inference(span: &Span, r: &InferenceRecord, content: bool) 
             span.record("gen_ai.output.messages", answer.to_string().as_str());
         }
     }
+}
+
+/// A count as a signed integer: unsigned values reach OpenTelemetry as
+/// text, the conventions want integers.
+fn int(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
 }
 
 /// Messages in the conventions' shape: role and text parts.
