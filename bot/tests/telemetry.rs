@@ -518,12 +518,12 @@ fn parse_sample(line: &str) -> Result<Sample, String> {
     })
 }
 
+/// A histogram series: its (bound, cumulative count) buckets, `_sum`, `_count`.
+type Series = (Vec<(f64, f64)>, Option<f64>, Option<f64>);
+
 fn check_histogram(name: &str, family: &Family) -> Result<(), String> {
     // Group by the labels other than `le`.
-    let mut series: BTreeMap<
-        BTreeMap<String, String>,
-        (Vec<(f64, f64)>, Option<f64>, Option<f64>),
-    > = BTreeMap::new();
+    let mut series: BTreeMap<BTreeMap<String, String>, Series> = BTreeMap::new();
     for s in &family.samples {
         let mut labels = s.labels.clone();
         let le = labels.remove("le");
