@@ -9,6 +9,7 @@ mod eval_cli;
 mod models;
 mod prompts_cli;
 mod slack;
+mod telemetry;
 mod wiring;
 
 use std::path::PathBuf;
@@ -23,6 +24,14 @@ struct Cli {
     /// Configuration file (default: $SWITCHBOARD_CONFIG, else ./switchboard.toml, else built-in defaults).
     #[arg(long, global = true, value_name = "FILE")]
     config: Option<PathBuf>,
+    /// Log lines as `text` or `json` (one object per line); default: `[telemetry] log_format`.
+    #[arg(
+        long,
+        global = true,
+        value_name = "FORMAT",
+        env = "SWITCHBOARD_LOG_FORMAT"
+    )]
+    log_format: Option<gateway::config::LogFormat>,
     #[command(subcommand)]
     command: Command,
 }
@@ -114,7 +123,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             | Command::Eval(_)
             | Command::Admin { .. }
     );
-    init_logging(quiet);
     let path = gateway::config::locate(cli.config.as_deref());
     let config = gateway::Config::load(path.as_deref()).with_context(|| {
         format!(
@@ -126,7 +134,20 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 ))
         )
     })?;
-    match cli.command {
+    let format = cli.log_format.unwrap_or(config.telemetry.log_format);
+    let telemetry = telemetry::init(&config.telemetry, format, quiet)?;
+    let result = execute(cli.command, config, path).await;
+    telemetry.shutdown().await;
+    result
+}
+
+/// Runs one command with the loaded configuration.
+async fn execute(
+    command: Command,
+    config: gateway::Config,
+    path: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    match command {
         Command::Config => {
             println!(
                 "configuration: {}",
@@ -219,14 +240,4 @@ async fn prepare_models(config: &gateway::Config) -> anyhow::Result<()> {
     }
     let config = config.clone();
     tokio::task::spawn_blocking(move || models::pull(&config, None)).await?
-}
-
-fn init_logging(quiet: bool) {
-    let default = if quiet { "warn" } else { "info" };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
 }

@@ -653,6 +653,29 @@ async fn prompt_commands_answer_admins_ephemerally_and_refuse_others_changing_no
     let newest = versions.iter().max_by_key(|v| v.version).unwrap();
     assert_eq!(newest.version, 2);
     assert!(newest.body.contains("very concisely"), "{}", newest.body);
+
+    // A second edit builds on the newest version, not the first.
+    let again = edited.replace("very concisely", "very, very concisely");
+    let url = discord.seed_file("assistant-2.toml", &again);
+    let mut edit = interaction(
+        "1900000000000000015",
+        2,
+        "32",
+        json!({ "id": "1", "name": "prompt", "type": 1, "options": [{ "type": 1, "name": "edit",
+            "options": [{ "type": 3, "name": "name", "value": "assistant" }, { "type": 11, "name": "file", "value": "1950000000000000002" }] }],
+            "resolved": { "attachments": { "1950000000000000002": { "id": "1950000000000000002",
+                "filename": "assistant.toml", "size": again.len(), "url": url, "proxy_url": url, "content_type": "text/plain; charset=utf-8" } } } }),
+    );
+    edit["data"]["resolved"]["attachments"]["1950000000000000002"]["url"] = json!(url);
+    discord.dispatch("INTERACTION_CREATE", edit).await;
+    discord
+        .until("the second edit", |d| {
+            answer(d, "1900000000000000015").is_some()
+        })
+        .await;
+    let saved = answer(&discord, "1900000000000000015").unwrap().body;
+    let versions = store.prompt_versions("assistant").await.unwrap();
+    assert_eq!(versions.len(), 3, "a third version was saved: {saved}");
     let download = discord
         .calls()
         .into_iter()

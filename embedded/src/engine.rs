@@ -661,6 +661,12 @@ impl Engine {
             .take();
     }
 
+    /// Requests admitted and not yet finished: generating, or waiting for a
+    /// free slot.
+    pub fn in_flight(&self) -> usize {
+        self.shared.in_flight.load(Ordering::Acquire)
+    }
+
     fn admit(&self) -> Result<Permit, GenerateError> {
         let EngineOptions { slots, queue, .. } = self.shared.options;
         let limit = slots.saturating_add(queue);

@@ -125,6 +125,7 @@ impl Gateway {
             PipelineOptions {
                 context_windows: config.context_windows(),
                 vision: config.vision_aliases(),
+                capture_content: config.telemetry.capture_content,
                 ..PipelineOptions::default()
             },
             guards,

@@ -24,6 +24,7 @@ pub mod reply;
 pub mod router;
 pub mod server;
 pub mod store;
+pub mod telemetry;
 pub mod types;
 
 pub use app::{Gateway, StartError};

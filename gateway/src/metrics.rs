@@ -1,7 +1,8 @@
 //! Prometheus metrics, served as text at `/metrics`: requests, tokens and
 //! cost, latency histograms (TTFT, TPOT, total, and the time spent in
-//! Switchboard itself), cache hits, limiter refusals, provider errors and
-//! Redis fallbacks, labelled by alias, provider, prompt and version.
+//! Switchboard itself), cache hits, limiter refusals, provider errors,
+//! queue depths and Redis fallbacks, labelled by alias, provider, prompt
+//! and version.
 //! Counters live in one map behind a mutex: a request touches it once,
 //! which costs far less than the request's own work.
 
@@ -29,6 +30,7 @@ struct Histogram {
 struct State {
     counters: BTreeMap<(&'static str, Labels), f64>,
     histograms: BTreeMap<(&'static str, Labels), Histogram>,
+    gauges: BTreeMap<(&'static str, Labels), f64>,
 }
 
 /// The process's metrics.
@@ -68,6 +70,17 @@ const FAMILIES: &[(&str, &str, &str)] = &[
         "switchboard_provider_errors_total",
         "Failed tries of a provider target.",
         "counter",
+    ),
+    (
+        "switchboard_in_flight_requests",
+        "Answers being generated right now.",
+        "gauge",
+    ),
+    (
+        "switchboard_queue_depth",
+        "Work waiting in a queue: `recorder` (rows not yet written to the database) \
+         or `provider` (requests admitted to an embedded model, running or waiting for a slot).",
+        "gauge",
     ),
     (
         "switchboard_redis_fallbacks_total",
@@ -115,8 +128,8 @@ impl Metrics {
             vec![
                 ("alias", alias.clone()),
                 ("provider", provider.clone()),
-                ("prompt", prompt),
-                ("version", version),
+                ("prompt", prompt.clone()),
+                ("version", version.clone()),
                 ("status", status),
             ],
             1.0,
@@ -129,14 +142,16 @@ impl Metrics {
                 1.0,
             );
         }
-        let base = || vec![("alias", alias.clone()), ("provider", provider.clone())];
+        let base = || {
+            vec![
+                ("alias", alias.clone()),
+                ("provider", provider.clone()),
+                ("prompt", prompt.clone()),
+                ("version", version.clone()),
+            ]
+        };
         if r.cache_hit {
-            add(
-                &mut s,
-                "switchboard_cache_hits_total",
-                vec![("alias", alias.clone())],
-                1.0,
-            );
+            add(&mut s, "switchboard_cache_hits_total", base(), 1.0);
         }
         for (direction, n) in [("input", r.input_tokens), ("output", r.output_tokens)] {
             if let Some(n) = n {
@@ -149,10 +164,18 @@ impl Metrics {
             add(&mut s, "switchboard_cost_usd_total", base(), c);
         }
         for attempt in r.attempts.iter().filter(|a| a.error.is_some()) {
+            let failed = attempt
+                .target
+                .split_once('/')
+                .map_or(attempt.target.as_str(), |(p, _)| p);
             add(
                 &mut s,
                 "switchboard_provider_errors_total",
-                vec![("target", attempt.target.clone())],
+                vec![
+                    ("alias", alias.clone()),
+                    ("provider", failed.to_string()),
+                    ("target", attempt.target.clone()),
+                ],
                 1.0,
             );
         }
@@ -174,6 +197,21 @@ impl Metrics {
         }
     }
 
+    /// Sets a gauge (`switchboard_in_flight_requests`,
+    /// `switchboard_queue_depth`) to its current value.
+    pub fn set_gauge(&self, name: &'static str, labels: &[(&'static str, &str)], value: f64) {
+        let Ok(mut s) = self.state.lock() else { return };
+        let labels = labels.iter().map(|(k, v)| (*k, v.to_string())).collect();
+        s.gauges.insert((name, labels), value);
+    }
+
+    /// Moves a gauge by `by` (negative to lower it).
+    pub fn add_gauge(&self, name: &'static str, labels: &[(&'static str, &str)], by: f64) {
+        let Ok(mut s) = self.state.lock() else { return };
+        let labels = labels.iter().map(|(k, v)| (*k, v.to_string())).collect();
+        *s.gauges.entry((name, labels)).or_default() += by;
+    }
+
     /// The metrics in Prometheus's text format; `redis_fallbacks` is read
     /// from the Redis link at scrape time.
     pub fn render(&self, redis_fallbacks: Option<u64>) -> String {
@@ -187,7 +225,12 @@ impl Metrics {
                 let _ = writeln!(out, "{family} {}", redis_fallbacks.unwrap_or(0));
                 continue;
             }
-            for ((name, labels), value) in s.counters.iter().filter(|((n, _), _)| n == family) {
+            for ((name, labels), value) in s
+                .counters
+                .iter()
+                .chain(s.gauges.iter())
+                .filter(|((n, _), _)| n == family)
+            {
                 let _ = writeln!(out, "{name}{} {value}", labels_text(labels, None));
             }
             for ((name, labels), h) in s.histograms.iter().filter(|((n, _), _)| n == family) {

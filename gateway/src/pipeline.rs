@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use prompts::{RenderContext, Turn};
 use tokio::sync::mpsc;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::cache::{CacheControl, CachePolicy, CachedAnswer};
@@ -32,6 +33,7 @@ use crate::reply::{ReplyEvent, ReplyStream, Summary};
 use crate::router::{Attempt, RouteError, Router};
 use crate::store::{InferenceRecord, Recorder, Status, now_ms};
 use crate::types::{ChatMessage, Inbound, Origin, Params, Role, Usage};
+use tracing::field::Empty;
 
 pub use crate::registry::DEFAULT_PROMPT;
 
@@ -159,6 +161,8 @@ pub struct PipelineOptions {
     pub context_windows: BTreeMap<String, u32>,
     /// Aliases whose targets read images.
     pub vision: std::collections::BTreeSet<String>,
+    /// Put message text on tracing spans (`[telemetry] capture_content`).
+    pub capture_content: bool,
 }
 
 impl Default for PipelineOptions {
@@ -167,6 +171,7 @@ impl Default for PipelineOptions {
             bot_name: "Switchboard".to_string(),
             context_windows: BTreeMap::new(),
             vision: Default::default(),
+            capture_content: false,
         }
     }
 }
@@ -251,7 +256,11 @@ impl Pipeline {
                 options,
                 guards,
                 signals: crate::implicit::Signals::default(),
-                metrics: crate::metrics::Metrics::default(),
+                metrics: {
+                    let metrics = crate::metrics::Metrics::default();
+                    metrics.set_gauge(IN_FLIGHT, &[], 0.0);
+                    metrics
+                },
             }),
         }
     }
@@ -284,6 +293,23 @@ impl Pipeline {
     /// Starts answering. Errors here mean nothing was sent to a model;
     /// failures after that arrive on the stream (and are recorded).
     pub async fn start(&self, request: Request) -> Result<ReplyStream, PipelineError> {
+        let span = crate::telemetry::request_span(&request);
+        let started = self
+            .begin(request, span.clone())
+            .instrument(span.clone())
+            .await;
+        if let Err(e) = &started {
+            crate::telemetry::record_refusal(&span, e);
+        }
+        started
+    }
+
+    /// [`Pipeline::start`] inside the request's span.
+    async fn begin(
+        &self,
+        request: Request,
+        span: tracing::Span,
+    ) -> Result<ReplyStream, PipelineError> {
         if let (Input::Chat(inbound), Purpose::Live) = (&request.input, request.purpose)
             && let Some(signal) =
                 self.inner
@@ -295,6 +321,13 @@ impl Pipeline {
         }
         let admission = self.admit(&request).await?;
         let mut prepared = self.prepare(&request).await?;
+        crate::telemetry::record_prepared(
+            &span,
+            &prepared.alias,
+            prepared.prompt.as_ref(),
+            prepared.label.as_deref(),
+            &prepared.params,
+        );
         if !self.inner.router.has(&prepared.alias) {
             return Err(PipelineError::UnknownAlias(RouteError::UnknownAlias {
                 alias: prepared.alias,
@@ -305,7 +338,14 @@ impl Pipeline {
         let (tx, rx) = mpsc::channel(64);
         let images_unread = std::mem::take(&mut prepared.images_unread);
         let inner = self.inner.clone();
-        tokio::spawn(async move { inner.generate(id, request, prepared, admission, tx).await });
+        inner.metrics.add_gauge(IN_FLIGHT, &[], 1.0);
+        tokio::spawn(
+            async move {
+                inner.generate(id, request, prepared, admission, tx).await;
+                inner.metrics.add_gauge(IN_FLIGHT, &[], -1.0);
+            }
+            .instrument(span),
+        );
         let mut reply = ReplyStream::new(id, rx);
         reply.images_unread = images_unread;
         Ok(reply)
@@ -325,7 +365,15 @@ impl Pipeline {
 
     /// Stage 1: rate limits and budgets; a refusal is recorded.
     async fn admit(&self, request: &Request) -> Result<Admission, PipelineError> {
-        match self.inner.guards.admit(request).await {
+        let span = tracing::info_span!("limits.admit", switchboard.limited = Empty);
+        let admitted = self
+            .inner
+            .guards
+            .admit(request)
+            .instrument(span.clone())
+            .await;
+        span.record("switchboard.limited", admitted.is_err());
+        match admitted {
             Ok(admission) => Ok(admission),
             Err(source) => {
                 let inference_id = Uuid::now_v7();
@@ -374,6 +422,7 @@ impl Pipeline {
                     .inner
                     .registry
                     .resolve(name, &selector, &request.origin)
+                    .instrument(tracing::info_span!("prompt.resolve"))
                     .await?;
                 let Some(last_user) = messages.iter().rposition(|m| m.role == Role::User) else {
                     return Err(PipelineError::BadRequest(format!(
@@ -396,7 +445,12 @@ impl Pipeline {
                 )
             }
             Input::Chat(inbound) => {
-                let prompt = self.inner.registry.resolve_bound(&inbound.origin).await?;
+                let prompt = self
+                    .inner
+                    .registry
+                    .resolve_bound(&inbound.origin)
+                    .instrument(tracing::info_span!("prompt.resolve"))
+                    .await?;
                 let variables = self.context(
                     request,
                     inbound.user_name.clone(),
@@ -472,6 +526,7 @@ impl Pipeline {
         mut variables: BTreeMap<String, String>,
         params: &Params,
     ) -> Result<Prepared, PipelineError> {
+        let _span = tracing::info_span!("prompt.render").entered();
         variables.insert("bot_name".to_string(), self.inner.options.bot_name.clone());
         let p = prompt.compiled.prompt();
         let render = |history: &[ChatMessage]| -> Result<Vec<ChatMessage>, PipelineError> {
@@ -605,7 +660,12 @@ impl Inner {
             &prepared.params,
         );
         let hit = match &lookup {
-            Some(l) => self.guards.cache.get(l).await,
+            Some(l) => {
+                let span = tracing::info_span!("cache.lookup", switchboard.cache.hit = Empty);
+                let hit = self.guards.cache.get(l).instrument(span.clone()).await;
+                span.record("switchboard.cache.hit", hit.is_some());
+                hit
+            }
             None => None,
         };
         let (outcome, target, attempts) = if let Some(hit) = &hit {
@@ -736,7 +796,12 @@ impl Inner {
         // The row goes to the recorder before the caller hears the end, so a
         // caller that acts on the inference id (feedback) finds it queued.
         self.metrics.observe(&record);
-        self.recorder.inference(record).await;
+        let span = tracing::Span::current();
+        crate::telemetry::record_inference(&span, &record, self.options.capture_content);
+        self.recorder
+            .inference(record)
+            .instrument(tracing::info_span!("store.record"))
+            .await;
         if let (Input::Chat(inbound), Purpose::Live) = (&request.input, request.purpose) {
             match &outcome {
                 Ok(()) => self
@@ -888,6 +953,9 @@ fn utc_now() -> (String, String) {
     let now = format!("{today} {:02}:{:02} UTC", t.hour, t.minute);
     (today, now)
 }
+
+/// The gauge of answers being generated.
+const IN_FLIGHT: &str = "switchboard_in_flight_requests";
 
 /// (provider, model, price) of the target that answered.
 type Target = (String, String, Option<crate::config::Price>);

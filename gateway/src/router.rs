@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use serde::Serialize;
+use tracing::Instrument;
+use tracing::field::Empty;
 
 use crate::config::{Config, Price, RoutingConfig};
 use crate::providers::{
@@ -194,6 +196,16 @@ impl Router {
         ))
     }
 
+    /// Each provider with a queue of its own (the embedded model) and how
+    /// many requests it holds, by provider name.
+    pub fn queue_depths(&self) -> BTreeMap<String, usize> {
+        self.aliases
+            .values()
+            .flat_map(|a| &a.targets)
+            .filter_map(|t| Some((t.provider.name().to_string(), t.provider.queue_depth()?)))
+            .collect()
+    }
+
     fn alias(&self, name: &str) -> Result<&Alias, RouteError> {
         self.aliases
             .get(name)
@@ -321,7 +333,26 @@ impl Router {
                     messages: messages.to_vec(),
                     params: params.clone(),
                 };
-                let outcome = call(target, request).await;
+                let span = tracing::info_span!(
+                    "provider.call",
+                    otel.name = %format_args!("chat {}", target.model),
+                    otel.kind = "client",
+                    otel.status_code = Empty,
+                    gen_ai.operation.name = "chat",
+                    gen_ai.provider.name = target.provider.name(),
+                    gen_ai.request.model = target.model.as_str(),
+                    switchboard.retry = i64::from(retry),
+                    "error.type" = Empty,
+                    http.response.status_code = Empty,
+                );
+                let outcome = call(target, request).instrument(span.clone()).await;
+                if let Err(e) = &outcome {
+                    span.record("otel.status_code", "error");
+                    span.record("error.type", e.kind());
+                    if let Some(status) = e.status() {
+                        span.record("http.response.status_code", i64::from(status));
+                    }
+                }
                 let ms = started.elapsed().as_secs_f64() * 1000.0;
                 match outcome {
                     Ok(value) => {

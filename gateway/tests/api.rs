@@ -1035,26 +1035,34 @@ async fn metrics_are_prometheus_text_with_the_named_series() {
         1.0
     );
     assert_eq!(
-        get("switchboard_tokens_total{alias=\"default\",provider=\"primary\",direction=\"input\"}"),
+        get(
+            "switchboard_tokens_total{alias=\"default\",provider=\"primary\",prompt=\"\",version=\"\",direction=\"input\"}"
+        ),
         30.0
     );
     assert_eq!(
         get(
-            "switchboard_tokens_total{alias=\"default\",provider=\"primary\",direction=\"output\"}"
+            "switchboard_tokens_total{alias=\"default\",provider=\"primary\",prompt=\"\",version=\"\",direction=\"output\"}"
         ),
         2.0
     );
     assert_eq!(
-        get("switchboard_request_duration_seconds_count{alias=\"default\",provider=\"primary\"}"),
+        get(
+            "switchboard_request_duration_seconds_count{alias=\"default\",provider=\"primary\",prompt=\"\",version=\"\"}"
+        ),
         1.0
     );
     assert_eq!(
         get(
-            "switchboard_overhead_seconds_bucket{alias=\"default\",provider=\"primary\",le=\"+Inf\"}"
+            "switchboard_overhead_seconds_bucket{alias=\"default\",provider=\"primary\",prompt=\"\",version=\"\",le=\"+Inf\"}"
         ),
         1.0
     );
-    assert!(get("switchboard_cost_usd_total{alias=\"default\",provider=\"primary\"}") > 0.0);
+    assert!(
+        get(
+            "switchboard_cost_usd_total{alias=\"default\",provider=\"primary\",prompt=\"\",version=\"\"}"
+        ) > 0.0
+    );
     assert_eq!(get("switchboard_redis_fallbacks_total"), 0.0);
     assert!(text.contains("# TYPE switchboard_ttft_seconds histogram"));
 }

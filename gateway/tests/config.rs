@@ -202,6 +202,10 @@ fn the_example_file_is_valid_and_documents_every_section() {
         "daily_budget_usd",
         "[dashboard]",
         "secure_cookies",
+        "[telemetry]",
+        "otlp_endpoint",
+        "log_format",
+        "capture_content",
     ] {
         assert!(text.contains(key), "example should document `{key}`");
     }
@@ -274,4 +278,70 @@ fn the_dashboard_is_on_by_default_and_its_settings_are_checked() {
         e.contains("dashboard.session_hours") && e.contains("between 1 and 2160"),
         "{e}"
     );
+}
+
+#[test]
+fn telemetry_is_off_by_default_and_a_bad_endpoint_is_refused_with_the_fix() {
+    let c = load(GOOD, KEYS).unwrap();
+    assert_eq!(c.telemetry.traces_url(), None);
+    assert_eq!(c.telemetry.log_format, gateway::config::LogFormat::Text);
+    assert!(!c.telemetry.capture_content);
+
+    let text = format!(
+        "{GOOD}\n[telemetry]\notlp_endpoint = \"http://collector:4318/\"\nlog_format = \"json\"\ncapture_content = true\n"
+    );
+    let c = load(&text, KEYS).unwrap();
+    assert_eq!(
+        c.telemetry.traces_url().as_deref(),
+        Some("http://collector:4318/v1/traces")
+    );
+    assert_eq!(c.telemetry.log_format, gateway::config::LogFormat::Json);
+    assert!(c.telemetry.capture_content);
+
+    let e = load(
+        &format!("{GOOD}\n[telemetry]\notlp_endpoint = \"collector:4318\"\n"),
+        KEYS,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("telemetry.otlp_endpoint") && e.contains("http://otel-collector:4318"),
+        "{e}"
+    );
+    let e = load(
+        &format!("{GOOD}\n[telemetry]\nlog_format = \"xml\"\n"),
+        KEYS,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("telemetry.log_format") && e.contains("json"),
+        "{e}"
+    );
+    let e = load(&format!("{GOOD}\n[telemetry]\nsample_rate = 1\n"), KEYS)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("sample_rate"), "{e}");
+}
+
+#[test]
+fn the_deployment_configuration_is_valid() {
+    let text = include_str!("../../ops/deploy/switchboard.toml");
+    let c = load(
+        text,
+        &[
+            (
+                "SWITCHBOARD__DATABASE__URL",
+                "postgres://switchboard:pw@postgres:5432/switchboard",
+            ),
+            ("SWITCHBOARD__REDIS__URL", "redis://redis:6379"),
+        ],
+    )
+    .expect("ops/deploy/switchboard.toml must load");
+    assert_eq!(
+        c.telemetry.traces_url().as_deref(),
+        Some("http://otel-collector:4318/v1/traces")
+    );
+    assert!(c.database_url().starts_with("postgres://"));
+    assert!(c.redis.url.is_some());
 }

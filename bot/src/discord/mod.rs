@@ -596,9 +596,11 @@ impl Discord {
             .versions(name)
             .await
             .map_err(|e| e.to_string())?;
+        // Newest first from the store; the highest number, whatever the order.
         let base = versions
-            .last()
+            .iter()
             .map(|v| v.version)
+            .max()
             .ok_or_else(|| format!("no prompt named `{name}`; /prompt list shows them"))?;
         let text = self
             .inner
@@ -625,7 +627,10 @@ impl Discord {
             return Ok(());
         }
         let versions = self.inner.admin.registry().versions(name).await;
-        let answer = match versions.as_deref().map(|v| v.last()) {
+        let answer = match versions
+            .as_deref()
+            .map(|v| v.iter().max_by_key(|v| v.version))
+        {
             Ok(Some(latest)) => commands::edit_modal(name, latest.version, &latest.body)
                 .unwrap_or_else(|| {
                     commands::ephemeral(

@@ -168,6 +168,10 @@ impl Provider for Local {
         Some(Price::default())
     }
 
+    fn queue_depth(&self) -> Option<usize> {
+        Some(self.engine.in_flight())
+    }
+
     fn stream(
         &self,
         request: ProviderRequest,

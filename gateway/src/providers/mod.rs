@@ -152,6 +152,18 @@ impl ProviderError {
         }
     }
 
+    /// A short, stable name for the kind of failure (`error.type` on spans).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ProviderError::Status { .. } => "http_status",
+            ProviderError::Connect { .. } => "connect",
+            ProviderError::Timeout { .. } => "timeout",
+            ProviderError::Cut { .. } => "cut_off",
+            ProviderError::Busy { .. } => "busy",
+            ProviderError::Protocol { .. } => "protocol",
+        }
+    }
+
     /// The HTTP status, for errors that have one.
     pub fn status(&self) -> Option<u16> {
         match self {
@@ -185,6 +197,12 @@ pub trait Provider: Send + Sync {
 
     /// The price of a model, if configured.
     fn price(&self, model: &str) -> Option<Price>;
+
+    /// Requests this provider holds in its own queue (running or waiting),
+    /// for providers that have one (the embedded model); `None` otherwise.
+    fn queue_depth(&self) -> Option<usize> {
+        None
+    }
 }
 
 /// How long each phase of a request may take.

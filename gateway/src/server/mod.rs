@@ -72,6 +72,20 @@ async fn metrics(State(state): State<AppState>) -> impl axum::response::IntoResp
         .redis
         .as_ref()
         .map(|r| r.fallbacks());
+    let pipeline = &state.pipeline;
+    let metrics = pipeline.metrics();
+    metrics.set_gauge(
+        "switchboard_queue_depth",
+        &[("queue", "recorder"), ("provider", "")],
+        pipeline.recorder().queued() as f64,
+    );
+    for (provider, depth) in pipeline.router().queue_depths() {
+        metrics.set_gauge(
+            "switchboard_queue_depth",
+            &[("queue", "provider"), ("provider", &provider)],
+            depth as f64,
+        );
+    }
     (
         [(
             axum::http::header::CONTENT_TYPE,

@@ -157,6 +157,11 @@ impl Recorder {
         }
     }
 
+    /// Rows handed to the recorder and not yet taken up by its writer.
+    pub fn queued(&self) -> usize {
+        self.tx.max_capacity() - self.tx.capacity()
+    }
+
     /// Waits until every row queued before this call is in the database.
     pub async fn flush(&self) {
         let (done, wait) = oneshot::channel();

@@ -426,6 +426,21 @@ async fn a_direct_message_is_answered() {
     assert_eq!(last.args["blocks"][0]["text"]["text"], "Loud and clear.");
     let post = &w.api.calls_of("chat.postMessage")[0];
     assert_eq!(post.args["thread_ts"], "1355517523.000005");
+    // A direct message's answer takes feedback from its user only.
+    let id = button_value(last, "switchboard_thumbs_up");
+    w.harness.gateway.pipeline.recorder().flush().await;
+    let audience = w
+        .harness
+        .gateway
+        .store
+        .inference_audience(&id)
+        .await
+        .unwrap();
+    let user = message_im("Ev0DM")["event"]["user"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(audience, Some(gateway::store::Audience::Only(user)));
 }
 
 #[tokio::test]
