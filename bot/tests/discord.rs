@@ -166,6 +166,20 @@ async fn feedback(
     store.feedback_for(inference).await.unwrap()
 }
 
+/// `/prompt edit assistant` by an admin, with the prompt as an attached
+/// file served at `url`.
+fn edit_from_file(id: &str, attachment: &str, url: &str, size: usize) -> Value {
+    interaction(
+        id,
+        2,
+        "32",
+        json!({ "id": "1", "name": "prompt", "type": 1, "options": [{ "type": 1, "name": "edit",
+            "options": [{ "type": 3, "name": "name", "value": "assistant" }, { "type": 11, "name": "file", "value": attachment }] }],
+            "resolved": { "attachments": { attachment: { "id": attachment,
+                "filename": "assistant.toml", "size": size, "url": url, "proxy_url": url, "content_type": "text/plain; charset=utf-8" } } } }),
+    )
+}
+
 fn inference_in(message: &Value) -> String {
     let id = message["components"][0]["components"][0]["custom_id"]
         .as_str()
@@ -629,16 +643,12 @@ async fn prompt_commands_answer_admins_ephemerally_and_refuse_others_changing_no
     );
     assert_ne!(edited, library);
     let url = discord.seed_file("assistant.toml", &edited);
-    let mut edit = interaction(
+    let edit = edit_from_file(
         "1900000000000000005",
-        2,
-        "32",
-        json!({ "id": "1", "name": "prompt", "type": 1, "options": [{ "type": 1, "name": "edit",
-            "options": [{ "type": 3, "name": "name", "value": "assistant" }, { "type": 11, "name": "file", "value": "1950000000000000001" }] }],
-            "resolved": { "attachments": { "1950000000000000001": { "id": "1950000000000000001",
-                "filename": "assistant.toml", "size": edited.len(), "url": url, "proxy_url": url, "content_type": "text/plain; charset=utf-8" } } } }),
+        "1950000000000000001",
+        &url,
+        edited.len(),
     );
-    edit["data"]["resolved"]["attachments"]["1950000000000000001"]["url"] = json!(url);
     discord.dispatch("INTERACTION_CREATE", edit).await;
     discord
         .until("the edit", |d| answer(d, "1900000000000000005").is_some())
@@ -657,16 +667,12 @@ async fn prompt_commands_answer_admins_ephemerally_and_refuse_others_changing_no
     // A second edit builds on the newest version, not the first.
     let again = edited.replace("very concisely", "very, very concisely");
     let url = discord.seed_file("assistant-2.toml", &again);
-    let mut edit = interaction(
+    let edit = edit_from_file(
         "1900000000000000015",
-        2,
-        "32",
-        json!({ "id": "1", "name": "prompt", "type": 1, "options": [{ "type": 1, "name": "edit",
-            "options": [{ "type": 3, "name": "name", "value": "assistant" }, { "type": 11, "name": "file", "value": "1950000000000000002" }] }],
-            "resolved": { "attachments": { "1950000000000000002": { "id": "1950000000000000002",
-                "filename": "assistant.toml", "size": again.len(), "url": url, "proxy_url": url, "content_type": "text/plain; charset=utf-8" } } } }),
+        "1950000000000000002",
+        &url,
+        again.len(),
     );
-    edit["data"]["resolved"]["attachments"]["1950000000000000002"]["url"] = json!(url);
     discord.dispatch("INTERACTION_CREATE", edit).await;
     discord
         .until("the second edit", |d| {
