@@ -124,6 +124,11 @@ pub(crate) async fn work(shared: Weak<Shared>, mut rx: mpsc::Receiver<Job>, limi
     }
 }
 
+/// Images taken from one message, at most.
+const MAX_IMAGES: usize = 4;
+/// The largest image sent to a model, in bytes.
+const MAX_IMAGE_BYTES: usize = 8 * 1024 * 1024;
+
 impl Slack {
     async fn on_event(&self, job: Job) {
         let event = &job.event;
@@ -254,23 +259,14 @@ impl Slack {
         };
         let history = self.history(&messages, ts, &me).await;
         let user_name = self.user(user).await.ok().map(|u| u.name);
-        let attachments: Vec<String> = event["files"]
-            .as_array()
-            .into_iter()
-            .flatten()
+        let files: Vec<&Value> = event["files"].as_array().into_iter().flatten().collect();
+        let attachments: Vec<String> = files
+            .iter()
             .filter_map(|f| f["name"].as_str())
-            .map(|n| format!("{n} (attached file, not read)"))
+            .map(|n| format!("{n} (attached file)"))
             .collect();
-        // Files are not given to models yet: the answer says so.
-        let note = match attachments.len() {
-            0 => None,
-            1 => {
-                Some("_(the attached file was not read: answering from the text only)_".to_string())
-            }
-            n => Some(format!(
-                "_(the {n} attached files were not read: answering from the text only)_"
-            )),
-        };
+        // Images go to vision-capable aliases; other files are not read.
+        let (images, mut unread) = self.images(&files).await;
         let inbound = Inbound {
             origin: Origin {
                 platform: "slack".into(),
@@ -284,11 +280,24 @@ impl Slack {
             text,
             history,
             attachments,
+            images,
             ..Inbound::default()
         };
         let request = Request::new(inbound.origin.clone(), Input::Chat(inbound));
         match self.inner.pipeline.start(request).await {
             Ok(stream) => {
+                unread.extend(stream.images_unread.iter().cloned());
+                // The answer says which attachments the model did not see.
+                let note = match unread.len() {
+                    0 => None,
+                    1 => Some(
+                        "_(the attached file was not read: answering from the text only)_"
+                            .to_string(),
+                    ),
+                    n => Some(format!(
+                        "_(the {n} attached files were not read: answering from the text only)_"
+                    )),
+                };
                 super::reply::deliver(self, team, channel, thread, user, stream, note.as_deref())
                     .await
             }
@@ -300,6 +309,43 @@ impl Slack {
                 super::reply::post_notice(self, channel, thread, &text).await;
             }
         }
+    }
+
+    /// The images among a message's files, downloaded with the bot token
+    /// (at most [`MAX_IMAGES`] of at most [`MAX_IMAGE_BYTES`] each), and the
+    /// names of the files that will not be read.
+    async fn images(&self, files: &[&Value]) -> (Vec<gateway::Image>, Vec<String>) {
+        let mut images = Vec::new();
+        let mut unread = Vec::new();
+        for f in files {
+            let name = f["name"].as_str().unwrap_or("file").to_string();
+            let mimetype = f["mimetype"].as_str().unwrap_or("");
+            let size = f["size"].as_u64().unwrap_or(0);
+            let url = f["url_private_download"]
+                .as_str()
+                .or_else(|| f["url_private"].as_str());
+            let image = match url {
+                Some(url)
+                    if mimetype.starts_with("image/")
+                        && images.len() < MAX_IMAGES
+                        && size <= MAX_IMAGE_BYTES as u64 =>
+                {
+                    match self.inner.web.download(url, MAX_IMAGE_BYTES).await {
+                        Ok(bytes) => gateway::Image::from_bytes(mimetype, &name, &bytes),
+                        Err(e) => {
+                            tracing::info!(file = %name, error = %e, "an attached image was not fetched");
+                            None
+                        }
+                    }
+                }
+                _ => None,
+            };
+            match image {
+                Some(image) => images.push(image),
+                None => unread.push(name),
+            }
+        }
+        (images, unread)
     }
 
     /// The thread before message `ts`: who said what, newest kept first

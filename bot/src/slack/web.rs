@@ -102,6 +102,59 @@ impl Web {
         .await
     }
 
+    /// Downloads a file a user shared (`url_private`), at most `max` bytes.
+    /// The bot token goes only to Slack's file host or to `api_base`'s own
+    /// origin, never to another host an event might name.
+    pub async fn download(&self, url: &str, max: usize) -> Result<Vec<u8>, WebError> {
+        let method = "files (url_private)".to_string();
+        let origin = |u: &str| {
+            reqwest::Url::parse(u).ok().map(|u| {
+                (
+                    u.scheme().to_string(),
+                    u.host_str().map(str::to_string),
+                    u.port_or_known_default(),
+                )
+            })
+        };
+        let trusted = url.starts_with("https://files.slack.com/")
+            || (origin(url).is_some() && origin(url) == origin(&self.base));
+        if !trusted {
+            return Err(WebError::Slack {
+                method,
+                error: "the file is not on Slack's file host".into(),
+            });
+        }
+        let http = |source| WebError::Http {
+            method: method.clone(),
+            source,
+        };
+        let mut resp = self
+            .http
+            .get(url)
+            .bearer_auth(&self.token)
+            .timeout(Duration::from_secs(20))
+            .send()
+            .await
+            .map_err(http)?;
+        if resp.status() != reqwest::StatusCode::OK {
+            return Err(WebError::Status {
+                method,
+                status: resp.status().as_u16(),
+            });
+        }
+        let mut bytes = Vec::new();
+        while let Some(chunk) = resp.chunk().await.map_err(http)? {
+            bytes.extend_from_slice(&chunk);
+            if bytes.len() > max {
+                return Err(WebError::Slack {
+                    method,
+                    error: format!("the file is over {max} bytes"),
+                });
+            }
+        }
+        Ok(bytes)
+    }
+
     /// Posts a message to a slash command's `response_url` (no token:
     /// the URL is the credential).
     pub async fn respond(&self, response_url: &str, body: &Value) -> Result<(), WebError> {

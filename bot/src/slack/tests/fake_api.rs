@@ -49,6 +49,9 @@ struct Inner {
     socket: Option<tokio::sync::mpsc::UnboundedSender<String>>,
     /// The address of the websocket server.
     socket_addr: String,
+    /// Files served at `/files/NAME`, and the Authorization headers seen.
+    files: HashMap<String, Vec<u8>>,
+    file_auth: Vec<String>,
     /// Whether the chat streaming methods work; else they answer `stream_refusal`.
     streaming: bool,
     stream_refusal: Option<String>,
@@ -69,6 +72,7 @@ impl FakeSlack {
         let app = axum::Router::new()
             .route("/api/{method}", any(api))
             .route("/respond/{id}", post(respond))
+            .route("/files/{name}", axum::routing::get(file))
             .with_state(inner.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -83,6 +87,21 @@ impl FakeSlack {
             base: format!("http://{addr}"),
             inner,
         }
+    }
+
+    /// Serves `bytes` as a shared file; returns its `url_private`.
+    pub fn file(&self, name: &str, bytes: &[u8]) -> String {
+        self.inner
+            .lock()
+            .unwrap()
+            .files
+            .insert(name.to_string(), bytes.to_vec());
+        format!("{}/files/{name}", self.base)
+    }
+
+    /// The Authorization headers file downloads carried.
+    pub fn file_auth(&self) -> Vec<String> {
+        self.inner.lock().unwrap().file_auth.clone()
     }
 
     /// A user that `users.info` knows.
@@ -425,5 +444,25 @@ async fn serve_sockets(listener: tokio::net::TcpListener, inner: Arc<Mutex<Inner
                 }
             }
         });
+    }
+}
+
+/// A shared file's bytes; Slack wants the bot token for `url_private`.
+async fn file(
+    axum::extract::State(inner): axum::extract::State<Arc<Mutex<Inner>>>,
+    axum::extract::Path(name): axum::extract::Path<String>,
+    headers: axum::http::HeaderMap,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let mut inner = inner.lock().unwrap();
+    let auth = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    inner.file_auth.push(auth);
+    match inner.files.get(&name) {
+        Some(bytes) => bytes.clone().into_response(),
+        None => axum::http::StatusCode::NOT_FOUND.into_response(),
     }
 }

@@ -77,11 +77,13 @@ async fn replica_with(
     extra_toml: &str,
     slack_toml: &str,
 ) -> (Harness, String) {
-    let harness = Harness::start(
-        &format!("{}\n{extra_toml}", support::one_provider(&provider.url)),
-        &[],
-    )
-    .await;
+    let toml = format!("{}\n{extra_toml}", support::one_provider(&provider.url));
+    replica_toml(api, &toml, slack_toml).await
+}
+
+/// One process on a whole gateway configuration, with `[slack]` keys.
+async fn replica_toml(api: &FakeSlack, toml: &str, slack_toml: &str) -> (Harness, String) {
+    let harness = Harness::start(toml, &[]).await;
     let config: SlackConfig = toml::from_str(&format!(
         "bot_token_env = \"SLACK_BOT_TOKEN\"\nsigning_secret_env = \"SLACK_SIGNING_SECRET\"\n\
          api_base = \"{}\"\nupdates_per_minute = 6000\ncommand_inline_ms = 1500\n{slack_toml}",
@@ -1138,28 +1140,76 @@ async fn a_rate_limited_user_is_told_in_the_thread_and_a_failed_model_is_reporte
     );
 }
 
+/// A message with an image and a PDF: for a text-only alias the answer
+/// says neither was read; for an alias with `vision = true` the image,
+/// fetched with the bot token, goes to the model and only the PDF is
+/// named as unread.
 #[tokio::test]
-async fn an_answer_to_a_message_with_files_says_they_were_not_read() {
-    let w = world("").await;
-    let mut mention = app_mention("Ev0FILES", "<@U0LAN0Z89> what is in this?");
-    mention["event"]["files"] = json!([{
-        "id": "F0S43PZDF", "name": "diagram.png", "title": "diagram.png",
-        "mimetype": "image/png", "filetype": "png", "size": 20480,
-        "url_private": "https://files.slack.com/files-pri/T1-F0S43PZDF/diagram.png"
-    }]);
-    w.event(&mention).await;
-    let calls = w
-        .api
-        .wait_for("the answer", |c| final_message(c).is_some())
-        .await;
-    let text = final_message(&calls).unwrap().args["blocks"][0]["text"]["text"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    assert_eq!(
-        text,
-        "Hello from the stand-in.\n\n_(the attached file was not read: answering from the text only)_"
-    );
+async fn attached_images_reach_vision_models_and_other_files_are_named_unread() {
+    for vision in [false, true] {
+        let provider = StandIn::start().await;
+        let api = FakeSlack::start().await;
+        let mut toml = support::one_provider(&provider.url);
+        if vision {
+            toml = toml.replace(
+                "targets = [\"primary/gpt-test\"]",
+                "targets = [\"primary/gpt-test\"]\nvision = true",
+            );
+        }
+        let (harness, url) = replica_toml(&api, &toml, "").await;
+        let w = World {
+            harness,
+            provider,
+            api,
+            url,
+            client: reqwest::Client::new(),
+        };
+        let png = w.api.file("diagram.png", b"stand-in png bytes");
+        let pdf = w.api.file("notes.pdf", b"%PDF-1.7");
+        let mut mention = app_mention("Ev0FILES", "<@U0LAN0Z89> what is in this?");
+        mention["event"]["files"] = json!([
+            { "id": "F0S43PZDF", "name": "diagram.png", "title": "diagram.png",
+              "mimetype": "image/png", "filetype": "png", "size": 18, "url_private": png },
+            { "id": "F0S43PZDG", "name": "notes.pdf", "title": "notes.pdf",
+              "mimetype": "application/pdf", "filetype": "pdf", "size": 8, "url_private": pdf }
+        ]);
+        w.event(&mention).await;
+        let calls = w
+            .api
+            .wait_for("the answer", |c| final_message(c).is_some())
+            .await;
+        let text = final_message(&calls).unwrap().args["blocks"][0]["text"]["text"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let question = w.provider.received()[0].body["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .rev()
+            .find(|m| m["role"] == "user")
+            .unwrap()
+            .clone();
+        if vision {
+            assert_eq!(
+                text,
+                "Hello from the stand-in.\n\n_(the attached file was not read: answering from the text only)_",
+                "only the PDF went unread"
+            );
+            let expected =
+                gateway::Image::from_bytes("image/png", "diagram.png", b"stand-in png bytes")
+                    .unwrap()
+                    .data_url();
+            assert_eq!(question["content"][1]["image_url"]["url"], json!(expected));
+            assert_eq!(w.api.file_auth(), vec![format!("Bearer {TOKEN}")]);
+        } else {
+            assert_eq!(
+                text,
+                "Hello from the stand-in.\n\n_(the 2 attached files were not read: answering from the text only)_"
+            );
+            assert!(question["content"].is_string(), "{question}");
+        }
+    }
 }
 
 #[tokio::test]
