@@ -46,6 +46,20 @@ impl RedisServer {
             child: None,
         };
         server.restart();
+        // Tests run in parallel: if another test's server took the port
+        // first, ours exited and the port answers for the other one. Take
+        // another port rather than share (and kill) a stranger's server.
+        for _ in 0..5 {
+            let exited = server
+                .child
+                .as_mut()
+                .is_none_or(|c| !matches!(c.try_wait(), Ok(None)));
+            if !exited {
+                break;
+            }
+            server.port = free_port();
+            server.restart();
+        }
         server
     }
 
