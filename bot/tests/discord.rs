@@ -943,14 +943,7 @@ async fn an_attached_image_reaches_a_vision_model() {
                 .any(|m| m["components"] != json!([]))
         })
         .await;
-    let question = provider.received()[0].body["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .rev()
-        .find(|m| m["role"] == "user")
-        .unwrap()
-        .clone();
+    let question = provider.received()[0].question();
     let parts = question["content"]
         .as_array()
         .expect("text and image parts");

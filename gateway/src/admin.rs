@@ -148,6 +148,34 @@ pub enum Command {
 }
 
 impl Command {
+    /// An edit of prompt `name` from version `base`, given as the TOML a
+    /// chat form or an attached file holds; `message` falls back to
+    /// `default_message` when blank. The TOML must keep the prompt's name.
+    pub fn edit_from_toml(
+        name: &str,
+        base: i64,
+        toml: &str,
+        message: Option<&str>,
+        default_message: &str,
+    ) -> Result<Command, String> {
+        let prompt = Prompt::from_toml(name, toml).map_err(|e| e.to_string())?;
+        if prompt.name != name {
+            return Err(format!(
+                "the edit is for `{name}` but the TOML names `{}`; keep the name (new prompts are created from the command line)",
+                prompt.name
+            ));
+        }
+        Ok(Command::Edit {
+            prompt,
+            base,
+            message: message
+                .map(str::trim)
+                .filter(|m| !m.is_empty())
+                .unwrap_or(default_message)
+                .to_string(),
+        })
+    }
+
     /// The command's name, as audited.
     pub fn name(&self) -> &'static str {
         match self {

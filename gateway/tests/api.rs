@@ -804,15 +804,7 @@ async fn images_go_to_vision_aliases_and_are_named_unread_for_others() {
         let id = reply.inference_id.to_string();
         let unread = reply.images_unread.clone();
         finish(reply).await;
-        let body = provider.received().last().expect("asked").body.clone();
-        let question = body["messages"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .rev()
-            .find(|m| m["role"] == "user")
-            .unwrap()
-            .clone();
+        let question = provider.received().last().expect("asked").question();
         if vision {
             assert!(unread.is_empty());
             let parts = question["content"].as_array().expect("content parts");

@@ -7,7 +7,6 @@
 
 use gateway::admin::{Actor, Command, parse_command};
 use gateway::registry::Scope;
-use prompts::Prompt;
 use serde_json::{Value, json};
 
 use super::normalize::User;
@@ -230,29 +229,8 @@ pub fn attachment_url(
         .map(str::to_string)
 }
 
-/// A prompt's TOML (from a form or a file) as a [`Command::Edit`] of
-/// `name` from version `base`.
-pub fn edit_command(
-    name: &str,
-    base: i64,
-    toml: &str,
-    message: Option<String>,
-) -> Result<Command, String> {
-    let prompt = Prompt::from_toml(name, toml).map_err(|e| e.to_string())?;
-    if prompt.name != name {
-        return Err(format!(
-            "the edit is for `{name}` but the TOML names `{}`; keep the name, or create a new prompt from the command line",
-            prompt.name
-        ));
-    }
-    Ok(Command::Edit {
-        prompt,
-        base,
-        message: message
-            .filter(|m| !m.trim().is_empty())
-            .unwrap_or_else(|| "edited in Discord".to_string()),
-    })
-}
+/// The commit message of an edit made here without one.
+pub const EDITED_HERE: &str = "edited in Discord";
 
 /// A submitted edit form (`INTERACTION_CREATE` type 5) as a [`Command::Edit`].
 pub fn from_modal(data: &Value) -> Result<Command, String> {
@@ -278,7 +256,7 @@ pub fn from_modal(data: &Value) -> Result<Command, String> {
             .map(str::to_string)
     };
     let toml = field("toml").ok_or_else(|| "the form came back without the prompt".to_string())?;
-    edit_command(name, base, &toml, field("message"))
+    Command::edit_from_toml(name, base, &toml, field("message").as_deref(), EDITED_HERE)
 }
 
 /// The focused option of an autocomplete interaction: (option, typed text).

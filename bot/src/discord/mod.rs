@@ -608,7 +608,7 @@ impl Discord {
             .download(url, MAX_PROMPT_FILE)
             .await
             .map_err(|e| format!("cannot read the attached file: {e}"))?;
-        commands::edit_command(name, base, &text, None)
+        gateway::admin::Command::edit_from_toml(name, base, &text, None, commands::EDITED_HERE)
     }
 
     /// `/prompt edit NAME`: the form with the prompt's newest version.

@@ -6,7 +6,6 @@
 //! a saved version replaces the form with the diff.
 
 use gateway::admin::{AdminError, Command, Rights};
-use prompts::Prompt;
 use serde_json::{Value, json};
 
 use super::Slack;
@@ -74,29 +73,13 @@ pub(crate) async fn submit(slack: &Slack, payload: &Value) -> Value {
     };
     let values = &view["state"]["values"];
     let toml = values["toml"]["toml"]["value"].as_str().unwrap_or_default();
-    let message = values["message"]["message"]["value"]
-        .as_str()
-        .map(str::trim)
-        .filter(|m| !m.is_empty())
-        .unwrap_or("edited in Slack")
-        .to_string();
-    let prompt = match Prompt::from_toml(name, toml) {
-        Ok(p) => p,
-        Err(e) => return errors(&e.to_string()),
+    let message = values["message"]["message"]["value"].as_str();
+    let command = match Command::edit_from_toml(name, base, toml, message, "edited in Slack") {
+        Ok(c) => c,
+        Err(e) => return errors(&e),
     };
-    if prompt.name != name {
-        return errors(&format!(
-            "the form edits `{name}` but the TOML names `{}`; keep the name (new prompts are created from the command line)",
-            prompt.name
-        ));
-    }
     let user = payload["user"]["id"].as_str().unwrap_or_default();
     let actor = slack.actor(user).await;
-    let command = Command::Edit {
-        prompt,
-        base,
-        message,
-    };
     match slack.inner.admin.run(&actor, command).await {
         Ok(output) => {
             let mut blocks = vec![json!({

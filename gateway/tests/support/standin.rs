@@ -73,6 +73,17 @@ pub struct Received {
     pub at: Instant,
 }
 
+impl Received {
+    /// The last user message of a chat request (the question).
+    pub fn question(&self) -> Value {
+        self.body["messages"]
+            .as_array()
+            .and_then(|m| m.iter().rev().find(|m| m["role"] == "user"))
+            .cloned()
+            .unwrap_or(Value::Null)
+    }
+}
+
 #[derive(Clone)]
 struct Shared {
     script: Arc<Mutex<VecDeque<Reply>>>,

@@ -1182,14 +1182,7 @@ async fn attached_images_reach_vision_models_and_other_files_are_named_unread() 
             .as_str()
             .unwrap()
             .to_string();
-        let question = w.provider.received()[0].body["messages"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .rev()
-            .find(|m| m["role"] == "user")
-            .unwrap()
-            .clone();
+        let question = w.provider.received()[0].question();
         if vision {
             assert_eq!(
                 text,
