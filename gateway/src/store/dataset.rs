@@ -69,7 +69,7 @@ impl Store {
                       AND f.kind = 'thumbs' AND f.replaced_by IS NULL)";
         let mut sql = format!(
             "SELECT i.id, i.created_at, i.platform, i.channel, i.user_id, i.prompt_name, i.prompt_version, \
-             i.model, i.input_tokens, i.output_tokens, i.ttft_ms, i.cost_usd, {thumbs} \
+             i.model, i.input_tokens, i.output_tokens, i.ttft_ms, i.cost_usd, {thumbs}, i.messages \
              FROM inferences i WHERE i.status = 'ok' AND i.purpose = 'live'"
         );
         let mut text: Vec<String> = Vec::new();
@@ -121,18 +121,11 @@ impl Store {
         let mut out = Vec::with_capacity(rows.len());
         for r in rows {
             let id: String = r.try_get(0)?;
-            let messages = sqlx::query(
-                "SELECT direction, role, content FROM inference_messages WHERE inference_id = $1 ORDER BY position",
-            )
-            .bind(&id)
-            .fetch_all(&self.pool)
-            .await?;
             let mut input = Vec::new();
             let mut output = None;
-            for m in messages {
-                let direction: String = m.try_get(0)?;
-                let role: String = m.try_get(1)?;
-                let content: String = m.try_get(2)?;
+            for (direction, role, content) in
+                super::ingest::parse_messages(&id, &r.try_get::<String, _>(13)?)?
+            {
                 if direction == "output" {
                     output = Some(content);
                 } else {

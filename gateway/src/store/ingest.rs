@@ -1,19 +1,20 @@
-//! Bulk writes of the recorder's rows: inferences, their messages and
-//! feedback, thousands per transaction.
+//! Bulk writes of the recorder's rows: inferences (each with its
+//! conversation) and feedback, thousands per transaction.
 //!
-//! Each table takes a whole batch as one statement with one parameter: the
-//! rows as a JSON array, expanded by the database (`json_populate_recordset`
-//! on PostgreSQL, `json_each` on SQLite). Compared with multi-row `VALUES`
-//! lists this keeps the statement text fixed, so it is prepared once per
-//! connection, sends no per-value type information, and avoids SQLite's
-//! per-name parameter lookup, which is quadratic in the number of
-//! parameters. Inserts skip ids already stored, so a batch can be retried
-//! or replayed from the spool without duplicates.
+//! On PostgreSQL each table takes a whole batch as one statement with one
+//! parameter, the rows as a JSON array expanded by
+//! `json_populate_recordset`: the statement text is fixed, so it is
+//! prepared once per connection and sends no per-value type information.
+//! On SQLite rows go as multi-row `VALUES` lists of anonymous `?`
+//! parameters, which SQLite binds in linear time. An inference's messages
+//! are one JSON array in its own row (migration 0008): one tuple per
+//! inference, not one per message. Inserts skip ids already stored, so a
+//! batch can be retried or replayed from the spool without duplicates.
 
 use std::collections::HashMap;
 
-use serde::Serialize;
-use sqlx::AssertSqlSafe;
+use serde::{Deserialize, Serialize};
+use sqlx::{AssertSqlSafe, Row as _};
 use uuid::Uuid;
 
 use super::{Backend, FeedbackRecord, InferenceRecord, Store, StoreError};
@@ -52,10 +53,8 @@ const INFERENCE_COLUMNS: &[&str] = &[
     "prompt_label",
     "purpose",
     "private",
+    "messages",
 ];
-
-/// The columns of `inference_messages`.
-const MESSAGE_COLUMNS: &[&str] = &["inference_id", "position", "direction", "role", "content"];
 
 /// The columns of `feedback`.
 const FEEDBACK_COLUMNS: &[&str] = &[
@@ -105,16 +104,45 @@ struct InferenceJson<'a> {
     prompt_label: Option<&'a str>,
     purpose: &'static str,
     private: i64,
+    /// The conversation: a JSON array of [`Message`]s.
+    messages: String,
 }
 
-/// One `inference_messages` row.
+/// One message of an inference's conversation, as stored in
+/// `inferences.messages`: the input in order, then the answer.
 #[derive(Serialize)]
-struct MessageJson<'a> {
-    inference_id: &'a str,
-    position: i64,
+struct Message<'a> {
+    /// `input` or `output`.
     direction: &'static str,
+    /// The chat role.
     role: &'a str,
+    /// The text.
     content: &'a str,
+}
+
+/// A [`Message`] read back.
+#[derive(Deserialize)]
+struct StoredMessage {
+    direction: String,
+    role: String,
+    content: String,
+}
+
+/// Reads the messages stored with inference `id`: (direction, role, content).
+pub(super) fn parse_messages(
+    id: &str,
+    text: &str,
+) -> Result<Vec<(String, String, String)>, StoreError> {
+    serde_json::from_str::<Vec<StoredMessage>>(text)
+        .map(|list| {
+            list.into_iter()
+                .map(|m| (m.direction, m.role, m.content))
+                .collect()
+        })
+        .map_err(|e| StoreError::Messages {
+            id: id.to_string(),
+            reason: e.to_string(),
+        })
 }
 
 /// One `feedback` row.
@@ -165,23 +193,58 @@ fn insert_values_sql(table: &str, columns: &[&str], key: &str, rows: usize) -> S
     )
 }
 
-/// Marks a user's earlier current thumbs votes as replaced by the newest.
-fn replace_votes_sql(backend: Backend) -> String {
-    let latest = match backend {
+/// Marks users' earlier current thumbs votes as replaced by the newest
+/// ones (`latest`: a JSON array of [`LatestVote`]), within `conn`'s
+/// transaction.
+async fn replace_earlier_votes(
+    backend: Backend,
+    conn: &mut sqlx::AnyConnection,
+    latest: String,
+) -> Result<(), StoreError> {
+    match backend {
         Backend::Postgres => {
-            "json_to_recordset($1::json) AS v(inference_id TEXT, user_id TEXT, id TEXT)".to_string()
+            // One index probe per vote, whatever the statistics say: the
+            // votes drive the loop (a lateral subquery, kept apart from
+            // the join planner by `OFFSET 0`) and sequential scans are off.
+            // Left to statistics, which lag behind a young or fast-growing
+            // table, PostgreSQL joined the other way round: every stored
+            // vote against every new one, seconds per batch.
+            sqlx::query("SELECT set_config('enable_seqscan', 'off', true)")
+                .execute(&mut *conn)
+                .await?;
+            let earlier = sqlx::query(
+                "SELECT f.id, v.id FROM json_to_recordset($1::json) AS v(inference_id TEXT, user_id TEXT, id TEXT) \
+                 CROSS JOIN LATERAL (SELECT id FROM feedback WHERE inference_id = v.inference_id \
+                 AND user_id = v.user_id AND kind = 'thumbs' AND replaced_by IS NULL AND id <> v.id \
+                 OFFSET 0) AS f",
+            )
+            .bind(latest)
+            .fetch_all(&mut *conn)
+            .await?;
+            // Changed votes are rare: one keyed update each.
+            for row in earlier {
+                let (old, new): (String, String) = (row.try_get(0)?, row.try_get(1)?);
+                sqlx::query("UPDATE feedback SET replaced_by = $1 WHERE id = $2")
+                    .bind(new)
+                    .bind(old)
+                    .execute(&mut *conn)
+                    .await?;
+            }
         }
         Backend::Sqlite => {
-            "(SELECT value ->> 'inference_id' AS inference_id, value ->> 'user_id' AS user_id, \
-             value ->> 'id' AS id FROM json_each($1)) AS v"
-                .to_string()
+            sqlx::query(
+                "UPDATE feedback SET replaced_by = v.id FROM \
+                 (SELECT value ->> 'inference_id' AS inference_id, value ->> 'user_id' AS user_id, \
+                 value ->> 'id' AS id FROM json_each($1)) AS v \
+                 WHERE feedback.inference_id = v.inference_id AND feedback.user_id = v.user_id \
+                 AND feedback.kind = 'thumbs' AND feedback.replaced_by IS NULL AND feedback.id <> v.id",
+            )
+            .bind(latest)
+            .execute(&mut *conn)
+            .await?;
         }
-    };
-    format!(
-        "UPDATE feedback SET replaced_by = v.id FROM {latest} \
-         WHERE feedback.inference_id = v.inference_id AND feedback.user_id = v.user_id \
-         AND feedback.kind = 'thumbs' AND feedback.replaced_by IS NULL AND feedback.id <> v.id"
-    )
+    }
+    Ok(())
 }
 
 /// Binds one JSON value as the SQL value it stands for.
@@ -243,18 +306,27 @@ fn json<T: Serialize>(rows: &[T]) -> Result<String, StoreError> {
 }
 
 impl Store {
-    /// Writes inference rows and their messages in one transaction.
+    /// Writes inference rows, each with its messages, in one transaction.
     /// Rows already stored (same id) are skipped, so a batch can be retried.
     pub async fn insert_inferences(&self, rows: &[InferenceRecord]) -> Result<(), StoreError> {
         if rows.is_empty() {
             return Ok(());
         }
-        let ids: Vec<String> = rows.iter().map(|r| r.id.to_string()).collect();
         let mut inferences = Vec::with_capacity(rows.len());
-        let mut messages = Vec::with_capacity(rows.len() * 3);
-        for (r, id) in rows.iter().zip(&ids) {
+        for r in rows {
+            let input = r.input.iter().map(|m| Message {
+                direction: "input",
+                role: m.role.as_str(),
+                content: &m.content,
+            });
+            let output = r.output.iter().map(|o| Message {
+                direction: "output",
+                role: "assistant",
+                content: o,
+            });
+            let messages = json(&input.chain(output).collect::<Vec<_>>())?;
             inferences.push(InferenceJson {
-                id: id.clone(),
+                id: r.id.to_string(),
                 created_at: r.created_at_ms,
                 platform: &r.origin.platform,
                 workspace: r.origin.workspace.as_deref(),
@@ -286,21 +358,8 @@ impl Store {
                 prompt_label: r.prompt_label.as_deref(),
                 purpose: r.purpose.as_str(),
                 private: r.origin.private as i64,
+                messages,
             });
-            let input = r
-                .input
-                .iter()
-                .map(|m| ("input", m.role.as_str(), m.content.as_str()));
-            let output = r.output.iter().map(|o| ("output", "assistant", o.as_str()));
-            for (i, (direction, role, content)) in input.chain(output).enumerate() {
-                messages.push(MessageJson {
-                    inference_id: id,
-                    position: i as i64,
-                    direction,
-                    role,
-                    content,
-                });
-            }
         }
         let mut tx = self.pool.begin().await?;
         insert_rows(
@@ -310,15 +369,6 @@ impl Store {
             INFERENCE_COLUMNS,
             "id",
             &inferences,
-        )
-        .await?;
-        insert_rows(
-            self.backend,
-            &mut tx,
-            "inference_messages",
-            MESSAGE_COLUMNS,
-            "inference_id, position",
-            &messages,
         )
         .await?;
         tx.commit().await?;
@@ -372,19 +422,7 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         // Earlier batches' votes are replaced by this batch's last ones.
         if !last.is_empty() {
-            if self.backend == Backend::Postgres {
-                // Each vote is looked up in the index. Left to statistics
-                // (missing for a young table), PostgreSQL may instead scan
-                // the whole table once per vote: seconds per batch.
-                sqlx::query("SET LOCAL enable_seqscan = off")
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            let sql = replace_votes_sql(self.backend);
-            sqlx::query(AssertSqlSafe(sql))
-                .bind(latest)
-                .execute(&mut *tx)
-                .await?;
+            replace_earlier_votes(self.backend, &mut tx, latest).await?;
         }
         insert_rows(
             self.backend,

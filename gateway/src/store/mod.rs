@@ -70,6 +70,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "private_conversations",
         include_str!("../../../migrations/sqlite/0007_private_conversations.sql"),
     ),
+    (
+        8,
+        "inline_messages",
+        include_str!("../../../migrations/sqlite/0008_inline_messages.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -107,6 +112,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         "private_conversations",
         include_str!("../../../migrations/postgres/0007_private_conversations.sql"),
     ),
+    (
+        8,
+        "inline_messages",
+        include_str!("../../../migrations/postgres/0008_inline_messages.sql"),
+    ),
 ];
 
 /// Why the store failed.
@@ -131,6 +141,16 @@ pub enum StoreError {
     /// Rows could not be encoded for a bulk write.
     #[error("cannot encode rows for the database: {0}")]
     Encode(String),
+    /// A stored inference's messages are not the JSON this version writes.
+    #[error(
+        "the stored messages of inference `{id}` are not valid JSON ({reason}); the row was changed outside Switchboard: restore it from a backup or delete it"
+    )]
+    Messages {
+        /// The inference.
+        id: String,
+        /// What the parser said.
+        reason: String,
+    },
     /// The SQLite file's folder could not be created.
     #[error("cannot create the folder `{path}` for the SQLite file: {source}")]
     Folder {
@@ -485,12 +505,18 @@ impl Store {
 
     /// Applies pending migrations.
     pub async fn migrate(&self) -> Result<(), StoreError> {
+        self.migrate_through(i64::MAX).await
+    }
+
+    /// Applies the migrations up to and including `version`.
+    async fn migrate_through(&self, version: i64) -> Result<(), StoreError> {
         let list = match self.backend {
             Backend::Sqlite => SQLITE_MIGRATIONS,
             Backend::Postgres => POSTGRES_MIGRATIONS,
         };
         let migrations = list
             .iter()
+            .filter(|(v, _, _)| *v <= version)
             .map(|(version, description, sql)| {
                 Migration::new(
                     *version,
@@ -589,7 +615,7 @@ impl Store {
         let Some(row) = sqlx::query(
             "SELECT id, platform, prompt_name, prompt_version, alias, provider, model, input_tokens, \
              output_tokens, cost_usd, status, error, attempts, attempt_log, cache_hit, tokens_saved, cost_saved_usd, \
-             streamed, prompt_label, purpose FROM inferences WHERE id = $1",
+             streamed, prompt_label, purpose, messages FROM inferences WHERE id = $1",
         )
         .bind(id)
         .fetch_optional(&self.pool)
@@ -597,17 +623,10 @@ impl Store {
         else {
             return Ok(None);
         };
-        let messages = sqlx::query(
-            "SELECT direction, role, content FROM inference_messages WHERE inference_id = $1 ORDER BY position",
-        )
-        .bind(id)
-        .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(|m| Ok((m.try_get(0)?, m.try_get(1)?, m.try_get(2)?)))
-        .collect::<Result<Vec<_>, sqlx::Error>>()?;
+        let id: String = row.try_get(0)?;
+        let messages = ingest::parse_messages(&id, &row.try_get::<String, _>(20)?)?;
         Ok(Some(InferenceRow {
-            id: row.try_get(0)?,
+            id,
             platform: row.try_get(1)?,
             prompt_name: row.try_get(2)?,
             prompt_version: row.try_get(3)?,
@@ -713,7 +732,77 @@ impl Table {
 
 #[cfg(test)]
 mod tests {
-    use super::Utc;
+    use super::{Store, Utc};
+
+    /// Stores two conversations the way schema 7 did (a row per message,
+    /// inserted out of order), migrates, and reads them back.
+    async fn conversations_survive_inlining(url: &str) {
+        let store = Store::connect(url).await.unwrap();
+        store.migrate_through(7).await.unwrap();
+        for id in ["a", "b"] {
+            sqlx::query(
+                "INSERT INTO inferences (id, created_at, platform, alias, total_ms, provider_ms, \
+                 streamed, status, attempts, attempt_log, params) \
+                 VALUES ($1, 1, 'slack', 'default', 1.0, 1.0, 0, 'ok', 1, '[]', '{}')",
+            )
+            .bind(id)
+            .execute(&store.pool)
+            .await
+            .unwrap();
+        }
+        for (id, position, direction, role, content) in [
+            ("a", 2, "output", "assistant", "Paris, \"of course\"."),
+            ("a", 0, "input", "system", "Be brief."),
+            ("a", 1, "input", "user", "Capital of France?\nThanks"),
+            ("b", 0, "input", "user", "Hi"),
+        ] {
+            sqlx::query(
+                "INSERT INTO inference_messages (inference_id, position, direction, role, content) \
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(id)
+            .bind(position)
+            .bind(direction)
+            .bind(role)
+            .bind(content)
+            .execute(&store.pool)
+            .await
+            .unwrap();
+        }
+        store.migrate().await.unwrap();
+        let a = store.inference("a").await.unwrap().unwrap();
+        let triple = |d: &str, r: &str, c: &str| (d.to_string(), r.to_string(), c.to_string());
+        assert_eq!(
+            a.messages,
+            vec![
+                triple("input", "system", "Be brief."),
+                triple("input", "user", "Capital of France?\nThanks"),
+                triple("output", "assistant", "Paris, \"of course\"."),
+            ]
+        );
+        let b = store.inference("b").await.unwrap().unwrap();
+        assert_eq!(b.messages, vec![triple("input", "user", "Hi")]);
+        store.close().await;
+    }
+
+    #[tokio::test]
+    async fn migration_8_keeps_every_stored_conversation_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        conversations_survive_inlining(&format!("sqlite://{}/db.sqlite", dir.path().display()))
+            .await;
+        let admin = std::env::var("SWITCHBOARD_TEST_POSTGRES_URL").expect(
+            "SWITCHBOARD_TEST_POSTGRES_URL is not set: run the tests with ops/test.sh, which starts a throwaway PostgreSQL",
+        );
+        let name = format!("sb_{}", uuid::Uuid::now_v7().simple());
+        let server = Store::connect(&admin).await.unwrap();
+        server
+            .execute_admin(&format!("CREATE DATABASE {name}"))
+            .await
+            .unwrap();
+        server.close().await;
+        let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
+        conversations_survive_inlining(&format!("{base}/{name}")).await;
+    }
 
     #[test]
     fn utc_calendar_fields_match_known_dates() {

@@ -12,11 +12,12 @@
 //! first. Rows have fixed ids and inserts skip ids already stored, so a
 //! replay never duplicates anything.
 //!
-//! The click-to-acknowledgement time is one `fdatasync` of data into a
-//! file that already exists: a helper thread creates segment files ahead
-//! of use, reserves their space and makes their names durable, so the
-//! spooler's write changes no directory and allocates nothing. Unused
-//! space reads as NUL bytes, which end a segment's text.
+//! The click-to-acknowledgement time is one `fdatasync` of data written
+//! into a file that already exists: a helper thread makes segment files
+//! ahead of use, zero-filled to their full size, with durable names, so
+//! the spooler's write changes no directory, allocates nothing and leaves
+//! the file's size alone. Batches are appended to a segment until it is
+//! full; zeros after the text read as its end.
 //!
 //! Several processes may share a spool folder (the server and a CLI
 //! command on the same data folder). Each names its segments after its
@@ -48,9 +49,9 @@ const WRITE_BATCH: usize = 4096;
 const QUEUE: usize = 16_384;
 /// Segment files end with this.
 const SEGMENT: &str = "jsonl";
-/// Space reserved in each segment file made ahead of use; a larger batch
-/// simply grows the file.
-const RESERVE: u64 = 256 * 1024;
+/// The size of each segment file made ahead of use. Batches are appended
+/// until it is full; a batch that does not fit simply grows the file.
+const RESERVE: u64 = 1024 * 1024;
 /// Segment files kept ready.
 const READY: usize = 2;
 
@@ -69,13 +70,17 @@ enum Message {
 
 /// What the writer does, in order.
 enum Work {
-    /// A batch of rows: in a segment file (`path`), or only in memory (no
-    /// spool, or the spool failed). `rows` is `None` when they are to be
-    /// read from the file (a replay).
+    /// A batch of rows: `rows` in memory (already synced to the current
+    /// segment, or not durable when there is no spool or it failed), or,
+    /// for a segment left by an earlier run, `None`: read from `replay`,
+    /// which is removed once its rows are in the database.
     Batch {
-        path: Option<PathBuf>,
+        replay: Option<PathBuf>,
         rows: Option<Vec<Row>>,
     },
+    /// A segment the spooler has finished with: every batch in it comes
+    /// before this, so once those are written it can go.
+    Close(PathBuf),
     /// Locks of ended instances whose segments were just replayed: released
     /// and removed.
     Adopted(Vec<spool::Lock>),
@@ -114,7 +119,7 @@ impl Recorder {
             for segment in segments {
                 tracing::info!(segment = %segment.display(), "replaying rows spooled by an earlier run");
                 let _ = work_tx.send(Work::Batch {
-                    path: Some(segment),
+                    replay: Some(segment),
                     rows: None,
                 });
             }
@@ -198,26 +203,23 @@ async fn spool_rows(
         }
         if !rows.is_empty() {
             let batch = std::mem::take(&mut rows);
-            let item = match &mut spool {
-                Some(spool) => match spool.write(batch).await {
-                    Ok((path, batch)) => Work::Batch {
-                        path: Some(path),
-                        rows: Some(batch),
-                    },
-                    Err((e, batch)) => {
-                        tracing::error!(error = %e, "cannot write to the spool; keeping these rows in memory until the database takes them");
-                        Work::Batch {
-                            path: None,
-                            rows: Some(batch),
-                        }
+            let batch = match &mut spool {
+                Some(spool) => {
+                    let written = spool.write(batch).await;
+                    if let Some(closed) = written.closed {
+                        let _ = work.send(Work::Close(closed));
                     }
-                },
-                None => Work::Batch {
-                    path: None,
-                    rows: Some(batch),
-                },
+                    if let Err(e) = written.result {
+                        tracing::error!(error = %e, "cannot write to the spool; keeping these rows in memory until the database takes them");
+                    }
+                    written.rows
+                }
+                None => batch,
             };
-            let _ = work.send(item);
+            let _ = work.send(Work::Batch {
+                replay: None,
+                rows: Some(batch),
+            });
             for ack in acks.drain(..) {
                 let _ = ack.send(());
             }
@@ -225,6 +227,9 @@ async fn spool_rows(
         for done in flushes.drain(..) {
             let _ = work.send(Work::Flush(done));
         }
+    }
+    if let Some(closed) = spool.as_mut().and_then(spool::Spool::finish) {
+        let _ = work.send(Work::Close(closed));
     }
     spool
 }
@@ -251,7 +256,11 @@ async fn write(store: Store, mut work: mpsc::UnboundedReceiver<Work>) {
                     lock.remove();
                 }
             }
-            Work::Batch { path, rows: held } => {
+            Work::Close(path) => remove_segment(&path),
+            Work::Batch {
+                replay: path,
+                rows: held,
+            } => {
                 let mut next = Some((path, held));
                 let mut paths = Vec::new();
                 let mut rows = Vec::new();
@@ -274,7 +283,7 @@ async fn write(store: Store, mut work: mpsc::UnboundedReceiver<Work>) {
                         break;
                     }
                     match work.try_recv() {
-                        Ok(Work::Batch { path, rows }) => next = Some((path, rows)),
+                        Ok(Work::Batch { replay, rows }) => next = Some((replay, rows)),
                         Ok(other) => {
                             pending = Some(other);
                             break;
@@ -287,14 +296,19 @@ async fn write(store: Store, mut work: mpsc::UnboundedReceiver<Work>) {
                     .map_or("memory".to_string(), |p| p.display().to_string());
                 insert(&store, rows, &from).await;
                 for path in paths {
-                    if let Err(e) = fs::remove_file(&path)
-                        && e.kind() != std::io::ErrorKind::NotFound
-                    {
-                        tracing::warn!(segment = %path.display(), error = %e, "cannot remove a written spool segment; it will be replayed (harmlessly) at the next start");
-                    }
+                    remove_segment(&path);
                 }
             }
         }
+    }
+}
+
+/// Removes a segment whose rows are all in the database.
+fn remove_segment(path: &std::path::Path) {
+    if let Err(e) = fs::remove_file(path)
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        tracing::warn!(segment = %path.display(), error = %e, "cannot remove a written spool segment; it will be replayed (harmlessly) at the next start");
     }
 }
 

@@ -2,18 +2,30 @@
 //! second into SQLite (and PostgreSQL when `SWITCHBOARD_BENCH_POSTGRES_URL`
 //! names a server it may create a database on), and the latency from a
 //! feedback click to its acknowledgement (the row fsync'd in the spool).
-//! The baseline, in the same run, is the same load with no spool (rows
-//! acknowledged from memory, not crash-safe), so the ratio is the price of
-//! durability. Run it in release mode:
 //!
-//!     cargo run --release -p switchboard-ops --bin bench_ingest [ROWS]
+//! Two loads, each with the spool and then without it (the baseline: rows
+//! acknowledged from memory, not crash-safe; the ratio is the price of
+//! durability):
+//! - *saturated*: 64 clients each send an inference and click on it, again
+//!   as soon as the click is acknowledged: the most rows per second the
+//!   recorder takes, and the acknowledgement time when it is the
+//!   bottleneck;
+//! - *paced*: rows offered at a fixed rate (default 20,000 per second, half
+//!   of them clicks, each click its own task), as users would send them:
+//!   whether the recorder keeps up, and the acknowledgement time at that
+//!   rate.
+//!
+//! Run it in release mode:
+//!
+//!     cargo run --release -p switchboard-ops --bin bench_ingest [ROWS] [RATE]
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use gateway::store::{FeedbackRecord, InferenceRecord, Recorder, Status, Store, Table, now_ms};
 use gateway::{ChatMessage, Origin, Params, Role};
 use tokio::sync::Mutex;
+use tokio::time::MissedTickBehavior;
 use uuid::Uuid;
 
 /// Concurrent clients clicking.
@@ -26,6 +38,10 @@ async fn main() -> anyhow::Result<()> {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(40_000);
+    let rate: usize = std::env::args()
+        .nth(2)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(20_000);
     let dir = std::env::temp_dir().join(format!("switchboard-bench-ingest-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let mut targets = vec![(
@@ -42,79 +58,113 @@ async fn main() -> anyhow::Result<()> {
         let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
         targets.push(("PostgreSQL".to_string(), format!("{base}/{name}")));
     }
-    println!("{rows} rows (half inferences, half feedback), {CLIENTS} concurrent clients");
     println!(
-        "{:<12} {:<22} {:>10} {:>12} {:>12}",
-        "database", "recorder", "rows/s", "ack p50 ms", "ack p99 ms"
+        "{rows} rows per run (half inferences, half feedback); saturated: {CLIENTS} clients; paced: {rate} rows/s offered"
+    );
+    println!(
+        "{:<12} {:<10} {:<22} {:>10} {:>12} {:>12}",
+        "database", "load", "recorder", "rows/s", "ack p50 ms", "ack p99 ms"
     );
     for (name, url) in targets {
         let store = Store::connect(&url).await?;
         store.migrate().await?;
-        let mut results = Vec::new();
-        for (label, spool) in [
-            (
-                "spool (fsync, durable)",
-                Some(dir.join(format!("spool-{name}"))),
-            ),
-            ("memory (baseline)", None),
-        ] {
-            let r = run(&store, spool, rows).await?;
+        for load in [Load::Saturated, Load::Paced(rate)] {
+            let mut results = Vec::new();
+            for (label, spool) in [
+                (
+                    "spool (fsync, durable)",
+                    Some(dir.join(format!("spool-{name}"))),
+                ),
+                ("memory (baseline)", None),
+            ] {
+                let r = run(&store, spool, rows, load).await?;
+                println!(
+                    "{name:<12} {:<10} {label:<22} {:>10.0} {:>12.3} {:>12.3}",
+                    load.name(),
+                    r.0,
+                    r.1,
+                    r.2
+                );
+                results.push(r);
+            }
             println!(
-                "{name:<12} {label:<22} {:>10.0} {:>12.3} {:>12.3}",
-                r.0, r.1, r.2
+                "{name:<12} {:<10} ratio durable / baseline: rows/s {:.2}x, ack p99 {:.2}x",
+                load.name(),
+                results[0].0 / results[1].0,
+                results[0].2 / results[1].2
             );
-            results.push(r);
         }
-        println!(
-            "{name:<12} ratio durable / baseline: rows/s {:.2}x, ack p99 {:.2}x",
-            results[0].0 / results[1].0,
-            results[0].2 / results[1].2
-        );
         store.close().await;
     }
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }
 
-/// Sends `rows` rows from many clients; returns (rows/s until all are in
-/// the database, ack p50 ms, ack p99 ms).
+/// How rows are offered.
+#[derive(Clone, Copy)]
+enum Load {
+    /// [`CLIENTS`] clients, each sending its next pair once its click is
+    /// acknowledged.
+    Saturated,
+    /// This many rows per second, whatever the acknowledgements do.
+    Paced(usize),
+}
+
+impl Load {
+    fn name(self) -> &'static str {
+        match self {
+            Load::Saturated => "saturated",
+            Load::Paced(_) => "paced",
+        }
+    }
+}
+
+/// Sends `rows` rows; returns (rows/s until all are in the database, ack
+/// p50 ms, ack p99 ms).
 async fn run(
     store: &Store,
     spool: Option<std::path::PathBuf>,
     rows: usize,
+    load: Load,
 ) -> anyhow::Result<(f64, f64, f64)> {
     let before = store.count(Table::Feedback).await? + store.count(Table::Inferences).await?;
     let (recorder, task) = Recorder::start_with_spool(store.clone(), spool);
     let acks = Arc::new(Mutex::new(Vec::with_capacity(rows / 2)));
     let started = Instant::now();
-    let per_client = rows / 2 / CLIENTS;
     let mut clients = Vec::new();
-    for c in 0..CLIENTS {
-        let recorder = recorder.clone();
-        let acks = acks.clone();
-        clients.push(tokio::spawn(async move {
-            let mut mine = Vec::with_capacity(per_client);
-            for i in 0..per_client {
-                let inference = inference(c, i);
-                let id = inference.id;
-                recorder.inference(inference).await;
-                let click = Instant::now();
-                recorder
-                    .feedback(FeedbackRecord {
-                        id: Uuid::now_v7(),
-                        inference_id: id,
-                        created_at_ms: now_ms(),
-                        kind: "thumbs".into(),
-                        score: Some(1.0),
-                        comment: None,
-                        user_id: Some(format!("U{c}")),
-                        source: "button".into(),
-                    })
-                    .await;
-                mine.push(click.elapsed());
+    match load {
+        Load::Saturated => {
+            let per_client = rows / 2 / CLIENTS;
+            for c in 0..CLIENTS {
+                let recorder = recorder.clone();
+                let acks = acks.clone();
+                clients.push(tokio::spawn(async move {
+                    let mut mine = Vec::with_capacity(per_client);
+                    for i in 0..per_client {
+                        mine.push(pair(&recorder, c, i).await);
+                    }
+                    acks.lock().await.extend(mine);
+                }));
             }
-            acks.lock().await.extend(mine);
-        }));
+        }
+        Load::Paced(rate) => {
+            // One tick a millisecond, each offering its share of pairs; a
+            // late tick is caught up at once, so the offered rate holds.
+            let per_tick = (rate / 2 / 1000).max(1);
+            let mut ticks = tokio::time::interval(Duration::from_millis(1));
+            ticks.set_missed_tick_behavior(MissedTickBehavior::Burst);
+            for i in 0..rows / 2 / per_tick {
+                ticks.tick().await;
+                for c in 0..per_tick {
+                    let recorder = recorder.clone();
+                    let acks = acks.clone();
+                    clients.push(tokio::spawn(async move {
+                        let took = pair(&recorder, c, i).await;
+                        acks.lock().await.push(took);
+                    }));
+                }
+            }
+        }
     }
     for c in clients {
         c.await?;
@@ -131,6 +181,28 @@ async fn run(
     acks.sort();
     let q = |p: f64| acks[((acks.len() as f64 - 1.0) * p) as usize].as_secs_f64() * 1000.0;
     Ok((written / elapsed.as_secs_f64(), q(0.5), q(0.99)))
+}
+
+/// Records an inference and a click on it; returns the click's time to
+/// acknowledgement.
+async fn pair(recorder: &Recorder, client: usize, i: usize) -> Duration {
+    let inference = inference(client, i);
+    let id = inference.id;
+    recorder.inference(inference).await;
+    let click = Instant::now();
+    recorder
+        .feedback(FeedbackRecord {
+            id: Uuid::now_v7(),
+            inference_id: id,
+            created_at_ms: now_ms(),
+            kind: "thumbs".into(),
+            score: Some(1.0),
+            comment: None,
+            user_id: Some(format!("U{client}")),
+            source: "button".into(),
+        })
+        .await;
+    click.elapsed()
 }
 
 fn inference(client: usize, i: usize) -> InferenceRecord {

@@ -1,9 +1,16 @@
 //! The spool folder: segment files made ahead of use, the instance lock
 //! that tells a running process's segments from a crashed one's, and the
 //! reading of segments back.
+//!
+//! Batches are appended to the current segment until it holds
+//! [`RESERVE`] bytes, then the next one is taken. Segments are made ahead
+//! of use and filled with zeros (as PostgreSQL does with its WAL), so that
+//! syncing a batch flushes only data: no new file, no directory entry, no
+//! block allocation, no file size change.
 
 use std::fs;
 use std::io::Write;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -11,10 +18,27 @@ use tokio::sync::mpsc;
 
 use super::{READY, RESERVE, Row, SEGMENT};
 
-/// An empty segment file whose name is already durable.
+/// An empty (zero-filled) segment file whose name is already durable.
 struct Ready {
     file: fs::File,
     path: PathBuf,
+}
+
+/// The segment batches are appended to, and how many bytes it holds.
+struct Current {
+    ready: Ready,
+    len: u64,
+}
+
+/// What [`Spool::write`] did with a batch.
+pub(super) struct Written {
+    /// `Ok` once the rows are synced to disk; otherwise why not.
+    pub result: std::io::Result<()>,
+    /// The rows, to be put in the database either way.
+    pub rows: Vec<Row>,
+    /// A segment this write finished with: every batch in it was handed
+    /// out before, so it can go once those are in the database.
+    pub closed: Option<PathBuf>,
 }
 
 /// An exclusive lock on `INSTANCE.lock`, held while that instance's
@@ -40,6 +64,7 @@ pub(super) struct Spool {
     /// The thread making segments ahead of use.
     maker: Option<std::thread::JoinHandle<()>>,
     lock: Option<Lock>,
+    current: Option<Current>,
 }
 
 impl Spool {
@@ -67,6 +92,7 @@ impl Spool {
             ready,
             maker: Some(maker),
             lock: Some(Lock { _file: file, path }),
+            current: None,
         })
     }
 
@@ -124,40 +150,105 @@ impl Spool {
         (segments, locks)
     }
 
-    /// Writes `rows` to a segment made ahead of use and syncs its data;
-    /// returns the segment's path. On failure the rows come back.
-    pub(super) async fn write(
-        &mut self,
-        rows: Vec<Row>,
-    ) -> Result<(PathBuf, Vec<Row>), (std::io::Error, Vec<Row>)> {
-        let ready = self.ready.recv().await;
-        let (dir, instance) = (self.dir.clone(), self.instance.clone());
-        // File I/O and fsync off the async workers.
-        let written = tokio::task::spawn_blocking(move || {
-            let ready = match ready {
+    /// Appends `rows` to the current segment and syncs its data, taking
+    /// the next segment when the current one is full (or failed).
+    pub(super) async fn write(&mut self, rows: Vec<Row>) -> Written {
+        let mut closed = None;
+        let full = self.current.as_ref().is_none_or(|c| c.len >= RESERVE);
+        // A full segment is left for the next one made ahead; if none is
+        // ready yet (a burst outran the maker), the full one grows rather
+        // than keep the clicks waiting.
+        let next = match (&self.current, full) {
+            (_, false) => None,
+            (None, true) => Some(self.ready.recv().await),
+            (Some(_), true) => match self.ready.try_recv() {
+                Ok(ready) => Some(Some(ready)),
+                Err(mpsc::error::TryRecvError::Empty) => None,
+                Err(mpsc::error::TryRecvError::Disconnected) => Some(None),
+            },
+        };
+        if let Some(next) = next {
+            let ready = match next {
                 Some(Ok(ready)) => Ok(ready),
                 // The helper thread failed or stopped: make one here.
-                Some(Err(_)) | None => make(&dir, &instance, next_seq()),
-            };
-            let result = ready.and_then(|Ready { mut file, path }| {
-                let mut text = Vec::with_capacity(rows.len() * 512);
-                for row in &rows {
-                    serde_json::to_writer(&mut text, row).map_err(std::io::Error::other)?;
-                    text.push(b'\n');
+                Some(Err(_)) | None => {
+                    let (dir, instance) = (self.dir.clone(), self.instance.clone());
+                    tokio::task::spawn_blocking(move || make(&dir, &instance, next_seq()))
+                        .await
+                        .unwrap_or_else(|e| Err(std::io::Error::other(e)))
                 }
-                file.write_all(&text)?;
-                file.sync_data()?;
-                Ok(path)
-            });
-            (result, rows)
+            };
+            match ready {
+                Ok(ready) => {
+                    closed = self.finish();
+                    self.current = Some(Current { ready, len: 0 });
+                }
+                Err(e) if self.current.is_none() => {
+                    return Written {
+                        result: Err(e),
+                        rows,
+                        closed,
+                    };
+                }
+                // The full segment still takes this batch.
+                Err(_) => {}
+            }
+        }
+        let Some(current) = self.current.take() else {
+            return Written {
+                result: Err(std::io::Error::other("no spool segment")),
+                rows,
+                closed,
+            };
+        };
+        // Encoding, file I/O and fsync off the async workers.
+        let joined = tokio::task::spawn_blocking(move || {
+            let mut current = current;
+            let result = append(&mut current, &rows);
+            (result, rows, current)
         })
         .await;
-        match written {
-            Ok((Ok(path), rows)) => Ok((path, rows)),
-            Ok((Err(e), rows)) => Err((e, rows)),
-            Err(e) => Err((std::io::Error::other(e), Vec::new())),
+        match joined {
+            Ok((result, rows, current)) => {
+                match result {
+                    Ok(()) => self.current = Some(current),
+                    // A failed write may have left a partial line: the
+                    // segment is finished here (readers skip such lines).
+                    Err(_) => closed = closed.or(Some(current.ready.path)),
+                }
+                Written {
+                    result,
+                    rows,
+                    closed,
+                }
+            }
+            Err(e) => Written {
+                result: Err(std::io::Error::other(e)),
+                rows: Vec::new(),
+                closed,
+            },
         }
     }
+
+    /// Ends the current segment, if any, returning its path: no batch is
+    /// added to it after this.
+    pub(super) fn finish(&mut self) -> Option<PathBuf> {
+        self.current.take().map(|c| c.ready.path)
+    }
+}
+
+/// Writes `rows` as JSON lines at the end of `current`'s text and syncs
+/// the data.
+fn append(current: &mut Current, rows: &[Row]) -> std::io::Result<()> {
+    let mut text = Vec::with_capacity(rows.len() * 512);
+    for row in rows {
+        serde_json::to_writer(&mut text, row).map_err(std::io::Error::other)?;
+        text.push(b'\n');
+    }
+    current.ready.file.write_all_at(&text, current.len)?;
+    current.ready.file.sync_data()?;
+    current.len += text.len() as u64;
+    Ok(())
 }
 
 impl Drop for Spool {
@@ -205,38 +296,28 @@ fn make_ahead(dir: &Path, instance: &str, tx: mpsc::Sender<std::io::Result<Ready
     }
 }
 
-/// Creates segment `seq`, reserves its space and makes its name durable.
+/// Creates segment `seq`, fills its [`RESERVE`] bytes with zeros and
+/// makes it and its name durable.
 fn make(dir: &Path, instance: &str, seq: u64) -> std::io::Result<Ready> {
     let path = dir.join(format!("{instance}-{seq:012}.{SEGMENT}"));
-    let file = fs::OpenOptions::new()
+    let mut file = fs::OpenOptions::new()
         .read(true)
         .write(true)
         .create_new(true)
         .open(&path)?;
-    reserve(&file, RESERVE)?;
+    // Synced a piece at a time: one large flush would hold up the
+    // spooler's small ones queued behind it at the disk.
+    let zeros = vec![0u8; 64 * 1024];
+    let mut left = RESERVE;
+    while left > 0 {
+        let n = left.min(zeros.len() as u64) as usize;
+        file.write_all(&zeros[..n])?;
+        file.sync_data()?;
+        left -= n as u64;
+    }
     file.sync_all()?;
     sync_dir(dir)?;
     Ok(Ready { file, path })
-}
-
-/// Reserves `len` bytes so that writing them changes no allocation.
-#[cfg(target_os = "linux")]
-fn reserve(file: &fs::File, len: u64) -> std::io::Result<()> {
-    use std::os::fd::AsRawFd;
-    // SAFETY: the descriptor is open for as long as `file` lives.
-    let rc = unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, len as libc::off_t) };
-    match rc {
-        0 => Ok(()),
-        // A file system without the call: the segment grows as written.
-        libc::EOPNOTSUPP | libc::EINVAL => Ok(()),
-        e => Err(std::io::Error::from_raw_os_error(e)),
-    }
-}
-
-/// Elsewhere the segment grows as it is written.
-#[cfg(not(target_os = "linux"))]
-fn reserve(_file: &fs::File, _len: u64) -> std::io::Result<()> {
-    Ok(())
 }
 
 /// Makes the folder's entries durable.
