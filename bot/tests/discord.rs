@@ -752,7 +752,10 @@ async fn the_prompt_group_is_registered_for_managers_and_autocompletes_names_and
     assert_eq!(commands.len(), 1, "{commands:#?}");
     let prompt = &commands[0];
     assert_eq!(prompt["name"], "prompt");
-    assert_eq!(prompt["type"], 1, "a slash command");
+    assert!(
+        prompt.get("type").is_none_or(|t| t == 1),
+        "a slash command (type 1, the default): {prompt}"
+    );
     assert_eq!(
         prompt["default_member_permissions"], "32",
         "Manage Server (0x20)"

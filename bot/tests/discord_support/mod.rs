@@ -472,7 +472,8 @@ fn bot_message(id: &str, channel: &str, body: &Value) -> Value {
         "author": { "id": BOT, "username": "switchboard", "bot": true, "discriminator": "0", "avatar": null },
         "content": body.get("content").cloned().unwrap_or(json!("")),
         "components": body.get("components").cloned().unwrap_or(json!([])),
-        "message_reference": body.get("message_reference").cloned(),
+        "message_reference": body.get("message_reference").map(|r| json!({
+            "type": 0, "message_id": r["message_id"], "channel_id": channel, "guild_id": GUILD })),
         "flags": body.get("flags").cloned().unwrap_or(json!(0)),
         "mentions": [], "mention_roles": [], "mention_everyone": false,
         "attachments": [], "embeds": [], "tts": false, "pinned": false,
