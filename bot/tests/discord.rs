@@ -770,7 +770,9 @@ async fn the_prompt_group_is_registered_for_managers_and_autocompletes_names_and
             o["name"].as_str().unwrap()
         })
         .collect();
-    for sub in ["list", "show", "edit", "diff", "promote", "rollback", "test", "bind"] {
+    for sub in [
+        "list", "show", "edit", "diff", "promote", "rollback", "test", "bind",
+    ] {
         assert!(subs.contains(&sub), "{sub} missing from {subs:?}");
     }
     let option = |sub: &str, name: &str| -> Value {
@@ -830,7 +832,9 @@ async fn the_prompt_group_is_registered_for_managers_and_autocompletes_names_and
         )
         .await;
     discord
-        .until("the versions", |d| answer(d, "1900000000000000032").is_some())
+        .until("the versions", |d| {
+            answer(d, "1900000000000000032").is_some()
+        })
         .await;
     let versions = answer(&discord, "1900000000000000032").unwrap().body;
     let offered: Vec<&str> = versions["data"]["choices"]

@@ -173,7 +173,13 @@ impl DiscordConfig {
             key: key.to_string(),
             message,
         };
-        if raw.application_id.parse::<u64>().ok().filter(|id| *id != 0).is_none() {
+        if raw
+            .application_id
+            .parse::<u64>()
+            .ok()
+            .filter(|id| *id != 0)
+            .is_none()
+        {
             return Err(invalid(
                 "application_id",
                 format!(
@@ -283,7 +289,11 @@ mod tests {
             }
         );
         assert!(!format!("{c:?}").contains("secret-token"));
-        assert_eq!(c.api_origin(), None, "Discord itself needs no stand-in origin");
+        assert_eq!(
+            c.api_origin(),
+            None,
+            "Discord itself needs no stand-in origin"
+        );
         let c = parse(
             "application_id = \"123\"\napi_base = \"http://127.0.0.1:3000/api/v10/\"",
             Some("t"),

@@ -56,7 +56,9 @@ fn fatal(error: &GatewayError) -> Option<(u16, &'static str)> {
             4010,
             "the shard settings are wrong: check discord.shards (Discord asks for more shards when the bot is in many servers)",
         ),
-        GatewayError::InvalidGatewayIntents => (4013, "the intents are invalid: upgrade Switchboard"),
+        GatewayError::InvalidGatewayIntents => {
+            (4013, "the intents are invalid: upgrade Switchboard")
+        }
         GatewayError::DisallowedGatewayIntents => (
             4014,
             "an intent is not enabled: enable Message Content Intent in the developer portal (Bot → Privileged Gateway Intents), or set discord.message_content = false",

@@ -3,8 +3,8 @@
 //! and handed to the adapter's handlers, which read only that JSON (the
 //! same shapes the tests and the documentation use).
 
-use serenity::all::{FullEvent, Interaction};
 use serde_json::Value;
+use serenity::all::{FullEvent, Interaction};
 
 use super::rest::documented;
 use super::{Discord, HandleError};
@@ -43,7 +43,9 @@ pub async fn dispatch(discord: &Discord, event: &FullEvent) -> Result<(), Handle
         FullEvent::InteractionCreate {
             interaction: Interaction::Component(click),
         } => {
-            discord.on_button(&json("INTERACTION_CREATE", click)?).await?;
+            discord
+                .on_button(&json("INTERACTION_CREATE", click)?)
+                .await?;
         }
         FullEvent::InteractionCreate {
             interaction: Interaction::Modal(form),
@@ -119,12 +121,9 @@ mod tests {
     fn a_click_and_a_form_read_by_serenity_keep_what_the_handlers_read() {
         let id = uuid::Uuid::now_v7();
         let custom = feedback::custom_id(id, true);
-        let mut click = interaction(
-            3,
-            json!({ "custom_id": custom, "component_type": 2 }),
-            "0",
-        );
-        click["message"] = crate::discord::normalize::tests::guild_message("1700000000000000002", "answer", false);
+        let mut click = interaction(3, json!({ "custom_id": custom, "component_type": 2 }), "0");
+        click["message"] =
+            crate::discord::normalize::tests::guild_message("1700000000000000002", "answer", false);
         click["message"]["components"] = feedback::buttons(id);
         let model: serenity::all::ComponentInteraction =
             serde_json::from_value(click).expect("serenity reads the click");

@@ -458,8 +458,12 @@ impl Discord {
             }
             Err(slow) => {
                 // DEFERRED_CHANNEL_MESSAGE_WITH_SOURCE, ephemeral; the answer follows.
-                rest.interaction_callback(id, token, &json!({ "type": 5, "data": { "flags": 64 } }))
-                    .await?;
+                rest.interaction_callback(
+                    id,
+                    token,
+                    &json!({ "type": 5, "data": { "flags": 64 } }),
+                )
+                .await?;
                 let body = json!({ "content": commands::clip(&slow.text().await), "allowed_mentions": { "parse": [] } });
                 rest.edit_original(token, &body).await?;
             }

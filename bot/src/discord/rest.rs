@@ -31,7 +31,9 @@ pub const DOWNLOAD_TIMEOUT: Duration = Duration::from_secs(20);
 #[derive(Debug, thiserror::Error)]
 pub enum RestError {
     /// Discord could not be reached, or refused the call.
-    #[error("Discord API call {route} failed: {source} (check discord.api_base, the bot token and the network)")]
+    #[error(
+        "Discord API call {route} failed: {source} (check discord.api_base, the bot token and the network)"
+    )]
     Api {
         /// What was called.
         route: String,
@@ -185,11 +187,8 @@ impl Rest {
     pub async fn typing(&self, channel: &str) -> Result<(), RestError> {
         let route = format!("POST /channels/{channel}/typing");
         let channel = ChannelId::new(snowflake(&route, channel)?);
-        self.call(
-            route,
-            |h| async move { h.broadcast_typing(channel).await },
-        )
-        .await
+        self.call(route, |h| async move { h.broadcast_typing(channel).await })
+            .await
     }
 
     /// `GET /channels/{channel}/messages/{id}`.
@@ -355,14 +354,18 @@ mod tests {
 
     #[test]
     fn ids_must_be_snowflakes() {
-        assert_eq!(snowflake("r", "1200000000000000001").ok(), Some(1200000000000000001));
+        assert_eq!(
+            snowflake("r", "1200000000000000001").ok(),
+            Some(1200000000000000001)
+        );
         assert!(snowflake("r", "general").is_err());
         assert!(snowflake("r", "0").is_err());
     }
 
     #[test]
     fn a_message_read_by_serenity_keeps_its_documented_shape() {
-        let json = crate::discord::normalize::tests::guild_message("1700000000000000001", "hi", true);
+        let json =
+            crate::discord::normalize::tests::guild_message("1700000000000000001", "hi", true);
         let model: serenity::model::channel::Message =
             serde_json::from_value(json).expect("serenity reads the documented message");
         let m: Message = documented("test", &model).expect("and writes it back");

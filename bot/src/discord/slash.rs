@@ -58,8 +58,17 @@ async fn on_error(error: poise::FrameworkError<'_, Discord, HandleError>) {
     interaction_context = "Guild",
     subcommand_required,
     subcommands(
-        "list", "show", "edit", "diff", "promote", "rollback", "try_version", "bind", "unbind",
-        "split", "history"
+        "list",
+        "show",
+        "edit",
+        "diff",
+        "promote",
+        "rollback",
+        "try_version",
+        "bind",
+        "unbind",
+        "split",
+        "history"
     )
 )]
 pub async fn prompt(_ctx: Context<'_>) -> Result<(), HandleError> {
@@ -67,13 +76,13 @@ pub async fn prompt(_ctx: Context<'_>) -> Result<(), HandleError> {
 }
 
 /// Every prompt, its newest version and labels
-#[poise::command(slash_command)]
+#[poise::command(slash_command, ephemeral)]
 async fn list(ctx: Context<'_>) -> Result<(), HandleError> {
     run(ctx, "list", &[]).await
 }
 
 /// One version in full
-#[poise::command(slash_command)]
+#[poise::command(slash_command, ephemeral)]
 async fn show(
     ctx: Context<'_>,
     #[description = "The prompt"]
@@ -87,14 +96,15 @@ async fn show(
 }
 
 /// Edit a prompt in a form, or from an attached .toml file; saves a new version
-#[poise::command(slash_command)]
+#[poise::command(slash_command, ephemeral)]
 async fn edit(
     ctx: Context<'_>,
     #[description = "The prompt"]
     #[autocomplete = "names"]
     name: String,
-    #[description = "The prompt as TOML, for prompts longer than a form holds"]
-    file: Option<serenity::Attachment>,
+    #[description = "The prompt as TOML, for prompts longer than a form holds"] file: Option<
+        serenity::Attachment,
+    >,
 ) -> Result<(), HandleError> {
     let Some((actor, _)) = caller(ctx)? else {
         return Ok(());
@@ -123,7 +133,7 @@ async fn edit(
 }
 
 /// Differences between two versions
-#[poise::command(slash_command)]
+#[poise::command(slash_command, ephemeral)]
 async fn diff(
     ctx: Context<'_>,
     #[description = "The prompt"]
@@ -145,7 +155,7 @@ async fn diff(
 }
 
 /// Point a label at a version
-#[poise::command(slash_command)]
+#[poise::command(slash_command, ephemeral)]
 async fn promote(
     ctx: Context<'_>,
     #[description = "The prompt"]
@@ -159,13 +169,17 @@ async fn promote(
     run(
         ctx,
         "promote",
-        &[("name", Some(name)), ("version", Some(version)), ("label", label)],
+        &[
+            ("name", Some(name)),
+            ("version", Some(version)),
+            ("label", label),
+        ],
     )
     .await
 }
 
 /// Move a label back
-#[poise::command(slash_command)]
+#[poise::command(slash_command, ephemeral)]
 async fn rollback(
     ctx: Context<'_>,
     #[description = "The prompt"]
@@ -185,7 +199,7 @@ async fn rollback(
 }
 
 /// Answer a sample question with a version, recorded as a test
-#[poise::command(slash_command, rename = "test")]
+#[poise::command(slash_command, ephemeral, rename = "test")]
 async fn try_version(
     ctx: Context<'_>,
     #[description = "The prompt"]
@@ -209,7 +223,7 @@ async fn try_version(
 }
 
 /// Bind a channel or server to a prompt
-#[poise::command(slash_command)]
+#[poise::command(slash_command, ephemeral)]
 async fn bind(
     ctx: Context<'_>,
     #[description = "here, or a scope key"] scope: String,
@@ -221,13 +235,17 @@ async fn bind(
     run(
         ctx,
         "bind",
-        &[("scope", Some(scope)), ("name", Some(name)), ("label", label)],
+        &[
+            ("scope", Some(scope)),
+            ("name", Some(name)),
+            ("label", label),
+        ],
     )
     .await
 }
 
 /// Remove a binding
-#[poise::command(slash_command)]
+#[poise::command(slash_command, ephemeral)]
 async fn unbind(
     ctx: Context<'_>,
     #[description = "here, or a scope key"] scope: String,
@@ -236,7 +254,7 @@ async fn unbind(
 }
 
 /// Split a label's traffic over versions
-#[poise::command(slash_command)]
+#[poise::command(slash_command, ephemeral)]
 async fn split(
     ctx: Context<'_>,
     #[description = "The prompt"]
@@ -258,7 +276,7 @@ async fn split(
 }
 
 /// The audit log
-#[poise::command(slash_command)]
+#[poise::command(slash_command, ephemeral)]
 async fn history(
     ctx: Context<'_>,
     #[description = "The prompt (all when not given)"]

@@ -460,7 +460,13 @@ async fn followup(
     Path((app, token)): Path<(String, String)>,
     Json(body): Json<Value>,
 ) -> Json<Value> {
-    record(&s, "POST", format!("/webhooks/{app}/{token}"), body.clone(), 200);
+    record(
+        &s,
+        "POST",
+        format!("/webhooks/{app}/{token}"),
+        body.clone(),
+        200,
+    );
     Json(bot_message("1910000000000000002", CHANNEL, &body))
 }
 
