@@ -850,6 +850,68 @@ async fn the_prompt_group_is_registered_for_managers_and_autocompletes_names_and
     serve.stop().await;
 }
 
+/// `/prompt edit NAME` opens a form holding the prompt's newest version;
+/// submitting it saves the next version, answered only to the editor.
+#[tokio::test]
+async fn the_edit_form_opens_with_the_prompt_and_its_submission_saves_a_version() {
+    gateway::install_crypto();
+    let provider = StandIn::start().await;
+    let discord = Discord::start().await;
+    let serve = Serve::start(&discord, &provider.url, "").await;
+    let answer = |d: &Discord, id: &str| {
+        d.calls()
+            .into_iter()
+            .find(|c| c.path.starts_with(&format!("/interactions/{id}/")))
+    };
+    let open = json!({ "id": "1", "name": "prompt", "type": 1, "options": [{ "type": 1, "name": "edit",
+        "options": [{ "type": 3, "name": "name", "value": "assistant" }] }] });
+    discord
+        .dispatch(
+            "INTERACTION_CREATE",
+            interaction("1900000000000000041", 2, "32", open),
+        )
+        .await;
+    discord
+        .until("the form", |d| answer(d, "1900000000000000041").is_some())
+        .await;
+    let form = answer(&discord, "1900000000000000041").unwrap().body;
+    assert_eq!(form["type"], 9, "MODAL: {form}");
+    let custom_id = form["data"]["custom_id"].as_str().unwrap().to_string();
+    let toml = form["data"]["components"][0]["components"][0]["value"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(toml.contains("name = \"assistant\""), "{toml}");
+
+    let edited = toml.replace(
+        "Answer {{ user_name }} concisely",
+        "Answer {{ user_name }} briefly",
+    );
+    assert_ne!(edited, toml);
+    let submit = json!({ "custom_id": custom_id, "components": [
+        { "type": 1, "components": [{ "type": 4, "custom_id": "toml", "value": edited }] },
+        { "type": 1, "components": [{ "type": 4, "custom_id": "message", "value": "briefer" }] } ] });
+    discord
+        .dispatch(
+            "INTERACTION_CREATE",
+            interaction("1900000000000000042", 5, "32", submit),
+        )
+        .await;
+    discord
+        .until("the saved form", |d| {
+            answer(d, "1900000000000000042").is_some()
+        })
+        .await;
+    let saved = answer(&discord, "1900000000000000042").unwrap().body;
+    assert_eq!(saved["data"]["flags"], 64, "{saved}");
+    let store = serve.store().await;
+    let versions = store.prompt_versions("assistant").await.unwrap();
+    let newest = versions.iter().max_by_key(|v| v.version).unwrap();
+    assert_eq!(newest.version, 2, "{saved}");
+    assert!(newest.body.contains("briefly"), "{}", newest.body);
+    serve.stop().await;
+}
+
 #[tokio::test]
 async fn an_event_delivered_to_two_replicas_sharing_redis_is_answered_once() {
     gateway::install_crypto();
