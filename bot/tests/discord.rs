@@ -180,6 +180,13 @@ fn edit_from_file(id: &str, attachment: &str, url: &str, size: usize) -> Value {
     )
 }
 
+/// The bot token in an IDENTIFY or RESUME payload. Discord takes it with
+/// or without the `Bot ` prefix that the HTTP header uses.
+fn token_in(payload: &Value) -> &str {
+    let token = payload["d"]["token"].as_str().expect("a token");
+    token.strip_prefix("Bot ").unwrap_or(token)
+}
+
 fn inference_in(message: &Value) -> String {
     let id = message["components"][0]["components"][0]["custom_id"]
         .as_str()
@@ -202,7 +209,7 @@ async fn a_mention_gets_one_streamed_split_reply_with_buttons_and_feedback_is_re
     let discord = Discord::start().await;
     let serve = Serve::start(&discord, &provider, "").await;
     let identify = discord.identify().unwrap();
-    assert_eq!(identify["d"]["token"], TOKEN);
+    assert_eq!(token_in(&identify), TOKEN);
     let intents = identify["d"]["intents"].as_u64().unwrap();
     assert_eq!(
         intents & (1 << 15),
@@ -280,7 +287,7 @@ async fn a_mention_gets_one_streamed_split_reply_with_buttons_and_feedback_is_re
     assert_eq!(writes[1].status, 200, "retried after retry_after");
     assert!(
         writes[1].at - writes[0].at >= Duration::from_millis(390),
-        "retry_after honoured"
+        "the bot waited before trying again"
     );
     let edits_of_first = writes
         .iter()
@@ -624,7 +631,15 @@ async fn prompt_commands_answer_admins_ephemerally_and_refuse_others_changing_no
         .until("the deferred answer", |d| original(d).is_some())
         .await;
     let deferral = answer(&discord, "1900000000000000004").unwrap().body;
-    assert_eq!(deferral, json!({ "type": 5, "data": { "flags": 64 } }));
+    assert_eq!(
+        (&deferral["type"], &deferral["data"]["flags"]),
+        (&json!(5), &json!(64)),
+        "DEFERRED_CHANNEL_MESSAGE_WITH_SOURCE, ephemeral: {deferral}"
+    );
+    assert!(
+        deferral["data"].get("content").is_none(),
+        "no answer yet: {deferral}"
+    );
     let text = original(&discord).unwrap().body["content"]
         .as_str()
         .unwrap()
@@ -712,6 +727,191 @@ async fn prompt_commands_answer_admins_ephemerally_and_refuse_others_changing_no
     serve.stop().await;
 }
 
+/// The `/prompt` group is registered once the bot is connected, hidden
+/// from members without Manage Server and offered in servers only; while
+/// typing, Discord is offered prompt names, then the chosen prompt's
+/// labels and versions.
+#[tokio::test]
+async fn the_prompt_group_is_registered_for_managers_and_autocompletes_names_and_versions() {
+    gateway::install_crypto();
+    let provider = StandIn::start().await;
+    let discord = Discord::start().await;
+    let serve = Serve::start(&discord, &provider.url, "").await;
+    discord
+        .until("the /prompt commands", |d| {
+            d.calls().iter().any(|c| c.method == "PUT")
+        })
+        .await;
+    let put = discord
+        .calls()
+        .into_iter()
+        .find(|c| c.method == "PUT")
+        .unwrap();
+    assert_eq!(put.path, format!("/applications/{APP}/commands"));
+    let commands = put.body.as_array().expect("a list of commands");
+    assert_eq!(commands.len(), 1, "{commands:#?}");
+    let prompt = &commands[0];
+    assert_eq!(prompt["name"], "prompt");
+    assert!(
+        prompt.get("type").is_none_or(|t| t == 1),
+        "a slash command (type 1, the default): {prompt}"
+    );
+    assert_eq!(
+        prompt["default_member_permissions"], "32",
+        "Manage Server (0x20)"
+    );
+    assert_eq!(prompt["contexts"], json!([0]), "servers only");
+    let subs: Vec<&str> = prompt["options"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| {
+            assert_eq!(o["type"], 1, "a subcommand: {o}");
+            o["name"].as_str().unwrap()
+        })
+        .collect();
+    for sub in [
+        "list", "show", "edit", "diff", "promote", "rollback", "test", "bind",
+    ] {
+        assert!(subs.contains(&sub), "{sub} missing from {subs:?}");
+    }
+    let option = |sub: &str, name: &str| -> Value {
+        let sub = prompt["options"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["name"] == sub)
+            .unwrap();
+        sub["options"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["name"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("{sub} has no option {name}"))
+    };
+    assert_eq!(option("show", "name")["autocomplete"], true);
+    assert_eq!(option("show", "name")["required"], true);
+    assert_eq!(option("promote", "version")["autocomplete"], true);
+    assert_eq!(option("edit", "file")["type"], 11, "an attachment");
+
+    let answer = |d: &Discord, id: &str| {
+        d.calls()
+            .into_iter()
+            .find(|c| c.path.starts_with(&format!("/interactions/{id}/")))
+    };
+    // Names first (anyone who sees the command may be offered them)…
+    let typing_name = json!({ "id": "1", "name": "prompt", "type": 1, "options": [{ "type": 1, "name": "show",
+        "options": [{ "type": 3, "name": "name", "value": "", "focused": true }] }] });
+    discord
+        .dispatch(
+            "INTERACTION_CREATE",
+            interaction("1900000000000000031", 4, "0", typing_name),
+        )
+        .await;
+    discord
+        .until("the names", |d| answer(d, "1900000000000000031").is_some())
+        .await;
+    let names = answer(&discord, "1900000000000000031").unwrap().body;
+    assert_eq!(names["type"], 8, "APPLICATION_COMMAND_AUTOCOMPLETE_RESULT");
+    let offered: Vec<&str> = names["data"]["choices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["value"].as_str().unwrap())
+        .collect();
+    assert!(offered.contains(&"assistant"), "{names}");
+    // …then the chosen prompt's labels and versions.
+    let typing_version = json!({ "id": "1", "name": "prompt", "type": 1, "options": [{ "type": 1, "name": "promote",
+        "options": [{ "type": 3, "name": "name", "value": "assistant" },
+                    { "type": 3, "name": "version", "value": "", "focused": true }] }] });
+    discord
+        .dispatch(
+            "INTERACTION_CREATE",
+            interaction("1900000000000000032", 4, "32", typing_version),
+        )
+        .await;
+    discord
+        .until("the versions", |d| {
+            answer(d, "1900000000000000032").is_some()
+        })
+        .await;
+    let versions = answer(&discord, "1900000000000000032").unwrap().body;
+    let offered: Vec<&str> = versions["data"]["choices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["value"].as_str().unwrap())
+        .collect();
+    assert!(
+        offered.contains(&"production") && offered.contains(&"1"),
+        "{versions}"
+    );
+    serve.stop().await;
+}
+
+/// `/prompt edit NAME` opens a form holding the prompt's newest version;
+/// submitting it saves the next version, answered only to the editor.
+#[tokio::test]
+async fn the_edit_form_opens_with_the_prompt_and_its_submission_saves_a_version() {
+    gateway::install_crypto();
+    let provider = StandIn::start().await;
+    let discord = Discord::start().await;
+    let serve = Serve::start(&discord, &provider.url, "").await;
+    let answer = |d: &Discord, id: &str| {
+        d.calls()
+            .into_iter()
+            .find(|c| c.path.starts_with(&format!("/interactions/{id}/")))
+    };
+    let open = json!({ "id": "1", "name": "prompt", "type": 1, "options": [{ "type": 1, "name": "edit",
+        "options": [{ "type": 3, "name": "name", "value": "assistant" }] }] });
+    discord
+        .dispatch(
+            "INTERACTION_CREATE",
+            interaction("1900000000000000041", 2, "32", open),
+        )
+        .await;
+    discord
+        .until("the form", |d| answer(d, "1900000000000000041").is_some())
+        .await;
+    let form = answer(&discord, "1900000000000000041").unwrap().body;
+    assert_eq!(form["type"], 9, "MODAL: {form}");
+    let custom_id = form["data"]["custom_id"].as_str().unwrap().to_string();
+    let toml = form["data"]["components"][0]["components"][0]["value"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(toml.contains("name = \"assistant\""), "{toml}");
+
+    let edited = toml.replace(
+        "Answer {{ user_name }} concisely",
+        "Answer {{ user_name }} briefly",
+    );
+    assert_ne!(edited, toml);
+    let submit = json!({ "custom_id": custom_id, "components": [
+        { "type": 1, "components": [{ "type": 4, "custom_id": "toml", "value": edited }] },
+        { "type": 1, "components": [{ "type": 4, "custom_id": "message", "value": "briefer" }] } ] });
+    discord
+        .dispatch(
+            "INTERACTION_CREATE",
+            interaction("1900000000000000042", 5, "32", submit),
+        )
+        .await;
+    discord
+        .until("the saved form", |d| {
+            answer(d, "1900000000000000042").is_some()
+        })
+        .await;
+    let saved = answer(&discord, "1900000000000000042").unwrap().body;
+    assert_eq!(saved["data"]["flags"], 64, "{saved}");
+    let store = serve.store().await;
+    let versions = store.prompt_versions("assistant").await.unwrap();
+    let newest = versions.iter().max_by_key(|v| v.version).unwrap();
+    assert_eq!(newest.version, 2, "{saved}");
+    assert!(newest.body.contains("briefly"), "{}", newest.body);
+    serve.stop().await;
+}
+
 #[tokio::test]
 async fn an_event_delivered_to_two_replicas_sharing_redis_is_answered_once() {
     gateway::install_crypto();
@@ -771,7 +971,7 @@ async fn after_a_dropped_connection_the_bot_resumes_and_a_replayed_event_gets_no
     discord.until("a RESUME", |d| !d.resumes().is_empty()).await;
     let resume = &discord.resumes()[0];
     assert_eq!(resume["d"]["session_id"], "stand-in-session");
-    assert_eq!(resume["d"]["token"], TOKEN);
+    assert_eq!(token_in(resume), TOKEN);
     assert!(
         resume["d"]["seq"].as_u64().is_some_and(|s| s >= 2),
         "{resume}"

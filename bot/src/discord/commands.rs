@@ -1,9 +1,8 @@
-//! The `/prompt` command group: its registration payload, and
-//! `INTERACTION_CREATE` payloads (the command, its autocomplete, the edit
-//! form's submit) turned into the platform-neutral admin layer's
-//! [`Command`]s. Rights are checked by the admin layer on every call:
-//! Discord's `default_member_permissions` only hides the command, and
-//! server admins can change that in the client.
+//! `/prompt` interactions (the command's options, the edit form and its
+//! submission) as Discord documents them, turned into the platform-neutral
+//! admin layer's [`Command`]s and [`Actor`]s. Rights are checked by the
+//! admin layer on every call: Discord's `default_member_permissions` only
+//! hides the command, and server admins can change that in the client.
 
 use gateway::admin::{Actor, Command, parse_command};
 use gateway::registry::Scope;
@@ -17,57 +16,6 @@ const ADMINISTRATOR: u64 = 1 << 3;
 const MANAGE_GUILD: u64 = 1 << 5;
 /// The longest value a modal's text input may hold.
 pub const MODAL_MAX: usize = 4000;
-
-fn opt(name: &str, description: &str, kind: u8, required: bool, autocomplete: bool) -> Value {
-    let mut o =
-        json!({ "type": kind, "name": name, "description": description, "required": required });
-    if autocomplete {
-        o["autocomplete"] = json!(true);
-    }
-    o
-}
-
-fn sub(name: &str, description: &str, options: Vec<Value>) -> Value {
-    json!({ "type": 1, "name": name, "description": description, "options": options })
-}
-
-/// The `/prompt` command as registered with
-/// `PUT /applications/{id}/commands`. Hidden from members without Manage
-/// Server by default.
-pub fn definition() -> Value {
-    const STR: u8 = 3;
-    let name = || opt("name", "The prompt", STR, true, true);
-    let version = |req| opt("version", "A version number or label", STR, req, true);
-    let label = |req| {
-        opt(
-            "label",
-            "The label (production when not given)",
-            STR,
-            req,
-            false,
-        )
-    };
-    json!({
-        "name": "prompt",
-        "type": 1,
-        "description": "Manage the bot's prompts: versions, labels, bindings",
-        "default_member_permissions": MANAGE_GUILD.to_string(),
-        "contexts": [0],
-        "options": [
-            sub("list", "Every prompt, its newest version and labels", vec![]),
-            sub("show", "One version in full", vec![name(), version(false)]),
-            sub("edit", "Edit a prompt in a form, or from an attached .toml file; saves a new version", vec![name(), opt("file", "The prompt as TOML, for prompts longer than a form holds", 11, false, false)]),
-            sub("diff", "Differences between two versions", vec![name(), opt("from", "From version", STR, true, true), opt("to", "To version (latest when not given)", STR, false, true)]),
-            sub("promote", "Point a label at a version", vec![name(), version(true), label(false)]),
-            sub("rollback", "Move a label back", vec![name(), label(false), version(false)]),
-            sub("test", "Answer a sample question with a version, recorded as a test", vec![name(), opt("question", "The sample question", STR, true, false), version(false)]),
-            sub("bind", "Bind a channel or server to a prompt", vec![opt("scope", "here, or a scope key", STR, true, false), name(), label(false)]),
-            sub("unbind", "Remove a binding", vec![opt("scope", "here, or a scope key", STR, true, false)]),
-            sub("split", "Split a label's traffic over versions", vec![name(), opt("label", "The label", STR, true, false), opt("arms", "version:weight pairs, e.g. 2:90,3:10", STR, true, false)]),
-            sub("history", "The audit log", vec![opt("name", "The prompt (all when not given)", STR, false, true)]),
-        ]
-    })
-}
 
 /// Who runs an interaction, for the admin layer: the user id, the member's
 /// roles and whether Discord says they manage the server.
@@ -210,25 +158,6 @@ pub fn edit_modal(name: &str, base: i64, toml: &str) -> Option<Value> {
     }))
 }
 
-/// The download URL of the attachment option `option`, from the
-/// interaction's `resolved.attachments`.
-pub fn attachment_url(
-    interaction: &Value,
-    options: &[(String, String)],
-    option: &str,
-) -> Option<String> {
-    let id = options
-        .iter()
-        .find(|(n, _)| n == option)?
-        .1
-        .trim_matches('"')
-        .to_string();
-    interaction
-        .pointer(&format!("/data/resolved/attachments/{id}/url"))?
-        .as_str()
-        .map(str::to_string)
-}
-
 /// The commit message of an edit made here without one.
 pub const EDITED_HERE: &str = "edited in Discord";
 
@@ -257,27 +186,6 @@ pub fn from_modal(data: &Value) -> Result<Command, String> {
     };
     let toml = field("toml").ok_or_else(|| "the form came back without the prompt".to_string())?;
     Command::edit_from_toml(name, base, &toml, field("message").as_deref(), EDITED_HERE)
-}
-
-/// The focused option of an autocomplete interaction: (option, typed text).
-pub fn focused(data: &Value) -> Option<(String, String)> {
-    let sub = data.get("options")?.as_array()?.first()?;
-    sub.get("options")?
-        .as_array()?
-        .iter()
-        .find(|o| o.get("focused").and_then(Value::as_bool) == Some(true))
-        .map(|o| {
-            (
-                o.get("name")
-                    .and_then(Value::as_str)
-                    .unwrap_or("")
-                    .to_string(),
-                o.get("value")
-                    .and_then(Value::as_str)
-                    .unwrap_or("")
-                    .to_string(),
-            )
-        })
 }
 
 /// An interaction answer only the caller sees (flag 64, `EPHEMERAL`).
@@ -399,13 +307,5 @@ mod tests {
             "{renamed}"
         );
         assert!(from_modal(&json!({ "custom_id": "x" })).is_err());
-    }
-
-    #[test]
-    fn the_definition_asks_for_manage_server_and_autocompletes_names() {
-        let d = definition();
-        assert_eq!(d["default_member_permissions"], "32");
-        let show = &d["options"].as_array().expect("subcommands")[1];
-        assert_eq!(show["options"][0]["autocomplete"], true);
     }
 }

@@ -8,6 +8,11 @@ use serde::Deserialize;
 
 /// Discord's REST API, version 10.
 pub const DEFAULT_API_BASE: &str = "https://discord.com/api/v10";
+/// The path every API base ends in: the API version the bot speaks.
+const API_PATH: &str = "/api/v10";
+/// The origin the Discord client library sends requests to, unless told
+/// to send them elsewhere.
+const DISCORD_ORIGIN: &str = "https://discord.com";
 
 /// Why `[discord]` cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -131,6 +136,19 @@ impl std::fmt::Debug for DiscordConfig {
 }
 
 impl DiscordConfig {
+    /// The origin (scheme, host and port) that stands in for
+    /// `https://discord.com` when `api_base` points elsewhere (a proxy, a
+    /// test double); `None` for Discord itself.
+    pub fn api_origin(&self) -> Option<&str> {
+        let origin = self.api_base.strip_suffix(API_PATH)?;
+        (origin != DISCORD_ORIGIN).then_some(origin)
+    }
+
+    /// The application id as a number (checked when the settings were read).
+    pub fn application_id(&self) -> u64 {
+        self.application_id.parse().unwrap_or_default()
+    }
+
     /// Reads `[discord]`; `env` looks up the token's variable.
     pub fn parse(
         table: &toml::Table,
@@ -155,7 +173,12 @@ impl DiscordConfig {
             key: key.to_string(),
             message,
         };
-        if raw.application_id.is_empty() || !raw.application_id.bytes().all(|b| b.is_ascii_digit())
+        if raw
+            .application_id
+            .parse::<u64>()
+            .ok()
+            .filter(|id| *id != 0)
+            .is_none()
         {
             return Err(invalid(
                 "application_id",
@@ -175,6 +198,14 @@ impl DiscordConfig {
                 "api_base",
                 format!(
                     "`{api_base}` is not an http(s) URL; write for example `{DEFAULT_API_BASE}`"
+                ),
+            ));
+        }
+        if !api_base.ends_with(API_PATH) {
+            return Err(invalid(
+                "api_base",
+                format!(
+                    "`{api_base}` does not end in `{API_PATH}`, the API version the bot speaks; write for example `{DEFAULT_API_BASE}` or `http://proxy:3000{API_PATH}`"
                 ),
             ));
         }
@@ -258,6 +289,18 @@ mod tests {
             }
         );
         assert!(!format!("{c:?}").contains("secret-token"));
+        assert_eq!(
+            c.api_origin(),
+            None,
+            "Discord itself needs no stand-in origin"
+        );
+        let c = parse(
+            "application_id = \"123\"\napi_base = \"http://127.0.0.1:3000/api/v10/\"",
+            Some("t"),
+        )
+        .expect("valid");
+        assert_eq!(c.api_origin(), Some("http://127.0.0.1:3000"));
+        assert_eq!(c.application_id(), 123);
     }
 
     #[test]
@@ -274,6 +317,12 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().contains("discord.shards"), "{e}");
+        let e = parse(
+            "application_id = \"1\"\napi_base = \"http://127.0.0.1:9/api\"",
+            Some("t"),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("/api/v10"), "{e}");
         let e = parse("application_id = \"1\"", None).unwrap_err();
         assert!(e.to_string().contains("DISCORD_TOKEN"), "{e}");
     }

@@ -1,8 +1,10 @@
 //! The Discord adapter: turns gateway dispatches (messages, reactions,
-//! interactions) into pipeline requests and admin commands, and renders
-//! the answers back through Discord's REST API. The connection itself
-//! lives in [`shard`]; everything here works on the documented JSON, so
-//! that it is tested without Discord.
+//! button clicks, submitted forms) into pipeline requests and admin
+//! commands, and renders the answers back through Discord's REST API. The
+//! connection lives in [`connection`] (serenity), the `/prompt` commands in
+//! [`slash`] (poise); the handlers here work on Discord's documented JSON
+//! (serenity's models written back as JSON by [`events`]), so that they are
+//! tested without Discord.
 //!
 //! Data flow: `MESSAGE_CREATE` → [`normalize::trigger`] → dedupe (shared
 //! through Redis) → context (reply chain or thread) → [`gateway::Pipeline`]
@@ -10,20 +12,23 @@
 
 pub mod commands;
 pub mod config;
+pub mod connection;
+pub mod events;
 pub mod feedback;
 pub mod normalize;
 pub mod reply;
 pub mod rest;
-pub mod shard;
+pub mod slash;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use gateway::admin::Admin;
+use gateway::admin::{Actor, Admin, AdminError, Command, Output};
 use gateway::dedupe::DedupeError;
 use gateway::{Input, Pipeline, PipelineError, Request};
 use serde_json::{Value, json};
+use tokio::task::{JoinError, JoinHandle};
 
 pub use config::DiscordConfig;
 use normalize::{Message, Thread};
@@ -51,6 +56,9 @@ pub enum HandleError {
     /// The dedupe store could not be asked.
     #[error(transparent)]
     Dedupe(#[from] DedupeError),
+    /// A poise reply (a command's answer) could not be sent.
+    #[error("cannot answer the command: {0} (check discord.api_base and the network)")]
+    Reply(#[source] Box<serenity::Error>),
     /// The payload is not the documented shape.
     #[error("{event}: the payload is not the documented shape: {message}")]
     Payload {
@@ -89,18 +97,35 @@ pub fn start(
     };
     let settings = DiscordConfig::parse(table, |var| config.env.get(var).map(str::to_string))?;
     tracing::info!(api_base = %settings.api_base, shards = ?settings.shards, "starting the Discord adapter");
-    let discord = Discord::new(settings, app.pipeline.clone(), app.admin.clone());
+    let (pipeline, admin) = (app.pipeline.clone(), app.admin.clone());
     Ok(Some(tokio::spawn(async move {
-        if let Err(e) = shard::run(discord, stop).await {
+        if let Err(e) = connection::run(settings, pipeline, admin, stop).await {
             tracing::error!(error = %e, "the Discord adapter stopped");
         }
     })))
 }
 
+/// An admin command still running when Discord wants a first answer.
+pub struct Slow(JoinHandle<Result<Output, AdminError>>);
+
+impl Slow {
+    /// Waits for the command; its answer as text.
+    pub async fn text(self) -> String {
+        answer_text(self.0.await)
+    }
+}
+
+fn answer_text(r: Result<Result<Output, AdminError>, JoinError>) -> String {
+    match r {
+        Ok(Ok(out)) => out.to_text(),
+        Ok(Err(e)) => format!("⛔ {e}"),
+        Err(e) => format!("⚠️ the command failed: {e}"),
+    }
+}
+
 impl Discord {
-    /// An adapter over these gateway parts.
-    pub fn new(config: DiscordConfig, pipeline: Pipeline, admin: Admin) -> Discord {
-        let rest = Rest::new(&config.api_base, &config.token);
+    /// An adapter over these gateway parts, calling Discord through `rest`.
+    pub fn new(config: DiscordConfig, rest: Rest, pipeline: Pipeline, admin: Admin) -> Discord {
         Discord {
             inner: Arc::new(Inner {
                 throttle: Throttle::new(config.edit_interval),
@@ -112,11 +137,6 @@ impl Discord {
                 bot_id: Mutex::default(),
             }),
         }
-    }
-
-    /// The settings in force.
-    pub fn config(&self) -> &DiscordConfig {
-        &self.inner.config
     }
 
     /// The REST client.
@@ -133,11 +153,14 @@ impl Discord {
             .clone()
     }
 
-    fn set_bot_id(&self, id: &str) {
+    /// Remembers the bot's own user id (from `READY`).
+    pub fn set_bot_id(&self, id: &str) {
         *self.inner.bot_id.lock().unwrap_or_else(|p| p.into_inner()) = Some(id.to_string());
     }
 
-    fn remember_thread(&self, channel: &Value) {
+    /// Remembers a thread (`THREAD_CREATE`, `GUILD_CREATE`), so that the
+    /// bot knows the threads it started.
+    pub fn remember_thread(&self, channel: &Value) {
         if let Some(t) = normalize::thread_from_channel(channel) {
             self.inner
                 .threads
@@ -156,60 +179,8 @@ impl Discord {
             .cloned()
     }
 
-    /// Registers the `/prompt` command group (global commands).
-    pub async fn register_commands(&self) -> Result<(), RestError> {
-        let path = format!(
-            "/applications/{}/commands",
-            self.inner.config.application_id
-        );
-        let body = json!([commands::definition()]);
-        self.inner
-            .rest
-            .call(reqwest::Method::PUT, &path, Some(&body))
-            .await
-            .map(drop)
-    }
-
-    /// Handles one gateway dispatch (`t` and `d` of an op 0 payload).
-    pub async fn handle(&self, event: &str, data: Value) -> Result<(), HandleError> {
-        let payload = |e: serde_json::Error| HandleError::Payload {
-            event: event.to_string(),
-            message: e.to_string(),
-        };
-        match event {
-            "READY" => {
-                if let Some(id) = data.pointer("/user/id").and_then(Value::as_str) {
-                    self.set_bot_id(id);
-                }
-                Ok(())
-            }
-            "GUILD_CREATE" => {
-                for t in data
-                    .get("threads")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                {
-                    self.remember_thread(t);
-                }
-                Ok(())
-            }
-            "THREAD_CREATE" | "THREAD_UPDATE" => {
-                self.remember_thread(&data);
-                Ok(())
-            }
-            "MESSAGE_CREATE" => {
-                let msg: Message = serde_json::from_value(data).map_err(payload)?;
-                self.on_message(msg).await
-            }
-            "MESSAGE_REACTION_ADD" => self.on_reaction(&data, true).await,
-            "MESSAGE_REACTION_REMOVE" => self.on_reaction(&data, false).await,
-            "INTERACTION_CREATE" => self.on_interaction(&data).await,
-            _ => Ok(()),
-        }
-    }
-
-    async fn on_message(&self, msg: Message) -> Result<(), HandleError> {
+    /// A message posted where the bot can read it (`MESSAGE_CREATE`).
+    pub async fn on_message(&self, msg: Message) -> Result<(), HandleError> {
         let Some(bot_id) = self.bot_id() else {
             return Ok(());
         };
@@ -353,8 +324,8 @@ impl Discord {
     }
 
     /// A 👍 / 👎 reaction added to (or removed from) one of the bot's
-    /// answers.
-    async fn on_reaction(&self, data: &Value, added: bool) -> Result<(), HandleError> {
+    /// answers (`MESSAGE_REACTION_ADD` / `_REMOVE`).
+    pub async fn on_reaction(&self, data: &Value, added: bool) -> Result<(), HandleError> {
         let text = |k: &str| data.get(k).and_then(Value::as_str);
         let (Some(user), Some(channel), Some(message), Some(emoji)) = (
             text("user_id"),
@@ -381,16 +352,12 @@ impl Discord {
         // are found by the parts after them in the channel.
         let mut inference = feedback::inference_of(&msg.components);
         if inference.is_none() {
-            let after = self
+            let later = self
                 .inner
                 .rest
-                .call(
-                    reqwest::Method::GET,
-                    &format!("/channels/{channel}/messages?after={message}&limit=5"),
-                    None,
-                )
-                .await?;
-            let later: Vec<Message> = serde_json::from_value(after).unwrap_or_default();
+                .messages_after(channel, message, 5)
+                .await
+                .unwrap_or_default();
             inference = later
                 .iter()
                 .rev()
@@ -429,72 +396,103 @@ impl Discord {
         Ok(())
     }
 
-    async fn on_interaction(&self, data: &Value) -> Result<(), HandleError> {
+    /// A click on a feedback button (an `INTERACTION_CREATE` of type 3).
+    pub async fn on_button(&self, data: &Value) -> Result<(), HandleError> {
         let (Some(id), Some(token)) = (
             data.get("id").and_then(Value::as_str),
             data.get("token").and_then(Value::as_str),
         ) else {
             return Ok(());
         };
+        let custom = data
+            .pointer("/data/custom_id")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let user = data
+            .pointer("/member/user/id")
+            .or_else(|| data.pointer("/user/id"))
+            .and_then(Value::as_str);
+        let (Some((inference, up)), Some(user)) = (feedback::parse_custom_id(custom), user) else {
+            return Ok(());
+        };
+        self.inner
+            .pipeline
+            .recorder()
+            .feedback(feedback::record(inference, up, user, "button"))
+            .await;
+        let thanks = if up {
+            "Recorded 👍, thank you."
+        } else {
+            "Recorded 👎, thank you: it helps us improve the answers."
+        };
+        self.inner
+            .rest
+            .interaction_callback(id, token, &commands::ephemeral(4, thanks))
+            .await?;
+        Ok(())
+    }
+
+    /// The edit form submitted (an `INTERACTION_CREATE` of type 5): a new
+    /// version through the admin layer, which checks rights.
+    pub async fn on_modal(&self, data: &Value) -> Result<(), HandleError> {
+        let (Some(id), Some(token), Some(actor)) = (
+            data.get("id").and_then(Value::as_str),
+            data.get("token").and_then(Value::as_str),
+            commands::actor(data),
+        ) else {
+            return Ok(());
+        };
         let rest = &self.inner.rest;
-        let kind = data.get("type").and_then(Value::as_u64).unwrap_or(0);
-        let inner = data.get("data").cloned().unwrap_or(Value::Null);
-        match kind {
-            // MESSAGE_COMPONENT: a feedback button.
-            3 => {
-                let custom = inner.get("custom_id").and_then(Value::as_str).unwrap_or("");
-                let user = data
-                    .pointer("/member/user/id")
-                    .or_else(|| data.pointer("/user/id"))
-                    .and_then(Value::as_str);
-                let (Some((inference, up)), Some(user)) = (feedback::parse_custom_id(custom), user)
-                else {
-                    return Ok(());
-                };
-                self.inner
-                    .pipeline
-                    .recorder()
-                    .feedback(feedback::record(inference, up, user, "button"))
-                    .await;
-                let thanks = if up {
-                    "Recorded 👍, thank you."
-                } else {
-                    "Recorded 👎, thank you: it helps us improve the answers."
-                };
-                rest.interaction_callback(id, token, &commands::ephemeral(4, thanks))
+        let command = match commands::from_modal(data.get("data").unwrap_or(&Value::Null)) {
+            Ok(c) => c,
+            Err(message) => {
+                rest.interaction_callback(id, token, &commands::ephemeral(4, &message))
+                    .await?;
+                return Ok(());
+            }
+        };
+        match self.run_admin(actor, command).await {
+            Ok(text) => {
+                rest.interaction_callback(id, token, &commands::ephemeral(4, &text))
                     .await?;
             }
-            // APPLICATION_COMMAND_AUTOCOMPLETE.
-            4 => {
-                let choices = self.autocomplete(&inner).await;
+            Err(slow) => {
+                // DEFERRED_CHANNEL_MESSAGE_WITH_SOURCE, ephemeral; the answer follows.
                 rest.interaction_callback(
                     id,
                     token,
-                    &json!({ "type": 8, "data": { "choices": choices } }),
+                    &json!({ "type": 5, "data": { "flags": 64 } }),
                 )
                 .await?;
+                let body = json!({ "content": commands::clip(&slow.text().await), "allowed_mentions": { "parse": [] } });
+                rest.edit_original(token, &body).await?;
             }
-            // APPLICATION_COMMAND and MODAL_SUBMIT.
-            2 | 5 => self.on_command(data, id, token, kind, &inner).await?,
-            _ => {}
         }
         Ok(())
     }
 
-    async fn autocomplete(&self, data: &Value) -> Vec<Value> {
-        let Some((option, typed)) = commands::focused(data) else {
-            return Vec::new();
-        };
+    /// Runs an admin command for `actor` (the admin layer checks rights on
+    /// every call); `Err` with the running command when it takes longer
+    /// than Discord waits for a first answer, so that the caller defers.
+    pub async fn run_admin(&self, actor: Actor, command: Command) -> Result<String, Slow> {
+        let admin = self.inner.admin.clone();
+        let mut run = tokio::spawn(async move { admin.run(&actor, command).await });
+        match tokio::time::timeout(DEFER_AFTER, &mut run).await {
+            Ok(result) => Ok(answer_text(result)),
+            Err(_) => Err(Slow(run)),
+        }
+    }
+
+    /// Autocomplete choices: prompt names for `name`, otherwise the labels
+    /// and versions (newest first) of prompt `name`; those starting with
+    /// what was typed, at most 25 (Discord's limit).
+    pub async fn choices(&self, option: &str, name: &str, typed: &str) -> Vec<String> {
         let registry = self.inner.admin.registry();
         let mut values: Vec<String> = if option == "name" {
             registry.list().into_iter().map(|p| p.name).collect()
         } else {
-            let name = commands::subcommand(data)
-                .and_then(|(_, opts)| opts.into_iter().find(|(n, _)| n == "name"))
-                .map(|(_, v)| v)
-                .unwrap_or_default();
             let info = registry.list().into_iter().find(|p| p.name == name);
-            let mut v: Vec<String> = match registry.versions(&name).await {
+            let mut v: Vec<String> = match registry.versions(name).await {
                 Ok(rows) => rows.iter().rev().map(|r| r.version.to_string()).collect(),
                 Err(_) => Vec::new(),
             };
@@ -506,89 +504,11 @@ impl Discord {
         values.retain(|v| v.starts_with(typed.trim()));
         values.truncate(25);
         values
-            .into_iter()
-            .map(|v| json!({ "name": v, "value": v }))
-            .collect()
-    }
-
-    async fn on_command(
-        &self,
-        data: &Value,
-        id: &str,
-        token: &str,
-        kind: u64,
-        inner: &Value,
-    ) -> Result<(), HandleError> {
-        let rest = &self.inner.rest;
-        let Some(actor) = commands::actor(data) else {
-            return Ok(());
-        };
-        let command = if kind == 5 {
-            commands::from_modal(inner)
-        } else {
-            let Some((sub, options)) = commands::subcommand(inner) else {
-                return Ok(());
-            };
-            if sub == "edit" {
-                let name = options
-                    .iter()
-                    .find(|(n, _)| n == "name")
-                    .map(|(_, v)| v.clone())
-                    .unwrap_or_default();
-                match commands::attachment_url(data, &options, "file") {
-                    None => return self.open_editor(&actor, id, token, &name).await,
-                    Some(url) => self.edit_from_file(&name, &url).await,
-                }
-            } else {
-                commands::to_command(&sub, &options, commands::here(data).as_ref())
-            }
-        };
-        let command = match command {
-            Ok(c) => c,
-            Err(message) => {
-                rest.interaction_callback(id, token, &commands::ephemeral(4, &message))
-                    .await?;
-                return Ok(());
-            }
-        };
-        let admin = self.inner.admin.clone();
-        let mut run = tokio::spawn(async move { admin.run(&actor, command).await });
-        let text = |r: Result<
-            Result<gateway::admin::Output, gateway::admin::AdminError>,
-            tokio::task::JoinError,
-        >| match r {
-            Ok(Ok(out)) => out.to_text(),
-            Ok(Err(e)) => format!("⛔ {e}"),
-            Err(e) => format!("⚠️ the command failed: {e}"),
-        };
-        match tokio::time::timeout(DEFER_AFTER, &mut run).await {
-            Ok(result) => {
-                rest.interaction_callback(id, token, &commands::ephemeral(4, &text(result)))
-                    .await?;
-            }
-            Err(_) => {
-                // DEFERRED_CHANNEL_MESSAGE_WITH_SOURCE, ephemeral; the answer follows.
-                rest.interaction_callback(
-                    id,
-                    token,
-                    &json!({ "type": 5, "data": { "flags": 64 } }),
-                )
-                .await?;
-                let body = json!({ "content": commands::clip(&text(run.await)), "allowed_mentions": { "parse": [] } });
-                rest.edit_original(&self.inner.config.application_id, token, &body)
-                    .await?;
-            }
-        }
-        Ok(())
     }
 
     /// `/prompt edit NAME file:…`: the attached TOML as a new version of the
     /// prompt's newest one. The admin layer checks rights when it runs.
-    async fn edit_from_file(
-        &self,
-        name: &str,
-        url: &str,
-    ) -> Result<gateway::admin::Command, String> {
+    pub async fn edit_from_file(&self, name: &str, url: &str) -> Result<Command, String> {
         let versions = self
             .inner
             .admin
@@ -608,26 +528,18 @@ impl Discord {
             .download(url, MAX_PROMPT_FILE)
             .await
             .map_err(|e| format!("cannot read the attached file: {e}"))?;
-        gateway::admin::Command::edit_from_toml(name, base, &text, None, commands::EDITED_HERE)
+        Command::edit_from_toml(name, base, &text, None, commands::EDITED_HERE)
     }
 
-    /// `/prompt edit NAME`: the form with the prompt's newest version.
-    async fn open_editor(
-        &self,
-        actor: &gateway::admin::Actor,
-        id: &str,
-        token: &str,
-        name: &str,
-    ) -> Result<(), HandleError> {
-        let rest = &self.inner.rest;
+    /// `/prompt edit NAME`: the interaction answer that opens the form with
+    /// the prompt's newest version, or says why it cannot.
+    pub async fn editor(&self, actor: &Actor, name: &str) -> Value {
         if self.inner.admin.rights(actor) < gateway::admin::Rights::Editor {
             let msg = "⛔ you may not edit prompts; ask an admin to add you to [admin] editors";
-            rest.interaction_callback(id, token, &commands::ephemeral(4, msg))
-                .await?;
-            return Ok(());
+            return commands::ephemeral(4, msg);
         }
         let versions = self.inner.admin.registry().versions(name).await;
-        let answer = match versions
+        match versions
             .as_deref()
             .map(|v| v.iter().max_by_key(|v| v.version))
         {
@@ -644,8 +556,6 @@ impl Discord {
                 }),
             Ok(None) => commands::ephemeral(4, &format!("no prompt named `{name}`; /prompt list shows them")),
             Err(e) => commands::ephemeral(4, &format!("⚠️ {e}")),
-        };
-        rest.interaction_callback(id, token, &answer).await?;
-        Ok(())
+        }
     }
 }

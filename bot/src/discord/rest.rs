@@ -1,57 +1,71 @@
-//! A small client for the parts of Discord's REST API the bot uses. Every
-//! call goes to the configured base URL (proxies and tests set another) and
-//! honours 429 answers: it waits `retry_after` and tries again, so that an
-//! answer still arrives when Discord asks the bot to slow down.
+//! The Discord REST calls the adapter makes, through serenity's HTTP client,
+//! with the bodies and answers kept as Discord's documented JSON so that
+//! the rendering and normalizing code stays free of library types.
+//!
+//! Rate limits: against Discord itself serenity's rate limiter tracks the
+//! buckets and waits out 429 answers for their `retry_after`. serenity
+//! sends requests to another origin (`discord.api_base`: a proxy, a test
+//! double) only with its rate limiter off — such proxies do the limiting
+//! themselves — so there a 429 that still comes back is waited out here,
+//! [`RATE_LIMIT_WAIT`] and longer each time, before the call is repeated.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use reqwest::Method;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
+use serenity::http::{Http, HttpBuilder, HttpError, MessagePagination};
+use serenity::model::id::{ApplicationId, ChannelId, InteractionId, MessageId};
 
+use super::config::DiscordConfig;
 use super::normalize::Message;
 
 /// How many 429 answers one call waits out before giving up.
 const MAX_RATE_LIMITED: u32 = 5;
-/// The longest single wait a 429 may impose before the call gives up.
-const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+/// The first wait after a 429 that reaches the adapter (doubling after).
+pub const RATE_LIMIT_WAIT: Duration = Duration::from_secs(1);
+/// How long an attachment download may take.
+pub const DOWNLOAD_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Why a Discord API call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum RestError {
-    /// Discord could not be reached.
-    #[error("cannot reach Discord at {route}: {source} (check discord.api_base and the network)")]
-    Transport {
-        /// Method and path.
+    /// Discord could not be reached, or refused the call.
+    #[error(
+        "Discord API call {route} failed: {source} (check discord.api_base, the bot token and the network)"
+    )]
+    Api {
+        /// What was called.
         route: String,
-        /// The client error.
-        source: reqwest::Error,
-    },
-    /// Discord refused the call.
-    #[error("Discord answered {status} to {route}: {body}")]
-    Status {
-        /// Method and path.
-        route: String,
-        /// The HTTP status.
-        status: u16,
-        /// Discord's error body.
-        body: String,
+        /// serenity's error.
+        source: Box<serenity::Error>,
     },
     /// Discord kept answering 429.
-    #[error(
-        "Discord kept rate-limiting {route} (last retry_after {retry_after:.1} s); try again later"
-    )]
+    #[error("Discord kept rate-limiting {route}; try again later")]
     RateLimited {
-        /// Method and path.
+        /// What was called.
         route: String,
-        /// The last wait asked for, in seconds.
-        retry_after: f64,
+    },
+    /// An id is not a Discord snowflake.
+    #[error("{route}: `{id}` is not a Discord id")]
+    BadId {
+        /// What was called.
+        route: String,
+        /// The id given.
+        id: String,
     },
     /// The answer was not the JSON Discord documents.
     #[error("Discord's answer to {route} is not the documented JSON: {message}")]
     Decode {
-        /// Method and path.
+        /// What was called.
         route: String,
         /// The parse error.
+        message: String,
+    },
+    /// An attachment could not be downloaded.
+    #[error("cannot download the attachment: {message}")]
+    Download {
+        /// What went wrong.
         message: String,
     },
 }
@@ -59,106 +73,97 @@ pub enum RestError {
 /// The REST client. Cheap to clone. Its `Debug` never shows the token.
 #[derive(Clone)]
 pub struct Rest {
-    http: reqwest::Client,
-    base: String,
-    authorization: String,
+    http: Arc<Http>,
+    cdn: reqwest::Client,
+    /// Whether 429 answers reach the adapter (serenity's limiter is off).
+    retry_here: bool,
 }
 
 impl std::fmt::Debug for Rest {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Rest").field("base", &self.base).finish()
+        f.debug_struct("Rest")
+            .field("retry_here", &self.retry_here)
+            .finish()
     }
 }
 
 impl Rest {
-    /// A client for `base` (for example `https://discord.com/api/v10`).
-    pub fn new(base: &str, token: &str) -> Rest {
+    /// serenity's HTTP client for the configured API base, with the bot's
+    /// token; the gateway connection and the commands share it.
+    pub fn http_client(config: &DiscordConfig) -> Http {
+        let builder = HttpBuilder::new(&config.token)
+            .application_id(ApplicationId::new(config.application_id().max(1)));
+        match config.api_origin() {
+            // serenity's rate limiter always talks to discord.com; another
+            // origin takes its place only with the limiter off.
+            Some(origin) => builder.proxy(origin).ratelimiter_disabled(true).build(),
+            None => builder.build(),
+        }
+    }
+
+    /// The adapter's calls over `http` (made by [`Rest::http_client`]).
+    pub fn new(http: Arc<Http>, config: &DiscordConfig) -> Rest {
         Rest {
-            http: reqwest::Client::builder()
+            http,
+            cdn: reqwest::Client::builder()
                 .user_agent(concat!(
                     "DiscordBot (switchboard, ",
                     env!("CARGO_PKG_VERSION"),
                     ")"
                 ))
-                .timeout(Duration::from_secs(30))
                 .build()
                 .unwrap_or_default(),
-            base: base.trim_end_matches('/').to_string(),
-            authorization: format!("Bot {token}"),
+            retry_here: config.api_origin().is_some(),
         }
     }
 
-    /// Calls `method path` with an optional JSON body; 429s are waited out.
-    pub async fn call(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<&Value>,
-    ) -> Result<Value, RestError> {
-        let route = format!("{method} {path}");
+    /// serenity's client, shared with the gateway connection and commands.
+    pub fn http(&self) -> Arc<Http> {
+        Arc::clone(&self.http)
+    }
+
+    /// Runs `call`, waiting out 429 answers that reach the adapter.
+    async fn call<T, F, Fut>(&self, route: String, call: F) -> Result<T, RestError>
+    where
+        F: Fn(Arc<Http>) -> Fut,
+        Fut: std::future::Future<Output = serenity::Result<T>>,
+    {
+        let mut wait = RATE_LIMIT_WAIT;
         let mut limited = 0;
         loop {
-            let mut req = self
-                .http
-                .request(method.clone(), format!("{}{path}", self.base))
-                .header("authorization", &self.authorization);
-            if let Some(body) = body {
-                req = req.json(body);
-            }
-            let resp = req.send().await.map_err(|source| RestError::Transport {
-                route: route.clone(),
-                source,
-            })?;
-            let status = resp.status().as_u16();
-            let header_wait = resp
-                .headers()
-                .get("retry-after")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.parse::<f64>().ok());
-            let text = resp.text().await.map_err(|source| RestError::Transport {
-                route: route.clone(),
-                source,
-            })?;
-            if status == 429 {
-                let retry_after = retry_after(&text).or(header_wait).unwrap_or(1.0);
-                limited += 1;
-                if limited > MAX_RATE_LIMITED
-                    || Duration::from_secs_f64(retry_after.max(0.0)) > MAX_RETRY_AFTER
+            match call(self.http()).await {
+                Ok(v) => return Ok(v),
+                Err(serenity::Error::Http(HttpError::UnsuccessfulRequest(r)))
+                    if self.retry_here && r.status_code.as_u16() == 429 =>
                 {
-                    return Err(RestError::RateLimited { route, retry_after });
+                    limited += 1;
+                    if limited > MAX_RATE_LIMITED {
+                        return Err(RestError::RateLimited { route });
+                    }
+                    tracing::debug!(%route, ?wait, "Discord rate limit: waiting");
+                    tokio::time::sleep(wait).await;
+                    wait *= 2;
                 }
-                tracing::debug!(%route, retry_after, "Discord rate limit: waiting");
-                tokio::time::sleep(Duration::from_secs_f64(retry_after.max(0.0))).await;
-                continue;
+                Err(e) => {
+                    return Err(RestError::Api {
+                        route,
+                        source: Box::new(e),
+                    });
+                }
             }
-            if !(200..300).contains(&status) {
-                return Err(RestError::Status {
-                    route,
-                    status,
-                    body: text.chars().take(500).collect(),
-                });
-            }
-            if text.is_empty() {
-                return Ok(Value::Null);
-            }
-            return serde_json::from_str(&text).map_err(|e| RestError::Decode {
-                route,
-                message: e.to_string(),
-            });
         }
     }
 
     /// `POST /channels/{channel}/messages`: the new message's id.
     pub async fn create_message(&self, channel: &str, body: &Value) -> Result<String, RestError> {
-        let path = format!("/channels/{channel}/messages");
-        let v = self.call(Method::POST, &path, Some(body)).await?;
-        v.get("id")
-            .and_then(Value::as_str)
-            .map(str::to_string)
-            .ok_or_else(|| RestError::Decode {
-                route: format!("POST {path}"),
-                message: "no message id".to_string(),
+        let route = format!("POST /channels/{channel}/messages");
+        let channel = ChannelId::new(snowflake(&route, channel)?);
+        let m = self
+            .call(route, |h| async move {
+                h.send_message(channel, Vec::new(), body).await
             })
+            .await?;
+        Ok(m.id.to_string())
     }
 
     /// `PATCH /channels/{channel}/messages/{id}`.
@@ -168,24 +173,35 @@ impl Rest {
         id: &str,
         body: &Value,
     ) -> Result<(), RestError> {
-        let path = format!("/channels/{channel}/messages/{id}");
-        self.call(Method::PATCH, &path, Some(body)).await.map(drop)
+        let route = format!("PATCH /channels/{channel}/messages/{id}");
+        let channel = ChannelId::new(snowflake(&route, channel)?);
+        let id = MessageId::new(snowflake(&route, id)?);
+        self.call(route, |h| async move {
+            h.edit_message(channel, id, body, Vec::new()).await
+        })
+        .await
+        .map(drop)
     }
 
     /// `POST /channels/{channel}/typing`: "is typing…" for ten seconds.
     pub async fn typing(&self, channel: &str) -> Result<(), RestError> {
-        let path = format!("/channels/{channel}/typing");
-        self.call(Method::POST, &path, None).await.map(drop)
+        let route = format!("POST /channels/{channel}/typing");
+        let channel = ChannelId::new(snowflake(&route, channel)?);
+        self.call(route, |h| async move { h.broadcast_typing(channel).await })
+            .await
     }
 
     /// `GET /channels/{channel}/messages/{id}`.
     pub async fn message(&self, channel: &str, id: &str) -> Result<Message, RestError> {
-        let path = format!("/channels/{channel}/messages/{id}");
-        let v = self.call(Method::GET, &path, None).await?;
-        serde_json::from_value(v).map_err(|e| RestError::Decode {
-            route: format!("GET {path}"),
-            message: e.to_string(),
-        })
+        let route = format!("GET /channels/{channel}/messages/{id}");
+        let channel = ChannelId::new(snowflake(&route, channel)?);
+        let id = MessageId::new(snowflake(&route, id)?);
+        let m = self
+            .call(route.clone(), |h| async move {
+                h.get_message(channel, id).await
+            })
+            .await?;
+        documented(&route, &m)
     }
 
     /// `GET /channels/{channel}/messages?before=…&limit=…`, oldest first.
@@ -195,18 +211,42 @@ impl Rest {
         before: &str,
         limit: usize,
     ) -> Result<Vec<Message>, RestError> {
-        let path = format!(
-            "/channels/{channel}/messages?before={before}&limit={}",
-            limit.clamp(1, 100)
-        );
-        let v = self.call(Method::GET, &path, None).await?;
-        let mut msgs: Vec<Message> = serde_json::from_value(v).map_err(|e| RestError::Decode {
-            route: format!("GET {path}"),
-            message: e.to_string(),
-        })?;
+        let mut msgs = self.messages(channel, Page::Before(before), limit).await?;
         // Discord lists the newest first.
         msgs.reverse();
         Ok(msgs)
+    }
+
+    /// `GET /channels/{channel}/messages?after=…&limit=…`, as Discord
+    /// lists them (newest first).
+    pub async fn messages_after(
+        &self,
+        channel: &str,
+        after: &str,
+        limit: usize,
+    ) -> Result<Vec<Message>, RestError> {
+        self.messages(channel, Page::After(after), limit).await
+    }
+
+    async fn messages(
+        &self,
+        channel: &str,
+        page: Page<'_>,
+        limit: usize,
+    ) -> Result<Vec<Message>, RestError> {
+        let route = format!("GET /channels/{channel}/messages");
+        let channel = ChannelId::new(snowflake(&route, channel)?);
+        let target = match page {
+            Page::Before(id) => MessagePagination::Before(MessageId::new(snowflake(&route, id)?)),
+            Page::After(id) => MessagePagination::After(MessageId::new(snowflake(&route, id)?)),
+        };
+        let limit = limit.clamp(1, 100) as u8;
+        let msgs = self
+            .call(route.clone(), |h| async move {
+                h.get_messages(channel, Some(target), Some(limit)).await
+            })
+            .await?;
+        documented(&route, &msgs)
     }
 
     /// `POST /interactions/{id}/{token}/callback`.
@@ -216,30 +256,32 @@ impl Rest {
         token: &str,
         body: &Value,
     ) -> Result<(), RestError> {
-        let path = format!("/interactions/{id}/{token}/callback");
-        self.call(Method::POST, &path, Some(body)).await.map(drop)
+        let route = format!("POST /interactions/{id}/…/callback");
+        let id = InteractionId::new(snowflake(&route, id)?);
+        self.call(route, |h| async move {
+            h.create_interaction_response(id, token, body, Vec::new())
+                .await
+        })
+        .await
     }
 
     /// `PATCH /webhooks/{application}/{token}/messages/@original`: the
     /// answer to a deferred interaction.
-    pub async fn edit_original(
-        &self,
-        application: &str,
-        token: &str,
-        body: &Value,
-    ) -> Result<(), RestError> {
-        let path = format!("/webhooks/{application}/{token}/messages/@original");
-        self.call(Method::PATCH, &path, Some(body)).await.map(drop)
+    pub async fn edit_original(&self, token: &str, body: &Value) -> Result<(), RestError> {
+        let route = "PATCH /webhooks/…/messages/@original".to_string();
+        self.call(route, |h| async move {
+            h.edit_original_interaction_response(token, body, Vec::new())
+                .await
+        })
+        .await
+        .map(drop)
     }
-}
 
-impl Rest {
     /// Downloads an attachment's text (at most `max` bytes) from its CDN
     /// URL. The bot's token is not sent: the URL carries its own signature.
     pub async fn download(&self, url: &str, max: usize) -> Result<String, RestError> {
         let bytes = self.download_bytes(url, max).await?;
-        String::from_utf8(bytes).map_err(|_| RestError::Decode {
-            route: "GET attachment".to_string(),
+        String::from_utf8(bytes).map_err(|_| RestError::Download {
             message: "the file is not UTF-8 text".to_string(),
         })
     }
@@ -247,50 +289,63 @@ impl Rest {
     /// Downloads an attachment (at most `max` bytes) from its CDN URL,
     /// giving up after [`DOWNLOAD_TIMEOUT`].
     pub async fn download_bytes(&self, url: &str, max: usize) -> Result<Vec<u8>, RestError> {
-        let route = "GET attachment".to_string();
-        let transport = |source| RestError::Transport {
-            route: route.clone(),
-            source,
+        let failed = |e: reqwest::Error| RestError::Download {
+            message: e.to_string(),
         };
         let mut resp = self
-            .http
+            .cdn
             .get(url)
             .timeout(DOWNLOAD_TIMEOUT)
             .send()
             .await
-            .map_err(transport)?;
+            .map_err(failed)?;
         let status = resp.status().as_u16();
         if status != 200 {
-            return Err(RestError::Status {
-                route,
-                status,
-                body: String::new(),
+            return Err(RestError::Download {
+                message: format!("the CDN answered {status}"),
             });
         }
-        let too_big = |len: usize| RestError::Decode {
-            route: route.clone(),
-            message: format!("the file is over {max} bytes ({len} read)"),
-        };
         let mut bytes = Vec::new();
-        while let Some(chunk) = resp.chunk().await.map_err(transport)? {
+        while let Some(chunk) = resp.chunk().await.map_err(failed)? {
             bytes.extend_from_slice(&chunk);
             if bytes.len() > max {
-                return Err(too_big(bytes.len()));
+                return Err(RestError::Download {
+                    message: format!("the file is over {max} bytes ({} read)", bytes.len()),
+                });
             }
         }
         Ok(bytes)
     }
 }
 
-/// How long an attachment download may take.
-pub const DOWNLOAD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
+/// Which page of a channel's messages.
+enum Page<'a> {
+    Before(&'a str),
+    After(&'a str),
+}
 
-/// `retry_after` (seconds) from a 429 body, as Discord documents it.
-pub fn retry_after(body: &str) -> Option<f64> {
-    serde_json::from_str::<Value>(body)
-        .ok()?
-        .get("retry_after")?
-        .as_f64()
+/// A snowflake id from its text.
+fn snowflake(route: &str, id: &str) -> Result<u64, RestError> {
+    id.parse::<u64>()
+        .ok()
+        .filter(|v| *v != 0)
+        .ok_or_else(|| RestError::BadId {
+            route: route.to_string(),
+            id: id.to_string(),
+        })
+}
+
+/// A serenity model as the documented JSON, read into the adapter's type.
+pub fn documented<M: serde::Serialize, T: DeserializeOwned>(
+    route: &str,
+    model: &M,
+) -> Result<T, RestError> {
+    serde_json::to_value(model)
+        .and_then(serde_json::from_value)
+        .map_err(|e| RestError::Decode {
+            route: route.to_string(),
+            message: e.to_string(),
+        })
 }
 
 #[cfg(test)]
@@ -298,10 +353,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn retry_after_is_read_from_the_documented_body() {
-        let body =
-            r#"{"message": "You are being rate limited.", "retry_after": 0.25, "global": false}"#;
-        assert_eq!(retry_after(body), Some(0.25));
-        assert_eq!(retry_after("not json"), None);
+    fn ids_must_be_snowflakes() {
+        assert_eq!(
+            snowflake("r", "1200000000000000001").ok(),
+            Some(1200000000000000001)
+        );
+        assert!(snowflake("r", "general").is_err());
+        assert!(snowflake("r", "0").is_err());
+    }
+
+    #[test]
+    fn a_message_read_by_serenity_keeps_its_documented_shape() {
+        let json =
+            crate::discord::normalize::tests::guild_message("1700000000000000001", "hi", true);
+        let model: serenity::model::channel::Message =
+            serde_json::from_value(json).expect("serenity reads the documented message");
+        let m: Message = documented("test", &model).expect("and writes it back");
+        assert_eq!(m.id, "1700000000000000001");
+        assert_eq!(m.author.id, "1400000000000000001");
+        assert!(!m.mentions.is_empty());
     }
 }

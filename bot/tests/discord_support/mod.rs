@@ -1,8 +1,10 @@
 //! A stand-in Discord for end-to-end tests: the REST routes the bot uses
 //! (with the documented JSON, including 429 answers with `retry_after`),
-//! and a gateway websocket that does HELLO, IDENTIFY, READY, heartbeats
-//! and then sends the dispatches a test pushes. Everything the bot does is
-//! recorded for the test to check.
+//! and a gateway websocket that does HELLO, IDENTIFY (or RESUME), READY,
+//! heartbeats and then sends the dispatches a test pushes. Everything the
+//! bot does is recorded for the test to check. Answers carry every field
+//! Discord documents as always present, since the bot's client library
+//! reads them into typed models.
 
 #![allow(dead_code)]
 
@@ -87,7 +89,15 @@ impl Discord {
             dispatch: Arc::default(),
         };
         let url = ws_url.clone();
+        let gateway_url = ws_url.clone();
         let app = axum::Router::new()
+            .route(
+                "/api/v10/gateway",
+                get(move || {
+                    let url = gateway_url.clone();
+                    async move { Json(json!({ "url": url })) }
+                }),
+            )
             .route(
                 "/api/v10/gateway/bot",
                 get(move || {
@@ -107,6 +117,7 @@ impl Discord {
             .route("/api/v10/channels/{channel}/typing", post(typing))
             .route("/attachments/{name}", get(file))
             .route("/api/v10/interactions/{id}/{token}/callback", post(callback))
+            .route("/api/v10/webhooks/{app}/{token}", post(followup))
             .route(
                 "/api/v10/webhooks/{app}/{token}/messages/@original",
                 patch(original),
@@ -261,7 +272,24 @@ async fn commands(
         body.clone(),
         200,
     );
-    Json(body)
+    // Discord answers with the commands as registered: ids, version, type.
+    let registered = body
+        .as_array()
+        .into_iter()
+        .flatten()
+        .enumerate()
+        .map(|(i, c)| {
+            let mut c = c.clone();
+            c["id"] = json!((1600000000000000000u64 + i as u64).to_string());
+            c["application_id"] = json!(app);
+            c["version"] = json!("1650000000000000001");
+            if c.get("type").is_none() {
+                c["type"] = json!(1);
+            }
+            c
+        })
+        .collect();
+    Json(Value::Array(registered))
 }
 
 async fn create(
@@ -288,15 +316,7 @@ async fn create(
         let mut log = s.log.lock().unwrap();
         log.next_id += 1;
         let id = log.next_id.to_string();
-        let message = json!({
-            "id": id, "type": if body.get("message_reference").is_some() { 19 } else { 0 },
-            "channel_id": channel,
-            "author": { "id": BOT, "username": "switchboard", "bot": true, "discriminator": "0", "avatar": null },
-            "content": body["content"], "components": body.get("components").cloned().unwrap_or(json!([])),
-            "message_reference": body.get("message_reference").cloned(),
-            "mentions": [], "attachments": [], "embeds": [], "tts": false, "pinned": false,
-            "timestamp": "2026-11-28T08:00:00.000000+00:00", "edited_timestamp": null
-        });
+        let message = bot_message(&id, &channel, &body);
         log.messages.insert(id, message.clone());
         message
     };
@@ -431,7 +451,40 @@ async fn original(
         body.clone(),
         200,
     );
-    Json(body)
+    Json(bot_message("1910000000000000001", CHANNEL, &body))
+}
+
+/// `POST /webhooks/{app}/{token}`: a follow-up message to an interaction.
+async fn followup(
+    State(s): State<Shared>,
+    Path((app, token)): Path<(String, String)>,
+    Json(body): Json<Value>,
+) -> Json<Value> {
+    record(
+        &s,
+        "POST",
+        format!("/webhooks/{app}/{token}"),
+        body.clone(),
+        200,
+    );
+    Json(bot_message("1910000000000000002", CHANNEL, &body))
+}
+
+/// A message by the bot, as Discord answers a create or an edit.
+fn bot_message(id: &str, channel: &str, body: &Value) -> Value {
+    json!({
+        "id": id, "type": if body.get("message_reference").is_some() { 19 } else { 0 },
+        "channel_id": channel,
+        "author": { "id": BOT, "username": "switchboard", "bot": true, "discriminator": "0", "avatar": null },
+        "content": body.get("content").cloned().unwrap_or(json!("")),
+        "components": body.get("components").cloned().unwrap_or(json!([])),
+        "message_reference": body.get("message_reference").map(|r| json!({
+            "type": 0, "message_id": r["message_id"], "channel_id": channel, "guild_id": GUILD })),
+        "flags": body.get("flags").cloned().unwrap_or(json!(0)),
+        "mentions": [], "mention_roles": [], "mention_everyone": false,
+        "attachments": [], "embeds": [], "tts": false, "pinned": false,
+        "timestamp": "2026-11-28T08:00:00.000000+00:00", "edited_timestamp": null
+    })
 }
 
 /// One gateway connection: HELLO, wait for IDENTIFY, READY, then heartbeat
@@ -538,13 +591,16 @@ pub fn user_message(id: &str, content: &str, mentions_bot: bool) -> Value {
     })
 }
 
-/// An `INTERACTION_CREATE` from the test user; `kind` 2 command, 3 button.
+/// An `INTERACTION_CREATE` from the test user; `kind` 2 command, 3 button,
+/// 4 autocomplete, 5 submitted form.
 pub fn interaction(id: &str, kind: u8, permissions: &str, data: Value) -> Value {
     json!({
         "id": id, "application_id": APP, "type": kind, "token": format!("token-{id}"), "version": 1,
         "guild_id": GUILD, "channel_id": CHANNEL, "app_permissions": "0", "locale": "en-US",
+        "entitlements": [], "authorizing_integration_owners": { "0": GUILD }, "context": 0,
+        "attachment_size_limit": 10485760,
         "member": { "user": { "id": USER, "username": "ada", "global_name": "Ada L", "discriminator": "0", "avatar": null },
-                    "roles": [], "permissions": permissions, "joined_at": "2026-01-01T00:00:00.000000+00:00",
+                    "roles": [], "permissions": permissions, "flags": 0, "joined_at": "2026-01-01T00:00:00.000000+00:00",
                     "deaf": false, "mute": false },
         "data": data
     })
