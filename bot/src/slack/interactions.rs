@@ -271,3 +271,4 @@ fn comment_view(id: Uuid) -> Value {
         }],
     })
 }
+
