@@ -212,7 +212,9 @@ impl Said {
             }
             Some(_) => return None,
         };
-        let content = e.content.unwrap_or_else(slack_morphism::SlackMessageContent::new);
+        let content = e
+            .content
+            .unwrap_or_else(slack_morphism::SlackMessageContent::new);
         Some(Said {
             channel: e.origin.channel?.0,
             ts: e.origin.ts.0,
@@ -310,7 +312,12 @@ impl Slack {
     }
 
     /// Answers one message in its thread.
-    async fn answer(&self, team: &str, said: &Said, thread_messages: Option<Vec<SlackHistoryMessage>>) {
+    async fn answer(
+        &self,
+        team: &str,
+        said: &Said,
+        thread_messages: Option<Vec<SlackHistoryMessage>>,
+    ) {
         let Some(user) = said.user.as_deref() else {
             tracing::debug!("Slack message without a user ignored");
             return;

@@ -11,12 +11,12 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use gateway::store::{FeedbackRecord, now_ms};
 use serde_json::{Value, json};
+use slack_morphism::blocks::SlackBlockId;
 use slack_morphism::blocks::{SlackStatefulView, SlackView};
 use slack_morphism::events::{
     SlackInteractionBlockActionsEvent, SlackInteractionEvent, SlackInteractionViewSubmissionEvent,
     SlackReactionAddedEvent,
 };
-use slack_morphism::blocks::SlackBlockId;
 use slack_morphism::{SlackActionId, SlackReactionsItem};
 use uuid::Uuid;
 
@@ -76,7 +76,9 @@ pub(crate) async fn dispatch_event(slack: &Slack, event: SlackInteractionEvent) 
             None
         }
         SlackInteractionEvent::ViewSubmission(submitted) => {
-            match modal_field(&submitted.view, |m| m.callback_id.as_ref().map(|c| c.0.as_str())) {
+            match modal_field(&submitted.view, |m| {
+                m.callback_id.as_ref().map(|c| c.0.as_str())
+            }) {
                 Some(super::edit::EDIT_VIEW) => Some(super::edit::submit(slack, &submitted).await),
                 Some(COMMENT_VIEW) => {
                     slack.on_comment(&submitted).await;
@@ -118,7 +120,11 @@ pub(crate) fn input_value<'v>(
 
 impl Slack {
     async fn on_actions(&self, payload: &SlackInteractionBlockActionsEvent) {
-        let user = payload.user.as_ref().map(|u| u.id.0.as_str()).unwrap_or_default();
+        let user = payload
+            .user
+            .as_ref()
+            .map(|u| u.id.0.as_str())
+            .unwrap_or_default();
         for action in payload.actions.iter().flatten() {
             let score = match action.action_id.0.as_str() {
                 THUMBS_UP => 1.0,
@@ -271,4 +277,3 @@ fn comment_view(id: Uuid) -> Value {
         }],
     })
 }
-

@@ -416,8 +416,7 @@ impl Slack {
         let flags = &u.flags;
         let user = User {
             name,
-            admin: [flags.is_admin, flags.is_owner, flags.is_primary_owner]
-                .contains(&Some(true)),
+            admin: [flags.is_admin, flags.is_owner, flags.is_primary_owner].contains(&Some(true)),
         };
         let mut users = self.lock_users();
         if users.len() > 50_000 {

@@ -211,44 +211,42 @@ async fn envelope(
     let mut message = message;
     let payload = message["payload"].take();
     let callback = match message["type"].as_str() {
-        Some("events_api") => match serde_json::from_value::<SlackPushEventCallback>(payload.clone()) {
-            Ok(typed) => Some(Callback::from(typed)),
-            Err(_) => Callback::read(&payload),
+        Some("events_api") => {
+            match serde_json::from_value::<SlackPushEventCallback>(payload.clone()) {
+                Ok(typed) => Some(Callback::from(typed)),
+                Err(_) => Callback::read(&payload),
+            }
+        }
+        Some("slash_commands") => match serde_json::from_value::<SlackCommandEvent>(payload) {
+            Ok(command) => {
+                let slack = slack.clone();
+                let acks = acks.clone();
+                tokio::spawn(async move {
+                    let answer = commands::run(&slack, &command).await;
+                    let _ = acks.send(ack(Some(answer)));
+                });
+                return None;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "malformed slash command over Socket Mode");
+                None
+            }
         },
-        Some("slash_commands") => {
-            match serde_json::from_value::<SlackCommandEvent>(payload) {
-                Ok(command) => {
-                    let slack = slack.clone();
-                    let acks = acks.clone();
-                    tokio::spawn(async move {
-                        let answer = commands::run(&slack, &command).await;
-                        let _ = acks.send(ack(Some(answer)));
-                    });
-                    return None;
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "malformed slash command over Socket Mode");
-                    None
-                }
+        Some("interactive") => match serde_json::from_value::<SlackInteractionEvent>(payload) {
+            Ok(interaction) => {
+                let slack = slack.clone();
+                let acks = acks.clone();
+                tokio::spawn(async move {
+                    let answer = interactions::dispatch_event(&slack, interaction).await;
+                    let _ = acks.send(ack(answer));
+                });
+                return None;
             }
-        }
-        Some("interactive") => {
-            match serde_json::from_value::<SlackInteractionEvent>(payload) {
-                Ok(interaction) => {
-                    let slack = slack.clone();
-                    let acks = acks.clone();
-                    tokio::spawn(async move {
-                        let answer = interactions::dispatch_event(&slack, interaction).await;
-                        let _ = acks.send(ack(answer));
-                    });
-                    return None;
-                }
-                Err(e) => {
-                    tracing::debug!(error = %e, "Slack interaction not handled");
-                    None
-                }
+            Err(e) => {
+                tracing::debug!(error = %e, "Slack interaction not handled");
+                None
             }
-        }
+        },
         other => {
             tracing::debug!(kind = ?other, "Socket Mode envelope acknowledged and ignored");
             None

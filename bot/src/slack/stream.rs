@@ -15,8 +15,7 @@ use std::time::{Duration, Instant};
 
 use gateway::{ReplyEvent, ReplyStream};
 use slack_morphism::api::{
-    SlackApiChatAppendStreamRequest, SlackApiChatStartStreamRequest,
-    SlackApiChatStopStreamRequest,
+    SlackApiChatAppendStreamRequest, SlackApiChatStartStreamRequest, SlackApiChatStopStreamRequest,
 };
 use slack_morphism::{SlackMessageContent, SlackTeamId, SlackUserId};
 
@@ -155,7 +154,8 @@ pub(crate) async fn deliver(
     if feedback {
         content = content.with_blocks(blocks(vec![feedback_block(stream.inference_id)]));
     }
-    let stop = SlackApiChatStopStreamRequest::new(web::channel(place.channel), web::ts(&ts), content);
+    let stop =
+        SlackApiChatStopStreamRequest::new(web::channel(place.channel), web::ts(&ts), content);
     if let Err(e) = web.stop_stream(&stop).await {
         tracing::warn!(error = %e, "cannot finish the Slack stream");
     }

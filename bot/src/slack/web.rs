@@ -326,7 +326,10 @@ impl Web {
     ) -> Result<(), WebError> {
         let (client, token) = (&*self.client, &self.token);
         self.retrying("assistant.threads.setStatus", move || async move {
-            client.open_session(token).assistant_threads_set_status(req).await
+            client
+                .open_session(token)
+                .assistant_threads_set_status(req)
+                .await
         })
         .await
         .map(|_| ())
@@ -344,7 +347,9 @@ impl Web {
             method: "views.open".into(),
             message: format!("the view does not fit Slack's model: {e}"),
         })?;
-        self.post::<_, IgnoredAny>("views.open", &req).await.map(|_| ())
+        self.post::<_, IgnoredAny>("views.open", &req)
+            .await
+            .map(|_| ())
     }
 
     /// `apps.connections.open` (with the app-level token): a one-time
