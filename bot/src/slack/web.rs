@@ -96,7 +96,15 @@ impl WebError {
                 method,
                 status: 429,
             },
-            // Answers that do not match the model, and transport errors.
+            // Not the body: it may hold a Socket Mode ticket or messages.
+            SlackClientError::ProtocolError(e) => WebError::Http {
+                method,
+                message: format!(
+                    "the answer does not fit Slack's documented shape ({})",
+                    e.json_error
+                ),
+            },
+            // Transport errors.
             other => WebError::Http {
                 method,
                 message: other.to_string(),
