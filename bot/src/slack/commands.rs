@@ -6,7 +6,6 @@
 //! acknowledged at once and answered through `response_url`.
 //! `edit NAME` opens a form instead ([`super::edit`]).
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use axum::Json;
@@ -17,6 +16,7 @@ use bytes::Bytes;
 use gateway::admin::{Actor, AdminError, Output, Section, parse_command};
 use gateway::registry::Scope;
 use serde_json::{Value, json};
+use slack_morphism::events::SlackCommandEvent;
 use tokio::sync::oneshot;
 
 use super::Slack;
@@ -30,33 +30,33 @@ pub async fn handle(State(slack): State<Slack>, headers: HeaderMap, body: Bytes)
     if let Err(status) = slack.verify(&headers, &body) {
         return status.into_response();
     }
-    let form: HashMap<String, String> = form_urlencoded::parse(&body).into_owned().collect();
-    match run(&slack, &form).await {
-        Ok(answer) => Json(answer).into_response(),
-        Err(message) => (StatusCode::BAD_REQUEST, message).into_response(),
+    let form: serde_json::Map<String, Value> = form_urlencoded::parse(&body)
+        .into_owned()
+        .map(|(k, v)| (k, Value::String(v)))
+        .collect();
+    match serde_json::from_value::<SlackCommandEvent>(Value::Object(form)) {
+        Ok(command) => Json(run(&slack, &command).await).into_response(),
+        Err(_) => (
+            StatusCode::BAD_REQUEST,
+            "a slash command needs team_id, channel_id, user_id, command, response_url and trigger_id\n",
+        )
+            .into_response(),
     }
 }
 
-/// Runs one slash command, from either transport (`form` holds Slack's
-/// fields: `user_id`, `team_id`, `channel_id`, `text`, `response_url`, …)
-/// and gives the answer to send back at once; the error is a malformed
-/// payload. A command slower than `slack.command_inline_ms` is answered
-/// "working on it" now and through `response_url` when done.
-pub(crate) async fn run(
-    slack: &Slack,
-    form: &HashMap<String, String>,
-) -> Result<Value, &'static str> {
-    let field = |name: &str| form.get(name).cloned();
-    let (Some(user), Some(team), Some(channel)) =
-        (field("user_id"), field("team_id"), field("channel_id"))
-    else {
-        return Err("a slash command needs user_id, team_id and channel_id\n");
-    };
-    let text = field("text").unwrap_or_default();
+/// Runs one slash command, from either transport, and gives the answer to
+/// send back at once. A command slower than `slack.command_inline_ms` is
+/// answered "working on it" now and through `response_url` when done.
+pub(crate) async fn run(slack: &Slack, command: &SlackCommandEvent) -> Value {
+    let user = command.user_id.0.clone();
+    let team = command.team_id.0.clone();
+    let channel = command.channel_id.0.clone();
+    let text = command.text.clone().unwrap_or_default();
     // `edit NAME` opens a form: Slack has no editor in a message.
     if let ["edit", name] = text.split_whitespace().collect::<Vec<_>>().as_slice() {
-        return Ok(super::edit::open(slack, &user, name, field("trigger_id").as_deref()).await);
+        return super::edit::open(slack, &user, name, Some(command.trigger_id.0.as_str())).await;
     }
+    let response_url = command.response_url.0.to_string();
     let here = Scope::Channel {
         platform: "slack".into(),
         workspace: team,
@@ -64,10 +64,9 @@ pub(crate) async fn run(
     };
     let command = match parse_command(&text, Some(&here)) {
         Ok(c) => c,
-        Err(usage) => return Ok(ephemeral_text(&usage, true)),
+        Err(usage) => return ephemeral_text(&usage, true),
     };
     let (tx, mut rx) = oneshot::channel::<Value>();
-    let response_url = field("response_url");
     let worker = slack.clone();
     tokio::spawn(async move {
         let actor = worker.actor(&user).await;
@@ -76,28 +75,21 @@ pub(crate) async fn run(
             Err(e @ AdminError::Forbidden { .. }) => ephemeral_text(&format!("✋ {e}"), false),
             Err(e) => ephemeral_text(&format!("⚠️ {e}"), false),
         };
-        if let Err(answer) = tx.send(answer) {
-            // The command took too long to answer inline.
-            match response_url {
-                Some(url) => {
-                    if let Err(e) = worker.inner.web.respond(&url, &answer).await {
-                        tracing::warn!(error = %e, "cannot answer a slash command through response_url");
-                    }
-                }
-                None => {
-                    tracing::warn!("a slow slash command had no response_url to answer through")
-                }
-            }
+        // Err: the command took too long to answer inline.
+        if let Err(answer) = tx.send(answer)
+            && let Err(e) = worker.inner.web.respond(&response_url, &answer).await
+        {
+            tracing::warn!(error = %e, "cannot answer a slash command through response_url");
         }
     });
     let wait = Duration::from_millis(slack.inner.config.command_inline_ms);
     if let Ok(Ok(answer)) = tokio::time::timeout(wait, &mut rx).await {
-        return Ok(answer);
+        return answer;
     }
     rx.close();
     match rx.try_recv() {
-        Ok(answer) => Ok(answer),
-        Err(_) => Ok(ephemeral_text("⏳ Working on it…", false)),
+        Ok(answer) => answer,
+        Err(_) => ephemeral_text("⏳ Working on it…", false),
     }
 }
 

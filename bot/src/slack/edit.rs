@@ -7,9 +7,11 @@
 
 use gateway::admin::{AdminError, Command, Rights};
 use serde_json::{Value, json};
+use slack_morphism::events::SlackInteractionViewSubmissionEvent;
 
 use super::Slack;
 use super::format::escape;
+use super::interactions::{input_value, modal_field};
 
 /// `callback_id` of the edit modal.
 pub const EDIT_VIEW: &str = "switchboard_prompt_edit";
@@ -48,8 +50,8 @@ pub(crate) async fn open(slack: &Slack, user: &str, name: &str, trigger: Option<
             "⚠️ Slack sent no trigger_id, so no form can open; try the command again",
         );
     };
-    let body = json!({ "trigger_id": trigger, "view": view(name, latest.version, &latest.body) });
-    match slack.inner.web.call("views.open", &body).await {
+    let form = view(name, latest.version, &latest.body);
+    match slack.inner.web.open_view(trigger, form).await {
         Ok(_) => ephemeral(&format!(
             "✏️ Editing `{name}` v{} in the form.",
             latest.version
@@ -62,24 +64,21 @@ pub(crate) async fn open(slack: &Slack, user: &str, name: &str, trigger: Option<
 }
 
 /// Handles the editor's `view_submission`: the body to answer with.
-pub(crate) async fn submit(slack: &Slack, payload: &Value) -> Value {
-    let view = &payload["view"];
-    let meta: Value = view["private_metadata"]
-        .as_str()
+pub(crate) async fn submit(slack: &Slack, payload: &SlackInteractionViewSubmissionEvent) -> Value {
+    let view = &payload.view;
+    let meta: Value = modal_field(view, |m| m.private_metadata.as_deref())
         .and_then(|m| serde_json::from_str(m).ok())
         .unwrap_or(Value::Null);
     let (Some(name), Some(base)) = (meta["name"].as_str(), meta["base"].as_i64()) else {
         return errors("this form is not one of the bot's; run /prompt edit again");
     };
-    let values = &view["state"]["values"];
-    let toml = values["toml"]["toml"]["value"].as_str().unwrap_or_default();
-    let message = values["message"]["message"]["value"].as_str();
+    let toml = input_value(view, "toml", "toml").unwrap_or_default();
+    let message = input_value(view, "message", "message");
     let command = match Command::edit_from_toml(name, base, toml, message, "edited in Slack") {
         Ok(c) => c,
         Err(e) => return errors(&e),
     };
-    let user = payload["user"]["id"].as_str().unwrap_or_default();
-    let actor = slack.actor(user).await;
+    let actor = slack.actor(&payload.user.id.0).await;
     match slack.inner.admin.run(&actor, command).await {
         Ok(output) => {
             let mut blocks = vec![json!({

@@ -16,8 +16,15 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use gateway::{ChatMessage, Inbound, Input, Origin, PipelineError, Request, Role};
 use serde_json::{Value, json};
+use slack_morphism::api::SlackApiAssistantThreadsSetStatusRequest;
+use slack_morphism::events::{
+    SlackAppMentionEvent, SlackEventCallbackBody, SlackMessageEvent, SlackMessageEventType,
+    SlackPushEvent, SlackPushEventCallback,
+};
+use slack_morphism::{SlackFile, SlackHistoryMessage};
 use tokio::sync::{Semaphore, mpsc};
 
+use super::web;
 use super::{Shared, Slack};
 
 /// How long an event id is remembered (Slack retries within minutes).
@@ -27,8 +34,47 @@ const DEDUPE_TTL: Duration = Duration::from_secs(60 * 60);
 pub(crate) struct Job {
     /// The workspace (`team_id`).
     pub team: String,
-    /// The inner `event` object.
-    pub event: Value,
+    /// The inner event, as slack-morphism reads it.
+    pub event: SlackEventCallbackBody,
+}
+
+/// One event callback: its id, workspace and event.
+pub(crate) struct Callback {
+    event_id: String,
+    team: String,
+    event: SlackEventCallbackBody,
+}
+
+impl Callback {
+    /// Reads an `event_callback` payload (the HTTP body, or a Socket Mode
+    /// envelope's `payload`). slack-morphism's [`SlackPushEventCallback`]
+    /// wants every documented field; a callback that lacks one it does not
+    /// need here (`api_app_id`, `event_time`) is still taken when it has
+    /// an `event_id` and an `event` object. An event whose type or shape
+    /// slack-morphism does not model is `SlackEventCallbackBody::Unknown`.
+    pub(crate) fn read(payload: &Value) -> Option<Callback> {
+        if let Ok(cb) = serde_json::from_value::<SlackPushEventCallback>(payload.clone()) {
+            return Some(Callback::from(cb));
+        }
+        let event_id = payload["event_id"].as_str()?;
+        let event = payload.get("event").filter(|e| e.is_object())?;
+        Some(Callback {
+            event_id: event_id.to_string(),
+            team: payload["team_id"].as_str().unwrap_or_default().to_string(),
+            event: serde_json::from_value(event.clone())
+                .unwrap_or_else(|_| SlackEventCallbackBody::Unknown(event.clone())),
+        })
+    }
+}
+
+impl From<SlackPushEventCallback> for Callback {
+    fn from(cb: SlackPushEventCallback) -> Callback {
+        Callback {
+            event_id: cb.event_id.0,
+            team: cb.team_id.0,
+            event: cb.event,
+        }
+    }
 }
 
 /// Handles a POST to `/slack/events`.
@@ -39,35 +85,35 @@ pub async fn handle(State(slack): State<Slack>, headers: HeaderMap, body: Bytes)
     let Ok(payload) = serde_json::from_slice::<Value>(&body) else {
         return (StatusCode::BAD_REQUEST, "the body is not JSON\n").into_response();
     };
-    match payload["type"].as_str() {
-        Some("url_verification") => {
-            Json(json!({ "challenge": payload["challenge"] })).into_response()
-        }
-        Some("event_callback") => {
-            let retry = headers
-                .get("x-slack-retry-num")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("-");
-            match accept(&slack, &payload, retry).await {
-                Ok(()) => StatusCode::OK.into_response(),
-                Err(Refused::Malformed) => (
-                    StatusCode::BAD_REQUEST,
-                    "an event_callback needs `event_id` and an `event` object\n",
-                )
-                    .into_response(),
-                Err(Refused::Busy) => StatusCode::SERVICE_UNAVAILABLE.into_response(),
-            }
-        }
+    if let Ok(SlackPushEvent::UrlVerification(check)) =
+        serde_json::from_value::<SlackPushEvent>(payload.clone())
+    {
+        return Json(json!({ "challenge": check.challenge })).into_response();
+    }
+    if payload["type"] != "event_callback" {
         // Other envelopes (app_rate_limited, …) need no action.
-        _ => StatusCode::OK.into_response(),
+        return StatusCode::OK.into_response();
+    }
+    let Some(callback) = Callback::read(&payload) else {
+        return (
+            StatusCode::BAD_REQUEST,
+            "an event_callback needs `event_id` and an `event` object\n",
+        )
+            .into_response();
+    };
+    let retry = headers
+        .get("x-slack-retry-num")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-");
+    match accept(&slack, callback, retry).await {
+        Ok(()) => StatusCode::OK.into_response(),
+        Err(Refused::Busy) => StatusCode::SERVICE_UNAVAILABLE.into_response(),
     }
 }
 
 /// Why an event callback was not taken.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Refused {
-    /// No `event_id` or no `event`: Slack should not send it again.
-    Malformed,
     /// The queue is full or dedupe is unavailable: Slack should retry.
     Busy,
 }
@@ -75,11 +121,8 @@ pub(crate) enum Refused {
 /// Takes one event callback, from either transport: deduplicated on its
 /// `event_id` and queued for a worker. `retry` is Slack's retry number,
 /// for the log.
-pub(crate) async fn accept(slack: &Slack, payload: &Value, retry: &str) -> Result<(), Refused> {
-    let (Some(event_id), true) = (payload["event_id"].as_str(), payload["event"].is_object())
-    else {
-        return Err(Refused::Malformed);
-    };
+pub(crate) async fn accept(slack: &Slack, callback: Callback, retry: &str) -> Result<(), Refused> {
+    let event_id = callback.event_id.as_str();
     // Reserve room first: an event marked as seen must not be dropped.
     let Ok(permit) = slack.inner.queue.try_reserve() else {
         tracing::warn!(event_id, "the Slack event queue is full; Slack will retry");
@@ -92,8 +135,8 @@ pub(crate) async fn accept(slack: &Slack, payload: &Value, retry: &str) -> Resul
     {
         Ok(true) => {
             permit.send(Job {
-                team: payload["team_id"].as_str().unwrap_or_default().to_string(),
-                event: payload["event"].clone(),
+                team: callback.team,
+                event: callback.event,
             });
             Ok(())
         }
@@ -129,54 +172,109 @@ const MAX_IMAGES: usize = 4;
 /// The largest image sent to a model, in bytes.
 const MAX_IMAGE_BYTES: usize = 8 * 1024 * 1024;
 
-impl Slack {
-    async fn on_event(&self, job: Job) {
-        let event = &job.event;
-        match event["type"].as_str() {
-            Some("app_mention") => {
-                if self.is_ignored_sender(event).await {
-                    return;
-                }
-                self.answer(&job.team, event, None).await;
-            }
-            Some("message") => self.on_message(&job.team, event).await,
-            Some("reaction_added") => super::interactions::reaction(self, event).await,
-            other => tracing::debug!(kind = ?other, "Slack event not handled"),
+/// One message as the adapter reads it, from an `app_mention` or a
+/// `message` event.
+pub(crate) struct Said {
+    channel: String,
+    ts: String,
+    thread: Option<String>,
+    user: Option<String>,
+    bot_id: Option<String>,
+    bot_message: bool,
+    text: String,
+    im: bool,
+    files: Vec<SlackFile>,
+}
+
+impl Said {
+    fn mention(e: SlackAppMentionEvent) -> Said {
+        let content = e.content;
+        Said {
+            channel: e.channel.0,
+            ts: e.origin.ts.0,
+            thread: e.origin.thread_ts.map(|t| t.0),
+            user: Some(e.user.0),
+            bot_id: None,
+            bot_message: false,
+            text: content.text.unwrap_or_default(),
+            im: false,
+            files: content.files.unwrap_or_default(),
         }
     }
 
-    async fn on_message(&self, team: &str, event: &Value) {
-        // Edits, deletions, joins and the like are not questions.
-        if let Some(subtype) = event["subtype"].as_str()
-            && !matches!(subtype, "file_share" | "thread_broadcast" | "bot_message")
-        {
+    /// `None` for edits, deletions, joins and the like: not questions.
+    fn message(e: SlackMessageEvent) -> Option<Said> {
+        let bot_message = match &e.subtype {
+            None => false,
+            Some(SlackMessageEventType::BotMessage) => true,
+            Some(SlackMessageEventType::FileShare | SlackMessageEventType::ThreadBroadcast) => {
+                false
+            }
+            Some(_) => return None,
+        };
+        let content = e
+            .content
+            .unwrap_or_else(slack_morphism::SlackMessageContent::new);
+        Some(Said {
+            channel: e.origin.channel?.0,
+            ts: e.origin.ts.0,
+            thread: e.origin.thread_ts.map(|t| t.0),
+            user: e.sender.user.map(|u| u.0),
+            bot_id: e.sender.bot_id.map(|b| b.0),
+            bot_message,
+            text: content.text.unwrap_or_default(),
+            im: e.origin.channel_type.is_some_and(|t| t.0 == "im"),
+            files: content.files.unwrap_or_default(),
+        })
+    }
+}
+
+impl Slack {
+    async fn on_event(&self, job: Job) {
+        match job.event {
+            SlackEventCallbackBody::AppMention(e) => {
+                let said = Said::mention(e);
+                if self.is_ignored_sender(&said).await {
+                    return;
+                }
+                self.answer(&job.team, &said, None).await;
+            }
+            SlackEventCallbackBody::Message(e) => {
+                if let Some(said) = Said::message(e) {
+                    self.on_message(&job.team, &said).await;
+                }
+            }
+            SlackEventCallbackBody::ReactionAdded(e) => {
+                super::interactions::reaction(self, &e).await
+            }
+            SlackEventCallbackBody::Unknown(v) => {
+                tracing::debug!(kind = ?v["type"].as_str(), "Slack event not handled")
+            }
+            _ => tracing::debug!("Slack event not handled"),
+        }
+    }
+
+    async fn on_message(&self, team: &str, said: &Said) {
+        if self.is_ignored_sender(said).await {
             return;
         }
-        if self.is_ignored_sender(event).await {
-            return;
+        if said.im {
+            return self.answer(team, said, None).await;
         }
-        if event["channel_type"].as_str() == Some("im") {
-            return self.answer(team, event, None).await;
-        }
-        let (Some(thread), Some(ts)) = (event["thread_ts"].as_str(), event["ts"].as_str()) else {
+        let Some(thread) = said.thread.as_deref() else {
             return;
         };
-        if thread == ts {
+        if thread == said.ts {
             return;
         }
         let Ok(me) = self.identity().await.cloned() else {
             return;
         };
         // A mention in the thread arrives as `app_mention` too: answer once.
-        if !me.user_id.is_empty()
-            && event["text"]
-                .as_str()
-                .is_some_and(|t| t.contains(&format!("<@{}>", me.user_id)))
-        {
+        if !me.user_id.is_empty() && said.text.contains(&format!("<@{}>", me.user_id)) {
             return;
         }
-        let channel = event["channel"].as_str().unwrap_or_default();
-        let thread_messages = match self.thread(channel, thread).await {
+        let thread_messages = match self.thread(&said.channel, thread).await {
             Ok(m) => m,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read the thread");
@@ -184,12 +282,12 @@ impl Slack {
             }
         };
         if thread_messages.iter().any(|m| is_from(m, &me)) {
-            self.answer(team, event, Some(thread_messages)).await;
+            self.answer(team, said, Some(thread_messages)).await;
         }
     }
 
     /// The bot's own messages always; other bots' unless configured.
-    async fn is_ignored_sender(&self, event: &Value) -> bool {
+    async fn is_ignored_sender(&self, said: &Said) -> bool {
         let me = match self.identity().await {
             Ok(me) => me.clone(),
             Err(e) => {
@@ -197,11 +295,11 @@ impl Slack {
                 return true;
             }
         };
-        if is_from(event, &me) {
+        if sent_by(said.user.as_deref(), said.bot_id.as_deref(), &me) {
             return true;
         }
-        let is_bot = event["bot_id"].is_string() || event["subtype"] == "bot_message";
-        (is_bot && !self.inner.config.reply_to_bots) || event["user"].as_str().is_none()
+        let is_bot = said.bot_id.is_some() || said.bot_message;
+        (is_bot && !self.inner.config.reply_to_bots) || said.user.is_none()
     }
 
     /// The messages of a thread, oldest first.
@@ -209,43 +307,32 @@ impl Slack {
         &self,
         channel: &str,
         ts: &str,
-    ) -> Result<Vec<Value>, super::WebError> {
-        let v = self
-            .inner
-            .web
-            .get(
-                "conversations.replies",
-                &[
-                    ("channel", channel),
-                    ("ts", ts),
-                    ("limit", "200"),
-                    ("include_all_metadata", "true"),
-                ],
-            )
-            .await?;
-        Ok(v["messages"].as_array().cloned().unwrap_or_default())
+    ) -> Result<Vec<SlackHistoryMessage>, super::WebError> {
+        self.inner.web.replies(channel, ts).await
     }
 
     /// Answers one message in its thread.
-    async fn answer(&self, team: &str, event: &Value, thread_messages: Option<Vec<Value>>) {
-        let (Some(channel), Some(ts), Some(user)) = (
-            event["channel"].as_str(),
-            event["ts"].as_str(),
-            event["user"].as_str(),
-        ) else {
-            tracing::debug!("Slack message without channel, ts or user ignored");
+    async fn answer(
+        &self,
+        team: &str,
+        said: &Said,
+        thread_messages: Option<Vec<SlackHistoryMessage>>,
+    ) {
+        let Some(user) = said.user.as_deref() else {
+            tracing::debug!("Slack message without a user ignored");
             return;
         };
-        let thread = event["thread_ts"].as_str().unwrap_or(ts);
+        let (channel, ts) = (said.channel.as_str(), said.ts.as_str());
+        let thread = said.thread.as_deref().unwrap_or(ts);
         let me = self.identity().await.cloned().unwrap_or_default();
-        let text = strip_mention(event["text"].as_str().unwrap_or_default(), &me.user_id);
+        let text = strip_mention(&said.text, &me.user_id);
         let web = &self.inner.web;
-        let status = json!({
-            "channel_id": channel,
-            "thread_ts": thread,
-            "status": self.inner.config.thinking_status,
-        });
-        if let Err(e) = web.call("assistant.threads.setStatus", &status).await {
+        let status = SlackApiAssistantThreadsSetStatusRequest::new(
+            web::channel(channel),
+            self.inner.config.thinking_status.clone(),
+            web::ts(thread),
+        );
+        if let Err(e) = web.set_status(&status).await {
             // Only assistant threads have a status; elsewhere this is normal.
             tracing::debug!(error = %e, "no thinking status shown");
         }
@@ -259,14 +346,14 @@ impl Slack {
         };
         let history = self.history(&messages, ts, &me).await;
         let user_name = self.user(user).await.ok().map(|u| u.name);
-        let files: Vec<&Value> = event["files"].as_array().into_iter().flatten().collect();
-        let attachments: Vec<String> = files
+        let attachments: Vec<String> = said
+            .files
             .iter()
-            .filter_map(|f| f["name"].as_str())
+            .filter_map(|f| f.name.as_deref())
             .map(|n| format!("{n} (attached file)"))
             .collect();
         // Images go to vision-capable aliases; other files are not read.
-        let (images, mut unread) = self.images(&files).await;
+        let (images, mut unread) = self.images(&said.files).await;
         let inbound = Inbound {
             origin: Origin {
                 platform: "slack".into(),
@@ -274,7 +361,7 @@ impl Slack {
                 channel: Some(channel.to_string()),
                 thread: Some(thread.to_string()),
                 user: Some(user.to_string()),
-                private: event["channel_type"].as_str() == Some("im"),
+                private: said.im,
             },
             user_name,
             text,
@@ -314,23 +401,16 @@ impl Slack {
     /// The images among a message's files, downloaded with the bot token
     /// (at most [`MAX_IMAGES`] of at most [`MAX_IMAGE_BYTES`] each), and the
     /// names of the files that will not be read.
-    async fn images(&self, files: &[&Value]) -> (Vec<gateway::Image>, Vec<String>) {
+    async fn images(&self, files: &[SlackFile]) -> (Vec<gateway::Image>, Vec<String>) {
         let mut images = Vec::new();
         let mut unread = Vec::new();
         for f in files {
-            let name = f["name"].as_str().unwrap_or("file").to_string();
-            let mimetype = f["mimetype"].as_str().unwrap_or("");
-            let size = f["size"].as_u64().unwrap_or(0);
-            let url = f["url_private_download"]
-                .as_str()
-                .or_else(|| f["url_private"].as_str());
+            let name = f.name.clone().unwrap_or_else(|| "file".to_string());
+            let mimetype = f.mimetype.as_ref().map(|m| m.0.as_str()).unwrap_or("");
+            let url = f.url_private_download.as_ref().or(f.url_private.as_ref());
             let image = match url {
-                Some(url)
-                    if mimetype.starts_with("image/")
-                        && images.len() < MAX_IMAGES
-                        && size <= MAX_IMAGE_BYTES as u64 =>
-                {
-                    match self.inner.web.download(url, MAX_IMAGE_BYTES).await {
+                Some(url) if mimetype.starts_with("image/") && images.len() < MAX_IMAGES => {
+                    match self.inner.web.download(url.as_str(), MAX_IMAGE_BYTES).await {
                         Ok(bytes) => gateway::Image::from_bytes(mimetype, &name, &bytes),
                         Err(e) => {
                             tracing::info!(file = %name, error = %e, "an attached image was not fetched");
@@ -352,25 +432,29 @@ impl Slack {
     /// when the configured limits cut it.
     async fn history(
         &self,
-        messages: &[Value],
+        messages: &[SlackHistoryMessage],
         ts: &str,
         me: &super::Identity,
     ) -> Vec<ChatMessage> {
         let config = &self.inner.config;
-        let before: Vec<&Value> = messages
+        let before: Vec<&SlackHistoryMessage> = messages
             .iter()
-            .filter(|m| m["ts"].as_str().is_some_and(|t| ts_before(t, ts)))
+            .filter(|m| ts_before(&m.origin.ts.0, ts))
             .collect();
         let mut out = Vec::new();
         let mut chars = 0;
         for m in before.iter().rev().take(config.history_messages) {
-            let text = m["text"].as_str().unwrap_or_default();
+            let text = m.content.text.as_deref().unwrap_or_default();
             let message = if is_from(m, me) {
                 ChatMessage::new(Role::Assistant, text)
             } else {
-                let who = match m["user"].as_str() {
-                    Some(u) => self.user(u).await.map_or(u.to_string(), |u| u.name),
-                    None => m["username"].as_str().unwrap_or("someone").to_string(),
+                let who = match &m.sender.user {
+                    Some(u) => self.user(&u.0).await.map_or(u.0.clone(), |u| u.name),
+                    None => m
+                        .sender
+                        .username
+                        .clone()
+                        .unwrap_or_else(|| "someone".to_string()),
                 };
                 ChatMessage::new(
                     Role::User,
@@ -388,10 +472,19 @@ impl Slack {
     }
 }
 
-/// Whether a message or event was sent by this bot.
-fn is_from(m: &Value, me: &super::Identity) -> bool {
-    (!me.user_id.is_empty() && m["user"].as_str() == Some(&me.user_id))
-        || (!me.bot_id.is_empty() && m["bot_id"].as_str() == Some(&me.bot_id))
+/// Whether a thread message was sent by this bot.
+pub(crate) fn is_from(m: &SlackHistoryMessage, me: &super::Identity) -> bool {
+    sent_by(
+        m.sender.user.as_ref().map(|u| u.0.as_str()),
+        m.sender.bot_id.as_ref().map(|b| b.0.as_str()),
+        me,
+    )
+}
+
+/// Whether a sender (user, bot id) is this bot.
+fn sent_by(user: Option<&str>, bot_id: Option<&str>, me: &super::Identity) -> bool {
+    (!me.user_id.is_empty() && user == Some(me.user_id.as_str()))
+        || (!me.bot_id.is_empty() && bot_id == Some(me.bot_id.as_str()))
 }
 
 /// Whether Slack timestamp `a` is earlier than `b`.

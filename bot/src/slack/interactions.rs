@@ -11,6 +11,13 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use gateway::store::{FeedbackRecord, now_ms};
 use serde_json::{Value, json};
+use slack_morphism::blocks::SlackBlockId;
+use slack_morphism::blocks::{SlackStatefulView, SlackView};
+use slack_morphism::events::{
+    SlackInteractionBlockActionsEvent, SlackInteractionEvent, SlackInteractionViewSubmissionEvent,
+    SlackReactionAddedEvent,
+};
+use slack_morphism::{SlackActionId, SlackReactionsItem};
 use uuid::Uuid;
 
 use super::Slack;
@@ -46,36 +53,87 @@ pub async fn handle(State(slack): State<Slack>, headers: HeaderMap, body: Bytes)
 
 /// Handles one interaction payload, from either transport; `Some` is a
 /// body to answer with (a modal's `response_action`), `None` an empty ack
-/// (which, for a `view_submission`, closes the modal).
+/// (which, for a `view_submission`, closes the modal). The payload is read
+/// into slack-morphism's [`SlackInteractionEvent`]; one it does not model
+/// (another kind, or fields the model does not take) is acknowledged and
+/// ignored.
 pub(crate) async fn dispatch(slack: &Slack, payload: Value) -> Option<Value> {
-    match payload["type"].as_str() {
-        Some("block_actions") => {
+    match serde_json::from_value::<SlackInteractionEvent>(payload) {
+        Ok(event) => dispatch_event(slack, event).await,
+        Err(e) => {
+            tracing::debug!(error = %e, "Slack interaction not handled");
+            None
+        }
+    }
+}
+
+/// [`dispatch`] for a payload already read.
+pub(crate) async fn dispatch_event(slack: &Slack, event: SlackInteractionEvent) -> Option<Value> {
+    match event {
+        SlackInteractionEvent::BlockActions(actions) => {
             let slack = slack.clone();
-            tokio::spawn(async move { slack.on_actions(&payload).await });
+            tokio::spawn(async move { slack.on_actions(&actions).await });
             None
         }
-        Some("view_submission") if payload["view"]["callback_id"] == super::edit::EDIT_VIEW => {
-            Some(super::edit::submit(slack, &payload).await)
-        }
-        Some("view_submission") if payload["view"]["callback_id"] == COMMENT_VIEW => {
-            slack.on_comment(&payload).await;
-            None
+        SlackInteractionEvent::ViewSubmission(submitted) => {
+            match modal_field(&submitted.view, |m| {
+                m.callback_id.as_ref().map(|c| c.0.as_str())
+            }) {
+                Some(super::edit::EDIT_VIEW) => Some(super::edit::submit(slack, &submitted).await),
+                Some(COMMENT_VIEW) => {
+                    slack.on_comment(&submitted).await;
+                    None
+                }
+                _ => None,
+            }
         }
         _ => None,
     }
 }
 
+/// A field of a submitted modal.
+pub(crate) fn modal_field<'v>(
+    view: &'v SlackStatefulView,
+    field: impl Fn(&'v slack_morphism::blocks::SlackModalView) -> Option<&'v str>,
+) -> Option<&'v str> {
+    match &view.view {
+        SlackView::Modal(modal) => field(modal),
+        _ => None,
+    }
+}
+
+/// The value typed into input `block`/`action` of a submitted view.
+pub(crate) fn input_value<'v>(
+    view: &'v SlackStatefulView,
+    block: &str,
+    action: &str,
+) -> Option<&'v str> {
+    view.state_params
+        .state
+        .as_ref()?
+        .values
+        .get(&SlackBlockId(block.to_string()))?
+        .get(&SlackActionId(action.to_string()))?
+        .value
+        .as_deref()
+}
+
 impl Slack {
-    async fn on_actions(&self, payload: &Value) {
-        let user = payload["user"]["id"].as_str().unwrap_or_default();
-        for action in payload["actions"].as_array().into_iter().flatten() {
-            let score = match action["action_id"].as_str() {
-                Some(THUMBS_UP) => 1.0,
-                Some(THUMBS_DOWN) => 0.0,
+    async fn on_actions(&self, payload: &SlackInteractionBlockActionsEvent) {
+        let user = payload
+            .user
+            .as_ref()
+            .map(|u| u.id.0.as_str())
+            .unwrap_or_default();
+        for action in payload.actions.iter().flatten() {
+            let score = match action.action_id.0.as_str() {
+                THUMBS_UP => 1.0,
+                THUMBS_DOWN => 0.0,
                 _ => continue,
             };
-            let Some(id) = action["value"]
-                .as_str()
+            let Some(id) = action
+                .value
+                .as_deref()
                 .and_then(|v| Uuid::parse_str(v).ok())
             else {
                 tracing::debug!("feedback button without an inference id ignored");
@@ -83,15 +141,15 @@ impl Slack {
             };
             self.thumbs(id, user, score, "button").await;
             if score == 0.0
-                && let Some(trigger) = payload["trigger_id"].as_str()
+                && let Err(e) = self
+                    .inner
+                    .web
+                    .open_view(&payload.trigger_id.0, comment_view(id))
+                    .await
             {
-                let view = comment_view(id);
-                let body = json!({ "trigger_id": trigger, "view": view });
-                if let Err(e) = self.inner.web.call("views.open", &body).await {
-                    tracing::warn!(error = %e, "cannot open the feedback comment modal");
-                }
+                tracing::warn!(error = %e, "cannot open the feedback comment modal");
             }
-            if let Some(url) = payload["response_url"].as_str() {
+            if let Some(url) = payload.response_url.as_ref().map(|u| u.0.as_str()) {
                 let thanks = json!({
                     "response_type": "ephemeral",
                     "replace_original": false,
@@ -104,22 +162,20 @@ impl Slack {
         }
     }
 
-    async fn on_comment(&self, payload: &Value) {
-        let view = &payload["view"];
-        let Some(id) = view["private_metadata"]
-            .as_str()
+    async fn on_comment(&self, payload: &SlackInteractionViewSubmissionEvent) {
+        let view = &payload.view;
+        let Some(id) = modal_field(view, |m| m.private_metadata.as_deref())
             .and_then(|v| Uuid::parse_str(v).ok())
         else {
             return;
         };
-        let comment = view["state"]["values"]["comment"]["comment"]["value"]
-            .as_str()
+        let comment = input_value(view, "comment", "comment")
             .map(str::trim)
             .unwrap_or_default();
         if comment.is_empty() {
             return;
         }
-        let user = payload["user"]["id"].as_str().unwrap_or_default();
+        let user = payload.user.id.0.as_str();
         self.inner
             .pipeline
             .recorder()
@@ -155,27 +211,25 @@ impl Slack {
 }
 
 /// Handles `reaction_added`: 👍 / 👎 on one of the bot's answers.
-pub(crate) async fn reaction(slack: &Slack, event: &Value) {
-    let score = match event["reaction"]
-        .as_str()
-        .map(|r| r.split("::").next().unwrap_or(r))
-    {
-        Some("+1" | "thumbsup") => 1.0,
-        Some("-1" | "thumbsdown") => 0.0,
+pub(crate) async fn reaction(slack: &Slack, event: &SlackReactionAddedEvent) {
+    let reaction = event.reaction.0.as_str();
+    let score = match reaction.split("::").next().unwrap_or(reaction) {
+        "+1" | "thumbsup" => 1.0,
+        "-1" | "thumbsdown" => 0.0,
         _ => return,
     };
     let Ok(me) = slack.identity().await.cloned() else {
         return;
     };
-    let item = &event["item"];
-    let (Some(user), Some(channel), Some(ts)) = (
-        event["user"].as_str(),
-        item["channel"].as_str(),
-        item["ts"].as_str(),
-    ) else {
+    let SlackReactionsItem::Message(item) = &event.item else {
         return;
     };
-    if item["type"] != "message" || event["item_user"].as_str() != Some(&me.user_id) {
+    let user = event.user.0.as_str();
+    let (Some(channel), ts) = (item.origin.channel.as_ref(), item.origin.ts.0.as_str()) else {
+        return;
+    };
+    let channel = channel.0.as_str();
+    if event.item_user.as_ref().map(|u| u.0.as_str()) != Some(me.user_id.as_str()) {
         return;
     }
     let id = match slack.answer_of(channel, ts) {
@@ -184,9 +238,10 @@ pub(crate) async fn reaction(slack: &Slack, event: &Value) {
         None => match slack.thread(channel, ts).await {
             Ok(messages) => messages
                 .iter()
-                .find(|m| m["ts"].as_str() == Some(ts))
-                .filter(|m| m["metadata"]["event_type"] == METADATA_TYPE)
-                .and_then(|m| m["metadata"]["event_payload"]["inference_id"].as_str())
+                .find(|m| m.origin.ts.0 == ts)
+                .and_then(|m| m.content.metadata.as_ref())
+                .filter(|m| m.event_type == METADATA_TYPE)
+                .and_then(|m| m.event_payload.as_ref()?.get("inference_id"))
                 .and_then(|v| Uuid::parse_str(v).ok()),
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read the message that was reacted to");

@@ -17,7 +17,13 @@
 //! - [`socket`]: Socket Mode: the same three kinds over a websocket
 //! - [`stream`]: answers through Slack's chat streaming methods, and
 //!   [`reply`]: through posted and edited messages where those are missing
-//! - [`web`]: the Web API client; [`format`]: Markdown to mrkdwn
+//! - [`web`]: the Web API client (slack-morphism's); [`format`]: Markdown
+//!   to mrkdwn
+//!
+//! Payloads are read into slack-morphism's models (`SlackPushEvent`,
+//! `SlackPushEventCallback`, `SlackInteractionEvent`, `SlackCommandEvent`);
+//! an event type or block it does not model arrives as its `Unknown`
+//! variant and is ignored, never refused.
 
 pub mod commands;
 pub mod edit;
@@ -43,6 +49,8 @@ use axum::routing::post;
 use gateway::admin::Admin;
 use gateway::{Config, Pipeline};
 use serde::Deserialize;
+use slack_morphism::SlackUserId;
+use slack_morphism::api::SlackApiUsersInfoRequest;
 use tokio::sync::{OnceCell, Semaphore, mpsc};
 
 use reply::Budget;
@@ -241,7 +249,7 @@ pub(crate) struct Shared {
     pub(crate) pipeline: Pipeline,
     pub(crate) admin: Admin,
     pub(crate) web: Web,
-    signing_secret: Vec<u8>,
+    signing_secret: String,
     /// The app-level token when Socket Mode is used.
     app_token: Mutex<Option<String>>,
     pub(crate) config: SlackConfig,
@@ -297,7 +305,7 @@ impl Slack {
                 pipeline,
                 admin,
                 web: Web::new(&config.api_base, token),
-                signing_secret: signing_secret.as_bytes().to_vec(),
+                signing_secret: signing_secret.to_string(),
                 app_token: Mutex::new(None),
                 budget: Budget::new(Duration::from_secs(60) / config.updates_per_minute.max(1)),
                 config,
@@ -363,7 +371,7 @@ impl Slack {
         }
         let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
         signature::verify(
-            &self.inner.signing_secret,
+            self.inner.signing_secret.as_str(),
             header("x-slack-request-timestamp"),
             header("x-slack-signature"),
             body,
@@ -380,14 +388,10 @@ impl Slack {
         self.inner
             .identity
             .get_or_try_init(|| async {
-                let v = self
-                    .inner
-                    .web
-                    .call("auth.test", &serde_json::json!({}))
-                    .await?;
+                let me = self.inner.web.auth_test().await?;
                 Ok(Identity {
-                    user_id: v["user_id"].as_str().unwrap_or_default().to_string(),
-                    bot_id: v["bot_id"].as_str().unwrap_or_default().to_string(),
+                    user_id: me.user_id.0,
+                    bot_id: me.bot_id.map(|b| b.0).unwrap_or_default(),
                 })
             })
             .await
@@ -401,19 +405,18 @@ impl Slack {
         {
             return Ok(u.clone());
         }
-        let v = self.inner.web.get("users.info", &[("user", id)]).await?;
-        let u = &v["user"];
-        let name = [&u["profile"]["display_name"], &u["real_name"], &u["name"]]
+        let request = SlackApiUsersInfoRequest::new(SlackUserId(id.to_string()));
+        let u = self.inner.web.users_info(&request).await?.user;
+        let display = u.profile.as_ref().and_then(|p| p.display_name.clone());
+        let name = [display, u.real_name.clone(), u.name.clone()]
             .into_iter()
-            .filter_map(|n| n.as_str())
+            .flatten()
             .find(|n| !n.is_empty())
-            .unwrap_or(id)
-            .to_string();
+            .unwrap_or_else(|| id.to_string());
+        let flags = &u.flags;
         let user = User {
             name,
-            admin: u["is_admin"].as_bool() == Some(true)
-                || u["is_owner"].as_bool() == Some(true)
-                || u["is_primary_owner"].as_bool() == Some(true),
+            admin: [flags.is_admin, flags.is_owner, flags.is_primary_owner].contains(&Some(true)),
         };
         let mut users = self.lock_users();
         if users.len() > 50_000 {

@@ -15,10 +15,14 @@ use std::time::{Duration, Instant};
 
 use gateway::{ReplyEvent, ReplyStream};
 use serde_json::{Value, json};
+use slack_morphism::api::{SlackApiChatPostMessageRequest, SlackApiChatUpdateRequest};
+use slack_morphism::blocks::SlackBlock;
+use slack_morphism::{SlackMessageContent, SlackMessageMetadata};
 use uuid::Uuid;
 
 use super::Slack;
 use super::format::{escape, to_mrkdwn};
+use super::web;
 
 /// The most characters in one message's section (Slack allows 3,000).
 pub const SECTION_MAX: usize = 3_000;
@@ -165,12 +169,12 @@ pub(crate) async fn deliver(
 
 /// Posts a short notice in the thread (a refusal or an error).
 pub(crate) async fn post_notice(slack: &Slack, channel: &str, thread: &str, text: &str) {
-    let body = json!({
-        "channel": channel,
-        "thread_ts": thread,
-        "text": escape(text),
-    });
-    if let Err(e) = slack.inner.web.call("chat.postMessage", &body).await {
+    let body = SlackApiChatPostMessageRequest::new(
+        web::channel(channel),
+        SlackMessageContent::new().with_text(escape(text)),
+    )
+    .with_thread_ts(web::ts(thread));
+    if let Err(e) = slack.inner.web.post_message(&body).await {
         tracing::warn!(error = %e, "cannot post in the Slack thread");
     }
 }
@@ -205,33 +209,32 @@ impl Target<'_> {
                     let wait = self.slack.inner.budget.reserve(self.team);
                     tokio::time::sleep(wait).await;
                 }
-                let body = json!({
-                    "channel": self.channel,
-                    "ts": ts,
-                    "text": chunk,
-                    "blocks": blocks,
-                });
-                if let Err(e) = web.call("chat.update", &body).await {
+                let body = SlackApiChatUpdateRequest::new(
+                    web::channel(self.channel),
+                    SlackMessageContent::new()
+                        .with_text(chunk.clone())
+                        .with_blocks(blocks),
+                    web::ts(ts),
+                );
+                if let Err(e) = web.update(&body).await {
                     tracing::warn!(error = %e, "cannot update the answer in Slack");
                     continue;
                 }
                 let ts = ts.clone();
                 sent.messages[i] = (ts, chunk.clone());
             } else {
-                let body = json!({
-                    "channel": self.channel,
-                    "thread_ts": self.thread,
-                    "text": chunk,
-                    "blocks": blocks,
-                    "unfurl_links": false,
-                    "metadata": {
-                        "event_type": METADATA_TYPE,
-                        "event_payload": { "inference_id": self.id.to_string() },
-                    },
-                });
-                match web.call("chat.postMessage", &body).await {
-                    Ok(v) => {
-                        let ts = v["ts"].as_str().unwrap_or_default().to_string();
+                let body = SlackApiChatPostMessageRequest::new(
+                    web::channel(self.channel),
+                    SlackMessageContent::new()
+                        .with_text(chunk.clone())
+                        .with_blocks(blocks)
+                        .with_metadata(answer_metadata(self.id)),
+                )
+                .with_thread_ts(web::ts(self.thread))
+                .with_unfurl_links(false);
+                match web.post_message(&body).await {
+                    Ok(posted) => {
+                        let ts = posted.ts.0;
                         self.slack.remember_answer(self.channel, &ts, self.id);
                         sent.messages.push((ts, chunk.clone()));
                     }
@@ -248,16 +251,33 @@ impl Target<'_> {
         true
     }
 
-    fn blocks(&self, text: &str, buttons: bool) -> Value {
-        let mut blocks = vec![json!({
+    fn blocks(&self, text: &str, buttons: bool) -> Vec<SlackBlock> {
+        let mut all = vec![json!({
             "type": "section",
             "text": { "type": "mrkdwn", "text": text },
         })];
         if buttons {
-            blocks.push(feedback_block(self.id));
+            all.push(feedback_block(self.id));
         }
-        Value::Array(blocks)
+        blocks(all)
     }
+}
+
+/// Block Kit JSON as slack-morphism's blocks; a block its model does not
+/// take is kept as it is (`SlackBlock::Unknown`), so nothing is lost.
+pub(crate) fn blocks(json: Vec<Value>) -> Vec<SlackBlock> {
+    json.into_iter()
+        .map(|b| serde_json::from_value(b.clone()).unwrap_or(SlackBlock::Unknown(b)))
+        .collect()
+}
+
+/// The metadata that marks a message as the answer of inference `id`.
+pub(crate) fn answer_metadata(id: Uuid) -> SlackMessageMetadata {
+    SlackMessageMetadata::new(METADATA_TYPE.to_string()).with_event_payload(
+        [("inference_id".to_string(), id.to_string())]
+            .into_iter()
+            .collect(),
+    )
 }
 
 /// The 👍 / 👎 buttons under an answer, carrying its inference id.

@@ -9,7 +9,7 @@
 //! `{"envelope_id": …}` (with a `payload` where Slack takes one: a slash
 //! command's answer, a modal's `response_action`). The payload then goes
 //! through the same functions as the HTTP endpoints: [`events::accept`],
-//! [`commands::run`], [`interactions::dispatch`].
+//! [`commands::run`], [`interactions::dispatch_event`].
 //!
 //! There is no request signature here: the socket is authenticated by the
 //! app-level token, so `slack.signing_secret_env` is not needed.
@@ -22,16 +22,30 @@
 //! which nothing (not even Slack's pings) arrived for
 //! `slack.socket_watchdog_ms`. Slack redelivers unacknowledged envelopes
 //! after a reconnect; the `event_id` dedupe makes them harmless.
+//!
+//! The payloads are slack-morphism's models (`SlackPushEventCallback`,
+//! `SlackCommandEvent`, `SlackInteractionEvent`) and `apps.connections.open`
+//! goes through its client. The envelope around them (`envelope_id`,
+//! `type`, `payload`) is read here: slack-morphism 2.31 does not export its
+//! Socket Mode envelope models (its `models::socket_mode` is private, and
+//! the public name `socket_mode` is its listener). The connection
+//! loop is ours rather than its `SlackClientSocketModeListener`: that
+//! listener notices a dead socket only by its own pings going unanswered
+//! (whole seconds, several intervals), so a socket on which Slack falls
+//! silent while still answering pings is never dropped, and its reconnect
+//! waits are whole seconds; neither gives `socket_watchdog_ms`'s "nothing
+//! arrived for this long" or stops with the server's shutdown signal.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
+use slack_morphism::events::{SlackCommandEvent, SlackInteractionEvent, SlackPushEventCallback};
 use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::tungstenite::Message as Frame;
 
 use super::Slack;
+use super::events::Callback;
 use super::{commands, events, interactions};
 
 /// The first wait after a failed connection; it doubles up to [`MAX_BACKOFF`].
@@ -47,9 +61,6 @@ pub enum SocketError {
         "cannot open a Socket Mode connection: {0} (check slack.app_token_env: an app-level token `xapp-…` with the connections:write scope, and that Socket Mode is on in the app's settings)"
     )]
     Open(super::WebError),
-    /// `apps.connections.open` answered without a URL.
-    #[error("apps.connections.open answered without a `url`")]
-    NoUrl,
     /// The websocket failed.
     #[error("the Socket Mode websocket failed: {0} (check the network)")]
     Socket(String),
@@ -104,13 +115,9 @@ async fn connect(
     watchdog: Duration,
     stop: &mut watch::Receiver<bool>,
 ) -> Result<(Ended, bool), SocketError> {
-    let opened = opener
-        .call("apps.connections.open", &json!({}))
-        .await
-        .map_err(SocketError::Open)?;
-    let url = opened["url"].as_str().ok_or(SocketError::NoUrl)?;
     // The URL carries a one-time ticket: it is not logged.
-    let (mut ws, _) = tokio_tungstenite::connect_async(url)
+    let url = opener.connections_open().await.map_err(SocketError::Open)?;
+    let (mut ws, _) = tokio_tungstenite::connect_async(url.as_str())
         .await
         .map_err(|e| SocketError::Socket(e.to_string()))?;
     tracing::debug!("Slack Socket Mode connected");
@@ -154,6 +161,8 @@ async fn connect(
                     tracing::warn!("an undecodable Socket Mode message was ignored");
                     continue;
                 };
+                // `hello` and `disconnect` are read by their type alone:
+                // their other fields (debug_info, …) vary and are not needed.
                 match message["type"].as_str() {
                     Some("hello") => {
                         greeted = true;
@@ -183,7 +192,9 @@ async fn connect(
 }
 
 /// Handles one envelope: the ack to send now, or `None` when it is sent
-/// later through `acks` (or not at all, so that Slack redelivers).
+/// later through `acks` (or not at all, so that Slack redelivers). A
+/// payload slack-morphism's models do not take is still acknowledged (an
+/// `events_api` one is read leniently, as on the HTTP endpoint).
 async fn envelope(
     slack: &Slack,
     message: Value,
@@ -199,49 +210,54 @@ async fn envelope(
     };
     let mut message = message;
     let payload = message["payload"].take();
-    match message["type"].as_str() {
+    let callback = match message["type"].as_str() {
         Some("events_api") => {
-            let retry = message["retry_attempt"].to_string();
-            match events::accept(slack, &payload, &retry).await {
-                Ok(()) | Err(events::Refused::Malformed) => Some(ack(None)),
-                // Not acknowledged: Slack delivers it again.
-                Err(events::Refused::Busy) => None,
+            match serde_json::from_value::<SlackPushEventCallback>(payload.clone()) {
+                Ok(typed) => Some(Callback::from(typed)),
+                Err(_) => Callback::read(&payload),
             }
         }
-        Some("slash_commands") => {
-            // Slack's fields, as strings, like the HTTP form.
-            let form: HashMap<String, String> = payload
-                .as_object()
-                .into_iter()
-                .flatten()
-                .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
-                .collect();
-            let slack = slack.clone();
-            let acks = acks.clone();
-            tokio::spawn(async move {
-                let answer = match commands::run(&slack, &form).await {
-                    Ok(answer) => Some(answer),
-                    Err(message) => {
-                        tracing::warn!(message, "malformed slash command over Socket Mode");
-                        None
-                    }
-                };
-                let _ = acks.send(ack(answer));
-            });
-            None
-        }
-        Some("interactive") => {
-            let slack = slack.clone();
-            let acks = acks.clone();
-            tokio::spawn(async move {
-                let answer = interactions::dispatch(&slack, payload).await;
-                let _ = acks.send(ack(answer));
-            });
-            None
-        }
+        Some("slash_commands") => match serde_json::from_value::<SlackCommandEvent>(payload) {
+            Ok(command) => {
+                let slack = slack.clone();
+                let acks = acks.clone();
+                tokio::spawn(async move {
+                    let answer = commands::run(&slack, &command).await;
+                    let _ = acks.send(ack(Some(answer)));
+                });
+                return None;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "malformed slash command over Socket Mode");
+                None
+            }
+        },
+        Some("interactive") => match serde_json::from_value::<SlackInteractionEvent>(payload) {
+            Ok(interaction) => {
+                let slack = slack.clone();
+                let acks = acks.clone();
+                tokio::spawn(async move {
+                    let answer = interactions::dispatch_event(&slack, interaction).await;
+                    let _ = acks.send(ack(answer));
+                });
+                return None;
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "Slack interaction not handled");
+                None
+            }
+        },
         other => {
             tracing::debug!(kind = ?other, "Socket Mode envelope acknowledged and ignored");
-            Some(ack(None))
+            None
         }
+    };
+    match callback {
+        Some(callback) => match events::accept(slack, callback, "socket").await {
+            Ok(()) => Some(ack(None)),
+            // Not acknowledged: Slack delivers it again.
+            Err(events::Refused::Busy) => None,
+        },
+        None => Some(ack(None)),
     }
 }

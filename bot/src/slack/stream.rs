@@ -14,11 +14,14 @@
 use std::time::{Duration, Instant};
 
 use gateway::{ReplyEvent, ReplyStream};
-use serde_json::json;
+use slack_morphism::api::{
+    SlackApiChatAppendStreamRequest, SlackApiChatStartStreamRequest, SlackApiChatStopStreamRequest,
+};
+use slack_morphism::{SlackMessageContent, SlackTeamId, SlackUserId};
 
 use super::Slack;
-use super::reply::{METADATA_TYPE, feedback_block};
-use super::web::WebError;
+use super::reply::{answer_metadata, blocks, feedback_block};
+use super::web::{self, WebError};
 
 /// Slack's limit on one `markdown_text`.
 const MARKDOWN_MAX: usize = 12_000;
@@ -86,15 +89,13 @@ pub(crate) async fn deliver(
             }
         }
     };
-    let start = json!({
-        "channel": place.channel,
-        "thread_ts": place.thread,
-        "recipient_team_id": place.team,
-        "recipient_user_id": place.user,
-        "markdown_text": first,
-    });
-    let ts = match web.call("chat.startStream", &start).await {
-        Ok(v) => v["ts"].as_str().unwrap_or_default().to_string(),
+    let start = SlackApiChatStartStreamRequest::new(web::channel(place.channel))
+        .with_thread_ts(web::ts(place.thread))
+        .with_recipient_team_id(SlackTeamId(place.team.to_string()))
+        .with_recipient_user_id(SlackUserId(place.user.to_string()))
+        .with_markdown_text(first);
+    let ts = match web.start_stream(&start).await {
+        Ok(started) => started.ts.0,
         Err(e) => {
             if let WebError::Slack { error, .. } = &e
                 && UNAVAILABLE.contains(&error.as_str())
@@ -145,21 +146,17 @@ pub(crate) async fn deliver(
     for piece in pieces {
         append(slack, place.channel, &ts, &piece).await;
     }
-    let mut stop = json!({
-        "channel": place.channel,
-        "ts": ts,
-        "metadata": {
-            "event_type": METADATA_TYPE,
-            "event_payload": { "inference_id": stream.inference_id.to_string() },
-        },
-    });
+    let mut content =
+        SlackMessageContent::new().with_metadata(answer_metadata(stream.inference_id));
     if !last.is_empty() {
-        stop["markdown_text"] = json!(last);
+        content = content.with_markdown_text(last);
     }
     if feedback {
-        stop["blocks"] = json!([feedback_block(stream.inference_id)]);
+        content = content.with_blocks(blocks(vec![feedback_block(stream.inference_id)]));
     }
-    if let Err(e) = web.call("chat.stopStream", &stop).await {
+    let stop =
+        SlackApiChatStopStreamRequest::new(web::channel(place.channel), web::ts(&ts), content);
+    if let Err(e) = web.stop_stream(&stop).await {
         tracing::warn!(error = %e, "cannot finish the Slack stream");
     }
     Streamed::Done
@@ -169,8 +166,9 @@ async fn append(slack: &Slack, channel: &str, ts: &str, text: &str) {
     if text.is_empty() {
         return;
     }
-    let body = json!({ "channel": channel, "ts": ts, "markdown_text": text });
-    if let Err(e) = slack.inner.web.call("chat.appendStream", &body).await {
+    let body = SlackApiChatAppendStreamRequest::new(web::channel(channel), web::ts(ts))
+        .with_markdown_text(text.to_string());
+    if let Err(e) = slack.inner.web.append_stream(&body).await {
         tracing::warn!(error = %e, "cannot append to the Slack stream");
     }
 }

@@ -6,7 +6,7 @@
 //! `/slack/events` at 200 events/s, open loop. It prints the ack latency
 //! (from each event's scheduled send to Slack's 200, so queueing counts),
 //! p50 and p99, and the time from event to the first visible text in the
-//! thread (`chat.postMessage`) beside the model's own TTFT. Build the
+//! thread (`chat.postMessage` or `chat.startStream`) beside the model's own TTFT. Build the
 //! binary in release mode first:
 //!
 //!     cargo build --release -p switchboard
@@ -241,15 +241,22 @@ async fn start_slack(posts: Posts) -> anyhow::Result<String> {
     ) -> axum::Json<Value> {
         let args: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
         axum::Json(match method.as_str() {
-            "auth.test" => {
-                json!({"ok": true, "user_id": "UBOT", "bot_id": "BBOT", "team_id": "TBENCH"})
-            }
-            "chat.postMessage" => {
+            "auth.test" => json!({"ok": true, "url": "https://bench.slack.com/", "team": "Bench",
+                "user": "switchboard", "team_id": "TBENCH", "user_id": "UBOT", "bot_id": "BBOT"}),
+            // The first visible text: a posted message, or a started stream.
+            "chat.postMessage" | "chat.startStream" => {
                 let thread = args["thread_ts"].as_str().unwrap_or_default().to_string();
                 lock(&posts)
                     .entry(thread.clone())
                     .or_insert_with(Instant::now);
-                json!({"ok": true, "channel": args["channel"], "ts": format!("{thread}9")})
+                let ts = format!("{thread}9");
+                json!({"ok": true, "channel": args["channel"], "ts": ts,
+                       "message": {"type": "message", "user": "UBOT", "ts": ts, "text": args["text"]}})
+            }
+            "chat.update" => json!({"ok": true, "channel": args["channel"], "ts": args["ts"],
+                "text": args["text"], "message": {"user": "UBOT", "text": args["text"]}}),
+            "chat.appendStream" | "chat.stopStream" => {
+                json!({"ok": true, "channel": args["channel"], "ts": args["ts"]})
             }
             "users.info" => {
                 json!({"ok": true, "user": {"id": "UBENCH", "name": "bench", "is_admin": false}})

@@ -5,7 +5,8 @@ use serde_json::{Value, json};
 
 use super::{World, world};
 
-/// Slack's documented view_submission for the form `view` as opened,
+/// Slack's documented view_submission for the form `view` as opened (its
+/// title, buttons and blocks echoed back),
 /// with the TOML field set to `toml`.
 fn submission(user: &str, view: &Value, toml: &str) -> Value {
     json!({
@@ -21,6 +22,9 @@ fn submission(user: &str, view: &Value, toml: &str) -> Value {
             "type": "modal",
             "callback_id": view["callback_id"],
             "private_metadata": view["private_metadata"],
+            "title": view["title"],
+            "submit": view["submit"],
+            "close": view["close"],
             "blocks": view["blocks"],
             "state": {"values": {
                 "toml": {"toml": {"type": "plain_text_input", "value": toml}},

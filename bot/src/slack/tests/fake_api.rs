@@ -28,9 +28,44 @@ pub const APP_TOKEN: &str = "xapp-1-A123ABC456-test";
 #[derive(Debug, Clone)]
 pub struct Call {
     pub method: String,
-    /// The JSON body, or the query as an object.
+    /// The arguments as one object, however they were sent: a JSON body,
+    /// a form-encoded body, or the query string.
     pub args: Value,
     pub at: Instant,
+}
+
+/// A method's arguments, read the ways Slack's Web API takes them: a JSON
+/// body (`application/json`), a form-encoded body
+/// (`application/x-www-form-urlencoded`, where structured arguments such
+/// as `blocks` are JSON-encoded strings), or the query string.
+fn arguments(headers: &HeaderMap, query: &HashMap<String, String>, body: &[u8]) -> Value {
+    let content_type = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    let mut args = serde_json::Map::new();
+    for (k, v) in query {
+        args.insert(k.clone(), json!(v));
+    }
+    if content_type.starts_with("application/json") {
+        if let Ok(Value::Object(body)) = serde_json::from_slice::<Value>(body) {
+            args.extend(body);
+        }
+    } else if content_type.starts_with("application/x-www-form-urlencoded") {
+        for (k, v) in form_urlencoded::parse(body) {
+            let structured = matches!(
+                k.as_ref(),
+                "blocks" | "attachments" | "metadata" | "view" | "chunks"
+            );
+            let value = match serde_json::from_str::<Value>(&v) {
+                Ok(parsed) if structured => parsed,
+                _ => json!(v),
+            };
+            args.insert(k.into_owned(), value);
+        }
+    }
+    Value::Object(args)
 }
 
 #[derive(Default)]
@@ -251,11 +286,7 @@ async fn api(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    let args: Value = if body.is_empty() {
-        serde_json::to_value(&query).unwrap()
-    } else {
-        serde_json::from_slice(&body).unwrap_or(Value::Null)
-    };
+    let args = arguments(&headers, &query, &body);
     let mut s = inner.lock().unwrap();
     s.calls.push(Call {
         method: method.clone(),
@@ -313,7 +344,9 @@ async fn api(
                     }
                 }
             }
-            json!({"ok": true, "channel": args["channel"], "ts": args["ts"], "text": args["text"]})
+            json!({"ok": true, "channel": args["channel"], "ts": args["ts"], "text": args["text"],
+                "message": {"text": args["text"], "user": BOT_USER, "bot_id": BOT_ID,
+                            "blocks": args["blocks"]}})
         }
         "conversations.replies" => {
             let ts = args["ts"].as_str().unwrap_or_default();

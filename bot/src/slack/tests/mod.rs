@@ -786,7 +786,8 @@ async fn feedback_buttons_a_changed_vote_reactions_and_the_comment_modal_are_rec
     let view = &open.args["view"];
     assert_eq!(view["private_metadata"], id.as_str());
 
-    // Slack's documented view_submission, with the modal's input filled in.
+    // Slack's documented view_submission: the modal as opened (title and
+    // all), with its input filled in.
     let submit = json!({
         "type": "view_submission",
         "team": {"id": "T123ABC456", "domain": "example"},
@@ -800,6 +801,9 @@ async fn feedback_buttons_a_changed_vote_reactions_and_the_comment_modal_are_rec
             "type": "modal",
             "callback_id": view["callback_id"],
             "private_metadata": view["private_metadata"],
+            "title": view["title"],
+            "submit": view["submit"],
+            "close": view["close"],
             "blocks": view["blocks"],
             "state": {"values": {"comment": {"comment": {"type": "plain_text_input", "value": "It ignored the question."}}}},
             "hash": "156663117.cd33ad1f",
