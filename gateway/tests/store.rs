@@ -271,16 +271,7 @@ async fn feedback_is_acknowledged_while_postgres_is_unreachable_and_written_afte
         .unwrap();
     let clicks = 200;
     for i in 0..clicks {
-        let click = FeedbackRecord {
-            id: Uuid::now_v7(),
-            inference_id: inference.id,
-            created_at_ms: now_ms(),
-            kind: "thumbs".into(),
-            score: Some(1.0),
-            comment: None,
-            user_id: Some(format!("U{i}")),
-            source: "button".into(),
-        };
+        let click = thumbs_up(inference.id, &format!("U{i}"));
         tokio::time::timeout(std::time::Duration::from_secs(2), recorder.feedback(click))
             .await
             .expect("acknowledged while the database is down");
@@ -329,19 +320,23 @@ fn spooled_rows(dir: &std::path::Path) -> i64 {
     rows
 }
 
-/// One spooled feedback row, as a segment line.
-fn spooled_click(user: &str) -> String {
-    let mut row = serde_json::to_value(FeedbackRecord {
+/// A 👍 button click by `user` on `inference`.
+fn thumbs_up(inference: Uuid, user: &str) -> FeedbackRecord {
+    FeedbackRecord {
         id: Uuid::now_v7(),
-        inference_id: Uuid::now_v7(),
+        inference_id: inference,
         created_at_ms: now_ms(),
         kind: "thumbs".into(),
         score: Some(1.0),
         comment: None,
         user_id: Some(user.into()),
         source: "button".into(),
-    })
-    .unwrap();
+    }
+}
+
+/// One spooled feedback row, as a segment line.
+fn spooled_click(user: &str) -> String {
+    let mut row = serde_json::to_value(thumbs_up(Uuid::now_v7(), user)).unwrap();
     row["row"] = json!("feedback");
     format!("{row}\n")
 }
@@ -427,16 +422,7 @@ async fn acknowledged_clicks_share_a_segment_and_a_clean_stop_leaves_none() {
     let clicks = 200;
     for i in 0..clicks {
         recorder
-            .feedback(FeedbackRecord {
-                id: Uuid::now_v7(),
-                inference_id: Uuid::now_v7(),
-                created_at_ms: now_ms(),
-                kind: "thumbs".into(),
-                score: Some(1.0),
-                comment: None,
-                user_id: Some(format!("U{i}")),
-                source: "button".into(),
-            })
+            .feedback(thumbs_up(Uuid::now_v7(), &format!("U{i}")))
             .await;
     }
     let with_rows: Vec<(std::path::PathBuf, usize)> = std::fs::read_dir(&spool)
