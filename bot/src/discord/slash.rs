@@ -31,6 +31,12 @@ pub fn options() -> poise::FrameworkOptions<Discord, HandleError> {
         allowed_mentions: Some(serenity::CreateAllowedMentions::new()),
         // Owners are not used: rights come from the admin layer.
         initialize_owners: false,
+        // Slash commands only: a mention is a question for the model, not
+        // a prefix command (poise would log each one as unrecognized).
+        prefix_options: poise::PrefixFrameworkOptions {
+            mention_as_prefix: false,
+            ..Default::default()
+        },
         ..Default::default()
     }
 }
@@ -375,6 +381,12 @@ fn respond(values: Vec<String>) -> serenity::CreateAutocompleteResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_mention_is_not_taken_as_a_prefix_command() {
+        assert!(!options().prefix_options.mention_as_prefix);
+        assert!(options().prefix_options.prefix.is_none());
+    }
 
     #[test]
     fn the_group_asks_for_manage_server_and_autocompletes_names() {
