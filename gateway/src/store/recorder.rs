@@ -2,12 +2,13 @@
 //! and writes them in batches off the hot path, without losing any.
 //!
 //! Two tasks share the work. The *spooler* gathers whatever rows are
-//! queued (up to a batch), writes them to a segment file in the spool
-//! folder, fsyncs it and only then acknowledges the callers that wait
-//! (feedback clicks): from that moment a crash cannot lose them. The
-//! *writer* then puts the segments into the database in order, several in
-//! one transaction, and deletes the files. If the database is down or
-//! slow, segments pile up on disk and are replayed in order when it
+//! queued (up to a batch), appends them to the current segment file in
+//! the spool folder, fsyncs it and only then acknowledges the callers that
+//! wait (feedback clicks): from that moment a crash cannot lose them. The
+//! *writer* then puts the batches into the database in order, several in
+//! one transaction, and deletes a segment once the spooler has moved past
+//! it and all its rows are written. If the database is down or slow, rows
+//! pile up on disk and in memory and are written in order when it
 //! returns; at start, segments left by a crashed process are replayed
 //! first. Rows have fixed ids and inserts skip ids already stored, so a
 //! replay never duplicates anything.
