@@ -1,13 +1,14 @@
 //! `switchboard eval`: replays logged conversations (or a JSONL file)
-//! through a candidate prompt version and a baseline, judges and checks
-//! the answers, writes the report, and fails when the candidate falls
-//! short of `--min-win-rate`, so that a promote can be gated in CI.
+//! through a candidate prompt version (or model) and a baseline, judges,
+//! scores and checks the answers, writes the report, and fails when the
+//! candidate falls short of `--min-win-rate` or `--max-score-drop`, so
+//! that a promote can be gated in CI.
 
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use clap::Args;
-use gateway::eval::{Check, EvalConfig, examples_from_jsonl, examples_from_log};
+use gateway::eval::{Arm, Check, EvalConfig, Gate, examples_from_jsonl, examples_from_log};
 use gateway::registry::Selector;
 use gateway::store::{DatasetFilter, Utc};
 
@@ -19,14 +20,25 @@ pub struct EvalArgs {
     /// The version or label under test.
     #[arg(long)]
     candidate: String,
+    /// Answer the candidate with this model alias instead of the prompt's.
+    #[arg(long)]
+    candidate_model: Option<String>,
     /// The version or label it must beat.
     #[arg(long, default_value = "production")]
     baseline: String,
-    /// The model alias that judges the two answers pairwise (both orders).
+    /// Answer the baseline with this model alias instead of the prompt's.
+    #[arg(long)]
+    baseline_model: Option<String>,
+    /// The model alias that judges the two answers pairwise (both orders)
+    /// and scores them against --rubric.
     #[arg(long)]
     judge: Option<String>,
+    /// What a good answer does, for the judge to score each answer 1–5
+    /// with a reason (needs --judge).
+    #[arg(long)]
+    rubric: Option<String>,
     /// A deterministic check, repeatable: contains:TEXT, not-contains:TEXT,
-    /// max-chars:N, no-refusal, json.
+    /// regex:PATTERN, max-chars:N, no-refusal, json, json-schema:FILE.
     #[arg(long = "check")]
     checks: Vec<Check>,
     /// Read examples from this JSONL file (eval or fine-tuning format)
@@ -45,6 +57,10 @@ pub struct EvalArgs {
     /// Fail (exit non-zero) when the candidate's win rate is below this.
     #[arg(long, default_value_t = 0.5)]
     min_win_rate: f64,
+    /// Fail when the candidate's mean rubric score is more than this below
+    /// the baseline's.
+    #[arg(long, default_value_t = 0.0)]
+    max_score_drop: f64,
     /// Write report.json, report.md and report.html into this folder.
     #[arg(long)]
     report: Option<PathBuf>,
@@ -103,6 +119,9 @@ impl DatasetArgs {
 
 /// Runs an evaluation and prints its verdict.
 pub async fn run(config: &gateway::Config, args: EvalArgs) -> anyhow::Result<()> {
+    if args.rubric.is_some() && args.judge.is_none() {
+        bail!("--rubric needs --judge ALIAS: the judge model scores the answers");
+    }
     let mut filter = args.logged.filter(Some(args.prompt.clone()))?;
     filter.limit = filter.limit.or(Some(50));
     crate::prepare_models(config).await?;
@@ -133,17 +152,22 @@ async fn evaluate(
     };
     let config = EvalConfig {
         prompt: args.prompt.clone(),
-        candidate: Selector::parse(&args.candidate),
-        baseline: Selector::parse(&args.baseline),
+        candidate: Arm {
+            version: Selector::parse(&args.candidate),
+            model: args.candidate_model.clone(),
+        },
+        baseline: Arm {
+            version: Selector::parse(&args.baseline),
+            model: args.baseline_model.clone(),
+        },
         judge: args.judge.clone(),
+        rubric: args.rubric.clone(),
         checks: args.checks.clone(),
         concurrency: args.concurrency,
     };
+    let progress = Progress::new();
     let report = gateway::eval::run(&app.pipeline, &config, examples, |done, total| {
-        eprint!("\revaluated {done}/{total}");
-        if done == total {
-            eprintln!();
-        }
+        progress.show(done, total)
     })
     .await?;
     report.save(&app.store).await?;
@@ -165,12 +189,49 @@ async fn evaluate(
         eprintln!("report written to {}", dir.display());
     }
     print!("{}", report.to_markdown());
-    if !report.passes(args.min_win_rate) {
+    let shortfalls = report.shortfalls(&Gate {
+        min_win_rate: args.min_win_rate,
+        max_score_drop: args.max_score_drop,
+    });
+    if !shortfalls.is_empty() {
         bail!(
-            "the candidate falls short: {} (required win rate: {:.0}%)",
-            report.headline(),
-            args.min_win_rate * 100.0
+            "the candidate falls short: {}; {}",
+            shortfalls.join("; "),
+            report.headline()
         );
     }
     Ok(())
+}
+
+/// A progress bar on standard error: redrawn in place on a terminal, a
+/// line per tenth of the run otherwise (CI logs).
+struct Progress {
+    terminal: bool,
+}
+
+impl Progress {
+    fn new() -> Progress {
+        use std::io::IsTerminal;
+        Progress {
+            terminal: std::io::stderr().is_terminal(),
+        }
+    }
+
+    fn show(&self, done: usize, total: usize) {
+        const WIDTH: usize = 30;
+        let filled = (done * WIDTH).checked_div(total).unwrap_or(WIDTH);
+        let bar = format!(
+            "[{}{}] {done}/{total} examples",
+            "#".repeat(filled),
+            " ".repeat(WIDTH - filled)
+        );
+        if self.terminal {
+            eprint!("\r{bar}");
+            if done == total {
+                eprintln!();
+            }
+        } else if done == total || (done * 10 / total.max(1)) != ((done - 1) * 10 / total.max(1)) {
+            eprintln!("{bar}");
+        }
+    }
 }

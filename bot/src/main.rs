@@ -52,7 +52,7 @@ enum Command {
         action: ModelsCommand,
     },
     /// Compare a candidate prompt version with a baseline on logged conversations.
-    Eval(eval_cli::EvalArgs),
+    Eval(Box<eval_cli::EvalArgs>),
     /// Export logged conversations: fine-tuning JSONL, eval JSONL or CSV.
     Export {
         /// `openai` (chat fine-tuning JSONL), `eval` (JSONL) or `csv`.
@@ -183,7 +183,7 @@ async fn execute(
         }
         Command::Prompts { action } => prompts_cli::run(&config, action).await,
         Command::Admin { action } => admin_cli::run(&config, action).await,
-        Command::Eval(args) => eval_cli::run(&config, args).await,
+        Command::Eval(args) => eval_cli::run(&config, *args).await,
         Command::Export {
             format,
             prompt,

@@ -231,8 +231,11 @@ impl Served {
         let report = serde_json::json!({
             "wins": 3, "losses": 1, "ties": 0, "examples": 4,
             "win_rate": 0.75, "win_rate_ci": [0.3006, 0.9544],
+            "rubric": "Polite <b>and</b> correct",
+            "measures": [["rubric score (1–5), mean", "4.00", "3.00"]],
             "rows": [{"question": "Is <i>this</i> better?", "verdict": "candidate",
-                      "candidate": {"text": "Yes, kindly."}, "baseline": {"text": "Yes."}}],
+                      "candidate": {"text": "Yes, kindly.", "score": {"score": 4, "reason": "Kind."}},
+                      "baseline": {"text": "Yes.", "score": null}}],
         });
         let summary = serde_json::json!({
             "win_rate": 0.75, "win_rate_ci": [0.3006, 0.9544], "examples": 4, "errors": 0,
@@ -655,8 +658,29 @@ async fn an_admin_signs_in_reads_the_figures_diffs_and_promotes() {
         "{headline}"
     );
     assert_eq!(
-        b.text("main table td").await.as_deref(),
-        Some("Is <i>this</i> better?")
+        b.text("#rubric").await.as_deref(),
+        Some("Rubric: Polite <b>and</b> correct")
+    );
+    let measure = b
+        .eval("[...document.querySelectorAll('#measures td')].map(c => c.textContent.trim())")
+        .await;
+    assert_eq!(
+        measure,
+        serde_json::json!(["rubric score (1–5), mean", "4.00", "3.00"])
+    );
+    let example = b
+        .eval("[...document.querySelectorAll('main .scroll table td')].map(c => c.textContent.trim())")
+        .await;
+    assert_eq!(
+        example,
+        serde_json::json!([
+            "Is <i>this</i> better?",
+            "candidate",
+            "Yes, kindly.",
+            "4: Kind.",
+            "Yes.",
+            "–"
+        ])
     );
 
     // Feedback review: the commented answer with its conversation, escaped.

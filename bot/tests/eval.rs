@@ -228,3 +228,164 @@ async fn eval_judges_both_orders_writes_the_report_and_gates_on_the_win_rate() {
         "test replays are not exported: {text}"
     );
 }
+
+#[tokio::test]
+async fn eval_scores_against_a_rubric_compares_models_and_gates_on_the_score() {
+    let provider = StandIn::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("switchboard.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "data_dir = \"{}\"\n[providers.p]\nkind = \"openai\"\nbase_url = \"{}\"\n\
+             [models.default]\ntargets = [\"p/big\"]\n[models.small]\ntargets = [\"p/small\"]\n",
+            dir.path().display(),
+            provider.url
+        ),
+    )
+    .unwrap();
+    let dataset = dir.path().join("d.jsonl");
+    std::fs::write(
+        &dataset,
+        "{\"input\": [{\"role\": \"user\", \"content\": \"Capital of France?\"}]}\n",
+    )
+    .unwrap();
+    let schema = dir.path().join("city.schema.json");
+    std::fs::write(
+        &schema,
+        r#"{"type": "object", "required": ["city"], "properties": {"city": {"type": "string"}}}"#,
+    )
+    .unwrap();
+    let rubric = "Names the capital in a full sentence.";
+    let schema_check = format!("json-schema:{}", schema.display());
+    let run = |max_drop: &'static str| {
+        let mut args = vec![
+            "eval".to_string(),
+            "assistant".into(),
+            "--candidate".into(),
+            "production".into(),
+            "--candidate-model".into(),
+            "small".into(),
+            "--judge".into(),
+            "default".into(),
+            "--rubric".into(),
+            rubric.into(),
+            "--check".into(),
+            "regex:^Paris".into(),
+            "--check".into(),
+            schema_check.clone(),
+            "--dataset".into(),
+            dataset.display().to_string(),
+            "--concurrency".into(),
+            "1".into(),
+            "--report".into(),
+            dir.path().join("report").display().to_string(),
+        ];
+        if !max_drop.is_empty() {
+            args.extend(["--max-score-drop".to_string(), max_drop.to_string()]);
+        }
+        args
+    };
+    // Candidate (on `small`), baseline, the pairwise judge in both orders
+    // (the candidate wins), then the rubric scores: candidate, baseline.
+    let script = || {
+        [
+            Reply::text("{\"city\": \"Paris\"}"),
+            Reply::text("Paris is the capital of France."),
+            Reply::text("A"),
+            Reply::text("B"),
+            Reply::text("SCORE: 2\nREASON: Bare JSON, not a sentence."),
+            Reply::text("SCORE: 5\nREASON: A full sentence."),
+        ]
+    };
+    provider.then(script());
+    let args = run("");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (ok, out, err) = switchboard(&config, &args, "").await;
+    assert!(
+        !ok,
+        "a win on preference does not excuse a score drop:\n{out}\n{err}"
+    );
+    assert!(
+        err.contains("the rubric score fell by 3.00 (allowed: 0.00)"),
+        "{err}"
+    );
+    assert!(
+        err.contains("[##############################] 1/1 examples"),
+        "a progress bar: {err}"
+    );
+    assert!(
+        out.contains("| rubric score (1–5), mean | 2.00 | 5.00 |")
+            && out.contains("| check `regex:^Paris` | 0% | 100% |")
+            && out.contains(&format!("| check `{schema_check}` | 100% | 0% |"))
+            && out.contains("2: Bare JSON, not a sentence.")
+            && out.contains("candidate win rate 100%"),
+        "{out}"
+    );
+    let received = provider.received();
+    let models: Vec<&str> = received
+        .iter()
+        .map(|r| r.body["model"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(
+        models,
+        ["small", "big", "big", "big", "big", "big"],
+        "the candidate answers on `small`, the rest on the prompt's model"
+    );
+    let scoring = received[4].body["messages"][1]["content"]
+        .as_str()
+        .unwrap_or("");
+    assert!(
+        scoring.contains(rubric) && scoring.contains("[Answer]\n{\"city\": \"Paris\"}\n"),
+        "{scoring}"
+    );
+    let json: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("report/report.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(json["candidate"], "production on small");
+    assert_eq!(json["score_delta"], -3.0);
+    assert_eq!(
+        json["rows"][0]["baseline"]["score"]["reason"],
+        "A full sentence."
+    );
+
+    // Allowing a drop of 3.5 lets the same results pass.
+    provider.then(script());
+    let args = run("3.5");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (ok, out, err) = switchboard(&config, &args, "").await;
+    assert!(ok, "{out}\n{err}");
+
+    // A rubric needs a judge; a bad check is refused before anything runs.
+    let before = provider.received().len();
+    let (ok, _, err) = switchboard(
+        &config,
+        &[
+            "eval",
+            "assistant",
+            "--candidate",
+            "production",
+            "--rubric",
+            "x",
+        ],
+        "",
+    )
+    .await;
+    assert!(!ok && err.contains("--rubric needs --judge"), "{err}");
+    let (ok, _, err) = switchboard(
+        &config,
+        &[
+            "eval",
+            "assistant",
+            "--candidate",
+            "production",
+            "--check",
+            "regex:(a",
+        ],
+        "",
+    )
+    .await;
+    assert!(!ok && err.contains("does not compile"), "{err}");
+    assert_eq!(provider.received().len(), before, "nothing was replayed");
+}

@@ -105,6 +105,9 @@ pub struct Request {
     pub purpose: Purpose,
     /// The caller's wishes for the response cache.
     pub cache: CacheControl,
+    /// An alias that answers instead of the prompt's own model (an
+    /// evaluation comparing models); `None` keeps the prompt's.
+    pub model: Option<String>,
 }
 
 impl Request {
@@ -119,6 +122,7 @@ impl Request {
             variables: BTreeMap::new(),
             purpose: Purpose::Live,
             cache: CacheControl::default(),
+            model: None,
         }
     }
 }
@@ -438,6 +442,7 @@ impl Pipeline {
                 let variables = self.context(request, user_name, None, None, &[]);
                 self.render(
                     &prompt,
+                    request.model.as_deref(),
                     &messages[last_user].content,
                     &history,
                     variables,
@@ -460,6 +465,7 @@ impl Pipeline {
                 );
                 let mut prepared = self.render(
                     &prompt,
+                    request.model.as_deref(),
                     &inbound.text,
                     &inbound.history,
                     variables,
@@ -518,9 +524,11 @@ impl Pipeline {
         v
     }
 
+    /// Renders `prompt` for `model` (the prompt's own when `None`).
     fn render(
         &self,
         prompt: &Resolved,
+        model: Option<&str>,
         text: &str,
         history: &[ChatMessage],
         mut variables: BTreeMap<String, String>,
@@ -529,6 +537,7 @@ impl Pipeline {
         let _span = tracing::info_span!("prompt.render").entered();
         variables.insert("bot_name".to_string(), self.inner.options.bot_name.clone());
         let p = prompt.compiled.prompt();
+        let model = model.unwrap_or(&p.model).to_string();
         let render = |history: &[ChatMessage]| -> Result<Vec<ChatMessage>, PipelineError> {
             let ctx = RenderContext {
                 text: text.to_string(),
@@ -550,7 +559,7 @@ impl Pipeline {
                 .collect())
         };
         let mut messages = render(history)?;
-        if let Some(window) = self.inner.options.context_windows.get(&p.model) {
+        if let Some(window) = self.inner.options.context_windows.get(&model) {
             // The oldest turns go first until the prompt and the answer fit.
             let answer = params
                 .max_tokens
@@ -564,7 +573,7 @@ impl Pipeline {
             }
             if dropped > 0 {
                 tracing::debug!(
-                    alias = %p.model,
+                    alias = %model,
                     dropped,
                     kept = history.len() - dropped,
                     window,
@@ -581,14 +590,14 @@ impl Pipeline {
             seed: None,
         };
         Ok(Prepared {
-            alias: p.model.clone(),
+            alias: model.clone(),
             prompt: Some((p.name.clone(), p.version)),
             label: prompt.label.clone(),
             messages,
             params: params.clone().or(&prompt_params),
             images_unread: Vec::new(),
             cache: (!p.cache.is_unset()).then(|| {
-                let alias = self.inner.guards.cache.policy(&p.model);
+                let alias = self.inner.guards.cache.policy(&model);
                 CachePolicy {
                     enabled: p.cache.enabled.unwrap_or(alias.enabled),
                     ttl: p

@@ -396,7 +396,24 @@ pub async fn eval_report(
                         ("question", r["question"].as_str().unwrap_or("").to_string()),
                         ("verdict", r["verdict"].as_str().unwrap_or("–").to_string()),
                         ("candidate", answer(&r["candidate"])),
+                        ("candidate_score", score(&r["candidate"]["score"])),
                         ("baseline", answer(&r["baseline"])),
+                        ("baseline_score", score(&r["baseline"]["score"])),
+                    ])
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let text = |v: &serde_json::Value| v.as_str().unwrap_or("").to_string();
+    let measures: Vec<HashMap<&str, String>> = report["measures"]
+        .as_array()
+        .map(|ms| {
+            ms.iter()
+                .map(|m| {
+                    HashMap::from([
+                        ("measure", text(&m[0])),
+                        ("candidate", text(&m[1])),
+                        ("baseline", text(&m[2])),
                     ])
                 })
                 .collect()
@@ -416,9 +433,20 @@ pub async fn eval_report(
                 ("created", when(run.created_at_ms)),
             ])),
             headline => headline,
+            rubric => report["rubric"].as_str(),
+            measures => v(measures),
             rows => v(rows),
         },
     )
+}
+
+/// A rubric score and its reason, or "–" when the answer was not scored.
+fn score(s: &serde_json::Value) -> String {
+    if s.is_null() {
+        return "–".into();
+    }
+    let value = s["score"].as_u64().map_or("?".into(), |v| v.to_string());
+    format!("{value}: {}", s["reason"].as_str().unwrap_or(""))
 }
 
 fn answer(o: &serde_json::Value) -> String {

@@ -232,6 +232,7 @@ pub(crate) async fn chat_completions(
         variables: request.variables.clone().unwrap_or_default(),
         purpose: Purpose::Live,
         cache,
+        model: None,
     };
     let mut reply = match state.pipeline.start(pipeline_request).await {
         Ok(r) => r,
