@@ -6,19 +6,20 @@
 //! the spool folder, fsyncs it and only then acknowledges the callers that
 //! wait (feedback clicks): from that moment a crash cannot lose them. The
 //! *writer* then puts the batches into the database in order, several in
-//! one transaction, and deletes a segment once the spooler has moved past
-//! it and all its rows are written. If the database is down or slow, rows
+//! one transaction, and recycles a segment's file once the spooler has
+//! moved past it and all its rows are written. If the database is down or slow, rows
 //! pile up on disk and in memory and are written in order when it
 //! returns; at start, segments left by a crashed process are replayed
 //! first. Rows have fixed ids and inserts skip ids already stored, so a
 //! replay never duplicates anything.
 //!
 //! The click-to-acknowledgement time is one `fdatasync` of data written
-//! into a file that already exists: a helper thread makes segment files
-//! ahead of use, zero-filled to their full size, with durable names, so
-//! the spooler's write changes no directory, allocates nothing and leaves
-//! the file's size alone. Batches are appended to a segment until it is
-//! full; zeros after the text read as its end.
+//! into a file that already exists: a helper thread keeps segment files
+//! ready ahead of use (written ones recycled, else new ones zero-filled to
+//! their full size, with durable names), so the spooler's write changes
+//! no directory, allocates nothing and leaves the file's size alone.
+//! Batches are appended to a segment until it is full; `spool.rs` says
+//! how a segment's rows are told from what follows them.
 //!
 //! Several processes may share a spool folder (the server and a CLI
 //! command on the same data folder). Each names its segments after its
@@ -113,8 +114,13 @@ impl Recorder {
                 None
             }
         });
+        Recorder::start_spooled(store, spool)
+    }
+
+    fn start_spooled(store: Store, spool: Option<spool::Spool>) -> (Recorder, JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(QUEUE);
         let (work_tx, work_rx) = mpsc::unbounded_channel();
+        let recycler = spool.as_ref().map(spool::Spool::recycler);
         if let Some(spool) = &spool {
             let (segments, locks) = spool.leftovers();
             for segment in segments {
@@ -126,9 +132,13 @@ impl Recorder {
             }
             let _ = work_tx.send(Work::Adopted(locks));
         }
-        let writer = tokio::spawn(write(store, work_rx));
+        let writer = tokio::spawn(write(store, work_rx, recycler));
+        // The spooler has a thread of its own: a batch's write and sync
+        // then cost no hand-offs between the async workers and a blocking
+        // thread, which on a busy machine cost as much as the sync itself.
+        let spooler = tokio::task::spawn_blocking(move || spool_rows(spool, rx, work_tx));
         let task = tokio::spawn(async move {
-            let own = spool_rows(spool, rx, work_tx).await;
+            let own = spooler.await.ok().flatten();
             let _ = writer.await;
             // Every segment is written: the instance's lock can go.
             drop(own);
@@ -179,8 +189,8 @@ impl Recorder {
 
 /// Gathers batches, makes them durable, acknowledges, and passes them on.
 /// Returns the spool (holding this instance's lock) once the queue is
-/// closed.
-async fn spool_rows(
+/// closed. Blocks: it runs on a thread of its own.
+fn spool_rows(
     mut spool: Option<spool::Spool>,
     mut rx: mpsc::Receiver<Message>,
     work: mpsc::UnboundedSender<Work>,
@@ -188,7 +198,7 @@ async fn spool_rows(
     let mut rows = Vec::new();
     let mut acks = Vec::new();
     let mut flushes = Vec::new();
-    while let Some(first) = rx.recv().await {
+    while let Some(first) = rx.blocking_recv() {
         let mut next = Some(first);
         while let Some(message) = next.take() {
             match message {
@@ -206,7 +216,7 @@ async fn spool_rows(
             let batch = std::mem::take(&mut rows);
             let batch = match &mut spool {
                 Some(spool) => {
-                    let written = spool.write(batch).await;
+                    let written = spool.write(batch);
                     if let Some(closed) = written.closed {
                         let _ = work.send(Work::Close(closed));
                     }
@@ -237,8 +247,13 @@ async fn spool_rows(
 
 /// Writes the database side in order. Segments that are waiting are
 /// taken together (up to [`WRITE_BATCH`] rows) into one transaction, so a
-/// backlog drains in large batches.
-async fn write(store: Store, mut work: mpsc::UnboundedReceiver<Work>) {
+/// backlog drains in large batches. This process's written segments go
+/// back to `recycler`; those replayed from ended ones are removed.
+async fn write(
+    store: Store,
+    mut work: mpsc::UnboundedReceiver<Work>,
+    recycler: Option<spool::Recycler>,
+) {
     let mut pending: Option<Work> = None;
     loop {
         let item = match pending.take() {
@@ -257,7 +272,10 @@ async fn write(store: Store, mut work: mpsc::UnboundedReceiver<Work>) {
                     lock.remove();
                 }
             }
-            Work::Close(path) => remove_segment(&path),
+            Work::Close(path) => match &recycler {
+                Some(r) => r.recycle(path),
+                None => remove_segment(&path),
+            },
             Work::Batch {
                 replay: path,
                 rows: held,
@@ -338,5 +356,91 @@ async fn insert(store: &Store, rows: Vec<Row>, from: &str) {
                 backoff = (backoff * 2).min(Duration::from_secs(5));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{FeedbackRecord, Table, now_ms};
+
+    /// Through hundreds of small segments, each written file recycled for
+    /// a later one: every click reaches the database once, the folder
+    /// holds a few files at most, and a clean stop leaves it empty.
+    #[tokio::test]
+    async fn many_recycled_segments_lose_and_repeat_no_click() {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = dir.path().join("spool");
+        let store = Store::connect(&format!("sqlite://{}/db.sqlite", dir.path().display()))
+            .await
+            .unwrap();
+        store.migrate().await.unwrap();
+        let inference = uuid::Uuid::now_v7();
+        store
+            .insert_inferences(&[InferenceRecord {
+                id: inference,
+                created_at_ms: now_ms(),
+                origin: crate::types::Origin::default(),
+                prompt: None,
+                prompt_label: None,
+                purpose: crate::pipeline::Purpose::Live,
+                alias: "default".into(),
+                provider: None,
+                model: None,
+                input_tokens: None,
+                output_tokens: None,
+                ttft_ms: None,
+                tpot_ms: None,
+                total_ms: 1.0,
+                provider_ms: 1.0,
+                cost_usd: None,
+                cache_hit: false,
+                tokens_saved: None,
+                cost_saved_usd: None,
+                streamed: false,
+                status: crate::store::Status::Ok,
+                error: None,
+                finish_reason: None,
+                attempts: vec![],
+                params: crate::types::Params::default(),
+                input: vec![],
+                output: None,
+            }])
+            .await
+            .unwrap();
+        // About 12 rows per 4 KiB segment.
+        let spool = spool::Spool::open_sized(&folder, 4096).unwrap();
+        let (recorder, task) = Recorder::start_spooled(store.clone(), Some(spool));
+        let clicks = 1200;
+        let mut most = 0;
+        for i in 0..clicks {
+            recorder
+                .feedback(FeedbackRecord {
+                    id: uuid::Uuid::now_v7(),
+                    inference_id: inference,
+                    created_at_ms: now_ms(),
+                    kind: "rating".into(),
+                    score: Some((i % 5 + 1) as f64),
+                    comment: None,
+                    user_id: Some(format!("U{i}")),
+                    source: "api".into(),
+                })
+                .await;
+            if i % 50 == 0 {
+                recorder.flush().await;
+                most = most.max(fs::read_dir(&folder).unwrap().count());
+            }
+        }
+        recorder.flush().await;
+        assert_eq!(store.count(Table::Feedback).await.unwrap(), clicks);
+        assert!(
+            most <= READY + spool::SPARE + 3,
+            "written segments are reused, not piled up: {most} files"
+        );
+        drop(recorder);
+        task.await.unwrap();
+        let left: Vec<_> = fs::read_dir(&folder).unwrap().collect();
+        assert!(left.is_empty(), "nothing left behind: {left:?}");
+        store.close().await;
     }
 }
