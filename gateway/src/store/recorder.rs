@@ -136,7 +136,15 @@ impl Recorder {
         // The spooler has a thread of its own: a batch's write and sync
         // then cost no hand-offs between the async workers and a blocking
         // thread, which on a busy machine cost as much as the sync itself.
-        let spooler = tokio::task::spawn_blocking(move || spool_rows(spool, rx, work_tx));
+        let spooler = match spool {
+            Some(spool) => {
+                tokio::task::spawn_blocking(move || Some(spool_rows(spool, rx, work_tx)))
+            }
+            None => tokio::spawn(async move {
+                pass_rows(rx, work_tx).await;
+                None
+            }),
+        };
         let task = tokio::spawn(async move {
             let own = spooler.await.ok().flatten();
             let _ = writer.await;
@@ -191,32 +199,65 @@ impl Recorder {
 /// Returns the spool (holding this instance's lock) once the queue is
 /// closed. Blocks: it runs on a thread of its own.
 fn spool_rows(
-    mut spool: Option<spool::Spool>,
+    mut spool: spool::Spool,
     mut rx: mpsc::Receiver<Message>,
     work: mpsc::UnboundedSender<Work>,
-) -> Option<spool::Spool> {
-    let mut rows = Vec::new();
-    let mut acks = Vec::new();
-    let mut flushes = Vec::new();
+) -> spool::Spool {
+    let mut batch = Batch::default();
     while let Some(first) = rx.blocking_recv() {
+        batch.gather(first, &mut rx);
+        batch.pass(Some(&mut spool), &work);
+    }
+    if let Some(closed) = spool.finish() {
+        let _ = work.send(Work::Close(closed));
+    }
+    spool
+}
+
+/// Without a spool: batches go to the writer from memory, acknowledged at
+/// once (no thread of its own: nothing here blocks).
+async fn pass_rows(mut rx: mpsc::Receiver<Message>, work: mpsc::UnboundedSender<Work>) {
+    let mut batch = Batch::default();
+    while let Some(first) = rx.recv().await {
+        batch.gather(first, &mut rx);
+        batch.pass(None, &work);
+    }
+}
+
+/// The rows, acknowledgements and flushes taken from the queue at once.
+#[derive(Default)]
+struct Batch {
+    rows: Vec<Row>,
+    acks: Vec<oneshot::Sender<()>>,
+    flushes: Vec<oneshot::Sender<()>>,
+}
+
+impl Batch {
+    /// Takes `first` and whatever else is queued, up to [`BATCH`] rows.
+    fn gather(&mut self, first: Message, rx: &mut mpsc::Receiver<Message>) {
         let mut next = Some(first);
         while let Some(message) = next.take() {
             match message {
                 Message::Row(row, ack) => {
-                    rows.push(row);
-                    acks.extend(ack);
+                    self.rows.push(row);
+                    self.acks.extend(ack);
                 }
-                Message::Flush(done) => flushes.push(done),
+                Message::Flush(done) => self.flushes.push(done),
             }
-            if rows.len() < BATCH {
+            if self.rows.len() < BATCH {
                 next = rx.try_recv().ok();
             }
         }
-        if !rows.is_empty() {
-            let batch = std::mem::take(&mut rows);
-            let batch = match &mut spool {
+    }
+
+    /// Makes the rows durable in `spool` (when there is one), acknowledges
+    /// them and hands them to the writer, then the flushes.
+    fn pass(&mut self, spool: Option<&mut spool::Spool>, work: &mpsc::UnboundedSender<Work>) {
+        if !self.rows.is_empty() {
+            let rows = std::mem::take(&mut self.rows);
+            let rows = match spool {
                 Some(spool) => {
-                    let written = spool.write(batch);
+                    let written = spool.write(rows);
                     if let Some(closed) = written.closed {
                         let _ = work.send(Work::Close(closed));
                     }
@@ -225,24 +266,20 @@ fn spool_rows(
                     }
                     written.rows
                 }
-                None => batch,
+                None => rows,
             };
             let _ = work.send(Work::Batch {
                 replay: None,
-                rows: Some(batch),
+                rows: Some(rows),
             });
-            for ack in acks.drain(..) {
+            for ack in self.acks.drain(..) {
                 let _ = ack.send(());
             }
         }
-        for done in flushes.drain(..) {
+        for done in self.flushes.drain(..) {
             let _ = work.send(Work::Flush(done));
         }
     }
-    if let Some(closed) = spool.as_mut().and_then(spool::Spool::finish) {
-        let _ = work.send(Work::Close(closed));
-    }
-    spool
 }
 
 /// Writes the database side in order. Segments that are waiting are
