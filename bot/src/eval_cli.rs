@@ -87,9 +87,12 @@ pub struct DatasetArgs {
     /// Until this date (YYYY-MM-DD, UTC, exclusive).
     #[arg(long)]
     until: Option<String>,
-    /// At most this many (eval: 50 unless given).
-    #[arg(long)]
+    /// At most this many, the oldest first (eval: 50 unless given).
+    #[arg(long, conflicts_with = "sample")]
     limit: Option<i64>,
+    /// A random sample of this many instead of the oldest.
+    #[arg(long)]
+    sample: Option<i64>,
 }
 
 impl DatasetArgs {
@@ -113,6 +116,7 @@ impl DatasetArgs {
             since_ms: date("since", &self.since)?,
             until_ms: date("until", &self.until)?,
             limit: self.limit,
+            sample: self.sample,
         })
     }
 }
@@ -123,7 +127,9 @@ pub async fn run(config: &gateway::Config, args: EvalArgs) -> anyhow::Result<()>
         bail!("--rubric needs --judge ALIAS: the judge model scores the answers");
     }
     let mut filter = args.logged.filter(Some(args.prompt.clone()))?;
-    filter.limit = filter.limit.or(Some(50));
+    if filter.sample.is_none() {
+        filter.limit = filter.limit.or(Some(50));
+    }
     crate::prepare_models(config).await?;
     let app = gateway::Gateway::build(config).await?;
     let result = evaluate(&app, args, filter).await;
@@ -145,8 +151,15 @@ async fn evaluate(
             for w in warnings {
                 eprintln!("warning: {w}");
             }
-            let limit = filter.limit.unwrap_or(i64::MAX).max(0) as usize;
-            examples.into_iter().take(limit).collect()
+            let numbered = examples.into_iter().enumerate();
+            let mut picked: Vec<_> = match filter.sample {
+                Some(n) => fastrand::choose_multiple(numbered, n.max(0) as usize),
+                None => numbered
+                    .take(filter.limit.unwrap_or(i64::MAX).max(0) as usize)
+                    .collect(),
+            };
+            picked.sort_by_key(|(i, _)| *i);
+            picked.into_iter().map(|(_, e)| e).collect()
         }
         None => examples_from_log(app.store.dataset(&filter).await?),
     };

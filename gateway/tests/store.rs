@@ -201,6 +201,56 @@ async fn postgres_round_trip() {
     round_trip(&fresh_postgres().await).await;
 }
 
+/// `--sample N` picks N matching conversations at random (not the oldest
+/// N), each once, and returns them oldest first.
+async fn sample(url: &str) {
+    let store = Store::connect(url).await.unwrap();
+    store.migrate().await.unwrap();
+    let mut rows: Vec<InferenceRecord> = (0..60).map(record).collect();
+    for (i, r) in rows.iter_mut().enumerate() {
+        r.created_at_ms += i as i64;
+    }
+    rows[7].prompt = Some(("other".into(), 1));
+    store.insert_inferences(&rows).await.unwrap();
+    let filter = |sample, limit| gateway::store::DatasetFilter {
+        prompt: Some("assistant".into()),
+        sample,
+        limit,
+        ..Default::default()
+    };
+    let ids = |examples: Vec<gateway::store::Example>| -> Vec<String> {
+        examples.into_iter().map(|e| e.id).collect()
+    };
+    let oldest = ids(store.dataset(&filter(None, Some(10))).await.unwrap());
+    let first = ids(store.dataset(&filter(Some(10), None)).await.unwrap());
+    let second = ids(store.dataset(&filter(Some(10), Some(3))).await.unwrap());
+    for picked in [&first, &second] {
+        assert_eq!(picked.len(), 10, "the sample wins over the limit");
+        let in_order: Vec<String> = rows
+            .iter()
+            .map(|r| r.id.to_string())
+            .filter(|id| picked.contains(id))
+            .collect();
+        assert_eq!(picked, &in_order, "each once, oldest first");
+        assert!(!picked.contains(&rows[7].id.to_string()), "filters apply");
+    }
+    // Equal by chance once in about 10^10 runs.
+    assert_ne!(first, oldest, "a sample is not the oldest ten");
+    assert_ne!(first, second, "each sample is drawn anew");
+    store.close().await;
+}
+
+#[tokio::test]
+async fn sqlite_sample() {
+    let dir = tempfile::tempdir().unwrap();
+    sample(&format!("sqlite://{}/sb.db", dir.path().display())).await;
+}
+
+#[tokio::test]
+async fn postgres_sample() {
+    sample(&fresh_postgres().await).await;
+}
+
 #[tokio::test]
 async fn a_chat_through_the_gateway_lands_in_postgres() {
     let provider = StandIn::start().await;

@@ -1,6 +1,7 @@
 //! Reading logged conversations back as a dataset: the inferences that
-//! match a filter, each with its messages and its current 👍 / 👎, oldest
-//! first. Exports (and evaluation) start here.
+//! match a filter (all, the oldest N, or a random sample of N), each with
+//! its messages and its current 👍 / 👎, oldest first. Exports (and
+//! evaluation) start here.
 
 use sqlx::Row;
 
@@ -25,6 +26,9 @@ pub struct DatasetFilter {
     pub until_ms: Option<i64>,
     /// At most this many (the oldest first).
     pub limit: Option<i64>,
+    /// A random sample of this many instead (still returned oldest first).
+    /// Wins over `limit`.
+    pub sample: Option<i64>,
 }
 
 /// One logged conversation.
@@ -106,9 +110,15 @@ impl Store {
             Some(false) => sql.push_str(&format!(" AND {thumbs} < 0.5")),
             None => {}
         }
-        sql.push_str(" ORDER BY i.created_at, i.id");
-        if let Some(limit) = filter.limit {
-            sql.push_str(&format!(" LIMIT {}", limit.max(0)));
+        match (filter.sample, filter.limit) {
+            // `random()` in both SQLite and PostgreSQL; sorted below.
+            (Some(n), _) => sql.push_str(&format!(" ORDER BY random() LIMIT {}", n.max(0))),
+            (None, limit) => {
+                sql.push_str(" ORDER BY i.created_at, i.id");
+                if let Some(limit) = limit {
+                    sql.push_str(&format!(" LIMIT {}", limit.max(0)));
+                }
+            }
         }
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         for t in &text {
@@ -149,6 +159,9 @@ impl Store {
                 output,
                 thumbs: r.try_get(12)?,
             });
+        }
+        if filter.sample.is_some() {
+            out.sort_by(|a, b| (a.created_at_ms, &a.id).cmp(&(b.created_at_ms, &b.id)));
         }
         Ok(out)
     }
