@@ -543,6 +543,29 @@ async fn replies_dms_and_threads_the_bot_started_are_answered_with_their_context
         "{joined}"
     );
     assert!(joined.contains("which runtime should I pick?"), "{joined}");
+
+    // A new thread's first message may reach the handler a moment before
+    // the thread's own THREAD_CREATE: it is answered all the same.
+    const LATE: &str = "1600000000000000002";
+    let mut first = user_message("1700000000000000060", "anyone around?", false);
+    first["channel_id"] = json!(LATE);
+    discord.dispatch("MESSAGE_CREATE", first).await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    discord
+        .dispatch(
+            "THREAD_CREATE",
+            json!({ "id": LATE, "type": 11, "guild_id": discord_support::GUILD, "parent_id": CHANNEL,
+                    "owner_id": BOT, "name": "Late thread", "newly_created": true,
+                    "thread_metadata": { "archived": false, "auto_archive_duration": 1440, "locked": false } }),
+        )
+        .await;
+    discord
+        .until("the answer in the late thread", |d| {
+            d.bot_messages()
+                .iter()
+                .any(|m| m["channel_id"] == LATE && m["components"] != json!([]))
+        })
+        .await;
     serve.stop().await;
 }
 

@@ -46,6 +46,9 @@ const MAX_IMAGES: usize = 4;
 const MAX_IMAGE_BYTES: usize = 8 * 1024 * 1024;
 /// Commands that take longer than this are deferred (Discord allows 3 s).
 const DEFER_AFTER: Duration = Duration::from_millis(2500);
+/// How long a message in a guild channel not known as a thread waits for
+/// that channel's `THREAD_CREATE` (see [`Discord::on_message`]).
+const THREAD_GRACE: Duration = Duration::from_millis(300);
 
 /// Why a dispatch could not be handled.
 #[derive(Debug, thiserror::Error)]
@@ -184,10 +187,24 @@ impl Discord {
         let Some(bot_id) = self.bot_id() else {
             return Ok(());
         };
-        let thread = self.thread(&msg.channel_id);
+        let mut thread = self.thread(&msg.channel_id);
         let cfg = &self.inner.config;
-        if normalize::trigger(&msg, &bot_id, thread.as_ref(), cfg.answer_in_bot_threads).is_none() {
-            return Ok(());
+        let triggers = |thread: Option<&Thread>| {
+            normalize::trigger(&msg, &bot_id, thread, cfg.answer_in_bot_threads).is_some()
+        };
+        if !triggers(thread.as_ref()) {
+            // serenity handles each event in a task of its own, so the first
+            // message in a brand-new thread can overtake the thread's
+            // `THREAD_CREATE` by a moment: a message that would be ignored
+            // in a channel not known as a thread gets that moment.
+            if !(cfg.answer_in_bot_threads && thread.is_none() && msg.guild_id.is_some()) {
+                return Ok(());
+            }
+            tokio::time::sleep(THREAD_GRACE).await;
+            thread = self.thread(&msg.channel_id);
+            if !triggers(thread.as_ref()) {
+                return Ok(());
+            }
         }
         let dedupe = &self.inner.pipeline.guards().dedupe;
         if !dedupe
