@@ -359,33 +359,20 @@ async fn eval_scores_against_a_rubric_compares_models_and_gates_on_the_score() {
 
     // A rubric needs a judge; a bad check is refused before anything runs.
     let before = provider.received().len();
-    let (ok, _, err) = switchboard(
-        &config,
-        &[
+    for (flag, value, refusal) in [
+        ("--rubric", "x", "--rubric needs --judge"),
+        ("--check", "regex:(a", "does not compile"),
+    ] {
+        let args = [
             "eval",
             "assistant",
             "--candidate",
             "production",
-            "--rubric",
-            "x",
-        ],
-        "",
-    )
-    .await;
-    assert!(!ok && err.contains("--rubric needs --judge"), "{err}");
-    let (ok, _, err) = switchboard(
-        &config,
-        &[
-            "eval",
-            "assistant",
-            "--candidate",
-            "production",
-            "--check",
-            "regex:(a",
-        ],
-        "",
-    )
-    .await;
-    assert!(!ok && err.contains("does not compile"), "{err}");
+            flag,
+            value,
+        ];
+        let (ok, _, err) = switchboard(&config, &args, "").await;
+        assert!(!ok && err.contains(refusal), "{err}");
+    }
     assert_eq!(provider.received().len(), before, "nothing was replayed");
 }
