@@ -357,11 +357,17 @@ async fn eval_scores_against_a_rubric_compares_models_and_gates_on_the_score() {
     let (ok, out, err) = switchboard(&config, &args, "").await;
     assert!(ok, "{out}\n{err}");
 
-    // A rubric needs a judge; a bad check is refused before anything runs.
+    // A rubric needs a judge; a bad check or an unknown model is refused
+    // before anything runs.
     let before = provider.received().len();
     for (flag, value, refusal) in [
         ("--rubric", "x", "--rubric needs --judge"),
         ("--check", "regex:(a", "does not compile"),
+        (
+            "--candidate-model",
+            "nope",
+            "--candidate-model `nope` is not a model alias; known: default, small",
+        ),
     ] {
         let args = [
             "eval",

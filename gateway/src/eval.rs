@@ -85,6 +85,16 @@ pub enum EvalError {
     /// No examples.
     #[error("the dataset is empty: widen the filters, or check the file")]
     Empty,
+    /// The candidate's or baseline's model, or the judge, names no alias.
+    #[error("{role} `{alias}` is not a model alias; known: {}", known.join(", "))]
+    UnknownAlias {
+        /// Which one (`--judge`, `--candidate-model`, `--baseline-model`).
+        role: &'static str,
+        /// The name given.
+        alias: String,
+        /// The configured aliases.
+        known: Vec<String>,
+    },
     /// Reading or writing the database failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -224,6 +234,21 @@ pub async fn run(
     examples: Vec<EvalExample>,
     progress: impl Fn(usize, usize),
 ) -> Result<Report, EvalError> {
+    // Checked before anything is replayed: otherwise every example would
+    // fail the same way, one provider-less request at a time.
+    for (role, alias) in [
+        ("--candidate-model", &config.candidate.model),
+        ("--baseline-model", &config.baseline.model),
+        ("--judge", &config.judge),
+    ] {
+        if let Some(alias) = alias.as_ref().filter(|a| !pipeline.router().has(a)) {
+            return Err(EvalError::UnknownAlias {
+                role,
+                alias: alias.clone(),
+                known: pipeline.router().aliases(),
+            });
+        }
+    }
     if examples.is_empty() {
         return Err(EvalError::Empty);
     }

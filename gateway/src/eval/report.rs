@@ -161,9 +161,15 @@ impl Report {
 
     /// Why the candidate falls short of `gate`; empty when it passes.
     /// With neither a judge nor a rubric, every check must pass at least
-    /// as often as the baseline's.
+    /// as often as the baseline's. A run where every replay failed falls
+    /// short whatever the gate.
     pub fn shortfalls(&self, gate: &Gate) -> Vec<String> {
         let mut out = Vec::new();
+        if self.examples > 0 && self.errors == self.examples {
+            out.push(
+                "no example was replayed on both sides (the report lists each error)".to_string(),
+            );
+        }
         if let Some(w) = self.win_rate.filter(|w| *w < gate.min_win_rate) {
             out.push(format!(
                 "win rate {:.0}% is below the required {:.0}%",
@@ -398,6 +404,55 @@ pub(crate) fn html_escape(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::eval::Arm;
+    use crate::registry::Selector;
+
+    #[test]
+    fn a_run_where_every_replay_failed_falls_short() {
+        let arm = |v: &str| Arm {
+            version: Selector::parse(v),
+            model: None,
+        };
+        let config = EvalConfig {
+            prompt: "assistant".into(),
+            candidate: arm("2"),
+            baseline: arm("production"),
+            judge: None,
+            rubric: None,
+            checks: Vec::new(),
+            concurrency: 1,
+        };
+        let failed = Outcome {
+            error: Some("provider down".into()),
+            ..Outcome::default()
+        };
+        let row = EvalRow {
+            id: "d.jsonl:1".into(),
+            question: "q".into(),
+            candidate: failed.clone(),
+            baseline: failed,
+            verdict: None,
+            readings: None,
+            checks: Vec::new(),
+        };
+        let gate = Gate {
+            min_win_rate: 0.5,
+            max_score_drop: 0.0,
+        };
+        let report = summarize(&config, vec![row.clone()]);
+        let short = report.shortfalls(&gate);
+        assert_eq!(short.len(), 1, "{short:?}");
+        assert!(short[0].contains("no example was replayed"), "{short:?}");
+
+        let mut replayed = row;
+        replayed.candidate.error = None;
+        replayed.baseline.error = None;
+        assert!(
+            summarize(&config, vec![replayed])
+                .shortfalls(&gate)
+                .is_empty()
+        );
+    }
 
     #[test]
     fn wilson_interval_matches_known_values() {
