@@ -13,7 +13,26 @@ use std::process::Stdio;
 use standin::{Reply, StandIn};
 use tokio::io::AsyncWriteExt;
 
-async fn switchboard(config: &Path, args: &[&str], input: &str) -> (bool, String, String) {
+/// Writes a configuration with `data_dir` in `dir`, one OpenAI-compatible
+/// provider `p` at `url`, and these `[models.*]` tables.
+fn write_config(dir: &Path, url: &str, models: &str) -> std::path::PathBuf {
+    let config = dir.join("switchboard.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "data_dir = \"{}\"\n[providers.p]\nkind = \"openai\"\nbase_url = \"{url}\"\n{models}",
+            dir.display()
+        ),
+    )
+    .unwrap();
+    config
+}
+
+async fn switchboard(
+    config: &Path,
+    args: &[impl AsRef<std::ffi::OsStr>],
+    input: &str,
+) -> (bool, String, String) {
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
         .arg("--config")
         .arg(config)
@@ -42,16 +61,11 @@ async fn switchboard(config: &Path, args: &[&str], input: &str) -> (bool, String
 async fn eval_judges_both_orders_writes_the_report_and_gates_on_the_win_rate() {
     let provider = StandIn::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("switchboard.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "data_dir = \"{}\"\n[providers.p]\nkind = \"openai\"\nbase_url = \"{}\"\n[models.default]\ntargets = [\"p/m\"]\n",
-            dir.path().display(),
-            provider.url
-        ),
-    )
-    .unwrap();
+    let config = write_config(
+        dir.path(),
+        &provider.url,
+        "[models.default]\ntargets = [\"p/m\"]\n",
+    );
     // Two logged conversations through the default prompt (v1).
     provider.then([Reply::text("Paris."), Reply::text("Berlin.")]);
     let (ok, out, err) = switchboard(
@@ -233,17 +247,11 @@ async fn eval_judges_both_orders_writes_the_report_and_gates_on_the_win_rate() {
 async fn eval_scores_against_a_rubric_compares_models_and_gates_on_the_score() {
     let provider = StandIn::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("switchboard.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "data_dir = \"{}\"\n[providers.p]\nkind = \"openai\"\nbase_url = \"{}\"\n\
-             [models.default]\ntargets = [\"p/big\"]\n[models.small]\ntargets = [\"p/small\"]\n",
-            dir.path().display(),
-            provider.url
-        ),
-    )
-    .unwrap();
+    let config = write_config(
+        dir.path(),
+        &provider.url,
+        "[models.default]\ntargets = [\"p/big\"]\n[models.small]\ntargets = [\"p/small\"]\n",
+    );
     let dataset = dir.path().join("d.jsonl");
     std::fs::write(
         &dataset,
@@ -300,7 +308,6 @@ async fn eval_scores_against_a_rubric_compares_models_and_gates_on_the_score() {
     };
     provider.then(script());
     let args = run("");
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let (ok, out, err) = switchboard(&config, &args, "").await;
     assert!(
         !ok,
@@ -353,7 +360,6 @@ async fn eval_scores_against_a_rubric_compares_models_and_gates_on_the_score() {
     // Allowing a drop of 3.5 lets the same results pass.
     provider.then(script());
     let args = run("3.5");
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let (ok, out, err) = switchboard(&config, &args, "").await;
     assert!(ok, "{out}\n{err}");
 
