@@ -139,7 +139,8 @@ fn question(text: &str) -> serde_json::Value {
 #[tokio::test]
 async fn metrics_are_prometheus_text_with_the_documented_series() {
     let provider = StandIn::start().await;
-    // Requests 1-2 are answered, 3 fails, 4-5 are answered (5 from the cache).
+    // Requests 1-2 are answered, 3 fails, 4-6 are answered (5 from the
+    // cache), and 6 gets two clicks.
     provider.then([
         Reply::text("First answer."),
         Reply::text("Second answer."),
@@ -158,6 +159,32 @@ async fn metrics_are_prometheus_text_with_the_documented_series() {
         "messages": [{"role": "user", "content": "Spell 'cache'."}]});
     assert_eq!(serve.chat(cacheable.clone()).await.0, 200);
     assert_eq!(serve.chat(cacheable).await.0, 200);
+    // Two clicks on an answer, each acknowledged once fsync'd in the spool.
+    let answered = serve
+        .client
+        .post(serve.url("/v1/chat/completions"))
+        .bearer_auth(API_KEY)
+        .json(&json!({"model": "default", "messages": [{"role": "user", "content": "Rate me."}]}))
+        .send()
+        .await
+        .unwrap();
+    let inference = answered.headers()["x-switchboard-inference-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    for (user, score) in [("U1", 1), ("U2", 0)] {
+        let click = serve
+            .client
+            .post(serve.url("/v1/feedback"))
+            .bearer_auth(API_KEY)
+            .json(
+                &json!({"inference_id": inference, "kind": "thumbs", "score": score, "user": user}),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(click.status(), 201, "{}", click.text().await.unwrap());
+    }
     // The global limit (6 a minute) refuses sooner or later.
     let mut refused = 0;
     for i in 0..20 {
@@ -214,6 +241,8 @@ async fn metrics_are_prometheus_text_with_the_documented_series() {
         ("switchboard_in_flight_requests", "gauge"),
         ("switchboard_queue_depth", "gauge"),
         ("switchboard_redis_fallbacks_total", "counter"),
+        ("switchboard_feedback_ack_seconds", "histogram"),
+        ("switchboard_spool_sync_seconds", "histogram"),
     ] {
         let family = families
             .get(name)
@@ -288,6 +317,14 @@ async fn metrics_are_prometheus_text_with_the_documented_series() {
             &[("alias", "default"), ("provider", "p"), ("target", "p/m")]
         ),
         1.0
+    );
+    // Both clicks were timed; each waited for at least one spool sync,
+    // and the answers' rows were synced too.
+    assert_eq!(value("switchboard_feedback_ack_seconds_count", &[]), 2.0);
+    assert!(value("switchboard_feedback_ack_seconds_sum", &[]) > 0.0);
+    assert!(
+        value("switchboard_spool_sync_seconds_count", &[]) >= 2.0,
+        "{text}"
     );
     assert!(
         families["switchboard_queue_depth"].samples.iter().any(|s| s

@@ -4,11 +4,15 @@
 //! queue depths and Redis fallbacks, labelled by alias, provider, prompt
 //! and version.
 //! Counters live in one map behind a mutex: a request touches it once,
-//! which costs far less than the request's own work.
+//! which costs far less than the request's own work. The recorder's
+//! latencies (a click's acknowledgement, a spool sync) are counted on its
+//! own hot path in lock-free [`Timings`] and copied in when scraped.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use crate::store::{InferenceRecord, Status};
 
@@ -17,13 +21,73 @@ const BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 ];
 
+/// Bucket bounds for the recorder's own latencies (a click's
+/// acknowledgement, a spool sync), in seconds: finer below a millisecond,
+/// where a healthy disk is.
+const FAST_BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+];
+
 type Labels = Vec<(&'static str, String)>;
 
-#[derive(Default)]
 struct Histogram {
+    bounds: &'static [f64],
+    /// Per bucket, not cumulative; values above the last bound are only in
+    /// `count`.
     counts: Vec<u64>,
     sum: f64,
     count: u64,
+}
+
+impl Default for Histogram {
+    fn default() -> Histogram {
+        Histogram {
+            bounds: BUCKETS,
+            counts: vec![0; BUCKETS.len()],
+            sum: 0.0,
+            count: 0,
+        }
+    }
+}
+
+/// A latency histogram kept without a lock, for a hot path off the
+/// request path (the recorder's spooler thread, a click waiting for its
+/// acknowledgement); [`Metrics::set_timings`] copies it into the
+/// exposition at scrape time.
+pub struct Timings {
+    counts: [AtomicU64; FAST_BUCKETS.len()],
+    count: AtomicU64,
+    sum_ns: AtomicU64,
+}
+
+impl Default for Timings {
+    fn default() -> Timings {
+        Timings {
+            counts: std::array::from_fn(|_| AtomicU64::new(0)),
+            count: AtomicU64::new(0),
+            sum_ns: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Timings {
+    /// Counts one duration.
+    pub fn record(&self, took: Duration) {
+        let seconds = took.as_secs_f64();
+        if let Some(i) = FAST_BUCKETS.iter().position(|b| seconds <= *b) {
+            self.counts[i].fetch_add(1, Ordering::Relaxed);
+        }
+        self.sum_ns.fetch_add(
+            u64::try_from(took.as_nanos()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+        self.count.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Durations counted so far.
+    pub fn count(&self) -> u64 {
+        self.count.load(Ordering::Relaxed)
+    }
 }
 
 #[derive(Default)]
@@ -86,6 +150,17 @@ const FAMILIES: &[(&str, &str, &str)] = &[
         "switchboard_redis_fallbacks_total",
         "Times Redis failed and in-process state was used.",
         "counter",
+    ),
+    (
+        "switchboard_feedback_ack_seconds",
+        "From a feedback row reaching the recorder to its acknowledgement \
+         (fsync'd in the spool, or handed on in memory without one).",
+        "histogram",
+    ),
+    (
+        "switchboard_spool_sync_seconds",
+        "Appending one batch of rows to the spool and syncing it to disk.",
+        "histogram",
     ),
     (
         "switchboard_ttft_seconds",
@@ -212,6 +287,24 @@ impl Metrics {
         *s.gauges.entry((name, labels)).or_default() += by;
     }
 
+    /// Sets the histogram `name` to what `timings` has counted.
+    pub fn set_timings(&self, name: &'static str, timings: &Timings) {
+        let Ok(mut s) = self.state.lock() else { return };
+        s.histograms.insert(
+            (name, Vec::new()),
+            Histogram {
+                bounds: FAST_BUCKETS,
+                counts: timings
+                    .counts
+                    .iter()
+                    .map(|c| c.load(Ordering::Relaxed))
+                    .collect(),
+                sum: timings.sum_ns.load(Ordering::Relaxed) as f64 / 1e9,
+                count: timings.count(),
+            },
+        );
+    }
+
     /// The metrics in Prometheus's text format; `redis_fallbacks` is read
     /// from the Redis link at scrape time.
     pub fn render(&self, redis_fallbacks: Option<u64>) -> String {
@@ -235,7 +328,7 @@ impl Metrics {
             }
             for ((name, labels), h) in s.histograms.iter().filter(|((n, _), _)| n == family) {
                 let mut cumulative = 0;
-                for (bound, count) in BUCKETS.iter().zip(&h.counts) {
+                for (bound, count) in h.bounds.iter().zip(&h.counts) {
                     cumulative += count;
                     let _ = writeln!(
                         out,
@@ -263,10 +356,7 @@ fn add(s: &mut State, name: &'static str, labels: Labels, by: f64) {
 
 fn observe(s: &mut State, name: &'static str, labels: Labels, value: f64) {
     let h = s.histograms.entry((name, labels)).or_default();
-    if h.counts.is_empty() {
-        h.counts = vec![0; BUCKETS.len()];
-    }
-    if let Some(i) = BUCKETS.iter().position(|b| value <= *b) {
+    if let Some(i) = h.bounds.iter().position(|b| value <= *b) {
         h.counts[i] += 1;
     }
     h.sum += value;

@@ -79,6 +79,9 @@ async fn metrics(State(state): State<AppState>) -> impl axum::response::IntoResp
         &[("queue", "recorder"), ("provider", "")],
         pipeline.recorder().queued() as f64,
     );
+    let latency = pipeline.recorder().latency();
+    metrics.set_timings("switchboard_feedback_ack_seconds", &latency.ack);
+    metrics.set_timings("switchboard_spool_sync_seconds", &latency.sync);
     for (provider, depth) in pipeline.router().queue_depths() {
         metrics.set_gauge(
             "switchboard_queue_depth",

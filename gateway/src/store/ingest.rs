@@ -309,131 +309,166 @@ impl Store {
     /// Writes inference rows, each with its messages, in one transaction.
     /// Rows already stored (same id) are skipped, so a batch can be retried.
     pub async fn insert_inferences(&self, rows: &[InferenceRecord]) -> Result<(), StoreError> {
-        if rows.is_empty() {
-            return Ok(());
-        }
-        let mut inferences = Vec::with_capacity(rows.len());
-        for r in rows {
-            let input = r.input.iter().map(|m| Message {
-                direction: "input",
-                role: m.role.as_str(),
-                content: &m.content,
-            });
-            let output = r.output.iter().map(|o| Message {
-                direction: "output",
-                role: "assistant",
-                content: o,
-            });
-            let messages = json(&input.chain(output).collect::<Vec<_>>())?;
-            inferences.push(InferenceJson {
-                id: r.id.to_string(),
-                created_at: r.created_at_ms,
-                platform: &r.origin.platform,
-                workspace: r.origin.workspace.as_deref(),
-                channel: r.origin.channel.as_deref(),
-                thread: r.origin.thread.as_deref(),
-                user_id: r.origin.user.as_deref(),
-                prompt_name: r.prompt.as_ref().map(|p| p.0.as_str()),
-                prompt_version: r.prompt.as_ref().map(|p| p.1),
-                alias: &r.alias,
-                provider: r.provider.as_deref(),
-                model: r.model.as_deref(),
-                input_tokens: r.input_tokens,
-                output_tokens: r.output_tokens,
-                ttft_ms: r.ttft_ms,
-                tpot_ms: r.tpot_ms,
-                total_ms: r.total_ms,
-                provider_ms: r.provider_ms,
-                cost_usd: r.cost_usd,
-                cache_hit: r.cache_hit as i64,
-                streamed: r.streamed as i64,
-                status: r.status.as_str(),
-                error: r.error.as_deref(),
-                finish_reason: r.finish_reason.as_deref(),
-                attempts: r.attempts.len() as i64,
-                attempt_log: serde_json::to_string(&r.attempts).unwrap_or_else(|_| "[]".into()),
-                params: serde_json::to_string(&r.params).unwrap_or_else(|_| "{}".into()),
-                tokens_saved: r.tokens_saved,
-                cost_saved_usd: r.cost_saved_usd,
-                prompt_label: r.prompt_label.as_deref(),
-                purpose: r.purpose.as_str(),
-                private: r.origin.private as i64,
-                messages,
-            });
-        }
-        let mut tx = self.pool.begin().await?;
-        insert_rows(
-            self.backend,
-            &mut tx,
-            "inferences",
-            INFERENCE_COLUMNS,
-            "id",
-            &inferences,
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(())
+        self.insert_batch(rows, &[]).await
     }
 
     /// Writes feedback rows in one transaction; ids already stored are
     /// skipped. A user's newer thumbs vote on an inference replaces the
     /// older ones, which stay as history (`replaced_by`).
     pub async fn insert_feedback(&self, rows: &[FeedbackRecord]) -> Result<(), StoreError> {
-        if rows.is_empty() {
+        self.insert_batch(&[], rows).await
+    }
+
+    /// Writes inference and feedback rows in one transaction (one commit,
+    /// so one flush of the database's log for the whole batch), the
+    /// inferences first so that feedback on them finds them. As with
+    /// [`Store::insert_inferences`] and [`Store::insert_feedback`], ids
+    /// already stored are skipped.
+    pub async fn insert_batch(
+        &self,
+        inferences: &[InferenceRecord],
+        feedback: &[FeedbackRecord],
+    ) -> Result<(), StoreError> {
+        if inferences.is_empty() && feedback.is_empty() {
             return Ok(());
         }
-        // Within the batch: every thumbs vote but a user's last on an
-        // inference is replaced by that last one.
-        let mut last: HashMap<(Uuid, &str), Uuid> = HashMap::new();
-        for f in rows {
-            if let (true, Some(user)) = (f.kind == "thumbs", f.user_id.as_deref()) {
-                last.insert((f.inference_id, user), f.id);
-            }
-        }
-        let latest: Vec<LatestVote> = last
-            .iter()
-            .map(|((inference, user), id)| LatestVote {
-                inference_id: inference.to_string(),
-                user_id: user,
-                id: id.to_string(),
-            })
-            .collect();
-        let feedback: Vec<FeedbackJson> = rows
-            .iter()
-            .map(|f| FeedbackJson {
-                id: f.id.to_string(),
-                inference_id: f.inference_id.to_string(),
-                created_at: f.created_at_ms,
-                kind: &f.kind,
-                score: f.score,
-                comment: f.comment.as_deref(),
-                user_id: f.user_id.as_deref(),
-                source: &f.source,
-                replaced_by: match (f.kind == "thumbs", f.user_id.as_deref()) {
-                    (true, Some(user)) => last
-                        .get(&(f.inference_id, user))
-                        .filter(|l| **l != f.id)
-                        .map(Uuid::to_string),
-                    _ => None,
-                },
-            })
-            .collect();
-        let latest = json(&latest)?;
+        let inferences = inference_json(inferences)?;
+        let feedback = feedback_json(feedback)?;
         let mut tx = self.pool.begin().await?;
-        // Earlier batches' votes are replaced by this batch's last ones.
-        if !last.is_empty() {
-            replace_earlier_votes(self.backend, &mut tx, latest).await?;
+        if !inferences.is_empty() {
+            insert_rows(
+                self.backend,
+                &mut tx,
+                "inferences",
+                INFERENCE_COLUMNS,
+                "id",
+                &inferences,
+            )
+            .await?;
         }
-        insert_rows(
-            self.backend,
-            &mut tx,
-            "feedback",
-            FEEDBACK_COLUMNS,
-            "id",
-            &feedback,
-        )
-        .await?;
+        if let Some((latest, feedback)) = feedback {
+            // Earlier batches' votes are replaced by this batch's last ones.
+            if let Some(latest) = latest {
+                replace_earlier_votes(self.backend, &mut tx, latest).await?;
+            }
+            insert_rows(
+                self.backend,
+                &mut tx,
+                "feedback",
+                FEEDBACK_COLUMNS,
+                "id",
+                &feedback,
+            )
+            .await?;
+        }
         tx.commit().await?;
         Ok(())
     }
+}
+
+/// Inference rows as the insert statement takes them.
+fn inference_json(rows: &[InferenceRecord]) -> Result<Vec<InferenceJson<'_>>, StoreError> {
+    let mut inferences = Vec::with_capacity(rows.len());
+    for r in rows {
+        let input = r.input.iter().map(|m| Message {
+            direction: "input",
+            role: m.role.as_str(),
+            content: &m.content,
+        });
+        let output = r.output.iter().map(|o| Message {
+            direction: "output",
+            role: "assistant",
+            content: o,
+        });
+        let messages = json(&input.chain(output).collect::<Vec<_>>())?;
+        inferences.push(InferenceJson {
+            id: r.id.to_string(),
+            created_at: r.created_at_ms,
+            platform: &r.origin.platform,
+            workspace: r.origin.workspace.as_deref(),
+            channel: r.origin.channel.as_deref(),
+            thread: r.origin.thread.as_deref(),
+            user_id: r.origin.user.as_deref(),
+            prompt_name: r.prompt.as_ref().map(|p| p.0.as_str()),
+            prompt_version: r.prompt.as_ref().map(|p| p.1),
+            alias: &r.alias,
+            provider: r.provider.as_deref(),
+            model: r.model.as_deref(),
+            input_tokens: r.input_tokens,
+            output_tokens: r.output_tokens,
+            ttft_ms: r.ttft_ms,
+            tpot_ms: r.tpot_ms,
+            total_ms: r.total_ms,
+            provider_ms: r.provider_ms,
+            cost_usd: r.cost_usd,
+            cache_hit: r.cache_hit as i64,
+            streamed: r.streamed as i64,
+            status: r.status.as_str(),
+            error: r.error.as_deref(),
+            finish_reason: r.finish_reason.as_deref(),
+            attempts: r.attempts.len() as i64,
+            attempt_log: serde_json::to_string(&r.attempts).unwrap_or_else(|_| "[]".into()),
+            params: serde_json::to_string(&r.params).unwrap_or_else(|_| "{}".into()),
+            tokens_saved: r.tokens_saved,
+            cost_saved_usd: r.cost_saved_usd,
+            prompt_label: r.prompt_label.as_deref(),
+            purpose: r.purpose.as_str(),
+            private: r.origin.private as i64,
+            messages,
+        });
+    }
+    Ok(inferences)
+}
+
+/// Feedback rows as the insert statement takes them, with the latest
+/// thumbs votes (JSON) when the batch has any; `None` for no rows.
+#[allow(clippy::type_complexity)]
+fn feedback_json(
+    rows: &[FeedbackRecord],
+) -> Result<Option<(Option<String>, Vec<FeedbackJson<'_>>)>, StoreError> {
+    if rows.is_empty() {
+        return Ok(None);
+    }
+    // Within the batch: every thumbs vote but a user's last on an
+    // inference is replaced by that last one.
+    let mut last: HashMap<(Uuid, &str), Uuid> = HashMap::new();
+    for f in rows {
+        if let (true, Some(user)) = (f.kind == "thumbs", f.user_id.as_deref()) {
+            last.insert((f.inference_id, user), f.id);
+        }
+    }
+    let latest: Vec<LatestVote> = last
+        .iter()
+        .map(|((inference, user), id)| LatestVote {
+            inference_id: inference.to_string(),
+            user_id: user,
+            id: id.to_string(),
+        })
+        .collect();
+    let feedback: Vec<FeedbackJson> = rows
+        .iter()
+        .map(|f| FeedbackJson {
+            id: f.id.to_string(),
+            inference_id: f.inference_id.to_string(),
+            created_at: f.created_at_ms,
+            kind: &f.kind,
+            score: f.score,
+            comment: f.comment.as_deref(),
+            user_id: f.user_id.as_deref(),
+            source: &f.source,
+            replaced_by: match (f.kind == "thumbs", f.user_id.as_deref()) {
+                (true, Some(user)) => last
+                    .get(&(f.inference_id, user))
+                    .filter(|l| **l != f.id)
+                    .map(Uuid::to_string),
+                _ => None,
+            },
+        })
+        .collect();
+    let latest = if last.is_empty() {
+        None
+    } else {
+        Some(json(&latest)?)
+    };
+    Ok(Some((latest, feedback)))
 }

@@ -33,13 +33,15 @@
 
 use std::fs;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use super::{FeedbackRecord, InferenceRecord, Store};
+use crate::metrics::Timings;
 
 mod spool;
 
@@ -93,6 +95,16 @@ enum Work {
 #[derive(Clone)]
 pub struct Recorder {
     tx: mpsc::Sender<Message>,
+    latency: Arc<Latency>,
+}
+
+/// How long the recorder keeps callers waiting, for `/metrics`.
+#[derive(Default)]
+pub struct Latency {
+    /// A feedback row, from reaching the recorder to its acknowledgement.
+    pub ack: Timings,
+    /// One batch appended to the spool and synced.
+    pub sync: Timings,
 }
 
 impl Recorder {
@@ -133,13 +145,15 @@ impl Recorder {
             let _ = work_tx.send(Work::Adopted(locks));
         }
         let writer = tokio::spawn(write(store, work_rx, recycler));
+        let latency = Arc::new(Latency::default());
+        let timings = latency.clone();
         // The spooler has a thread of its own: a batch's write and sync
         // then cost no hand-offs between the async workers and a blocking
         // thread, which on a busy machine cost as much as the sync itself.
         let spooler = match spool {
-            Some(spool) => {
-                tokio::task::spawn_blocking(move || Some(spool_rows(spool, rx, work_tx)))
-            }
+            Some(spool) => tokio::task::spawn_blocking(move || {
+                Some(spool_rows(spool, rx, work_tx, &timings.sync))
+            }),
             None => tokio::spawn(async move {
                 pass_rows(rx, work_tx).await;
                 None
@@ -151,7 +165,7 @@ impl Recorder {
             // Every segment is written: the instance's lock can go.
             drop(own);
         });
-        (Recorder { tx }, task)
+        (Recorder { tx, latency }, task)
     }
 
     /// Queues an inference row (written soon after; the caller does not wait).
@@ -169,6 +183,7 @@ impl Recorder {
     /// Records a feedback row, returning once it is durable (in the spool,
     /// fsync'd), so that acknowledging the user's click is safe.
     pub async fn feedback(&self, record: FeedbackRecord) {
+        let started = Instant::now();
         let (done, wait) = oneshot::channel();
         if self
             .tx
@@ -178,7 +193,14 @@ impl Recorder {
             || wait.await.is_err()
         {
             tracing::error!("the recorder has stopped; a feedback row was not written");
+            return;
         }
+        self.latency.ack.record(started.elapsed());
+    }
+
+    /// How long acknowledgements and spool syncs have taken.
+    pub fn latency(&self) -> &Latency {
+        &self.latency
     }
 
     /// Rows handed to the recorder and not yet taken up by its writer.
@@ -202,11 +224,12 @@ fn spool_rows(
     mut spool: spool::Spool,
     mut rx: mpsc::Receiver<Message>,
     work: mpsc::UnboundedSender<Work>,
+    synced: &Timings,
 ) -> spool::Spool {
     let mut batch = Batch::default();
     while let Some(first) = rx.blocking_recv() {
         batch.gather(first, &mut rx);
-        batch.pass(Some(&mut spool), &work);
+        batch.pass(Some((&mut spool, synced)), &work);
     }
     if let Some(closed) = spool.finish() {
         let _ = work.send(Work::Close(closed));
@@ -250,14 +273,23 @@ impl Batch {
         }
     }
 
-    /// Makes the rows durable in `spool` (when there is one), acknowledges
-    /// them and hands them to the writer, then the flushes.
-    fn pass(&mut self, spool: Option<&mut spool::Spool>, work: &mpsc::UnboundedSender<Work>) {
+    /// Makes the rows durable in `spool` (when there is one, counting the
+    /// time in `synced`), acknowledges them and hands them to the writer,
+    /// then the flushes.
+    fn pass(
+        &mut self,
+        spool: Option<(&mut spool::Spool, &Timings)>,
+        work: &mpsc::UnboundedSender<Work>,
+    ) {
         if !self.rows.is_empty() {
             let rows = std::mem::take(&mut self.rows);
             let rows = match spool {
-                Some(spool) => {
+                Some((spool, synced)) => {
+                    let started = Instant::now();
                     let written = spool.write(rows);
+                    if written.result.is_ok() {
+                        synced.record(started.elapsed());
+                    }
                     if let Some(closed) = written.closed {
                         let _ = work.send(Work::Close(closed));
                     }
@@ -380,12 +412,7 @@ async fn insert(store: &Store, rows: Vec<Row>, from: &str) {
     }
     let mut backoff = Duration::from_millis(50);
     loop {
-        let result = match store.insert_inferences(&inferences).await {
-            Ok(()) if feedback.is_empty() => Ok(()),
-            Ok(()) => store.insert_feedback(&feedback).await,
-            Err(e) => Err(e),
-        };
-        match result {
+        match store.insert_batch(&inferences, &feedback).await {
             Ok(()) => return,
             Err(e) => {
                 tracing::error!(error = %e, rows = inferences.len() + feedback.len(), from, retry_in_ms = backoff.as_millis() as u64, "cannot write rows; they are kept and retried");

@@ -15,11 +15,20 @@
 //!   whether the recorder keeps up, and the acknowledgement time at that
 //!   rate.
 //!
+//! Beside each baseline run, a thread times a bare 4 KiB write and
+//! `fdatasync` once a millisecond on the same disk: the least any
+//! acknowledgement that waits for a sync can take under that load. Each
+//! run also prints the share of CPU time the host took from this machine
+//! (steal, from `/proc/stat`), which no code here can win back.
+//!
 //! Run it in release mode:
 //!
 //!     cargo run --release -p switchboard-ops --bin bench_ingest [ROWS] [RATE]
 
+use std::os::unix::fs::FileExt;
+use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use gateway::store::{FeedbackRecord, InferenceRecord, Recorder, Status, Store, Table, now_ms};
@@ -62,8 +71,8 @@ async fn main() -> anyhow::Result<()> {
         "{rows} rows per run (half inferences, half feedback); saturated: {CLIENTS} clients; paced: {rate} rows/s offered"
     );
     println!(
-        "{:<12} {:<10} {:<22} {:>10} {:>12} {:>12}",
-        "database", "load", "recorder", "rows/s", "ack p50 ms", "ack p99 ms"
+        "{:<12} {:<10} {:<22} {:>10} {:>12} {:>12} {:>8}",
+        "database", "load", "recorder", "rows/s", "ack p50 ms", "ack p99 ms", "steal %"
     );
     for (name, url) in targets {
         let store = Store::connect(&url).await?;
@@ -77,22 +86,31 @@ async fn main() -> anyhow::Result<()> {
                 ),
                 ("memory (baseline)", None),
             ] {
-                let r = run(&store, spool, rows, load).await?;
+                let r = run(&store, spool, &dir, rows, load).await?;
                 println!(
-                    "{name:<12} {:<10} {label:<22} {:>10.0} {:>12.3} {:>12.3}",
+                    "{name:<12} {:<10} {label:<22} {:>10.0} {:>12.3} {:>12.3} {:>8}",
                     load.name(),
-                    r.0,
-                    r.1,
-                    r.2
+                    r.rows_per_s,
+                    r.ack_p50,
+                    r.ack_p99,
+                    r.steal.map_or("n/a".to_string(), |s| format!("{s:.1}")),
                 );
                 results.push(r);
             }
+            let (durable, baseline) = (&results[0], &results[1]);
             println!(
                 "{name:<12} {:<10} ratio durable / baseline: rows/s {:.2}x, ack p99 {:.2}x",
                 load.name(),
-                results[0].0 / results[1].0,
-                results[0].2 / results[1].2
+                durable.rows_per_s / baseline.rows_per_s,
+                durable.ack_p99 / baseline.ack_p99
             );
+            if let Some((p50, p99)) = baseline.bare_sync {
+                println!(
+                    "{name:<12} {:<10} bare 4 KiB fdatasync beside the baseline: p50 {p50:.3} ms, p99 {p99:.3} ms; durable ack p99 / bare sync p99: {:.2}x",
+                    load.name(),
+                    durable.ack_p99 / p99
+                );
+            }
         }
         store.close().await;
     }
@@ -119,15 +137,37 @@ impl Load {
     }
 }
 
-/// Sends `rows` rows; returns (rows/s until all are in the database, ack
-/// p50 ms, ack p99 ms).
+/// What one run measured.
+struct Figures {
+    /// Rows per second until all are in the database.
+    rows_per_s: f64,
+    ack_p50: f64,
+    ack_p99: f64,
+    /// Percent of CPU time taken by the host, when `/proc/stat` tells.
+    steal: Option<f64>,
+    /// p50 and p99 (ms) of a bare sync beside a run without a spool.
+    bare_sync: Option<(f64, f64)>,
+}
+
+/// Sends `rows` rows, with a spool or (the baseline) without one, and then
+/// with a bare sync timed in `dir` beside the load.
 async fn run(
     store: &Store,
     spool: Option<std::path::PathBuf>,
+    dir: &Path,
     rows: usize,
     load: Load,
-) -> anyhow::Result<(f64, f64, f64)> {
+) -> anyhow::Result<Figures> {
     let before = store.count(Table::Feedback).await? + store.count(Table::Inferences).await?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let prober = match spool {
+        Some(_) => None,
+        None => {
+            let (dir, stop) = (dir.to_path_buf(), stop.clone());
+            Some(std::thread::spawn(move || time_bare_syncs(&dir, &stop)))
+        }
+    };
+    let cpu_before = cpu_times();
     let (recorder, task) = Recorder::start_with_spool(store.clone(), spool);
     let acks = Arc::new(Mutex::new(Vec::with_capacity(rows / 2)));
     let started = Instant::now();
@@ -171,6 +211,22 @@ async fn run(
     }
     recorder.flush().await;
     let elapsed = started.elapsed();
+    let steal = cpu_before.zip(cpu_times()).and_then(|(a, b)| {
+        let total = b.0.checked_sub(a.0)?;
+        let steal = b.1.checked_sub(a.1)?;
+        (total > 0).then(|| steal as f64 * 100.0 / total as f64)
+    });
+    stop.store(true, Ordering::Relaxed);
+    let bare_sync = match prober {
+        Some(prober) => {
+            let mut took = prober
+                .join()
+                .map_err(|_| anyhow::anyhow!("the sync timer panicked"))??;
+            took.sort();
+            Some((quantile(&took, 0.5), quantile(&took, 0.99)))
+        }
+        None => None,
+    };
     drop(recorder);
     task.await?;
     let after = store.count(Table::Feedback).await? + store.count(Table::Inferences).await?;
@@ -179,8 +235,59 @@ async fn run(
         .map_err(|_| anyhow::anyhow!("clients still hold the latency list"))?
         .into_inner();
     acks.sort();
-    let q = |p: f64| acks[((acks.len() as f64 - 1.0) * p) as usize].as_secs_f64() * 1000.0;
-    Ok((written / elapsed.as_secs_f64(), q(0.5), q(0.99)))
+    Ok(Figures {
+        rows_per_s: written / elapsed.as_secs_f64(),
+        ack_p50: quantile(&acks, 0.5),
+        ack_p99: quantile(&acks, 0.99),
+        steal,
+        bare_sync,
+    })
+}
+
+/// The `p` quantile of sorted durations, in milliseconds.
+fn quantile(sorted: &[Duration], p: f64) -> f64 {
+    sorted
+        .get(((sorted.len().max(1) - 1) as f64 * p) as usize)
+        .map_or(f64::NAN, |d| d.as_secs_f64() * 1000.0)
+}
+
+/// Times a bare 4 KiB write and `fdatasync` into a zero-filled file in
+/// `dir`, once a millisecond, until `stop`.
+fn time_bare_syncs(dir: &Path, stop: &AtomicBool) -> std::io::Result<Vec<Duration>> {
+    const SIZE: u64 = 1 << 20;
+    let path = dir.join("bare-sync");
+    let file = std::fs::File::create(&path)?;
+    file.write_all_at(&vec![0; SIZE as usize], 0)?;
+    file.sync_all()?;
+    let block = [b'x'; 4096];
+    let (mut took, mut at) = (Vec::new(), 0);
+    while !stop.load(Ordering::Relaxed) {
+        let started = Instant::now();
+        file.write_all_at(&block, at)?;
+        file.sync_data()?;
+        took.push(started.elapsed());
+        at = (at + block.len() as u64) % SIZE;
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    std::fs::remove_file(&path)?;
+    Ok(took)
+}
+
+/// (all, steal) CPU time in ticks since boot, from `/proc/stat` (Linux).
+fn cpu_times() -> Option<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let fields: Vec<u64> = stat
+        .lines()
+        .next()?
+        .split_whitespace()
+        .skip(1)
+        // user nice system idle iowait irq softirq steal (guest time is
+        // counted in user already)
+        .take(8)
+        .map(str::parse)
+        .collect::<Result<_, _>>()
+        .ok()?;
+    Some((fields.iter().sum(), *fields.get(7)?))
 }
 
 /// Records an inference and a click on it; returns the click's time to
