@@ -89,6 +89,37 @@ async fn round_trip(url: &str) {
     store.insert_inferences(&rows[..10]).await.expect("retry");
     assert_eq!(store.count(Table::Inferences).await.unwrap(), 50);
 
+    // An answer and a vote on it written together (the recorder's batch),
+    // then the same batch again: each row once, the vote on its answer.
+    let answer = record(50);
+    let click = FeedbackRecord {
+        id: Uuid::now_v7(),
+        inference_id: answer.id,
+        created_at_ms: now_ms(),
+        kind: "thumbs".into(),
+        score: Some(0.0),
+        comment: None,
+        user_id: Some("U50".into()),
+        source: "button".into(),
+    };
+    for _ in 0..2 {
+        store
+            .insert_batch(std::slice::from_ref(&answer), std::slice::from_ref(&click))
+            .await
+            .expect("batch");
+    }
+    assert_eq!(store.count(Table::Inferences).await.unwrap(), 51);
+    assert_eq!(store.count(Table::Feedback).await.unwrap(), 2);
+    assert_eq!(
+        store.feedback_for(&answer.id.to_string()).await.unwrap(),
+        vec![(
+            "thumbs".to_string(),
+            Some(0.0),
+            "button".to_string(),
+            Some("U50".to_string())
+        )]
+    );
+
     let row = store
         .inference(&rows[7].id.to_string())
         .await
@@ -165,7 +196,7 @@ async fn round_trip(url: &str) {
     );
     assert_eq!(feedback.len(), 3);
     // The replaced vote is kept as history.
-    assert_eq!(store.count(Table::Feedback).await.unwrap(), 4);
+    assert_eq!(store.count(Table::Feedback).await.unwrap(), 5);
     // Two votes of one user in one batch: the later one counts.
     store
         .insert_feedback(&[vote(1.0, "U9", "thumbs"), vote(0.0, "U9", "thumbs")])
@@ -180,7 +211,7 @@ async fn round_trip(url: &str) {
         .map(|f| f.1)
         .collect();
     assert_eq!(current, vec![Some(0.0)]);
-    assert_eq!(store.count(Table::Feedback).await.unwrap(), 6);
+    assert_eq!(store.count(Table::Feedback).await.unwrap(), 7);
     drop(recorder);
     task.await.expect("recorder ends when its handles are gone");
     store.close().await;

@@ -28,7 +28,7 @@ pub use prompt_tables::{
     AuditRow, BindingRow, LabelRow, NOTIFY_CHANNEL, RegistryRows, VersionRow, Write, Written,
     arms_json,
 };
-pub use recorder::Recorder;
+pub use recorder::{Latency, Recorder};
 
 use crate::router::Attempt;
 use crate::types::{ChatMessage, Origin, Params};
