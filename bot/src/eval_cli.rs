@@ -137,6 +137,20 @@ pub async fn run(config: &gateway::Config, args: EvalArgs) -> anyhow::Result<()>
     result
 }
 
+/// A file's examples as `--sample N` (N at random, kept in file order) or
+/// `--limit N` (the first N) choose them; all of them with neither.
+fn pick<T>(examples: Vec<T>, sample: Option<i64>, limit: Option<i64>) -> Vec<T> {
+    let numbered = examples.into_iter().enumerate();
+    let mut picked: Vec<_> = match sample {
+        Some(n) => fastrand::choose_multiple(numbered, n.max(0) as usize),
+        None => numbered
+            .take(limit.unwrap_or(i64::MAX).max(0) as usize)
+            .collect(),
+    };
+    picked.sort_by_key(|(i, _)| *i);
+    picked.into_iter().map(|(_, e)| e).collect()
+}
+
 async fn evaluate(
     app: &gateway::Gateway,
     args: EvalArgs,
@@ -151,15 +165,7 @@ async fn evaluate(
             for w in warnings {
                 eprintln!("warning: {w}");
             }
-            let numbered = examples.into_iter().enumerate();
-            let mut picked: Vec<_> = match filter.sample {
-                Some(n) => fastrand::choose_multiple(numbered, n.max(0) as usize),
-                None => numbered
-                    .take(filter.limit.unwrap_or(i64::MAX).max(0) as usize)
-                    .collect(),
-            };
-            picked.sort_by_key(|(i, _)| *i);
-            picked.into_iter().map(|(_, e)| e).collect()
+            pick(examples, filter.sample, filter.limit)
         }
         None => examples_from_log(app.store.dataset(&filter).await?),
     };
@@ -246,5 +252,29 @@ impl Progress {
         } else if done == total || (done * 10 / total.max(1)) != ((done - 1) * 10 / total.max(1)) {
             eprintln!("{bar}");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pick;
+
+    /// `--sample` draws distinct examples in file order, and not always
+    /// the same ones; `--limit` takes the first; neither takes all.
+    #[test]
+    fn a_file_is_sampled_at_random_in_order_or_limited_from_the_start() {
+        let lines: Vec<usize> = (0..10).collect();
+        let mut seen = std::collections::BTreeSet::new();
+        for _ in 0..50 {
+            let picked = pick(lines.clone(), Some(3), None);
+            assert_eq!(picked.len(), 3);
+            assert!(picked.windows(2).all(|w| w[0] < w[1]), "{picked:?}");
+            seen.extend(picked);
+        }
+        assert!(seen.len() > 3, "always the same sample: {seen:?}");
+        assert_eq!(pick(lines.clone(), Some(20), None), lines);
+        assert!(pick(lines.clone(), Some(0), None).is_empty());
+        assert_eq!(pick(lines.clone(), None, Some(4)), vec![0, 1, 2, 3]);
+        assert_eq!(pick(lines.clone(), None, None), lines);
     }
 }
