@@ -48,7 +48,8 @@ pub struct EvalArgs {
     /// Stop at the first unusable dataset line (default: skip it, with a warning).
     #[arg(long)]
     stop_on_bad_line: bool,
-    /// Which logged conversations (ignored with --dataset).
+    /// Which logged conversations (with --dataset, only --limit and
+    /// --sample apply).
     #[command(flatten)]
     logged: DatasetArgs,
     /// Examples replayed at once (rate limits still apply).
@@ -87,7 +88,8 @@ pub struct DatasetArgs {
     /// Until this date (YYYY-MM-DD, UTC, exclusive).
     #[arg(long)]
     until: Option<String>,
-    /// At most this many, the oldest first (eval: 50 unless given).
+    /// At most this many, the oldest first (`switchboard eval` on logged
+    /// conversations: 50 unless given).
     #[arg(long, conflicts_with = "sample")]
     limit: Option<i64>,
     /// A random sample of this many instead of the oldest.
@@ -96,6 +98,21 @@ pub struct DatasetArgs {
 }
 
 impl DatasetArgs {
+    /// The flags given that only filter logged conversations.
+    fn log_only_flags(&self) -> Vec<&'static str> {
+        [
+            ("--version", self.version.is_some()),
+            ("--label", self.label.is_some()),
+            ("--channel", self.channel.is_some()),
+            ("--feedback", self.feedback.is_some()),
+            ("--since", self.since.is_some()),
+            ("--until", self.until.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(flag, given)| given.then_some(flag))
+        .collect()
+    }
+
     /// The filter these flags describe, for `prompt`.
     pub fn filter(&self, prompt: Option<String>) -> anyhow::Result<DatasetFilter> {
         let date = |flag: &str, value: &Option<String>| -> anyhow::Result<Option<i64>> {
@@ -126,8 +143,19 @@ pub async fn run(config: &gateway::Config, args: EvalArgs) -> anyhow::Result<()>
     if args.rubric.is_some() && args.judge.is_none() {
         bail!("--rubric needs --judge ALIAS: the judge model scores the answers");
     }
+    if args.dataset.is_some() {
+        let given = args.logged.log_only_flags();
+        if !given.is_empty() {
+            bail!(
+                "{} choose among logged conversations and do not apply to --dataset FILE: drop them, or drop --dataset",
+                given.join(", ")
+            );
+        }
+    }
     let mut filter = args.logged.filter(Some(args.prompt.clone()))?;
-    if filter.sample.is_none() {
+    // Logged conversations are many: the oldest 50 unless told otherwise.
+    // A file is taken whole.
+    if args.dataset.is_none() && filter.sample.is_none() {
         filter.limit = filter.limit.or(Some(50));
     }
     crate::prepare_models(config).await?;

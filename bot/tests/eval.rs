@@ -217,7 +217,38 @@ async fn eval_judges_both_orders_writes_the_report_and_gates_on_the_win_rate() {
         "",
     )
     .await;
-    assert!(!ok && err.contains("dataset line 2: not JSON"), "{err}");
+    assert!(
+        !ok && err.contains(&format!("{}:2: not JSON", dataset.display())),
+        "{err}"
+    );
+
+    // A file is replayed whole: the 50-example default is for logged
+    // conversations.
+    let big = dir.path().join("big.jsonl");
+    let lines: Vec<String> = (0..55)
+        .map(|i| format!(r#"{{"input":[{{"role":"user","content":"q{i}"}}]}}"#))
+        .collect();
+    std::fs::write(&big, lines.join("\n")).unwrap();
+    let before = provider.received().len();
+    let (ok, out, err) = switchboard(
+        &config,
+        &[
+            "eval",
+            "assistant",
+            "--candidate",
+            "2",
+            "--dataset",
+            big.to_str().unwrap(),
+        ],
+        "",
+    )
+    .await;
+    assert!(ok, "{out}\n{err}");
+    assert_eq!(
+        provider.received().len() - before,
+        110,
+        "each of the 55 examples answered by both sides"
+    );
 
     // The logged conversations export in the fine-tuning format.
     let out_file = dir.path().join("train.jsonl");
@@ -363,26 +394,32 @@ async fn eval_scores_against_a_rubric_compares_models_and_gates_on_the_score() {
     let (ok, out, err) = switchboard(&config, &args, "").await;
     assert!(ok, "{out}\n{err}");
 
-    // A rubric needs a judge; a bad check or an unknown model is refused
-    // before anything runs.
+    // A rubric needs a judge; a bad check, an unknown model, version or
+    // label, and log filters beside a file are refused before anything
+    // runs.
     let before = provider.received().len();
-    for (flag, value, refusal) in [
-        ("--rubric", "x", "--rubric needs --judge"),
-        ("--check", "regex:(a", "does not compile"),
+    for (extra, refusal) in [
+        (&["--rubric", "x"][..], "--rubric needs --judge"),
+        (&["--check", "regex:(a"], "does not compile"),
         (
-            "--candidate-model",
-            "nope",
+            &["--candidate-model", "nope"],
             "--candidate-model `nope` is not a model alias; known: default, small",
         ),
+        (
+            &["--baseline", "9"],
+            "--baseline: prompt `assistant` has no version 9",
+        ),
+        (
+            &["--baseline", "staging"],
+            "--baseline: prompt `assistant` has no label `staging`",
+        ),
+        (
+            &["--dataset", "any.jsonl", "--label", "production"],
+            "--label choose among logged conversations",
+        ),
     ] {
-        let args = [
-            "eval",
-            "assistant",
-            "--candidate",
-            "production",
-            flag,
-            value,
-        ];
+        let mut args = vec!["eval", "assistant", "--candidate", "production"];
+        args.extend(extra);
         let (ok, _, err) = switchboard(&config, &args, "").await;
         assert!(!ok && err.contains(refusal), "{err}");
     }

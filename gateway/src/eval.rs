@@ -18,7 +18,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::pipeline::{Input, Pipeline, PipelineError, Purpose, Request};
-use crate::registry::Selector;
+use crate::registry::{RegistryError, Selector};
 use crate::reply::ReplyEvent;
 use crate::store::{Example, StoreError};
 use crate::types::{ChatMessage, Origin, Role};
@@ -75,8 +75,10 @@ pub struct EvalExample {
 #[derive(Debug, thiserror::Error)]
 pub enum EvalError {
     /// A dataset line is not usable (and the run stops on bad lines).
-    #[error("dataset line {line}: {message}")]
+    #[error("{file}:{line}: {message} (without --stop-on-bad-line such lines are skipped)")]
     BadLine {
+        /// The dataset's name.
+        file: String,
         /// 1-based line number.
         line: usize,
         /// What is wrong.
@@ -94,6 +96,15 @@ pub enum EvalError {
         alias: String,
         /// The configured aliases.
         known: Vec<String>,
+    },
+    /// The candidate's or baseline's prompt, version or label does not
+    /// exist.
+    #[error("{role}: {source}")]
+    UnknownVersion {
+        /// Which one (`--candidate`, `--baseline`).
+        role: &'static str,
+        /// What the registry said.
+        source: RegistryError,
     },
     /// Reading or writing the database failed.
     #[error(transparent)]
@@ -144,6 +155,7 @@ pub fn examples_from_jsonl(
             }),
             Err(message) if stop_on_bad => {
                 return Err(EvalError::BadLine {
+                    file: source.to_string(),
                     line: number,
                     message,
                 });
@@ -247,6 +259,18 @@ pub async fn run(
                 alias: alias.clone(),
                 known: pipeline.router().aliases(),
             });
+        }
+    }
+    for (role, arm) in [
+        ("--candidate", &config.candidate),
+        ("--baseline", &config.baseline),
+    ] {
+        if let Err(source) = pipeline
+            .registry()
+            .version(&config.prompt, &arm.version)
+            .await
+        {
+            return Err(EvalError::UnknownVersion { role, source });
         }
     }
     if examples.is_empty() {
@@ -408,6 +432,7 @@ mod tests {
         let err = examples_from_jsonl("d.jsonl", text, true)
             .unwrap_err()
             .to_string();
-        assert!(err.starts_with("dataset line 2: not JSON"), "{err}");
+        assert!(err.starts_with("d.jsonl:2: not JSON"), "{err}");
+        assert!(err.contains("--stop-on-bad-line"), "{err}");
     }
 }

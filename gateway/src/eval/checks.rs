@@ -90,6 +90,11 @@ impl FromStr for Check {
             "no-refusal" => Ok(Check::NoRefusal),
             "json" => Ok(Check::Json),
             "json-schema" if !arg.is_empty() => JsonSchema::load(arg).map(Check::JsonSchema),
+            "contains" | "not-contains" => Err(format!("`{s}`: write {name}:TEXT")),
+            "regex" => Err(format!("`{s}`: write regex:PATTERN")),
+            "json-schema" => Err(format!(
+                "`{s}`: write json-schema:FILE, naming a JSON Schema file"
+            )),
             _ => Err(format!(
                 "`{s}` is not a check; use contains:TEXT, not-contains:TEXT, regex:PATTERN, \
                  max-chars:N, no-refusal, json or json-schema:FILE"
@@ -176,7 +181,17 @@ mod tests {
                 .unwrap_err()
                 .contains("whole number")
         );
-        assert!("frob".parse::<Check>().is_err());
+        assert!("frob".parse::<Check>().unwrap_err().contains("is not a check"));
+        // A check that needs an argument says so.
+        for (given, hint) in [
+            ("contains", "write contains:TEXT"),
+            ("not-contains:", "write not-contains:TEXT"),
+            ("regex", "write regex:PATTERN"),
+            ("json-schema", "write json-schema:FILE"),
+        ] {
+            let err = given.parse::<Check>().unwrap_err();
+            assert!(err.contains(hint), "{given}: {err}");
+        }
         for name in [
             "contains:a",
             "regex:^a+$",
