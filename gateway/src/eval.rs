@@ -149,8 +149,8 @@ pub fn examples_from_jsonl(
             continue;
         }
         match parse_line(line) {
-            Ok(messages) => out.push(EvalExample {
-                id: format!("{source}:{number}"),
+            Ok((id, messages)) => out.push(EvalExample {
+                id: id.unwrap_or_else(|| format!("{source}:{number}")),
                 messages,
             }),
             Err(message) if stop_on_bad => {
@@ -166,8 +166,14 @@ pub fn examples_from_jsonl(
     Ok((out, warnings))
 }
 
-fn parse_line(line: &str) -> Result<Vec<ChatMessage>, String> {
+/// A line's `id` (an exported inference's, when there is one) and turns.
+fn parse_line(line: &str) -> Result<(Option<String>, Vec<ChatMessage>), String> {
     let v: Value = serde_json::from_str(line).map_err(|e| format!("not JSON ({e})"))?;
+    let id = v
+        .get("id")
+        .and_then(Value::as_str)
+        .filter(|id| !id.trim().is_empty())
+        .map(str::to_string);
     let list = v
         .get("input")
         .or_else(|| v.get("messages"))
@@ -179,14 +185,34 @@ fn parse_line(line: &str) -> Result<Vec<ChatMessage>, String> {
             .get("role")
             .and_then(Value::as_str)
             .ok_or("a message without `role`")?;
-        let content = m
-            .get("content")
-            .and_then(Value::as_str)
-            .ok_or("a message without text `content`")?;
+        let content = match m.get("content") {
+            Some(Value::String(text)) => text.clone(),
+            // OpenAI's content parts: the text ones, joined.
+            Some(Value::Array(parts)) => parts
+                .iter()
+                .map(|p| {
+                    match (
+                        p.get("type").and_then(Value::as_str),
+                        p.get("text").and_then(Value::as_str),
+                    ) {
+                        (Some("text"), Some(text)) => Ok(text),
+                        _ => {
+                            Err("a message with a part other than text; only text can be replayed")
+                        }
+                    }
+                })
+                .collect::<Result<Vec<_>, _>>()?
+                .join("\n"),
+            _ => return Err("a message without text `content`".into()),
+        };
         match Role::parse(role) {
             Some(Role::System) => {}
             Some(r) => messages.push(ChatMessage::new(r, content)),
-            None => return Err(format!("unknown role `{role}`")),
+            None => {
+                return Err(format!(
+                    "unknown role `{role}`; use system, developer, user or assistant"
+                ));
+            }
         }
     }
     while messages.last().is_some_and(|m| m.role == Role::Assistant) {
@@ -195,7 +221,7 @@ fn parse_line(line: &str) -> Result<Vec<ChatMessage>, String> {
     if messages.is_empty() {
         return Err("no user message".into());
     }
-    Ok(messages)
+    Ok((id, messages))
 }
 
 /// One answer as replayed.
@@ -434,5 +460,29 @@ mod tests {
             .to_string();
         assert!(err.starts_with("d.jsonl:2: not JSON"), "{err}");
         assert!(err.contains("--stop-on-bad-line"), "{err}");
+    }
+
+    /// An exported line keeps its inference id; content parts are read as
+    /// their text; a role that is not one is named with the ones that are.
+    #[test]
+    fn jsonl_ids_content_parts_and_roles() {
+        let text = r#"{"id": "0193-abc", "input": [{"role": "user", "content": [{"type": "text", "text": "Hi"}, {"type": "text", "text": "there"}]}]}
+{"input": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}]}
+{"input": [{"role": "bot", "content": "q"}]}"#;
+        let (examples, warnings) = examples_from_jsonl("d.jsonl", text, false).unwrap();
+        assert_eq!(examples.len(), 1);
+        assert_eq!(examples[0].id, "0193-abc");
+        assert_eq!(
+            examples[0].messages,
+            vec![ChatMessage::new(Role::User, "Hi\nthere")]
+        );
+        assert!(
+            warnings[0].contains("only text can be replayed"),
+            "{warnings:?}"
+        );
+        assert!(
+            warnings[1].contains("unknown role `bot`; use system, developer, user or assistant"),
+            "{warnings:?}"
+        );
     }
 }

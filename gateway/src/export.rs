@@ -57,8 +57,14 @@ pub async fn export(
     out: &mut impl Write,
 ) -> Result<usize, ExportError> {
     let examples = store.dataset(filter).await?;
-    let clean = |s: &str| {
-        if redact_pii { redact(s) } else { s.to_string() }
+    // The asker's id can be anywhere, a prompt that names the user among
+    // them ("Answer U123 concisely").
+    let clean = |s: &str, user: Option<&str>| {
+        if redact_pii {
+            redact(&user.map_or(s.to_string(), |u| redact_name(s, u)))
+        } else {
+            s.to_string()
+        }
     };
     if format == Format::Csv {
         writeln!(
@@ -69,6 +75,7 @@ pub async fn export(
     let mut written = 0;
     for e in &examples {
         let Some(answer) = &e.output else { continue };
+        let clean = |s: &str| clean(s, e.user.as_deref());
         match format {
             Format::OpenAi => {
                 let mut messages: Vec<_> = e
@@ -141,6 +148,39 @@ fn csv_field(s: &str) -> String {
     } else {
         s.to_string()
     }
+}
+
+/// Replaces `name` where it stands as a word of its own with `[user]`.
+fn redact_name(text: &str, name: &str) -> String {
+    if name.trim().is_empty() {
+        return text.to_string();
+    }
+    // Whether the characters beside the name (nearest first) carry on its
+    // word: a letter, digit or `_`, or a `.` or `-` joined to more of them
+    // ("alice.smith"; a full stop after the name ends the sentence).
+    fn joined(mut beside: impl Iterator<Item = char>) -> bool {
+        let word = |c: char| c.is_alphanumeric() || c == '_';
+        match beside.next() {
+            Some(c) if word(c) => true,
+            Some('.' | '-') => beside.next().is_some_and(word),
+            _ => false,
+        }
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut done = 0;
+    for (at, _) in text.match_indices(name) {
+        if at < done {
+            continue;
+        }
+        let end = at + name.len();
+        if !joined(text[..at].chars().rev()) && !joined(text[end..].chars()) {
+            out.push_str(&text[done..at]);
+            out.push_str("[user]");
+            done = end;
+        }
+    }
+    out.push_str(&text[done..]);
+    out
 }
 
 /// Replaces e-mail addresses with `[email]`, phone numbers (7 or more
@@ -216,8 +256,14 @@ pub fn redact(text: &str) -> String {
                 }
                 j += 1;
             }
-            // Do not swallow trailing separators.
-            while j > i && !chars[j - 1].is_ascii_digit() && chars[j - 1] != ')' {
+            // Do not swallow trailing separators, nor a `)` the number
+            // did not open.
+            while j > i && !chars[j - 1].is_ascii_digit() {
+                let opened = chars[i..j].iter().filter(|&&c| c == '(').count();
+                let closed = chars[i..j].iter().filter(|&&c| c == ')').count();
+                if chars[j - 1] == ')' && closed <= opened {
+                    break;
+                }
                 j -= 1;
             }
             let next_is_word = chars.get(j).is_some_and(|c| c.is_alphanumeric());
@@ -227,8 +273,24 @@ pub fn redact(text: &str) -> String {
                 .map(|g| g.trim().len())
                 .collect();
             let is_date = groups == [4, 2, 2] || groups == [2, 2, 4];
-            if (7..=15).contains(&digits) && !next_is_word && !is_date {
+            let is_ip = found.split('.').count() == 4
+                && found
+                    .split('.')
+                    .all(|g| (1..=3).contains(&g.len()) && g.bytes().all(|b| b.is_ascii_digit()));
+            // 1 000 000: thousands set apart by spaces.
+            let spaced: Vec<&str> = found.split(' ').collect();
+            let is_amount = spaced.len() > 1
+                && (1..=3).contains(&spaced[0].len())
+                && spaced[1..].iter().all(|g| g.len() == 3)
+                && spaced.iter().all(|g| g.bytes().all(|b| b.is_ascii_digit()));
+            if (7..=15).contains(&digits) && !next_is_word && !is_date && !is_ip && !is_amount {
                 out.push_str("[phone]");
+                i = j;
+                continue;
+            }
+            // Not a phone number: no part of it is one either.
+            if j > i + 1 && !next_is_word {
+                out.extend(&chars[i..j]);
                 i = j;
                 continue;
             }
@@ -256,8 +318,33 @@ mod tests {
             "Order 1234 costs $56.78 on 2026-11-28"
         );
         assert_eq!(redact("(555) 123-4567"), "[phone]");
+        // Addresses, amounts and brackets are not phone numbers.
+        assert_eq!(
+            redact("host 192.168.100.200 (qty 1 000 000)"),
+            "host 192.168.100.200 (qty 1 000 000)"
+        );
+        assert_eq!(
+            redact("(call +1 555 123 4567) or (555) 987-6543."),
+            "(call [phone]) or [phone]."
+        );
         assert_eq!(redact("<@!80351110224678912> hi"), "[user] hi");
         assert_eq!(redact("no pii here"), "no pii here");
+    }
+
+    #[test]
+    fn the_askers_id_is_redacted_where_it_stands_alone() {
+        assert_eq!(
+            redact_name(
+                "Answer U123 concisely; U123. U1234 and xU123 differ.",
+                "U123"
+            ),
+            "Answer [user] concisely; [user]. U1234 and xU123 differ."
+        );
+        assert_eq!(
+            redact_name("Answer alice.smith concisely.", "alice.smith"),
+            "Answer [user] concisely."
+        );
+        assert_eq!(redact_name("no one", ""), "no one");
     }
 
     #[test]

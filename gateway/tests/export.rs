@@ -88,6 +88,7 @@ async fn exports_are_valid_filtered_and_redacted() {
     assert_eq!(n, 3);
     text.lines().for_each(assert_fine_tuning_line);
     assert!(text.contains("ada@example.com"));
+    assert!(text.contains("Answer U1 concisely"), "{text}");
 
     // Only 👍 answers, with PII redacted.
     let up = DatasetFilter {
@@ -102,6 +103,11 @@ async fn exports_are_valid_filtered_and_redacted() {
         "{text}"
     );
     assert!(!text.contains("Meaning of life"));
+    // The prompt named the asker by id; that goes too.
+    assert!(
+        text.contains("Answer [user] concisely") && !text.contains("U1"),
+        "{text}"
+    );
 
     let down = DatasetFilter {
         thumbs: Some(false),

@@ -181,7 +181,12 @@ mod tests {
                 .unwrap_err()
                 .contains("whole number")
         );
-        assert!("frob".parse::<Check>().unwrap_err().contains("is not a check"));
+        assert!(
+            "frob"
+                .parse::<Check>()
+                .unwrap_err()
+                .contains("is not a check")
+        );
         // A check that needs an argument says so.
         for (given, hint) in [
             ("contains", "write contains:TEXT"),
