@@ -66,6 +66,7 @@ fn seed_rows() -> Seeds {
                 user: Some(format!("U{i}")),
                 private: false,
             },
+            user_name: None,
             prompt: Some(("assistant".into(), if i < 12 { 1 } else { 2 })),
             prompt_label: Some("production".into()),
             purpose: Purpose::Live,

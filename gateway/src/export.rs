@@ -57,11 +57,15 @@ pub async fn export(
     out: &mut impl Write,
 ) -> Result<usize, ExportError> {
     let examples = store.dataset(filter).await?;
-    // The asker's id can be anywhere, a prompt that names the user among
-    // them ("Answer U123 concisely").
-    let clean = |s: &str, user: Option<&str>| {
+    // The asker's id and display name can be anywhere, a prompt that
+    // names the user among them ("Answer Ada concisely").
+    let clean = |s: &str, e: &crate::store::Example| {
         if redact_pii {
-            redact(&user.map_or(s.to_string(), |u| redact_name(s, u)))
+            let named = [&e.user_name, &e.user]
+                .into_iter()
+                .flatten()
+                .fold(s.to_string(), |text, name| redact_name(&text, name));
+            redact(&named)
         } else {
             s.to_string()
         }
@@ -75,7 +79,7 @@ pub async fn export(
     let mut written = 0;
     for e in &examples {
         let Some(answer) = &e.output else { continue };
-        let clean = |s: &str| clean(s, e.user.as_deref());
+        let clean = |s: &str| clean(s, e);
         match format {
             Format::OpenAi => {
                 let mut messages: Vec<_> = e

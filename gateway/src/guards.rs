@@ -108,6 +108,7 @@ impl Guards {
             id,
             created_at_ms: now_ms() - request.started.elapsed().as_millis() as i64,
             origin: request.origin.clone(),
+            user_name: request.user_name(),
             prompt: None,
             prompt_label: None,
             purpose: request.purpose,

@@ -111,6 +111,14 @@ pub struct Request {
 }
 
 impl Request {
+    /// The asker's display name, when a chat platform gave one.
+    pub fn user_name(&self) -> Option<String> {
+        match &self.input {
+            Input::Chat(inbound) => inbound.user_name.clone(),
+            _ => None,
+        }
+    }
+
     /// A streamed request that arrived now.
     pub fn new(origin: Origin, input: Input) -> Request {
         Request {
@@ -764,6 +772,7 @@ impl Inner {
             id,
             created_at_ms,
             origin: request.origin.clone(),
+            user_name: request.user_name(),
             prompt: prepared.prompt.clone(),
             prompt_label: prepared.label.clone(),
             purpose: request.purpose,

@@ -26,6 +26,7 @@ fn inference(status: Status, purpose: Purpose, at: i64) -> InferenceRecord {
             user: Some("U1".into()),
             private: false,
         },
+        user_name: None,
         prompt: Some(("assistant".into(), 2)),
         prompt_label: Some("production".into()),
         purpose,

@@ -157,4 +157,41 @@ async fn exports_are_valid_filtered_and_redacted() {
         csv.contains(",[user],"),
         "the user id is redacted too: {csv}"
     );
+
+    // A chat platform's display name, rendered into the prompt, is kept
+    // with the conversation and redacted with it.
+    let origin = gateway::Origin {
+        platform: "slack".into(),
+        channel: Some("C-ada".into()),
+        user: Some("U2".into()),
+        ..gateway::Origin::default()
+    };
+    let question = gateway::pipeline::Request::new(
+        origin.clone(),
+        gateway::pipeline::Input::Chat(gateway::Inbound {
+            origin,
+            text: "Any news?".into(),
+            user_name: Some("Ada Lovelace".into()),
+            ..gateway::Inbound::default()
+        }),
+    );
+    let mut reply = h.gateway.pipeline.start(question).await.expect("answer");
+    while let Some(event) = reply.next_event().await {
+        assert!(
+            !matches!(event, gateway::ReplyEvent::Failed { .. }),
+            "{event:?}"
+        );
+    }
+    let ada = DatasetFilter {
+        channel: Some("C-ada".into()),
+        ..DatasetFilter::default()
+    };
+    let (n, plain) = export_to_string(&h, &ada, Format::OpenAi, false).await;
+    assert_eq!(n, 1);
+    assert!(plain.contains("Answer Ada Lovelace concisely"), "{plain}");
+    let (_, redacted) = export_to_string(&h, &ada, Format::OpenAi, true).await;
+    assert!(
+        redacted.contains("Answer [user] concisely") && !redacted.contains("Ada"),
+        "{redacted}"
+    );
 }

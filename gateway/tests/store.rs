@@ -26,6 +26,7 @@ fn record(i: usize) -> InferenceRecord {
             user: Some(format!("U{i}")),
             private: false,
         },
+        user_name: None,
         prompt: Some(("assistant".into(), 3)),
         prompt_label: Some("production".into()),
         purpose: gateway::pipeline::Purpose::Live,

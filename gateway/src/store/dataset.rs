@@ -44,6 +44,8 @@ pub struct Example {
     pub channel: Option<String>,
     /// User.
     pub user: Option<String>,
+    /// The user's display name, when a chat platform gave one.
+    pub user_name: Option<String>,
     /// Prompt name.
     pub prompt: Option<String>,
     /// Prompt version.
@@ -73,7 +75,7 @@ impl Store {
                       AND f.kind = 'thumbs' AND f.replaced_by IS NULL)";
         let mut sql = format!(
             "SELECT i.id, i.created_at, i.platform, i.channel, i.user_id, i.prompt_name, i.prompt_version, \
-             i.model, i.input_tokens, i.output_tokens, i.ttft_ms, i.cost_usd, {thumbs}, i.messages \
+             i.model, i.input_tokens, i.output_tokens, i.ttft_ms, i.cost_usd, {thumbs}, i.messages, i.user_name \
              FROM inferences i WHERE i.status = 'ok' AND i.purpose = 'live'"
         );
         let mut text: Vec<String> = Vec::new();
@@ -148,6 +150,7 @@ impl Store {
                 platform: r.try_get(2)?,
                 channel: r.try_get(3)?,
                 user: r.try_get(4)?,
+                user_name: r.try_get(14)?,
                 prompt: r.try_get(5)?,
                 version: r.try_get(6)?,
                 model: r.try_get(7)?,

@@ -75,6 +75,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "inline_messages",
         include_str!("../../../migrations/sqlite/0008_inline_messages.sql"),
     ),
+    (
+        9,
+        "user_name",
+        include_str!("../../../migrations/sqlite/0009_user_name.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -116,6 +121,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         8,
         "inline_messages",
         include_str!("../../../migrations/postgres/0008_inline_messages.sql"),
+    ),
+    (
+        9,
+        "user_name",
+        include_str!("../../../migrations/postgres/0009_user_name.sql"),
     ),
 ];
 
@@ -208,6 +218,10 @@ pub struct InferenceRecord {
     pub created_at_ms: i64,
     /// Where it came from.
     pub origin: Origin,
+    /// The asker's display name, when a chat platform gave one (a prompt
+    /// may have rendered it; an export with redaction replaces it).
+    #[serde(default)]
+    pub user_name: Option<String>,
     /// The prompt and version used, if any.
     pub prompt: Option<(String, i64)>,
     /// The label the version came through.

@@ -445,6 +445,7 @@ mod tests {
                 id: inference,
                 created_at_ms: now_ms(),
                 origin: crate::types::Origin::default(),
+                user_name: None,
                 prompt: None,
                 prompt_label: None,
                 purpose: crate::pipeline::Purpose::Live,

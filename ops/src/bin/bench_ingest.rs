@@ -324,6 +324,7 @@ fn inference(client: usize, i: usize) -> InferenceRecord {
             user: Some(format!("U{client}")),
             private: false,
         },
+        user_name: None,
         prompt: Some(("assistant".into(), 1)),
         prompt_label: Some("production".into()),
         purpose: gateway::pipeline::Purpose::Live,
