@@ -57,6 +57,14 @@ async fn switchboard(
     )
 }
 
+/// `switchboard eval assistant --candidate 2 --dataset FILE EXTRA…`.
+async fn eval_file(config: &Path, file: &Path, extra: &[&str]) -> (bool, String, String) {
+    let mut args = vec!["eval", "assistant", "--candidate", "2", "--dataset"];
+    args.push(file.to_str().unwrap());
+    args.extend(extra);
+    switchboard(config, &args, "").await
+}
+
 #[tokio::test]
 async fn eval_judges_both_orders_writes_the_report_and_gates_on_the_win_rate() {
     let provider = StandIn::start().await;
@@ -177,21 +185,10 @@ async fn eval_judges_both_orders_writes_the_report_and_gates_on_the_win_rate() {
         Reply::text("B"),
         Reply::text("A"),
     ]);
-    let (ok, out, err) = switchboard(
+    let (ok, out, err) = eval_file(
         &config,
-        &[
-            "eval",
-            "assistant",
-            "--candidate",
-            "2",
-            "--judge",
-            "default",
-            "--dataset",
-            dataset.to_str().unwrap(),
-            "--concurrency",
-            "1",
-        ],
-        "",
+        &dataset,
+        &["--judge", "default", "--concurrency", "1"],
     )
     .await;
     assert!(!ok, "a loss must fail the gate:\n{out}");
@@ -203,20 +200,7 @@ async fn eval_judges_both_orders_writes_the_report_and_gates_on_the_win_rate() {
         err.contains("falls short") && err.contains("win rate 0%"),
         "{err}"
     );
-    let (ok, _, err) = switchboard(
-        &config,
-        &[
-            "eval",
-            "assistant",
-            "--candidate",
-            "2",
-            "--dataset",
-            dataset.to_str().unwrap(),
-            "--stop-on-bad-line",
-        ],
-        "",
-    )
-    .await;
+    let (ok, _, err) = eval_file(&config, &dataset, &["--stop-on-bad-line"]).await;
     assert!(
         !ok && err.contains(&format!("{}:2: not JSON", dataset.display())),
         "{err}"
@@ -230,19 +214,7 @@ async fn eval_judges_both_orders_writes_the_report_and_gates_on_the_win_rate() {
         .collect();
     std::fs::write(&big, lines.join("\n")).unwrap();
     let before = provider.received().len();
-    let (ok, out, err) = switchboard(
-        &config,
-        &[
-            "eval",
-            "assistant",
-            "--candidate",
-            "2",
-            "--dataset",
-            big.to_str().unwrap(),
-        ],
-        "",
-    )
-    .await;
+    let (ok, out, err) = eval_file(&config, &big, &[]).await;
     assert!(ok, "{out}\n{err}");
     assert_eq!(
         provider.received().len() - before,
