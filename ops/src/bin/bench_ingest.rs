@@ -21,6 +21,16 @@
 //! run also prints the share of CPU time the host took from this machine
 //! (steal, from `/proc/stat`), which no code here can win back.
 //!
+//! Before each run the disk is settled: PostgreSQL checkpoints and every
+//! file system is synced, so that no run pays for the writeback of the
+//! one before it (on a shared disk, a flush waits for everything written
+//! before it, a checkpoint's burst included). Then, before each durable
+//! run, the bare sync is timed alone for two seconds: its slowest syncs,
+//! and the share of that time spent in syncs over 5 ms. While the disk
+//! itself stalls for more than 1% of the time, no acknowledgement that
+//! waits for a sync can have a p99 under 5 ms; a durable run's figures
+//! are read against the line before it.
+//!
 //! Run it in release mode:
 //!
 //!     cargo run --release -p switchboard-ops --bin bench_ingest [ROWS] [RATE]
@@ -79,6 +89,16 @@ async fn main() -> anyhow::Result<()> {
         store.migrate().await?;
         for load in [Load::Saturated, Load::Paced(rate)] {
             let mut results = Vec::new();
+            let alone = disk_alone(&dir)?;
+            println!(
+                "{name:<12} {:<10} disk alone before the run: bare sync p50 {:.3} ms, p99 {:.3} ms, max {:.1} ms; {:.1}% of {:.0} s in syncs over 5 ms",
+                load.name(),
+                alone.p50,
+                alone.p99,
+                alone.max,
+                alone.stalled * 100.0,
+                DISK_ALONE.as_secs_f64(),
+            );
             for (label, spool) in [
                 (
                     "spool (fsync, durable)",
@@ -158,6 +178,7 @@ async fn run(
     rows: usize,
     load: Load,
 ) -> anyhow::Result<Figures> {
+    settle(store).await;
     let before = store.count(Table::Feedback).await? + store.count(Table::Inferences).await?;
     let stop = Arc::new(AtomicBool::new(false));
     let prober = match spool {
@@ -244,11 +265,56 @@ async fn run(
     })
 }
 
+/// Leaves no writeback from earlier runs pending: a PostgreSQL checkpoint
+/// (where the role may run one), then `sync` of every file system.
+async fn settle(store: &Store) {
+    if store.backend() == gateway::store::Backend::Postgres
+        && let Err(e) = store.execute_admin("CHECKPOINT").await
+    {
+        eprintln!("no checkpoint before the run ({e}); its writeback may fall in the run");
+    }
+    if let Err(e) = tokio::process::Command::new("sync").status().await {
+        eprintln!("cannot run `sync` ({e}); earlier runs' writeback may fall in this one");
+    }
+}
+
 /// The `p` quantile of sorted durations, in milliseconds.
 fn quantile(sorted: &[Duration], p: f64) -> f64 {
     sorted
         .get(((sorted.len().max(1) - 1) as f64 * p) as usize)
         .map_or(f64::NAN, |d| d.as_secs_f64() * 1000.0)
+}
+
+/// How long the disk is timed alone before each durable run.
+const DISK_ALONE: Duration = Duration::from_secs(2);
+
+/// The bare sync timed with nothing else running.
+struct Disk {
+    p50: f64,
+    p99: f64,
+    max: f64,
+    /// The share of the time spent in syncs slower than 5 ms.
+    stalled: f64,
+}
+
+/// Times the bare sync in `dir` alone for [`DISK_ALONE`].
+fn disk_alone(dir: &Path) -> anyhow::Result<Disk> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let (thread_dir, thread_stop) = (dir.to_path_buf(), stop.clone());
+    let prober = std::thread::spawn(move || time_bare_syncs(&thread_dir, &thread_stop));
+    std::thread::sleep(DISK_ALONE);
+    stop.store(true, Ordering::Relaxed);
+    let mut took = prober
+        .join()
+        .map_err(|_| anyhow::anyhow!("the sync timer panicked"))??;
+    took.sort();
+    let stalled: Duration = took.iter().filter(|d| **d > Duration::from_millis(5)).sum();
+    Ok(Disk {
+        p50: quantile(&took, 0.5),
+        p99: quantile(&took, 0.99),
+        max: took.last().map_or(f64::NAN, |d| d.as_secs_f64() * 1000.0),
+        stalled: stalled.as_secs_f64() / DISK_ALONE.as_secs_f64(),
+    })
 }
 
 /// Times a bare 4 KiB write and `fdatasync` into a zero-filled file in
