@@ -233,6 +233,74 @@ async fn postgres_round_trip() {
     round_trip(&fresh_postgres().await).await;
 }
 
+/// Feedback that can never be stored, on an answer that is not there or
+/// on someone else's direct message, is left out of its batch, and holds
+/// up nothing: the rows beside it and after it are written.
+async fn feedback_that_cannot_be_stored_is_left_out(url: &str) {
+    let store = Store::connect(url).await.unwrap();
+    store.migrate().await.unwrap();
+    let public = record(1);
+    let mut private = record(2);
+    private.origin.private = true;
+    store
+        .insert_inferences(&[public.clone(), private.clone()])
+        .await
+        .unwrap();
+    let unknown = Uuid::now_v7();
+    store
+        .insert_feedback(&[
+            thumbs_up(unknown, "U1"),
+            thumbs_up(private.id, "U9"),
+            thumbs_up(private.id, "U2"),
+            thumbs_up(public.id, "U9"),
+        ])
+        .await
+        .expect("a batch with rows that cannot be stored is still written");
+    let votes = |id: Uuid| {
+        let store = store.clone();
+        async move {
+            let mut users: Vec<String> = store
+                .feedback_for(&id.to_string())
+                .await
+                .unwrap()
+                .into_iter()
+                .filter_map(|f| f.3)
+                .collect();
+            users.sort();
+            users
+        }
+    };
+    assert_eq!(votes(private.id).await, ["U2"], "only the asker's vote");
+    assert_eq!(votes(public.id).await, ["U9"]);
+    assert!(votes(unknown).await.is_empty());
+    assert_eq!(store.count(Table::Feedback).await.unwrap(), 2);
+
+    // Through the recorder: a row on an unknown answer does not hold up
+    // the queue (the batch is not retried for ever).
+    let (recorder, task) = Recorder::start(store.clone());
+    recorder.feedback(thumbs_up(Uuid::now_v7(), "U3")).await;
+    recorder.feedback(thumbs_up(public.id, "U3")).await;
+    tokio::time::timeout(std::time::Duration::from_secs(10), recorder.flush())
+        .await
+        .expect("the rows after it are written");
+    assert_eq!(votes(public.id).await, ["U3", "U9"]);
+    drop(recorder);
+    task.await.unwrap();
+    store.close().await;
+}
+
+#[tokio::test]
+async fn sqlite_feedback_that_cannot_be_stored_is_left_out() {
+    let dir = tempfile::tempdir().unwrap();
+    feedback_that_cannot_be_stored_is_left_out(&format!("sqlite://{}/sb.db", dir.path().display()))
+        .await;
+}
+
+#[tokio::test]
+async fn postgres_feedback_that_cannot_be_stored_is_left_out() {
+    feedback_that_cannot_be_stored_is_left_out(&fresh_postgres().await).await;
+}
+
 /// `--sample N` picks N matching conversations at random (not the oldest
 /// N), each once, and returns them oldest first.
 async fn sample(url: &str) {
@@ -384,6 +452,101 @@ async fn feedback_is_acknowledged_while_postgres_is_unreachable_and_written_afte
     admin.close().await;
 }
 
+/// `POST /v1/feedback` while PostgreSQL refuses connections: a click on
+/// an answer the recorder still holds is checked and taken (201); one on
+/// an answer written before the outage is taken unchecked (202), and
+/// checked once the database is back, so that a vote on someone else's
+/// direct message, or on no answer at all, is left out then.
+#[tokio::test]
+async fn feedback_over_http_is_taken_while_postgres_is_unreachable() {
+    let provider = StandIn::start().await;
+    let url = fresh_postgres().await;
+    let name = url.rsplit('/').next().unwrap().to_string();
+    let admin = Store::connect(&std::env::var("SWITCHBOARD_TEST_POSTGRES_URL").unwrap())
+        .await
+        .unwrap();
+    let config = format!(
+        "[database]\nurl = \"{url}\"\n{}",
+        one_provider(&provider.url)
+    );
+    let h = Harness::start(&config, &[]).await;
+    let ask = json!({"model": "default", "messages": [{"role": "user", "content": "hi"}]});
+    let old = h.chat(ask.clone()).await;
+    assert_eq!(old.status, 200, "{}", old.body);
+    let old = old.inference_id();
+    // An answer in U1's direct message.
+    let mut dm = record(1);
+    dm.origin.private = true;
+    h.gateway
+        .store
+        .insert_inferences(std::slice::from_ref(&dm))
+        .await
+        .unwrap();
+    h.gateway.pipeline.recorder().flush().await;
+
+    admin
+        .execute_admin(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS false"))
+        .await
+        .unwrap();
+    admin
+        .execute_admin(&format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
+        ))
+        .await
+        .unwrap();
+    let fresh = h.chat(ask).await;
+    assert_eq!(fresh.status, 200, "answers go on: {}", fresh.body);
+    let fresh = fresh.inference_id();
+    let dm = dm.id.to_string();
+    let unknown = Uuid::now_v7().to_string();
+    for (inference, user, status) in [
+        (&fresh, "U5", 201),
+        (&old, "U6", 202),
+        (&dm, "U2", 202),
+        (&dm, "U1", 202),
+        (&unknown, "U7", 202),
+    ] {
+        let body = json!({"inference_id": inference, "kind": "thumbs", "score": 1, "user": user});
+        let r = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            h.post_raw("/v1/feedback", &body.to_string(), &[]),
+        )
+        .await
+        .expect("answered while the database is down");
+        assert_eq!(r.status, status, "{body}: {}", r.body);
+        assert_eq!(r.json()["checked"], status == 201, "{}", r.body);
+    }
+
+    admin
+        .execute_admin(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true"))
+        .await
+        .unwrap();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        h.gateway.pipeline.recorder().flush(),
+    )
+    .await
+    .expect("written once the database is back");
+    let voters = |id: String| {
+        let store = h.gateway.store.clone();
+        async move {
+            store
+                .feedback_for(&id)
+                .await
+                .unwrap()
+                .into_iter()
+                .filter_map(|f| f.3)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(voters(fresh).await, ["U5"]);
+    assert_eq!(voters(old).await, ["U6"]);
+    assert_eq!(voters(dm).await, ["U1"], "only the asker's vote");
+    assert!(voters(unknown).await.is_empty());
+    assert_eq!(h.gateway.store.count(Table::Feedback).await.unwrap(), 3);
+    admin.close().await;
+}
+
 /// Feedback rows in a spool folder's segments (their text ends at the
 /// first NUL: space reserved and not yet written).
 fn spooled_rows(dir: &std::path::Path) -> i64 {
@@ -416,9 +579,9 @@ fn thumbs_up(inference: Uuid, user: &str) -> FeedbackRecord {
     }
 }
 
-/// One spooled feedback row, as a segment line.
-fn spooled_click(user: &str) -> String {
-    let mut row = serde_json::to_value(thumbs_up(Uuid::now_v7(), user)).unwrap();
+/// One spooled feedback row on `inference`, as a segment line.
+fn spooled_click(inference: Uuid, user: &str) -> String {
+    let mut row = serde_json::to_value(thumbs_up(inference, user)).unwrap();
     row["row"] = json!("feedback");
     format!("{row}\n")
 }
@@ -436,25 +599,30 @@ async fn a_spool_shared_by_processes_replays_only_ended_ones() {
         .await
         .unwrap();
     store.migrate().await.unwrap();
+    let answer = record(0);
+    store
+        .insert_inferences(std::slice::from_ref(&answer))
+        .await
+        .unwrap();
 
     // A running process: its lock is held.
     let live_lock = std::fs::File::create(spool.join("live.lock")).unwrap();
     live_lock.lock().unwrap();
     std::fs::write(
         spool.join("live-000000000000.jsonl"),
-        spooled_click("U-live"),
+        spooled_click(answer.id, "U-live"),
     )
     .unwrap();
     // A crashed one: its lock file is there but free; its segment has
     // reserved space after the rows.
     std::fs::File::create(spool.join("dead.lock")).unwrap();
-    let mut dead = spooled_click("U-dead").into_bytes();
+    let mut dead = spooled_click(answer.id, "U-dead").into_bytes();
     dead.resize(dead.len() + 4096, 0);
     std::fs::write(spool.join("dead-000000000000.jsonl"), dead).unwrap();
     // And a segment written before processes took locks.
     std::fs::write(
         spool.join("1700000000000-4242-0000000001.jsonl"),
-        spooled_click("U-old"),
+        spooled_click(answer.id, "U-old"),
     )
     .unwrap();
 
@@ -501,10 +669,15 @@ async fn acknowledged_clicks_share_a_segment_and_a_clean_stop_leaves_none() {
         .unwrap();
     store.migrate().await.unwrap();
     let (recorder, task) = Recorder::start_with_spool(store.clone(), Some(spool.clone()));
+    let answer = record(0);
+    store
+        .insert_inferences(std::slice::from_ref(&answer))
+        .await
+        .unwrap();
     let clicks = 200;
     for i in 0..clicks {
         recorder
-            .feedback(thumbs_up(Uuid::now_v7(), &format!("U{i}")))
+            .feedback(thumbs_up(answer.id, &format!("U{i}")))
             .await;
     }
     let with_rows: Vec<(std::path::PathBuf, usize)> = std::fs::read_dir(&spool)

@@ -4,6 +4,14 @@
 //! answer. Bad input is refused with a clear error and stores nothing, and
 //! so is feedback on an answer given in someone else's direct message.
 //!
+//! The answer is looked up in the recorder (answers not yet written) and
+//! then in the database. If the database cannot be reached, the feedback
+//! is still taken, durably, and answered `202 Accepted` with
+//! `"checked": false`: it is checked against its answer when it is
+//! written, and left out then (with a warning in the log) if the answer is
+//! unknown or was someone else's direct message. A click is not lost to a
+//! database outage.
+//!
 //! ```json
 //! {"inference_id": "0192…", "kind": "thumbs", "score": 1, "user": "U123"}
 //! {"inference_id": "0192…", "kind": "rating", "score": 4}
@@ -118,13 +126,13 @@ pub(crate) async fn post_feedback(
             return api_error(StatusCode::BAD_REQUEST, "invalid_request_error", &message);
         }
     };
-    // The inference may still be queued for writing: write the queue first.
+    // An answer not yet written is known to the recorder.
     let id = record.inference_id.to_string();
-    let mut found = state.store.inference_audience(&id).await;
-    if matches!(found, Ok(None)) {
-        state.pipeline.recorder().flush().await;
-        found = state.store.inference_audience(&id).await;
-    }
+    let recorder = state.pipeline.recorder();
+    let found = match recorder.audience(record.inference_id) {
+        Some(audience) => Ok(Some(audience)),
+        None => state.store.inference_audience(&id).await,
+    };
     match found {
         Ok(Some(Audience::Anyone)) => {}
         Ok(Some(Audience::Only(owner))) => {
@@ -146,18 +154,26 @@ pub(crate) async fn post_feedback(
             );
         }
         Err(e) => {
-            return api_error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "server_error",
-                &format!("cannot check the inference: {e}"),
-            );
+            // Taken all the same, and checked when it is written.
+            tracing::warn!(inference = %id, error = %e, "cannot look the answer up; the feedback is kept and checked when the database takes it");
+            let feedback_id = record.id;
+            recorder.feedback(record).await;
+            return (
+                StatusCode::ACCEPTED,
+                axum::Json(json!({
+                    "id": feedback_id.to_string(),
+                    "inference_id": id,
+                    "checked": false,
+                })),
+            )
+                .into_response();
         }
     }
     let feedback_id = record.id;
-    state.pipeline.recorder().feedback(record).await;
+    recorder.feedback(record).await;
     (
         StatusCode::CREATED,
-        axum::Json(json!({"id": feedback_id.to_string(), "inference_id": id})),
+        axum::Json(json!({"id": feedback_id.to_string(), "inference_id": id, "checked": true})),
     )
         .into_response()
 }

@@ -10,6 +10,15 @@
 //! are one JSON array in its own row (migration 0008): one tuple per
 //! inference, not one per message. Inserts skip ids already stored, so a
 //! batch can be retried or replayed from the spool without duplicates.
+//!
+//! Feedback is checked against its answer in the same transaction, after
+//! the batch's inferences are in: a row on an answer that is not stored,
+//! or on a direct message's answer from someone other than its asker, is
+//! left out with a warning, never stored. The HTTP API refuses such
+//! feedback up front when it can reach the database, but a click taken
+//! while the database was down is only checked here; and one row that can
+//! never be stored must not hold up every row behind it, as a failing
+//! foreign key would (the batch retried for ever).
 
 use std::collections::HashMap;
 
@@ -207,13 +216,11 @@ async fn replace_earlier_votes(
         Backend::Postgres => {
             // One index probe per vote, whatever the statistics say: the
             // votes drive the loop (a lateral subquery, kept apart from
-            // the join planner by `OFFSET 0`) and sequential scans are off.
-            // Left to statistics, which lag behind a young or fast-growing
-            // table, PostgreSQL joined the other way round: every stored
-            // vote against every new one, seconds per batch.
-            sqlx::query("SELECT set_config('enable_seqscan', 'off', true)")
-                .execute(&mut *conn)
-                .await?;
+            // the join planner by `OFFSET 0`) and sequential scans are off
+            // for the transaction (`insert_batch`). Left to statistics,
+            // which lag behind a young or fast-growing table, PostgreSQL
+            // joined the other way round: every stored vote against every
+            // new one, seconds per batch.
             let earlier = sqlx::query(
                 "SELECT f.id, v.id FROM json_to_recordset($1::json) AS v(inference_id TEXT, user_id TEXT, id TEXT) \
                  CROSS JOIN LATERAL (SELECT id FROM feedback WHERE inference_id = v.inference_id \
@@ -335,8 +342,14 @@ impl Store {
             return Ok(());
         }
         let inferences = inference_json(inferences)?;
-        let feedback = feedback_json(feedback)?;
         let mut tx = self.pool.begin().await?;
+        if self.backend == Backend::Postgres {
+            // The lookups below probe an index per row, whatever the
+            // statistics say (see `replace_earlier_votes`).
+            sqlx::query("SELECT set_config('enable_seqscan', 'off', true)")
+                .execute(&mut *tx)
+                .await?;
+        }
         if !inferences.is_empty() {
             insert_rows(
                 self.backend,
@@ -348,7 +361,8 @@ impl Store {
             )
             .await?;
         }
-        if let Some((latest, feedback)) = feedback {
+        let kept = admissible(self.backend, &mut tx, feedback).await?;
+        if let Some((latest, feedback)) = feedback_json(&kept)? {
             // Earlier batches' votes are replaced by this batch's last ones.
             if let Some(latest) = latest {
                 replace_earlier_votes(self.backend, &mut tx, latest).await?;
@@ -366,6 +380,79 @@ impl Store {
         tx.commit().await?;
         Ok(())
     }
+}
+
+/// A feedback row's keys, for [`admissible`].
+#[derive(Serialize)]
+struct FeedbackKey<'a> {
+    id: String,
+    inference_id: String,
+    user_id: Option<&'a str>,
+}
+
+/// The rows of `feedback` that may be stored, within `conn`'s transaction:
+/// those whose answer is stored and, for an answer in a direct message,
+/// that come from its asker. The others are logged and left out.
+async fn admissible<'r>(
+    backend: Backend,
+    conn: &mut sqlx::AnyConnection,
+    feedback: &'r [FeedbackRecord],
+) -> Result<std::borrow::Cow<'r, [FeedbackRecord]>, StoreError> {
+    if feedback.is_empty() {
+        return Ok(feedback.into());
+    }
+    let keys: Vec<FeedbackKey> = feedback
+        .iter()
+        .map(|f| FeedbackKey {
+            id: f.id.to_string(),
+            inference_id: f.inference_id.to_string(),
+            user_id: f.user_id.as_deref(),
+        })
+        .collect();
+    let sql = match backend {
+        Backend::Postgres => {
+            "SELECT v.id, v.inference_id, CASE WHEN i.found IS NULL THEN 'unknown' ELSE 'private' END \
+             FROM json_to_recordset($1::json) AS v(id TEXT, inference_id TEXT, user_id TEXT) \
+             LEFT JOIN LATERAL (SELECT true AS found, private, user_id FROM inferences \
+             WHERE id = v.inference_id OFFSET 0) AS i ON true \
+             WHERE i.found IS NULL OR (i.private <> 0 AND i.user_id IS NOT NULL \
+             AND i.user_id IS DISTINCT FROM v.user_id)"
+        }
+        Backend::Sqlite => {
+            "SELECT v.value ->> 'id', v.value ->> 'inference_id', \
+             CASE WHEN i.id IS NULL THEN 'unknown' ELSE 'private' END \
+             FROM json_each($1) AS v LEFT JOIN inferences AS i ON i.id = v.value ->> 'inference_id' \
+             WHERE i.id IS NULL OR (i.private <> 0 AND i.user_id IS NOT NULL \
+             AND i.user_id IS NOT (v.value ->> 'user_id'))"
+        }
+    };
+    let refused = sqlx::query(sql)
+        .bind(json(&keys)?)
+        .fetch_all(&mut *conn)
+        .await?;
+    if refused.is_empty() {
+        return Ok(feedback.into());
+    }
+    let mut left_out = std::collections::HashSet::new();
+    for row in refused {
+        let (id, inference, why): (String, String, String) =
+            (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
+        match why.as_str() {
+            "unknown" => {
+                tracing::warn!(feedback = %id, inference = %inference, "feedback on an answer that is not stored is left out")
+            }
+            _ => {
+                tracing::warn!(feedback = %id, inference = %inference, "feedback on a direct message's answer from someone other than its asker is left out")
+            }
+        }
+        left_out.insert(id);
+    }
+    Ok(feedback
+        .iter()
+        .filter(|f| !left_out.contains(&f.id.to_string()))
+        .cloned()
+        .collect::<Vec<_>>()
+        .into())
 }
 
 /// Inference rows as the insert statement takes them.

@@ -302,6 +302,16 @@ pub enum Audience {
     Only(String),
 }
 
+impl Audience {
+    /// Who may leave feedback on an answer given at `origin`.
+    pub fn of(origin: &crate::types::Origin) -> Audience {
+        match (origin.private, &origin.user) {
+            (true, Some(user)) => Audience::Only(user.clone()),
+            _ => Audience::Anyone,
+        }
+    }
+}
+
 /// A stored inference, as read back.
 #[derive(Debug, Clone, PartialEq)]
 pub struct InferenceRow {

@@ -27,20 +27,27 @@
 //! it runs; at start, a process replays only the segments of instances
 //! whose lock it can take, that is, of processes that have ended.
 //!
+//! The recorder also remembers who may leave feedback on each inference
+//! it holds and has not yet written ([`Recorder::audience`]), so that a
+//! click on a fresh answer is checked without the database, whether the
+//! answer's row is still queued or the database is down.
+//!
 //! Without a spool folder (tests, or a folder that cannot be written) the
 //! rows are handed to the writer in memory: still batched and retried, but
 //! not crash-safe; a warning says so.
 
+use std::collections::HashMap;
 use std::fs;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
+use uuid::Uuid;
 
-use super::{FeedbackRecord, InferenceRecord, Store};
+use super::{Audience, FeedbackRecord, InferenceRecord, Store};
 use crate::metrics::Timings;
 
 mod spool;
@@ -96,7 +103,12 @@ enum Work {
 pub struct Recorder {
     tx: mpsc::Sender<Message>,
     latency: Arc<Latency>,
+    pending: Pending,
 }
+
+/// Who may leave feedback on the inferences handed to the recorder and not
+/// yet written, by id.
+type Pending = Arc<Mutex<HashMap<Uuid, Audience>>>;
 
 /// How long the recorder keeps callers waiting, for `/metrics`.
 #[derive(Default)]
@@ -144,7 +156,8 @@ impl Recorder {
             }
             let _ = work_tx.send(Work::Adopted(locks));
         }
-        let writer = tokio::spawn(write(store, work_rx, recycler));
+        let pending = Pending::default();
+        let writer = tokio::spawn(write(store, work_rx, recycler, pending.clone()));
         let latency = Arc::new(Latency::default());
         let timings = latency.clone();
         // The spooler has a thread of its own: a batch's write and sync
@@ -165,11 +178,22 @@ impl Recorder {
             // Every segment is written: the instance's lock can go.
             drop(own);
         });
-        (Recorder { tx, latency }, task)
+        (
+            Recorder {
+                tx,
+                latency,
+                pending,
+            },
+            task,
+        )
     }
 
     /// Queues an inference row (written soon after; the caller does not wait).
     pub async fn inference(&self, record: InferenceRecord) {
+        if let Ok(mut pending) = self.pending.lock() {
+            pending.insert(record.id, Audience::of(&record.origin));
+        }
+        let id = record.id;
         if self
             .tx
             .send(Message::Row(Row::Inference(Box::new(record)), None))
@@ -177,7 +201,17 @@ impl Recorder {
             .is_err()
         {
             tracing::error!("the recorder has stopped; an inference row was not written");
+            if let Ok(mut pending) = self.pending.lock() {
+                pending.remove(&id);
+            }
         }
+    }
+
+    /// Who may leave feedback on inference `id`, if the recorder holds it
+    /// (queued, spooled or waiting for the database): `None` once it is
+    /// written, or if it never came here.
+    pub fn audience(&self, id: Uuid) -> Option<Audience> {
+        self.pending.lock().ok()?.get(&id).cloned()
     }
 
     /// Records a feedback row, returning once it is durable (in the spool,
@@ -322,6 +356,7 @@ async fn write(
     store: Store,
     mut work: mpsc::UnboundedReceiver<Work>,
     recycler: Option<spool::Recycler>,
+    audiences: Pending,
 ) {
     let mut pending: Option<Work> = None;
     loop {
@@ -382,7 +417,7 @@ async fn write(
                 let from = paths
                     .first()
                     .map_or("memory".to_string(), |p| p.display().to_string());
-                insert(&store, rows, &from).await;
+                insert(&store, rows, &from, &audiences).await;
                 for path in paths {
                     remove_segment(&path);
                 }
@@ -400,8 +435,9 @@ fn remove_segment(path: &std::path::Path) {
     }
 }
 
-/// Inserts rows, retrying with backoff until the database takes them.
-async fn insert(store: &Store, rows: Vec<Row>, from: &str) {
+/// Inserts rows, retrying with backoff until the database takes them;
+/// then their inferences are no longer `pending`.
+async fn insert(store: &Store, rows: Vec<Row>, from: &str, pending: &Pending) {
     let mut inferences = Vec::new();
     let mut feedback = Vec::new();
     for row in rows {
@@ -413,7 +449,14 @@ async fn insert(store: &Store, rows: Vec<Row>, from: &str) {
     let mut backoff = Duration::from_millis(50);
     loop {
         match store.insert_batch(&inferences, &feedback).await {
-            Ok(()) => return,
+            Ok(()) => {
+                if let Ok(mut pending) = pending.lock() {
+                    for r in &inferences {
+                        pending.remove(&r.id);
+                    }
+                }
+                return;
+            }
             Err(e) => {
                 tracing::error!(error = %e, rows = inferences.len() + feedback.len(), from, retry_in_ms = backoff.as_millis() as u64, "cannot write rows; they are kept and retried");
                 tokio::time::sleep(backoff).await;
