@@ -171,6 +171,43 @@ async fn eval_judges_both_orders_writes_the_report_and_gates_on_the_win_rate() {
             && judge_prompt.contains("[Answer B]\nI think it might be Lyon."),
         "{judge_prompt}"
     );
+    // The second time with the answers swapped: the candidate is B.
+    let swapped = received[received.len() - 5].body["messages"][1]["content"]
+        .as_str()
+        .unwrap();
+    assert!(
+        swapped.contains("[Answer A]\nI think it might be Lyon.")
+            && swapped.contains("[Answer B]\nParis\n"),
+        "{swapped}"
+    );
+    // The candidate answered through v2's template, the baseline through
+    // v1's, both on the logged question.
+    let (candidate, baseline) = (
+        &received[received.len() - 8].body["messages"],
+        &received[received.len() - 7].body["messages"],
+    );
+    assert_eq!(
+        candidate[0]["content"], "Answer in one word.",
+        "{candidate}"
+    );
+    assert_ne!(baseline[0]["content"], "Answer in one word.", "{baseline}");
+    for side in [candidate, baseline] {
+        let last = side.as_array().unwrap().last().unwrap();
+        assert_eq!(last["content"], "Capital of France?", "{side}");
+    }
+    // The report is stored for the dashboard.
+    let store = gateway::store::Store::connect(&format!(
+        "sqlite://{}",
+        dir.path().join("switchboard.db").display()
+    ))
+    .await
+    .unwrap();
+    let runs = store.eval_runs("assistant").await.unwrap();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    let summary: serde_json::Value = serde_json::from_str(&runs[0].3).unwrap();
+    assert_eq!(summary["win_rate"], 0.75, "{summary}");
+    assert_eq!(summary["examples"], 2, "{summary}");
+    store.close().await;
 
     // From a JSONL file with a corrupt line, and a threshold it misses.
     let dataset = dir.path().join("d.jsonl");

@@ -526,6 +526,23 @@ async fn api_keys_are_required_when_configured() {
         )
         .await;
     assert_eq!(right.status, 200, "{}", right.body);
+    // Feedback needs a key too, and nothing is stored without one.
+    let id = right.inference_id();
+    let vote = json!({"inference_id": id, "kind": "thumbs", "score": 1, "user": "U1"}).to_string();
+    for headers in [&[][..], &[("authorization", "Bearer key-three")][..]] {
+        let r = h.post_raw("/v1/feedback", &vote, headers).await;
+        assert_eq!(r.status, 401, "{}", r.body);
+    }
+    h.gateway.pipeline.recorder().flush().await;
+    assert!(h.gateway.store.feedback_for(&id).await.unwrap().is_empty());
+    let r = h
+        .post_raw(
+            "/v1/feedback",
+            &vote,
+            &[("authorization", "Bearer key-one")],
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
     // Health checks need no key.
     let health = h
         .client
@@ -615,6 +632,7 @@ async fn feedback_on_an_answer_is_stored_typed_and_bad_feedback_is_refused() {
         json!({"inference_id": id, "kind": "thumbs", "score": 0, "user": "U1"}),
         json!({"inference_id": id, "kind": "rating", "score": 4, "user": "U1"}),
         json!({"inference_id": id, "kind": "comment", "comment": "The link is dead.", "user": "U1"}),
+        json!({"inference_id": id, "kind": "tag", "tag": "too-long", "user": "U1"}),
     ] {
         let r = post(body).await;
         assert_eq!(r.status, 201, "{}", r.body);
@@ -641,6 +659,11 @@ async fn feedback_on_an_answer_is_stored_typed_and_bad_feedback_is_refused() {
             "not an inference id",
         ),
         (
+            json!({"inference_id": id, "kind": "tag", "tag": "too long!"}),
+            400,
+            "`tag`",
+        ),
+        (
             json!({"inference_id": id, "kind": "thumbs", "score": 1, "extra": true}),
             400,
             "unknown field",
@@ -660,10 +683,21 @@ async fn feedback_on_an_answer_is_stored_typed_and_bad_feedback_is_refused() {
         vec![
             ("thumbs", Some(0.0)),
             ("rating", Some(4.0)),
-            ("comment", None)
+            ("comment", None),
+            ("tag", None)
         ]
     );
     assert!(stored.iter().all(|f| f.2 == "api"));
+    // The five accepted rows (the replaced vote kept as history), and not
+    // one refused row anywhere else.
+    assert_eq!(
+        h.gateway
+            .store
+            .count(gateway::store::Table::Feedback)
+            .await
+            .unwrap(),
+        5
+    );
 }
 
 /// A chat question from an adapter, as the pipeline receives it.
