@@ -258,17 +258,7 @@ async fn feedback_that_cannot_be_stored_is_left_out(url: &str) {
         .expect("a batch with rows that cannot be stored is still written");
     let votes = |id: Uuid| {
         let store = store.clone();
-        async move {
-            let mut users: Vec<String> = store
-                .feedback_for(&id.to_string())
-                .await
-                .unwrap()
-                .into_iter()
-                .filter_map(|f| f.3)
-                .collect();
-            users.sort();
-            users
-        }
+        async move { voters(&store, &id.to_string()).await }
     };
     assert_eq!(votes(private.id).await, ["U2"], "only the asker's vote");
     assert_eq!(votes(public.id).await, ["U9"]);
@@ -409,16 +399,7 @@ async fn feedback_is_acknowledged_while_postgres_is_unreachable_and_written_afte
     recorder.flush().await;
 
     // The database goes away: no new connections, current ones cut.
-    admin
-        .execute_admin(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS false"))
-        .await
-        .unwrap();
-    admin
-        .execute_admin(&format!(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
-        ))
-        .await
-        .unwrap();
+    cut_off(&admin, &name, false).await;
     let clicks = 200;
     for i in 0..clicks {
         let click = thumbs_up(inference.id, &format!("U{i}"));
@@ -432,10 +413,7 @@ async fn feedback_is_acknowledged_while_postgres_is_unreachable_and_written_afte
         "the clicks wait in the spool"
     );
 
-    admin
-        .execute_admin(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true"))
-        .await
-        .unwrap();
+    cut_off(&admin, &name, true).await;
     tokio::time::timeout(std::time::Duration::from_secs(30), recorder.flush())
         .await
         .expect("written once the database is back");
@@ -484,16 +462,7 @@ async fn feedback_over_http_is_taken_while_postgres_is_unreachable() {
         .unwrap();
     h.gateway.pipeline.recorder().flush().await;
 
-    admin
-        .execute_admin(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS false"))
-        .await
-        .unwrap();
-    admin
-        .execute_admin(&format!(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
-        ))
-        .await
-        .unwrap();
+    cut_off(&admin, &name, false).await;
     let fresh = h.chat(ask).await;
     assert_eq!(fresh.status, 200, "answers go on: {}", fresh.body);
     let fresh = fresh.inference_id();
@@ -517,34 +486,50 @@ async fn feedback_over_http_is_taken_while_postgres_is_unreachable() {
         assert_eq!(r.json()["checked"], status == 201, "{}", r.body);
     }
 
-    admin
-        .execute_admin(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true"))
-        .await
-        .unwrap();
+    cut_off(&admin, &name, true).await;
     tokio::time::timeout(
         std::time::Duration::from_secs(30),
         h.gateway.pipeline.recorder().flush(),
     )
     .await
     .expect("written once the database is back");
-    let voters = |id: String| {
-        let store = h.gateway.store.clone();
-        async move {
-            store
-                .feedback_for(&id)
-                .await
-                .unwrap()
-                .into_iter()
-                .filter_map(|f| f.3)
-                .collect::<Vec<_>>()
-        }
-    };
-    assert_eq!(voters(fresh).await, ["U5"]);
-    assert_eq!(voters(old).await, ["U6"]);
-    assert_eq!(voters(dm).await, ["U1"], "only the asker's vote");
-    assert!(voters(unknown).await.is_empty());
+    let store = &h.gateway.store;
+    assert_eq!(voters(store, &fresh).await, ["U5"]);
+    assert_eq!(voters(store, &old).await, ["U6"]);
+    assert_eq!(voters(store, &dm).await, ["U1"], "only the asker's vote");
+    assert!(voters(store, &unknown).await.is_empty());
     assert_eq!(h.gateway.store.count(Table::Feedback).await.unwrap(), 3);
     admin.close().await;
+}
+
+/// Database `name` refuses new connections and its current ones are cut
+/// (`back`: false), or takes connections again (`back`: true).
+async fn cut_off(admin: &Store, name: &str, back: bool) {
+    admin
+        .execute_admin(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS {back}"))
+        .await
+        .unwrap();
+    if !back {
+        admin
+            .execute_admin(&format!(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
+            ))
+            .await
+            .unwrap();
+    }
+}
+
+/// The users whose current feedback on inference `id` is stored, sorted.
+async fn voters(store: &Store, id: &str) -> Vec<String> {
+    let mut users: Vec<String> = store
+        .feedback_for(id)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter_map(|f| f.3)
+        .collect();
+    users.sort();
+    users
 }
 
 /// Feedback rows in a spool folder's segments (their text ends at the
