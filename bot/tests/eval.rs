@@ -79,7 +79,7 @@ async fn eval_judges_both_orders_writes_the_report_and_gates_on_the_win_rate() {
     let (ok, out, err) = switchboard(
         &config,
         &["chat"],
-        "Capital of France?\n/new\nCapital of Germany?\n/quit\n",
+        "Capital of France?\n/good\n/new\nCapital of Germany?\n/quit\n",
     )
     .await;
     assert!(ok, "{out}\n{err}");
@@ -281,6 +281,56 @@ async fn eval_judges_both_orders_writes_the_report_and_gates_on_the_win_rate() {
         2,
         "test replays are not exported: {text}"
     );
+
+    // Only 👍 answers, as the operator asks for them.
+    let (ok, out, err) = switchboard(&config, &["export", "--feedback", "up"], "").await;
+    assert!(ok, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 1, "{out}");
+    assert!(
+        lines[0].contains("Capital of France?") && lines[0].contains("Paris."),
+        "{out}"
+    );
+    // CSV, one row a conversation after the header.
+    let (ok, out, err) = switchboard(&config, &["export", "--format", "csv"], "").await;
+    assert!(ok, "{err}");
+    assert_eq!(out.lines().count(), 3, "{out}");
+    assert!(out.contains("Capital of Germany?"), "{out}");
+    // Eval JSONL that `eval --dataset` takes back: both conversations
+    // replayed through both sides.
+    let exported = dir.path().join("exported.jsonl");
+    let (ok, _, err) = switchboard(
+        &config,
+        &[
+            "export",
+            "--format",
+            "eval",
+            "--output",
+            exported.to_str().unwrap(),
+        ],
+        "",
+    )
+    .await;
+    assert!(ok, "{err}");
+    let before = provider.received().len();
+    let (ok, out, err) = eval_file(&config, &exported, &[]).await;
+    assert!(ok, "{out}\n{err}");
+    let questions: Vec<String> = provider.received()[before..]
+        .iter()
+        .filter_map(|r| {
+            r.body["messages"].as_array()?.last()?["content"]
+                .as_str()
+                .map(String::from)
+        })
+        .collect();
+    assert_eq!(questions.len(), 4, "{questions:?}");
+    for q in ["Capital of France?", "Capital of Germany?"] {
+        assert_eq!(
+            questions.iter().filter(|x| *x == q).count(),
+            2,
+            "{questions:?}"
+        );
+    }
 }
 
 #[tokio::test]
