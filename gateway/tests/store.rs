@@ -468,14 +468,17 @@ async fn feedback_over_http_is_taken_while_postgres_is_unreachable() {
     let fresh = fresh.inference_id();
     let dm = dm.id.to_string();
     let unknown = Uuid::now_v7().to_string();
-    for (inference, user, status) in [
-        (&fresh, "U5", 201),
-        (&old, "U6", 202),
-        (&dm, "U2", 202),
-        (&dm, "U1", 202),
-        (&unknown, "U7", 202),
+    // U6 changes their mind during the outage: 👍, then 👎.
+    for (inference, user, score, status) in [
+        (&fresh, "U5", 1, 201),
+        (&old, "U6", 1, 202),
+        (&dm, "U2", 1, 202),
+        (&dm, "U1", 1, 202),
+        (&unknown, "U7", 1, 202),
+        (&old, "U6", 0, 202),
     ] {
-        let body = json!({"inference_id": inference, "kind": "thumbs", "score": 1, "user": user});
+        let body =
+            json!({"inference_id": inference, "kind": "thumbs", "score": score, "user": user});
         let r = tokio::time::timeout(
             std::time::Duration::from_secs(10),
             h.post_raw("/v1/feedback", &body.to_string(), &[]),
@@ -498,7 +501,13 @@ async fn feedback_over_http_is_taken_while_postgres_is_unreachable() {
     assert_eq!(voters(store, &old).await, ["U6"]);
     assert_eq!(voters(store, &dm).await, ["U1"], "only the asker's vote");
     assert!(voters(store, &unknown).await.is_empty());
-    assert_eq!(h.gateway.store.count(Table::Feedback).await.unwrap(), 3);
+    assert_eq!(
+        store.current_vote(&old, "U6").await.unwrap(),
+        Some(Some(0.0)),
+        "the later vote replaced the earlier, in the order given"
+    );
+    // U5, U1 and both of U6's (the first kept as history).
+    assert_eq!(store.count(Table::Feedback).await.unwrap(), 4);
     admin.close().await;
 }
 
