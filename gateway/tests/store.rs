@@ -291,6 +291,131 @@ async fn postgres_feedback_that_cannot_be_stored_is_left_out() {
     feedback_that_cannot_be_stored_is_left_out(&fresh_postgres().await).await;
 }
 
+/// Each filter of a logged dataset (for `eval` and `export`) keeps just the
+/// conversations it names, on both backends.
+async fn filters(url: &str) {
+    let store = Store::connect(url).await.unwrap();
+    store.migrate().await.unwrap();
+    let logged = |i, prompt: &str, version, label: &str, channel: &str| {
+        let mut r = record(i);
+        r.prompt = Some((prompt.into(), version));
+        r.prompt_label = Some(label.into());
+        r.origin.channel = Some(channel.into());
+        r.created_at_ms = 1_000 * i as i64;
+        r
+    };
+    let rows = [
+        logged(1, "assistant", 3, "production", "C1"),
+        logged(2, "assistant", 4, "staging", "C2"),
+        logged(3, "support", 1, "production", "C1"),
+        logged(4, "assistant", 3, "production", "C2"),
+    ];
+    store.insert_inferences(&rows).await.unwrap();
+    let vote = |row: &InferenceRecord, score: f64| FeedbackRecord {
+        score: Some(score),
+        ..thumbs_up(row.id, "U1")
+    };
+    store
+        .insert_feedback(&[
+            vote(&rows[0], 1.0),
+            vote(&rows[1], 0.0),
+            vote(&rows[3], 0.0),
+        ])
+        .await
+        .unwrap();
+    // The changed vote counts, not the first.
+    store.insert_feedback(&[vote(&rows[3], 1.0)]).await.unwrap();
+    let rows = &rows;
+    let ids = |filter: gateway::store::DatasetFilter| {
+        let store = store.clone();
+        async move {
+            let found = store.dataset(&filter).await.unwrap();
+            found
+                .iter()
+                .map(|e| rows.iter().position(|r| r.id.to_string() == e.id).unwrap() + 1)
+                .collect::<Vec<_>>()
+        }
+    };
+    use gateway::store::DatasetFilter as F;
+    let assistant = || Some("assistant".to_string());
+    assert_eq!(ids(F::default()).await, [1, 2, 3, 4]);
+    let cases = [
+        (
+            F {
+                prompt: assistant(),
+                ..F::default()
+            },
+            vec![1, 2, 4],
+        ),
+        (
+            F {
+                prompt: assistant(),
+                version: Some(3),
+                ..F::default()
+            },
+            vec![1, 4],
+        ),
+        (
+            F {
+                label: Some("staging".into()),
+                ..F::default()
+            },
+            vec![2],
+        ),
+        (
+            F {
+                channel: Some("C2".into()),
+                ..F::default()
+            },
+            vec![2, 4],
+        ),
+        (
+            F {
+                thumbs: Some(true),
+                ..F::default()
+            },
+            vec![1, 4],
+        ),
+        (
+            F {
+                thumbs: Some(false),
+                ..F::default()
+            },
+            vec![2],
+        ),
+        (
+            F {
+                since_ms: Some(2_000),
+                until_ms: Some(4_000),
+                ..F::default()
+            },
+            vec![2, 3],
+        ),
+        (
+            F {
+                limit: Some(2),
+                ..F::default()
+            },
+            vec![1, 2],
+        ),
+    ];
+    for (filter, expected) in cases {
+        assert_eq!(ids(filter.clone()).await, expected, "{filter:?}");
+    }
+    store.close().await;
+}
+
+#[tokio::test]
+async fn sqlite_filters() {
+    let dir = tempfile::tempdir().unwrap();
+    filters(&format!("sqlite://{}/sb.db", dir.path().display())).await;
+}
+
+#[tokio::test]
+async fn postgres_filters() {
+    filters(&fresh_postgres().await).await;
+}
+
 /// `--sample N` picks N matching conversations at random (not the oldest
 /// N), each once, and returns them oldest first.
 async fn sample(url: &str) {
