@@ -9,6 +9,7 @@ mod standin;
 
 use std::path::Path;
 use std::process::Stdio;
+use std::time::Duration;
 
 use standin::{Reply, StandIn};
 use tokio::io::AsyncWriteExt;
@@ -72,7 +73,8 @@ async fn eval_judges_both_orders_writes_the_report_and_gates_on_the_win_rate() {
     let config = write_config(
         dir.path(),
         &provider.url,
-        "[models.default]\ntargets = [\"p/m\"]\n",
+        // Prices for `p` (the line still belongs to its table).
+        "prices = { m = { input = 1.0, output = 2.0 } }\n[models.default]\ntargets = [\"p/m\"]\n",
     );
     // Two logged conversations through the default prompt (v1).
     provider.then([Reply::text("Paris."), Reply::text("Berlin.")]);
@@ -109,13 +111,17 @@ async fn eval_judges_both_orders_writes_the_report_and_gates_on_the_win_rate() {
     // Per example, in order: candidate, baseline, judge (candidate as A),
     // judge (candidate as B). Example 1: the judge prefers the candidate in
     // both orders. Example 2: the judge always says A (position bias): a tie.
+    // The candidate answers in 2 tokens at once; the baseline in 6 and 3,
+    // each 60 ms apart.
+    let slow = |text: &str| Reply::OpenAiSlow(standin::split(text), Duration::from_millis(60));
+    let two = |a: &str, b: &str| Reply::OpenAiStream(vec![a.into(), b.into()], (11, 2));
     provider.then([
-        Reply::text("Paris"),
-        Reply::text("I think it might be Lyon."),
+        two("Par", "is"),
+        slow("I think it might be Lyon."),
         Reply::text("A"),
         Reply::text("B"),
-        Reply::text("Berlin"),
-        Reply::text("Berlin, of course."),
+        two("Ber", "lin"),
+        slow("Berlin, of course."),
         Reply::text("A"),
         Reply::text("A"),
     ]);
@@ -155,6 +161,21 @@ async fn eval_judges_both_orders_writes_the_report_and_gates_on_the_win_rate() {
     assert_eq!(json["rows"][1]["verdict"], "tie");
     assert_eq!(json["rows"][0]["candidate"]["version"], 2);
     assert_eq!(json["rows"][0]["baseline"]["version"], 1);
+    // The candidate is cheaper (2 output tokens at $2/M against 6 and 3)
+    // and faster, to its first token and per token after it.
+    let cost = json["cost_delta_usd"].as_f64().unwrap();
+    assert!((cost + 5e-6).abs() < 1e-9, "{cost}");
+    for delta in ["ttft_delta_ms", "tpot_delta_ms"] {
+        let ms = json[delta]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{delta}: {json}"));
+        assert!(ms < -40.0, "{delta}: {ms}");
+    }
+    let markdown = std::fs::read_to_string(report.join("report.md")).unwrap();
+    assert!(
+        markdown.contains("TTFT, mean difference") && markdown.contains("75%"),
+        "{markdown}"
+    );
     assert!(
         std::fs::read_to_string(report.join("report.html"))
             .unwrap()
