@@ -107,6 +107,18 @@ targets = ["stand-in/m"]
         store.count(gateway::store::Table::Feedback).await.unwrap(),
         1
     );
+    // A 👎 from the console, on the answer it named.
+    let answer = out
+        .split("recorded 👎 for answer ")
+        .nth(1)
+        .and_then(|rest| rest.split(')').next())
+        .unwrap_or_else(|| panic!("the answer's id: {out}"));
+    let votes = store.feedback_for(answer).await.unwrap();
+    assert_eq!(votes.len(), 1, "{votes:?}");
+    assert_eq!(
+        (votes[0].0.as_str(), votes[0].1, votes[0].2.as_str()),
+        ("thumbs", Some(0.0), "console")
+    );
 }
 
 #[tokio::test]
