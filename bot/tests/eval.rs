@@ -354,6 +354,48 @@ async fn eval_judges_both_orders_writes_the_report_and_gates_on_the_win_rate() {
     }
 }
 
+/// A run under a rate limit waits for it instead of failing the replays it
+/// refuses: at 12 requests a minute for the eval's user (12 at once, then
+/// one every 5 s), 7 examples through both sides, 4 at a time (14
+/// requests), are all answered.
+#[tokio::test]
+async fn eval_waits_for_rate_limits_instead_of_failing_replays() {
+    let provider = StandIn::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        &provider.url,
+        "[models.default]\ntargets = [\"p/m\"]\n[limits.user]\nrequests_per_minute = 12\n",
+    );
+    let dataset = dir.path().join("d.jsonl");
+    let lines: Vec<String> = (0..7)
+        .map(|i| format!(r#"{{"input":[{{"role":"user","content":"q{i}"}}]}}"#))
+        .collect();
+    std::fs::write(&dataset, lines.join("\n")).unwrap();
+    provider.always(Reply::text("An answer."));
+    let report = dir.path().join("report");
+    let args = [
+        "eval",
+        "assistant",
+        "--candidate",
+        "1",
+        "--dataset",
+        dataset.to_str().unwrap(),
+        "--concurrency",
+        "4",
+        "--report",
+        report.to_str().unwrap(),
+    ];
+    let (ok, out, err) = switchboard(&config, &args, "").await;
+    assert!(ok, "{out}\n{err}");
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(report.join("report.json")).unwrap())
+            .unwrap();
+    assert_eq!(json["examples"], 7, "{json}");
+    assert_eq!(json["errors"], 0, "no replay failed on the limit: {json}");
+    assert_eq!(provider.received().len(), 14);
+}
+
 #[tokio::test]
 async fn eval_scores_against_a_rubric_compares_models_and_gates_on_the_score() {
     let provider = StandIn::start().await;

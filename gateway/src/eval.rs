@@ -399,18 +399,34 @@ async fn answer(pipeline: &Pipeline, prompt: &str, arm: &Arm, messages: &[ChatMe
     collect(pipeline, request).await
 }
 
-/// Runs `request` to the end and keeps what the report needs.
+/// The longest wait for a rate limit before a replay counts as failed: a
+/// minute's allowance refills within it, a daily budget does not.
+const MAX_LIMIT_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Runs `request` to the end and keeps what the report needs. A request
+/// refused by a rate limit waits until the limit lets it through (when
+/// that is at most [`MAX_LIMIT_WAIT`] away) and is tried again, so that a
+/// run stays within the limits instead of counting their refusals as
+/// failed replays.
 async fn collect(pipeline: &Pipeline, request: Request) -> Outcome {
-    let mut reply = match pipeline.start(request).await {
-        Ok(r) => r,
-        Err(e) => {
-            return Outcome {
-                error: Some(match e {
-                    PipelineError::Limited { source, .. } => source.to_string(),
-                    other => other.to_string(),
-                }),
-                ..Outcome::default()
-            };
+    let mut reply = loop {
+        match pipeline.start(request.clone()).await {
+            Ok(r) => break r,
+            Err(PipelineError::Limited { source, .. })
+                if source.retry_after() <= MAX_LIMIT_WAIT =>
+            {
+                let wait = source.retry_after();
+                tokio::time::sleep(wait.max(std::time::Duration::from_millis(50))).await;
+            }
+            Err(e) => {
+                return Outcome {
+                    error: Some(match e {
+                        PipelineError::Limited { source, .. } => source.to_string(),
+                        other => other.to_string(),
+                    }),
+                    ..Outcome::default()
+                };
+            }
         }
     };
     let mut out = Outcome::default();
