@@ -133,8 +133,8 @@ pub(crate) async fn post_feedback(
         Some(audience) => Ok(Some(audience)),
         None => state.store.inference_audience(&id).await,
     };
-    match found {
-        Ok(Some(Audience::Anyone)) => {}
+    let checked = match found {
+        Ok(Some(Audience::Anyone)) => true,
         Ok(Some(Audience::Only(owner))) => {
             if record.user_id.as_deref() != Some(owner.as_str()) {
                 return api_error(
@@ -145,6 +145,7 @@ pub(crate) async fn post_feedback(
                     ),
                 );
             }
+            true
         }
         Ok(None) => {
             return api_error(
@@ -156,24 +157,19 @@ pub(crate) async fn post_feedback(
         Err(e) => {
             // Taken all the same, and checked when it is written.
             tracing::warn!(inference = %id, error = %e, "cannot look the answer up; the feedback is kept and checked when the database takes it");
-            let feedback_id = record.id;
-            recorder.feedback(record).await;
-            return (
-                StatusCode::ACCEPTED,
-                axum::Json(json!({
-                    "id": feedback_id.to_string(),
-                    "inference_id": id,
-                    "checked": false,
-                })),
-            )
-                .into_response();
+            false
         }
-    }
+    };
     let feedback_id = record.id;
     recorder.feedback(record).await;
+    let status = if checked {
+        StatusCode::CREATED
+    } else {
+        StatusCode::ACCEPTED
+    };
     (
-        StatusCode::CREATED,
-        axum::Json(json!({"id": feedback_id.to_string(), "inference_id": id, "checked": true})),
+        status,
+        axum::Json(json!({"id": feedback_id.to_string(), "inference_id": id, "checked": checked})),
     )
         .into_response()
 }

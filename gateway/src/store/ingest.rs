@@ -217,7 +217,7 @@ async fn replace_earlier_votes(
             // One index probe per vote, whatever the statistics say: the
             // votes drive the loop (a lateral subquery, kept apart from
             // the join planner by `OFFSET 0`) and sequential scans are off
-            // for the transaction (`insert_batch`). Left to statistics,
+            // for the transaction (`admissible`). Left to statistics,
             // which lag behind a young or fast-growing table, PostgreSQL
             // joined the other way round: every stored vote against every
             // new one, seconds per batch.
@@ -343,13 +343,6 @@ impl Store {
         }
         let inferences = inference_json(inferences)?;
         let mut tx = self.pool.begin().await?;
-        if self.backend == Backend::Postgres {
-            // The lookups below probe an index per row, whatever the
-            // statistics say (see `replace_earlier_votes`).
-            sqlx::query("SELECT set_config('enable_seqscan', 'off', true)")
-                .execute(&mut *tx)
-                .await?;
-        }
         if !inferences.is_empty() {
             insert_rows(
                 self.backend,
@@ -392,7 +385,11 @@ struct FeedbackKey<'a> {
 
 /// The rows of `feedback` that may be stored, within `conn`'s transaction:
 /// those whose answer is stored and, for an answer in a direct message,
-/// that come from its asker. The others are logged and left out.
+/// that come from its asker (the rule of [`super::Audience::new`]). The
+/// others are logged and left out. On PostgreSQL this also turns
+/// sequential scans off for the rest of the transaction: this lookup and
+/// `replace_earlier_votes` probe an index per row, whatever the statistics
+/// say.
 async fn admissible<'r>(
     backend: Backend,
     conn: &mut sqlx::AnyConnection,
@@ -400,6 +397,11 @@ async fn admissible<'r>(
 ) -> Result<std::borrow::Cow<'r, [FeedbackRecord]>, StoreError> {
     if feedback.is_empty() {
         return Ok(feedback.into());
+    }
+    if backend == Backend::Postgres {
+        sqlx::query("SELECT set_config('enable_seqscan', 'off', true)")
+            .execute(&mut *conn)
+            .await?;
     }
     let keys: Vec<FeedbackKey> = feedback
         .iter()
@@ -449,8 +451,9 @@ async fn admissible<'r>(
     }
     Ok(feedback
         .iter()
-        .filter(|f| !left_out.contains(&f.id.to_string()))
-        .cloned()
+        .zip(&keys)
+        .filter(|(_, key)| !left_out.contains(&key.id))
+        .map(|(f, _)| f.clone())
         .collect::<Vec<_>>()
         .into())
 }

@@ -303,10 +303,11 @@ pub enum Audience {
 }
 
 impl Audience {
-    /// Who may leave feedback on an answer given at `origin`.
-    pub fn of(origin: &crate::types::Origin) -> Audience {
-        match (origin.private, &origin.user) {
-            (true, Some(user)) => Audience::Only(user.clone()),
+    /// Who may leave feedback on an answer given to `user`, in private or
+    /// not. (`store::ingest` applies the same rule in SQL.)
+    pub fn new(private: bool, user: Option<String>) -> Audience {
+        match (private, user) {
+            (true, Some(user)) => Audience::Only(user),
             _ => Audience::Anyone,
         }
     }
@@ -627,11 +628,7 @@ impl Store {
             return Ok(None);
         };
         let private: i64 = row.try_get(0)?;
-        let user: Option<String> = row.try_get(1)?;
-        Ok(Some(match (private != 0, user) {
-            (true, Some(user)) => Audience::Only(user),
-            _ => Audience::Anyone,
-        }))
+        Ok(Some(Audience::new(private != 0, row.try_get(1)?)))
     }
 
     /// Reads one inference and its messages.

@@ -191,7 +191,11 @@ impl Recorder {
     /// Queues an inference row (written soon after; the caller does not wait).
     pub async fn inference(&self, record: InferenceRecord) {
         if let Ok(mut pending) = self.pending.lock() {
-            pending.insert(record.id, Audience::of(&record.origin));
+            let origin = &record.origin;
+            pending.insert(
+                record.id,
+                Audience::new(origin.private, origin.user.clone()),
+            );
         }
         let id = record.id;
         if self

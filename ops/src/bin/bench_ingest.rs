@@ -89,7 +89,7 @@ async fn main() -> anyhow::Result<()> {
         store.migrate().await?;
         for load in [Load::Saturated, Load::Paced(rate)] {
             let mut results = Vec::new();
-            let alone = disk_alone(&dir)?;
+            let alone = disk_alone(&dir).await?;
             println!(
                 "{name:<12} {:<10} disk alone before the run: bare sync p50 {:.3} ms, p99 {:.3} ms, max {:.1} ms; {:.1}% of {:.0} s in syncs over 5 ms",
                 load.name(),
@@ -180,13 +180,9 @@ async fn run(
 ) -> anyhow::Result<Figures> {
     settle(store).await;
     let before = store.count(Table::Feedback).await? + store.count(Table::Inferences).await?;
-    let stop = Arc::new(AtomicBool::new(false));
     let prober = match spool {
         Some(_) => None,
-        None => {
-            let (dir, stop) = (dir.to_path_buf(), stop.clone());
-            Some(std::thread::spawn(move || time_bare_syncs(&dir, &stop)))
-        }
+        None => Some(Prober::start(dir)),
     };
     let cpu_before = cpu_times();
     let (recorder, task) = Recorder::start_with_spool(store.clone(), spool);
@@ -237,13 +233,9 @@ async fn run(
         let steal = b.1.checked_sub(a.1)?;
         (total > 0).then(|| steal as f64 * 100.0 / total as f64)
     });
-    stop.store(true, Ordering::Relaxed);
     let bare_sync = match prober {
         Some(prober) => {
-            let mut took = prober
-                .join()
-                .map_err(|_| anyhow::anyhow!("the sync timer panicked"))??;
-            took.sort();
+            let took = prober.stop()?;
             Some((quantile(&took, 0.5), quantile(&took, 0.99)))
         }
         None => None,
@@ -298,16 +290,10 @@ struct Disk {
 }
 
 /// Times the bare sync in `dir` alone for [`DISK_ALONE`].
-fn disk_alone(dir: &Path) -> anyhow::Result<Disk> {
-    let stop = Arc::new(AtomicBool::new(false));
-    let (thread_dir, thread_stop) = (dir.to_path_buf(), stop.clone());
-    let prober = std::thread::spawn(move || time_bare_syncs(&thread_dir, &thread_stop));
-    std::thread::sleep(DISK_ALONE);
-    stop.store(true, Ordering::Relaxed);
-    let mut took = prober
-        .join()
-        .map_err(|_| anyhow::anyhow!("the sync timer panicked"))??;
-    took.sort();
+async fn disk_alone(dir: &Path) -> anyhow::Result<Disk> {
+    let prober = Prober::start(dir);
+    tokio::time::sleep(DISK_ALONE).await;
+    let took = prober.stop()?;
     let stalled: Duration = took.iter().filter(|d| **d > Duration::from_millis(5)).sum();
     Ok(Disk {
         p50: quantile(&took, 0.5),
@@ -315,6 +301,33 @@ fn disk_alone(dir: &Path) -> anyhow::Result<Disk> {
         max: took.last().map_or(f64::NAN, |d| d.as_secs_f64() * 1000.0),
         stalled: stalled.as_secs_f64() / DISK_ALONE.as_secs_f64(),
     })
+}
+
+/// A thread timing bare syncs (see [`time_bare_syncs`]) until stopped.
+struct Prober {
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<std::io::Result<Vec<Duration>>>,
+}
+
+impl Prober {
+    /// Starts timing syncs in `dir`.
+    fn start(dir: &Path) -> Prober {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (dir, flag) = (dir.to_path_buf(), stop.clone());
+        let thread = std::thread::spawn(move || time_bare_syncs(&dir, &flag));
+        Prober { stop, thread }
+    }
+
+    /// Stops, and returns the syncs' times, sorted.
+    fn stop(self) -> anyhow::Result<Vec<Duration>> {
+        self.stop.store(true, Ordering::Relaxed);
+        let mut took = self
+            .thread
+            .join()
+            .map_err(|_| anyhow::anyhow!("the sync timer panicked"))??;
+        took.sort();
+        Ok(took)
+    }
 }
 
 /// Times a bare 4 KiB write and `fdatasync` into a zero-filled file in
