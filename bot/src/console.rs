@@ -58,7 +58,7 @@ pub async fn run(app: &App) -> anyhow::Result<()> {
                             kind: "thumbs".into(),
                             score: Some(if up { 1.0 } else { 0.0 }),
                             comment: None,
-                            user_id: Some(user.clone()),
+                            user: Some(gateway::User::new("console", user.clone())),
                             source: "console".into(),
                         })
                         .await;
@@ -96,7 +96,7 @@ pub async fn run(app: &App) -> anyhow::Result<()> {
                 let inbound = Inbound {
                     origin: Origin {
                         platform: "console".into(),
-                        user: Some(user.clone()),
+                        user: Some(gateway::User::new("console", user.clone())),
                         ..Origin::default()
                     },
                     user_name: Some(user.clone()),

@@ -63,7 +63,7 @@ fn seed_rows() -> Seeds {
                 workspace: Some("W1".into()),
                 channel: Some(format!("C{}", i % 2)),
                 thread: None,
-                user: Some(format!("U{i}")),
+                user: Some(gateway::User::new("slack", format!("U{i}"))),
                 private: false,
             },
             user_name: None,
@@ -131,7 +131,7 @@ fn feedback(seeds: &Seeds) -> Vec<FeedbackRecord> {
                 kind: kind.into(),
                 score,
                 comment: comment.map(str::to_string),
-                user_id: Some(user),
+                user: Some(gateway::User::new("slack", user)),
                 source: "button".into(),
             }
         };

@@ -12,11 +12,12 @@ use std::collections::BTreeSet;
 use prompts::{Arm, Prompt};
 
 use crate::config::AdminConfig;
-use crate::pipeline::{Input, Pipeline, PipelineError, Purpose, Request};
-use crate::registry::{LATEST, Registry, RegistryError, Scope, Selector};
-use crate::reply::ReplyEvent;
+use crate::domain::ReplyEvent;
+use crate::domain::{ChatMessage, Origin, Role};
+use crate::domain::{Input, Purpose, Request, Selector};
+use crate::pipeline::{Pipeline, PipelineError};
+use crate::registry::{LATEST, Registry, RegistryError, Scope};
 use crate::store::AuditRow;
-use crate::types::{ChatMessage, Origin, Role};
 
 /// Who is asking, as the front end knows them.
 #[derive(Debug, Clone, Default)]
@@ -661,7 +662,7 @@ impl Admin {
         let mut request = Request::new(
             Origin {
                 platform: "test".into(),
-                user: Some(actor.id.clone()),
+                user: crate::domain::User::parse(&actor.id),
                 ..Origin::default()
             },
             Input::Prompt {
@@ -753,7 +754,7 @@ fn readable(value: &str) -> String {
 
 /// Unix milliseconds as `2026-11-28 14:05:09 UTC`.
 fn format_ms(ms: i64) -> String {
-    crate::store::Utc::from_ms(ms).to_string()
+    crate::domain::Utc::from_ms(ms).to_string()
 }
 
 /// Parses `2:90,3:10` (version:weight pairs) into split arms.

@@ -5,15 +5,20 @@
 use std::sync::Arc;
 
 use crate::config::{Config, ProviderConfig, redact_url};
+use crate::domain::InferenceIds;
 use crate::guards::Guards;
-use crate::limits::{Clock, SystemClock};
+use crate::guards::dedupe::EventDedupe;
+use crate::guards::limits::{Clock, SystemClock};
+use crate::guards::redis_link::RedisError;
+use crate::guards::redis_link::RedisLink;
+use crate::http::api::{ApiKeys, AppState};
+use crate::pipeline::route::Router;
 use crate::pipeline::{Pipeline, PipelineOptions};
+use crate::promptops::feedback::FeedbackDoor;
 use crate::providers::ProviderError;
-use crate::redis_link::RedisError;
 use crate::registry::{Registry, RegistryError};
-use crate::router::Router;
-use crate::server::{ApiKeys, AppState};
 use crate::store::{Recorder, Store, StoreError};
+use crate::telemetry::metrics::Metrics;
 
 /// Why Switchboard could not start.
 #[derive(Debug, thiserror::Error)]
@@ -45,7 +50,9 @@ pub enum StartError {
     Redis(#[from] RedisError),
 }
 
-/// The running parts of one Switchboard process.
+/// The running parts of one Switchboard process: the handles that the
+/// front ends (HTTP API, dashboard, adapters, CLI) are given at wiring, each
+/// taking the ones it uses.
 pub struct Gateway {
     /// The request pipeline.
     pub pipeline: Pipeline,
@@ -55,6 +62,17 @@ pub struct Gateway {
     pub registry: Registry,
     /// The admin command layer.
     pub admin: crate::admin::Admin,
+    /// Writes inference and feedback rows off the hot path.
+    pub recorder: Recorder,
+    /// The one door every vote comes through.
+    pub feedback: FeedbackDoor,
+    /// Which platform events were already handled (shared through Redis
+    /// when configured).
+    pub dedupe: Arc<EventDedupe>,
+    /// The series served at `/metrics`.
+    pub metrics: Arc<Metrics>,
+    /// The shared Redis, when configured.
+    pub redis: Option<RedisLink>,
     recorder_task: tokio::task::JoinHandle<()>,
 }
 
@@ -118,14 +136,18 @@ impl Gateway {
         let (recorder, recorder_task) =
             Recorder::start_with_spool(store.clone(), Some(config.data_dir.join("spool")));
         let guards = Guards::with_clock(config, clock)?;
+        let (dedupe, redis) = (guards.dedupe.clone(), guards.redis.clone());
+        let ids = InferenceIds::new(store.inference_id_secret().await?.as_bytes());
+        let feedback = FeedbackDoor::new(recorder.clone(), store.clone(), ids.clone());
         let pipeline = Pipeline::with_guards(
             router,
             registry.clone(),
-            recorder,
+            recorder.clone(),
             PipelineOptions {
                 context_windows: config.context_windows(),
                 vision: config.vision_aliases(),
                 capture_content: config.telemetry.capture_content,
+                ids: ids.clone(),
                 ..PipelineOptions::default()
             },
             guards,
@@ -136,10 +158,15 @@ impl Gateway {
             config.admin.clone(),
         );
         Ok(Gateway {
+            metrics: pipeline.metrics().clone(),
             pipeline,
             store,
             registry,
             admin,
+            recorder,
+            feedback,
+            dedupe,
+            redis,
             recorder_task,
         })
     }
@@ -155,6 +182,10 @@ impl Gateway {
             pipeline: self.pipeline.clone(),
             store: self.store.clone(),
             keys: Arc::new(keys),
+            feedback: self.feedback.clone(),
+            recorder: self.recorder.clone(),
+            metrics: self.metrics.clone(),
+            redis: self.redis.clone(),
         }
     }
 
@@ -165,12 +196,15 @@ impl Gateway {
             store,
             registry,
             admin,
+            recorder,
+            feedback,
             recorder_task,
+            ..
         } = self;
         registry.close();
         drop(admin);
-        pipeline.recorder().flush().await;
-        drop(pipeline);
+        recorder.flush().await;
+        drop((pipeline, recorder, feedback));
         // Other clones of the pipeline (server state) are gone by now; the
         // recorder ends when its last handle is dropped.
         let _ = tokio::time::timeout(std::time::Duration::from_secs(10), recorder_task).await;

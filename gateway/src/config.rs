@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::types::Params;
+use crate::domain::Params;
 
 /// The prefix of environment variables that override configuration keys.
 pub const ENV_PREFIX: &str = "SWITCHBOARD__";

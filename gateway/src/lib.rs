@@ -1,37 +1,40 @@
 //! Switchboard's gateway: everything between a normalized chat message and
 //! a recorded, streamed answer. Adapters (Slack, Discord, the console, the
-//! HTTP API) build a [`pipeline::Request`] and render the
-//! [`reply::ReplyStream`] they get back.
+//! HTTP API) build a [`domain::Request`] and render the
+//! [`domain::ReplyStream`] they get back.
 
+// The floors, from the ground up (see ARCHITECTURE.md): each module imports
+// only those listed before it.
 pub mod admin;
 pub mod app;
-pub mod cache;
 pub mod chunks;
 pub mod config;
-pub mod dashboard;
-pub mod dedupe;
-pub mod eval;
-pub mod export;
+pub mod domain;
 pub mod guards;
-pub mod implicit;
-pub mod limits;
-pub mod metrics;
+pub mod http;
 pub mod pipeline;
+pub mod promptops;
 pub mod providers;
-pub mod redis_link;
 pub mod registry;
-pub mod reply;
-pub mod router;
-pub mod server;
 pub mod store;
 pub mod telemetry;
-pub mod types;
+
+// Old paths, re-exported until every caller names the new ones.
+pub use domain as reply;
+pub use domain as types;
+pub use guards::{cache, dedupe, limits, redis_link};
+pub use http::{api as server, dashboard};
+pub use pipeline::route as router;
+pub use promptops::{eval, export};
+pub use telemetry::metrics;
 
 pub use app::{Gateway, StartError};
 pub use config::Config;
-pub use pipeline::{Input, Pipeline, PipelineError, PipelineOptions, Request};
-pub use reply::{ReplyEvent, ReplyStream, Summary};
-pub use types::{ChatMessage, Image, Inbound, Origin, Params, Role, Usage};
+pub use domain::{
+    ChatMessage, Image, Inbound, Input, Origin, Params, ReplyEvent, ReplyStream, Request, Role,
+    Summary, Usage, User,
+};
+pub use pipeline::{Pipeline, PipelineError, PipelineOptions};
 
 /// Installs ring as the process's TLS crypto provider (once; later calls
 /// do nothing). Every HTTP client in Switchboard uses it.

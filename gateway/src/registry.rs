@@ -11,6 +11,9 @@
 //! file). A request takes one snapshot and renders from it, so a label
 //! moved mid-request never mixes two versions.
 
+// Moved to the ground floor; re-exported until every caller names `domain`.
+pub use crate::domain::Selector;
+
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::{Arc, RwLock};
@@ -19,8 +22,8 @@ use std::time::Duration;
 use prompts::{Arm, Compiled, Library, Prompt, ValidationError};
 use tokio::sync::{Mutex, watch};
 
+use crate::domain::Origin;
 use crate::store::{AuditRow, Backend, Store, StoreError, VersionRow, Write, Written};
-use crate::types::Origin;
 
 /// The label that follows the newest version by itself.
 pub const LATEST: &str = "latest";
@@ -28,35 +31,6 @@ pub const LATEST: &str = "latest";
 pub const PRODUCTION: &str = "production";
 /// The prompt that answers where nothing is bound.
 pub const DEFAULT_PROMPT: &str = "assistant";
-
-/// Which version of a prompt to use: through a label, or by number.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Selector {
-    /// A label (`production`, `staging`, `latest`, …).
-    Label(String),
-    /// A version number.
-    Version(i64),
-}
-
-impl Selector {
-    /// Parses `3`, `v3` or a label name.
-    pub fn parse(s: &str) -> Selector {
-        let digits = s.strip_prefix('v').unwrap_or(s);
-        match digits.parse::<i64>() {
-            Ok(v) if !digits.is_empty() => Selector::Version(v),
-            _ => Selector::Label(s.to_string()),
-        }
-    }
-}
-
-impl std::fmt::Display for Selector {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Selector::Label(l) => f.write_str(l),
-            Selector::Version(v) => write!(f, "v{v}"),
-        }
-    }
-}
 
 /// Where a binding applies. A thread inherits its channel's binding, a
 /// channel its workspace's, a workspace the global one.
@@ -412,8 +386,12 @@ impl Registry {
             Selector::Label(l) if l == LATEST => (entry.latest, Some(l.clone())),
             Selector::Label(l) => {
                 let arms = label_arms(entry, name, l)?;
-                let user = origin.user.as_deref().unwrap_or_default();
-                let v = prompts::assign(user, name, arms).ok_or_else(|| {
+                let user = origin
+                    .user
+                    .as_ref()
+                    .map(ToString::to_string)
+                    .unwrap_or_default();
+                let v = prompts::assign(&user, name, arms).ok_or_else(|| {
                     RegistryError::BadSplit(format!("label `{l}` of `{name}` has no versions"))
                 })?;
                 (v, Some(l.clone()))

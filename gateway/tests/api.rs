@@ -722,7 +722,7 @@ fn channel_origin(platform: &str) -> gateway::Origin {
     gateway::Origin {
         platform: platform.into(),
         channel: Some("C1".into()),
-        user: Some("U1".into()),
+        user: Some(gateway::User::new("slack", "U1")),
         ..gateway::Origin::default()
     }
 }
@@ -906,6 +906,8 @@ async fn feedback_on_someone_elses_direct_message_is_refused() {
         assert_eq!(r.status, 403, "{body}: {}", r.body);
         assert!(r.body.contains("direct message"), "{}", r.body);
     }
+    // The API's `user` is an API user, never the Slack user of the same
+    // bare id: the asker's own id sent over the API does not pass as them.
     let r = h
         .post_raw(
             "/v1/feedback",
@@ -913,11 +915,165 @@ async fn feedback_on_someone_elses_direct_message_is_refused() {
             &[],
         )
         .await;
-    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(r.status, 403, "{}", r.body);
+    // The asker themselves, through the feedback door as the adapters call it.
+    let mut own = gateway::domain::FeedbackRecord {
+        id: uuid::Uuid::now_v7(),
+        inference_id: uuid::Uuid::parse_str(&id).unwrap(),
+        created_at_ms: gateway::domain::now_ms(),
+        kind: "thumbs".into(),
+        score: Some(1.0),
+        comment: None,
+        user: Some(gateway::User::new("slack", "U1")),
+        source: "button".into(),
+    };
+    assert_eq!(
+        h.gateway.feedback.submit(own.clone()).await,
+        gateway::promptops::feedback::Verdict::Stored
+    );
+    own.id = uuid::Uuid::now_v7();
+    own.user = Some(gateway::User::new("slack", "U2"));
+    assert_eq!(
+        h.gateway.feedback.submit(own).await,
+        gateway::promptops::feedback::Verdict::Refused
+    );
     h.gateway.pipeline.recorder().flush().await;
     let stored = h.gateway.store.feedback_for(&id).await.unwrap();
     assert_eq!(stored.len(), 1, "only the owner's vote: {stored:?}");
     assert_eq!(stored[0].1, Some(1.0));
+    assert_eq!(stored[0].3.as_deref(), Some("slack:U1"));
+}
+
+/// Behind a load balancer a vote can reach another replica before the one
+/// that answered has written the answer: it is taken (unchecked) and stored
+/// once the answer is written; a made-up id is still unknown.
+#[tokio::test]
+async fn a_vote_sent_to_another_replica_right_after_the_answer_is_stored() {
+    let provider = StandIn::start().await;
+    let config = format!(
+        "[database]\nurl = {:?}\n{}",
+        support::fresh_postgres().await,
+        one_provider(&provider.url)
+    );
+    let a = Harness::start(&config, &[]).await;
+    let b = Harness::start(&config, &[]).await;
+    for round in 0..5 {
+        let answer = a
+            .chat(json!({"model": "default", "user": "alice", "messages": [{"role": "user", "content": format!("Hi {round}")}]}))
+            .await;
+        assert_eq!(answer.status, 200, "{}", answer.body);
+        let id = answer.inference_id();
+        let vote = json!({"inference_id": id, "kind": "thumbs", "score": 1, "user": "alice"});
+        let r = b.post_raw("/v1/feedback", &vote.to_string(), &[]).await;
+        assert!(r.status == 202 || r.status == 201, "{}", r.body);
+        assert_eq!(r.json()["checked"], r.status == 201, "{}", r.body);
+        a.gateway.recorder.flush().await;
+        b.gateway.recorder.flush().await;
+        let mut stored = Vec::new();
+        for _ in 0..100 {
+            stored = a.gateway.store.feedback_for(&id).await.unwrap();
+            if !stored.is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(
+            stored,
+            vec![(
+                "thumbs".to_string(),
+                Some(1.0),
+                "api".to_string(),
+                Some("http:alice".to_string())
+            )],
+            "round {round}"
+        );
+    }
+    let made_up =
+        json!({"inference_id": uuid::Uuid::now_v7().to_string(), "kind": "thumbs", "score": 1});
+    let r = b.post_raw("/v1/feedback", &made_up.to_string(), &[]).await;
+    assert_eq!(r.status, 404, "{}", r.body);
+    let error = &r.json()["error"];
+    assert_eq!(error["code"], "inference_not_found", "{}", r.body);
+    assert_eq!(error["param"], "inference_id", "{}", r.body);
+}
+
+/// Every error of the API is the OpenAI error JSON that SDKs parse, also
+/// those axum answers before a handler runs.
+#[tokio::test]
+async fn every_api_error_is_openai_error_json() {
+    let provider = StandIn::start().await;
+    let h = Harness::start(&one_provider(&provider.url), &[]).await;
+    let error_of = |r: &support::Answer| -> Value {
+        assert!(
+            r.headers["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("application/json"),
+            "{:?}: {}",
+            r.headers,
+            r.body
+        );
+        let v = r.json();
+        let error = v["error"].clone();
+        assert!(
+            error["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "{v}"
+        );
+        assert!(error["type"].is_string(), "{v}");
+        assert!(
+            error.get("param").is_some() && error.get("code").is_some(),
+            "{v}"
+        );
+        error
+    };
+    // A body over the limit.
+    let huge = format!(
+        r#"{{"model": "default", "messages": [{{"role": "user", "content": "{}"}}]}}"#,
+        "x".repeat(3 * 1024 * 1024)
+    );
+    for path in ["/v1/chat/completions", "/v1/feedback"] {
+        let r = h.post_raw(path, &huge, &[]).await;
+        assert_eq!(r.status, 413, "{path}");
+        assert_eq!(error_of(&r)["type"], "invalid_request_error");
+    }
+    // A route asked with the wrong method, and a route that does not exist.
+    let r = h
+        .client
+        .get(format!("{}/v1/chat/completions", h.url))
+        .send()
+        .await
+        .unwrap();
+    let r = support::Answer {
+        status: r.status().as_u16(),
+        headers: r.headers().clone(),
+        body: r.text().await.unwrap(),
+    };
+    assert_eq!(r.status, 405);
+    assert_eq!(error_of(&r)["code"], "method_not_allowed");
+    let r = h.post_raw("/v1/embeddingz", "{}", &[]).await;
+    assert_eq!(r.status, 404);
+    let error = error_of(&r);
+    assert_eq!(error["code"], "unknown_url");
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("/v1/embeddingz")
+    );
+    // An unknown model keeps its own code; feedback on no answer has its own.
+    let r = h.chat(ask("nope", false)).await;
+    assert_eq!(r.status, 404);
+    assert_eq!(error_of(&r)["code"], "model_not_found");
+    let r = h
+        .post_raw(
+            "/v1/feedback",
+            &json!({"inference_id": uuid::Uuid::now_v7().to_string(), "kind": "thumbs", "score": 1}).to_string(),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, 404);
+    assert_eq!(error_of(&r)["code"], "inference_not_found");
+    assert_eq!(h.inference_count().await, 0, "no error stored anything");
 }
 
 /// Implicit feedback from what users do: asking the same question again,
@@ -933,7 +1089,7 @@ async fn asking_again_correcting_and_stopping_are_recorded_as_implicit_feedback(
         workspace: Some("T1".into()),
         channel: Some("C1".into()),
         thread: Some("1700.1".into()),
-        user: Some("U1".into()),
+        user: Some(gateway::User::new("slack", "U1")),
         private: false,
     };
     let ask = |text: &str| {

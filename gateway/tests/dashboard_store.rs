@@ -23,7 +23,7 @@ fn inference(status: Status, purpose: Purpose, at: i64) -> InferenceRecord {
             workspace: None,
             channel: Some("C1".into()),
             thread: None,
-            user: Some("U1".into()),
+            user: Some(gateway::User::new("slack", "U1")),
             private: false,
         },
         user_name: None,
@@ -67,7 +67,7 @@ fn vote(inference: Uuid, user: &str, score: Option<f64>, comment: Option<&str>) 
         .into(),
         score,
         comment: comment.map(str::to_string),
-        user_id: Some(user.into()),
+        user: Some(gateway::User::new("slack", user)),
         source: "button".into(),
     }
 }
@@ -175,7 +175,7 @@ async fn dashboard_tables(url: &str) {
     );
     assert_eq!(
         store.comments(&disliked.id.to_string()).await.unwrap(),
-        vec![(Some("U4".into()), "too vague".into())]
+        vec![(Some("slack:U4".into()), "too vague".into())]
     );
     store
         .mark_reviewed(&disliked.id.to_string(), "dashboard:alice", now)

@@ -163,7 +163,7 @@ async fn exports_are_valid_filtered_and_redacted() {
     let origin = gateway::Origin {
         platform: "slack".into(),
         channel: Some("C-ada".into()),
-        user: Some("U2".into()),
+        user: Some(gateway::User::new("slack", "U2")),
         ..gateway::Origin::default()
     };
     let question = gateway::pipeline::Request::new(

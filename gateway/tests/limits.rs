@@ -162,7 +162,8 @@ async fn limits_refill_at_the_configured_rate(redis: Option<&str>) {
             .get_multiplexed_async_connection()
             .await
             .expect("connect to Redis");
-        let key = format!("{prefix}rl:u:http:-:alice:rpm");
+        // Per user: the place (platform, workspace) and the user's one text form.
+        let key = format!("{prefix}rl:u:http:-:http:alice:rpm");
         let pttl: i64 = redis::cmd("PTTL")
             .arg(&key)
             .query_async(&mut conn)
@@ -221,7 +222,7 @@ async fn ask_in_workspace(h: &Harness, question: &str) -> Result<String, LimitEr
         platform: "slack".into(),
         workspace: Some("T1".into()),
         channel: Some("C1".into()),
-        user: Some("U1".into()),
+        user: Some(gateway::User::new("slack", "U1")),
         ..Origin::default()
     };
     let mut request = Request::new(

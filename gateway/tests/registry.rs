@@ -119,7 +119,7 @@ fn support_prompt(system: &str) -> Prompt {
 async fn version_of(registry: &Registry, name: &str, label: &str, user: Option<&str>) -> i64 {
     let origin = Origin {
         platform: "slack".into(),
-        user: user.map(str::to_string),
+        user: user.map(|u| gateway::User::new("slack", u)),
         ..Origin::default()
     };
     registry
@@ -595,7 +595,7 @@ async fn bindings_resolve_thread_then_channel_then_workspace_then_global() {
         workspace: workspace.map(str::to_string),
         channel: channel.map(str::to_string),
         thread: thread.map(str::to_string),
-        user: Some("U1".into()),
+        user: Some(gateway::User::new("slack", "U1")),
         private: false,
     };
     let bound = |o: Origin| {

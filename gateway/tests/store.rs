@@ -23,7 +23,7 @@ fn record(i: usize) -> InferenceRecord {
             workspace: Some("T1".into()),
             channel: Some("C1".into()),
             thread: Some("1700000000.000100".into()),
-            user: Some(format!("U{i}")),
+            user: Some(gateway::User::new("slack", format!("U{i}"))),
             private: false,
         },
         user_name: None,
@@ -78,7 +78,7 @@ async fn round_trip(url: &str) {
             kind: "thumbs".into(),
             score: Some(1.0),
             comment: None,
-            user_id: Some("U7".into()),
+            user: Some(gateway::User::new("slack", "U7")),
             source: "button".into(),
         })
         .await;
@@ -100,7 +100,7 @@ async fn round_trip(url: &str) {
         kind: "thumbs".into(),
         score: Some(0.0),
         comment: None,
-        user_id: Some("U50".into()),
+        user: Some(gateway::User::new("slack", "U50")),
         source: "button".into(),
     };
     for _ in 0..2 {
@@ -117,7 +117,7 @@ async fn round_trip(url: &str) {
             "thumbs".to_string(),
             Some(0.0),
             "button".to_string(),
-            Some("U50".to_string())
+            Some("slack:U50".to_string())
         )]
     );
 
@@ -162,7 +162,7 @@ async fn round_trip(url: &str) {
             "thumbs".to_string(),
             Some(1.0),
             "button".to_string(),
-            Some("U7".to_string())
+            Some("slack:U7".to_string())
         )]
     );
     // A changed vote replaces the earlier one; another user's vote and a
@@ -174,7 +174,7 @@ async fn round_trip(url: &str) {
         kind: kind.into(),
         score: Some(score),
         comment: None,
-        user_id: Some(user.into()),
+        user: Some(gateway::User::new("slack", user)),
         source: "reaction".into(),
     };
     store
@@ -193,7 +193,10 @@ async fn round_trip(url: &str) {
         .collect();
     assert_eq!(
         thumbs,
-        vec![("U7".to_string(), Some(0.0)), ("U8".to_string(), Some(1.0))]
+        vec![
+            ("slack:U7".to_string(), Some(0.0)),
+            ("slack:U8".to_string(), Some(1.0))
+        ]
     );
     assert_eq!(feedback.len(), 3);
     // The replaced vote is kept as history.
@@ -208,7 +211,7 @@ async fn round_trip(url: &str) {
         .await
         .unwrap()
         .into_iter()
-        .filter(|f| f.3.as_deref() == Some("U9"))
+        .filter(|f| f.3.as_deref() == Some("slack:U9"))
         .map(|f| f.1)
         .collect();
     assert_eq!(current, vec![Some(0.0)]);
@@ -260,8 +263,12 @@ async fn feedback_that_cannot_be_stored_is_left_out(url: &str) {
         let store = store.clone();
         async move { voters(&store, &id.to_string()).await }
     };
-    assert_eq!(votes(private.id).await, ["U2"], "only the asker's vote");
-    assert_eq!(votes(public.id).await, ["U9"]);
+    assert_eq!(
+        votes(private.id).await,
+        ["slack:U2"],
+        "only the asker's vote"
+    );
+    assert_eq!(votes(public.id).await, ["slack:U9"]);
     assert!(votes(unknown).await.is_empty());
     assert_eq!(store.count(Table::Feedback).await.unwrap(), 2);
 
@@ -273,7 +280,7 @@ async fn feedback_that_cannot_be_stored_is_left_out(url: &str) {
     tokio::time::timeout(std::time::Duration::from_secs(10), recorder.flush())
         .await
         .expect("the rows after it are written");
-    assert_eq!(votes(public.id).await, ["U3", "U9"]);
+    assert_eq!(votes(public.id).await, ["slack:U3", "slack:U9"]);
     drop(recorder);
     task.await.unwrap();
     store.close().await;
@@ -577,9 +584,10 @@ async fn feedback_over_http_is_taken_while_postgres_is_unreachable() {
     let old = h.chat(ask.clone()).await;
     assert_eq!(old.status, 200, "{}", old.body);
     let old = old.inference_id();
-    // An answer in U1's direct message.
+    // An answer in U1's direct message (U1 an API user, as the voters are).
     let mut dm = record(1);
     dm.origin.private = true;
+    dm.origin.user = Some(gateway::User::new("http", "U1"));
     h.gateway
         .store
         .insert_inferences(std::slice::from_ref(&dm))
@@ -622,12 +630,19 @@ async fn feedback_over_http_is_taken_while_postgres_is_unreachable() {
     .await
     .expect("written once the database is back");
     let store = &h.gateway.store;
-    assert_eq!(voters(store, &fresh).await, ["U5"]);
-    assert_eq!(voters(store, &old).await, ["U6"]);
-    assert_eq!(voters(store, &dm).await, ["U1"], "only the asker's vote");
+    assert_eq!(voters(store, &fresh).await, ["http:U5"]);
+    assert_eq!(voters(store, &old).await, ["http:U6"]);
+    assert_eq!(
+        voters(store, &dm).await,
+        ["http:U1"],
+        "only the asker's vote"
+    );
     assert!(voters(store, &unknown).await.is_empty());
     assert_eq!(
-        store.current_vote(&old, "U6").await.unwrap(),
+        store
+            .current_vote(&old, &gateway::User::new("http", "U6"))
+            .await
+            .unwrap(),
         Some(Some(0.0)),
         "the later vote replaced the earlier, in the order given"
     );
@@ -693,7 +708,7 @@ fn thumbs_up(inference: Uuid, user: &str) -> FeedbackRecord {
         kind: "thumbs".into(),
         score: Some(1.0),
         comment: None,
-        user_id: Some(user.into()),
+        user: Some(gateway::User::new("slack", user)),
         source: "button".into(),
     }
 }

@@ -76,7 +76,7 @@ pub fn record(inference_id: Uuid, up: bool, user: &str, source: &str) -> Feedbac
         kind: "thumbs".to_string(),
         score: Some(if up { 1.0 } else { 0.0 }),
         comment: None,
-        user_id: Some(voter(user)),
+        user: Some(voter(user)),
         source: source.to_string(),
     }
 }
@@ -90,8 +90,8 @@ pub fn withdrawal(inference_id: Uuid, user: &str) -> FeedbackRecord {
 }
 
 /// How a Discord user is named in feedback rows.
-pub fn voter(user: &str) -> String {
-    format!("discord:{user}")
+pub fn voter(user: &str) -> gateway::User {
+    gateway::User::new("discord", user)
 }
 
 #[cfg(test)]
@@ -136,7 +136,10 @@ mod tests {
         let id = Uuid::now_v7();
         let up = record(id, true, "42", "button");
         assert_eq!((up.kind.as_str(), up.score), ("thumbs", Some(1.0)));
-        assert_eq!(up.user_id.as_deref(), Some("discord:42"));
+        assert_eq!(
+            up.user.map(|u| u.to_string()).as_deref(),
+            Some("discord:42")
+        );
         assert_eq!(record(id, false, "42", "reaction").score, Some(0.0));
     }
 }

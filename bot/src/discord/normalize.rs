@@ -202,7 +202,7 @@ pub fn to_inbound(
             workspace: msg.guild_id.clone(),
             channel: Some(channel),
             thread: thread_id,
-            user: Some(msg.author.id.clone()),
+            user: Some(gateway::User::new("discord", msg.author.id.clone())),
             // Direct messages carry no guild.
             private: msg.guild_id.is_none(),
         },
@@ -355,7 +355,7 @@ pub(crate) mod tests {
             Some("1200000000000000001")
         );
         assert_eq!(inbound.origin.thread, None);
-        assert_eq!(inbound.origin.user.as_deref(), Some("1400000000000000001"));
+        assert_eq!(inbound.origin.user_id(), "1400000000000000001");
         assert!(!inbound.origin.private, "a guild channel is not private");
         assert_eq!(inbound.user_name.as_deref(), Some("Ada"));
     }

@@ -360,7 +360,7 @@ impl Slack {
                 workspace: Some(team.to_string()),
                 channel: Some(channel.to_string()),
                 thread: Some(thread.to_string()),
-                user: Some(user.to_string()),
+                user: Some(gateway::User::new("slack", user)),
                 private: said.im,
             },
             user_name,

@@ -186,7 +186,7 @@ impl Slack {
                 kind: "comment".into(),
                 score: None,
                 comment: Some(comment.to_string()),
-                user_id: Some(format!("slack:{user}")),
+                user: Some(gateway::User::new("slack", user)),
                 source: "modal".into(),
             })
             .await;
@@ -203,7 +203,7 @@ impl Slack {
                 kind: "thumbs".into(),
                 score: Some(score),
                 comment: None,
-                user_id: Some(format!("slack:{user}")),
+                user: Some(gateway::User::new("slack", user)),
                 source: source.into(),
             })
             .await;

@@ -15,7 +15,7 @@ use super::{
     Completion, EventStream, Provider, ProviderError, ProviderEvent, ProviderRequest, Timeouts,
 };
 use crate::config::{HttpProviderConfig, Price};
-use crate::types::{Role, Usage};
+use crate::domain::{Role, Usage};
 
 /// The API version this file speaks.
 const API_VERSION: &str = "2023-06-01";

@@ -19,7 +19,7 @@ use super::{
     Completion, EventStream, Provider, ProviderError, ProviderEvent, ProviderRequest, Timeouts,
 };
 use crate::config::{LocalConfig, OverflowPolicy, Price};
-use crate::types::Usage;
+use crate::domain::Usage;
 
 /// The embedded-model provider.
 pub struct Local {

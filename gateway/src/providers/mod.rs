@@ -17,7 +17,7 @@ use futures_util::future::BoxFuture;
 use futures_util::stream::BoxStream;
 
 use crate::config::{Config, Price, ProviderConfig};
-use crate::types::{ChatMessage, Params, Usage};
+use crate::domain::{ChatMessage, Params, Usage};
 
 pub use anthropic::Anthropic;
 pub use local::Local;

@@ -15,7 +15,7 @@ use super::{
     Completion, EventStream, Provider, ProviderError, ProviderEvent, ProviderRequest, Timeouts,
 };
 use crate::config::{HttpProviderConfig, Price};
-use crate::types::Usage;
+use crate::domain::Usage;
 
 /// The OpenAI-compatible provider.
 pub struct OpenAi {

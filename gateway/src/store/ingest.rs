@@ -12,13 +12,20 @@
 //! batch can be retried or replayed from the spool without duplicates.
 //!
 //! Feedback is checked against its answer in the same transaction, after
-//! the batch's inferences are in: a row on an answer that is not stored,
-//! or on a direct message's answer from someone other than its asker, is
-//! left out with a warning, never stored. The HTTP API refuses such
-//! feedback up front when it can reach the database, but a click taken
-//! while the database was down is only checked here; and one row that can
-//! never be stored must not hold up every row behind it, as a failing
-//! foreign key would (the batch retried for ever).
+//! the batch's inferences are in, by the one audience rule
+//! ([`Audience::allows`]): a row on a direct message's answer from someone
+//! other than its asker is left out with a warning, never stored. A row on
+//! an answer that is not stored yet (another replica answered a moment ago
+//! and has not written it, or the database was down when the vote was
+//! taken) waits in `feedback_pending`, which has no key to `inferences`,
+//! and moves into `feedback` when its answer is written, by whichever
+//! process writes it ([`Store::insert_batch`] looks for waiting votes on
+//! the answers it writes) or by a later sweep ([`Store::sweep_pending`]);
+//! a vote on an answer older than [`PENDING_FOR_MS`] that is not stored is
+//! left out. The feedback door refuses feedback up front when it can reach
+//! the database; and one row that can never be stored must not hold up
+//! every row behind it, as a failing foreign key would (the batch retried
+//! for ever).
 
 use std::collections::HashMap;
 
@@ -26,7 +33,13 @@ use serde::{Deserialize, Serialize};
 use sqlx::{AssertSqlSafe, Row as _};
 use uuid::Uuid;
 
-use super::{Backend, FeedbackRecord, InferenceRecord, Store, StoreError};
+use super::{Backend, Store, StoreError};
+use crate::domain::{Audience, FeedbackRecord, InferenceRecord, minted_ms, now_ms};
+
+/// How long a vote on an answer that is not stored waits for it, from the
+/// answer's id (a UUIDv7 says when it was made): longer than any outage
+/// the spool rides out. After that it is left out.
+pub const PENDING_FOR_MS: i64 = 24 * 60 * 60 * 1000;
 
 /// The columns of `inferences` written here, in statement order.
 const INFERENCE_COLUMNS: &[&str] = &[
@@ -88,7 +101,7 @@ struct InferenceJson<'a> {
     workspace: Option<&'a str>,
     channel: Option<&'a str>,
     thread: Option<&'a str>,
-    user_id: Option<&'a str>,
+    user_id: Option<String>,
     user_name: Option<&'a str>,
     prompt_name: Option<&'a str>,
     prompt_version: Option<i64>,
@@ -165,16 +178,16 @@ struct FeedbackJson<'a> {
     kind: &'a str,
     score: Option<f64>,
     comment: Option<&'a str>,
-    user_id: Option<&'a str>,
+    user_id: Option<String>,
     source: &'a str,
     replaced_by: Option<String>,
 }
 
 /// A thumbs vote that replaces a user's earlier votes on an inference.
 #[derive(Serialize)]
-struct LatestVote<'a> {
+struct LatestVote {
     inference_id: String,
-    user_id: &'a str,
+    user_id: String,
     id: String,
 }
 
@@ -338,11 +351,37 @@ impl Store {
         inferences: &[InferenceRecord],
         feedback: &[FeedbackRecord],
     ) -> Result<(), StoreError> {
+        self.write_batch(inferences, feedback, false)
+            .await
+            .map(|_| ())
+    }
+
+    /// [`Store::insert_batch`], saying how many of the votes are left
+    /// waiting for their answer (see [`Store::sweep_pending`]).
+    pub(crate) async fn insert_batch_counting(
+        &self,
+        inferences: &[InferenceRecord],
+        feedback: &[FeedbackRecord],
+    ) -> Result<usize, StoreError> {
+        self.write_batch(inferences, feedback, false).await
+    }
+
+    /// [`Store::insert_batch`]; `from_pending` says `feedback` was read
+    /// from `feedback_pending` (its rows leave it once decided). Returns how
+    /// many votes were left waiting for their answer.
+    async fn write_batch(
+        &self,
+        inferences: &[InferenceRecord],
+        feedback: &[FeedbackRecord],
+        from_pending: bool,
+    ) -> Result<usize, StoreError> {
         if inferences.is_empty() && feedback.is_empty() {
-            return Ok(());
+            return Ok(0);
         }
+        let ids: Vec<String> = inferences.iter().map(|r| r.id.to_string()).collect();
         let inferences = inference_json(inferences)?;
         let mut tx = self.pool.begin().await?;
+        let mut waiting = Vec::new();
         if !inferences.is_empty() {
             insert_rows(
                 self.backend,
@@ -353,9 +392,23 @@ impl Store {
                 &inferences,
             )
             .await?;
+            // Votes another process took before these answers were stored.
+            waiting = take_pending(self.backend, &mut tx, &ids).await?;
         }
-        let kept = admissible(self.backend, &mut tx, feedback).await?;
-        if let Some((latest, feedback)) = feedback_json(&kept)? {
+        let mut all = std::borrow::Cow::Borrowed(feedback);
+        if !waiting.is_empty() {
+            all.to_mut().splice(0..0, waiting);
+        }
+        let decided = admissible(self.backend, &mut tx, &all).await?;
+        if from_pending {
+            // Every row read from the table is decided now: kept below,
+            // left out, or (still unanswered) put back.
+            delete_pending(self.backend, &mut tx, &all).await?;
+        }
+        if !decided.waiting.is_empty() {
+            put_pending(self.backend, &mut tx, &decided.waiting).await?;
+        }
+        if let Some((latest, feedback)) = feedback_json(&decided.kept)? {
             // Earlier batches' votes are replaced by this batch's last ones.
             if let Some(latest) = latest {
                 replace_earlier_votes(self.backend, &mut tx, latest).await?;
@@ -371,32 +424,77 @@ impl Store {
             .await?;
         }
         tx.commit().await?;
-        Ok(())
+        Ok(decided.waiting.len())
+    }
+
+    /// Decides the votes waiting in `feedback_pending` whose answers are
+    /// stored now (by any process), and leaves out those that waited
+    /// longer than [`PENDING_FOR_MS`]. Returns how many still wait.
+    pub async fn sweep_pending(&self) -> Result<usize, StoreError> {
+        let rows = sqlx::query(
+            "SELECT p.record FROM feedback_pending AS p JOIN inferences AS i ON i.id = p.inference_id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let answered = rows
+            .iter()
+            .filter_map(|r| pending_record(r.try_get::<String, _>(0).ok()?))
+            .collect::<Vec<_>>();
+        if !answered.is_empty() {
+            self.write_batch(&[], &answered, true).await?;
+        }
+        let expired = sqlx::query("DELETE FROM feedback_pending WHERE answer_made_at < $1")
+            .bind(now_ms() - PENDING_FOR_MS)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        if expired > 0 {
+            tracing::warn!(
+                votes = expired,
+                "feedback on answers that were never stored is left out"
+            );
+        }
+        let left: i64 = sqlx::query("SELECT COUNT(*) FROM feedback_pending")
+            .fetch_one(&self.pool)
+            .await?
+            .try_get(0)?;
+        Ok(usize::try_from(left).unwrap_or(0))
     }
 }
 
-/// A feedback row's keys, for [`admissible`].
+/// A feedback row's key, for [`admissible`].
 #[derive(Serialize)]
-struct FeedbackKey<'a> {
+struct FeedbackKey {
     id: String,
     inference_id: String,
-    user_id: Option<&'a str>,
 }
 
-/// The rows of `feedback` that may be stored, within `conn`'s transaction:
-/// those whose answer is stored and, for an answer in a direct message,
-/// that come from its asker (the rule of [`super::Audience::new`]). The
-/// others are logged and left out. On PostgreSQL this also turns
-/// sequential scans off for the rest of the transaction: this lookup and
-/// `replace_earlier_votes` probe an index per row, whatever the statistics
-/// say.
-async fn admissible<'r>(
+/// What [`admissible`] decided for a batch's feedback.
+struct Decided {
+    /// To store now.
+    kept: Vec<FeedbackRecord>,
+    /// Their answer is not stored yet: to wait in `feedback_pending`.
+    waiting: Vec<FeedbackRecord>,
+}
+
+/// Decides each row of `feedback` within `conn`'s transaction: kept when its
+/// answer is stored and [`Audience::allows`] its voter; left out (logged)
+/// when the answer is someone else's direct message, or is not stored and
+/// older than [`PENDING_FOR_MS`]; waiting when the answer is not stored
+/// yet. On PostgreSQL this also turns sequential scans off for the rest of
+/// the transaction: this lookup and `replace_earlier_votes` probe an index
+/// per row, whatever the statistics say.
+async fn admissible(
     backend: Backend,
     conn: &mut sqlx::AnyConnection,
-    feedback: &'r [FeedbackRecord],
-) -> Result<std::borrow::Cow<'r, [FeedbackRecord]>, StoreError> {
+    feedback: &[FeedbackRecord],
+) -> Result<Decided, StoreError> {
+    let mut decided = Decided {
+        kept: Vec::with_capacity(feedback.len()),
+        waiting: Vec::new(),
+    };
     if feedback.is_empty() {
-        return Ok(feedback.into());
+        return Ok(decided);
     }
     if backend == Backend::Postgres {
         sqlx::query("SELECT set_config('enable_seqscan', 'off', true)")
@@ -408,54 +506,147 @@ async fn admissible<'r>(
         .map(|f| FeedbackKey {
             id: f.id.to_string(),
             inference_id: f.inference_id.to_string(),
-            user_id: f.user_id.as_deref(),
         })
         .collect();
+    // Each distinct answer once: whether it is stored, and who asked.
     let sql = match backend {
         Backend::Postgres => {
-            "SELECT v.id, v.inference_id, CASE WHEN i.found IS NULL THEN 'unknown' ELSE 'private' END \
-             FROM json_to_recordset($1::json) AS v(id TEXT, inference_id TEXT, user_id TEXT) \
-             LEFT JOIN LATERAL (SELECT true AS found, private, user_id FROM inferences \
-             WHERE id = v.inference_id OFFSET 0) AS i ON true \
-             WHERE i.found IS NULL OR (i.private <> 0 AND i.user_id IS NOT NULL \
-             AND i.user_id IS DISTINCT FROM v.user_id)"
+            "SELECT DISTINCT v.inference_id, i.private, i.user_id \
+             FROM json_to_recordset($1::json) AS v(id TEXT, inference_id TEXT) \
+             JOIN LATERAL (SELECT private, user_id FROM inferences \
+             WHERE id = v.inference_id OFFSET 0) AS i ON true"
         }
         Backend::Sqlite => {
-            "SELECT v.value ->> 'id', v.value ->> 'inference_id', \
-             CASE WHEN i.id IS NULL THEN 'unknown' ELSE 'private' END \
-             FROM json_each($1) AS v LEFT JOIN inferences AS i ON i.id = v.value ->> 'inference_id' \
-             WHERE i.id IS NULL OR (i.private <> 0 AND i.user_id IS NOT NULL \
-             AND i.user_id IS NOT (v.value ->> 'user_id'))"
+            "SELECT DISTINCT i.id, i.private, i.user_id \
+             FROM json_each($1) AS v JOIN inferences AS i ON i.id = v.value ->> 'inference_id'"
         }
     };
-    let refused = sqlx::query(sql)
+    let rows = sqlx::query(sql)
         .bind(json(&keys)?)
         .fetch_all(&mut *conn)
         .await?;
-    if refused.is_empty() {
-        return Ok(feedback.into());
-    }
-    let mut left_out = std::collections::HashSet::new();
-    for row in refused {
-        let (id, inference, why): (String, String, String) =
+    let mut audiences: HashMap<String, Audience> = HashMap::with_capacity(rows.len());
+    for row in rows {
+        let (id, private, user): (String, i64, Option<String>) =
             (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
-        match why.as_str() {
-            "unknown" => {
-                tracing::warn!(feedback = %id, inference = %inference, "feedback on an answer that is not stored is left out")
+        audiences.insert(id, Audience::stored(private != 0, user.as_deref()));
+    }
+    let now = now_ms();
+    for (f, key) in feedback.iter().zip(&keys) {
+        match audiences.get(&key.inference_id) {
+            Some(audience) if audience.allows(f.user.as_ref()) => decided.kept.push(f.clone()),
+            Some(_) => {
+                tracing::warn!(feedback = %key.id, inference = %key.inference_id, "feedback on a direct message's answer from someone other than its asker is left out")
             }
-            _ => {
-                tracing::warn!(feedback = %id, inference = %inference, "feedback on a direct message's answer from someone other than its asker is left out")
+            None if minted_ms(&f.inference_id).is_some_and(|t| now - t <= PENDING_FOR_MS) => {
+                decided.waiting.push(f.clone())
+            }
+            None => {
+                tracing::warn!(feedback = %key.id, inference = %key.inference_id, "feedback on an answer that is not stored is left out")
             }
         }
-        left_out.insert(id);
     }
-    Ok(feedback
+    Ok(decided)
+}
+
+/// One `feedback_pending` row.
+#[derive(Serialize)]
+struct PendingJson {
+    id: String,
+    inference_id: String,
+    answer_made_at: i64,
+    record: String,
+}
+
+/// Puts votes whose answer is not stored yet into `feedback_pending`.
+async fn put_pending(
+    backend: Backend,
+    conn: &mut sqlx::AnyConnection,
+    rows: &[FeedbackRecord],
+) -> Result<(), StoreError> {
+    let rows = rows
         .iter()
-        .zip(&keys)
-        .filter(|(_, key)| !left_out.contains(&key.id))
-        .map(|(f, _)| f.clone())
-        .collect::<Vec<_>>()
-        .into())
+        .map(|f| {
+            Ok(PendingJson {
+                id: f.id.to_string(),
+                inference_id: f.inference_id.to_string(),
+                answer_made_at: minted_ms(&f.inference_id).unwrap_or(f.created_at_ms),
+                record: serde_json::to_string(f).map_err(|e| StoreError::Encode(e.to_string()))?,
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    insert_rows(
+        backend,
+        conn,
+        "feedback_pending",
+        &["id", "inference_id", "answer_made_at", "record"],
+        "id",
+        &rows,
+    )
+    .await
+}
+
+/// Takes the votes waiting for any of the answers `ids` out of
+/// `feedback_pending`, oldest first.
+async fn take_pending(
+    backend: Backend,
+    conn: &mut sqlx::AnyConnection,
+    ids: &[String],
+) -> Result<Vec<FeedbackRecord>, StoreError> {
+    let sql = match backend {
+        Backend::Postgres => {
+            "DELETE FROM feedback_pending WHERE inference_id IN \
+             (SELECT value FROM json_array_elements_text($1::json)) RETURNING record"
+        }
+        Backend::Sqlite => {
+            "DELETE FROM feedback_pending WHERE inference_id IN \
+             (SELECT value FROM json_each($1)) RETURNING record"
+        }
+    };
+    let rows = sqlx::query(sql)
+        .bind(json(ids)?)
+        .fetch_all(&mut *conn)
+        .await?;
+    let mut taken: Vec<FeedbackRecord> = rows
+        .iter()
+        .filter_map(|r| pending_record(r.try_get::<String, _>(0).ok()?))
+        .collect();
+    taken.sort_by_key(|f| (f.created_at_ms, f.id));
+    Ok(taken)
+}
+
+/// Removes `rows` from `feedback_pending`.
+async fn delete_pending(
+    backend: Backend,
+    conn: &mut sqlx::AnyConnection,
+    rows: &[FeedbackRecord],
+) -> Result<(), StoreError> {
+    let ids: Vec<String> = rows.iter().map(|f| f.id.to_string()).collect();
+    let sql = match backend {
+        Backend::Postgres => {
+            "DELETE FROM feedback_pending WHERE id IN (SELECT value FROM json_array_elements_text($1::json))"
+        }
+        Backend::Sqlite => {
+            "DELETE FROM feedback_pending WHERE id IN (SELECT value FROM json_each($1))"
+        }
+    };
+    sqlx::query(sql)
+        .bind(json(&ids)?)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// A waiting vote read back; one that does not parse is logged and dropped
+/// (it was written by this code, so only a hand edit breaks it).
+fn pending_record(text: String) -> Option<FeedbackRecord> {
+    match serde_json::from_str(&text) {
+        Ok(f) => Some(f),
+        Err(e) => {
+            tracing::warn!(error = %e, "a waiting vote in feedback_pending is not readable; it is left out");
+            None
+        }
+    }
 }
 
 /// Inference rows as the insert statement takes them.
@@ -480,7 +671,7 @@ fn inference_json(rows: &[InferenceRecord]) -> Result<Vec<InferenceJson<'_>>, St
             workspace: r.origin.workspace.as_deref(),
             channel: r.origin.channel.as_deref(),
             thread: r.origin.thread.as_deref(),
-            user_id: r.origin.user.as_deref(),
+            user_id: r.origin.user.as_ref().map(ToString::to_string),
             user_name: r.user_name.as_deref(),
             prompt_name: r.prompt.as_ref().map(|p| p.0.as_str()),
             prompt_version: r.prompt.as_ref().map(|p| p.1),
@@ -524,9 +715,10 @@ fn feedback_json(
     }
     // Within the batch: every thumbs vote but a user's last on an
     // inference is replaced by that last one.
-    let mut last: HashMap<(Uuid, &str), Uuid> = HashMap::new();
+    let voter = |f: &FeedbackRecord| f.user.as_ref().map(ToString::to_string);
+    let mut last: HashMap<(Uuid, String), Uuid> = HashMap::new();
     for f in rows {
-        if let (true, Some(user)) = (f.kind == "thumbs", f.user_id.as_deref()) {
+        if let (true, Some(user)) = (f.kind == "thumbs", voter(f)) {
             last.insert((f.inference_id, user), f.id);
         }
     }
@@ -534,7 +726,7 @@ fn feedback_json(
         .iter()
         .map(|((inference, user), id)| LatestVote {
             inference_id: inference.to_string(),
-            user_id: user,
+            user_id: user.clone(),
             id: id.to_string(),
         })
         .collect();
@@ -547,9 +739,9 @@ fn feedback_json(
             kind: &f.kind,
             score: f.score,
             comment: f.comment.as_deref(),
-            user_id: f.user_id.as_deref(),
+            user_id: voter(f),
             source: &f.source,
-            replaced_by: match (f.kind == "thumbs", f.user_id.as_deref()) {
+            replaced_by: match (f.kind == "thumbs", voter(f)) {
                 (true, Some(user)) => last
                     .get(&(f.inference_id, user))
                     .filter(|l| **l != f.id)

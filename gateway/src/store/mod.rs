@@ -12,15 +12,16 @@ mod ingest;
 mod prompt_tables;
 mod recorder;
 
+// Moved to the ground floor; re-exported until every caller names `domain`.
+pub use crate::domain::{Audience, FeedbackRecord, InferenceRecord, Status, Utc, now_ms};
+
 use std::borrow::Cow;
 use std::path::Path;
 use std::time::Duration;
 
-use serde::Serialize;
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::{AnyPool, AssertSqlSafe, Executor, Row, SqlSafeStr};
-use uuid::Uuid;
 
 pub use dashboard_tables::{EvalRunRow, ReviewRow, TrafficRow};
 pub use dataset::{DatasetFilter, Example};
@@ -29,9 +30,6 @@ pub use prompt_tables::{
     arms_json,
 };
 pub use recorder::{Latency, Recorder};
-
-use crate::router::Attempt;
-use crate::types::{ChatMessage, Origin, Params};
 
 /// The migrations of each backend: (version, description, SQL).
 const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -80,6 +78,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "user_name",
         include_str!("../../../migrations/sqlite/0009_user_name.sql"),
     ),
+    (
+        10,
+        "one_user_form",
+        include_str!("../../../migrations/sqlite/0010_one_user_form.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -126,6 +129,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         9,
         "user_name",
         include_str!("../../../migrations/postgres/0009_user_name.sql"),
+    ),
+    (
+        10,
+        "one_user_form",
+        include_str!("../../../migrations/postgres/0010_one_user_form.sql"),
     ),
 ];
 
@@ -178,139 +186,6 @@ pub enum Backend {
     Sqlite,
     /// A PostgreSQL server.
     Postgres,
-}
-
-/// How a request ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Status {
-    /// Answered in full.
-    Ok,
-    /// No answer: every target failed, or the request was refused.
-    Error,
-    /// The answer started but broke off; the caller saw the error.
-    Partial,
-    /// The caller went away before the answer was done.
-    Cancelled,
-    /// Refused by a rate limit or budget before any model was asked.
-    Limited,
-}
-
-impl Status {
-    /// The stored name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Ok => "ok",
-            Status::Error => "error",
-            Status::Partial => "partial",
-            Status::Cancelled => "cancelled",
-            Status::Limited => "limited",
-        }
-    }
-}
-
-/// One inference, as recorded (and as spooled, in JSON).
-#[derive(Debug, Clone, Serialize, serde::Deserialize)]
-pub struct InferenceRecord {
-    /// UUIDv7.
-    pub id: Uuid,
-    /// Unix milliseconds when the request arrived.
-    pub created_at_ms: i64,
-    /// Where it came from.
-    pub origin: Origin,
-    /// The asker's display name, when a chat platform gave one (a prompt
-    /// may have rendered it; an export with redaction replaces it).
-    #[serde(default)]
-    pub user_name: Option<String>,
-    /// The prompt and version used, if any.
-    pub prompt: Option<(String, i64)>,
-    /// The label the version came through.
-    pub prompt_label: Option<String>,
-    /// Real traffic or a dry run.
-    pub purpose: crate::pipeline::Purpose,
-    /// The alias asked for.
-    pub alias: String,
-    /// The provider that answered (or last tried).
-    pub provider: Option<String>,
-    /// The model that answered (or last tried).
-    pub model: Option<String>,
-    /// Token counts.
-    pub input_tokens: Option<u64>,
-    /// Token counts.
-    pub output_tokens: Option<u64>,
-    /// Time to first token.
-    pub ttft_ms: Option<f64>,
-    /// Time per output token after the first.
-    pub tpot_ms: Option<f64>,
-    /// Whole request.
-    pub total_ms: f64,
-    /// Time spent waiting on providers.
-    pub provider_ms: f64,
-    /// Cost in USD, when the price is known.
-    pub cost_usd: Option<f64>,
-    /// Answered from the cache.
-    pub cache_hit: bool,
-    /// On a cache hit: the tokens the original answer used, not paid again.
-    pub tokens_saved: Option<u64>,
-    /// On a cache hit: what the original answer cost, not paid again.
-    pub cost_saved_usd: Option<f64>,
-    /// Streamed to the caller.
-    pub streamed: bool,
-    /// How it ended.
-    pub status: Status,
-    /// The error the caller saw.
-    pub error: Option<String>,
-    /// Why generation ended.
-    pub finish_reason: Option<String>,
-    /// Every try, in order.
-    pub attempts: Vec<Attempt>,
-    /// The parameters sent.
-    pub params: Params,
-    /// The messages sent.
-    pub input: Vec<ChatMessage>,
-    /// The answer (or the part of it that arrived).
-    pub output: Option<String>,
-}
-
-/// One piece of feedback on an inference.
-#[derive(Debug, Clone, Serialize, serde::Deserialize)]
-pub struct FeedbackRecord {
-    /// UUIDv7.
-    pub id: Uuid,
-    /// The inference it is about.
-    pub inference_id: Uuid,
-    /// Unix milliseconds.
-    pub created_at_ms: i64,
-    /// `thumbs`, `rating`, `comment`, …
-    pub kind: String,
-    /// The score (thumbs: 1 up, 0 down; none when the vote was withdrawn).
-    pub score: Option<f64>,
-    /// Free text.
-    pub comment: Option<String>,
-    /// Who gave it.
-    pub user_id: Option<String>,
-    /// `button`, `reaction`, `console`, `api`.
-    pub source: String,
-}
-
-/// Who may leave feedback on an inference.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Audience {
-    /// An answer in a channel: anyone who saw it.
-    Anyone,
-    /// An answer in a direct message: only this user.
-    Only(String),
-}
-
-impl Audience {
-    /// Who may leave feedback on an answer given to `user`, in private or
-    /// not. (`store::ingest` applies the same rule in SQL.)
-    pub fn new(private: bool, user: Option<String>) -> Audience {
-        match (private, user) {
-            (true, Some(user)) => Audience::Only(user),
-            _ => Audience::Anyone,
-        }
-    }
 }
 
 /// A stored inference, as read back.
@@ -367,96 +242,6 @@ pub struct Store {
     backend: Backend,
     /// The connection URL, for PostgreSQL's LISTEN connection. Never logged.
     url: std::sync::Arc<str>,
-}
-
-/// A moment in UTC, split into calendar fields.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Utc {
-    /// Year.
-    pub year: i64,
-    /// Month, 1–12.
-    pub month: i64,
-    /// Day of the month, 1–31.
-    pub day: i64,
-    /// Hour, 0–23.
-    pub hour: i64,
-    /// Minute.
-    pub minute: i64,
-    /// Second.
-    pub second: i64,
-}
-
-impl Utc {
-    /// The calendar fields of Unix milliseconds (Howard Hinnant's
-    /// days-to-civil algorithm; no time-zone database needed for UTC).
-    pub fn from_ms(ms: i64) -> Utc {
-        let secs = ms.div_euclid(1000);
-        let days = secs.div_euclid(86_400);
-        let rem = secs.rem_euclid(86_400);
-        let z = days + 719_468;
-        let era = z.div_euclid(146_097);
-        let doe = z.rem_euclid(146_097);
-        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-        let mp = (5 * doy + 2) / 153;
-        let day = doy - (153 * mp + 2) / 5 + 1;
-        let month = if mp < 10 { mp + 3 } else { mp - 9 };
-        Utc {
-            year: yoe + era * 400 + i64::from(month <= 2),
-            month,
-            day,
-            hour: rem / 3600,
-            minute: rem % 3600 / 60,
-            second: rem % 60,
-        }
-    }
-
-    /// Unix milliseconds at the start (00:00 UTC) of a `YYYY-MM-DD` date.
-    pub fn parse_date(s: &str) -> Option<i64> {
-        let mut parts = s.split('-');
-        let y: i64 = parts.next()?.parse().ok()?;
-        let m: i64 = parts.next()?.parse().ok()?;
-        let d: i64 = parts.next()?.parse().ok()?;
-        if parts.next().is_some() || !(1..=12).contains(&m) || !(1..=31).contains(&d) {
-            return None;
-        }
-        // Days from civil (the inverse of `from_ms`).
-        let y = if m <= 2 { y - 1 } else { y };
-        let era = y.div_euclid(400);
-        let yoe = y.rem_euclid(400);
-        let mp = (m + 9) % 12;
-        let doy = (153 * mp + 2) / 5 + d - 1;
-        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-        let days = era * 146_097 + doe - 719_468;
-        let ms = days * 86_400_000;
-        (Utc::from_ms(ms).date() == s).then_some(ms)
-    }
-
-    /// `2026-11-28`.
-    pub fn date(&self) -> String {
-        format!("{:04}-{:02}-{:02}", self.year, self.month, self.day)
-    }
-}
-
-impl std::fmt::Display for Utc {
-    /// `2026-11-28 14:05:09 UTC`.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{} {:02}:{:02}:{:02} UTC",
-            self.date(),
-            self.hour,
-            self.minute,
-            self.second
-        )
-    }
-}
-
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 impl Store {
@@ -558,6 +343,16 @@ impl Store {
         Ok(())
     }
 
+    /// The deployment's secret for inference ids (see
+    /// [`crate::domain::InferenceIds`]), shared by every process on this
+    /// database.
+    pub async fn inference_id_secret(&self) -> Result<String, StoreError> {
+        let row = sqlx::query("SELECT value FROM deployment WHERE name = 'inference_id_secret'")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get(0)?)
+    }
+
     /// Whether the database answers.
     pub async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
@@ -628,7 +423,8 @@ impl Store {
             return Ok(None);
         };
         let private: i64 = row.try_get(0)?;
-        Ok(Some(Audience::new(private != 0, row.try_get(1)?)))
+        let user: Option<String> = row.try_get(1)?;
+        Ok(Some(Audience::stored(private != 0, user.as_deref())))
     }
 
     /// Reads one inference and its messages.
@@ -695,14 +491,14 @@ impl Store {
     pub async fn current_vote(
         &self,
         inference_id: &str,
-        user_id: &str,
+        user: &crate::domain::User,
     ) -> Result<Option<Option<f64>>, StoreError> {
         let row = sqlx::query(
             "SELECT score FROM feedback WHERE inference_id = $1 AND user_id = $2 AND kind = 'thumbs' \
              AND replaced_by IS NULL ORDER BY created_at DESC, id DESC LIMIT 1",
         )
         .bind(inference_id)
-        .bind(user_id)
+        .bind(user.to_string())
         .fetch_optional(&self.pool)
         .await?;
         Ok(match row {
@@ -753,7 +549,8 @@ impl Table {
 
 #[cfg(test)]
 mod tests {
-    use super::{Store, Utc};
+    use super::{Audience, Store, Table};
+    use crate::domain::Utc;
 
     /// Stores two conversations the way schema 7 did (a row per message,
     /// inserted out of order), migrates, and reads them back.
@@ -823,6 +620,118 @@ mod tests {
         server.close().await;
         let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
         conversations_survive_inlining(&format!("{base}/{name}")).await;
+    }
+
+    /// Stores answers and votes the way schema 9 did (bare user ids for the
+    /// asker, the API, the console and implicit signals; `slack:` ids for
+    /// Slack's buttons), migrates, and checks that the asker and their votes
+    /// now name the same user: their own vote on their direct message is
+    /// kept and replaces the old one, anyone else's is left out.
+    async fn users_have_one_form_after_migrating(url: &str) {
+        use crate::domain::{FeedbackRecord, User, now_ms};
+        let store = Store::connect(url).await.unwrap();
+        store.migrate_through(9).await.unwrap();
+        let dm = uuid::Uuid::now_v7().to_string();
+        let api = uuid::Uuid::now_v7().to_string();
+        for (id, platform, user, private) in [(&dm, "slack", "UALICE", 1), (&api, "http", "bob", 0)]
+        {
+            sqlx::query(
+                "INSERT INTO inferences (id, created_at, platform, user_id, private, alias, total_ms, \
+                 provider_ms, streamed, status, attempts, attempt_log, params, messages) \
+                 VALUES ($1, 1, $2, $3, $4, 'default', 1.0, 1.0, 0, 'ok', 1, '[]', '{}', '[]')",
+            )
+            .bind(id)
+            .bind(platform)
+            .bind(user)
+            .bind(private)
+            .execute(&store.pool)
+            .await
+            .unwrap();
+        }
+        for (id, inference, user, source, score) in [
+            ("f1", &dm, "slack:UALICE", "button", 0.0),
+            ("f2", &dm, "UALICE", "implicit", 0.0),
+            ("f3", &api, "bob", "api", 1.0),
+        ] {
+            let kind = if source == "implicit" {
+                "asked_again"
+            } else {
+                "thumbs"
+            };
+            sqlx::query(
+                "INSERT INTO feedback (id, inference_id, created_at, kind, score, user_id, source) \
+                 VALUES ($1, $2, 1, $3, $4, $5, $6)",
+            )
+            .bind(id)
+            .bind(inference)
+            .bind(kind)
+            .bind(score)
+            .bind(user)
+            .bind(source)
+            .execute(&store.pool)
+            .await
+            .unwrap();
+        }
+        store.migrate().await.unwrap();
+        let alice = User::new("slack", "UALICE");
+        assert_eq!(
+            store.inference_audience(&dm).await.unwrap(),
+            Some(Audience::Only(alice.clone()))
+        );
+        let users = |rows: Vec<(String, Option<f64>, String, Option<String>)>| {
+            rows.into_iter().filter_map(|r| r.3).collect::<Vec<_>>()
+        };
+        assert_eq!(
+            users(store.feedback_for(&dm).await.unwrap()),
+            ["slack:UALICE", "slack:UALICE"]
+        );
+        assert_eq!(users(store.feedback_for(&api).await.unwrap()), ["http:bob"]);
+        let vote = |user: User, score: f64| FeedbackRecord {
+            id: uuid::Uuid::now_v7(),
+            inference_id: uuid::Uuid::parse_str(&dm).unwrap(),
+            created_at_ms: now_ms(),
+            kind: "thumbs".into(),
+            score: Some(score),
+            comment: None,
+            user: Some(user),
+            source: "button".into(),
+        };
+        store
+            .insert_feedback(&[
+                vote(alice.clone(), 1.0),
+                vote(User::new("slack", "UBOB"), 1.0),
+            ])
+            .await
+            .unwrap();
+        // Alice's new vote replaced her old one; Bob's was left out.
+        assert_eq!(
+            store.current_vote(&dm, &alice).await.unwrap(),
+            Some(Some(1.0))
+        );
+        assert_eq!(store.count(Table::Feedback).await.unwrap(), 4);
+        store.close().await;
+    }
+
+    #[tokio::test]
+    async fn migration_10_gives_users_one_form_on_both_backends() {
+        let dir = tempfile::tempdir().unwrap();
+        users_have_one_form_after_migrating(&format!(
+            "sqlite://{}/db.sqlite",
+            dir.path().display()
+        ))
+        .await;
+        let admin = std::env::var("SWITCHBOARD_TEST_POSTGRES_URL").expect(
+            "SWITCHBOARD_TEST_POSTGRES_URL is not set: run the tests with ops/test.sh, which starts a throwaway PostgreSQL",
+        );
+        let name = format!("sb_{}", uuid::Uuid::now_v7().simple());
+        let server = Store::connect(&admin).await.unwrap();
+        server
+            .execute_admin(&format!("CREATE DATABASE {name}"))
+            .await
+            .unwrap();
+        server.close().await;
+        let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
+        users_have_one_form_after_migrating(&format!("{base}/{name}")).await;
     }
 
     #[test]

@@ -9,7 +9,8 @@ use prompts::Arm;
 use sqlx::{Any, Row, Transaction};
 use uuid::Uuid;
 
-use super::{Backend, Store, StoreError, now_ms};
+use super::{Backend, Store, StoreError};
+use crate::domain::now_ms;
 
 /// The PostgreSQL channel replicas LISTEN on for registry changes.
 pub const NOTIFY_CHANNEL: &str = "switchboard_prompts";

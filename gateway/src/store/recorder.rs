@@ -47,8 +47,9 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
-use super::{Audience, FeedbackRecord, InferenceRecord, Store};
-use crate::metrics::Timings;
+use super::Store;
+use crate::domain::{Audience, FeedbackRecord, InferenceRecord};
+use crate::telemetry::metrics::Timings;
 
 mod spool;
 
@@ -65,6 +66,11 @@ const SEGMENT: &str = "jsonl";
 const RESERVE: u64 = 1024 * 1024;
 /// Segment files kept ready.
 const READY: usize = 2;
+/// How often votes waiting for their answer are looked at, for a while
+/// after this process left some waiting ([`SWEEP_FAST_FOR`]), and otherwise.
+const SWEEP_WAITING: Duration = Duration::from_millis(200);
+const SWEEP_FAST_FOR: Duration = Duration::from_secs(60);
+const SWEEP_IDLE: Duration = Duration::from_secs(60);
 
 /// One row, as spooled.
 #[derive(Debug, Serialize, Deserialize)]
@@ -192,10 +198,7 @@ impl Recorder {
     pub async fn inference(&self, record: InferenceRecord) {
         if let Ok(mut pending) = self.pending.lock() {
             let origin = &record.origin;
-            pending.insert(
-                record.id,
-                Audience::new(origin.private, origin.user.clone()),
-            );
+            pending.insert(record.id, Audience::of(origin));
         }
         let id = record.id;
         if self
@@ -363,13 +366,42 @@ async fn write(
     audiences: Pending,
 ) {
     let mut pending: Option<Work> = None;
+    // Votes this process left waiting for their answer are swept often for
+    // a while (their answer is usually a few milliseconds behind, on another
+    // replica); after that, and for those an ended process left, now and
+    // then.
+    let mut fast_until = tokio::time::Instant::now();
+    let mut next_sweep = tokio::time::Instant::now();
     loop {
         let item = match pending.take() {
             Some(item) => item,
-            None => match work.recv().await {
-                Some(item) => item,
-                None => return,
-            },
+            None => {
+                let next = tokio::select! {
+                    next = work.recv() => Some(next),
+                    () = tokio::time::sleep_until(next_sweep) => None,
+                };
+                match next {
+                    Some(Some(item)) => item,
+                    Some(None) => return,
+                    None => {
+                        let left = match store.sweep_pending().await {
+                            Ok(left) => left,
+                            Err(e) => {
+                                tracing::warn!(error = %e, "cannot sweep the votes waiting for their answers; trying again later");
+                                1
+                            }
+                        };
+                        let now = tokio::time::Instant::now();
+                        next_sweep = now
+                            + if left > 0 && now < fast_until {
+                                SWEEP_WAITING
+                            } else {
+                                SWEEP_IDLE
+                            };
+                        continue;
+                    }
+                }
+            }
         };
         match item {
             Work::Flush(done) => {
@@ -421,7 +453,11 @@ async fn write(
                 let from = paths
                     .first()
                     .map_or("memory".to_string(), |p| p.display().to_string());
-                insert(&store, rows, &from, &audiences).await;
+                if insert(&store, rows, &from, &audiences).await > 0 {
+                    let now = tokio::time::Instant::now();
+                    fast_until = now + SWEEP_FAST_FOR;
+                    next_sweep = next_sweep.min(now + SWEEP_WAITING);
+                }
                 for path in paths {
                     remove_segment(&path);
                 }
@@ -440,8 +476,9 @@ fn remove_segment(path: &std::path::Path) {
 }
 
 /// Inserts rows, retrying with backoff until the database takes them;
-/// then their inferences are no longer `pending`.
-async fn insert(store: &Store, rows: Vec<Row>, from: &str, pending: &Pending) {
+/// then their inferences are no longer `pending`. Returns how many votes
+/// were left waiting for their answer.
+async fn insert(store: &Store, rows: Vec<Row>, from: &str, pending: &Pending) -> usize {
     let mut inferences = Vec::new();
     let mut feedback = Vec::new();
     for row in rows {
@@ -452,14 +489,14 @@ async fn insert(store: &Store, rows: Vec<Row>, from: &str, pending: &Pending) {
     }
     let mut backoff = Duration::from_millis(50);
     loop {
-        match store.insert_batch(&inferences, &feedback).await {
-            Ok(()) => {
+        match store.insert_batch_counting(&inferences, &feedback).await {
+            Ok(waiting) => {
                 if let Ok(mut pending) = pending.lock() {
                     for r in &inferences {
                         pending.remove(&r.id);
                     }
                 }
-                return;
+                return waiting;
             }
             Err(e) => {
                 tracing::error!(error = %e, rows = inferences.len() + feedback.len(), from, retry_in_ms = backoff.as_millis() as u64, "cannot write rows; they are kept and retried");
@@ -473,7 +510,8 @@ async fn insert(store: &Store, rows: Vec<Row>, from: &str, pending: &Pending) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{FeedbackRecord, Table, now_ms};
+    use crate::domain::{FeedbackRecord, now_ms};
+    use crate::store::Table;
 
     /// Through hundreds of small segments, each written file recycled for
     /// a later one: every click reaches the database once, the folder
@@ -491,11 +529,11 @@ mod tests {
             .insert_inferences(&[InferenceRecord {
                 id: inference,
                 created_at_ms: now_ms(),
-                origin: crate::types::Origin::default(),
+                origin: crate::domain::Origin::default(),
                 user_name: None,
                 prompt: None,
                 prompt_label: None,
-                purpose: crate::pipeline::Purpose::Live,
+                purpose: crate::domain::Purpose::Live,
                 alias: "default".into(),
                 provider: None,
                 model: None,
@@ -510,11 +548,11 @@ mod tests {
                 tokens_saved: None,
                 cost_saved_usd: None,
                 streamed: false,
-                status: crate::store::Status::Ok,
+                status: crate::domain::Status::Ok,
                 error: None,
                 finish_reason: None,
                 attempts: vec![],
-                params: crate::types::Params::default(),
+                params: crate::domain::Params::default(),
                 input: vec![],
                 output: None,
             }])
@@ -534,7 +572,7 @@ mod tests {
                     kind: "rating".into(),
                     score: Some((i % 5 + 1) as f64),
                     comment: None,
-                    user_id: Some(format!("U{i}")),
+                    user: Some(crate::domain::User::new("http", format!("U{i}"))),
                     source: "api".into(),
                 })
                 .await;

@@ -384,7 +384,7 @@ async fn pair(recorder: &Recorder, client: usize, i: usize) -> Duration {
             kind: "thumbs".into(),
             score: Some(1.0),
             comment: None,
-            user_id: Some(format!("U{client}")),
+            user: Some(gateway::User::new("slack", format!("U{client}"))),
             source: "button".into(),
         })
         .await;
@@ -400,7 +400,7 @@ fn inference(client: usize, i: usize) -> InferenceRecord {
             workspace: Some("T1".into()),
             channel: Some(format!("C{}", client % 8)),
             thread: None,
-            user: Some(format!("U{client}")),
+            user: Some(gateway::User::new("slack", format!("U{client}"))),
             private: false,
         },
         user_name: None,

@@ -107,7 +107,7 @@ async fn main() -> anyhow::Result<()> {
             workspace: Some("T1".into()),
             channel: Some("C1".into()),
             thread: Some("1700000000.000100".into()),
-            user: Some("U123".into()),
+            user: Some(gateway::User::new("slack", "U123")),
             private: false,
         },
         user_name: Some("Ada".into()),

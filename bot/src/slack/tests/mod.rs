@@ -442,7 +442,12 @@ async fn a_direct_message_is_answered() {
         .as_str()
         .unwrap()
         .to_string();
-    assert_eq!(audience, Some(gateway::store::Audience::Only(user)));
+    assert_eq!(
+        audience,
+        Some(gateway::store::Audience::Only(gateway::User::new(
+            "slack", user
+        )))
+    );
 }
 
 #[tokio::test]

@@ -524,7 +524,7 @@ fn read_earlier_format(path: &Path, bytes: &[u8]) -> Vec<Row> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{FeedbackRecord, now_ms};
+    use crate::domain::{FeedbackRecord, now_ms};
 
     fn click(user: &str) -> Row {
         Row::Feedback(FeedbackRecord {
@@ -534,7 +534,7 @@ mod tests {
             kind: "thumbs".into(),
             score: Some(1.0),
             comment: None,
-            user_id: Some(user.into()),
+            user: Some(crate::domain::User::new("slack", user)),
             source: "button".into(),
         })
     }
@@ -542,7 +542,7 @@ mod tests {
     fn users(rows: &[Row]) -> Vec<String> {
         rows.iter()
             .map(|r| match r {
-                Row::Feedback(f) => f.user_id.clone().unwrap_or_default(),
+                Row::Feedback(f) => f.user.as_ref().map_or(String::new(), |u| u.id.clone()),
                 Row::Inference(i) => i.id.to_string(),
             })
             .collect()

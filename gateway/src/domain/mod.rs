@@ -1,0 +1,23 @@
+//! The ground floor: the types every layer shares, importing nothing else of
+//! the crate. A request ([`Request`], [`Input`], [`Selector`], [`Purpose`])
+//! and who sent it ([`User`], [`Origin`], [`Inbound`]); what travels to a
+//! model ([`ChatMessage`], [`Params`], [`Usage`]); what comes back
+//! ([`ReplyStream`], [`Summary`]); what is recorded ([`InferenceRecord`],
+//! [`FeedbackRecord`], [`Attempt`], [`Status`], [`Audience`]); inference ids
+//! ([`InferenceIds`]) and time ([`Utc`], [`now_ms`]).
+
+mod chat;
+mod ids;
+mod record;
+mod reply;
+mod request;
+mod time;
+mod user;
+
+pub use chat::{ChatMessage, Image, Params, Role, Usage};
+pub use ids::{InferenceIds, minted_ms};
+pub use record::{Attempt, Audience, FeedbackRecord, InferenceRecord, Status};
+pub use reply::{ReplyEvent, ReplyStream, Summary};
+pub use request::{CacheControl, Input, Purpose, Request, Selector, TTL_HEADER};
+pub use time::{Utc, now_ms};
+pub use user::{Inbound, Origin, User};

@@ -1,0 +1,508 @@
+//! `POST /v1/chat/completions` and `GET /v1/models`, in OpenAI's shapes, so
+//! that any OpenAI SDK can talk to Switchboard. `model` names an alias, or
+//! `prompt:<name>` to answer the request's messages through a prompt's
+//! `production` label (`prompt:<name>@<label>` or `@<version>` for another);
+//! an extra body field `variables` gives values to its declared variables.
+//!
+//! Every response carries `x-switchboard-inference-id` and
+//! `x-switchboard-overhead-ms` (time spent in Switchboard rather than
+//! waiting on the provider; for a stream, up to its first token).
+
+use super::error::ApiError;
+use axum::extract::rejection::BytesRejection;
+use std::convert::Infallible;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use futures_util::{StreamExt, stream};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::AppState;
+use crate::domain::{CacheControl, Input, Purpose, Request, Selector, TTL_HEADER};
+use crate::domain::{ChatMessage, Origin, Params, Role, User};
+use crate::domain::{ReplyEvent, ReplyStream, Summary};
+use crate::guards::limits::LimitError;
+use crate::pipeline::PipelineError;
+use crate::registry::RegistryError;
+
+/// An OpenAI-style error response.
+/// `400 invalid_request_error` with `message`.
+fn bad_request(message: &str) -> Response {
+    ApiError::invalid(message).into_response()
+}
+
+/// The error answer of this status and type.
+fn api_error(status: StatusCode, kind: &'static str, message: &str) -> Response {
+    ApiError::new(status, kind, message).into_response()
+}
+
+/// The request body; fields Switchboard does not use are ignored.
+#[derive(Deserialize)]
+struct ChatCompletionRequest {
+    model: String,
+    messages: Vec<ApiMessage>,
+    #[serde(default)]
+    stream: Option<bool>,
+    #[serde(default)]
+    stream_options: Option<StreamOptions>,
+    temperature: Option<f32>,
+    top_p: Option<f32>,
+    max_tokens: Option<u32>,
+    max_completion_tokens: Option<u32>,
+    stop: Option<Stop>,
+    seed: Option<u64>,
+    n: Option<u32>,
+    user: Option<String>,
+    tools: Option<Value>,
+    /// Values for a prompt's declared variables (`model = "prompt:…"`).
+    variables: Option<std::collections::BTreeMap<String, String>>,
+}
+
+#[derive(Deserialize)]
+struct StreamOptions {
+    include_usage: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Stop {
+    One(String),
+    Many(Vec<String>),
+}
+
+#[derive(Deserialize)]
+struct ApiMessage {
+    role: String,
+    content: Option<Content>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Content {
+    Text(String),
+    Parts(Vec<Part>),
+}
+
+#[derive(Deserialize)]
+struct Part {
+    #[serde(rename = "type")]
+    kind: String,
+    text: Option<String>,
+}
+
+/// Checks and converts the body; errors name the field.
+fn parse(body: &[u8]) -> Result<ChatCompletionRequest, String> {
+    let de = &mut serde_json::Deserializer::from_slice(body);
+    let request: ChatCompletionRequest = serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if inner.is_syntax() || inner.is_eof() {
+            format!("the body is not valid JSON: {inner}")
+        } else if path == "." {
+            format!("invalid request: {inner}")
+        } else {
+            format!("invalid request: `{path}`: {inner}")
+        }
+    })?;
+    if request.n.is_some_and(|n| n != 1) {
+        return Err("`n` other than 1 is not supported".into());
+    }
+    if request
+        .tools
+        .as_ref()
+        .is_some_and(|t| t.as_array().is_some_and(|a| !a.is_empty()))
+    {
+        return Err("`tools` are not supported by this server".into());
+    }
+    if request.messages.is_empty() {
+        return Err("`messages` must not be empty".into());
+    }
+    Ok(request)
+}
+
+fn messages(request: &ChatCompletionRequest) -> Result<Vec<ChatMessage>, String> {
+    request
+        .messages
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            let role = Role::parse(&m.role).ok_or_else(|| {
+                format!("`messages[{i}].role`: `{}` is not supported; use system, user or assistant", m.role)
+            })?;
+            let content = match &m.content {
+                None => String::new(),
+                Some(Content::Text(t)) => t.clone(),
+                Some(Content::Parts(parts)) => {
+                    let mut text = String::new();
+                    for p in parts {
+                        match (p.kind.as_str(), &p.text) {
+                            ("text", Some(t)) => text.push_str(t),
+                            (kind, _) => {
+                                return Err(format!(
+                                    "`messages[{i}].content`: parts of type `{kind}` are not supported; send text"
+                                ));
+                            }
+                        }
+                    }
+                    text
+                }
+            };
+            Ok(ChatMessage::new(role, content))
+        })
+        .collect()
+}
+
+/// `POST /v1/chat/completions`.
+pub(crate) async fn chat_completions(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let started = Instant::now();
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) => return ApiError::from(rejection).into_response(),
+    };
+    let header = |name| {
+        headers
+            .get(name)
+            .and_then(|v: &HeaderValue| v.to_str().ok())
+    };
+    let cache = match CacheControl::from_headers(
+        header(header::CACHE_CONTROL.as_str()),
+        header(TTL_HEADER),
+    ) {
+        Ok(c) => c,
+        Err(message) => return bad_request(&message),
+    };
+    let request = match parse(&body) {
+        Ok(r) => r,
+        Err(message) => return bad_request(&message),
+    };
+    let messages = match messages(&request) {
+        Ok(m) => m,
+        Err(message) => return bad_request(&message),
+    };
+    let stream = request.stream.unwrap_or(false);
+    let include_usage = request
+        .stream_options
+        .as_ref()
+        .and_then(|o| o.include_usage)
+        .unwrap_or(false);
+    let input = match request.model.strip_prefix("prompt:") {
+        Some(spec) => {
+            let (name, selector) = match spec.split_once('@') {
+                Some((name, sel)) => (name, Some(Selector::parse(sel))),
+                None => (spec, None),
+            };
+            Input::Prompt {
+                name: name.to_string(),
+                selector,
+                messages,
+            }
+        }
+        None => Input::Messages {
+            alias: request.model.clone(),
+            messages,
+        },
+    };
+    let params = Params {
+        temperature: request.temperature,
+        top_p: request.top_p,
+        max_tokens: request.max_completion_tokens.or(request.max_tokens),
+        stop: match request.stop {
+            None => Vec::new(),
+            Some(Stop::One(s)) => vec![s],
+            Some(Stop::Many(v)) => v,
+        },
+        seed: request.seed,
+    };
+    let pipeline_request = Request {
+        origin: Origin {
+            platform: "http".into(),
+            user: request.user.clone().map(|u| User::new("http", u)),
+            ..Origin::default()
+        },
+        input,
+        params,
+        stream,
+        started,
+        variables: request.variables.clone().unwrap_or_default(),
+        purpose: Purpose::Live,
+        cache,
+        model: None,
+    };
+    let mut reply = match state.pipeline.start(pipeline_request).await {
+        Ok(r) => r,
+        Err(
+            e @ (PipelineError::UnknownAlias(_)
+            | PipelineError::Prompt(
+                RegistryError::UnknownPrompt { .. }
+                | RegistryError::UnknownLabel { .. }
+                | RegistryError::UnknownVersion { .. },
+            )),
+        ) => {
+            return ApiError::new(
+                StatusCode::NOT_FOUND,
+                "invalid_request_error",
+                e.to_string(),
+            )
+            .code("model_not_found")
+            .param("model")
+            .into_response();
+        }
+        Err(PipelineError::Limited {
+            inference_id,
+            source,
+        }) => return limited(&source, &inference_id.to_string(), started),
+        Err(e) => return bad_request(&e.to_string()),
+    };
+    let id = reply.inference_id;
+    let meta = Meta {
+        id: format!("chatcmpl-{}", id.simple()),
+        created: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+        model: request.model,
+    };
+    // Wait for the first event: a failure before any token is an HTTP error.
+    let provider_ms = match reply.next_event().await {
+        Some(ReplyEvent::Started { provider_ms, .. }) => provider_ms,
+        Some(ReplyEvent::Failed {
+            message,
+            upstream_status,
+            summary,
+            ..
+        }) => {
+            return with_ids(
+                failure(&message, upstream_status),
+                &summary.inference_id.to_string(),
+                summary.overhead_ms(),
+            );
+        }
+        _ => {
+            return api_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "api_error",
+                "the answer ended before it started",
+            );
+        }
+    };
+    if stream {
+        let overhead = (started.elapsed().as_secs_f64() * 1000.0 - provider_ms).max(0.0);
+        let body = Body::from_stream(sse_body(reply, meta, include_usage));
+        let response = Response::builder()
+            .status(StatusCode::OK)
+            .header(header::CONTENT_TYPE, "text/event-stream")
+            .header(header::CACHE_CONTROL, "no-cache")
+            .body(body)
+            .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response());
+        return with_ids(response, &id.to_string(), overhead);
+    }
+    let mut text = String::new();
+    while let Some(event) = reply.next_event().await {
+        match event {
+            ReplyEvent::Token(t) => text.push_str(&t),
+            ReplyEvent::Started { .. } => {}
+            ReplyEvent::Done(summary) => {
+                let body = json!({
+                    "id": meta.id,
+                    "object": "chat.completion",
+                    "created": meta.created,
+                    "model": meta.model,
+                    "choices": [{
+                        "index": 0,
+                        "message": {"role": "assistant", "content": text, "refusal": null},
+                        "logprobs": null,
+                        "finish_reason": summary.finish_reason.clone().unwrap_or_else(|| "stop".into()),
+                    }],
+                    "usage": usage_json(&summary),
+                    "system_fingerprint": null,
+                });
+                let overhead =
+                    (started.elapsed().as_secs_f64() * 1000.0 - summary.provider_ms).max(0.0);
+                return with_ids(axum::Json(body).into_response(), &id.to_string(), overhead);
+            }
+            ReplyEvent::Failed {
+                message,
+                upstream_status,
+                summary,
+                ..
+            } => {
+                return with_ids(
+                    failure(&message, upstream_status),
+                    &id.to_string(),
+                    summary.overhead_ms(),
+                );
+            }
+        }
+    }
+    api_error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "api_error",
+        "the answer ended without a result",
+    )
+}
+
+/// 429 with `Retry-After` (whole seconds, rounded up) for a limit; 503
+/// when the limits could not be checked (`redis.on_failure = "closed"`).
+fn limited(error: &LimitError, id: &str, started: Instant) -> Response {
+    let mut response = match error {
+        LimitError::Limited { .. } => ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limit_error",
+            error.to_string(),
+        )
+        .code("rate_limit_exceeded")
+        .into_response(),
+        LimitError::Unavailable(_) => api_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "service_unavailable",
+            &error.to_string(),
+        ),
+    };
+    let secs = error.retry_after().as_secs_f64().ceil().max(1.0) as u64;
+    if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+        response.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    with_ids(response, id, started.elapsed().as_secs_f64() * 1000.0)
+}
+
+/// The error response for a request no target could answer, by the
+/// status the last failure suggests (see `ProviderError::status_hint`).
+fn failure(message: &str, upstream_status: Option<u16>) -> Response {
+    match upstream_status {
+        Some(400 | 404 | 413 | 422) => bad_request(message),
+        Some(429) => ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limit_error", message)
+            .code("rate_limit_exceeded")
+            .into_response(),
+        Some(503) => api_error(StatusCode::SERVICE_UNAVAILABLE, "server_busy", message),
+        Some(504) => api_error(StatusCode::GATEWAY_TIMEOUT, "timeout_error", message),
+        _ => api_error(StatusCode::BAD_GATEWAY, "upstream_error", message),
+    }
+}
+
+fn with_ids(mut response: Response, id: &str, overhead_ms: f64) -> Response {
+    let headers = response.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(id) {
+        headers.insert("x-switchboard-inference-id", v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&format!("{overhead_ms:.3}")) {
+        headers.insert("x-switchboard-overhead-ms", v);
+    }
+    response
+}
+
+fn usage_json(summary: &Summary) -> Value {
+    let u = summary.usage.unwrap_or_default();
+    json!({
+        "prompt_tokens": u.input_tokens,
+        "completion_tokens": u.output_tokens,
+        "total_tokens": u.input_tokens + u.output_tokens,
+    })
+}
+
+/// What every chunk repeats.
+struct Meta {
+    id: String,
+    created: u64,
+    model: String,
+}
+
+impl Meta {
+    fn chunk(&self, delta: Value, finish_reason: Option<&str>, include_usage: bool) -> Bytes {
+        let mut chunk = json!({
+            "id": self.id,
+            "object": "chat.completion.chunk",
+            "created": self.created,
+            "model": self.model,
+            "system_fingerprint": null,
+            "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish_reason}],
+        });
+        if include_usage {
+            chunk["usage"] = Value::Null;
+        }
+        sse_event(&chunk)
+    }
+}
+
+fn sse_event(value: &Value) -> Bytes {
+    Bytes::from(format!("data: {value}\n\n"))
+}
+
+/// The SSE body, in OpenAI's chunk format, ending in `data: [DONE]`, or in
+/// an `error` event when the answer breaks off.
+fn sse_body(
+    reply: ReplyStream,
+    meta: Meta,
+    include_usage: bool,
+) -> impl futures_util::Stream<Item = Result<Bytes, Infallible>> + Send {
+    let first = meta.chunk(
+        json!({"role": "assistant", "content": ""}),
+        None,
+        include_usage,
+    );
+    let rest = stream::unfold(
+        (reply, meta, false),
+        move |(mut reply, meta, finished)| async move {
+            if finished {
+                return None;
+            }
+            loop {
+                let event = reply.next_event().await?;
+                let bytes = match event {
+                    ReplyEvent::Started { .. } => continue,
+                    ReplyEvent::Token(t) => meta.chunk(json!({"content": t}), None, include_usage),
+                    ReplyEvent::Done(summary) => {
+                        let reason = summary
+                            .finish_reason
+                            .clone()
+                            .unwrap_or_else(|| "stop".into());
+                        let mut out = meta.chunk(json!({}), Some(&reason), include_usage).to_vec();
+                        if include_usage {
+                            let usage = json!({
+                                "id": meta.id,
+                                "object": "chat.completion.chunk",
+                                "created": meta.created,
+                                "model": meta.model,
+                                "system_fingerprint": null,
+                                "choices": [],
+                                "usage": usage_json(&summary),
+                            });
+                            out.extend_from_slice(&sse_event(&usage));
+                        }
+                        out.extend_from_slice(b"data: [DONE]\n\n");
+                        return Some((Ok(Bytes::from(out)), (reply, meta, true)));
+                    }
+                    ReplyEvent::Failed { message, .. } => {
+                        let error = json!({"error": {"message": message, "type": "upstream_error", "param": null, "code": null}});
+                        return Some((Ok(sse_event(&error)), (reply, meta, true)));
+                    }
+                };
+                return Some((Ok(bytes), (reply, meta, false)));
+            }
+        },
+    );
+    stream::once(async move { Ok(first) }).chain(rest)
+}
+
+/// `GET /v1/models`: the aliases and `prompt:<name>` for every prompt.
+pub(crate) async fn models(State(state): State<AppState>) -> Response {
+    let aliases = state.pipeline.router().aliases();
+    let prompts = state
+        .pipeline
+        .registry()
+        .list()
+        .into_iter()
+        .map(|p| format!("prompt:{}", p.name));
+    let data: Vec<Value> = aliases
+        .into_iter()
+        .chain(prompts)
+        .map(|id| json!({"id": id, "object": "model", "created": 0, "owned_by": "switchboard"}))
+        .collect();
+    axum::Json(json!({"object": "list", "data": data})).into_response()
+}

@@ -1,0 +1,6 @@
+//! The gateway's HTTP surfaces: the OpenAI-compatible API with feedback,
+//! metrics and health checks ([`api`]), and the web dashboard
+//! ([`dashboard`]). Handlers are plain async functions over explicit state.
+
+pub mod api;
+pub mod dashboard;

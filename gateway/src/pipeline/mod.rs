@@ -1,0 +1,287 @@
+//! The pipeline: one request from a normalized input to a streamed reply
+//! and a recorded inference, one file per stage of the design:
+//!
+//! 1. `admit`    rate limits and budgets ([`Guards`]); allow-lists: not yet
+//! 2. `resolve`  which prompt and version answer ([`Registry`]: binding →
+//!    label or A/B split → version)
+//! 3. `context`  the prompt's context variables and the conversation so far,
+//!    trimmed to the model's context window
+//! 4. `render`   the prompt's templates into chat messages
+//! 5. `route`    alias → targets, retries, fallback ([`Router`])
+//! 6. `cache`    an exact-match answer replayed, or a fresh one stored
+//! 7. `generate` streaming tokens to the caller
+//! 8. `record`   the inference row, for failures and refusals too
+//!    ([`Recorder`]); `implicit` notices the signals users give unasked
+//!
+//! The pipeline knows nothing about Slack or Discord: adapters hand it an
+//! [`Inbound`](crate::domain::Inbound) and render the [`ReplyStream`] it
+//! returns.
+
+mod admit;
+mod cache;
+mod context;
+mod generate;
+pub mod implicit;
+mod record;
+mod render;
+mod resolve;
+pub mod route;
+
+// Moved to the ground floor; re-exported until every caller names `domain`.
+pub use crate::domain::{Input, Purpose, Request};
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+use tracing::Instrument;
+use uuid::Uuid;
+
+use crate::domain::{ChatMessage, Params, ReplyStream, now_ms};
+use crate::guards::Guards;
+use crate::guards::cache::CachePolicy;
+use crate::guards::limits::LimitError;
+use crate::pipeline::route::{RouteError, Router};
+use crate::registry::{Registry, RegistryError};
+use crate::store::Recorder;
+
+pub use crate::registry::DEFAULT_PROMPT;
+
+/// Why a request was refused before any model was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    /// No such alias.
+    #[error(transparent)]
+    UnknownAlias(RouteError),
+    /// The prompt could not be resolved (unknown prompt, label or version).
+    #[error(transparent)]
+    Prompt(#[from] RegistryError),
+    /// The prompt could not be rendered.
+    #[error(transparent)]
+    Render(#[from] prompts::RenderError),
+    /// The request itself is not usable.
+    #[error("{0}")]
+    BadRequest(String),
+    /// A rate limit or budget refused it (or, with `redis.on_failure =
+    /// "closed"`, the limits could not be checked). The message says which
+    /// limit and when to retry; the refusal is recorded under `inference_id`.
+    #[error("{source}")]
+    Limited {
+        /// The recorded refusal.
+        inference_id: Uuid,
+        /// Which limit, and when to retry.
+        source: LimitError,
+    },
+}
+
+/// Settings of the pipeline that do not belong to a stage's own type.
+#[derive(Debug, Clone)]
+pub struct PipelineOptions {
+    /// The bot's display name, given to prompts as `bot_name`.
+    pub bot_name: String,
+    /// Context windows by alias, in tokens: history is trimmed, oldest
+    /// first, until the rendered prompt and the answer fit (see
+    /// [`crate::Config::context_windows`]).
+    pub context_windows: BTreeMap<String, u32>,
+    /// Aliases whose targets read images.
+    pub vision: std::collections::BTreeSet<String>,
+    /// Put message text on tracing spans (`[telemetry] capture_content`).
+    pub capture_content: bool,
+    /// Mints the inference ids, keyed by the deployment's secret.
+    pub ids: crate::domain::InferenceIds,
+}
+
+impl Default for PipelineOptions {
+    fn default() -> Self {
+        PipelineOptions {
+            bot_name: "Switchboard".to_string(),
+            context_windows: BTreeMap::new(),
+            vision: Default::default(),
+            capture_content: false,
+            ids: crate::domain::InferenceIds::default(),
+        }
+    }
+}
+
+/// What a request would send: see [`Pipeline::preview`].
+#[derive(Debug, Clone)]
+pub struct Preview {
+    /// The model alias.
+    pub alias: String,
+    /// The prompt and version.
+    pub prompt: Option<(String, i64)>,
+    /// The rendered messages.
+    pub messages: Vec<ChatMessage>,
+}
+
+/// The request pipeline. Cheap to clone; share one per process.
+#[derive(Clone)]
+pub struct Pipeline {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    router: Router,
+    registry: Registry,
+    recorder: Recorder,
+    options: PipelineOptions,
+    guards: Guards,
+    signals: crate::pipeline::implicit::Signals,
+    metrics: Arc<crate::telemetry::metrics::Metrics>,
+}
+
+/// What the resolve and render stages produced.
+struct Prepared {
+    alias: String,
+    prompt: Option<(String, i64)>,
+    label: Option<String>,
+    messages: Vec<ChatMessage>,
+    params: Params,
+    /// The prompt's own cache policy, which wins over the alias's.
+    cache: Option<CachePolicy>,
+    /// Images of the question left out (the alias reads text only).
+    images_unread: Vec<String>,
+}
+
+impl Pipeline {
+    /// A pipeline over these parts, with in-process cache and no limits.
+    pub fn new(
+        router: Router,
+        registry: Registry,
+        recorder: Recorder,
+        options: PipelineOptions,
+    ) -> Pipeline {
+        Pipeline::with_guards(router, registry, recorder, options, Guards::default())
+    }
+
+    /// A pipeline over these parts, with this cache and these limits.
+    pub fn with_guards(
+        router: Router,
+        registry: Registry,
+        recorder: Recorder,
+        options: PipelineOptions,
+        guards: Guards,
+    ) -> Pipeline {
+        Pipeline {
+            inner: Arc::new(Inner {
+                router,
+                registry,
+                recorder,
+                options,
+                guards,
+                signals: crate::pipeline::implicit::Signals::default(),
+                metrics: {
+                    let metrics = crate::telemetry::metrics::Metrics::default();
+                    metrics.set_gauge(IN_FLIGHT, &[], 0.0);
+                    Arc::new(metrics)
+                },
+            }),
+        }
+    }
+
+    /// The cache, limits and event dedupe.
+    pub fn guards(&self) -> &Guards {
+        &self.inner.guards
+    }
+
+    /// The routing table.
+    pub fn router(&self) -> &Router {
+        &self.inner.router
+    }
+
+    /// Requests waiting for each provider, for `/metrics`.
+    pub fn queue_depths(&self) -> BTreeMap<String, usize> {
+        self.inner.router.queue_depths()
+    }
+
+    /// The prompt registry.
+    pub fn registry(&self) -> &Registry {
+        &self.inner.registry
+    }
+
+    /// The metrics served at `/metrics`.
+    pub fn metrics(&self) -> &Arc<crate::telemetry::metrics::Metrics> {
+        &self.inner.metrics
+    }
+
+    /// The recorder, for feedback rows.
+    pub fn recorder(&self) -> &Recorder {
+        &self.inner.recorder
+    }
+
+    /// Starts answering. Errors here mean nothing was sent to a model;
+    /// failures after that arrive on the stream (and are recorded).
+    pub async fn start(&self, request: Request) -> Result<ReplyStream, PipelineError> {
+        let span = crate::telemetry::spans::request_span(&request);
+        let started = self
+            .begin(request, span.clone())
+            .instrument(span.clone())
+            .await;
+        if let Err(e) = &started {
+            crate::telemetry::spans::record_refusal(&span, e);
+        }
+        started
+    }
+
+    /// [`Pipeline::start`] inside the request's span.
+    async fn begin(
+        &self,
+        request: Request,
+        span: tracing::Span,
+    ) -> Result<ReplyStream, PipelineError> {
+        if let (Input::Chat(inbound), Purpose::Live) = (&request.input, request.purpose)
+            && let Some(signal) =
+                self.inner
+                    .signals
+                    .on_message(&inbound.origin, &inbound.text, now_ms())
+        {
+            self.inner
+                .implicit(signal.inference, signal.kind, &inbound.origin);
+        }
+        let admission = self.admit(&request).await?;
+        let mut prepared = self.prepare(&request).await?;
+        crate::telemetry::spans::record_prepared(
+            &span,
+            &prepared.alias,
+            prepared.prompt.as_ref(),
+            prepared.label.as_deref(),
+            &prepared.params,
+        );
+        if !self.inner.router.has(&prepared.alias) {
+            return Err(PipelineError::UnknownAlias(RouteError::UnknownAlias {
+                alias: prepared.alias,
+                known: self.inner.router.aliases(),
+            }));
+        }
+        let id = self.inner.options.ids.mint();
+        let (tx, rx) = mpsc::channel(64);
+        let images_unread = std::mem::take(&mut prepared.images_unread);
+        let inner = self.inner.clone();
+        inner.metrics.add_gauge(IN_FLIGHT, &[], 1.0);
+        tokio::spawn(
+            async move {
+                inner.generate(id, request, prepared, admission, tx).await;
+                inner.metrics.add_gauge(IN_FLIGHT, &[], -1.0);
+            }
+            .instrument(span),
+        );
+        let mut reply = ReplyStream::new(id, rx);
+        reply.images_unread = images_unread;
+        Ok(reply)
+    }
+
+    /// Stages 2–4 only: what would be sent for this request (alias, prompt
+    /// version, rendered messages), without admitting, sending or
+    /// recording anything. For previews and benchmarks.
+    pub async fn preview(&self, request: &Request) -> Result<Preview, PipelineError> {
+        let p = self.prepare(request).await?;
+        Ok(Preview {
+            alias: p.alias,
+            prompt: p.prompt,
+            messages: p.messages,
+        })
+    }
+}
+
+/// The gauge of answers being generated.
+const IN_FLIGHT: &str = "switchboard_in_flight_requests";

@@ -1,0 +1,109 @@
+//! Stage 2, resolve: which prompt and version answer a request — the
+//! channel's binding for a chat message, or the named prompt and selector of
+//! an API request (binding → label or A/B split → version, in the
+//! [`Registry`]) — and, through the context and render stages, the
+//! messages it sends.
+
+use tracing::Instrument;
+
+use super::{Pipeline, PipelineError, Prepared};
+use crate::domain::{Input, Request, Role, Selector};
+
+impl Pipeline {
+    /// Stages 2–4: prompt, context and rendering.
+    pub(super) async fn prepare(&self, request: &Request) -> Result<Prepared, PipelineError> {
+        match &request.input {
+            Input::Messages { alias, messages } => {
+                if messages.is_empty() {
+                    return Err(PipelineError::BadRequest(
+                        "`messages` must not be empty".into(),
+                    ));
+                }
+                Ok(Prepared {
+                    alias: alias.clone(),
+                    prompt: None,
+                    label: None,
+                    messages: messages.clone(),
+                    params: request.params.clone(),
+                    cache: None,
+                    images_unread: Vec::new(),
+                })
+            }
+            Input::Prompt {
+                name,
+                selector,
+                messages,
+            } => {
+                let selector = selector
+                    .clone()
+                    .unwrap_or_else(|| Selector::Label(crate::registry::PRODUCTION.into()));
+                let prompt = self
+                    .inner
+                    .registry
+                    .resolve(name, &selector, &request.origin)
+                    .instrument(tracing::info_span!("prompt.resolve"))
+                    .await?;
+                let Some(last_user) = messages.iter().rposition(|m| m.role == Role::User) else {
+                    return Err(PipelineError::BadRequest(format!(
+                        "prompt `{name}` needs a user message to answer"
+                    )));
+                };
+                let history = messages[..last_user]
+                    .iter()
+                    .filter(|m| m.role != Role::System)
+                    .cloned()
+                    .collect::<Vec<_>>();
+                let user_name = request.origin.user.as_ref().map(|u| u.id.clone());
+                let variables = self.context(request, user_name, None, None, &[]);
+                self.render(
+                    &prompt,
+                    request.model.as_deref(),
+                    &messages[last_user].content,
+                    &history,
+                    variables,
+                    &request.params,
+                )
+            }
+            Input::Chat(inbound) => {
+                let prompt = self
+                    .inner
+                    .registry
+                    .resolve_bound(&inbound.origin)
+                    .instrument(tracing::info_span!("prompt.resolve"))
+                    .await?;
+                let variables = self.context(
+                    request,
+                    inbound.user_name.clone(),
+                    inbound.channel_name.clone(),
+                    inbound.workspace_name.clone(),
+                    &inbound.attachments,
+                );
+                let mut prepared = self.render(
+                    &prompt,
+                    request.model.as_deref(),
+                    &inbound.text,
+                    &inbound.history,
+                    variables,
+                    &request.params,
+                )?;
+                if !inbound.images.is_empty() {
+                    let question = prepared
+                        .messages
+                        .iter_mut()
+                        .rev()
+                        .find(|m| m.role == Role::User);
+                    match question {
+                        Some(q) if self.inner.options.vision.contains(&prepared.alias) => {
+                            q.images = inbound.images.clone();
+                        }
+                        _ => {
+                            prepared.images_unread =
+                                inbound.images.iter().map(|i| i.name.clone()).collect();
+                        }
+                    }
+                }
+                Ok(prepared)
+            }
+        }
+    }
+}
