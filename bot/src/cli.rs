@@ -1,26 +1,19 @@
-//! `switchboard`: the command line. It loads the configuration, wires the
-//! gateway together and runs one of the front ends: the terminal chat, the
-//! HTTP server, or a maintenance command.
-
-mod admin_cli;
-mod console;
-mod discord;
-mod eval_cli;
-mod models;
-mod prompts_cli;
-mod slack;
-mod telemetry;
-mod wiring;
+//! The command line: the subcommands, and running one. It loads the
+//! configuration, wires the gateway together and runs one of the front
+//! ends: the terminal chat, the HTTP server, or a maintenance command. The
+//! binary only parses the arguments and hands them to [`main`].
 
 use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
+use crate::{admin_cli, console, eval_cli, models, prompts_cli, telemetry, wiring};
+
 /// Switchboard: a team chat bot with a prompt-ops backend.
 #[derive(Parser)]
 #[command(name = "switchboard", version, about)]
-struct Cli {
+pub struct Cli {
     /// Configuration file (default: $SWITCHBOARD_CONFIG, else ./switchboard.toml, else built-in defaults).
     #[arg(long, global = true, value_name = "FILE")]
     config: Option<PathBuf>,
@@ -93,8 +86,9 @@ enum ModelsCommand {
     List,
 }
 
-fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
+/// Runs the parsed command line on a multi-threaded runtime; errors are
+/// printed, and the exit code says whether it succeeded.
+pub fn main(cli: Cli) -> std::process::ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -213,31 +207,18 @@ async fn execute(
             Ok(())
         }
         Command::Chat => {
-            prepare_models(&config).await?;
+            models::prepare(&config).await?;
             let app = gateway::Gateway::build(&config).await?;
             let result = console::run(&app).await;
             app.shutdown().await;
             result
         }
         Command::Serve => {
-            prepare_models(&config).await?;
+            models::prepare(&config).await?;
             let app = gateway::Gateway::build(&config).await?;
             let result = wiring::serve(&app, &config).await;
             app.shutdown().await;
             result
         }
     }
-}
-
-/// Fetches missing embedded models before start, with a progress bar.
-async fn prepare_models(config: &gateway::Config) -> anyhow::Result<()> {
-    let has_local = config
-        .providers
-        .values()
-        .any(|p| matches!(p, gateway::config::ProviderConfig::Local(l) if l.path.is_none()));
-    if !has_local {
-        return Ok(());
-    }
-    let config = config.clone();
-    tokio::task::spawn_blocking(move || models::pull(&config, None)).await?
 }
