@@ -10,8 +10,8 @@ use serde_json::{Value, json};
 use slack_morphism::events::SlackInteractionViewSubmissionEvent;
 
 use super::Slack;
+use super::feedback::{input_value, modal_field};
 use super::format::escape;
-use super::interactions::{input_value, modal_field};
 
 /// `callback_id` of the edit modal.
 pub const EDIT_VIEW: &str = "switchboard_prompt_edit";

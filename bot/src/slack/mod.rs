@@ -5,18 +5,18 @@
 //! Every HTTP request is verified ([`signature`]); a Socket Mode envelope
 //! needs no signature (the socket itself is authenticated by the app-level
 //! token). Either way the delivery is acknowledged at once and its work
-//! queued: answers stream into the thread ([`reply`]) while Slack has long
+//! queued: answers stream into the thread ([`delivery`]) while Slack has long
 //! had its ack. Both transports hand a payload to the same function per
 //! kind. The parts:
 //!
-//! - [`events`]: `/slack/events`: mentions, DMs and thread replies
+//! - [`inbound`]: `/slack/events`: mentions, DMs and thread replies
 //! - [`commands`]: `/slack/commands`: `/prompt` through the admin layer;
 //!   [`edit`]: `/prompt edit NAME`'s form
-//! - [`interactions`]: `/slack/interactions`: feedback buttons and the
+//! - [`feedback`]: `/slack/interactions`: feedback buttons and the
 //!   comment modal
 //! - [`socket`]: Socket Mode: the same three kinds over a websocket
 //! - [`stream`]: answers through Slack's chat streaming methods, and
-//!   [`reply`]: through posted and edited messages where those are missing
+//!   [`delivery`]: through posted and edited messages where those are missing
 //! - [`web`]: the Web API client (slack-morphism's); [`format`]: Markdown
 //!   to mrkdwn
 //!
@@ -26,11 +26,11 @@
 //! variant and is ignored, never refused.
 
 pub mod commands;
+pub mod delivery;
 pub mod edit;
-pub mod events;
+pub mod feedback;
 pub mod format;
-pub mod interactions;
-pub mod reply;
+pub mod inbound;
 pub mod signature;
 pub mod socket;
 pub mod stream;
@@ -53,7 +53,7 @@ use slack_morphism::SlackUserId;
 use slack_morphism::api::SlackApiUsersInfoRequest;
 use tokio::sync::{OnceCell, Semaphore, mpsc};
 
-use reply::Budget;
+use delivery::Budget;
 use web::{Web, WebError};
 
 /// Slack's Web API.
@@ -257,7 +257,7 @@ pub(crate) struct Shared {
     /// `users.info` answers, with when they were read.
     users: Mutex<HashMap<String, (User, Instant)>>,
     pub(crate) budget: Budget,
-    queue: mpsc::Sender<events::Job>,
+    queue: mpsc::Sender<inbound::Job>,
     /// Which bot messages answer which inference (`channel:ts`).
     pub(crate) answers: Mutex<HashMap<String, uuid::Uuid>>,
     /// Workspaces where `chat.startStream` is not available.
@@ -317,7 +317,7 @@ impl Slack {
                 clock,
             }),
         };
-        tokio::spawn(events::work(
+        tokio::spawn(inbound::work(
             Arc::downgrade(&slack.inner),
             rx,
             Arc::new(Semaphore::new(WORKERS)),
@@ -328,9 +328,9 @@ impl Slack {
     /// The routes to mount on the HTTP server.
     pub fn router(&self) -> Router {
         Router::new()
-            .route("/slack/events", post(events::handle))
+            .route("/slack/events", post(inbound::handle))
             .route("/slack/commands", post(commands::handle))
-            .route("/slack/interactions", post(interactions::handle))
+            .route("/slack/interactions", post(feedback::handle))
             .with_state(self.clone())
     }
 

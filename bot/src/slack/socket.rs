@@ -8,8 +8,8 @@
 //! retry_attempt, retry_reason}`; each is acknowledged by sending back
 //! `{"envelope_id": …}` (with a `payload` where Slack takes one: a slash
 //! command's answer, a modal's `response_action`). The payload then goes
-//! through the same functions as the HTTP endpoints: [`events::accept`],
-//! [`commands::run`], [`interactions::dispatch_event`].
+//! through the same functions as the HTTP endpoints: [`inbound::accept`],
+//! [`commands::run`], [`feedback::dispatch_event`].
 //!
 //! There is no request signature here: the socket is authenticated by the
 //! app-level token, so `slack.signing_secret_env` is not needed.
@@ -45,8 +45,8 @@ use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::tungstenite::Message as Frame;
 
 use super::Slack;
-use super::events::Callback;
-use super::{commands, events, interactions};
+use super::inbound::Callback;
+use super::{commands, feedback, inbound};
 
 /// The first wait after a failed connection; it doubles up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_millis(500);
@@ -237,7 +237,7 @@ async fn envelope(
                 let slack = slack.clone();
                 let acks = acks.clone();
                 tokio::spawn(async move {
-                    let answer = interactions::dispatch_event(&slack, interaction).await;
+                    let answer = feedback::dispatch_event(&slack, interaction).await;
                     let _ = acks.send(ack(answer));
                 });
                 return None;
@@ -253,10 +253,10 @@ async fn envelope(
         }
     };
     match callback {
-        Some(callback) => match events::accept(slack, callback, "socket").await {
+        Some(callback) => match inbound::accept(slack, callback, "socket").await {
             Ok(()) => Some(ack(None)),
             // Not acknowledged: Slack delivers it again.
-            Err(events::Refused::Busy) => None,
+            Err(inbound::Refused::Busy) => None,
         },
         None => Some(ack(None)),
     }

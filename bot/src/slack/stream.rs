@@ -9,7 +9,7 @@
 //! `chat.startStream` is refused as unavailable (`unknown_method`,
 //! `not_allowed_token_type`, `feature_not_enabled`, …) the workspace is
 //! remembered and this answer, and every later one there, goes through
-//! [`super::reply`]'s `chat.postMessage` + `chat.update` path instead.
+//! [`super::delivery`]'s `chat.postMessage` + `chat.update` path instead.
 
 use std::time::{Duration, Instant};
 
@@ -20,7 +20,7 @@ use slack_morphism::api::{
 use slack_morphism::{SlackMessageContent, SlackTeamId, SlackUserId};
 
 use super::Slack;
-use super::reply::{answer_metadata, blocks, feedback_block};
+use super::delivery::{answer_metadata, blocks, feedback_block};
 use super::web::{self, WebError};
 
 /// Slack's limit on one `markdown_text`.

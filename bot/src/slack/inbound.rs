@@ -244,9 +244,7 @@ impl Slack {
                     self.on_message(&job.team, &said).await;
                 }
             }
-            SlackEventCallbackBody::ReactionAdded(e) => {
-                super::interactions::reaction(self, &e).await
-            }
+            SlackEventCallbackBody::ReactionAdded(e) => super::feedback::reaction(self, &e).await,
             SlackEventCallbackBody::Unknown(v) => {
                 tracing::debug!(kind = ?v["type"].as_str(), "Slack event not handled")
             }
@@ -385,7 +383,7 @@ impl Slack {
                         "_(the {n} attached files were not read: answering from the text only)_"
                     )),
                 };
-                super::reply::deliver(self, team, channel, thread, user, stream, note.as_deref())
+                super::delivery::deliver(self, team, channel, thread, user, stream, note.as_deref())
                     .await
             }
             Err(e) => {
@@ -393,7 +391,7 @@ impl Slack {
                     PipelineError::Limited { source, .. } => source.to_string(),
                     other => format!("Sorry, I could not answer: {other}"),
                 };
-                super::reply::post_notice(self, channel, thread, &text).await;
+                super::delivery::post_notice(self, channel, thread, &text).await;
             }
         }
     }

@@ -21,7 +21,7 @@ use slack_morphism::{SlackActionId, SlackReactionsItem};
 use uuid::Uuid;
 
 use super::Slack;
-use super::reply::{METADATA_TYPE, THUMBS_DOWN, THUMBS_UP};
+use super::delivery::{METADATA_TYPE, THUMBS_DOWN, THUMBS_UP};
 
 /// `callback_id` of the comment modal.
 pub const COMMENT_VIEW: &str = "switchboard_feedback_comment";
