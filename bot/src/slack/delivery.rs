@@ -1,108 +1,84 @@
-//! Rendering an answer into a Slack thread as it streams, where Slack's
-//! chat streaming methods are not available ([`super::stream`] is tried
-//! first): the first text
-//! is posted with `chat.postMessage`, later text edits it with
-//! `chat.update`. Edits are throttled by one [`Budget`] per workspace, so
-//! all answers streaming in a workspace together stay inside
-//! `chat.update`'s Tier 3 limit. The finished answer is converted to
-//! mrkdwn, split into messages under Slack's section limit (a cut code
-//! block is closed and reopened), and its last message carries the
-//! 👍 / 👎 buttons with the inference id.
+//! Writing an answer into a Slack thread as it streams.
+//!
+//! First with Slack's chat streaming methods: `chat.startStream` opens a
+//! message in the thread, `chat.appendStream` adds text as the model
+//! writes it, `chat.stopStream` finishes it and attaches the 👍 / 👎
+//! buttons and the metadata naming the inference. Slack renders the
+//! Markdown itself and grows one message, so there is no `chat.update`
+//! budget to share and nothing to split.
+//!
+//! Not every workspace or token may use these methods. When
+//! `chat.startStream` is refused as unavailable (`unknown_method`,
+//! `not_allowed_token_type`, `feature_not_enabled`, …) the workspace is
+//! remembered and this answer, and every later one there, goes through
+//! posted and edited messages instead: the first text is posted with
+//! `chat.postMessage`, later text edits it with `chat.update`. Edits are
+//! throttled by one [`Budget`](super::state::Budget) per workspace, so all
+//! answers streaming in a workspace together stay inside `chat.update`'s
+//! Tier 3 limit. The finished answer is converted to mrkdwn, split into
+//! messages under Slack's section limit (a cut code block is closed and
+//! reopened), and its last message carries the 👍 / 👎 buttons with the
+//! inference id.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use gateway::{ReplyEvent, ReplyStream};
-use serde_json::{Value, json};
-use slack_morphism::api::{SlackApiChatPostMessageRequest, SlackApiChatUpdateRequest};
-use slack_morphism::blocks::SlackBlock;
-use slack_morphism::{SlackMessageContent, SlackMessageMetadata};
+use slack_morphism::api::{
+    SlackApiChatAppendStreamRequest, SlackApiChatPostMessageRequest,
+    SlackApiChatStartStreamRequest, SlackApiChatStopStreamRequest, SlackApiChatUpdateRequest,
+};
+use slack_morphism::{SlackMessageContent, SlackTeamId, SlackUserId};
 use uuid::Uuid;
 
-use super::Slack;
+use super::blocks::{self, SECTION_MAX, answer_metadata, feedback_block};
 use super::format::{escape, to_mrkdwn};
-use super::web;
+use super::state::Delivery;
+use super::web::{self, WebError};
 
-/// The most characters in one message's section (Slack allows 3,000).
-pub const SECTION_MAX: usize = 3_000;
-/// `action_id` of the 👍 button.
-pub const THUMBS_UP: &str = "switchboard_thumbs_up";
-/// `action_id` of the 👎 button.
-pub const THUMBS_DOWN: &str = "switchboard_thumbs_down";
-/// The metadata event type that marks the bot's answers.
-pub const METADATA_TYPE: &str = "switchboard_answer";
+/// Slack's limit on one `markdown_text`.
+const MARKDOWN_MAX: usize = 12_000;
+/// Text is appended once this much is waiting…
+const APPEND_CHARS: usize = 200;
+/// …or once the oldest waiting text is this old.
+const APPEND_AFTER: Duration = Duration::from_millis(400);
 
-/// A shared `chat.update` budget: one edit per `interval` per workspace.
-pub struct Budget {
-    interval: Duration,
-    next: Mutex<HashMap<String, Instant>>,
+/// The errors that mean "this workspace or token cannot stream".
+const UNAVAILABLE: &[&str] = &[
+    "unknown_method",
+    "not_allowed_token_type",
+    "feature_not_enabled",
+    "method_deprecated",
+    "not_implemented",
+    "missing_scope",
+];
+
+/// Where an answer goes.
+pub(crate) struct Place<'a> {
+    /// The workspace.
+    pub team: &'a str,
+    /// The channel.
+    pub channel: &'a str,
+    /// The thread (the `ts` of its first message).
+    pub thread: &'a str,
+    /// The user who asked (Slack wants the recipient in channels).
+    pub user: &'a str,
 }
 
-impl Budget {
-    /// One edit per `interval` in each workspace.
-    pub fn new(interval: Duration) -> Budget {
-        Budget {
-            interval,
-            next: Mutex::default(),
-        }
-    }
-
-    /// Takes a slot now if one is free (for edits that may be skipped).
-    pub fn try_take(&self, team: &str) -> bool {
-        let now = Instant::now();
-        let mut next = self.next.lock().unwrap_or_else(|p| p.into_inner());
-        let slot = next.entry(team.to_string()).or_insert(now);
-        if *slot <= now {
-            *slot = now + self.interval;
-            true
-        } else {
-            false
-        }
-    }
-
-    /// Reserves the next slot and says how long to wait for it (for
-    /// edits that must happen).
-    pub fn reserve(&self, team: &str) -> Duration {
-        let now = Instant::now();
-        let mut next = self.next.lock().unwrap_or_else(|p| p.into_inner());
-        let slot = next.entry(team.to_string()).or_insert(now);
-        let at = (*slot).max(now);
-        *slot = at + self.interval;
-        at - now
-    }
-}
-
-/// The messages of one answer sent so far: `(ts, text)`.
-struct Sent {
-    messages: Vec<(String, String)>,
-    buttons: bool,
-}
-
-/// Streams one answer into the thread `thread` of `channel`, asked by
-/// `user`; `note` (in Markdown) ends the finished answer.
+/// Streams one answer into its thread; `note` (in Markdown) ends the
+/// finished answer.
 pub(crate) async fn deliver(
-    slack: &Slack,
-    team: &str,
-    channel: &str,
-    thread: &str,
-    user: &str,
+    state: &Delivery,
+    place: &Place<'_>,
     mut stream: ReplyStream,
     note: Option<&str>,
 ) {
     let id = stream.inference_id;
     let mut text = String::new();
     let mut pending = None;
-    if slack.streams_in(team) {
-        let place = super::stream::Place {
-            team,
-            channel,
-            thread,
-            user,
-        };
-        match super::stream::deliver(slack, &place, &mut stream, note).await {
-            super::stream::Streamed::Done => return,
-            super::stream::Streamed::Fallback {
+    if state.streams_in(place.team) {
+        match stream_answer(state, place, &mut stream, note).await {
+            Streamed::Done => return,
+            Streamed::Fallback {
                 text: t,
                 pending: p,
             } => {
@@ -115,13 +91,7 @@ pub(crate) async fn deliver(
         messages: Vec::new(),
         buttons: false,
     };
-    let target = Target {
-        slack,
-        team,
-        channel,
-        thread,
-        id,
-    };
+    let target = Target { state, place, id };
     loop {
         let event = match pending.take() {
             Some(event) => Some(event),
@@ -134,7 +104,7 @@ pub(crate) async fn deliver(
                 if text.trim().is_empty() {
                     continue;
                 }
-                if (sent.messages.is_empty() || slack.inner.budget.try_take(team))
+                if (sent.messages.is_empty() || state.budget.try_take(place.team))
                     && !target.render(&mut sent, &text, false, false).await
                 {
                     return;
@@ -168,22 +138,154 @@ pub(crate) async fn deliver(
 }
 
 /// Posts a short notice in the thread (a refusal or an error).
-pub(crate) async fn post_notice(slack: &Slack, channel: &str, thread: &str, text: &str) {
+pub(crate) async fn post_notice(state: &Delivery, channel: &str, thread: &str, text: &str) {
     let body = SlackApiChatPostMessageRequest::new(
         web::channel(channel),
         SlackMessageContent::new().with_text(escape(text)),
     )
     .with_thread_ts(web::ts(thread));
-    if let Err(e) = slack.inner.web.post_message(&body).await {
+    if let Err(e) = state.web.post_message(&body).await {
         tracing::warn!(error = %e, "cannot post in the Slack thread");
     }
 }
 
+/// How a streamed answer ended.
+enum Streamed {
+    /// The answer is in the thread.
+    Done,
+    /// Nothing was streamed: the caller answers the usual way, with the
+    /// text read so far and the event that is still to be handled.
+    Fallback {
+        text: String,
+        pending: Option<Box<ReplyEvent>>,
+    },
+}
+
+/// Streams one answer with the chat streaming methods; `note` (Markdown)
+/// ends a finished answer.
+async fn stream_answer(
+    state: &Delivery,
+    place: &Place<'_>,
+    stream: &mut ReplyStream,
+    note: Option<&str>,
+) -> Streamed {
+    let web = &state.web;
+    let mut text = String::new();
+    // The stream opens with the first text, so that a failure before any
+    // token is reported the usual way.
+    let first = loop {
+        match stream.next_event().await {
+            Some(ReplyEvent::Started { .. }) => {}
+            Some(ReplyEvent::Token(t)) => {
+                text.push_str(&t);
+                if !text.trim().is_empty() {
+                    break text.clone();
+                }
+            }
+            other => {
+                return Streamed::Fallback {
+                    text,
+                    pending: other.map(Box::new),
+                };
+            }
+        }
+    };
+    let start = SlackApiChatStartStreamRequest::new(web::channel(place.channel))
+        .with_thread_ts(web::ts(place.thread))
+        .with_recipient_team_id(SlackTeamId(place.team.to_string()))
+        .with_recipient_user_id(SlackUserId(place.user.to_string()))
+        .with_markdown_text(first);
+    let ts = match web.start_stream(&start).await {
+        Ok(started) => started.ts.0,
+        Err(e) => {
+            if let WebError::Slack { error, .. } = &e
+                && UNAVAILABLE.contains(&error.as_str())
+            {
+                tracing::info!(team = place.team, error = %e, "Slack chat streaming is not available in this workspace; editing messages instead");
+                state.no_streaming(place.team);
+            } else {
+                tracing::warn!(error = %e, "cannot start a Slack stream; posting instead");
+            }
+            return Streamed::Fallback {
+                text,
+                pending: None,
+            };
+        }
+    };
+    state
+        .answers
+        .remember(place.channel, &ts, stream.inference_id);
+    let mut waiting = String::new();
+    let mut since = Instant::now();
+    let (rest, feedback) = loop {
+        match stream.next_event().await {
+            Some(ReplyEvent::Started { .. }) => {}
+            Some(ReplyEvent::Token(t)) => {
+                if waiting.is_empty() {
+                    since = Instant::now();
+                }
+                waiting.push_str(&t);
+                if waiting.chars().count() >= APPEND_CHARS || since.elapsed() >= APPEND_AFTER {
+                    append(state, place.channel, &ts, &std::mem::take(&mut waiting)).await;
+                }
+            }
+            Some(ReplyEvent::Done(_)) | None => {
+                if let Some(note) = note {
+                    waiting.push_str("\n\n");
+                    waiting.push_str(note);
+                }
+                break (waiting, true);
+            }
+            Some(ReplyEvent::Failed { message, .. }) => {
+                waiting.push_str(&format!("\n\n_(the answer was cut short: {message})_"));
+                // Feedback is about answers; a failure has none to rate.
+                break (waiting, false);
+            }
+        }
+    };
+    // The last text goes with the stop, unless it is over the limit.
+    let mut pieces = gateway::chunks::split_message(&rest, MARKDOWN_MAX);
+    let last = pieces.pop().unwrap_or_default();
+    for piece in pieces {
+        append(state, place.channel, &ts, &piece).await;
+    }
+    let mut content =
+        SlackMessageContent::new().with_metadata(answer_metadata(stream.inference_id));
+    if !last.is_empty() {
+        content = content.with_markdown_text(last);
+    }
+    if feedback {
+        content = content.with_blocks(blocks::blocks(vec![feedback_block(stream.inference_id)]));
+    }
+    let stop =
+        SlackApiChatStopStreamRequest::new(web::channel(place.channel), web::ts(&ts), content);
+    if let Err(e) = web.stop_stream(&stop).await {
+        tracing::warn!(error = %e, "cannot finish the Slack stream");
+    }
+    Streamed::Done
+}
+
+async fn append(state: &Delivery, channel: &str, ts: &str, text: &str) {
+    if text.is_empty() {
+        return;
+    }
+    let body = SlackApiChatAppendStreamRequest::new(web::channel(channel), web::ts(ts))
+        .with_markdown_text(text.to_string());
+    if let Err(e) = state.web.append_stream(&body).await {
+        tracing::warn!(error = %e, "cannot append to the Slack stream");
+    }
+}
+
+/// The messages of one answer sent so far: `(ts, text)`.
+struct Sent {
+    messages: Vec<(String, String)>,
+    buttons: bool,
+}
+
+/// One answer written through posted and edited messages.
 struct Target<'a> {
-    slack: &'a Slack,
-    team: &'a str,
-    channel: &'a str,
-    thread: &'a str,
+    state: &'a Delivery,
+    place: &'a Place<'a>,
     id: Uuid,
 }
 
@@ -192,11 +294,12 @@ impl Target<'_> {
     /// refused a message (the answer cannot be shown).
     async fn render(&self, sent: &mut Sent, markdown: &str, last: bool, feedback: bool) -> bool {
         let chunks = gateway::chunks::split_message(&to_mrkdwn(markdown), SECTION_MAX);
-        let web = &self.slack.inner.web;
+        let web = &self.state.web;
+        let (channel, team) = (self.place.channel, self.place.team);
         let n = chunks.len();
         for (i, chunk) in chunks.iter().enumerate() {
             let buttons = last && feedback && i + 1 == n;
-            let blocks = self.blocks(chunk, buttons);
+            let blocks = blocks::answer(chunk, buttons, self.id);
             if let Some((ts, old)) = sent.messages.get(i) {
                 // While streaming only the newest message is edited; the
                 // final pass corrects every message whose text moved.
@@ -206,11 +309,11 @@ impl Target<'_> {
                     continue;
                 }
                 if last {
-                    let wait = self.slack.inner.budget.reserve(self.team);
+                    let wait = self.state.budget.reserve(team);
                     tokio::time::sleep(wait).await;
                 }
                 let body = SlackApiChatUpdateRequest::new(
-                    web::channel(self.channel),
+                    web::channel(channel),
                     SlackMessageContent::new()
                         .with_text(chunk.clone())
                         .with_blocks(blocks),
@@ -224,22 +327,22 @@ impl Target<'_> {
                 sent.messages[i] = (ts, chunk.clone());
             } else {
                 let body = SlackApiChatPostMessageRequest::new(
-                    web::channel(self.channel),
+                    web::channel(channel),
                     SlackMessageContent::new()
                         .with_text(chunk.clone())
                         .with_blocks(blocks)
                         .with_metadata(answer_metadata(self.id)),
                 )
-                .with_thread_ts(web::ts(self.thread))
+                .with_thread_ts(web::ts(self.place.thread))
                 .with_unfurl_links(false);
                 match web.post_message(&body).await {
                     Ok(posted) => {
                         let ts = posted.ts.0;
-                        self.slack.remember_answer(self.channel, &ts, self.id);
+                        self.state.answers.remember(channel, &ts, self.id);
                         sent.messages.push((ts, chunk.clone()));
                     }
                     Err(e) => {
-                        tracing::warn!(error = %e, channel = self.channel, "cannot post the answer in Slack");
+                        tracing::warn!(error = %e, channel, "cannot post the answer in Slack");
                         return false;
                     }
                 }
@@ -249,79 +352,5 @@ impl Target<'_> {
             }
         }
         true
-    }
-
-    fn blocks(&self, text: &str, buttons: bool) -> Vec<SlackBlock> {
-        let mut all = vec![json!({
-            "type": "section",
-            "text": { "type": "mrkdwn", "text": text },
-        })];
-        if buttons {
-            all.push(feedback_block(self.id));
-        }
-        blocks(all)
-    }
-}
-
-/// Block Kit JSON as slack-morphism's blocks; a block its model does not
-/// take is kept as it is (`SlackBlock::Unknown`), so nothing is lost.
-pub(crate) fn blocks(json: Vec<Value>) -> Vec<SlackBlock> {
-    json.into_iter()
-        .map(|b| serde_json::from_value(b.clone()).unwrap_or(SlackBlock::Unknown(b)))
-        .collect()
-}
-
-/// The metadata that marks a message as the answer of inference `id`.
-pub(crate) fn answer_metadata(id: Uuid) -> SlackMessageMetadata {
-    SlackMessageMetadata::new(METADATA_TYPE.to_string()).with_event_payload(
-        [("inference_id".to_string(), id.to_string())]
-            .into_iter()
-            .collect(),
-    )
-}
-
-/// The 👍 / 👎 buttons under an answer, carrying its inference id.
-pub(crate) fn feedback_block(id: Uuid) -> Value {
-    let id = id.to_string();
-    json!({
-        "type": "actions",
-        "block_id": "switchboard_feedback",
-        "elements": [
-            {
-                "type": "button",
-                "action_id": THUMBS_UP,
-                "text": { "type": "plain_text", "text": "👍", "emoji": true },
-                "value": id,
-            },
-            {
-                "type": "button",
-                "action_id": THUMBS_DOWN,
-                "text": { "type": "plain_text", "text": "👎", "emoji": true },
-                "value": id,
-            },
-        ],
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_budget_is_shared_within_a_workspace_only() {
-        let budget = Budget::new(Duration::from_secs(60));
-        assert!(budget.try_take("T1"));
-        assert!(
-            !budget.try_take("T1"),
-            "a second edit in the same workspace waits"
-        );
-        assert!(
-            budget.try_take("T2"),
-            "another workspace has its own budget"
-        );
-        let wait = budget.reserve("T1");
-        assert!(wait > Duration::from_secs(50), "{wait:?}");
-        let later = budget.reserve("T1");
-        assert!(later > wait + Duration::from_secs(50), "{later:?}");
     }
 }

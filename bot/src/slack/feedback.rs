@@ -2,223 +2,168 @@
 //! (`block_actions` on `/slack/interactions`), a 👍 / 👎 reaction on the
 //! bot's message (`reaction_added`), and the optional comment modal that
 //! a 👎 opens (`views.open`, then `view_submission`). Each becomes a
-//! feedback row on the answer's inference; a changed vote by the same
-//! user replaces the earlier one.
+//! [`Vote`] on the answer's inference, and every vote goes through
+//! [`submit`]; a changed vote by the same user replaces the earlier one.
 
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
 use gateway::store::{FeedbackRecord, now_ms};
-use serde_json::{Value, json};
-use slack_morphism::blocks::SlackBlockId;
-use slack_morphism::blocks::{SlackStatefulView, SlackView};
+use slack_morphism::SlackReactionsItem;
 use slack_morphism::events::{
-    SlackInteractionBlockActionsEvent, SlackInteractionEvent, SlackInteractionViewSubmissionEvent,
-    SlackReactionAddedEvent,
+    SlackInteractionBlockActionsEvent, SlackInteractionViewSubmissionEvent, SlackReactionAddedEvent,
 };
-use slack_morphism::{SlackActionId, SlackReactionsItem};
 use uuid::Uuid;
 
-use super::Slack;
-use super::delivery::{METADATA_TYPE, THUMBS_DOWN, THUMBS_UP};
+use super::blocks::{
+    METADATA_TYPE, THUMBS_DOWN, THUMBS_UP, comment_view, input_value, modal_field, thanks,
+};
+use super::state::Feedback;
 
-/// `callback_id` of the comment modal.
-pub const COMMENT_VIEW: &str = "switchboard_feedback_comment";
-
-/// The `payload` field of a form-encoded Slack request, as JSON.
-pub(crate) fn form_payload(body: &[u8]) -> Option<Value> {
-    form_urlencoded::parse(body)
-        .find(|(k, _)| k == "payload")
-        .and_then(|(_, v)| serde_json::from_str(&v).ok())
+/// One vote on an answer, by a Slack user.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Vote<'a> {
+    /// 👍 (`up`) or 👎, from a button or a reaction (`source`).
+    Thumbs {
+        /// The inference answered.
+        inference: Uuid,
+        /// The Slack user (`U…`).
+        user: &'a str,
+        /// 👍 rather than 👎.
+        up: bool,
+        /// `button` or `reaction`.
+        source: &'a str,
+    },
+    /// A comment typed into the modal a 👎 opens.
+    Comment {
+        /// The inference answered.
+        inference: Uuid,
+        /// The Slack user (`U…`).
+        user: &'a str,
+        /// What they wrote.
+        text: &'a str,
+    },
 }
 
-/// Handles a POST to `/slack/interactions`.
-pub async fn handle(State(slack): State<Slack>, headers: HeaderMap, body: Bytes) -> Response {
-    if let Err(status) = slack.verify(&headers, &body) {
-        return status.into_response();
-    }
-    let Some(payload) = form_payload(&body) else {
-        return (
-            StatusCode::BAD_REQUEST,
-            "expected a form field `payload` holding JSON\n",
-        )
-            .into_response();
+/// Records one vote. Every vote of the adapter goes through here.
+pub(crate) async fn submit(state: &Feedback, vote: Vote<'_>) {
+    state.recorder.feedback(record(&vote)).await;
+}
+
+/// The feedback row a vote is stored as.
+fn record(vote: &Vote<'_>) -> FeedbackRecord {
+    let (inference, user, kind, score, comment, source) = match *vote {
+        Vote::Thumbs {
+            inference,
+            user,
+            up,
+            source,
+        } => (
+            inference,
+            user,
+            "thumbs",
+            Some(if up { 1.0 } else { 0.0 }),
+            None,
+            source,
+        ),
+        Vote::Comment {
+            inference,
+            user,
+            text,
+        } => (
+            inference,
+            user,
+            "comment",
+            None,
+            Some(text.to_string()),
+            "modal",
+        ),
     };
-    match dispatch(&slack, payload).await {
-        Some(answer) => axum::Json(answer).into_response(),
-        None => StatusCode::OK.into_response(),
+    FeedbackRecord {
+        id: Uuid::now_v7(),
+        inference_id: inference,
+        created_at_ms: now_ms(),
+        kind: kind.into(),
+        score,
+        comment,
+        user_id: Some(format!("slack:{user}")),
+        source: source.into(),
     }
 }
 
-/// Handles one interaction payload, from either transport; `Some` is a
-/// body to answer with (a modal's `response_action`), `None` an empty ack
-/// (which, for a `view_submission`, closes the modal). The payload is read
-/// into slack-morphism's [`SlackInteractionEvent`]; one it does not model
-/// (another kind, or fields the model does not take) is acknowledged and
-/// ignored.
-pub(crate) async fn dispatch(slack: &Slack, payload: Value) -> Option<Value> {
-    match serde_json::from_value::<SlackInteractionEvent>(payload) {
-        Ok(event) => dispatch_event(slack, event).await,
-        Err(e) => {
-            tracing::debug!(error = %e, "Slack interaction not handled");
-            None
-        }
-    }
-}
-
-/// [`dispatch`] for a payload already read.
-pub(crate) async fn dispatch_event(slack: &Slack, event: SlackInteractionEvent) -> Option<Value> {
-    match event {
-        SlackInteractionEvent::BlockActions(actions) => {
-            let slack = slack.clone();
-            tokio::spawn(async move { slack.on_actions(&actions).await });
-            None
-        }
-        SlackInteractionEvent::ViewSubmission(submitted) => {
-            match modal_field(&submitted.view, |m| {
-                m.callback_id.as_ref().map(|c| c.0.as_str())
-            }) {
-                Some(super::edit::EDIT_VIEW) => Some(super::edit::submit(slack, &submitted).await),
-                Some(COMMENT_VIEW) => {
-                    slack.on_comment(&submitted).await;
-                    None
-                }
-                _ => None,
-            }
-        }
-        _ => None,
-    }
-}
-
-/// A field of a submitted modal.
-pub(crate) fn modal_field<'v>(
-    view: &'v SlackStatefulView,
-    field: impl Fn(&'v slack_morphism::blocks::SlackModalView) -> Option<&'v str>,
-) -> Option<&'v str> {
-    match &view.view {
-        SlackView::Modal(modal) => field(modal),
-        _ => None,
-    }
-}
-
-/// The value typed into input `block`/`action` of a submitted view.
-pub(crate) fn input_value<'v>(
-    view: &'v SlackStatefulView,
-    block: &str,
-    action: &str,
-) -> Option<&'v str> {
-    view.state_params
-        .state
-        .as_ref()?
-        .values
-        .get(&SlackBlockId(block.to_string()))?
-        .get(&SlackActionId(action.to_string()))?
-        .value
-        .as_deref()
-}
-
-impl Slack {
-    async fn on_actions(&self, payload: &SlackInteractionBlockActionsEvent) {
-        let user = payload
-            .user
-            .as_ref()
-            .map(|u| u.id.0.as_str())
-            .unwrap_or_default();
-        for action in payload.actions.iter().flatten() {
-            let score = match action.action_id.0.as_str() {
-                THUMBS_UP => 1.0,
-                THUMBS_DOWN => 0.0,
-                _ => continue,
-            };
-            let Some(id) = action
-                .value
-                .as_deref()
-                .and_then(|v| Uuid::parse_str(v).ok())
-            else {
-                tracing::debug!("feedback button without an inference id ignored");
-                continue;
-            };
-            self.thumbs(id, user, score, "button").await;
-            if score == 0.0
-                && let Err(e) = self
-                    .inner
-                    .web
-                    .open_view(&payload.trigger_id.0, comment_view(id))
-                    .await
-            {
-                tracing::warn!(error = %e, "cannot open the feedback comment modal");
-            }
-            if let Some(url) = payload.response_url.as_ref().map(|u| u.0.as_str()) {
-                let thanks = json!({
-                    "response_type": "ephemeral",
-                    "replace_original": false,
-                    "text": if score == 1.0 { "Thanks! Recorded 👍" } else { "Thanks! Recorded 👎" },
-                });
-                if let Err(e) = self.inner.web.respond(url, &thanks).await {
-                    tracing::debug!(error = %e, "cannot thank for the feedback");
-                }
-            }
-        }
-    }
-
-    async fn on_comment(&self, payload: &SlackInteractionViewSubmissionEvent) {
-        let view = &payload.view;
-        let Some(id) = modal_field(view, |m| m.private_metadata.as_deref())
+/// A click on the feedback buttons (`block_actions`): the vote, the
+/// comment modal for a 👎, and an ephemeral thanks.
+pub(crate) async fn on_actions(state: &Feedback, payload: &SlackInteractionBlockActionsEvent) {
+    let user = payload
+        .user
+        .as_ref()
+        .map(|u| u.id.0.as_str())
+        .unwrap_or_default();
+    for action in payload.actions.iter().flatten() {
+        let up = match action.action_id.0.as_str() {
+            THUMBS_UP => true,
+            THUMBS_DOWN => false,
+            _ => continue,
+        };
+        let Some(id) = action
+            .value
+            .as_deref()
             .and_then(|v| Uuid::parse_str(v).ok())
         else {
-            return;
+            tracing::debug!("feedback button without an inference id ignored");
+            continue;
         };
-        let comment = input_value(view, "comment", "comment")
-            .map(str::trim)
-            .unwrap_or_default();
-        if comment.is_empty() {
-            return;
+        let vote = Vote::Thumbs {
+            inference: id,
+            user,
+            up,
+            source: "button",
+        };
+        submit(state, vote).await;
+        if !up
+            && let Err(e) = state
+                .web
+                .open_view(&payload.trigger_id.0, comment_view(id))
+                .await
+        {
+            tracing::warn!(error = %e, "cannot open the feedback comment modal");
         }
-        let user = payload.user.id.0.as_str();
-        self.inner
-            .pipeline
-            .recorder()
-            .feedback(FeedbackRecord {
-                id: Uuid::now_v7(),
-                inference_id: id,
-                created_at_ms: now_ms(),
-                kind: "comment".into(),
-                score: None,
-                comment: Some(comment.to_string()),
-                user_id: Some(format!("slack:{user}")),
-                source: "modal".into(),
-            })
-            .await;
+        if let Some(url) = payload.response_url.as_ref().map(|u| u.0.as_str())
+            && let Err(e) = state.web.respond(url, &thanks(up)).await
+        {
+            tracing::debug!(error = %e, "cannot thank for the feedback");
+        }
     }
+}
 
-    async fn thumbs(&self, id: Uuid, user: &str, score: f64, source: &str) {
-        self.inner
-            .pipeline
-            .recorder()
-            .feedback(FeedbackRecord {
-                id: Uuid::now_v7(),
-                inference_id: id,
-                created_at_ms: now_ms(),
-                kind: "thumbs".into(),
-                score: Some(score),
-                comment: None,
-                user_id: Some(format!("slack:{user}")),
-                source: source.into(),
-            })
-            .await;
+/// The comment modal submitted: a comment on the answer, unless empty.
+pub(crate) async fn on_comment(state: &Feedback, payload: &SlackInteractionViewSubmissionEvent) {
+    let view = &payload.view;
+    let Some(id) =
+        modal_field(view, |m| m.private_metadata.as_deref()).and_then(|v| Uuid::parse_str(v).ok())
+    else {
+        return;
+    };
+    let comment = input_value(view, "comment", "comment")
+        .map(str::trim)
+        .unwrap_or_default();
+    if comment.is_empty() {
+        return;
     }
+    let vote = Vote::Comment {
+        inference: id,
+        user: payload.user.id.0.as_str(),
+        text: comment,
+    };
+    submit(state, vote).await;
 }
 
 /// Handles `reaction_added`: 👍 / 👎 on one of the bot's answers.
-pub(crate) async fn reaction(slack: &Slack, event: &SlackReactionAddedEvent) {
+pub(crate) async fn on_reaction(state: &Feedback, event: &SlackReactionAddedEvent) {
     let reaction = event.reaction.0.as_str();
-    let score = match reaction.split("::").next().unwrap_or(reaction) {
-        "+1" | "thumbsup" => 1.0,
-        "-1" | "thumbsdown" => 0.0,
+    let up = match reaction.split("::").next().unwrap_or(reaction) {
+        "+1" | "thumbsup" => true,
+        "-1" | "thumbsdown" => false,
         _ => return,
     };
-    let Ok(me) = slack.identity().await.cloned() else {
+    let Ok(me) = state.people.identity().await.cloned() else {
         return;
     };
     let SlackReactionsItem::Message(item) = &event.item else {
@@ -232,10 +177,10 @@ pub(crate) async fn reaction(slack: &Slack, event: &SlackReactionAddedEvent) {
     if event.item_user.as_ref().map(|u| u.0.as_str()) != Some(me.user_id.as_str()) {
         return;
     }
-    let id = match slack.answer_of(channel, ts) {
+    let id = match state.answers.of(channel, ts) {
         Some(id) => Some(id),
         // Another replica sent it: the message's metadata names the inference.
-        None => match slack.thread(channel, ts).await {
+        None => match state.web.replies(channel, ts).await {
             Ok(messages) => messages
                 .iter()
                 .find(|m| m.origin.ts.0 == ts)
@@ -250,30 +195,56 @@ pub(crate) async fn reaction(slack: &Slack, event: &SlackReactionAddedEvent) {
         },
     };
     if let Some(id) = id {
-        slack.thumbs(id, user, score, "reaction").await;
+        let vote = Vote::Thumbs {
+            inference: id,
+            user,
+            up,
+            source: "reaction",
+        };
+        submit(state, vote).await;
     }
 }
 
-/// The modal a 👎 opens: an optional comment on the answer.
-fn comment_view(id: Uuid) -> Value {
-    json!({
-        "type": "modal",
-        "callback_id": COMMENT_VIEW,
-        "private_metadata": id.to_string(),
-        "title": { "type": "plain_text", "text": "Feedback" },
-        "submit": { "type": "plain_text", "text": "Send" },
-        "close": { "type": "plain_text", "text": "Skip" },
-        "blocks": [{
-            "type": "input",
-            "block_id": "comment",
-            "optional": true,
-            "label": { "type": "plain_text", "text": "What was wrong with the answer?" },
-            "element": {
-                "type": "plain_text_input",
-                "action_id": "comment",
-                "multiline": true,
-                "max_length": 2000,
-            },
-        }],
-    })
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn votes_are_stored_as_the_rows_they_always_were() {
+        let id = Uuid::now_v7();
+        let up = record(&Vote::Thumbs {
+            inference: id,
+            user: "U1",
+            up: true,
+            source: "button",
+        });
+        assert_eq!(
+            (up.kind.as_str(), up.score, up.source.as_str()),
+            ("thumbs", Some(1.0), "button")
+        );
+        assert_eq!(up.user_id.as_deref(), Some("slack:U1"));
+        assert_eq!(up.inference_id, id);
+        let down = record(&Vote::Thumbs {
+            inference: id,
+            user: "U1",
+            up: false,
+            source: "reaction",
+        });
+        assert_eq!((down.score, down.source.as_str()), (Some(0.0), "reaction"));
+        let comment = record(&Vote::Comment {
+            inference: id,
+            user: "U2",
+            text: "too long",
+        });
+        assert_eq!(
+            (
+                comment.kind.as_str(),
+                comment.score,
+                comment.source.as_str()
+            ),
+            ("comment", None, "modal")
+        );
+        assert_eq!(comment.comment.as_deref(), Some("too long"));
+        assert_eq!(comment.user_id.as_deref(), Some("slack:U2"));
+    }
 }
