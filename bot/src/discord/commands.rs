@@ -8,7 +8,7 @@ use gateway::admin::{Actor, Command, parse_command};
 use gateway::registry::Scope;
 use serde_json::{Value, json};
 
-use super::normalize::User;
+use super::inbound::User;
 
 /// Discord's `ADMINISTRATOR` permission bit.
 const ADMINISTRATOR: u64 = 1 << 3;
@@ -195,7 +195,7 @@ pub fn ephemeral(kind: u8, content: &str) -> Value {
 
 /// Text cut to fit one message, saying so when it was cut.
 pub fn clip(text: &str) -> String {
-    let parts = gateway::chunks::split_message(text, super::reply::MAX_CHARS - 40);
+    let parts = gateway::chunks::split_message(text, super::delivery::MAX_CHARS - 40);
     match parts.len() {
         0 => String::new(),
         1 => parts.into_iter().next().unwrap_or_default(),

@@ -123,7 +123,7 @@ mod tests {
         let custom = feedback::custom_id(id, true);
         let mut click = interaction(3, json!({ "custom_id": custom, "component_type": 2 }), "0");
         click["message"] =
-            crate::discord::normalize::tests::guild_message("1700000000000000002", "answer", false);
+            crate::discord::inbound::tests::guild_message("1700000000000000002", "answer", false);
         click["message"]["components"] = feedback::buttons(id);
         let model: serenity::all::ComponentInteraction =
             serde_json::from_value(click).expect("serenity reads the click");

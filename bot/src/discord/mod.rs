@@ -6,17 +6,17 @@
 //! (serenity's models written back as JSON by [`events`]), so that they are
 //! tested without Discord.
 //!
-//! Data flow: `MESSAGE_CREATE` → [`normalize::trigger`] → dedupe (shared
+//! Data flow: `MESSAGE_CREATE` → [`inbound::trigger`] → dedupe (shared
 //! through Redis) → context (reply chain or thread) → [`gateway::Pipeline`]
-//! → [`reply::render`] (throttled edits, split parts, feedback buttons).
+//! → [`delivery::render`] (throttled edits, split parts, feedback buttons).
 
 pub mod commands;
 pub mod config;
 pub mod connection;
+pub mod delivery;
 pub mod events;
 pub mod feedback;
-pub mod normalize;
-pub mod reply;
+pub mod inbound;
 pub mod rest;
 pub mod slash;
 
@@ -31,8 +31,8 @@ use serde_json::{Value, json};
 use tokio::task::{JoinError, JoinHandle};
 
 pub use config::DiscordConfig;
-use normalize::{Message, Thread};
-use reply::{Target, Throttle};
+use delivery::{Target, Throttle};
+use inbound::{Message, Thread};
 use rest::{Rest, RestError};
 
 /// How long a message id is remembered against duplicates (a resume
@@ -164,7 +164,7 @@ impl Discord {
     /// Remembers a thread (`THREAD_CREATE`, `GUILD_CREATE`), so that the
     /// bot knows the threads it started.
     pub fn remember_thread(&self, channel: &Value) {
-        if let Some(t) = normalize::thread_from_channel(channel) {
+        if let Some(t) = inbound::thread_from_channel(channel) {
             self.inner
                 .threads
                 .lock()
@@ -190,7 +190,7 @@ impl Discord {
         let mut thread = self.thread(&msg.channel_id);
         let cfg = &self.inner.config;
         let triggers = |thread: Option<&Thread>| {
-            normalize::trigger(&msg, &bot_id, thread, cfg.answer_in_bot_threads).is_some()
+            inbound::trigger(&msg, &bot_id, thread, cfg.answer_in_bot_threads).is_some()
         };
         if !triggers(thread.as_ref()) {
             // serenity handles each event in a task of its own, so the first
@@ -215,7 +215,7 @@ impl Discord {
             return Ok(());
         }
         let history = self.context(&msg, thread.as_ref(), &bot_id).await;
-        let mut inbound = normalize::to_inbound(&msg, &bot_id, thread.as_ref(), history);
+        let mut inbound = inbound::to_inbound(&msg, &bot_id, thread.as_ref(), history);
         let (images, unreadable) = self.images(&msg).await;
         inbound.images = images;
         let origin = inbound.origin.clone();
@@ -232,19 +232,19 @@ impl Discord {
             .await
         {
             Ok(stream) => {
-                let note = normalize::image_note(&stream.images_unread, &unreadable);
+                let note = inbound::image_note(&stream.images_unread, &unreadable);
                 let target = Target {
                     note: note.as_deref(),
                     ..target
                 };
-                reply::render(rest, &self.inner.throttle, &target, stream).await?;
+                delivery::render(rest, &self.inner.throttle, &target, stream).await?;
             }
             Err(PipelineError::Limited { source, .. }) => {
-                reply::notice(rest, &target, &format!("⏳ {source}")).await?;
+                delivery::notice(rest, &target, &format!("⏳ {source}")).await?;
             }
             Err(e) => {
                 tracing::warn!(error = %e, "cannot answer a Discord message");
-                reply::notice(rest, &target, &format!("⚠️ I cannot answer this: {e}")).await?;
+                delivery::notice(rest, &target, &format!("⚠️ I cannot answer this: {e}")).await?;
             }
         }
         Ok(())
@@ -337,7 +337,7 @@ impl Discord {
             chain.reverse();
             chain
         };
-        normalize::history(&earlier, bot_id, max, self.inner.config.history_chars)
+        inbound::history(&earlier, bot_id, max, self.inner.config.history_chars)
     }
 
     /// A 👍 / 👎 reaction added to (or removed from) one of the bot's
