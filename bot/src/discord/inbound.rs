@@ -1,124 +1,31 @@
 //! From Discord's payloads to the gateway's [`Inbound`]: which messages the
-//! bot answers (triggers), and what it hands the pipeline. Pure functions
-//! over the documented JSON shapes, so that every rule is tested without a
-//! network.
+//! bot answers (triggers), and what it hands the pipeline. The rules are
+//! pure functions over the documented JSON shapes, so that every one is
+//! tested without a network; [`on_message`] applies them to a
+//! `MESSAGE_CREATE`, deduplicates it across replicas (through Redis),
+//! reads its context (reply chain or thread) and hands the request to the
+//! pipeline, whose answer [`super::delivery`] writes.
 
-use gateway::{ChatMessage, Inbound, Origin, Role};
-use serde::Deserialize;
+use std::time::Duration;
 
-/// A Discord user, as embedded in messages and interactions.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-pub struct User {
-    /// Snowflake id.
-    pub id: String,
-    /// The unique user name.
-    #[serde(default)]
-    pub username: String,
-    /// The display name, when set.
-    #[serde(default)]
-    pub global_name: Option<String>,
-    /// Whether the user is a bot.
-    #[serde(default)]
-    pub bot: bool,
-}
+use gateway::{ChatMessage, Inbound, Input, Origin, PipelineError, Request, Role};
+use serde_json::Value;
 
-impl User {
-    /// The name people see.
-    pub fn display(&self) -> &str {
-        self.global_name.as_deref().unwrap_or(&self.username)
-    }
-}
+use super::delivery::{self, Target};
+use super::model::{Attachment, Message, Thread};
+use super::rest::Rest;
+use super::state::{HandleError, Intake, Known};
 
-/// A guild member (partial, as in `MESSAGE_CREATE`).
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct Member {
-    /// The server nickname.
-    #[serde(default)]
-    pub nick: Option<String>,
-}
-
-/// A file attached to a message.
-#[derive(Debug, Clone, Deserialize)]
-pub struct Attachment {
-    /// The file name.
-    pub filename: String,
-    /// The MIME type, when Discord knows it.
-    #[serde(default)]
-    pub content_type: Option<String>,
-    /// Size in bytes.
-    #[serde(default)]
-    pub size: u64,
-    /// Where the CDN serves it.
-    #[serde(default)]
-    pub url: Option<String>,
-}
-
-impl Attachment {
-    /// Whether Discord says it is an image.
-    pub fn is_image(&self) -> bool {
-        self.content_type
-            .as_deref()
-            .is_some_and(|t| t.starts_with("image/"))
-    }
-}
-
-/// `message_reference`: what a reply answers.
-#[derive(Debug, Clone, Deserialize)]
-pub struct MessageReference {
-    /// The referenced message.
-    #[serde(default)]
-    pub message_id: Option<String>,
-    /// Its channel.
-    #[serde(default)]
-    pub channel_id: Option<String>,
-}
-
-/// A message (`MESSAGE_CREATE`, or `GET /channels/{id}/messages`).
-#[derive(Debug, Clone, Deserialize)]
-pub struct Message {
-    /// Snowflake id.
-    pub id: String,
-    /// The channel (or thread) it was posted in.
-    pub channel_id: String,
-    /// The guild; absent in DMs (and in REST responses).
-    #[serde(default)]
-    pub guild_id: Option<String>,
-    /// Who wrote it.
-    pub author: User,
-    /// The author as a guild member (gateway events in guilds).
-    #[serde(default)]
-    pub member: Option<Member>,
-    /// The text; empty without the `MESSAGE_CONTENT` intent, except for
-    /// mentions, DMs and replies to the bot.
-    #[serde(default)]
-    pub content: String,
-    /// Users mentioned.
-    #[serde(default)]
-    pub mentions: Vec<User>,
-    /// Attached files.
-    #[serde(default)]
-    pub attachments: Vec<Attachment>,
-    /// What this message replies to.
-    #[serde(default)]
-    pub message_reference: Option<MessageReference>,
-    /// The replied-to message, when Discord includes it.
-    #[serde(default)]
-    pub referenced_message: Option<Box<Message>>,
-    /// Components (buttons) on the message.
-    #[serde(default)]
-    pub components: Vec<serde_json::Value>,
-}
-
-/// A thread the bot knows of (`THREAD_CREATE`, `GUILD_CREATE` threads).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Thread {
-    /// The thread's channel id.
-    pub id: String,
-    /// The channel it hangs from.
-    pub parent_id: Option<String>,
-    /// Who started it.
-    pub owner_id: Option<String>,
-}
+/// How long a message id is remembered against duplicates (a resume
+/// replays at most a few minutes).
+const DEDUPE_TTL: Duration = Duration::from_secs(15 * 60);
+/// Images taken from one message, at most.
+const MAX_IMAGES: usize = 4;
+/// The largest image sent to a model, in bytes.
+const MAX_IMAGE_BYTES: usize = 8 * 1024 * 1024;
+/// How long a message in a guild channel not known as a thread waits for
+/// that channel's `THREAD_CREATE` (see [`on_message`]).
+const THREAD_GRACE: Duration = Duration::from_millis(300);
 
 /// Why the bot answers a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -298,7 +205,7 @@ pub fn history(
 
 /// Reads a thread from a `THREAD_CREATE` (or `GUILD_CREATE` `threads[]`)
 /// channel object; `None` for channels that are not threads.
-pub fn thread_from_channel(channel: &serde_json::Value) -> Option<Thread> {
+pub fn thread_from_channel(channel: &Value) -> Option<Thread> {
     // 10 announcement thread, 11 public thread, 12 private thread.
     let kind = channel.get("type")?.as_u64()?;
     if !(10..=12).contains(&kind) {
@@ -312,179 +219,160 @@ pub fn thread_from_channel(channel: &serde_json::Value) -> Option<Thread> {
     })
 }
 
-#[cfg(test)]
-pub(crate) mod tests {
-    use super::*;
-    use serde_json::json;
-
-    pub const BOT: &str = "1100000000000000001";
-
-    /// `MESSAGE_CREATE` in a guild channel, shaped as Discord documents it.
-    pub fn guild_message(id: &str, content: &str, mentions_bot: bool) -> serde_json::Value {
-        json!({
-            "id": id, "type": 0, "channel_id": "1200000000000000001",
-            "guild_id": "1300000000000000001",
-            "author": { "id": "1400000000000000001", "username": "ada", "global_name": "Ada L",
-                        "discriminator": "0", "avatar": null },
-            "member": { "roles": ["1500000000000000001"], "nick": "Ada", "joined_at": "2026-01-01T00:00:00.000000+00:00",
-                        "deaf": false, "mute": false },
-            "content": content, "timestamp": "2026-11-28T08:00:00.000000+00:00",
-            "edited_timestamp": null, "tts": false, "mention_everyone": false,
-            "mentions": if mentions_bot { json!([{ "id": BOT, "username": "switchboard", "bot": true, "discriminator": "0", "avatar": null }]) } else { json!([]) },
-            "mention_roles": [], "attachments": [], "embeds": [], "pinned": false
-        })
+/// A message posted where the bot can read it (`MESSAGE_CREATE`):
+/// answered when it is for the bot, once across replicas.
+pub(crate) async fn on_message(intake: &Intake, msg: Message) -> Result<(), HandleError> {
+    let Some(bot_id) = intake.known.bot_id() else {
+        return Ok(());
+    };
+    let mut thread = intake.known.thread(&msg.channel_id);
+    let triggers = |thread: Option<&Thread>| {
+        trigger(&msg, &bot_id, thread, intake.answer_in_bot_threads).is_some()
+    };
+    if !triggers(thread.as_ref()) {
+        // serenity handles each event in a task of its own, so the first
+        // message in a brand-new thread can overtake the thread's
+        // `THREAD_CREATE` by a moment: a message that would be ignored
+        // in a channel not known as a thread gets that moment.
+        if !(intake.answer_in_bot_threads && thread.is_none() && msg.guild_id.is_some()) {
+            return Ok(());
+        }
+        tokio::time::sleep(THREAD_GRACE).await;
+        thread = intake.known.thread(&msg.channel_id);
+        if !triggers(thread.as_ref()) {
+            return Ok(());
+        }
     }
-
-    fn parse(v: serde_json::Value) -> Message {
-        serde_json::from_value(v).expect("documented payload parses")
+    if !intake
+        .dedupe
+        .first_seen(&format!("discord:message:{}", msg.id), DEDUPE_TTL)
+        .await?
+    {
+        tracing::debug!(message = %msg.id, "message already answered");
+        return Ok(());
     }
-
-    #[test]
-    fn a_mention_in_a_channel_is_answered_with_the_mention_removed() {
-        let m = parse(guild_message("1", &format!("<@{BOT}> what is Rust?"), true));
-        assert_eq!(trigger(&m, BOT, None, true), Some(Trigger::Mention));
-        let inbound = to_inbound(&m, BOT, None, vec![]);
-        assert_eq!(inbound.text, "what is Rust?");
-        assert_eq!(inbound.origin.platform, "discord");
-        assert_eq!(
-            inbound.origin.workspace.as_deref(),
-            Some("1300000000000000001")
-        );
-        assert_eq!(
-            inbound.origin.channel.as_deref(),
-            Some("1200000000000000001")
-        );
-        assert_eq!(inbound.origin.thread, None);
-        assert_eq!(inbound.origin.user.as_deref(), Some("1400000000000000001"));
-        assert!(!inbound.origin.private, "a guild channel is not private");
-        assert_eq!(inbound.user_name.as_deref(), Some("Ada"));
+    let history = context(intake, &msg, thread.as_ref(), &bot_id).await;
+    let mut inbound = to_inbound(&msg, &bot_id, thread.as_ref(), history);
+    let (images, unreadable) = images(&intake.rest, &msg).await;
+    inbound.images = images;
+    let origin = inbound.origin.clone();
+    let target = Target {
+        channel: &msg.channel_id,
+        reply_to: Some(&msg.id),
+        note: None,
+    };
+    let delivery = &intake.delivery;
+    match intake
+        .pipeline
+        .start(Request::new(origin, Input::Chat(inbound)))
+        .await
+    {
+        Ok(stream) => {
+            let note = image_note(&stream.images_unread, &unreadable);
+            let target = Target {
+                note: note.as_deref(),
+                ..target
+            };
+            delivery::render(delivery, &target, stream).await?;
+        }
+        Err(PipelineError::Limited { source, .. }) => {
+            delivery::notice(delivery, &target, &format!("⏳ {source}")).await?;
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot answer a Discord message");
+            delivery::notice(delivery, &target, &format!("⚠️ I cannot answer this: {e}")).await?;
+        }
     }
+    Ok(())
+}
 
-    #[test]
-    fn a_plain_channel_message_is_not_answered() {
-        let m = parse(guild_message("1", "hello everyone", false));
-        assert_eq!(trigger(&m, BOT, None, true), None);
+/// Remembers a thread (`THREAD_CREATE`, `GUILD_CREATE`), so that the bot
+/// knows the threads it started.
+pub(crate) fn remember_thread(known: &Known, channel: &Value) {
+    if let Some(t) = thread_from_channel(channel) {
+        known.remember(t);
     }
+}
 
-    #[test]
-    fn a_dm_is_answered_without_a_guild() {
-        let mut v = guild_message("2", "hi there", false);
-        v.as_object_mut().map(|o| {
-            o.remove("guild_id");
-            o.remove("member")
-        });
-        let m = parse(v);
-        assert_eq!(trigger(&m, BOT, None, true), Some(Trigger::Direct));
-        let inbound = to_inbound(&m, BOT, None, vec![]);
-        assert_eq!(inbound.origin.workspace, None);
-        assert!(inbound.origin.private, "only the DM's user may rate it");
-        assert_eq!(inbound.text, "hi there");
-        assert_eq!(inbound.user_name.as_deref(), Some("Ada L"));
-    }
-
-    #[test]
-    fn the_bot_ignores_itself_and_other_bots_even_when_mentioned() {
-        let mut v = guild_message("3", &format!("<@{BOT}> loop?"), true);
-        v["author"] = json!({ "id": BOT, "username": "switchboard", "bot": true });
-        assert_eq!(trigger(&parse(v), BOT, None, true), None);
-        let mut v = guild_message("4", &format!("<@{BOT}> loop?"), true);
-        v["author"] = json!({ "id": "999", "username": "otherbot", "bot": true });
-        assert_eq!(trigger(&parse(v), BOT, None, true), None);
-    }
-
-    #[test]
-    fn a_reply_to_the_bot_is_answered_and_carries_the_reference() {
-        let mut v = guild_message("5", "and in Go?", false);
-        v["type"] = json!(19);
-        v["message_reference"] = json!({ "message_id": "4", "channel_id": "1200000000000000001", "guild_id": "1300000000000000001" });
-        let mut earlier = guild_message("4", "Rust is a systems language.", false);
-        earlier["author"] = json!({ "id": BOT, "username": "switchboard", "bot": true });
-        v["referenced_message"] = earlier;
-        let m = parse(v);
-        assert_eq!(trigger(&m, BOT, None, true), Some(Trigger::ReplyToBot));
-        assert_eq!(
-            m.message_reference.and_then(|r| r.message_id).as_deref(),
-            Some("4")
-        );
-        // A reply to someone else is not for the bot.
-        let mut v = guild_message("6", "agreed", false);
-        v["referenced_message"] = guild_message("5", "x", false);
-        assert_eq!(trigger(&parse(v), BOT, None, true), None);
-    }
-
-    #[test]
-    fn a_thread_message_is_answered_in_threads_the_bot_started_and_keeps_its_parent() {
-        let thread = thread_from_channel(&json!({
-            "id": "1600000000000000001", "type": 11, "guild_id": "1300000000000000001",
-            "parent_id": "1200000000000000001", "owner_id": BOT, "name": "Rust questions"
-        }))
-        .expect("a public thread");
-        let mut v = guild_message("7", "more please", false);
-        v["channel_id"] = json!("1600000000000000001");
-        let m = parse(v);
-        assert_eq!(
-            trigger(&m, BOT, Some(&thread), true),
-            Some(Trigger::BotThread)
-        );
-        assert_eq!(trigger(&m, BOT, Some(&thread), false), None);
-        let inbound = to_inbound(&m, BOT, Some(&thread), vec![]);
-        assert_eq!(
-            inbound.origin.channel.as_deref(),
-            Some("1200000000000000001")
-        );
-        assert_eq!(
-            inbound.origin.thread.as_deref(),
-            Some("1600000000000000001")
-        );
-        // Someone else's thread: only mentions count.
-        let other = Thread {
-            owner_id: Some("42".into()),
-            ..thread
+/// The images attached to `msg`, fetched from the CDN (at most
+/// [`MAX_IMAGES`] of at most [`MAX_IMAGE_BYTES`] each), and the names
+/// of those that could not be used.
+async fn images(rest: &Rest, msg: &Message) -> (Vec<gateway::Image>, Vec<String>) {
+    let mut images = Vec::new();
+    let mut unreadable = Vec::new();
+    for a in msg.attachments.iter().filter(|a| a.is_image()) {
+        let fetched = match &a.url {
+            Some(url) if images.len() < MAX_IMAGES && a.size <= MAX_IMAGE_BYTES as u64 => {
+                rest.download_bytes(url, MAX_IMAGE_BYTES).await.ok()
+            }
+            _ => None,
         };
-        assert_eq!(trigger(&m, BOT, Some(&other), true), None);
-        assert_eq!(thread_from_channel(&json!({"id": "1", "type": 0})), None);
+        let image = fetched.and_then(|bytes| {
+            gateway::Image::from_bytes(a.content_type.as_deref().unwrap_or(""), &a.filename, &bytes)
+        });
+        match image {
+            Some(image) => images.push(image),
+            None => {
+                tracing::info!(file = %a.filename, "an attached image was not used");
+                unreadable.push(a.filename.clone());
+            }
+        }
     }
+    (images, unreadable)
+}
 
-    #[test]
-    fn history_says_who_said_what_and_keeps_the_newest() {
-        let mut bot = guild_message("2", "Rust is a systems language.", false);
-        bot["author"] = json!({ "id": BOT, "username": "switchboard", "bot": true });
-        let msgs = vec![
-            parse(guild_message("1", &format!("<@{BOT}> what is Rust?"), true)),
-            parse(bot),
-            parse(guild_message("3", "", false)),
-        ];
-        let h = history(&msgs, BOT, 10, 10_000);
-        assert_eq!(
-            h,
-            vec![
-                ChatMessage::new(Role::User, "Ada: what is Rust?"),
-                ChatMessage::new(Role::Assistant, "Rust is a systems language."),
-            ]
-        );
-        assert_eq!(history(&msgs, BOT, 1, 10_000).len(), 1);
-        assert_eq!(history(&msgs, BOT, 1, 10_000)[0].role, Role::Assistant);
-        // A budget that holds only the newest message drops the older one.
-        let newest = "Rust is a systems language.".chars().count();
-        assert_eq!(
-            history(&msgs, BOT, 10, newest + 5),
-            vec![ChatMessage::new(
-                Role::Assistant,
-                "Rust is a systems language."
-            )]
-        );
+/// The conversation before `msg`: the thread's messages, or the reply
+/// chain, up to `discord.history` of them. A failed read leaves the
+/// context shorter rather than the question unanswered.
+async fn context(
+    intake: &Intake,
+    msg: &Message,
+    thread: Option<&Thread>,
+    bot_id: &str,
+) -> Vec<ChatMessage> {
+    let max = intake.history;
+    if max == 0 {
+        return Vec::new();
     }
-
-    #[test]
-    fn attachments_are_described_for_the_prompt() {
-        let mut v = guild_message("8", &format!("<@{BOT}> what is this?"), true);
-        v["attachments"] = json!([{ "id": "9", "filename": "chart.png", "size": 2048,
-            "url": "https://cdn.example/chart.png", "proxy_url": "https://media.example/chart.png",
-            "content_type": "image/png" }]);
-        let inbound = to_inbound(&parse(v), BOT, None, vec![]);
-        assert_eq!(
-            inbound.attachments,
-            vec!["chart.png (image/png, 2048 bytes)"]
-        );
-    }
+    let rest = &intake.rest;
+    let earlier = if thread.is_some() {
+        match rest.messages_before(&msg.channel_id, &msg.id, max).await {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(error = %e, "thread history not read");
+                Vec::new()
+            }
+        }
+    } else {
+        let mut chain = Vec::new();
+        let mut next = msg.referenced_message.as_deref().cloned();
+        let mut reference = msg.message_reference.clone();
+        while chain.len() < max {
+            let m = match next.take() {
+                Some(m) => m,
+                None => {
+                    let Some(id) = reference.as_ref().and_then(|r| r.message_id.clone()) else {
+                        break;
+                    };
+                    let channel = reference
+                        .as_ref()
+                        .and_then(|r| r.channel_id.clone())
+                        .unwrap_or_else(|| msg.channel_id.clone());
+                    match rest.message(&channel, &id).await {
+                        Ok(m) => m,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "reply chain cut short");
+                            break;
+                        }
+                    }
+                }
+            };
+            reference = m.message_reference.clone();
+            next = m.referenced_message.as_deref().cloned();
+            chain.push(m);
+        }
+        chain.reverse();
+        chain
+    };
+    history(&earlier, bot_id, max, intake.history_chars)
 }
