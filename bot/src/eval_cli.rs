@@ -158,7 +158,7 @@ pub async fn run(config: &gateway::Config, args: EvalArgs) -> anyhow::Result<()>
     if args.dataset.is_none() && filter.sample.is_none() {
         filter.limit = filter.limit.or(Some(50));
     }
-    crate::prepare_models(config).await?;
+    crate::models::prepare(config).await?;
     let app = gateway::Gateway::build(config).await?;
     let result = evaluate(&app, args, filter).await;
     app.shutdown().await;

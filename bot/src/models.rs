@@ -141,3 +141,16 @@ impl Bar {
         }
     }
 }
+
+/// Fetches missing embedded models before start, with a progress bar.
+pub async fn prepare(config: &Config) -> anyhow::Result<()> {
+    let has_local = config
+        .providers
+        .values()
+        .any(|p| matches!(p, ProviderConfig::Local(l) if l.path.is_none()));
+    if !has_local {
+        return Ok(());
+    }
+    let config = config.clone();
+    tokio::task::spawn_blocking(move || pull(&config, None)).await?
+}

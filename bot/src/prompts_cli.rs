@@ -158,7 +158,7 @@ pub async fn run(config: &gateway::Config, command: PromptsCommand) -> anyhow::R
         version,
     } = command
     {
-        crate::prepare_models(config).await?;
+        crate::models::prepare(config).await?;
         let app = gateway::Gateway::build(config).await?;
         let result = app
             .admin

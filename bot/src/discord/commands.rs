@@ -1,21 +1,29 @@
-//! `/prompt` interactions (the command's options, the edit form and its
-//! submission) as Discord documents them, turned into the platform-neutral
-//! admin layer's [`Command`]s and [`Actor`]s. Rights are checked by the
-//! admin layer on every call: Discord's `default_member_permissions` only
-//! hides the command, and server admins can change that in the client.
+//! `/prompt` interactions (the command's options) as Discord documents
+//! them, turned into the platform-neutral admin layer's [`Command`]s and
+//! [`Actor`]s, run there, and their answers as text; autocomplete for
+//! prompt names and versions. Rights are checked by the admin layer on
+//! every call: Discord's `default_member_permissions` only hides the
+//! command, and server admins can change that in the client. The edit
+//! form is [`super::edit`]'s; poise's command definitions are
+//! [`super::slash`]'s.
 
-use gateway::admin::{Actor, Command, parse_command};
+use std::time::Duration;
+
+use gateway::admin::{Actor, AdminError, Command, Output, parse_command};
 use gateway::registry::Scope;
-use serde_json::{Value, json};
+use serde_json::Value;
+use tokio::task::{JoinError, JoinHandle};
 
-use super::normalize::User;
+use super::model::User;
+use super::state::Commands;
+
+/// Commands that take longer than this are deferred (Discord allows 3 s).
+const DEFER_AFTER: Duration = Duration::from_millis(2500);
 
 /// Discord's `ADMINISTRATOR` permission bit.
 const ADMINISTRATOR: u64 = 1 << 3;
 /// Discord's `MANAGE_GUILD` (Manage Server) permission bit.
 const MANAGE_GUILD: u64 = 1 << 5;
-/// The longest value a modal's text input may hold.
-pub const MODAL_MAX: usize = 4000;
 
 /// Who runs an interaction, for the admin layer: the user id, the member's
 /// roles and whether Discord says they manage the server.
@@ -133,82 +141,72 @@ pub fn to_command(
     parse_command(&text, here)
 }
 
-/// The edit form for a prompt, prefilled with its TOML; `None` when the
-/// prompt is longer than a form holds.
-pub fn edit_modal(name: &str, base: i64, toml: &str) -> Option<Value> {
-    if toml.chars().count() > MODAL_MAX {
-        return None;
+/// An admin command still running when Discord wants a first answer.
+pub struct Slow(JoinHandle<Result<Output, AdminError>>);
+
+impl Slow {
+    /// Waits for the command; its answer as text.
+    pub async fn text(self) -> String {
+        answer_text(self.0.await)
     }
-    let title: String = format!("Edit {name} (from v{base})")
-        .chars()
-        .take(45)
-        .collect();
-    Some(json!({
-        "type": 9,
-        "data": {
-            "custom_id": format!("sb:edit:{base}:{name}"),
-            "title": title,
-            "components": [
-                { "type": 1, "components": [{ "type": 4, "custom_id": "toml", "label": "Prompt (TOML)",
-                    "style": 2, "value": toml, "required": true, "max_length": MODAL_MAX }] },
-                { "type": 1, "components": [{ "type": 4, "custom_id": "message", "label": "What changed",
-                    "style": 1, "required": false, "max_length": 200 }] }
-            ]
+}
+
+fn answer_text(r: Result<Result<Output, AdminError>, JoinError>) -> String {
+    match r {
+        Ok(Ok(out)) => out.to_text(),
+        Ok(Err(e)) => format!("⛔ {e}"),
+        Err(e) => format!("⚠️ the command failed: {e}"),
+    }
+}
+
+/// Runs an admin command for `actor` (the admin layer checks rights on
+/// every call); `Err` with the running command when it takes longer
+/// than Discord waits for a first answer, so that the caller defers.
+pub(crate) async fn run_admin(
+    state: &Commands,
+    actor: Actor,
+    command: Command,
+) -> Result<String, Slow> {
+    let admin = state.admin.clone();
+    let mut run = tokio::spawn(async move { admin.run(&actor, command).await });
+    match tokio::time::timeout(DEFER_AFTER, &mut run).await {
+        Ok(result) => Ok(answer_text(result)),
+        Err(_) => Err(Slow(run)),
+    }
+}
+
+/// Autocomplete choices: prompt names for `name`, otherwise the labels
+/// and versions (newest first) of prompt `name`; those starting with
+/// what was typed, at most 25 (Discord's limit).
+pub(crate) async fn choices(
+    state: &Commands,
+    option: &str,
+    name: &str,
+    typed: &str,
+) -> Vec<String> {
+    let registry = &state.registry;
+    let mut values: Vec<String> = if option == "name" {
+        registry.list().into_iter().map(|p| p.name).collect()
+    } else {
+        let info = registry.list().into_iter().find(|p| p.name == name);
+        let mut v: Vec<String> = match registry.versions(name).await {
+            Ok(rows) => rows.iter().rev().map(|r| r.version.to_string()).collect(),
+            Err(_) => Vec::new(),
+        };
+        if let Some(info) = info {
+            v.splice(0..0, info.labels.keys().cloned());
         }
-    }))
-}
-
-/// The commit message of an edit made here without one.
-pub const EDITED_HERE: &str = "edited in Discord";
-
-/// A submitted edit form (`INTERACTION_CREATE` type 5) as a [`Command::Edit`].
-pub fn from_modal(data: &Value) -> Result<Command, String> {
-    let custom = data.get("custom_id").and_then(Value::as_str).unwrap_or("");
-    let (base, name) = custom
-        .strip_prefix("sb:edit:")
-        .and_then(|r| r.split_once(':'))
-        .and_then(|(b, n)| Some((b.parse::<i64>().ok()?, n)))
-        .ok_or_else(|| "this form is not one of the bot's; run /prompt edit again".to_string())?;
-    let field = |id: &str| -> Option<String> {
-        data.get("components")?
-            .as_array()?
-            .iter()
-            .flat_map(|row| {
-                row.get("components")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-            })
-            .find(|c| c.get("custom_id").and_then(Value::as_str) == Some(id))?
-            .get("value")?
-            .as_str()
-            .map(str::to_string)
+        v
     };
-    let toml = field("toml").ok_or_else(|| "the form came back without the prompt".to_string())?;
-    Command::edit_from_toml(name, base, &toml, field("message").as_deref(), EDITED_HERE)
-}
-
-/// An interaction answer only the caller sees (flag 64, `EPHEMERAL`).
-pub fn ephemeral(kind: u8, content: &str) -> Value {
-    json!({ "type": kind, "data": { "content": clip(content), "flags": 64, "allowed_mentions": { "parse": [] } } })
-}
-
-/// Text cut to fit one message, saying so when it was cut.
-pub fn clip(text: &str) -> String {
-    let parts = gateway::chunks::split_message(text, super::reply::MAX_CHARS - 40);
-    match parts.len() {
-        0 => String::new(),
-        1 => parts.into_iter().next().unwrap_or_default(),
-        n => format!(
-            "{}\n… ({} more parts not shown; use the command line for the whole text)",
-            parts.into_iter().next().unwrap_or_default(),
-            n - 1
-        ),
-    }
+    values.retain(|v| v.starts_with(typed.trim()));
+    values.truncate(25);
+    values
 }
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     /// A documented `INTERACTION_CREATE` for `/prompt promote support 3`.
@@ -277,35 +275,5 @@ mod tests {
             "{cmd:?}"
         );
         assert!(to_command("promote", &opts(&[("name", "a b"), ("version", "1")]), None).is_err());
-    }
-
-    #[test]
-    fn the_modal_submit_becomes_an_edit_of_the_named_prompt() {
-        let toml = "name = \"support\"\nmodel = \"default\"\n\n[[messages]]\nrole = \"user\"\ntemplate = \"{{ text }}\"\n";
-        let submit = |custom: &str| {
-            json!({ "custom_id": custom, "components": [
-            { "type": 1, "components": [{ "type": 4, "custom_id": "toml", "value": toml }] },
-            { "type": 1, "components": [{ "type": 4, "custom_id": "message", "value": "shorter" }] } ] })
-        };
-        match from_modal(&submit("sb:edit:2:support")) {
-            Ok(Command::Edit {
-                prompt,
-                base,
-                message,
-            }) => {
-                assert_eq!(
-                    (prompt.name.as_str(), base, message.as_str()),
-                    ("support", 2, "shorter")
-                );
-            }
-            other => panic!("expected an edit, got {other:?}"),
-        }
-        let renamed =
-            from_modal(&submit("sb:edit:2:billing")).expect_err("a renamed prompt is refused");
-        assert!(
-            renamed.contains("billing") && renamed.contains("support"),
-            "{renamed}"
-        );
-        assert!(from_modal(&json!({ "custom_id": "x" })).is_err());
     }
 }

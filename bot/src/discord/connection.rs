@@ -1,16 +1,17 @@
 //! The connection to Discord. serenity's client runs this replica's range
 //! of gateway shards (IDENTIFY, RESUME after a dropped connection,
 //! heartbeats, one IDENTIFY per five seconds) and hands every dispatch to
-//! poise, which runs the `/prompt` commands ([`super::slash`]) and passes
-//! everything else to [`super::events`]. A close code that reconnecting
-//! cannot fix (a refused token, say) stops the adapter with the fix rather
-//! than a reconnect loop.
+//! the framework it is given (poise, which runs the `/prompt` commands and
+//! passes everything else to the adapter's dispatch). A close code that
+//! reconnecting cannot fix (a refused token, say) stops the adapter with
+//! the fix rather than a reconnect loop.
 
 use serenity::all::{ClientBuilder, GatewayError, GatewayIntents};
+use serenity::framework::Framework;
 use tokio::sync::watch;
 
+use super::config::DiscordConfig;
 use super::rest::Rest;
-use super::{Discord, DiscordConfig, HandleError};
 
 /// Why the Discord connection stopped for good.
 #[derive(Debug, thiserror::Error)]
@@ -68,34 +69,16 @@ fn fatal(error: &GatewayError) -> Option<(u16, &'static str)> {
 }
 
 /// Connects this replica's shards and runs until `stop` turns true (or
-/// Discord refuses the connection for good). The `/prompt` commands are
-/// registered once the first shard is ready.
+/// Discord refuses the connection for good), handing every dispatch to
+/// `framework`.
 pub async fn run(
-    config: DiscordConfig,
-    pipeline: gateway::Pipeline,
-    admin: gateway::admin::Admin,
+    config: &DiscordConfig,
+    framework: impl Framework + 'static,
     mut stop: watch::Receiver<bool>,
 ) -> Result<(), ConnectionError> {
     let shards = config.shards;
     let intents = intents(config.message_content);
-    let http = Rest::http_client(&config);
-    let framework = poise::Framework::<Discord, HandleError>::builder()
-        .options(super::slash::options())
-        .setup(move |ctx, ready, framework| {
-            Box::pin(async move {
-                let rest = Rest::new(ctx.http.clone(), &config);
-                let discord = Discord::new(config, rest, pipeline, admin);
-                discord.set_bot_id(&ready.user.id.to_string());
-                if let Err(e) =
-                    poise::builtins::register_globally(&ctx.http, &framework.options().commands)
-                        .await
-                {
-                    tracing::warn!(error = %e, "the /prompt commands were not registered");
-                }
-                Ok(discord)
-            })
-        })
-        .build();
+    let http = Rest::http_client(config);
     let mut client = ClientBuilder::new_with_http(http, intents)
         .framework(framework)
         .await

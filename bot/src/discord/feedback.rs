@@ -1,42 +1,186 @@
 //! Feedback from Discord: the 👍 / 👎 buttons under a finished answer
-//! (their `custom_id` carries the inference id) and the same emoji as
-//! reactions on the bot's messages. Both become thumbs rows on the
-//! inference; a changed vote replaces the earlier one in the store.
-//! Removing the reaction that cast the current vote withdraws it: a thumbs
-//! row without a score replaces it, so the answer counts as neither.
+//! (their `custom_id` carries the inference id, see
+//! [`super::components`]) and the same emoji as reactions on the bot's
+//! messages. Each becomes a [`Vote`] on the inference, and every vote goes
+//! through [`submit`]: thumbs rows on the inference, where a changed vote
+//! replaces the earlier one in the store. Removing the reaction that cast
+//! the current vote withdraws it: a thumbs row without a score replaces
+//! it, so the answer counts as neither.
 
-use gateway::store::{FeedbackRecord, now_ms};
-use serde_json::{Value, json};
+use gateway::domain::{FeedbackRecord, now_ms};
+use gateway::promptops::feedback::Verdict;
+use serde_json::Value;
 use uuid::Uuid;
 
-const PREFIX: &str = "sb:fb:";
+use super::components::{self, inference_of, parse_custom_id};
+use super::state::{Feedback, HandleError};
 
-/// The action row with the two feedback buttons for an inference.
-pub fn buttons(inference_id: Uuid) -> Value {
-    json!([{
-        "type": 1,
-        "components": [
-            { "type": 2, "style": 2, "emoji": { "name": "👍" }, "custom_id": custom_id(inference_id, true) },
-            { "type": 2, "style": 2, "emoji": { "name": "👎" }, "custom_id": custom_id(inference_id, false) }
-        ]
-    }])
+/// One vote on an answer, by a Discord user.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Vote<'a> {
+    /// 👍 (`up`) or 👎, from a button or a reaction (`source`).
+    Cast {
+        /// The inference answered.
+        inference: Uuid,
+        /// The Discord user id.
+        user: &'a str,
+        /// 👍 rather than 👎.
+        up: bool,
+        /// `button` or `reaction`.
+        source: &'a str,
+    },
+    /// A 👍 (`up`) or 👎 reaction taken back: the vote is withdrawn if it
+    /// is the one that stands.
+    Withdraw {
+        /// The inference answered.
+        inference: Uuid,
+        /// The Discord user id.
+        user: &'a str,
+        /// The reaction was 👍 rather than 👎.
+        up: bool,
+    },
 }
 
-/// `sb:fb:up:<uuid>` or `sb:fb:down:<uuid>`.
-pub fn custom_id(inference_id: Uuid, up: bool) -> String {
-    format!("{PREFIX}{}:{inference_id}", if up { "up" } else { "down" })
+/// Takes one vote through the gateway's feedback door, which says whether
+/// it was kept (a withdrawal that withdraws nothing is `Stored`: there is
+/// nothing to refuse). Every vote of the adapter goes through here.
+pub(crate) async fn submit(state: &Feedback, vote: Vote<'_>) -> Verdict {
+    match vote {
+        Vote::Cast {
+            inference,
+            user,
+            up,
+            source,
+        } => state.door.submit(record(inference, up, user, source)).await,
+        Vote::Withdraw {
+            inference,
+            user,
+            up,
+        } => {
+            // Withdrawn only if this reaction cast the vote that stands:
+            // taking back a 👍 leaves a later 👎 (or button click) alone.
+            state.recorder.flush().await;
+            let current = state
+                .store
+                .current_vote(&inference.to_string(), &voter(user))
+                .await;
+            match current {
+                Ok(Some(Some(score))) if (score == 1.0) == up => {
+                    state.door.submit(withdrawal(inference, user)).await
+                }
+                Ok(_) => Verdict::Stored,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read the vote a removed reaction would withdraw");
+                    Verdict::Unchecked
+                }
+            }
+        }
+    }
 }
 
-/// The inference and the vote a button's `custom_id` carries.
-pub fn parse_custom_id(custom_id: &str) -> Option<(Uuid, bool)> {
-    let rest = custom_id.strip_prefix(PREFIX)?;
-    let (vote, id) = rest.split_once(':')?;
-    let up = match vote {
-        "up" => true,
-        "down" => false,
-        _ => return None,
+/// A 👍 / 👎 reaction added to (or removed from) one of the bot's
+/// answers (`MESSAGE_REACTION_ADD` / `_REMOVE`).
+pub(crate) async fn on_reaction(
+    state: &Feedback,
+    data: &Value,
+    added: bool,
+) -> Result<(), HandleError> {
+    let text = |k: &str| data.get(k).and_then(Value::as_str);
+    let (Some(user), Some(channel), Some(message), Some(emoji)) = (
+        text("user_id"),
+        text("channel_id"),
+        text("message_id"),
+        data.pointer("/emoji/name").and_then(Value::as_str),
+    ) else {
+        return Ok(());
     };
-    Some((Uuid::parse_str(id).ok()?, up))
+    let Some(up) = reaction_vote(emoji) else {
+        return Ok(());
+    };
+    let Some(bot_id) = state.known.bot_id() else {
+        return Ok(());
+    };
+    if user == bot_id {
+        return Ok(());
+    }
+    let msg = state.rest.message(channel, message).await?;
+    if msg.author.id != bot_id {
+        return Ok(());
+    }
+    // Only the last part of an answer carries the buttons; earlier parts
+    // are found by the parts after them in the channel.
+    let mut inference = inference_of(&msg.components);
+    if inference.is_none() {
+        let later = state
+            .rest
+            .messages_after(channel, message, 5)
+            .await
+            .unwrap_or_default();
+        inference = later
+            .iter()
+            .rev()
+            .filter(|m| m.author.id == bot_id)
+            .find_map(|m| inference_of(&m.components));
+    }
+    let Some(id) = inference else {
+        return Ok(());
+    };
+    let vote = if added {
+        Vote::Cast {
+            inference: id,
+            user,
+            up,
+            source: "reaction",
+        }
+    } else {
+        Vote::Withdraw {
+            inference: id,
+            user,
+            up,
+        }
+    };
+    if !submit(state, vote).await.taken() {
+        tracing::info!(inference = %id, "a feedback reaction was not recorded");
+    }
+    Ok(())
+}
+
+/// A click on a feedback button (an `INTERACTION_CREATE` of type 3).
+pub(crate) async fn on_button(state: &Feedback, data: &Value) -> Result<(), HandleError> {
+    let (Some(id), Some(token)) = (
+        data.get("id").and_then(Value::as_str),
+        data.get("token").and_then(Value::as_str),
+    ) else {
+        return Ok(());
+    };
+    let custom = data
+        .pointer("/data/custom_id")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let user = data
+        .pointer("/member/user/id")
+        .or_else(|| data.pointer("/user/id"))
+        .and_then(Value::as_str);
+    let (Some((inference, up)), Some(user)) = (parse_custom_id(custom), user) else {
+        return Ok(());
+    };
+    let vote = Vote::Cast {
+        inference,
+        user,
+        up,
+        source: "button",
+    };
+    let verdict = submit(state, vote).await;
+    let thanks = match (verdict.taken(), up) {
+        (true, true) => "Recorded 👍, thank you.",
+        (true, false) => "Recorded 👎, thank you: it helps us improve the answers.",
+        (false, _) => verdict.reply(Some(up)),
+    };
+    state
+        .rest
+        .interaction_callback(id, token, &components::ephemeral(4, thanks))
+        .await?;
+    Ok(())
 }
 
 /// The vote a reaction emoji means, if any.
@@ -51,20 +195,6 @@ pub fn reaction_vote(emoji: &str) -> Option<bool> {
         "👎" => Some(false),
         _ => None,
     }
-}
-
-/// The inference a message of the bot answered, read from its buttons.
-pub fn inference_of(components: &[Value]) -> Option<Uuid> {
-    components
-        .iter()
-        .flat_map(|row| {
-            row.get("components")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-        })
-        .filter_map(|c| c.get("custom_id").and_then(Value::as_str))
-        .find_map(|id| parse_custom_id(id).map(|(uuid, _)| uuid))
 }
 
 /// A thumbs row by `user` (a Discord user id) from `source`.
@@ -97,31 +227,6 @@ pub fn voter(user: &str) -> gateway::User {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn buttons_carry_the_inference_and_read_back() {
-        let id = Uuid::now_v7();
-        let row = buttons(id);
-        let ids: Vec<&str> = row[0]["components"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|b| b["custom_id"].as_str())
-            .collect();
-        assert_eq!(ids.len(), 2);
-        assert!(
-            ids.iter().all(|c| c.len() <= 100),
-            "Discord allows 100 characters"
-        );
-        assert_eq!(parse_custom_id(ids[0]), Some((id, true)));
-        assert_eq!(parse_custom_id(ids[1]), Some((id, false)));
-        assert_eq!(
-            inference_of(row.as_array().map_or(&[][..], |v| v)),
-            Some(id)
-        );
-        assert_eq!(parse_custom_id("sb:fb:maybe:x"), None);
-        assert_eq!(parse_custom_id("other:button"), None);
-    }
 
     #[test]
     fn thumbs_reactions_count_with_any_skin_tone() {

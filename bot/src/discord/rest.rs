@@ -18,7 +18,7 @@ use serenity::http::{Http, HttpBuilder, HttpError, MessagePagination};
 use serenity::model::id::{ApplicationId, ChannelId, InteractionId, MessageId};
 
 use super::config::DiscordConfig;
-use super::normalize::Message;
+use super::model::Message;
 
 /// How many 429 answers one call waits out before giving up.
 const MAX_RATE_LIMITED: u32 = 5;
@@ -364,8 +364,7 @@ mod tests {
 
     #[test]
     fn a_message_read_by_serenity_keeps_its_documented_shape() {
-        let json =
-            crate::discord::normalize::tests::guild_message("1700000000000000001", "hi", true);
+        let json = crate::discord::tests::inbound::guild_message("1700000000000000001", "hi", true);
         let model: serenity::model::channel::Message =
             serde_json::from_value(json).expect("serenity reads the documented message");
         let m: Message = documented("test", &model).expect("and writes it back");

@@ -6,26 +6,27 @@
 //! still running after 2.5 s is deferred and answered when it is done.
 //!
 //! The edit form is answered with Discord's documented modal payload, and
-//! its submission arrives as an ordinary interaction ([`super::events`]):
+//! its submission arrives as an ordinary interaction ([`super::edit`]):
 //! nothing waits in memory for it, so any replica may take it.
 
 use gateway::admin::Actor;
 use poise::serenity_prelude as serenity;
 use serde_json::Value;
 
-use super::{Discord, HandleError, commands};
+use super::components::clip;
+use super::rest::documented;
+use super::state::{Discord, HandleError};
+use super::{commands, edit};
 
 /// The context poise gives each command.
 type Context<'a> = poise::Context<'a, Discord, HandleError>;
 
-/// poise's settings: the `/prompt` group, the handler for every other
-/// event, and errors logged rather than shown.
+/// poise's settings: the `/prompt` group and errors logged rather than
+/// shown. The handler for every other event is the adapter's dispatch,
+/// set where the adapter is wired.
 pub fn options() -> poise::FrameworkOptions<Discord, HandleError> {
     poise::FrameworkOptions {
         commands: vec![prompt()],
-        event_handler: |framework, event| {
-            Box::pin(super::events::dispatch(framework.user_data, event))
-        },
         on_error: |error| Box::pin(on_error(error)),
         // The bot never mentions anyone in an answer.
         allowed_mentions: Some(serenity::CreateAllowedMentions::new()),
@@ -115,20 +116,20 @@ async fn edit(
     let Some((actor, _)) = caller(ctx)? else {
         return Ok(());
     };
-    let discord = ctx.data();
+    let state = &ctx.data().commands;
     match file {
         Some(file) => {
-            let command = discord.edit_from_file(&name, &file.url).await;
+            let command = edit::from_file(state, &name, &file.url).await;
             answer(ctx, actor, command).await
         }
         None => {
             let poise::Context::Application(app) = ctx else {
                 return Ok(());
             };
-            let form = discord.editor(&actor, &name).await;
+            let form = edit::editor(state, &actor, &name).await;
             let interaction = app.interaction;
-            discord
-                .rest()
+            state
+                .rest
                 .interaction_callback(&interaction.id.to_string(), &interaction.token, &form)
                 .await?;
             app.has_sent_initial_response
@@ -298,7 +299,7 @@ fn caller(ctx: Context<'_>) -> Result<Option<(Actor, Value)>, HandleError> {
     let poise::Context::Application(app) = ctx else {
         return Ok(None);
     };
-    let interaction: Value = super::rest::documented("INTERACTION_CREATE", app.interaction)?;
+    let interaction: Value = documented("INTERACTION_CREATE", app.interaction)?;
     Ok(commands::actor(&interaction).map(|actor| (actor, interaction)))
 }
 
@@ -329,7 +330,7 @@ async fn answer(
 ) -> Result<(), HandleError> {
     let text = match command {
         Err(message) => message,
-        Ok(command) => match ctx.data().run_admin(actor, command).await {
+        Ok(command) => match commands::run_admin(&ctx.data().commands, actor, command).await {
             Ok(text) => text,
             Err(slow) => {
                 ctx.defer_ephemeral().await.map_err(reply_error)?;
@@ -338,7 +339,7 @@ async fn answer(
         },
     };
     let reply = poise::CreateReply::default()
-        .content(commands::clip(&text))
+        .content(clip(&text))
         .ephemeral(true);
     ctx.send(reply).await.map_err(reply_error)?;
     Ok(())
@@ -350,7 +351,7 @@ fn reply_error(e: serenity::Error) -> HandleError {
 
 /// Autocomplete for a prompt name.
 async fn names(ctx: Context<'_>, partial: &str) -> serenity::CreateAutocompleteResponse {
-    respond(ctx.data().choices("name", "", partial).await)
+    respond(commands::choices(&ctx.data().commands, "name", "", partial).await)
 }
 
 /// Autocomplete for a version or label of the prompt named in the
@@ -358,7 +359,7 @@ async fn names(ctx: Context<'_>, partial: &str) -> serenity::CreateAutocompleteR
 async fn versions(ctx: Context<'_>, partial: &str) -> serenity::CreateAutocompleteResponse {
     let name = match ctx {
         poise::Context::Application(app) => {
-            super::rest::documented::<_, Value>("autocomplete", &app.interaction.data)
+            documented::<_, Value>("autocomplete", &app.interaction.data)
                 .ok()
                 .and_then(|data| commands::subcommand(&data))
                 .and_then(|(_, options)| options.into_iter().find(|(n, _)| n == "name"))
@@ -367,7 +368,7 @@ async fn versions(ctx: Context<'_>, partial: &str) -> serenity::CreateAutocomple
         }
         poise::Context::Prefix(_) => String::new(),
     };
-    respond(ctx.data().choices("version", &name, partial).await)
+    respond(commands::choices(&ctx.data().commands, "version", &name, partial).await)
 }
 
 fn respond(values: Vec<String>) -> serenity::CreateAutocompleteResponse {

@@ -8,8 +8,8 @@
 //! retry_attempt, retry_reason}`; each is acknowledged by sending back
 //! `{"envelope_id": …}` (with a `payload` where Slack takes one: a slash
 //! command's answer, a modal's `response_action`). The payload then goes
-//! through the same functions as the HTTP endpoints: [`events::accept`],
-//! [`commands::run`], [`interactions::dispatch_event`].
+//! to the same functions as the HTTP endpoints' ([`Handler`], which the
+//! adapter implements when it starts the connection).
 //!
 //! There is no request signature here: the socket is authenticated by the
 //! app-level token, so `slack.signing_secret_env` is not needed.
@@ -36,6 +36,7 @@
 //! waits are whole seconds; neither gives `socket_watchdog_ms`'s "nothing
 //! arrived for this long" or stops with the server's shutdown signal.
 
+use std::future::Future;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
@@ -44,9 +45,9 @@ use slack_morphism::events::{SlackCommandEvent, SlackInteractionEvent, SlackPush
 use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::tungstenite::Message as Frame;
 
-use super::Slack;
-use super::events::Callback;
-use super::{commands, events, interactions};
+use super::inbound::Refused;
+use super::model::Callback;
+use super::web::{Web, WebError};
 
 /// The first wait after a failed connection; it doubles up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_millis(500);
@@ -60,10 +61,29 @@ pub enum SocketError {
     #[error(
         "cannot open a Socket Mode connection: {0} (check slack.app_token_env: an app-level token `xapp-…` with the connections:write scope, and that Socket Mode is on in the app's settings)"
     )]
-    Open(super::WebError),
+    Open(WebError),
     /// The websocket failed.
     #[error("the Socket Mode websocket failed: {0} (check the network)")]
     Socket(String),
+}
+
+/// Where the envelopes' payloads go: the same handling as the HTTP
+/// endpoints'.
+pub(crate) trait Handler: Clone + Send + Sync + 'static {
+    /// An event callback: taken (acknowledged), or refused so that Slack
+    /// delivers it again. `retry` is for the log.
+    fn event(
+        &self,
+        callback: Callback,
+        retry: &str,
+    ) -> impl Future<Output = Result<(), Refused>> + Send;
+    /// A slash command: the answer to send back.
+    fn command(&self, command: &SlackCommandEvent) -> impl Future<Output = Value> + Send;
+    /// An interaction: a body to answer with, or `None` for an empty ack.
+    fn interaction(
+        &self,
+        interaction: SlackInteractionEvent,
+    ) -> impl Future<Output = Option<Value>> + Send;
 }
 
 /// How a connection ended without an error.
@@ -75,16 +95,22 @@ enum Ended {
     Stopped,
 }
 
-/// Keeps a Socket Mode connection open until `stop` turns true.
-pub(crate) async fn run(slack: Slack, app_token: String, mut stop: watch::Receiver<bool>) {
-    let opener = slack.inner.web.with_token(&app_token);
-    let watchdog = Duration::from_millis(slack.inner.config.socket_watchdog_ms);
+/// Keeps a Socket Mode connection open until `stop` turns true, opening
+/// each with `opener` (the Web API client with the app-level token) and
+/// handing the payloads to `handler`; a connection on which nothing
+/// arrived for `watchdog` is opened again.
+pub(crate) async fn run<H: Handler>(
+    handler: H,
+    opener: Web,
+    watchdog: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
     let mut backoff = FIRST_BACKOFF;
     loop {
         if *stop.borrow() {
             return;
         }
-        match connect(&slack, &opener, watchdog, &mut stop).await {
+        match connect(&handler, &opener, watchdog, &mut stop).await {
             Ok((Ended::Stopped, _)) => return,
             Ok((Ended::Reconnect, greeted)) => {
                 if greeted {
@@ -109,9 +135,9 @@ pub(crate) async fn run(slack: Slack, app_token: String, mut stop: watch::Receiv
 
 /// One connection, from `apps.connections.open` to its end; the flag
 /// says whether Slack's `hello` arrived (the connection worked).
-async fn connect(
-    slack: &Slack,
-    opener: &super::Web,
+async fn connect<H: Handler>(
+    handler: &H,
+    opener: &Web,
     watchdog: Duration,
     stop: &mut watch::Receiver<bool>,
 ) -> Result<(Ended, bool), SocketError> {
@@ -179,7 +205,7 @@ async fn connect(
                         return Ok((Ended::Reconnect, greeted));
                     }
                     _ => {
-                        if let Some(ack) = envelope(slack, message, &acks).await {
+                        if let Some(ack) = envelope(handler, message, &acks).await {
                             ws.send(Frame::text(ack.to_string()))
                                 .await
                                 .map_err(|e| SocketError::Socket(e.to_string()))?;
@@ -195,8 +221,8 @@ async fn connect(
 /// later through `acks` (or not at all, so that Slack redelivers). A
 /// payload slack-morphism's models do not take is still acknowledged (an
 /// `events_api` one is read leniently, as on the HTTP endpoint).
-async fn envelope(
-    slack: &Slack,
+async fn envelope<H: Handler>(
+    handler: &H,
     message: Value,
     acks: &mpsc::UnboundedSender<Value>,
 ) -> Option<Value> {
@@ -219,10 +245,10 @@ async fn envelope(
         }
         Some("slash_commands") => match serde_json::from_value::<SlackCommandEvent>(payload) {
             Ok(command) => {
-                let slack = slack.clone();
+                let handler = handler.clone();
                 let acks = acks.clone();
                 tokio::spawn(async move {
-                    let answer = commands::run(&slack, &command).await;
+                    let answer = handler.command(&command).await;
                     let _ = acks.send(ack(Some(answer)));
                 });
                 return None;
@@ -234,10 +260,10 @@ async fn envelope(
         },
         Some("interactive") => match serde_json::from_value::<SlackInteractionEvent>(payload) {
             Ok(interaction) => {
-                let slack = slack.clone();
+                let handler = handler.clone();
                 let acks = acks.clone();
                 tokio::spawn(async move {
-                    let answer = interactions::dispatch_event(&slack, interaction).await;
+                    let answer = handler.interaction(interaction).await;
                     let _ = acks.send(ack(answer));
                 });
                 return None;
@@ -253,10 +279,10 @@ async fn envelope(
         }
     };
     match callback {
-        Some(callback) => match events::accept(slack, callback, "socket").await {
+        Some(callback) => match handler.event(callback, "socket").await {
             Ok(()) => Some(ack(None)),
             // Not acknowledged: Slack delivers it again.
-            Err(events::Refused::Busy) => None,
+            Err(Refused::Busy) => None,
         },
         None => Some(ack(None)),
     }

@@ -90,14 +90,7 @@ async fn replica_toml(api: &FakeSlack, toml: &str, slack_toml: &str) -> (Harness
         api.url
     ))
     .unwrap();
-    let slack = Slack::new(
-        harness.gateway.pipeline.clone(),
-        harness.gateway.admin.clone(),
-        config,
-        TOKEN,
-        SECRET,
-        now,
-    );
+    let slack = Slack::new(&harness.gateway, config, TOKEN, SECRET, now);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let router = slack.router();

@@ -29,15 +29,7 @@ async fn socket_world(slack_toml: &str) -> Socket {
         api.url
     ))
     .unwrap();
-    let slack = Slack::new(
-        harness.gateway.pipeline.clone(),
-        harness.gateway.admin.clone(),
-        config,
-        TOKEN,
-        "",
-        now,
-    )
-    .with_app_token(APP_TOKEN);
+    let slack = Slack::new(&harness.gateway, config, TOKEN, "", now).with_app_token(APP_TOKEN);
     let (stop, stopped) = watch::channel(false);
     assert!(slack.start_socket(stopped).is_some());
     api.wait_for_connections(1).await;

@@ -4,63 +4,19 @@
 //! edits, and many answers may share a channel), split at 2,000 characters,
 //! and 👍 / 👎 buttons on the last message once the answer is complete.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use gateway::{ReplyEvent, ReplyStream};
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::time::Instant;
 use uuid::Uuid;
 
-use super::feedback;
+use super::components::{self, MAX_CHARS};
 use super::rest::{Rest, RestError};
+use super::state::Delivery;
 
-/// Discord's limit on a message's content.
-pub const MAX_CHARS: usize = 2000;
 /// How often the typing indicator is renewed (it lasts ten seconds).
 const TYPING_EVERY: Duration = Duration::from_secs(8);
-
-/// Spaces writes to each channel at least `interval` apart, across every
-/// answer in this process.
-pub struct Throttle {
-    interval: Duration,
-    next: Mutex<HashMap<String, Instant>>,
-}
-
-impl Throttle {
-    /// A throttle with this interval.
-    pub fn new(interval: Duration) -> Throttle {
-        Throttle {
-            interval,
-            next: Mutex::default(),
-        }
-    }
-
-    /// Takes the channel's next slot if it is due: `Ok` when the caller may
-    /// write now, else `Err(when)` the slot frees up.
-    pub fn try_take(&self, channel: &str) -> Result<(), Instant> {
-        let now = Instant::now();
-        let mut next = self.next.lock().unwrap_or_else(|p| p.into_inner());
-        match next.get(channel) {
-            Some(&at) if at > now => Err(at),
-            _ => {
-                next.insert(channel.to_string(), now + self.interval);
-                if next.len() > 10_000 {
-                    next.retain(|_, at| *at > now);
-                }
-                Ok(())
-            }
-        }
-    }
-
-    /// Waits for the channel's next slot and takes it.
-    pub async fn take(&self, channel: &str) {
-        while let Err(at) = self.try_take(channel) {
-            tokio::time::sleep_until(at).await;
-        }
-    }
-}
 
 /// Where an answer goes.
 pub struct Target<'a> {
@@ -100,7 +56,7 @@ impl Shown<'_> {
     ) -> Result<(), RestError> {
         for (i, chunk) in chunks.iter().enumerate() {
             let last = i + 1 == chunks.len();
-            let mut body = json!({ "content": chunk, "allowed_mentions": { "parse": [] } });
+            let mut body = components::message(chunk);
             if let (true, Some(c)) = (last, components) {
                 body["components"] = c.clone();
             }
@@ -117,8 +73,7 @@ impl Shown<'_> {
                     if i == 0
                         && let Some(reply_to) = self.target.reply_to
                     {
-                        body["message_reference"] =
-                            json!({ "message_id": reply_to, "fail_if_not_exists": false });
+                        components::reply_to(&mut body, reply_to);
                     }
                     let id = self.rest.create_message(self.target.channel, &body).await?;
                     self.parts.push((id, chunk.clone()));
@@ -132,12 +87,12 @@ impl Shown<'_> {
 /// Streams `reply` into the channel: typing, throttled edits, split parts,
 /// and the feedback buttons at the end. A failure after some text keeps
 /// the text and says what went wrong.
-pub async fn render(
-    rest: &Rest,
-    throttle: &Throttle,
+pub(crate) async fn render(
+    state: &Delivery,
     target: &Target<'_>,
     mut reply: ReplyStream,
 ) -> Result<Rendered, RestError> {
+    let (rest, throttle) = (&state.rest, &state.throttle);
     let mut shown = Shown {
         rest,
         target,
@@ -201,7 +156,7 @@ pub async fn render(
                 final_text.push_str(note);
             }
             shown
-                .show(&chunks(&final_text, false), Some(&feedback::buttons(id)))
+                .show(&chunks(&final_text, false), Some(&components::buttons(id)))
                 .await?;
             text = final_text;
             Some(id)
@@ -234,30 +189,25 @@ fn chunks(text: &str, growing: bool) -> Vec<String> {
 }
 
 /// Posts a short notice (a refusal, an error) in reply to a message.
-pub async fn notice(rest: &Rest, target: &Target<'_>, text: &str) -> Result<(), RestError> {
-    let mut body = json!({ "content": text, "allowed_mentions": { "parse": [] } });
+pub(crate) async fn notice(
+    state: &Delivery,
+    target: &Target<'_>,
+    text: &str,
+) -> Result<(), RestError> {
+    let mut body = components::message(text);
     if let Some(reply_to) = target.reply_to {
-        body["message_reference"] = json!({ "message_id": reply_to, "fail_if_not_exists": false });
+        components::reply_to(&mut body, reply_to);
     }
-    rest.create_message(target.channel, &body).await.map(drop)
+    state
+        .rest
+        .create_message(target.channel, &body)
+        .await
+        .map(drop)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[tokio::test]
-    async fn the_throttle_spaces_writes_per_channel() {
-        let t = Throttle::new(Duration::from_millis(300));
-        assert!(t.try_take("a").is_ok());
-        assert!(
-            t.try_take("a").is_err(),
-            "a second write within the interval waits"
-        );
-        assert!(t.try_take("b").is_ok(), "other channels are not held up");
-        tokio::time::sleep(Duration::from_millis(310)).await;
-        assert!(t.try_take("a").is_ok());
-    }
 
     #[test]
     fn long_answers_split_within_discords_limit_with_code_fences_balanced() {

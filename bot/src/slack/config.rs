@@ -1,0 +1,164 @@
+//! `[slack]` in switchboard.toml: the adapter's settings, checked with
+//! errors that name the key and the fix, and the secrets read from the
+//! variables the settings name.
+
+use gateway::Config;
+use serde::Deserialize;
+
+/// Slack's Web API.
+pub const DEFAULT_API_BASE: &str = "https://slack.com/api";
+/// Why the Slack adapter could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum SlackError {
+    /// `[slack]` does not parse.
+    #[error("invalid [slack] section: {0} (see the [slack] section of switchboard.example.toml)")]
+    Config(String),
+    /// A secret's variable is not set.
+    #[error(
+        "slack.{key} names the environment variable `{var}`, which is not set: export it with the value from the Slack app's settings"
+    )]
+    MissingSecret {
+        /// The key naming the variable.
+        key: &'static str,
+        /// The variable.
+        var: String,
+    },
+}
+
+/// `[slack]` in switchboard.toml.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlackConfig {
+    /// The variable holding the bot token (`xoxb-…`).
+    pub bot_token_env: String,
+    /// The variable holding the app's signing secret (needed for the
+    /// HTTP endpoints; Socket Mode does without).
+    #[serde(default)]
+    pub signing_secret_env: Option<String>,
+    /// The variable holding an app-level token (`xapp-…`, scope
+    /// `connections:write`): set, Slack is reached over Socket Mode
+    /// instead of the HTTP endpoints.
+    #[serde(default)]
+    pub app_token_env: Option<String>,
+    /// Socket Mode: a connection on which nothing (not even a ping)
+    /// arrived for this long is dropped and opened again (milliseconds).
+    #[serde(default = "default_socket_watchdog_ms")]
+    pub socket_watchdog_ms: u64,
+    /// The Web API's base URL.
+    #[serde(default = "default_api_base")]
+    pub api_base: String,
+    /// Answer messages from other bots too.
+    #[serde(default)]
+    pub reply_to_bots: bool,
+    /// `chat.update` calls per minute shared by all answers in one
+    /// workspace while they stream (Slack's Tier 3 allows about 50).
+    #[serde(default = "default_updates_per_minute")]
+    pub updates_per_minute: u32,
+    /// The most earlier thread messages given to the model.
+    #[serde(default = "default_history_messages")]
+    pub history_messages: usize,
+    /// The most characters of earlier thread messages given to the model
+    /// (about four per token); the oldest are left out first.
+    #[serde(default = "default_history_chars")]
+    pub history_chars: usize,
+    /// The status shown under the thread while the model has not started.
+    #[serde(default = "default_status")]
+    pub thinking_status: String,
+    /// How long a `/prompt` command may take before its answer goes
+    /// through `response_url` instead (milliseconds; Slack waits 3 s).
+    #[serde(default = "default_inline_ms")]
+    pub command_inline_ms: u64,
+}
+
+fn default_api_base() -> String {
+    DEFAULT_API_BASE.to_string()
+}
+fn default_updates_per_minute() -> u32 {
+    50
+}
+fn default_history_messages() -> usize {
+    50
+}
+fn default_history_chars() -> usize {
+    16_000
+}
+fn default_status() -> String {
+    "is thinking…".to_string()
+}
+fn default_inline_ms() -> u64 {
+    2_000
+}
+fn default_socket_watchdog_ms() -> u64 {
+    60_000
+}
+
+/// The secrets the adapter runs with.
+pub struct Secrets {
+    /// The bot token (`xoxb-…`).
+    pub bot_token: String,
+    /// The signing secret, for the HTTP endpoints.
+    pub signing_secret: Option<String>,
+    /// The app-level token (`xapp-…`), for Socket Mode.
+    pub app_token: Option<String>,
+}
+
+impl SlackConfig {
+    /// Reads `[slack]` from the configuration, if present.
+    pub fn from_config(config: &Config) -> Result<Option<SlackConfig>, SlackError> {
+        let Some(table) = &config.slack else {
+            return Ok(None);
+        };
+        let parsed: SlackConfig = table
+            .clone()
+            .try_into()
+            .map_err(|e: toml::de::Error| SlackError::Config(e.message().to_string()))?;
+        if parsed.updates_per_minute == 0 {
+            return Err(SlackError::Config(
+                "slack.updates_per_minute must be at least 1".into(),
+            ));
+        }
+        if !(parsed.api_base.starts_with("https://") || parsed.api_base.starts_with("http://")) {
+            return Err(SlackError::Config(format!(
+                "slack.api_base `{}` must be an http(s) URL such as {DEFAULT_API_BASE}",
+                parsed.api_base
+            )));
+        }
+        if parsed.app_token_env.is_none() && parsed.signing_secret_env.is_none() {
+            return Err(SlackError::Config(
+                "slack.signing_secret_env is missing: the HTTP endpoints need the signing secret (or set slack.app_token_env to use Socket Mode)".into(),
+            ));
+        }
+        if parsed.socket_watchdog_ms < 100 {
+            return Err(SlackError::Config(
+                "slack.socket_watchdog_ms must be at least 100 (Slack pings every few seconds; 60000 is a good value)".into(),
+            ));
+        }
+        Ok(Some(parsed))
+    }
+
+    /// The secrets, from the variables that `bot_token_env`,
+    /// `signing_secret_env` and `app_token_env` name.
+    pub fn secrets(&self, env: &gateway::config::Env) -> Result<Secrets, SlackError> {
+        let secret = |key: &'static str, var: &str| {
+            env.get(var)
+                .map(str::to_string)
+                .ok_or_else(|| SlackError::MissingSecret {
+                    key,
+                    var: var.to_string(),
+                })
+        };
+        Ok(Secrets {
+            bot_token: secret("bot_token_env", &self.bot_token_env)?,
+            signing_secret: self
+                .signing_secret_env
+                .as_deref()
+                .map(|var| secret("signing_secret_env", var))
+                .transpose()?,
+            app_token: self
+                .app_token_env
+                .as_deref()
+                .map(|var| secret("app_token_env", var))
+                .transpose()?,
+        })
+    }
+}

@@ -1,0 +1,356 @@
+//! Writing an answer into a Slack thread as it streams.
+//!
+//! First with Slack's chat streaming methods: `chat.startStream` opens a
+//! message in the thread, `chat.appendStream` adds text as the model
+//! writes it, `chat.stopStream` finishes it and attaches the 👍 / 👎
+//! buttons and the metadata naming the inference. Slack renders the
+//! Markdown itself and grows one message, so there is no `chat.update`
+//! budget to share and nothing to split.
+//!
+//! Not every workspace or token may use these methods. When
+//! `chat.startStream` is refused as unavailable (`unknown_method`,
+//! `not_allowed_token_type`, `feature_not_enabled`, …) the workspace is
+//! remembered and this answer, and every later one there, goes through
+//! posted and edited messages instead: the first text is posted with
+//! `chat.postMessage`, later text edits it with `chat.update`. Edits are
+//! throttled by one [`Budget`](super::state::Budget) per workspace, so all
+//! answers streaming in a workspace together stay inside `chat.update`'s
+//! Tier 3 limit. The finished answer is converted to mrkdwn, split into
+//! messages under Slack's section limit (a cut code block is closed and
+//! reopened), and its last message carries the 👍 / 👎 buttons with the
+//! inference id.
+
+use std::time::{Duration, Instant};
+
+use gateway::{ReplyEvent, ReplyStream};
+use slack_morphism::api::{
+    SlackApiChatAppendStreamRequest, SlackApiChatPostMessageRequest,
+    SlackApiChatStartStreamRequest, SlackApiChatStopStreamRequest, SlackApiChatUpdateRequest,
+};
+use slack_morphism::{SlackMessageContent, SlackTeamId, SlackUserId};
+use uuid::Uuid;
+
+use super::blocks::{self, SECTION_MAX, answer_metadata, feedback_block};
+use super::format::{escape, to_mrkdwn};
+use super::state::Delivery;
+use super::web::{self, WebError};
+
+/// Slack's limit on one `markdown_text`.
+const MARKDOWN_MAX: usize = 12_000;
+/// Text is appended once this much is waiting…
+const APPEND_CHARS: usize = 200;
+/// …or once the oldest waiting text is this old.
+const APPEND_AFTER: Duration = Duration::from_millis(400);
+
+/// The errors that mean "this workspace or token cannot stream".
+const UNAVAILABLE: &[&str] = &[
+    "unknown_method",
+    "not_allowed_token_type",
+    "feature_not_enabled",
+    "method_deprecated",
+    "not_implemented",
+    "missing_scope",
+];
+
+/// Where an answer goes.
+pub(crate) struct Place<'a> {
+    /// The workspace.
+    pub team: &'a str,
+    /// The channel.
+    pub channel: &'a str,
+    /// The thread (the `ts` of its first message).
+    pub thread: &'a str,
+    /// The user who asked (Slack wants the recipient in channels).
+    pub user: &'a str,
+}
+
+/// Streams one answer into its thread; `note` (in Markdown) ends the
+/// finished answer.
+pub(crate) async fn deliver(
+    state: &Delivery,
+    place: &Place<'_>,
+    mut stream: ReplyStream,
+    note: Option<&str>,
+) {
+    let id = stream.inference_id;
+    let mut text = String::new();
+    let mut pending = None;
+    if state.streams_in(place.team) {
+        match stream_answer(state, place, &mut stream, note).await {
+            Streamed::Done => return,
+            Streamed::Fallback {
+                text: t,
+                pending: p,
+            } => {
+                text = t;
+                pending = p.map(|p| *p);
+            }
+        }
+    }
+    let mut sent = Sent {
+        messages: Vec::new(),
+        buttons: false,
+    };
+    let target = Target { state, place, id };
+    loop {
+        let event = match pending.take() {
+            Some(event) => Some(event),
+            None => stream.next_event().await,
+        };
+        match event {
+            Some(ReplyEvent::Started { .. }) => {}
+            Some(ReplyEvent::Token(t)) => {
+                text.push_str(&t);
+                if text.trim().is_empty() {
+                    continue;
+                }
+                if (sent.messages.is_empty() || state.budget.try_take(place.team))
+                    && !target.render(&mut sent, &text, false, false).await
+                {
+                    return;
+                }
+            }
+            Some(ReplyEvent::Done(_)) | None => {
+                if text.trim().is_empty() {
+                    text = "_(the model gave an empty answer)_".into();
+                }
+                if let Some(note) = note {
+                    text.push_str("\n\n");
+                    text.push_str(note);
+                }
+                target.render(&mut sent, &text, true, true).await;
+                return;
+            }
+            Some(ReplyEvent::Failed {
+                message, partial, ..
+            }) => {
+                if partial && !text.trim().is_empty() {
+                    text.push_str(&format!("\n\n_(the answer was cut short: {message})_"));
+                } else {
+                    text = format!("Sorry, I could not answer: {message}");
+                }
+                // Feedback is about answers; a failure has none to rate.
+                target.render(&mut sent, &text, true, false).await;
+                return;
+            }
+        }
+    }
+}
+
+/// Posts a short notice in the thread (a refusal or an error).
+pub(crate) async fn post_notice(state: &Delivery, channel: &str, thread: &str, text: &str) {
+    let body = SlackApiChatPostMessageRequest::new(
+        web::channel(channel),
+        SlackMessageContent::new().with_text(escape(text)),
+    )
+    .with_thread_ts(web::ts(thread));
+    if let Err(e) = state.web.post_message(&body).await {
+        tracing::warn!(error = %e, "cannot post in the Slack thread");
+    }
+}
+
+/// How a streamed answer ended.
+enum Streamed {
+    /// The answer is in the thread.
+    Done,
+    /// Nothing was streamed: the caller answers the usual way, with the
+    /// text read so far and the event that is still to be handled.
+    Fallback {
+        text: String,
+        pending: Option<Box<ReplyEvent>>,
+    },
+}
+
+/// Streams one answer with the chat streaming methods; `note` (Markdown)
+/// ends a finished answer.
+async fn stream_answer(
+    state: &Delivery,
+    place: &Place<'_>,
+    stream: &mut ReplyStream,
+    note: Option<&str>,
+) -> Streamed {
+    let web = &state.web;
+    let mut text = String::new();
+    // The stream opens with the first text, so that a failure before any
+    // token is reported the usual way.
+    let first = loop {
+        match stream.next_event().await {
+            Some(ReplyEvent::Started { .. }) => {}
+            Some(ReplyEvent::Token(t)) => {
+                text.push_str(&t);
+                if !text.trim().is_empty() {
+                    break text.clone();
+                }
+            }
+            other => {
+                return Streamed::Fallback {
+                    text,
+                    pending: other.map(Box::new),
+                };
+            }
+        }
+    };
+    let start = SlackApiChatStartStreamRequest::new(web::channel(place.channel))
+        .with_thread_ts(web::ts(place.thread))
+        .with_recipient_team_id(SlackTeamId(place.team.to_string()))
+        .with_recipient_user_id(SlackUserId(place.user.to_string()))
+        .with_markdown_text(first);
+    let ts = match web.start_stream(&start).await {
+        Ok(started) => started.ts.0,
+        Err(e) => {
+            if let WebError::Slack { error, .. } = &e
+                && UNAVAILABLE.contains(&error.as_str())
+            {
+                tracing::info!(team = place.team, error = %e, "Slack chat streaming is not available in this workspace; editing messages instead");
+                state.no_streaming(place.team);
+            } else {
+                tracing::warn!(error = %e, "cannot start a Slack stream; posting instead");
+            }
+            return Streamed::Fallback {
+                text,
+                pending: None,
+            };
+        }
+    };
+    state
+        .answers
+        .remember(place.channel, &ts, stream.inference_id);
+    let mut waiting = String::new();
+    let mut since = Instant::now();
+    let (rest, feedback) = loop {
+        match stream.next_event().await {
+            Some(ReplyEvent::Started { .. }) => {}
+            Some(ReplyEvent::Token(t)) => {
+                if waiting.is_empty() {
+                    since = Instant::now();
+                }
+                waiting.push_str(&t);
+                if waiting.chars().count() >= APPEND_CHARS || since.elapsed() >= APPEND_AFTER {
+                    append(state, place.channel, &ts, &std::mem::take(&mut waiting)).await;
+                }
+            }
+            Some(ReplyEvent::Done(_)) | None => {
+                if let Some(note) = note {
+                    waiting.push_str("\n\n");
+                    waiting.push_str(note);
+                }
+                break (waiting, true);
+            }
+            Some(ReplyEvent::Failed { message, .. }) => {
+                waiting.push_str(&format!("\n\n_(the answer was cut short: {message})_"));
+                // Feedback is about answers; a failure has none to rate.
+                break (waiting, false);
+            }
+        }
+    };
+    // The last text goes with the stop, unless it is over the limit.
+    let mut pieces = gateway::chunks::split_message(&rest, MARKDOWN_MAX);
+    let last = pieces.pop().unwrap_or_default();
+    for piece in pieces {
+        append(state, place.channel, &ts, &piece).await;
+    }
+    let mut content =
+        SlackMessageContent::new().with_metadata(answer_metadata(stream.inference_id));
+    if !last.is_empty() {
+        content = content.with_markdown_text(last);
+    }
+    if feedback {
+        content = content.with_blocks(blocks::blocks(vec![feedback_block(stream.inference_id)]));
+    }
+    let stop =
+        SlackApiChatStopStreamRequest::new(web::channel(place.channel), web::ts(&ts), content);
+    if let Err(e) = web.stop_stream(&stop).await {
+        tracing::warn!(error = %e, "cannot finish the Slack stream");
+    }
+    Streamed::Done
+}
+
+async fn append(state: &Delivery, channel: &str, ts: &str, text: &str) {
+    if text.is_empty() {
+        return;
+    }
+    let body = SlackApiChatAppendStreamRequest::new(web::channel(channel), web::ts(ts))
+        .with_markdown_text(text.to_string());
+    if let Err(e) = state.web.append_stream(&body).await {
+        tracing::warn!(error = %e, "cannot append to the Slack stream");
+    }
+}
+
+/// The messages of one answer sent so far: `(ts, text)`.
+struct Sent {
+    messages: Vec<(String, String)>,
+    buttons: bool,
+}
+
+/// One answer written through posted and edited messages.
+struct Target<'a> {
+    state: &'a Delivery,
+    place: &'a Place<'a>,
+    id: Uuid,
+}
+
+impl Target<'_> {
+    /// Brings the thread up to date with `markdown`; false if Slack
+    /// refused a message (the answer cannot be shown).
+    async fn render(&self, sent: &mut Sent, markdown: &str, last: bool, feedback: bool) -> bool {
+        let chunks = gateway::chunks::split_message(&to_mrkdwn(markdown), SECTION_MAX);
+        let web = &self.state.web;
+        let (channel, team) = (self.place.channel, self.place.team);
+        let n = chunks.len();
+        for (i, chunk) in chunks.iter().enumerate() {
+            let buttons = last && feedback && i + 1 == n;
+            let blocks = blocks::answer(chunk, buttons, self.id);
+            if let Some((ts, old)) = sent.messages.get(i) {
+                // While streaming only the newest message is edited; the
+                // final pass corrects every message whose text moved.
+                let newest = i + 1 == sent.messages.len();
+                let changed = old != chunk || (buttons && !sent.buttons);
+                if !changed || (!last && !newest) {
+                    continue;
+                }
+                if last {
+                    let wait = self.state.budget.reserve(team);
+                    tokio::time::sleep(wait).await;
+                }
+                let body = SlackApiChatUpdateRequest::new(
+                    web::channel(channel),
+                    SlackMessageContent::new()
+                        .with_text(chunk.clone())
+                        .with_blocks(blocks),
+                    web::ts(ts),
+                );
+                if let Err(e) = web.update(&body).await {
+                    tracing::warn!(error = %e, "cannot update the answer in Slack");
+                    continue;
+                }
+                let ts = ts.clone();
+                sent.messages[i] = (ts, chunk.clone());
+            } else {
+                let body = SlackApiChatPostMessageRequest::new(
+                    web::channel(channel),
+                    SlackMessageContent::new()
+                        .with_text(chunk.clone())
+                        .with_blocks(blocks)
+                        .with_metadata(answer_metadata(self.id)),
+                )
+                .with_thread_ts(web::ts(self.place.thread))
+                .with_unfurl_links(false);
+                match web.post_message(&body).await {
+                    Ok(posted) => {
+                        let ts = posted.ts.0;
+                        self.state.answers.remember(channel, &ts, self.id);
+                        sent.messages.push((ts, chunk.clone()));
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, channel, "cannot post the answer in Slack");
+                        return false;
+                    }
+                }
+            }
+            if buttons {
+                sent.buttons = true;
+            }
+        }
+        true
+    }
+}
