@@ -3,22 +3,42 @@
 //! they arrive; `/good` and `/bad` record feedback on the last answer,
 //! `/new` starts over, `/stats` shows the last answer's figures, `/prompt …`
 //! runs an admin command (as the chat platforms' slash command does, acting
-//! as the local operator), and Ctrl-C stops an answer in progress.
+//! as the local operator), and Ctrl-C stops an answer in progress. Like
+//! the chat adapters it runs with the handles it uses (`Console`), taken
+//! from the gateway once when it starts, and its votes go through one
+//! function (`vote`).
 
 use std::io::Write;
 
 use futures_util::StreamExt;
+use gateway::admin::Admin;
 use gateway::pipeline::{Input, Request};
-use gateway::store::{FeedbackRecord, now_ms};
-use gateway::{ChatMessage, Inbound, Origin, ReplyEvent, Role, Summary};
+use gateway::store::{FeedbackRecord, Recorder, now_ms};
+use gateway::{ChatMessage, Inbound, Origin, Pipeline, ReplyEvent, Role, Summary};
 use tokio::io::{AsyncBufReadExt, BufReader};
+use uuid::Uuid;
 
 use gateway::Gateway as App;
+
+/// What the console uses of the gateway.
+struct Console {
+    /// Answers questions.
+    pipeline: Pipeline,
+    /// Writes the feedback rows.
+    recorder: Recorder,
+    /// Runs `/prompt` commands.
+    admin: Admin,
+}
 
 const HELP: &str = "Commands: /good, /bad (feedback on the last answer), /new (start over), /stats, /prompt … (manage prompts; /prompt help), /help, /quit";
 
 /// Runs the chat until end of input or `/quit`.
 pub async fn run(app: &App) -> anyhow::Result<()> {
+    let console = Console {
+        pipeline: app.pipeline.clone(),
+        recorder: app.pipeline.recorder().clone(),
+        admin: app.admin.clone(),
+    };
     let user = std::env::var("USER").unwrap_or_else(|_| "console".into());
     let mut out = std::io::stdout();
     writeln!(out, "Switchboard chat. {HELP}")?;
@@ -49,19 +69,7 @@ pub async fn run(app: &App) -> anyhow::Result<()> {
             "/good" | "/bad" => match &last {
                 Some(s) => {
                     let up = line == "/good";
-                    app.pipeline
-                        .recorder()
-                        .feedback(FeedbackRecord {
-                            id: uuid::Uuid::now_v7(),
-                            inference_id: s.inference_id,
-                            created_at_ms: now_ms(),
-                            kind: "thumbs".into(),
-                            score: Some(if up { 1.0 } else { 0.0 }),
-                            comment: None,
-                            user_id: Some(user.clone()),
-                            source: "console".into(),
-                        })
-                        .await;
+                    vote(&console, s.inference_id, &user, up).await;
                     writeln!(
                         out,
                         "(recorded {} for answer {})",
@@ -80,7 +88,7 @@ pub async fn run(app: &App) -> anyhow::Result<()> {
                 match gateway::admin::parse_command(args, None) {
                     Err(message) => writeln!(out, "{message}")?,
                     Ok(command) => {
-                        match app
+                        match console
                             .admin
                             .run(&gateway::admin::Actor::cli(&user), command)
                             .await
@@ -105,7 +113,12 @@ pub async fn run(app: &App) -> anyhow::Result<()> {
                     ..Inbound::default()
                 };
                 let origin = inbound.origin.clone();
-                let answer = ask(app, Request::new(origin, Input::Chat(inbound)), &mut out).await?;
+                let answer = ask(
+                    &console.pipeline,
+                    Request::new(origin, Input::Chat(inbound)),
+                    &mut out,
+                )
+                .await?;
                 if let Some((answer, summary)) = answer {
                     history.push(ChatMessage::new(Role::User, text));
                     history.push(ChatMessage::new(Role::Assistant, answer));
@@ -120,11 +133,11 @@ pub async fn run(app: &App) -> anyhow::Result<()> {
 /// Streams one answer to `out`. Returns the text and figures when it
 /// completed; failures are printed.
 async fn ask(
-    app: &App,
+    pipeline: &Pipeline,
     request: Request,
     out: &mut impl Write,
 ) -> anyhow::Result<Option<(String, Summary)>> {
-    let mut reply = match app.pipeline.start(request).await {
+    let mut reply = match pipeline.start(request).await {
         Ok(r) => r,
         Err(e) => {
             writeln!(out, "error: {e}")?;
@@ -163,6 +176,24 @@ async fn ask(
             }
         }
     }
+}
+
+/// Records a 👍 (`up`) or 👎 by `user` on an answer. Every vote of the
+/// console goes through here.
+async fn vote(console: &Console, inference_id: Uuid, user: &str, up: bool) {
+    console
+        .recorder
+        .feedback(FeedbackRecord {
+            id: Uuid::now_v7(),
+            inference_id,
+            created_at_ms: now_ms(),
+            kind: "thumbs".into(),
+            score: Some(if up { 1.0 } else { 0.0 }),
+            comment: None,
+            user_id: Some(user.to_string()),
+            source: "console".into(),
+        })
+        .await;
 }
 
 fn stats(s: &Summary) -> String {
