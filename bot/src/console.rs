@@ -3,22 +3,43 @@
 //! they arrive; `/good` and `/bad` record feedback on the last answer,
 //! `/new` starts over, `/stats` shows the last answer's figures, `/prompt …`
 //! runs an admin command (as the chat platforms' slash command does, acting
-//! as the local operator), and Ctrl-C stops an answer in progress.
+//! as the local operator), and Ctrl-C stops an answer in progress. Like
+//! the chat adapters it runs with the handles it uses (`Console`), taken
+//! from the gateway once when it starts, and its votes go through one
+//! function (`vote`).
 
 use std::io::Write;
 
 use futures_util::StreamExt;
+use gateway::admin::Admin;
+use gateway::domain::{FeedbackRecord, User, now_ms};
 use gateway::pipeline::{Input, Request};
-use gateway::store::{FeedbackRecord, now_ms};
-use gateway::{ChatMessage, Inbound, Origin, ReplyEvent, Role, Summary};
+use gateway::promptops::feedback::{FeedbackDoor, Verdict};
+use gateway::{ChatMessage, Inbound, Origin, Pipeline, ReplyEvent, Role, Summary};
 use tokio::io::{AsyncBufReadExt, BufReader};
+use uuid::Uuid;
 
 use gateway::Gateway as App;
+
+/// What the console uses of the gateway.
+struct Console {
+    /// Answers questions.
+    pipeline: Pipeline,
+    /// Where votes go.
+    door: FeedbackDoor,
+    /// Runs `/prompt` commands.
+    admin: Admin,
+}
 
 const HELP: &str = "Commands: /good, /bad (feedback on the last answer), /new (start over), /stats, /prompt … (manage prompts; /prompt help), /help, /quit";
 
 /// Runs the chat until end of input or `/quit`.
 pub async fn run(app: &App) -> anyhow::Result<()> {
+    let console = Console {
+        pipeline: app.pipeline.clone(),
+        door: app.feedback.clone(),
+        admin: app.admin.clone(),
+    };
     let user = std::env::var("USER").unwrap_or_else(|_| "console".into());
     let mut out = std::io::stdout();
     writeln!(out, "Switchboard chat. {HELP}")?;
@@ -49,25 +70,17 @@ pub async fn run(app: &App) -> anyhow::Result<()> {
             "/good" | "/bad" => match &last {
                 Some(s) => {
                     let up = line == "/good";
-                    app.pipeline
-                        .recorder()
-                        .feedback(FeedbackRecord {
-                            id: uuid::Uuid::now_v7(),
-                            inference_id: s.inference_id,
-                            created_at_ms: now_ms(),
-                            kind: "thumbs".into(),
-                            score: Some(if up { 1.0 } else { 0.0 }),
-                            comment: None,
-                            user: Some(gateway::User::new("console", user.clone())),
-                            source: "console".into(),
-                        })
-                        .await;
-                    writeln!(
-                        out,
-                        "(recorded {} for answer {})",
-                        if up { "👍" } else { "👎" },
-                        s.inference_id
-                    )?;
+                    let verdict = vote(&console, s.inference_id, &user, up).await;
+                    if verdict.taken() {
+                        writeln!(
+                            out,
+                            "(recorded {} for answer {})",
+                            if up { "👍" } else { "👎" },
+                            s.inference_id
+                        )?;
+                    } else {
+                        writeln!(out, "({})", verdict.reply(Some(up)))?;
+                    }
                 }
                 None => writeln!(out, "(no answer to rate yet)")?,
             },
@@ -80,7 +93,7 @@ pub async fn run(app: &App) -> anyhow::Result<()> {
                 match gateway::admin::parse_command(args, None) {
                     Err(message) => writeln!(out, "{message}")?,
                     Ok(command) => {
-                        match app
+                        match console
                             .admin
                             .run(&gateway::admin::Actor::cli(&user), command)
                             .await
@@ -96,7 +109,7 @@ pub async fn run(app: &App) -> anyhow::Result<()> {
                 let inbound = Inbound {
                     origin: Origin {
                         platform: "console".into(),
-                        user: Some(gateway::User::new("console", user.clone())),
+                        user: Some(User::new("console", user.clone())),
                         ..Origin::default()
                     },
                     user_name: Some(user.clone()),
@@ -105,7 +118,12 @@ pub async fn run(app: &App) -> anyhow::Result<()> {
                     ..Inbound::default()
                 };
                 let origin = inbound.origin.clone();
-                let answer = ask(app, Request::new(origin, Input::Chat(inbound)), &mut out).await?;
+                let answer = ask(
+                    &console.pipeline,
+                    Request::new(origin, Input::Chat(inbound)),
+                    &mut out,
+                )
+                .await?;
                 if let Some((answer, summary)) = answer {
                     history.push(ChatMessage::new(Role::User, text));
                     history.push(ChatMessage::new(Role::Assistant, answer));
@@ -120,11 +138,11 @@ pub async fn run(app: &App) -> anyhow::Result<()> {
 /// Streams one answer to `out`. Returns the text and figures when it
 /// completed; failures are printed.
 async fn ask(
-    app: &App,
+    pipeline: &Pipeline,
     request: Request,
     out: &mut impl Write,
 ) -> anyhow::Result<Option<(String, Summary)>> {
-    let mut reply = match app.pipeline.start(request).await {
+    let mut reply = match pipeline.start(request).await {
         Ok(r) => r,
         Err(e) => {
             writeln!(out, "error: {e}")?;
@@ -163,6 +181,24 @@ async fn ask(
             }
         }
     }
+}
+
+/// Takes a 👍 (`up`) or 👎 by `user` on an answer through the feedback
+/// door. Every vote of the console goes through here.
+async fn vote(console: &Console, inference_id: Uuid, user: &str, up: bool) -> Verdict {
+    console
+        .door
+        .submit(FeedbackRecord {
+            id: Uuid::now_v7(),
+            inference_id,
+            created_at_ms: now_ms(),
+            kind: "thumbs".into(),
+            score: Some(if up { 1.0 } else { 0.0 }),
+            comment: None,
+            user: Some(User::new("console", user)),
+            source: "console".into(),
+        })
+        .await
 }
 
 fn stats(s: &Summary) -> String {

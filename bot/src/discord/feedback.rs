@@ -1,8 +1,8 @@
 //! Feedback from Discord: the 👍 / 👎 buttons under a finished answer
 //! (their `custom_id` carries the inference id, see
 //! [`super::components`]) and the same emoji as reactions on the bot's
-//! messages. Each becomes a [`Vote`] on the inference, and every vote goes
-//! through [`submit`]: thumbs rows on the inference, where a changed vote
+//! messages. Each becomes a `Vote` on the inference, and every vote goes
+//! through `submit`: thumbs rows on the inference, where a changed vote
 //! replaces the earlier one in the store. Removing the reaction that cast
 //! the current vote withdraws it: a thumbs row without a score replaces
 //! it, so the answer counts as neither.

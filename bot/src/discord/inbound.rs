@@ -1,7 +1,7 @@
 //! From Discord's payloads to the gateway's [`Inbound`]: which messages the
 //! bot answers (triggers), and what it hands the pipeline. The rules are
 //! pure functions over the documented JSON shapes, so that every one is
-//! tested without a network; [`on_message`] applies them to a
+//! tested without a network; `on_message` applies them to a
 //! `MESSAGE_CREATE`, deduplicates it across replicas (through Redis),
 //! reads its context (reply chain or thread) and hands the request to the
 //! pipeline, whose answer [`super::delivery`] writes.

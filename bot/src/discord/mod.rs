@@ -18,7 +18,7 @@
 //!
 //! Data flow: `MESSAGE_CREATE` → [`inbound::trigger`] → dedupe (shared
 //! through Redis) → context (reply chain or thread) → [`gateway::Pipeline`]
-//! → [`delivery::render`] (throttled edits, split parts, feedback buttons).
+//! → `delivery::render` (throttled edits, split parts, feedback buttons).
 //! This file wires the parts together and dispatches each event to its
 //! part.
 

@@ -1,8 +1,8 @@
 //! The state the parts of the Discord adapter run with. Each part gets a
-//! small struct holding exactly the handles it uses ([`Intake`],
-//! [`Delivery`], [`Feedback`], [`Commands`]), filled in once, when the
+//! small struct holding exactly the handles it uses (`Intake`,
+//! `Delivery`, `Feedback`, `Commands`), filled in once, when the
 //! adapter is wired (`super::start`); what several parts share sits here
-//! too: what the bot knows of itself and its threads ([`Known`]), and the
+//! too: what the bot knows of itself and its threads (`Known`), and the
 //! error every handler returns ([`HandleError`]). Nothing here imports
 //! another part of the adapter, so every part may import it.
 

@@ -2,8 +2,8 @@
 //! (`block_actions` on `/slack/interactions`), a 👍 / 👎 reaction on the
 //! bot's message (`reaction_added`), and the optional comment modal that
 //! a 👎 opens (`views.open`, then `view_submission`). Each becomes a
-//! [`Vote`] on the answer's inference, and every vote goes through
-//! [`submit`]; a changed vote by the same user replaces the earlier one.
+//! `Vote` on the answer's inference, and every vote goes through
+//! `submit`; a changed vote by the same user replaces the earlier one.
 
 use gateway::domain::{FeedbackRecord, User, now_ms};
 use gateway::promptops::feedback::Verdict;

@@ -1,4 +1,4 @@
-//! Events coming in: an HTTP request is verified ([`verify`], for every
+//! Events coming in: an HTTP request is verified (`verify`, for every
 //! endpoint), then on `/slack/events` the `url_verification` handshake is
 //! answered and an event callback deduplicated on its `event_id` (Slack
 //! retries when an ack is slow or a socket reconnects, and each replica

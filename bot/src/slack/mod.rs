@@ -2,7 +2,7 @@
 //! interactivity, over HTTP on `switchboard serve` or, when
 //! `slack.app_token_env` is set, over a Socket Mode websocket ([`socket`]).
 //!
-//! Every HTTP request is verified ([`inbound::verify`]); a Socket Mode
+//! Every HTTP request is verified (`inbound::verify`); a Socket Mode
 //! envelope needs no signature (the socket itself is authenticated by the
 //! app-level token). Either way the delivery is acknowledged at once and
 //! its work queued: answers stream into the thread while Slack has long
@@ -20,7 +20,7 @@
 //! - [`commands`]: `/prompt` through the admin layer; [`edit`]:
 //!   `/prompt edit NAME`'s form
 //! - [`socket`]: Socket Mode: the same three kinds over a websocket
-//! - [`web`]: the Web API client (slack-morphism's); [`format`]: Markdown
+//! - [`web`]: the Web API client (slack-morphism's); [`format`](mod@format): Markdown
 //!   to mrkdwn; [`signature`]: request signing; [`config`]: `[slack]`
 //!
 //! This file wires the parts together and dispatches each payload to its

@@ -8,7 +8,7 @@
 //! retry_attempt, retry_reason}`; each is acknowledged by sending back
 //! `{"envelope_id": …}` (with a `payload` where Slack takes one: a slash
 //! command's answer, a modal's `response_action`). The payload then goes
-//! to the same functions as the HTTP endpoints' ([`Handler`], which the
+//! to the same functions as the HTTP endpoints' (`Handler`, which the
 //! adapter implements when it starts the connection).
 //!
 //! There is no request signature here: the socket is authenticated by the

@@ -1,9 +1,9 @@
 //! The state the parts of the Slack adapter run with. Each part gets a
-//! small struct holding exactly the handles it uses ([`Intake`],
-//! [`Delivery`], [`Feedback`], [`Commands`]), filled in once, when the
+//! small struct holding exactly the handles it uses (`Intake`,
+//! `Delivery`, `Feedback`, `Commands`), filled in once, when the
 //! adapter is wired ([`Slack::new`]); the caches several parts share sit
-//! here too: who the bot and the users are ([`People`]) and which message
-//! answers which inference ([`Answers`]). Nothing here imports another
+//! here too: who the bot and the users are (`People`) and which message
+//! answers which inference (`Answers`). Nothing here imports another
 //! part of the adapter, so every part may import it.
 
 use std::collections::{HashMap, HashSet};
