@@ -5,11 +5,9 @@
 //! CSRF token and is refused without a session or a token; wrong passwords
 //! are refused and, after a few, even the right one has to wait.
 
-mod browser;
-
 use std::time::Duration;
 
-use browser::Browser;
+use crate::browser::Browser;
 use gateway::admin::{Actor, Admin, Command};
 use gateway::pipeline::Purpose;
 use gateway::registry::Selector;
