@@ -2,13 +2,9 @@
 //! answers streamed to stdout from a stand-in provider, feedback and the
 //! inference rows in the SQLite file.
 
-#[path = "../../gateway/tests/support/standin.rs"]
-#[allow(dead_code)]
-mod standin;
-
 use std::process::Stdio;
 
-use standin::{Reply, StandIn, split};
+use testkit::standin::{self, Reply, StandIn, split};
 use tokio::io::AsyncWriteExt;
 
 async fn run_chat(config: &str, dir: &std::path::Path, input: &str) -> (bool, String, String) {

@@ -5,21 +5,15 @@
 //! CSRF token and is refused without a session or a token; wrong passwords
 //! are refused and, after a few, even the right one has to wait.
 
-#[path = "../../gateway/tests/support/standin.rs"]
-#[allow(dead_code)]
-mod standin;
-
-mod browser;
-
 use std::time::Duration;
 
-use browser::Browser;
+use crate::browser::Browser;
 use gateway::admin::{Actor, Admin, Command};
 use gateway::pipeline::Purpose;
 use gateway::registry::Selector;
 use gateway::store::{FeedbackRecord, InferenceRecord, Status, Store, now_ms};
 use gateway::{ChatMessage, Origin, Params, Role};
-use standin::StandIn;
+use testkit::standin::StandIn;
 use uuid::Uuid;
 
 const PASSWORD: &str = "correct horse battery staple";

@@ -2,27 +2,16 @@
 //! stand-in Discord (REST plus a gateway websocket speaking the documented
 //! protocol), answers what users write there, and records their feedback.
 
-#[path = "../../gateway/tests/support/standin.rs"]
-#[allow(dead_code)]
-mod standin;
-
-#[path = "discord_support/mod.rs"]
-mod discord_support;
-
-#[path = "../../gateway/tests/support/redis.rs"]
-#[allow(dead_code)]
-mod redis_support;
-
 use std::convert::Infallible;
 use std::process::Stdio;
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::response::Response;
-use discord_support::{APP, BOT, CHANNEL, Discord, USER, interaction, user_message};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
-use standin::{Reply, StandIn};
+use testkit::discord::{APP, BOT, CHANNEL, Discord, GUILD, USER, interaction, user_message};
+use testkit::standin::{Reply, StandIn};
 
 const TOKEN: &str = "stand-in-bot-token-Zm9v";
 
@@ -358,7 +347,7 @@ async fn a_mention_gets_one_streamed_split_reply_with_buttons_and_feedback_is_re
         .dispatch(
             "MESSAGE_REACTION_ADD",
             json!({ "user_id": USER, "channel_id": CHANNEL, "message_id": messages[0]["id"],
-                    "guild_id": discord_support::GUILD, "emoji": { "id": null, "name": "👍" }, "burst": false, "type": 0 }),
+                    "guild_id": GUILD, "emoji": { "id": null, "name": "👍" }, "burst": false, "type": 0 }),
         )
         .await;
     let store = serve.store().await;
@@ -385,7 +374,7 @@ async fn a_mention_gets_one_streamed_split_reply_with_buttons_and_feedback_is_re
         .dispatch(
             "MESSAGE_REACTION_REMOVE",
             json!({ "user_id": USER, "channel_id": CHANNEL, "message_id": messages[0]["id"],
-                    "guild_id": discord_support::GUILD, "emoji": { "id": null, "name": "👍" }, "burst": false, "type": 0 }),
+                    "guild_id": GUILD, "emoji": { "id": null, "name": "👍" }, "burst": false, "type": 0 }),
         )
         .await;
     for _ in 0..100 {
@@ -518,7 +507,7 @@ async fn replies_dms_and_threads_the_bot_started_are_answered_with_their_context
     discord
         .dispatch(
             "THREAD_CREATE",
-            json!({ "id": THREAD, "type": 11, "guild_id": discord_support::GUILD, "parent_id": CHANNEL,
+            json!({ "id": THREAD, "type": 11, "guild_id": GUILD, "parent_id": CHANNEL,
                     "owner_id": BOT, "name": "Rust questions", "newly_created": true,
                     "thread_metadata": { "archived": false, "auto_archive_duration": 1440, "locked": false } }),
         )
@@ -554,7 +543,7 @@ async fn replies_dms_and_threads_the_bot_started_are_answered_with_their_context
     discord
         .dispatch(
             "THREAD_CREATE",
-            json!({ "id": LATE, "type": 11, "guild_id": discord_support::GUILD, "parent_id": CHANNEL,
+            json!({ "id": LATE, "type": 11, "guild_id": GUILD, "parent_id": CHANNEL,
                     "owner_id": BOT, "name": "Late thread", "newly_created": true,
                     "thread_metadata": { "archived": false, "auto_archive_duration": 1440, "locked": false } }),
         )
@@ -941,7 +930,7 @@ async fn an_event_delivered_to_two_replicas_sharing_redis_is_answered_once() {
     let provider = StandIn::start().await;
     provider.always(Reply::text("Once only."));
     let discord = Discord::start().await;
-    let redis = redis_support::redis_section(&redis_support::shared_url(), "closed");
+    let redis = testkit::redis::redis_section(&testkit::redis::shared_url(), "closed");
     let first = Serve::start(&discord, &provider.url, &redis).await;
     let second = Serve::start(&discord, &provider.url, &redis).await;
     assert_eq!(

@@ -2,15 +2,11 @@
 //! while its database cannot take writes, is killed with SIGKILL, and after
 //! a restart every acknowledged row is in the database, once.
 
-#[path = "../../gateway/tests/support/standin.rs"]
-#[allow(dead_code)]
-mod standin;
-
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use gateway::store::{Store, Table};
-use standin::StandIn;
+use testkit::standin::StandIn;
 use tokio::io::AsyncBufReadExt;
 
 fn start_serve(config: &std::path::Path) -> tokio::process::Child {

@@ -3,15 +3,11 @@
 //! candidate and a baseline version, judged in both orders and checked;
 //! the report is written and the exit code gates on the win rate.
 
-#[path = "../../gateway/tests/support/standin.rs"]
-#[allow(dead_code)]
-mod standin;
-
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
-use standin::{Reply, StandIn};
+use testkit::standin::{self, Reply, StandIn};
 use tokio::io::AsyncWriteExt;
 
 /// Writes a configuration with `data_dir` in `dir`, one OpenAI-compatible

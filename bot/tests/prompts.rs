@@ -2,13 +2,9 @@
 //! the SQLite file, editing through $EDITOR, files for git, and a dry-run
 //! test answered by a stand-in provider.
 
-#[path = "../../gateway/tests/support/standin.rs"]
-#[allow(dead_code)]
-mod standin;
-
 use std::path::Path;
 
-use standin::StandIn;
+use testkit::standin::StandIn;
 
 struct Cli {
     config: std::path::PathBuf,

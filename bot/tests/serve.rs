@@ -2,13 +2,9 @@
 //! the OpenAI-compatible API through a configured provider, and on SIGTERM
 //! finishes, writes its rows and exits cleanly.
 
-#[path = "../../gateway/tests/support/standin.rs"]
-#[allow(dead_code)]
-mod standin;
-
 use std::time::Duration;
 
-use standin::StandIn;
+use testkit::standin::StandIn;
 
 #[tokio::test]
 async fn serve_answers_and_stops_cleanly_on_sigterm() {

@@ -3,10 +3,6 @@
 //! OpenTelemetry collector with the GenAI attributes, and JSON log lines;
 //! and in none of them the API keys or the provider's key.
 
-#[path = "../../gateway/tests/support/standin.rs"]
-#[allow(dead_code)]
-mod standin;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
@@ -17,7 +13,7 @@ use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
 use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message;
 use serde_json::json;
-use standin::{Reply, StandIn};
+use testkit::standin::{self, Reply, StandIn};
 use tokio::io::AsyncReadExt;
 
 const API_KEY: &str = "sbk-test-3f9a7c21e5d04b8e";

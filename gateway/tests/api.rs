@@ -3,13 +3,11 @@
 //! wire formats; retries, fallback, timeouts, broken streams, and the
 //! inference rows each case leaves.
 
-mod support;
-
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use support::standin::{Reply, StandIn, anthropic_error, openai_error, split};
-use support::{Harness, one_provider, sse_data};
+use testkit::standin::{Reply, StandIn, anthropic_error, openai_error, split};
+use testkit::{Harness, one_provider, sse_data};
 
 fn ask(model: &str, stream: bool) -> Value {
     json!({

@@ -4,14 +4,12 @@
 //! headers bypass it or set a TTL, entries expire, and failures are never
 //! cached.
 
-mod support;
-
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use support::redis::{redis_section, shared_url};
-use support::standin::{Reply, StandIn, split};
-use support::{Harness, one_provider, sse_data};
+use testkit::redis::{redis_section, shared_url};
+use testkit::standin::{Reply, StandIn, split};
+use testkit::{Harness, one_provider, sse_data};
 
 fn ask(question: &str, stream: bool, temperature: f64) -> Value {
     json!({

@@ -5,13 +5,11 @@
 //!
 //! PostgreSQL tests need `SWITCHBOARD_TEST_POSTGRES_URL` (see `store.rs`).
 
-mod support;
-
 use gateway::dashboard::accounts::{self, AccountError};
 use gateway::pipeline::Purpose;
 use gateway::store::{FeedbackRecord, InferenceRecord, Status, Store, now_ms};
 use gateway::{ChatMessage, Origin, Params, Role};
-use support::fresh_postgres;
+use testkit::fresh_postgres;
 use uuid::Uuid;
 
 fn inference(status: Status, purpose: Purpose, at: i64) -> InferenceRecord {

@@ -3,13 +3,11 @@
 //! prompt version, date), PII is redacted on request, and CSV quotes what
 //! it must.
 
-mod support;
-
 use gateway::export::{Format, export};
 use gateway::store::{DatasetFilter, Utc};
 use serde_json::{Value, json};
-use support::standin::{Reply, StandIn};
-use support::{Harness, one_provider};
+use testkit::standin::{Reply, StandIn};
+use testkit::{Harness, one_provider};
 
 async fn export_to_string(
     h: &Harness,

@@ -7,8 +7,6 @@
 //! Limits read an injected clock, frozen unless a test moves it, so that
 //! "ten seconds later" and "the next day" need no waiting.
 
-mod support;
-
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -18,9 +16,9 @@ use gateway::limits::{LimitError, ManualClock};
 use gateway::redis_link::RedisLink;
 use gateway::{ChatMessage, Input, Origin, PipelineError, ReplyEvent, Request, Role};
 use serde_json::{Value, json};
-use support::redis::{RedisServer, redis_section, shared_url};
-use support::standin::{Reply, StandIn};
-use support::{Answer, Harness, one_provider};
+use testkit::redis::{RedisServer, redis_section, shared_url};
+use testkit::standin::{Reply, StandIn};
+use testkit::{Answer, Harness, one_provider};
 
 /// Noon, UTC, on some day.
 const NOON_US: i64 = (20_000 * 86_400 + 12 * 3600) * 1_000_000;

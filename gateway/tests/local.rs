@@ -4,12 +4,10 @@
 //! leaves frees the slot; a missing model file stops the start with the
 //! path and the pull command.
 
-mod support;
-
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use support::{Harness, sse_data};
+use testkit::{Harness, sse_data};
 
 /// The model cache shared by test runs (`$SWITCHBOARD_MODEL_CACHE`, default
 /// `~/.cache/switchboard/models`); the model is fetched there once.

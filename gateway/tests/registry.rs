@@ -6,8 +6,6 @@
 //! PostgreSQL tests need `SWITCHBOARD_TEST_POSTGRES_URL`; the README's test
 //! command starts a throwaway server.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
 use gateway::Origin;
@@ -17,8 +15,8 @@ use gateway::registry::{Registry, RegistryError, Scope, Selector};
 use gateway::store::Store;
 use prompts::{Arm, Library, Prompt};
 use serde_json::json;
-use support::standin::StandIn;
-use support::{Harness, fresh_postgres, one_provider};
+use testkit::standin::StandIn;
+use testkit::{Harness, fresh_postgres, one_provider};
 
 /// One database of each kind: (label, url, folder kept alive for SQLite).
 async fn databases() -> Vec<(&'static str, String, tempfile::TempDir)> {

@@ -3,10 +3,8 @@
 //! errors into its own exceptions. The interpreter is
 //! `$SWITCHBOARD_TEST_PYTHON` (ops/test.sh installs the SDK in a venv).
 
-mod support;
-
-use support::standin::StandIn;
-use support::{Harness, one_provider};
+use testkit::standin::StandIn;
+use testkit::{Harness, one_provider};
 
 #[tokio::test]
 async fn the_openai_python_sdk_works_against_switchboard() {

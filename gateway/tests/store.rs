@@ -5,13 +5,11 @@
 //! PostgreSQL tests need `SWITCHBOARD_TEST_POSTGRES_URL` (a server they may
 //! create databases on); the README's test command starts a throwaway one.
 
-mod support;
-
 use gateway::store::{FeedbackRecord, InferenceRecord, Recorder, Status, Store, Table, now_ms};
 use gateway::{ChatMessage, Origin, Params, Role};
 use serde_json::json;
-use support::standin::StandIn;
-use support::{Harness, fresh_postgres, one_provider};
+use testkit::standin::StandIn;
+use testkit::{Harness, fresh_postgres, one_provider};
 use uuid::Uuid;
 
 fn record(i: usize) -> InferenceRecord {

@@ -19,9 +19,6 @@
 //! `SWITCHBOARD_BIN` points at another binary (default:
 //! `target/release/switchboard`).
 
-#[path = "../../../bot/tests/discord_support/mod.rs"]
-mod standin_discord;
-
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::process::Stdio;
@@ -32,7 +29,7 @@ use axum::body::{Body, Bytes};
 use axum::response::Response;
 use futures_util::StreamExt;
 use serde_json::{Value, json};
-use standin_discord::{BOT, Discord, user_message};
+use testkit::discord::{self as standin_discord, BOT, Discord, user_message};
 
 /// The model's time to first token.
 const TTFT: Duration = Duration::from_millis(200);

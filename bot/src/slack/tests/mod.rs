@@ -4,11 +4,10 @@
 //! requests are Slack's documented payloads, signed as Slack signs them.
 
 mod edit;
-mod fake_api;
 mod socket;
-#[path = "../../../../gateway/tests/support/mod.rs"]
-#[allow(dead_code, clippy::all)]
-mod support;
+
+use testkit as support;
+use testkit::slack as fake_api;
 
 use std::time::Duration;
 

@@ -1,8 +1,10 @@
-//! A stand-in for the Slack Web API on loopback: it answers the methods the
-//! adapter calls the way Slack documents them, keeps the threads it is told
-//! about (including the bot's own posts, so that later reads see them),
-//! and records every call for assertions. It can be told to answer a
-//! method with `429` and `Retry-After` a number of times.
+//! A stand-in for the Slack Web API on loopback, speaking its wire format:
+//! `POST /api/METHOD` with a bearer token and JSON, form-encoded or query
+//! arguments, answered with Slack's `{"ok": …}` JSON. It answers the
+//! methods the adapter calls the way Slack documents them, keeps the
+//! threads it is told about (including the bot's own posts, so that later
+//! reads see them), and records every call for assertions. It can be told
+//! to answer a method with `429` and `Retry-After` a number of times.
 //!
 //! It also plays Socket Mode: `apps.connections.open` (with the app-level
 //! token) hands out the URL of a websocket on loopback that greets with
@@ -18,19 +20,24 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{any, post};
 use serde_json::{Value, json};
 
-/// The bot user and bot id that `auth.test` reports.
+/// The bot user that `auth.test` reports.
 pub const BOT_USER: &str = "U0LAN0Z89";
+/// The bot id that `auth.test` reports.
 pub const BOT_ID: &str = "B0LAN0Z89";
+/// The bot token that the Web API methods take.
 pub const TOKEN: &str = "xoxb-test-token";
+/// The app-level token that `apps.connections.open` takes.
 pub const APP_TOKEN: &str = "xapp-1-A123ABC456-test";
 
 /// One recorded call.
 #[derive(Debug, Clone)]
 pub struct Call {
+    /// The Web API method (`chat.postMessage`), or `response_url:ID`.
     pub method: String,
     /// The arguments as one object, however they were sent: a JSON body,
     /// a form-encoded body, or the query string.
     pub args: Value,
+    /// When it arrived.
     pub at: Instant,
 }
 
@@ -94,14 +101,18 @@ struct Inner {
     open_streams: Vec<String>,
 }
 
+/// A running Slack stand-in.
 #[derive(Clone)]
 pub struct FakeSlack {
+    /// The Web API base, `http://127.0.0.1:PORT/api`.
     pub url: String,
+    /// The server's root, `http://127.0.0.1:PORT` (files, `response_url`s).
     pub base: String,
     inner: Arc<Mutex<Inner>>,
 }
 
 impl FakeSlack {
+    /// Starts the Web API server and the Socket Mode websocket.
     pub async fn start() -> FakeSlack {
         let inner: Arc<Mutex<Inner>> = Arc::default();
         let app = axum::Router::new()
@@ -109,13 +120,20 @@ impl FakeSlack {
             .route("/respond/{id}", post(respond))
             .route("/files/{name}", axum::routing::get(file))
             .with_state(inner.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind stand-in");
+        let addr = listener.local_addr().expect("stand-in address");
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        let sockets = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        inner.lock().unwrap().socket_addr = sockets.local_addr().unwrap().to_string();
+        let sockets = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the Socket Mode stand-in");
+        inner.lock().expect("lock").socket_addr = sockets
+            .local_addr()
+            .expect("Socket Mode address")
+            .to_string();
         tokio::spawn(serve_sockets(sockets, inner.clone()));
         FakeSlack {
             url: format!("http://{addr}/api"),
@@ -128,7 +146,7 @@ impl FakeSlack {
     pub fn file(&self, name: &str, bytes: &[u8]) -> String {
         self.inner
             .lock()
-            .unwrap()
+            .expect("lock")
             .files
             .insert(name.to_string(), bytes.to_vec());
         format!("{}/files/{name}", self.base)
@@ -136,7 +154,7 @@ impl FakeSlack {
 
     /// The Authorization headers file downloads carried.
     pub fn file_auth(&self) -> Vec<String> {
-        self.inner.lock().unwrap().file_auth.clone()
+        self.inner.lock().expect("lock").file_auth.clone()
     }
 
     /// A user that `users.info` knows.
@@ -181,10 +199,12 @@ impl FakeSlack {
         self.lock().limited.insert(method.into(), times);
     }
 
+    /// Every call so far.
     pub fn calls(&self) -> Vec<Call> {
         self.lock().calls.clone()
     }
 
+    /// The calls of one method so far.
     pub fn calls_of(&self, method: &str) -> Vec<Call> {
         self.calls()
             .into_iter()
@@ -224,7 +244,9 @@ impl FakeSlack {
     pub fn send(&self, message: &Value) {
         let s = self.lock();
         let outbox = s.socket.as_ref().expect("a Socket Mode connection");
-        outbox.send(message.to_string()).unwrap();
+        outbox
+            .send(message.to_string())
+            .expect("the Socket Mode connection is open");
     }
 
     /// Socket Mode: waits until `done` holds for the acks (10 s at most).
@@ -254,10 +276,11 @@ impl FakeSlack {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap()
+        self.inner.lock().expect("lock")
     }
 }
 
+/// The calls as `method args` lines, for assertion messages.
 pub fn summary(calls: &[Call]) -> Vec<String> {
     calls
         .iter()
@@ -271,7 +294,7 @@ async fn respond(
     body: axum::body::Bytes,
 ) -> Response {
     let args = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    inner.lock().unwrap().calls.push(Call {
+    inner.lock().expect("lock").calls.push(Call {
         method: format!("response_url:{id}"),
         args,
         at: Instant::now(),
@@ -287,7 +310,7 @@ async fn api(
     body: axum::body::Bytes,
 ) -> Response {
     let args = arguments(&headers, &query, &body);
-    let mut s = inner.lock().unwrap();
+    let mut s = inner.lock().expect("lock");
     s.calls.push(Call {
         method: method.clone(),
         args: args.clone(),
@@ -442,7 +465,7 @@ async fn serve_sockets(listener: tokio::net::TcpListener, inner: Arc<Mutex<Inner
             };
             let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
             {
-                let mut s = inner.lock().unwrap();
+                let mut s = inner.lock().expect("lock");
                 s.connections += 1;
                 s.socket = Some(tx);
             }
@@ -469,7 +492,7 @@ async fn serve_sockets(listener: tokio::net::TcpListener, inner: Arc<Mutex<Inner
                     frame = ws.next() => match frame {
                         Some(Ok(Message::Text(t))) => {
                             let v = serde_json::from_str(&t).unwrap_or(Value::Null);
-                            inner.lock().unwrap().acks.push(v);
+                            inner.lock().expect("lock").acks.push(v);
                         }
                         Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
                         Some(Ok(_)) => {}
@@ -487,7 +510,7 @@ async fn file(
     headers: axum::http::HeaderMap,
 ) -> axum::response::Response {
     use axum::response::IntoResponse;
-    let mut inner = inner.lock().unwrap();
+    let mut inner = inner.lock().expect("lock");
     let auth = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())

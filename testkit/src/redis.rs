@@ -1,7 +1,9 @@
-//! Real Redis servers for the tests: the shared one that ops/test.sh
-//! starts (`SWITCHBOARD_TEST_REDIS_URL`), or a private `redis-server` a
-//! test starts, kills and restarts itself. Without either, the tests fail
-//! and say how to run them.
+//! Stands in for a deployment's Redis (the cache, limits and dedupe
+//! backend) with real Redis servers, so the wire format is Redis's own
+//! RESP: the shared one that ops/test.sh starts
+//! (`SWITCHBOARD_TEST_REDIS_URL`), or a private `redis-server` a test
+//! starts, kills and restarts itself. Without either, the tests fail and
+//! say how to run them.
 
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};

@@ -1,10 +1,7 @@
-//! Test harness: a real Switchboard (config, SQLite store, pipeline, HTTP
-//! server on loopback) wired to stand-in providers.
-
-#![allow(dead_code)]
-
-pub mod redis;
-pub mod standin;
+//! Stands in for a deployed Switchboard: a real gateway (config, SQLite
+//! store, pipeline, HTTP server on loopback) that a test starts, calls over
+//! HTTP (OpenAI-compatible `/v1/chat/completions`) and drops, usually wired
+//! to the model-API [`StandIn`](crate::standin::StandIn).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -31,8 +28,11 @@ pub struct Harness {
 
 /// A response: status, headers and body.
 pub struct Answer {
+    /// The HTTP status.
     pub status: u16,
+    /// The response headers.
     pub headers: HeaderMap,
+    /// The body, as text.
     pub body: String,
 }
 
@@ -154,24 +154,6 @@ impl Drop for Harness {
             let _ = stop.send(());
         }
     }
-}
-
-/// A fresh, empty PostgreSQL database on the test server.
-pub async fn fresh_postgres() -> String {
-    let admin = std::env::var("SWITCHBOARD_TEST_POSTGRES_URL").expect(
-        "SWITCHBOARD_TEST_POSTGRES_URL is not set: run the tests with ops/test.sh, which starts a throwaway PostgreSQL",
-    );
-    let name = format!("sb_{}", uuid::Uuid::now_v7().simple());
-    let store = gateway::store::Store::connect(&admin)
-        .await
-        .expect("connect to the test PostgreSQL");
-    store
-        .execute_admin(&format!("CREATE DATABASE {name}"))
-        .await
-        .expect("create database");
-    store.close().await;
-    let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
-    format!("{base}/{name}")
 }
 
 /// Parses an SSE body into its `data:` payloads.

@@ -1,12 +1,11 @@
-//! A stand-in Discord for end-to-end tests: the REST routes the bot uses
-//! (with the documented JSON, including 429 answers with `retry_after`),
-//! and a gateway websocket that does HELLO, IDENTIFY (or RESUME), READY,
-//! heartbeats and then sends the dispatches a test pushes. Everything the
-//! bot does is recorded for the test to check. Answers carry every field
-//! Discord documents as always present, since the bot's client library
-//! reads them into typed models.
-
-#![allow(dead_code)]
+//! A stand-in Discord for end-to-end tests and benchmarks, speaking its
+//! wire formats: the REST API v10 routes the bot uses (with the documented
+//! JSON, including 429 answers with `retry_after`), and a gateway
+//! websocket (JSON frames of `op`, `d`, `s` and `t`) that does HELLO,
+//! IDENTIFY (or RESUME), READY, heartbeats and then sends the dispatches a
+//! test pushes. Everything the bot does is recorded for the test to check.
+//! Answers carry every field Discord documents as always present, since
+//! the bot's client library reads them into typed models.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -28,17 +27,23 @@ pub const BOT: &str = "1100000000000000001";
 pub const APP: &str = "1000000000000000001";
 /// The pushed "event" that makes the stand-in drop a connection.
 const CLOSE: &str = "__close__";
-/// The guild, channel and user of the tests.
+/// The guild of the tests.
 pub const GUILD: &str = "1300000000000000001";
+/// The channel of the tests.
 pub const CHANNEL: &str = "1200000000000000001";
+/// The user of the tests.
 pub const USER: &str = "1400000000000000001";
 
 /// One REST call the bot made.
 #[derive(Debug, Clone)]
 pub struct Call {
+    /// The HTTP method.
     pub method: &'static str,
+    /// The path below `/api/v10` (or `/attachments/NAME`).
     pub path: String,
+    /// The JSON body (`null` for none).
     pub body: Value,
+    /// When it arrived.
     pub at: Instant,
     /// The status the stand-in answered.
     pub status: u16,
@@ -146,7 +151,7 @@ impl Discord {
         self.shared
             .log
             .lock()
-            .unwrap()
+            .expect("lock")
             .files
             .insert(name.to_string(), text.to_string());
         format!(
@@ -160,7 +165,7 @@ impl Discord {
     pub async fn dispatch(&self, event: &str, data: Value) {
         for _ in 0..200 {
             let sent = {
-                let mut sessions = self.shared.dispatch.lock().unwrap();
+                let mut sessions = self.shared.dispatch.lock().expect("lock");
                 sessions.retain(|tx| !tx.is_closed());
                 for tx in sessions.iter() {
                     let _ = tx.send((event.to_string(), data.clone()));
@@ -182,55 +187,75 @@ impl Discord {
 
     /// The RESUME payloads the bot sent.
     pub fn resumes(&self) -> Vec<Value> {
-        self.shared.log.lock().unwrap().resumes.clone()
+        self.shared.log.lock().expect("lock").resumes.clone()
     }
 
     /// How many gateway connections are open (past READY).
     pub fn sessions(&self) -> usize {
-        let mut sessions = self.shared.dispatch.lock().unwrap();
+        let mut sessions = self.shared.dispatch.lock().expect("lock");
         sessions.retain(|tx| !tx.is_closed());
         sessions.len()
     }
 
     /// The next `n` message creations are answered 429.
     pub fn rate_limit_next_creates(&self, n: u32) {
-        self.shared.log.lock().unwrap().rate_limit_creates = n;
+        self.shared.log.lock().expect("lock").rate_limit_creates = n;
     }
 
     /// Every REST call so far.
     pub fn calls(&self) -> Vec<Call> {
-        self.shared.log.lock().unwrap().calls.clone()
+        self.shared.log.lock().expect("lock").calls.clone()
     }
 
     /// Every IDENTIFY payload, in order.
     pub fn identifies(&self) -> Vec<Value> {
-        self.shared.log.lock().unwrap().identify.clone()
+        self.shared.log.lock().expect("lock").identify.clone()
     }
 
     /// Answers every IDENTIFY by closing the connection with `code`.
     pub fn close_identify_with(&self, code: u16, reason: &str) {
-        self.shared.log.lock().unwrap().close_identify = Some((code, reason.to_string()));
+        self.shared.log.lock().expect("lock").close_identify = Some((code, reason.to_string()));
     }
 
     /// The first IDENTIFY payload a bot sent.
     pub fn identify(&self) -> Option<Value> {
-        self.shared.log.lock().unwrap().identify.first().cloned()
+        self.shared
+            .log
+            .lock()
+            .expect("lock")
+            .identify
+            .first()
+            .cloned()
     }
 
     /// A message as the channel shows it now.
     pub fn message(&self, id: &str) -> Option<Value> {
-        self.shared.log.lock().unwrap().messages.get(id).cloned()
+        self.shared
+            .log
+            .lock()
+            .expect("lock")
+            .messages
+            .get(id)
+            .cloned()
     }
 
     /// Stores a user's message, so that `GET` finds it (reply chains).
     pub fn seed(&self, message: Value) {
-        let id = message["id"].as_str().unwrap().to_string();
-        self.shared.log.lock().unwrap().messages.insert(id, message);
+        let id = message["id"]
+            .as_str()
+            .expect("a message with a string `id`")
+            .to_string();
+        self.shared
+            .log
+            .lock()
+            .expect("lock")
+            .messages
+            .insert(id, message);
     }
 
     /// The bot's messages in creation order.
     pub fn bot_messages(&self) -> Vec<Value> {
-        let log = self.shared.log.lock().unwrap();
+        let log = self.shared.log.lock().expect("lock");
         log.messages
             .values()
             .filter(|m| m["author"]["id"] == BOT)
@@ -251,7 +276,7 @@ impl Discord {
 }
 
 fn record(s: &Shared, method: &'static str, path: String, body: Value, status: u16) {
-    s.log.lock().unwrap().calls.push(Call {
+    s.log.lock().expect("lock").calls.push(Call {
         method,
         path,
         body,
@@ -299,7 +324,7 @@ async fn create(
 ) -> Response {
     let path = format!("/channels/{channel}/messages");
     {
-        let mut log = s.log.lock().unwrap();
+        let mut log = s.log.lock().expect("lock");
         if log.rate_limit_creates > 0 {
             log.rate_limit_creates -= 1;
             drop(log);
@@ -313,7 +338,7 @@ async fn create(
         }
     }
     let message = {
-        let mut log = s.log.lock().unwrap();
+        let mut log = s.log.lock().expect("lock");
         log.next_id += 1;
         let id = log.next_id.to_string();
         let message = bot_message(&id, &channel, &body);
@@ -330,7 +355,7 @@ async fn edit(
     Json(body): Json<Value>,
 ) -> Response {
     let updated = {
-        let mut log = s.log.lock().unwrap();
+        let mut log = s.log.lock().expect("lock");
         let Some(m) = log.messages.get_mut(&id) else {
             return (
                 StatusCode::NOT_FOUND,
@@ -365,7 +390,7 @@ async fn fetch(State(s): State<Shared>, Path((channel, id)): Path<(String, Strin
         Value::Null,
         200,
     );
-    match s.log.lock().unwrap().messages.get(&id) {
+    match s.log.lock().expect("lock").messages.get(&id) {
         Some(m) => Json(m.clone()).into_response(),
         None => (
             StatusCode::NOT_FOUND,
@@ -383,7 +408,7 @@ async fn list(State(s): State<Shared>, Path(channel): Path<String>) -> Json<Valu
         Value::Null,
         200,
     );
-    let log = s.log.lock().unwrap();
+    let log = s.log.lock().expect("lock");
     let mut msgs: Vec<Value> = log
         .messages
         .values()
@@ -407,7 +432,7 @@ async fn file(
         json!({ "authorization": authorized }),
         200,
     );
-    match s.log.lock().unwrap().files.get(&name) {
+    match s.log.lock().expect("lock").files.get(&name) {
         Some(text) => text.clone().into_response(),
         None => StatusCode::NOT_FOUND.into_response(),
     }
@@ -519,12 +544,12 @@ async fn gateway_session(stream: tokio::net::TcpStream, s: Shared, url: String) 
     let mut seq;
     let hello_back = if first["op"] == 6 {
         seq = first["d"]["seq"].as_u64().unwrap_or(0) + 1;
-        s.log.lock().unwrap().resumes.push(first);
+        s.log.lock().expect("lock").resumes.push(first);
         json!({ "op": 0, "s": seq, "t": "RESUMED", "d": {} })
     } else {
         seq = 1;
         let close = {
-            let mut log = s.log.lock().unwrap();
+            let mut log = s.log.lock().expect("lock");
             log.identify.push(first);
             log.close_identify.clone()
         };
@@ -546,7 +571,7 @@ async fn gateway_session(stream: tokio::net::TcpStream, s: Shared, url: String) 
         return;
     }
     let (tx, mut rx) = mpsc::unbounded_channel();
-    s.dispatch.lock().unwrap().push(tx);
+    s.dispatch.lock().expect("lock").push(tx);
     loop {
         tokio::select! {
             d = rx.recv() => {

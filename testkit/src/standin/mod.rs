@@ -1,8 +1,16 @@
-//! A stand-in for hosted model APIs (OpenAI Chat Completions and Anthropic
-//! Messages), speaking their wire formats byte for byte: SSE chunks,
-//! `data: [DONE]`, Anthropic's named events, their error bodies and
-//! headers. Each request takes the next scripted reply (or the default) and
-//! is recorded for assertions.
+//! A stand-in for hosted model APIs on loopback: one server that answers
+//! OpenAI Chat Completions on `/v1/chat/completions` ([`openai`]) and
+//! Anthropic Messages on `/v1/messages` ([`anthropic`]), speaking their
+//! wire formats byte for byte: SSE chunks, `data: [DONE]`, Anthropic's
+//! named events, their error bodies and headers. Each request takes the
+//! next scripted reply (or the default) and is recorded for assertions.
+//! This file holds the script and the server; each wire format has its own.
+
+pub mod anthropic;
+pub mod openai;
+
+pub use anthropic::anthropic_error;
+pub use openai::openai_error;
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -14,7 +22,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::routing::post;
 use futures_util::{StreamExt, stream};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 /// What the stand-in answers with.
 #[derive(Clone, Debug)]
@@ -190,12 +198,12 @@ async fn handle(
 fn respond(reply: Reply, model: &str) -> Response {
     match reply {
         Reply::OpenAiStream(pieces, usage) => {
-            sse(openai_events(&pieces, Some(usage), model), false)
+            sse(openai::events(&pieces, Some(usage), model), false)
         }
-        Reply::OpenAiCut(pieces) => sse(openai_events(&pieces, None, model), true),
+        Reply::OpenAiCut(pieces) => sse(openai::events(&pieces, None, model), true),
         Reply::OpenAiSlow(pieces, gap) => {
             let usage = (11, pieces.len() as u64);
-            let events = openai_events(&pieces, Some(usage), model);
+            let events = openai::events(&pieces, Some(usage), model);
             let body = stream::iter(events).then(move |e| async move {
                 tokio::time::sleep(gap).await;
                 Ok::<_, std::io::Error>(Bytes::from(e))
@@ -207,37 +215,10 @@ fn respond(reply: Reply, model: &str) -> Response {
                 .expect("response")
         }
         Reply::AnthropicStream(pieces, usage) => {
-            sse(anthropic_events(&pieces, usage, model), false)
+            sse(anthropic::events(&pieces, usage, model), false)
         }
-        Reply::OpenAiJson(text, (input, output)) => json_response(json!({
-            "id": "chatcmpl-B9MHDbslfkBeAs8l4bebGdFOJ6PeG",
-            "object": "chat.completion",
-            "created": 1741570283,
-            "model": model,
-            "choices": [{
-                "index": 0,
-                "message": {"role": "assistant", "content": text, "refusal": null, "annotations": []},
-                "logprobs": null,
-                "finish_reason": "stop"
-            }],
-            "usage": {
-                "prompt_tokens": input, "completion_tokens": output, "total_tokens": input + output,
-                "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
-                "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0, "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0}
-            },
-            "service_tier": "default",
-            "system_fingerprint": "fp_06737a9306"
-        })),
-        Reply::AnthropicJson(text, (input, output)) => json_response(json!({
-            "id": "msg_013Zva2CMHLNnXjNJJKqJ2EF",
-            "type": "message",
-            "role": "assistant",
-            "model": model,
-            "content": [{"type": "text", "text": text}],
-            "stop_reason": "end_turn",
-            "stop_sequence": null,
-            "usage": {"input_tokens": input, "output_tokens": output}
-        })),
+        Reply::OpenAiJson(text, usage) => json_response(openai::completion(&text, usage, model)),
+        Reply::AnthropicJson(text, usage) => json_response(anthropic::message(&text, usage, model)),
         Reply::Status(status, body, headers) => {
             let mut b = Response::builder()
                 .status(StatusCode::from_u16(status).expect("status"))
@@ -279,96 +260,4 @@ fn sse(events: Vec<String>, cut: bool) -> Response {
         .header("content-type", "text/event-stream; charset=utf-8")
         .body(Body::from_stream(body))
         .expect("response")
-}
-
-/// OpenAI's chunks, exactly as its API sends them with include_usage.
-fn openai_events(pieces: &[String], usage: Option<(u64, u64)>, model: &str) -> Vec<String> {
-    let chunk = |delta: Value, finish: Value| {
-        format!(
-            "data: {}\n\n",
-            json!({
-                "id": "chatcmpl-B9MBs8CjcvOU2jLn4n570S5qMJKcT",
-                "object": "chat.completion.chunk",
-                "created": 1741569952,
-                "model": model,
-                "service_tier": "default",
-                "system_fingerprint": "fp_06737a9306",
-                "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}],
-                "usage": null
-            })
-        )
-    };
-    let mut out = vec![chunk(
-        json!({"role": "assistant", "content": "", "refusal": null}),
-        Value::Null,
-    )];
-    out.extend(
-        pieces
-            .iter()
-            .map(|p| chunk(json!({"content": p}), Value::Null)),
-    );
-    if let Some((input, output)) = usage {
-        out.push(chunk(json!({}), json!("stop")));
-        out.push(format!(
-            "data: {}\n\n",
-            json!({
-                "id": "chatcmpl-B9MBs8CjcvOU2jLn4n570S5qMJKcT",
-                "object": "chat.completion.chunk",
-                "created": 1741569952,
-                "model": model,
-                "service_tier": "default",
-                "system_fingerprint": "fp_06737a9306",
-                "choices": [],
-                "usage": {
-                    "prompt_tokens": input, "completion_tokens": output, "total_tokens": input + output,
-                    "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
-                    "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0, "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0}
-                }
-            })
-        ));
-        out.push("data: [DONE]\n\n".to_string());
-    }
-    out
-}
-
-/// Anthropic's events, exactly as its Messages API streams them.
-fn anthropic_events(pieces: &[String], (input, output): (u64, u64), model: &str) -> Vec<String> {
-    let ev = |name: &str, data: Value| format!("event: {name}\ndata: {data}\n\n");
-    let mut out = vec![
-        ev(
-            "message_start",
-            json!({"type": "message_start", "message": {"id": "msg_1nZdL29xx5MUA1yADyHTEsnR8uuvGzszyY", "type": "message", "role": "assistant", "content": [], "model": model, "stop_reason": null, "stop_sequence": null, "usage": {"input_tokens": input, "output_tokens": 1}}}),
-        ),
-        ev(
-            "content_block_start",
-            json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
-        ),
-        ev("ping", json!({"type": "ping"})),
-    ];
-    out.extend(pieces.iter().map(|p| {
-        ev(
-            "content_block_delta",
-            json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": p}}),
-        )
-    }));
-    out.push(ev(
-        "content_block_stop",
-        json!({"type": "content_block_stop", "index": 0}),
-    ));
-    out.push(ev(
-        "message_delta",
-        json!({"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": null}, "usage": {"output_tokens": output}}),
-    ));
-    out.push(ev("message_stop", json!({"type": "message_stop"})));
-    out
-}
-
-/// OpenAI's error body.
-pub fn openai_error(message: &str, kind: &str) -> String {
-    json!({"error": {"message": message, "type": kind, "param": null, "code": null}}).to_string()
-}
-
-/// Anthropic's error body.
-pub fn anthropic_error(message: &str, kind: &str) -> String {
-    json!({"type": "error", "error": {"type": kind, "message": message}}).to_string()
 }
