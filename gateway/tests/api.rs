@@ -950,7 +950,7 @@ async fn a_vote_sent_to_another_replica_right_after_the_answer_is_stored() {
     let provider = StandIn::start().await;
     let config = format!(
         "[database]\nurl = {:?}\n{}",
-        support::fresh_postgres().await,
+        testkit::fresh_postgres().await,
         one_provider(&provider.url)
     );
     let a = Harness::start(&config, &[]).await;
@@ -1001,7 +1001,7 @@ async fn a_vote_sent_to_another_replica_right_after_the_answer_is_stored() {
 async fn every_api_error_is_openai_error_json() {
     let provider = StandIn::start().await;
     let h = Harness::start(&one_provider(&provider.url), &[]).await;
-    let error_of = |r: &support::Answer| -> Value {
+    let error_of = |r: &testkit::Answer| -> Value {
         assert!(
             r.headers["content-type"]
                 .to_str()
@@ -1041,7 +1041,7 @@ async fn every_api_error_is_openai_error_json() {
         .send()
         .await
         .unwrap();
-    let r = support::Answer {
+    let r = testkit::Answer {
         status: r.status().as_u16(),
         headers: r.headers().clone(),
         body: r.text().await.unwrap(),
