@@ -1,11 +1,9 @@
 //! Behaviour of the engine with the real default model: deterministic greedy answers, limits,
 //! stop sequences, cancellation, back-pressure and long conversations.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::{engine, options};
+use crate::common::{engine, options};
 use switchboard_embedded::{
     ChatTurn, EngineOptions, FinishReason, GenEvent, GenerateError, GenerateRequest, Overflow,
 };

@@ -1,13 +1,11 @@
 //! Model files that are missing, damaged or wrong must fail with errors that name the file and
 //! the way out, and fetching must never leave a bad file under the final name.
 
-mod common;
-
 use std::fs;
 use std::io::{Read, Write};
 use std::path::Path;
 
-use common::{model_path, scratch};
+use crate::common::{model_path, scratch};
 use switchboard_embedded::{
     Engine, EngineOptions, LoadError, ModelSpec, Progress, PullError, Source, default_model, list,
     pull, verify,

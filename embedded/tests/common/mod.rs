@@ -1,8 +1,6 @@
 //! Shared helpers for the integration tests: the real model file, fetched once per machine
 //! into the model cache and reused by later runs.
 
-#![allow(dead_code)]
-
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
