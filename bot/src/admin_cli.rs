@@ -8,7 +8,7 @@ use std::io::{BufRead, IsTerminal, Write};
 
 use anyhow::{Context, bail};
 use clap::Subcommand;
-use gateway::dashboard::accounts;
+use gateway::http::dashboard::accounts;
 
 /// The variable a script can pass the password in.
 const PASSWORD_ENV: &str = "SWITCHBOARD_ADMIN_PASSWORD";
@@ -48,7 +48,7 @@ pub async fn run(config: &gateway::Config, command: AdminCommand) -> anyhow::Res
                     println!("no dashboard accounts; add one with `switchboard admin add NAME`");
                 }
                 for (name, created) in list {
-                    println!("{name}\tcreated {}", gateway::store::Utc::from_ms(created));
+                    println!("{name}\tcreated {}", gateway::domain::Utc::from_ms(created));
                 }
             }),
         AdminCommand::Remove { name } => accounts::remove_account(&store, &name)

@@ -50,7 +50,7 @@ enum Command {
     Export {
         /// `openai` (chat fine-tuning JSONL), `eval` (JSONL) or `csv`.
         #[arg(long, default_value = "openai")]
-        format: gateway::export::Format,
+        format: gateway::promptops::export::Format,
         /// Only this prompt.
         #[arg(long)]
         prompt: Option<String>,
@@ -192,14 +192,17 @@ async fn execute(
                     let file = std::fs::File::create(path)
                         .with_context(|| format!("cannot create `{}`", path.display()))?;
                     let mut out = std::io::BufWriter::new(file);
-                    let n =
-                        gateway::export::export(&store, &filter, format, redact, &mut out).await;
+                    let n = gateway::promptops::export::export(
+                        &store, &filter, format, redact, &mut out,
+                    )
+                    .await;
                     std::io::Write::flush(&mut out)?;
                     n
                 }
                 None => {
                     let mut out = std::io::stdout().lock();
-                    gateway::export::export(&store, &filter, format, redact, &mut out).await
+                    gateway::promptops::export::export(&store, &filter, format, redact, &mut out)
+                        .await
                 }
             };
             store.close().await;

@@ -11,9 +11,9 @@
 use std::io::Write;
 
 use futures_util::StreamExt;
-use gateway::admin::Admin;
 use gateway::domain::{FeedbackRecord, User, now_ms};
-use gateway::pipeline::{Input, Request};
+use gateway::domain::{Input, Request};
+use gateway::promptops::admin::Admin;
 use gateway::promptops::feedback::{FeedbackDoor, Verdict};
 use gateway::{ChatMessage, Inbound, Origin, Pipeline, ReplyEvent, Role, Summary};
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -87,15 +87,15 @@ pub async fn run(app: &App) -> anyhow::Result<()> {
             text if text == "/prompt" || text.starts_with("/prompt ") => {
                 let args = text.trim_start_matches("/prompt").trim();
                 if args == "help" {
-                    writeln!(out, "{}", gateway::admin::USAGE)?;
+                    writeln!(out, "{}", gateway::promptops::admin::USAGE)?;
                     continue;
                 }
-                match gateway::admin::parse_command(args, None) {
+                match gateway::promptops::admin::parse_command(args, None) {
                     Err(message) => writeln!(out, "{message}")?,
                     Ok(command) => {
                         match console
                             .admin
-                            .run(&gateway::admin::Actor::cli(&user), command)
+                            .run(&gateway::promptops::admin::Actor::cli(&user), command)
                             .await
                         {
                             Ok(output) => write!(out, "{}", output.to_text())?,

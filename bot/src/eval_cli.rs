@@ -8,9 +8,12 @@ use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use clap::Args;
-use gateway::eval::{Arm, Check, EvalConfig, Gate, examples_from_jsonl, examples_from_log};
-use gateway::registry::Selector;
-use gateway::store::{DatasetFilter, Utc};
+use gateway::domain::Selector;
+use gateway::domain::Utc;
+use gateway::promptops::eval::{
+    Arm, Check, EvalConfig, Gate, examples_from_jsonl, examples_from_log,
+};
+use gateway::store::DatasetFilter;
 
 /// The options of `switchboard eval`.
 #[derive(Args)]
@@ -213,7 +216,7 @@ async fn evaluate(
         concurrency: args.concurrency,
     };
     let progress = Progress::new();
-    let report = gateway::eval::run(&app.pipeline, &config, examples, |done, total| {
+    let report = gateway::promptops::eval::run(&app.pipeline, &config, examples, |done, total| {
         progress.show(done, total)
     })
     .await?;

@@ -5,6 +5,7 @@
 //! adapters are a library so that they can be tested in-process.
 
 pub mod admin_cli;
+pub mod chunks;
 pub mod cli;
 pub mod console;
 pub mod discord;

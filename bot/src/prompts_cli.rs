@@ -7,8 +7,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use clap::Subcommand;
-use gateway::admin::{Actor, Admin, Command};
-use gateway::registry::{PRODUCTION, Scope, Selector};
+use gateway::domain::Selector;
+use gateway::promptops::admin::{Actor, Admin, Command};
+use gateway::registry::{PRODUCTION, Scope};
 use prompts::Prompt;
 
 /// The prompt commands.
@@ -288,7 +289,7 @@ async fn execute(
         PromptsCommand::Split { name, label, arms } => Command::Split {
             name,
             label,
-            arms: gateway::admin::parse_arms(&arms)?,
+            arms: gateway::promptops::admin::parse_arms(&arms)?,
         },
         PromptsCommand::History { name, limit } => Command::History { name, limit },
         PromptsCommand::Export { dir, label } => {

@@ -20,12 +20,12 @@ pub async fn serve(app: &Gateway, config: &Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {} (server.listen)", config.server.listen))?;
     tracing::info!(listen = %config.server.listen, "serving the OpenAI-compatible API at /v1/chat/completions");
-    let mut router = gateway::server::app(state);
+    let mut router = gateway::http::api::app(state);
     if config.dashboard.enabled {
         tracing::info!(
             "serving the dashboard at /dashboard (accounts: `switchboard admin add NAME`)"
         );
-        let dashboard = gateway::dashboard::Dashboard::new(
+        let dashboard = gateway::http::dashboard::Dashboard::new(
             app.store.clone(),
             app.admin.clone(),
             app.pipeline.clone(),

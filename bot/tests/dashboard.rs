@@ -8,10 +8,11 @@
 use std::time::Duration;
 
 use crate::browser::Browser;
-use gateway::admin::{Actor, Admin, Command};
-use gateway::pipeline::Purpose;
-use gateway::registry::Selector;
-use gateway::store::{FeedbackRecord, InferenceRecord, Status, Store, now_ms};
+use gateway::domain::Purpose;
+use gateway::domain::Selector;
+use gateway::domain::{FeedbackRecord, InferenceRecord, Status, now_ms};
+use gateway::promptops::admin::{Actor, Admin, Command};
+use gateway::store::Store;
 use gateway::{ChatMessage, Origin, Params, Role};
 use testkit::standin::StandIn;
 use uuid::Uuid;

@@ -61,7 +61,7 @@ pub struct Gateway {
     /// The prompt registry.
     pub registry: Registry,
     /// The admin command layer.
-    pub admin: crate::admin::Admin,
+    pub admin: crate::promptops::admin::Admin,
     /// Writes inference and feedback rows off the hot path.
     pub recorder: Recorder,
     /// The one door every vote comes through.
@@ -152,7 +152,7 @@ impl Gateway {
             },
             guards,
         );
-        let admin = crate::admin::Admin::new(
+        let admin = crate::promptops::admin::Admin::new(
             registry.clone(),
             Some(pipeline.clone()),
             config.admin.clone(),

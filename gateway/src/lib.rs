@@ -5,9 +5,7 @@
 
 // The floors, from the ground up (see ARCHITECTURE.md): each module imports
 // only those listed before it.
-pub mod admin;
 pub mod app;
-pub mod chunks;
 pub mod config;
 pub mod domain;
 pub mod guards;
@@ -18,15 +16,6 @@ pub mod providers;
 pub mod registry;
 pub mod store;
 pub mod telemetry;
-
-// Old paths, re-exported until every caller names the new ones.
-pub use domain as reply;
-pub use domain as types;
-pub use guards::{cache, dedupe, limits, redis_link};
-pub use http::{api as server, dashboard};
-pub use pipeline::route as router;
-pub use promptops::{eval, export};
-pub use telemetry::metrics;
 
 pub use app::{Gateway, StartError};
 pub use config::Config;

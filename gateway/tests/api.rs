@@ -567,7 +567,7 @@ async fn without_keys_only_loopback_clients_are_served() {
     let h = Harness::start(&one_provider(&provider.url), &[]).await;
     let config =
         gateway::Config::from_parts("test", &one_provider(&provider.url), Vec::new()).unwrap();
-    let app = gateway::server::app(h.gateway.http_state(&config, |_| None));
+    let app = gateway::http::api::app(h.gateway.http_state(&config, |_| None));
     for (peer, want) in [("203.0.113.9:5000", 401), ("127.0.0.1:5000", 200)] {
         let mut request = axum::http::Request::post("/v1/chat/completions")
             .header("content-type", "application/json")
@@ -699,15 +699,15 @@ async fn feedback_on_an_answer_is_stored_typed_and_bad_feedback_is_refused() {
 }
 
 /// A chat question from an adapter, as the pipeline receives it.
-fn chat(origin: gateway::Origin, inbound: gateway::Inbound) -> gateway::pipeline::Request {
-    gateway::pipeline::Request::new(
+fn chat(origin: gateway::Origin, inbound: gateway::Inbound) -> gateway::domain::Request {
+    gateway::domain::Request::new(
         origin.clone(),
-        gateway::pipeline::Input::Chat(gateway::Inbound { origin, ..inbound }),
+        gateway::domain::Input::Chat(gateway::Inbound { origin, ..inbound }),
     )
 }
 
 /// Reads a reply to its end, failing the test on an error.
-async fn finish(mut reply: gateway::reply::ReplyStream) {
+async fn finish(mut reply: gateway::domain::ReplyStream) {
     while let Some(e) = reply.next_event().await {
         if let gateway::ReplyEvent::Failed { message, .. } = e {
             panic!("{message}");
@@ -1078,7 +1078,7 @@ async fn every_api_error_is_openai_error_json() {
 /// correcting the answer, stopping it midway.
 #[tokio::test]
 async fn asking_again_correcting_and_stopping_are_recorded_as_implicit_feedback() {
-    use gateway::pipeline::{Input, Request};
+    use gateway::domain::{Input, Request};
     use gateway::{Inbound, Origin, ReplyEvent};
     let provider = StandIn::start().await;
     let h = Harness::start(&one_provider(&provider.url), &[]).await;

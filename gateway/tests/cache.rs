@@ -231,7 +231,7 @@ async fn errors_and_broken_streams_are_never_cached() {
 /// cache off, another caches sampled answers the alias would not.
 #[tokio::test]
 async fn a_prompts_cache_policy_overrides_the_alias() {
-    use gateway::admin::{Actor, Command};
+    use gateway::promptops::admin::{Actor, Command};
     let provider = StandIn::start().await;
     let h = gateway(&provider, None, "").await;
     let operator = Actor::cli("test");

@@ -5,9 +5,10 @@
 //!
 //! PostgreSQL tests need `SWITCHBOARD_TEST_POSTGRES_URL` (see `store.rs`).
 
-use gateway::dashboard::accounts::{self, AccountError};
-use gateway::pipeline::Purpose;
-use gateway::store::{FeedbackRecord, InferenceRecord, Status, Store, now_ms};
+use gateway::domain::Purpose;
+use gateway::domain::{FeedbackRecord, InferenceRecord, Status, now_ms};
+use gateway::http::dashboard::accounts::{self, AccountError};
+use gateway::store::Store;
 use gateway::{ChatMessage, Origin, Params, Role};
 use testkit::fresh_postgres;
 use uuid::Uuid;

@@ -3,8 +3,9 @@
 //! prompt version, date), PII is redacted on request, and CSV quotes what
 //! it must.
 
-use gateway::export::{Format, export};
-use gateway::store::{DatasetFilter, Utc};
+use gateway::domain::Utc;
+use gateway::promptops::export::{Format, export};
+use gateway::store::DatasetFilter;
 use serde_json::{Value, json};
 use testkit::standin::{Reply, StandIn};
 use testkit::{Harness, one_provider};
@@ -125,7 +126,7 @@ async fn exports_are_valid_filtered_and_redacted() {
     assert_eq!(line["output"], "I do not know.");
 
     // Dates: nothing before today, nothing from tomorrow.
-    let today = Utc::parse_date(&Utc::from_ms(gateway::store::now_ms()).date()).unwrap();
+    let today = Utc::parse_date(&Utc::from_ms(gateway::domain::now_ms()).date()).unwrap();
     let tomorrow = DatasetFilter {
         since_ms: Some(today + 86_400_000),
         ..DatasetFilter::default()
@@ -164,9 +165,9 @@ async fn exports_are_valid_filtered_and_redacted() {
         user: Some(gateway::User::new("slack", "U2")),
         ..gateway::Origin::default()
     };
-    let question = gateway::pipeline::Request::new(
+    let question = gateway::domain::Request::new(
         origin.clone(),
-        gateway::pipeline::Input::Chat(gateway::Inbound {
+        gateway::domain::Input::Chat(gateway::Inbound {
             origin,
             text: "Any news?".into(),
             user_name: Some("Ada Lovelace".into()),

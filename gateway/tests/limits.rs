@@ -11,9 +11,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use gateway::config::RedisConfig;
-use gateway::dedupe::EventDedupe;
-use gateway::limits::{LimitError, ManualClock};
-use gateway::redis_link::RedisLink;
+use gateway::guards::dedupe::EventDedupe;
+use gateway::guards::limits::{LimitError, ManualClock};
+use gateway::guards::redis_link::RedisLink;
 use gateway::{ChatMessage, Input, Origin, PipelineError, ReplyEvent, Request, Role};
 use serde_json::{Value, json};
 use testkit::redis::{RedisServer, redis_section, shared_url};

@@ -9,9 +9,10 @@
 use std::time::{Duration, Instant};
 
 use gateway::Origin;
-use gateway::admin::{Actor, Admin, AdminError, Command};
 use gateway::config::AdminConfig;
-use gateway::registry::{Registry, RegistryError, Scope, Selector};
+use gateway::domain::Selector;
+use gateway::promptops::admin::{Actor, Admin, AdminError, Command};
+use gateway::registry::{Registry, RegistryError, Scope};
 use gateway::store::Store;
 use prompts::{Arm, Library, Prompt};
 use serde_json::json;
@@ -61,7 +62,7 @@ fn user(id: &str) -> Actor {
     }
 }
 
-async fn create(admin: &Admin, actor: &Actor, prompt: Prompt) -> gateway::admin::Output {
+async fn create(admin: &Admin, actor: &Actor, prompt: Prompt) -> gateway::promptops::admin::Output {
     admin
         .run(
             actor,
@@ -981,12 +982,12 @@ async fn a_label_moved_in_flight_leaves_the_request_on_one_version() {
     edit(&admin, &boss, p, 1).await;
     promote(&admin, &boss, "support", 1, "production").await;
 
-    let request = gateway::pipeline::Request::new(
+    let request = gateway::domain::Request::new(
         Origin {
             platform: "http".into(),
             ..Origin::default()
         },
-        gateway::pipeline::Input::Prompt {
+        gateway::domain::Input::Prompt {
             name: "support".into(),
             selector: None,
             messages: vec![gateway::ChatMessage::new(gateway::Role::User, "hello")],
@@ -997,7 +998,7 @@ async fn a_label_moved_in_flight_leaves_the_request_on_one_version() {
     promote(&admin, &boss, "support", 2, "production").await;
     let mut done = None;
     while let Some(event) = reply.next_event().await {
-        if let gateway::reply::ReplyEvent::Done(s) = event {
+        if let gateway::domain::ReplyEvent::Done(s) = event {
             done = Some(s);
         }
     }

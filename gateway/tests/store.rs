@@ -5,7 +5,9 @@
 //! PostgreSQL tests need `SWITCHBOARD_TEST_POSTGRES_URL` (a server they may
 //! create databases on); the README's test command starts a throwaway one.
 
-use gateway::store::{FeedbackRecord, InferenceRecord, Recorder, Status, Store, Table, now_ms};
+use gateway::store::{Recorder, Store, Table};
+
+use gateway::domain::{FeedbackRecord, InferenceRecord, Status, now_ms};
 use gateway::{ChatMessage, Origin, Params, Role};
 use serde_json::json;
 use testkit::standin::StandIn;
@@ -27,7 +29,7 @@ fn record(i: usize) -> InferenceRecord {
         user_name: None,
         prompt: Some(("assistant".into(), 3)),
         prompt_label: Some("production".into()),
-        purpose: gateway::pipeline::Purpose::Live,
+        purpose: gateway::domain::Purpose::Live,
         alias: "default".into(),
         provider: Some("openai".into()),
         model: Some("gpt-4o-mini".into()),

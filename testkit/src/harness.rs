@@ -6,7 +6,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use gateway::limits::{Clock, SystemClock};
+use gateway::guards::limits::{Clock, SystemClock};
 
 use gateway::store::InferenceRow;
 use gateway::{Config, Gateway};
@@ -84,7 +84,7 @@ impl Harness {
             .expect("bind");
         let addr: SocketAddr = listener.local_addr().expect("address");
         let (stop, stopped) = oneshot::channel::<()>();
-        tokio::spawn(gateway::server::serve(listener, state, async move {
+        tokio::spawn(gateway::http::api::serve(listener, state, async move {
             let _ = stopped.await;
         }));
         Harness {

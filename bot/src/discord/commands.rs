@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use gateway::admin::{Actor, AdminError, Command, Output, parse_command};
+use gateway::promptops::admin::{Actor, AdminError, Command, Output, parse_command};
 use gateway::registry::Scope;
 use serde_json::Value;
 use tokio::task::{JoinError, JoinHandle};

@@ -104,7 +104,7 @@ pub fn deferred_ephemeral() -> Value {
 
 /// Text cut to fit one message, saying so when it was cut.
 pub fn clip(text: &str) -> String {
-    let parts = gateway::chunks::split_message(text, MAX_CHARS - 40);
+    let parts = crate::chunks::split_message(text, MAX_CHARS - 40);
     match parts.len() {
         0 => String::new(),
         1 => parts.into_iter().next().unwrap_or_default(),

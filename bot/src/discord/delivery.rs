@@ -185,7 +185,7 @@ fn chunks(text: &str, growing: bool) -> Vec<String> {
     } else {
         text.to_string()
     };
-    gateway::chunks::split_message(&shown, MAX_CHARS)
+    crate::chunks::split_message(&shown, MAX_CHARS)
 }
 
 /// Posts a short notice (a refusal, an error) in reply to a message.

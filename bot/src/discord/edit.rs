@@ -5,7 +5,7 @@
 //! holds. Either way a new version is saved through the admin layer, which
 //! checks rights when it runs.
 
-use gateway::admin::{Actor, Command, Rights};
+use gateway::promptops::admin::{Actor, Command, Rights};
 use serde_json::Value;
 
 use super::commands::{self, run_admin};

@@ -41,8 +41,8 @@ mod tests;
 use std::sync::Arc;
 
 use gateway::Pipeline;
-use gateway::admin::Admin;
-use gateway::dedupe::EventDedupe;
+use gateway::guards::dedupe::EventDedupe;
+use gateway::promptops::admin::Admin;
 use gateway::promptops::feedback::FeedbackDoor;
 use gateway::registry::Registry;
 use gateway::store::{Recorder, Store};

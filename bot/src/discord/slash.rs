@@ -9,7 +9,7 @@
 //! its submission arrives as an ordinary interaction ([`super::edit`]):
 //! nothing waits in memory for it, so any replica may take it.
 
-use gateway::admin::Actor;
+use gateway::promptops::admin::Actor;
 use poise::serenity_prelude as serenity;
 use serde_json::Value;
 
@@ -326,7 +326,7 @@ async fn run(
 async fn answer(
     ctx: Context<'_>,
     actor: Actor,
-    command: Result<gateway::admin::Command, String>,
+    command: Result<gateway::promptops::admin::Command, String>,
 ) -> Result<(), HandleError> {
     let text = match command {
         Err(message) => message,

@@ -11,8 +11,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use gateway::Pipeline;
-use gateway::admin::Admin;
-use gateway::dedupe::{DedupeError, EventDedupe};
+use gateway::guards::dedupe::{DedupeError, EventDedupe};
+use gateway::promptops::admin::Admin;
 use gateway::promptops::feedback::FeedbackDoor;
 use gateway::registry::Registry;
 use gateway::store::{Recorder, Store};

@@ -5,7 +5,7 @@
 //! in. No Web API calls and no state: every other part builds its
 //! messages here.
 
-use gateway::admin::{Output, Section};
+use gateway::promptops::admin::{Output, Section};
 use serde_json::{Value, json};
 use slack_morphism::SlackActionId;
 use slack_morphism::SlackMessageMetadata;
@@ -214,7 +214,7 @@ pub fn render(output: &Output) -> Value {
                 format!("```\n{}\n```", escape(table.trim_matches('\n')))
             }
         };
-        for chunk in gateway::chunks::split_message(&text, 2_900) {
+        for chunk in crate::chunks::split_message(&text, 2_900) {
             blocks.push(section(&chunk));
         }
     }

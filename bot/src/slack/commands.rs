@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 
-use gateway::admin::{AdminError, parse_command};
+use gateway::promptops::admin::{AdminError, parse_command};
 use gateway::registry::Scope;
 use serde_json::Value;
 use slack_morphism::events::SlackCommandEvent;

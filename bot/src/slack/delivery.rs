@@ -244,7 +244,7 @@ async fn stream_answer(
         }
     };
     // The last text goes with the stop, unless it is over the limit.
-    let mut pieces = gateway::chunks::split_message(&rest, MARKDOWN_MAX);
+    let mut pieces = crate::chunks::split_message(&rest, MARKDOWN_MAX);
     let last = pieces.pop().unwrap_or_default();
     for piece in pieces {
         append(state, place.channel, &ts, &piece).await;
@@ -293,7 +293,7 @@ impl Target<'_> {
     /// Brings the thread up to date with `markdown`; false if Slack
     /// refused a message (the answer cannot be shown).
     async fn render(&self, sent: &mut Sent, markdown: &str, last: bool, feedback: bool) -> bool {
-        let chunks = gateway::chunks::split_message(&to_mrkdwn(markdown), SECTION_MAX);
+        let chunks = crate::chunks::split_message(&to_mrkdwn(markdown), SECTION_MAX);
         let web = &self.state.web;
         let (channel, team) = (self.place.channel, self.place.team);
         let n = chunks.len();

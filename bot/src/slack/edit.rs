@@ -5,7 +5,7 @@
 //! invalid prompt is shown in the modal (`response_action: "errors"`);
 //! a saved version replaces the form with the diff.
 
-use gateway::admin::{AdminError, Command, Rights};
+use gateway::promptops::admin::{AdminError, Command, Rights};
 use serde_json::Value;
 use slack_morphism::events::SlackInteractionViewSubmissionEvent;
 

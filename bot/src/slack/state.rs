@@ -11,8 +11,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use gateway::Pipeline;
-use gateway::admin::{Actor, Admin};
-use gateway::dedupe::EventDedupe;
+use gateway::guards::dedupe::EventDedupe;
+use gateway::promptops::admin::{Actor, Admin};
 use gateway::promptops::feedback::FeedbackDoor;
 use gateway::registry::Registry;
 use slack_morphism::SlackUserId;

@@ -27,9 +27,6 @@ mod render;
 mod resolve;
 pub mod route;
 
-// Moved to the ground floor; re-exported until every caller names `domain`.
-pub use crate::domain::{Input, Purpose, Request};
-
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -37,7 +34,7 @@ use tokio::sync::mpsc;
 use tracing::Instrument;
 use uuid::Uuid;
 
-use crate::domain::{ChatMessage, Params, ReplyStream, now_ms};
+use crate::domain::{ChatMessage, Input, Params, Purpose, ReplyStream, Request, now_ms};
 use crate::guards::Guards;
 use crate::guards::cache::CachePolicy;
 use crate::guards::limits::LimitError;

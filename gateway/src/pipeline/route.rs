@@ -7,9 +7,6 @@
 //! has arrived, so a stream that fails before then falls back
 //! transparently; after it, the caller sees the error (see `pipeline`).
 
-// Moved to the ground floor; re-exported until every caller names `domain`.
-pub use crate::domain::Attempt;
-
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,7 +16,7 @@ use tracing::Instrument;
 use tracing::field::Empty;
 
 use crate::config::{Config, Price, RoutingConfig};
-use crate::domain::{ChatMessage, Params};
+use crate::domain::{Attempt, ChatMessage, Params};
 use crate::providers::{
     Completion, EventStream, Provider, ProviderError, ProviderEvent, ProviderRequest,
 };

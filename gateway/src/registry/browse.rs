@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use prompts::{Arm, Prompt};
 
 use super::snapshot::{label_arms, parse_row, unknown_prompt};
-use super::{LATEST, Registry, RegistryError, Selector};
+use super::{LATEST, Registry, RegistryError};
+use crate::domain::Selector;
 use crate::store::VersionRow;
 
 /// What `show` and `list` report about a prompt.

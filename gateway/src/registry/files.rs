@@ -5,7 +5,8 @@ use std::path::Path;
 
 use prompts::{Arm, Prompt};
 
-use super::{LATEST, Registry, RegistryError, Selector};
+use super::{LATEST, Registry, RegistryError};
+use crate::domain::Selector;
 
 impl Registry {
     /// Writes one `NAME.toml` per prompt into `dir`, at `label` (falling

@@ -40,9 +40,6 @@ pub use browse::PromptInfo;
 pub use error::RegistryError;
 pub use resolve::Resolved;
 pub use scope::Scope;
-// The selector lives on the ground floor; re-exported until every caller names `domain`.
-pub use crate::domain::Selector;
-
 use snapshot::Snapshot;
 
 /// The label that follows the newest version by itself.

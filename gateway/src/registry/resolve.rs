@@ -7,8 +7,9 @@ use std::sync::Arc;
 use prompts::Compiled;
 
 use super::snapshot::{Snapshot, compile, label_arms, unknown_prompt};
-use super::{DEFAULT_PROMPT, LATEST, PRODUCTION, Registry, RegistryError, Scope, Selector};
+use super::{DEFAULT_PROMPT, LATEST, PRODUCTION, Registry, RegistryError, Scope};
 use crate::domain::Origin;
+use crate::domain::Selector;
 use crate::store::VersionRow;
 
 /// A prompt version chosen for one request.

@@ -6,7 +6,8 @@
 use prompts::{Arm, Compiled, Library, Prompt};
 
 use super::snapshot::{label_names, unknown_prompt};
-use super::{LATEST, PRODUCTION, Registry, RegistryError, Scope, Selector};
+use super::{LATEST, PRODUCTION, Registry, RegistryError, Scope};
+use crate::domain::Selector;
 use crate::store::{AuditRow, Write, Written};
 
 impl Registry {

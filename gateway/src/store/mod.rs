@@ -12,9 +12,6 @@ mod ingest;
 mod prompt_tables;
 mod recorder;
 
-// Moved to the ground floor; re-exported until every caller names `domain`.
-pub use crate::domain::{Audience, FeedbackRecord, InferenceRecord, Status, Utc, now_ms};
-
 use std::borrow::Cow;
 use std::path::Path;
 use std::time::Duration;
@@ -22,6 +19,8 @@ use std::time::Duration;
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::{AnyPool, AssertSqlSafe, Executor, Row, SqlSafeStr};
+
+use crate::domain::Audience;
 
 pub use dashboard_tables::{EvalRunRow, ReviewRow, TrafficRow};
 pub use dataset::{DatasetFilter, Example};

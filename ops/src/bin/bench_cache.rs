@@ -23,8 +23,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use gateway::config::RedisConfig;
-use gateway::limits::{Check, Limiter, Rule};
-use gateway::redis_link::RedisLink;
+use gateway::guards::limits::{Check, Limiter, Rule};
+use gateway::guards::redis_link::RedisLink;
 use serde_json::json;
 use switchboard_ops::{instant_openai, pct};
 use tokio::sync::Mutex;
@@ -118,7 +118,7 @@ async fn main() -> anyhow::Result<()> {
     let shared = Limiter::new(
         Default::default(),
         Some(link.clone()),
-        Arc::new(gateway::limits::SystemClock),
+        Arc::new(gateway::guards::limits::SystemClock),
     );
     let redis_rate = limiter_rate(&shared, 64, duration).await;
     let ping_rate = ping_rate(&link, 64, duration).await;
@@ -198,7 +198,7 @@ targets = ["standin/bench-model"]
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}", listener.local_addr()?);
     let state = app.http_state(&config, |_| None);
-    tokio::spawn(gateway::server::serve(
+    tokio::spawn(gateway::http::api::serve(
         listener,
         state,
         std::future::pending(),

@@ -43,7 +43,7 @@ targets = ["standin/bench-model"]
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let gateway_url = format!("http://{}", listener.local_addr()?);
     let state = app.http_state(&config, |_| None);
-    tokio::spawn(gateway::server::serve(
+    tokio::spawn(gateway::http::api::serve(
         listener,
         state,
         std::future::pending(),

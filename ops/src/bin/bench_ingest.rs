@@ -41,7 +41,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use gateway::store::{FeedbackRecord, InferenceRecord, Recorder, Status, Store, Table, now_ms};
+use gateway::store::{Recorder, Store, Table};
+
+use gateway::domain::{FeedbackRecord, InferenceRecord, Status, now_ms};
 use gateway::{ChatMessage, Origin, Params, Role};
 use tokio::sync::Mutex;
 use tokio::time::MissedTickBehavior;
@@ -406,7 +408,7 @@ fn inference(client: usize, i: usize) -> InferenceRecord {
         user_name: None,
         prompt: Some(("assistant".into(), 1)),
         prompt_label: Some("production".into()),
-        purpose: gateway::pipeline::Purpose::Live,
+        purpose: gateway::domain::Purpose::Live,
         alias: "default".into(),
         provider: Some("openai".into()),
         model: Some("gpt-4o-mini".into()),

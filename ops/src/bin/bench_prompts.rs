@@ -14,8 +14,8 @@
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use gateway::admin::{Actor, Admin, Command};
-use gateway::pipeline::{Input, Request};
+use gateway::domain::{Input, Request};
+use gateway::promptops::admin::{Actor, Admin, Command};
 use gateway::registry::Scope;
 use gateway::{ChatMessage, Inbound, Origin, Role};
 use prompts::{Prompt, RenderContext, Turn};

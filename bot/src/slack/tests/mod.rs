@@ -436,7 +436,7 @@ async fn a_direct_message_is_answered() {
         .to_string();
     assert_eq!(
         audience,
-        Some(gateway::store::Audience::Only(gateway::User::new(
+        Some(gateway::domain::Audience::Only(gateway::User::new(
             "slack", user
         )))
     );
@@ -878,7 +878,7 @@ async fn prompt_commands_answer_admins_ephemerally_and_refuse_others_with_nothin
         platform: "slack".into(),
         ..Default::default()
     };
-    let canary = gateway::registry::Selector::Label("canary".into());
+    let canary = gateway::domain::Selector::Label("canary".into());
 
     let list = w.command("UADMIN", "list").await;
     assert_eq!(list.status, 200);

@@ -21,9 +21,6 @@
 pub mod memory;
 pub mod redis;
 
-// Moved to the ground floor; re-exported until every caller names `domain`.
-pub use crate::domain::{CacheControl, TTL_HEADER};
-
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,7 +30,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::config::Config;
-use crate::domain::{ChatMessage, Params, Usage};
+use crate::domain::{CacheControl, ChatMessage, Params, Usage};
 use crate::guards::redis_link::{RedisError, RedisLink};
 
 /// Whether and how long answers are cached, for an alias or a prompt.

@@ -2,7 +2,7 @@
 //! minijinja, charts as inline SVG, no JavaScript) over the inference log,
 //! the prompt registry and the admin command layer. Everything but the
 //! sign-in page needs a session; every POST also needs the session's CSRF
-//! token; promote and rollback go through [`crate::admin::Admin`], which
+//! token; promote and rollback go through [`crate::promptops::admin::Admin`], which
 //! checks the account's rights and writes the audit log as
 //! `dashboard:NAME`.
 //!
@@ -28,9 +28,9 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use minijinja::Environment;
 
-use crate::admin::{Actor, Admin};
 use crate::config::DashboardConfig;
 use crate::pipeline::Pipeline;
+use crate::promptops::admin::{Actor, Admin};
 use crate::store::{Store, StoreError};
 
 /// Why a dashboard page could not be served.
@@ -154,7 +154,7 @@ impl Dashboard {
     /// Refuses accounts that the admin configuration gives no rights (the
     /// review and playground actions need an editor or admin).
     fn may_edit(&self, session: &session::Session) -> Result<(), session::Refused> {
-        if self.admin.rights(&session.actor()) >= crate::admin::Rights::Editor {
+        if self.admin.rights(&session.actor()) >= crate::promptops::admin::Rights::Editor {
             Ok(())
         } else {
             Err(session::Refused(format!(

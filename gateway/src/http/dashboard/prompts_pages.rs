@@ -16,8 +16,8 @@ use serde::Serialize;
 use super::figures;
 use super::session::Session;
 use super::{Dashboard, DashboardError, v, when};
-use crate::admin::{AdminError, Command, Section};
 use crate::domain::Selector;
+use crate::promptops::admin::{AdminError, Command, Section};
 use crate::registry::RegistryError;
 
 /// `GET /dashboard/prompts`.

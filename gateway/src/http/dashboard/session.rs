@@ -81,7 +81,7 @@ pub struct Session {
 
 impl Session {
     /// The id the admin layer audits this account as.
-    pub fn actor(&self) -> crate::admin::Actor {
+    pub fn actor(&self) -> crate::promptops::admin::Actor {
         super::actor(&self.account)
     }
 

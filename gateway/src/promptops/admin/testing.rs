@@ -3,9 +3,11 @@
 
 use super::{Actor, Admin, AdminError, Output, Section};
 use crate::domain::ReplyEvent;
+use crate::domain::Selector;
 use crate::domain::{ChatMessage, Origin, Role};
-use crate::pipeline::{Input, PipelineError, Purpose, Request};
-use crate::registry::{LATEST, Selector};
+use crate::domain::{Input, Purpose, Request};
+use crate::pipeline::PipelineError;
+use crate::registry::LATEST;
 
 impl Admin {
     /// `test`: answers `text` with the version, recorded as a test.

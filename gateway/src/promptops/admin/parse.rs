@@ -6,7 +6,8 @@ use std::collections::BTreeSet;
 use prompts::Arm;
 
 use super::Command;
-use crate::registry::{LATEST, RegistryError, Scope, Selector};
+use crate::domain::Selector;
+use crate::registry::{LATEST, RegistryError, Scope};
 
 /// Parses `2:90,3:10` (version:weight pairs) into split arms.
 pub fn parse_arms(text: &str) -> Result<Vec<Arm>, RegistryError> {

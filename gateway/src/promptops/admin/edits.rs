@@ -4,7 +4,7 @@
 use prompts::Prompt;
 
 use super::{Actor, Admin, AdminError, Output, Section};
-use crate::registry::Selector;
+use crate::domain::Selector;
 
 impl Admin {
     /// `create`.

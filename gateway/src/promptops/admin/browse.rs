@@ -3,7 +3,8 @@
 
 use super::output::{arms_text, format_ms, readable};
 use super::{Admin, AdminError, Output, Section};
-use crate::registry::{LATEST, Registry, Selector};
+use crate::domain::Selector;
+use crate::registry::{LATEST, Registry};
 
 impl Admin {
     /// `list`.

@@ -3,7 +3,9 @@
 
 use prompts::{Arm, Prompt};
 
-use crate::registry::{Scope, Selector};
+use crate::registry::Scope;
+
+use crate::domain::Selector;
 
 /// One admin command.
 #[derive(Debug, Clone)]
