@@ -108,7 +108,7 @@ impl Gateway {
         config: &Config,
         clock: Arc<dyn Clock>,
     ) -> Result<Gateway, StartError> {
-        crate::install_crypto();
+        crate::providers::install_crypto();
         if config.models.is_empty() {
             return Err(StartError::NoModel);
         }

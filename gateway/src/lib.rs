@@ -24,13 +24,4 @@ pub use domain::{
     Summary, Usage, User,
 };
 pub use pipeline::{Pipeline, PipelineError, PipelineOptions};
-
-/// Installs ring as the process's TLS crypto provider (once; later calls
-/// do nothing). Every HTTP client in Switchboard uses it.
-pub fn install_crypto() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        // An error means another provider was installed first; that one is used.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-    });
-}
+pub use providers::install_crypto;

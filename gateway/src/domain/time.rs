@@ -91,3 +91,23 @@ pub fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Utc;
+
+    #[test]
+    fn utc_calendar_fields_match_known_dates() {
+        assert_eq!(Utc::from_ms(0).to_string(), "1970-01-01 00:00:00 UTC");
+        // 2024-02-29 23:59:59 UTC, a leap day.
+        assert_eq!(
+            Utc::from_ms(1_709_251_199_000).to_string(),
+            "2024-02-29 23:59:59 UTC"
+        );
+        assert_eq!(Utc::from_ms(1_795_000_000_000).date(), "2026-11-18");
+        let day = Utc::parse_date("2024-02-29").unwrap();
+        assert_eq!(Utc::from_ms(day).to_string(), "2024-02-29 00:00:00 UTC");
+        assert_eq!(Utc::parse_date("2023-02-29"), None);
+        assert_eq!(Utc::parse_date("yesterday"), None);
+    }
+}

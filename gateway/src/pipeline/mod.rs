@@ -71,6 +71,27 @@ pub enum PipelineError {
     },
 }
 
+impl PipelineError {
+    /// The refusal's `error.type` on the request's span.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            PipelineError::UnknownAlias(_) => "unknown_model",
+            PipelineError::Prompt(_) => "prompt",
+            PipelineError::Render(_) => "render",
+            PipelineError::BadRequest(_) => "bad_request",
+            PipelineError::Limited { .. } => "limited",
+        }
+    }
+
+    /// The recorded row of a refusal that has one (a rate limit's).
+    pub fn inference_id(&self) -> Option<Uuid> {
+        match self {
+            PipelineError::Limited { inference_id, .. } => Some(*inference_id),
+            _ => None,
+        }
+    }
+}
+
 /// Settings of the pipeline that do not belong to a stage's own type.
 #[derive(Debug, Clone)]
 pub struct PipelineOptions {
@@ -78,7 +99,7 @@ pub struct PipelineOptions {
     pub bot_name: String,
     /// Context windows by alias, in tokens: history is trimmed, oldest
     /// first, until the rendered prompt and the answer fit (see
-    /// [`crate::Config::context_windows`]).
+    /// [`crate::config::Config::context_windows`]).
     pub context_windows: BTreeMap<String, u32>,
     /// Aliases whose targets read images.
     pub vision: std::collections::BTreeSet<String>,
@@ -215,7 +236,7 @@ impl Pipeline {
             .instrument(span.clone())
             .await;
         if let Err(e) = &started {
-            crate::telemetry::spans::record_refusal(&span, e);
+            crate::telemetry::spans::record_refusal(&span, e.kind(), e.inference_id());
         }
         started
     }

@@ -299,7 +299,7 @@ fn blocks(content: &Value) -> Vec<Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{ChatMessage, Image, Params};
+    use crate::domain::{ChatMessage, Image, Params};
 
     /// Images go as base64 `image` blocks before the question's text, and
     /// consecutive user turns still merge into one alternating turn.

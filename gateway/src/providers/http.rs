@@ -36,7 +36,7 @@ impl HttpBase {
         auth: fn(&str) -> (HeaderName, String),
         extra: &[(&'static str, &'static str)],
     ) -> Result<HttpBase, ProviderError> {
-        crate::install_crypto();
+        install_crypto();
         let bad = |message: String| ProviderError::Protocol {
             provider: name.to_string(),
             message,
@@ -287,4 +287,14 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         source = inner.source();
     }
     s
+}
+
+/// Installs ring as the process's TLS crypto provider (once; later calls
+/// do nothing). Every HTTP client in Switchboard uses it.
+pub fn install_crypto() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // An error means another provider was installed first; that one is used.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
 }

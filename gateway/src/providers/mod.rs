@@ -6,6 +6,8 @@
 
 mod anthropic;
 mod http;
+
+pub use http::install_crypto;
 pub mod local;
 mod openai;
 

@@ -33,13 +33,9 @@ use serde::{Deserialize, Serialize};
 use sqlx::{AssertSqlSafe, Row as _};
 use uuid::Uuid;
 
+use super::pending::{PENDING_FOR_MS, delete_pending, put_pending, take_pending};
 use super::{Backend, Store, StoreError};
 use crate::domain::{Audience, FeedbackRecord, InferenceRecord, minted_ms, now_ms};
-
-/// How long a vote on an answer that is not stored waits for it, from the
-/// answer's id (a UUIDv7 says when it was made): longer than any outage
-/// the spool rides out. After that it is left out.
-pub const PENDING_FOR_MS: i64 = 24 * 60 * 60 * 1000;
 
 /// The columns of `inferences` written here, in statement order.
 const INFERENCE_COLUMNS: &[&str] = &[
@@ -289,7 +285,7 @@ fn bind_json<'q>(
 
 /// Inserts `rows` into `table` within `conn`'s transaction, skipping rows
 /// whose `key` is already stored.
-async fn insert_rows<T: Serialize>(
+pub(super) async fn insert_rows<T: Serialize>(
     backend: Backend,
     conn: &mut sqlx::AnyConnection,
     table: &str,
@@ -323,7 +319,7 @@ async fn insert_rows<T: Serialize>(
 }
 
 /// Serializes rows for one statement.
-fn json<T: Serialize>(rows: &[T]) -> Result<String, StoreError> {
+pub(super) fn json<T: Serialize>(rows: &[T]) -> Result<String, StoreError> {
     serde_json::to_string(rows).map_err(|e| StoreError::Encode(e.to_string()))
 }
 
@@ -369,7 +365,7 @@ impl Store {
     /// [`Store::insert_batch`]; `from_pending` says `feedback` was read
     /// from `feedback_pending` (its rows leave it once decided). Returns how
     /// many votes were left waiting for their answer.
-    async fn write_batch(
+    pub(super) async fn write_batch(
         &self,
         inferences: &[InferenceRecord],
         feedback: &[FeedbackRecord],
@@ -425,40 +421,6 @@ impl Store {
         }
         tx.commit().await?;
         Ok(decided.waiting.len())
-    }
-
-    /// Decides the votes waiting in `feedback_pending` whose answers are
-    /// stored now (by any process), and leaves out those that waited
-    /// longer than [`PENDING_FOR_MS`]. Returns how many still wait.
-    pub async fn sweep_pending(&self) -> Result<usize, StoreError> {
-        let rows = sqlx::query(
-            "SELECT p.record FROM feedback_pending AS p JOIN inferences AS i ON i.id = p.inference_id",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        let answered = rows
-            .iter()
-            .filter_map(|r| pending_record(r.try_get::<String, _>(0).ok()?))
-            .collect::<Vec<_>>();
-        if !answered.is_empty() {
-            self.write_batch(&[], &answered, true).await?;
-        }
-        let expired = sqlx::query("DELETE FROM feedback_pending WHERE answer_made_at < $1")
-            .bind(now_ms() - PENDING_FOR_MS)
-            .execute(&self.pool)
-            .await?
-            .rows_affected();
-        if expired > 0 {
-            tracing::warn!(
-                votes = expired,
-                "feedback on answers that were never stored is left out"
-            );
-        }
-        let left: i64 = sqlx::query("SELECT COUNT(*) FROM feedback_pending")
-            .fetch_one(&self.pool)
-            .await?
-            .try_get(0)?;
-        Ok(usize::try_from(left).unwrap_or(0))
     }
 }
 
@@ -547,106 +509,6 @@ async fn admissible(
         }
     }
     Ok(decided)
-}
-
-/// One `feedback_pending` row.
-#[derive(Serialize)]
-struct PendingJson {
-    id: String,
-    inference_id: String,
-    answer_made_at: i64,
-    record: String,
-}
-
-/// Puts votes whose answer is not stored yet into `feedback_pending`.
-async fn put_pending(
-    backend: Backend,
-    conn: &mut sqlx::AnyConnection,
-    rows: &[FeedbackRecord],
-) -> Result<(), StoreError> {
-    let rows = rows
-        .iter()
-        .map(|f| {
-            Ok(PendingJson {
-                id: f.id.to_string(),
-                inference_id: f.inference_id.to_string(),
-                answer_made_at: minted_ms(&f.inference_id).unwrap_or(f.created_at_ms),
-                record: serde_json::to_string(f).map_err(|e| StoreError::Encode(e.to_string()))?,
-            })
-        })
-        .collect::<Result<Vec<_>, StoreError>>()?;
-    insert_rows(
-        backend,
-        conn,
-        "feedback_pending",
-        &["id", "inference_id", "answer_made_at", "record"],
-        "id",
-        &rows,
-    )
-    .await
-}
-
-/// Takes the votes waiting for any of the answers `ids` out of
-/// `feedback_pending`, oldest first.
-async fn take_pending(
-    backend: Backend,
-    conn: &mut sqlx::AnyConnection,
-    ids: &[String],
-) -> Result<Vec<FeedbackRecord>, StoreError> {
-    let sql = match backend {
-        Backend::Postgres => {
-            "DELETE FROM feedback_pending WHERE inference_id IN \
-             (SELECT value FROM json_array_elements_text($1::json)) RETURNING record"
-        }
-        Backend::Sqlite => {
-            "DELETE FROM feedback_pending WHERE inference_id IN \
-             (SELECT value FROM json_each($1)) RETURNING record"
-        }
-    };
-    let rows = sqlx::query(sql)
-        .bind(json(ids)?)
-        .fetch_all(&mut *conn)
-        .await?;
-    let mut taken: Vec<FeedbackRecord> = rows
-        .iter()
-        .filter_map(|r| pending_record(r.try_get::<String, _>(0).ok()?))
-        .collect();
-    taken.sort_by_key(|f| (f.created_at_ms, f.id));
-    Ok(taken)
-}
-
-/// Removes `rows` from `feedback_pending`.
-async fn delete_pending(
-    backend: Backend,
-    conn: &mut sqlx::AnyConnection,
-    rows: &[FeedbackRecord],
-) -> Result<(), StoreError> {
-    let ids: Vec<String> = rows.iter().map(|f| f.id.to_string()).collect();
-    let sql = match backend {
-        Backend::Postgres => {
-            "DELETE FROM feedback_pending WHERE id IN (SELECT value FROM json_array_elements_text($1::json))"
-        }
-        Backend::Sqlite => {
-            "DELETE FROM feedback_pending WHERE id IN (SELECT value FROM json_each($1))"
-        }
-    };
-    sqlx::query(sql)
-        .bind(json(&ids)?)
-        .execute(&mut *conn)
-        .await?;
-    Ok(())
-}
-
-/// A waiting vote read back; one that does not parse is logged and dropped
-/// (it was written by this code, so only a hand edit breaks it).
-fn pending_record(text: String) -> Option<FeedbackRecord> {
-    match serde_json::from_str(&text) {
-        Ok(f) => Some(f),
-        Err(e) => {
-            tracing::warn!(error = %e, "a waiting vote in feedback_pending is not readable; it is left out");
-            None
-        }
-    }
 }
 
 /// Inference rows as the insert statement takes them.

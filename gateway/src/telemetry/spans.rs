@@ -41,7 +41,6 @@ use tracing::Span;
 use tracing::field::Empty;
 
 use crate::domain::{ChatMessage, InferenceRecord, Request};
-use crate::pipeline::PipelineError;
 
 /// The root span of one request. The alias and prompt are recorded once
 /// they are known.
@@ -104,21 +103,13 @@ pub(crate) fn record_prepared(
     }
 }
 
-/// Records a request that was refused before any model was asked.
-pub(crate) fn record_refusal(span: &Span, error: &PipelineError) {
-    let kind = match error {
-        PipelineError::UnknownAlias(_) => "unknown_model",
-        PipelineError::Prompt(_) => "prompt",
-        PipelineError::Render(_) => "render",
-        PipelineError::BadRequest(_) => "bad_request",
-        PipelineError::Limited { inference_id, .. } => {
-            span.record(
-                "switchboard.inference_id",
-                inference_id.to_string().as_str(),
-            );
-            "limited"
-        }
-    };
+/// Records a request that was refused before any model was asked: `kind`
+/// is the refusal's `error.type` (see [`crate::pipeline::PipelineError`]),
+/// with the refusal's recorded row when it has one.
+pub(crate) fn record_refusal(span: &Span, kind: &str, inference_id: Option<uuid::Uuid>) {
+    if let Some(id) = inference_id {
+        span.record("switchboard.inference_id", id.to_string().as_str());
+    }
     span.record("error.type", kind);
     span.record("otel.status_code", "error");
     span.record("switchboard.status", "refused");
