@@ -276,7 +276,7 @@ impl Provider for Anthropic {
 
 /// A message as Anthropic content blocks: its images (base64 `image`
 /// blocks), then its text.
-fn content_blocks(m: &crate::ChatMessage) -> Vec<Value> {
+fn content_blocks(m: &crate::domain::ChatMessage) -> Vec<Value> {
     let mut out: Vec<Value> = m
         .images
         .iter()

@@ -224,7 +224,7 @@ impl Provider for OpenAi {
 
 /// A message's `content`: its text, or with images the documented array
 /// of `text` and `image_url` parts (images as `data:` URLs).
-fn content(m: &crate::ChatMessage) -> Value {
+fn content(m: &crate::domain::ChatMessage) -> Value {
     if m.images.is_empty() {
         return json!(m.content);
     }

@@ -6,6 +6,7 @@
 //! Writes from the request path go through the [`Recorder`], which batches
 //! them off the hot path.
 
+mod bulk;
 mod dashboard_tables;
 mod dataset;
 mod ingest;

@@ -10,7 +10,7 @@
 use serde::Serialize;
 use sqlx::Row as _;
 
-use super::ingest::{insert_rows, json};
+use super::bulk::{insert_rows, json};
 use super::{Backend, Store, StoreError};
 use crate::domain::{FeedbackRecord, minted_ms, now_ms};
 
