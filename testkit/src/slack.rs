@@ -446,6 +446,7 @@ async fn api(
         }
         "assistant.threads.setStatus" => json!({"ok": true}),
         "views.open" => json!({"ok": true, "view": {"id": "VMHU10V25"}}),
+        "chat.postEphemeral" => json!({"ok": true, "message_ts": "1502210682.580145"}),
         _ => json!({"ok": false, "error": "unknown_method"}),
     };
     axum::Json(answer).into_response()

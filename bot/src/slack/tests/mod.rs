@@ -442,6 +442,156 @@ async fn a_direct_message_is_answered() {
     );
 }
 
+/// In a direct message, the asker's own 👍 / 👎 (button and reaction) is
+/// stored under the same user as the answer's asker; anyone else's is
+/// refused, stores nothing, and the clicker is told so privately instead of
+/// being thanked.
+#[tokio::test]
+async fn in_a_direct_message_the_askers_votes_are_stored_and_anyone_elses_refused_and_told() {
+    let w = world("").await;
+    w.provider.then([Reply::text("Loud and clear.")]);
+    assert_eq!(w.event(&message_im("Ev0DMV")).await.status, 200);
+    let calls = w
+        .api
+        .wait_for("the answer", |c| final_message(c).is_some())
+        .await;
+    let last = final_message(&calls).unwrap();
+    let id = button_value(last, "switchboard_thumbs_up");
+    let bot_ts = calls
+        .iter()
+        .find(|c| c.method == "chat.update")
+        .map(|c| c.args["ts"].as_str().unwrap().to_string())
+        .unwrap();
+    let asker = "U2147483697";
+    let click = |user: &str, action: &str, n: &str| {
+        json!({
+            "type": "block_actions",
+            "team": {"id": "T061EG9R6", "domain": "example"},
+            "user": {"id": user, "username": "someone", "team_id": "T061EG9R6"},
+            "api_app_id": "A0PNCHHK2",
+            "token": "9s8d9as89d8as9d8as989",
+            "container": {"type": "message", "message_ts": bot_ts, "channel_id": "D024BE91L", "is_ephemeral": false},
+            "trigger_id": "12321423423.333649436676.d8c1bb837935619ccad0f624c448ffb3",
+            "channel": {"id": "D024BE91L", "name": "directmessage"},
+            "response_url": format!("{}/respond/{n}", w.api.base),
+            "actions": [{
+                "action_id": action,
+                "block_id": "switchboard_feedback",
+                "text": {"type": "plain_text", "text": "👍", "emoji": true},
+                "value": id,
+                "type": "button",
+                "action_ts": "1548426417.840180"
+            }]
+        })
+    };
+    let answer_to = |n: &'static str| {
+        let api = &w.api;
+        async move {
+            let calls = api
+                .wait_for("the answer to the click", |c| {
+                    c.iter().any(|c| c.method == format!("response_url:{n}"))
+                })
+                .await;
+            let reply = calls
+                .iter()
+                .find(|c| c.method == format!("response_url:{n}"))
+                .unwrap();
+            assert_eq!(reply.args["response_type"], "ephemeral");
+            reply.args["text"].as_str().unwrap().to_string()
+        }
+    };
+    let own = (
+        "thumbs".to_string(),
+        Some(1.0),
+        "button".to_string(),
+        Some(format!("slack:{asker}")),
+    );
+
+    // The asker's own button.
+    w.interaction(&click(asker, "switchboard_thumbs_up", "a"))
+        .await;
+    assert!(answer_to("a").await.starts_with("Thanks"));
+    assert_eq!(w.feedback(&id).await, [own.clone()]);
+
+    // Someone else's button: refused, told, nothing stored, no modal.
+    w.interaction(&click("UINTRUDER", "switchboard_thumbs_down", "b"))
+        .await;
+    let told = answer_to("b").await;
+    assert!(
+        told.contains("Not recorded") && told.contains("direct message"),
+        "{told}"
+    );
+    assert_eq!(w.feedback(&id).await, [own]);
+    assert!(w.api.calls_of("views.open").is_empty());
+
+    // Reactions: the asker's 👎 replaces their vote; someone else's is
+    // refused and told in private.
+    let reaction = |event_id: &str, user: &str, emoji: &str| {
+        json!({
+            "token": "one-long-verification-token",
+            "team_id": "T061EG9R6",
+            "type": "event_callback",
+            "event_id": event_id,
+            "event_time": 1360782804,
+            "event": {
+                "type": "reaction_added",
+                "user": user,
+                "reaction": emoji,
+                "item_user": BOT_USER,
+                "item": {"type": "message", "channel": "D024BE91L", "ts": bot_ts},
+                "event_ts": "1360782804.083113"
+            }
+        })
+    };
+    assert_eq!(
+        w.event(&reaction("Ev0DMR1", asker, "thumbsdown"))
+            .await
+            .status,
+        200
+    );
+    let start = std::time::Instant::now();
+    while !w.feedback(&id).await.iter().any(|r| r.2 == "reaction") {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "no reaction vote"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        w.feedback(&id).await,
+        [(
+            "thumbs".to_string(),
+            Some(0.0),
+            "reaction".to_string(),
+            Some(format!("slack:{asker}"))
+        )]
+    );
+    assert_eq!(
+        w.event(&reaction("Ev0DMR2", "UINTRUDER", "thumbsup"))
+            .await
+            .status,
+        200
+    );
+    let calls = w
+        .api
+        .wait_for("the private note", |c| {
+            c.iter().any(|c| c.method == "chat.postEphemeral")
+        })
+        .await;
+    let note = calls
+        .iter()
+        .find(|c| c.method == "chat.postEphemeral")
+        .unwrap();
+    assert_eq!(note.args["user"], "UINTRUDER");
+    assert_eq!(note.args["channel"], "D024BE91L");
+    assert!(note.args["text"].as_str().unwrap().contains("Not recorded"));
+    assert_eq!(
+        w.feedback(&id).await.len(),
+        1,
+        "the intruder's reaction stored nothing"
+    );
+}
+
 #[tokio::test]
 async fn a_reply_in_a_thread_the_bot_answers_continues_with_the_threads_history() {
     let w = world("").await;
