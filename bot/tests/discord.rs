@@ -399,6 +399,135 @@ async fn a_mention_gets_one_streamed_split_reply_with_buttons_and_feedback_is_re
     assert!(!log.contains(TOKEN), "the token never appears in the logs");
 }
 
+/// The ephemeral answer to the button click `id`.
+async fn answer_to_click(discord: &Discord, id: &str) -> String {
+    let path = format!("/interactions/{id}/");
+    for _ in 0..100 {
+        if let Some(c) = discord
+            .calls()
+            .into_iter()
+            .find(|c| c.path.starts_with(&path))
+        {
+            assert_eq!(c.body["data"]["flags"], 64, "only the clicker sees it");
+            return c.body["data"]["content"].as_str().unwrap().to_string();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the click {id} was not answered");
+}
+
+/// In a DM, the asker's own 👍 / 👎 (button and reaction) is stored under
+/// the same user as the answer's asker; anyone else's click is refused,
+/// stores nothing, and the clicker is told so instead of being thanked.
+#[tokio::test]
+async fn in_a_dm_the_askers_votes_are_stored_and_anyone_elses_refused_and_told() {
+    gateway::install_crypto();
+    let provider = StandIn::start().await;
+    provider.always(Reply::text("Sure thing."));
+    let discord = Discord::start().await;
+    let serve = Serve::start(&discord, &provider.url, "").await;
+    const DM: &str = "1210000000000000009";
+    let mut dm = user_message("1700000000000000090", "hello in private", false);
+    dm["channel_id"] = json!(DM);
+    dm.as_object_mut().unwrap().remove("guild_id");
+    dm.as_object_mut().unwrap().remove("member");
+    discord.dispatch("MESSAGE_CREATE", dm).await;
+    discord
+        .until("the DM's answer", |d| {
+            d.bot_messages()
+                .iter()
+                .any(|m| m["channel_id"] == DM && m["components"] != json!([]))
+        })
+        .await;
+    let answer = discord
+        .bot_messages()
+        .into_iter()
+        .find(|m| m["channel_id"] == DM)
+        .unwrap();
+    let inference = inference_in(&answer);
+    // A button click in a DM carries `user`, not `member`, and no guild.
+    let click = |id: &str, user: &str, vote: &str| {
+        let mut click = interaction(
+            id,
+            3,
+            "0",
+            json!({ "custom_id": format!("sb:fb:{vote}:{inference}"), "component_type": 2 }),
+        );
+        let object = click.as_object_mut().unwrap();
+        object.remove("guild_id");
+        object.remove("member");
+        object.insert("channel_id".into(), json!(DM));
+        object.insert("context".into(), json!(1));
+        object.insert(
+            "user".into(),
+            json!({ "id": user, "username": "someone", "discriminator": "0", "avatar": null }),
+        );
+        click["message"] = answer.clone();
+        click
+    };
+    let own = |score: f64, source: &str| {
+        (
+            "thumbs".to_string(),
+            Some(score),
+            source.to_string(),
+            Some(format!("discord:{USER}")),
+        )
+    };
+
+    discord
+        .dispatch(
+            "INTERACTION_CREATE",
+            click("1800000000000000091", USER, "up"),
+        )
+        .await;
+    assert!(
+        answer_to_click(&discord, "1800000000000000091")
+            .await
+            .starts_with("Recorded")
+    );
+    assert_eq!(
+        feedback(&serve, &inference, 1).await,
+        vec![own(1.0, "button")]
+    );
+
+    const OTHER: &str = "1400000000000000099";
+    discord
+        .dispatch(
+            "INTERACTION_CREATE",
+            click("1800000000000000092", OTHER, "down"),
+        )
+        .await;
+    let told = answer_to_click(&discord, "1800000000000000092").await;
+    assert!(
+        told.contains("Not recorded") && told.contains("direct message"),
+        "{told}"
+    );
+    assert_eq!(
+        feedback(&serve, &inference, 1).await,
+        vec![own(1.0, "button")]
+    );
+
+    // The asker's 👎 reaction replaces their vote.
+    discord
+        .dispatch(
+            "MESSAGE_REACTION_ADD",
+            json!({ "user_id": USER, "channel_id": DM, "message_id": answer["id"],
+                    "emoji": { "id": null, "name": "👎" }, "burst": false, "type": 0 }),
+        )
+        .await;
+    let store = serve.store().await;
+    let mut rows = Vec::new();
+    for _ in 0..100 {
+        rows = store.feedback_for(&inference).await.unwrap();
+        if rows.iter().any(|r| r.2 == "reaction") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(rows, vec![own(0.0, "reaction")]);
+    serve.stop().await;
+}
+
 #[tokio::test]
 async fn replies_dms_and_threads_the_bot_started_are_answered_with_their_context() {
     gateway::install_crypto();
