@@ -351,14 +351,7 @@ async fn a_mention_gets_one_streamed_split_reply_with_buttons_and_feedback_is_re
         )
         .await;
     let store = serve.store().await;
-    let mut rows = Vec::new();
-    for _ in 0..100 {
-        rows = store.feedback_for(&inference).await.unwrap();
-        if rows.iter().any(|r| r.2 == "reaction") {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let mut rows = reaction_vote(&serve, &inference).await;
     assert_eq!(
         rows,
         vec![(
@@ -397,6 +390,22 @@ async fn a_mention_gets_one_streamed_split_reply_with_buttons_and_feedback_is_re
 
     let log = serve.stop().await;
     assert!(!log.contains(TOKEN), "the token never appears in the logs");
+}
+
+/// The current feedback on `inference` once a reaction's vote is among it.
+async fn reaction_vote(
+    serve: &Serve,
+    inference: &str,
+) -> Vec<(String, Option<f64>, String, Option<String>)> {
+    let store = serve.store().await;
+    for _ in 0..100 {
+        let rows = store.feedback_for(inference).await.unwrap();
+        if rows.iter().any(|r| r.2 == "reaction") {
+            return rows;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    store.feedback_for(inference).await.unwrap()
 }
 
 /// The ephemeral answer to the button click `id`.
@@ -515,15 +524,7 @@ async fn in_a_dm_the_askers_votes_are_stored_and_anyone_elses_refused_and_told()
                     "emoji": { "id": null, "name": "👎" }, "burst": false, "type": 0 }),
         )
         .await;
-    let store = serve.store().await;
-    let mut rows = Vec::new();
-    for _ in 0..100 {
-        rows = store.feedback_for(&inference).await.unwrap();
-        if rows.iter().any(|r| r.2 == "reaction") {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let rows = reaction_vote(&serve, &inference).await;
     assert_eq!(rows, vec![own(0.0, "reaction")]);
     serve.stop().await;
 }

@@ -233,6 +233,37 @@ fn message_im(event_id: &str) -> Value {
     })
 }
 
+/// Slack's documented `block_actions` payload: `user` clicked our feedback
+/// button `action` on the answer `ts` in `channel`, carrying `inference`.
+fn block_actions(
+    user: &str,
+    channel: &str,
+    ts: &str,
+    action: &str,
+    inference: &str,
+    response_url: String,
+) -> Value {
+    json!({
+        "type": "block_actions",
+        "team": {"id": "T9TK3CUKW", "domain": "example"},
+        "user": {"id": user, "username": "jtorrance", "team_id": "T9TK3CUKW"},
+        "api_app_id": "AABA1ABCD",
+        "token": "9s8d9as89d8as9d8as989",
+        "container": {"type": "message", "message_ts": ts, "channel_id": channel, "is_ephemeral": false},
+        "trigger_id": "12321423423.333649436676.d8c1bb837935619ccad0f624c448ffb3",
+        "channel": {"id": channel, "name": "review-updates"},
+        "response_url": response_url,
+        "actions": [{
+            "action_id": action,
+            "block_id": "switchboard_feedback",
+            "text": {"type": "plain_text", "text": "👍", "emoji": true},
+            "value": inference,
+            "type": "button",
+            "action_ts": "1548426417.840180"
+        }]
+    })
+}
+
 /// The final edit of an answer: the `chat.update` (or `chat.postMessage`)
 /// carrying the feedback buttons.
 fn final_message(calls: &[fake_api::Call]) -> Option<&fake_api::Call> {
@@ -464,25 +495,8 @@ async fn in_a_direct_message_the_askers_votes_are_stored_and_anyone_elses_refuse
         .unwrap();
     let asker = "U2147483697";
     let click = |user: &str, action: &str, n: &str| {
-        json!({
-            "type": "block_actions",
-            "team": {"id": "T061EG9R6", "domain": "example"},
-            "user": {"id": user, "username": "someone", "team_id": "T061EG9R6"},
-            "api_app_id": "A0PNCHHK2",
-            "token": "9s8d9as89d8as9d8as989",
-            "container": {"type": "message", "message_ts": bot_ts, "channel_id": "D024BE91L", "is_ephemeral": false},
-            "trigger_id": "12321423423.333649436676.d8c1bb837935619ccad0f624c448ffb3",
-            "channel": {"id": "D024BE91L", "name": "directmessage"},
-            "response_url": format!("{}/respond/{n}", w.api.base),
-            "actions": [{
-                "action_id": action,
-                "block_id": "switchboard_feedback",
-                "text": {"type": "plain_text", "text": "👍", "emoji": true},
-                "value": id,
-                "type": "button",
-                "action_ts": "1548426417.840180"
-            }]
-        })
+        let url = format!("{}/respond/{n}", w.api.base);
+        block_actions(user, "D024BE91L", &bot_ts, action, &id, url)
     };
     let answer_to = |n: &'static str| {
         let api = &w.api;
@@ -857,25 +871,8 @@ async fn feedback_buttons_a_changed_vote_reactions_and_the_comment_modal_are_rec
 
     // Slack's documented block_actions payload, with our button.
     let click = |action: &str, n: &str| {
-        json!({
-            "type": "block_actions",
-            "team": {"id": "T9TK3CUKW", "domain": "example"},
-            "user": {"id": "UA8RXUSPL", "username": "jtorrance", "team_id": "T9TK3CUKW"},
-            "api_app_id": "AABA1ABCD",
-            "token": "9s8d9as89d8as9d8as989",
-            "container": {"type": "message", "message_ts": bot_ts, "channel_id": "C123ABC456", "is_ephemeral": false},
-            "trigger_id": "12321423423.333649436676.d8c1bb837935619ccad0f624c448ffb3",
-            "channel": {"id": "C123ABC456", "name": "review-updates"},
-            "response_url": format!("{}/respond/{n}", w.api.base),
-            "actions": [{
-                "action_id": action,
-                "block_id": "switchboard_feedback",
-                "text": {"type": "plain_text", "text": "👍", "emoji": true},
-                "value": id,
-                "type": "button",
-                "action_ts": "1548426417.840180"
-            }]
-        })
+        let url = format!("{}/respond/{n}", w.api.base);
+        block_actions("UA8RXUSPL", "C123ABC456", &bot_ts, action, &id, url)
     };
     assert_eq!(
         w.interaction(&click("switchboard_thumbs_up", "a"))
