@@ -497,6 +497,87 @@ async fn prompt_models_render_the_prompt_and_record_its_version() {
 }
 
 #[tokio::test]
+async fn made_up_model_names_add_no_metric_series_even_when_the_limits_refuse() {
+    let provider = StandIn::start().await;
+    let config = format!(
+        "{}\n[limits.global]\nrequests_per_minute = 1\n",
+        one_provider(&provider.url)
+    );
+    let h = Harness::start(&config, &[]).await;
+    let first = h.chat(ask("default", false)).await;
+    assert_eq!(first.status, 200, "{}", first.body);
+    let series = |text: &str| -> Vec<String> {
+        text.lines()
+            .filter(|l| !l.starts_with('#') && !l.is_empty())
+            .map(|l| l.rsplit_once(' ').map_or(l, |(name, _)| name).to_string())
+            .collect()
+    };
+    let scrape = || async {
+        h.gateway.recorder.flush().await;
+        let r = h
+            .client
+            .get(format!("{}/metrics", h.url))
+            .send()
+            .await
+            .unwrap();
+        r.text().await.unwrap()
+    };
+    let before = series(&scrape().await);
+    for i in 0..100 {
+        let model = format!("made-up-{i}-{}", uuid::Uuid::new_v4());
+        let r = h.chat(ask(&model, false)).await;
+        assert_eq!(r.status, 404, "{model}: {}", r.body);
+        assert_eq!(r.json()["error"]["code"], "model_not_found");
+    }
+    let limited = h.chat(ask("default", false)).await;
+    assert_eq!(
+        limited.status, 429,
+        "the limit still holds: {}",
+        limited.body
+    );
+    let after = scrape().await;
+    assert!(
+        !after.contains("made-up-"),
+        "no series names a made-up model"
+    );
+    let new: Vec<String> = series(&after)
+        .into_iter()
+        .filter(|s| !before.contains(s))
+        .collect();
+    assert!(
+        new.iter()
+            .all(|s| !s.contains("alias=") || s.contains("alias=\"default\"")),
+        "only the known alias's refusal may add series: {new:?}"
+    );
+}
+
+#[tokio::test]
+async fn without_keys_a_request_forwarded_by_a_proxy_on_this_machine_is_refused() {
+    let provider = StandIn::start().await;
+    let h = Harness::start(&one_provider(&provider.url), &[]).await;
+    let body = ask("default", false).to_string();
+    for header in ["x-forwarded-for", "forwarded", "x-real-ip"] {
+        let value = if header == "forwarded" {
+            "for=203.0.113.7"
+        } else {
+            "203.0.113.7"
+        };
+        let r = h
+            .post_raw("/v1/chat/completions", &body, &[(header, value)])
+            .await;
+        assert_eq!(r.status, 401, "{header}: {}", r.body);
+        assert_eq!(r.json()["error"]["type"], "authentication_error");
+        assert!(r.body.contains("server.api_keys_env"), "{}", r.body);
+    }
+    assert!(
+        provider.received().is_empty(),
+        "no proxied request reached the model"
+    );
+    let direct = h.post_raw("/v1/chat/completions", &body, &[]).await;
+    assert_eq!(direct.status, 200, "{}", direct.body);
+}
+
+#[tokio::test]
 async fn api_keys_are_required_when_configured() {
     let provider = StandIn::start().await;
     let config = one_provider(&provider.url).replace(

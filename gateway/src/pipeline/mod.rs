@@ -256,6 +256,23 @@ impl Pipeline {
             self.inner
                 .implicit(signal.inference, signal.kind, &inbound.origin);
         }
+        // A name nobody configured is refused before the limits, so that
+        // no metric series or limit counter is ever keyed by a caller's
+        // made-up string.
+        if let Input::Messages { alias, .. } = &request.input
+            && !self.inner.router.has(alias)
+        {
+            return Err(PipelineError::UnknownAlias(RouteError::UnknownAlias {
+                alias: alias.clone(),
+                known: self.inner.router.aliases(),
+            }));
+        }
+        if let Input::Prompt { name, .. } = &request.input {
+            self.inner
+                .registry
+                .check_exists(name)
+                .map_err(PipelineError::Prompt)?;
+        }
         let admission = self.admit(&request).await?;
         let mut prepared = self.prepare(&request).await?;
         crate::telemetry::spans::record_prepared(

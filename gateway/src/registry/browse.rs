@@ -24,6 +24,16 @@ pub struct PromptInfo {
 }
 
 impl Registry {
+    /// `Ok` when a prompt called `name` exists, else the error that lists
+    /// the prompts there are.
+    pub fn check_exists(&self, name: &str) -> Result<(), RegistryError> {
+        let snapshot = self.snapshot();
+        match snapshot.prompts.contains_key(name) {
+            true => Ok(()),
+            false => Err(unknown_prompt(&snapshot, name)),
+        }
+    }
+
     /// Every prompt with its labels and bindings, by name.
     pub fn list(&self) -> Vec<PromptInfo> {
         let snapshot = self.snapshot();

@@ -525,7 +525,7 @@ async fn in_a_direct_message_the_askers_votes_are_stored_and_anyone_elses_refuse
     w.interaction(&click(asker, "switchboard_thumbs_up", "a"))
         .await;
     assert!(answer_to("a").await.starts_with("Thanks"));
-    assert_eq!(w.feedback(&id).await, [own.clone()]);
+    assert_eq!(w.feedback(&id).await, std::slice::from_ref(&own));
 
     // Someone else's button: refused, told, nothing stored, no modal.
     w.interaction(&click("UINTRUDER", "switchboard_thumbs_down", "b"))
