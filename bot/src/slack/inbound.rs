@@ -55,6 +55,38 @@ pub(crate) fn verify(
     })
 }
 
+/// How long a signature is remembered: Slack's signing window (five
+/// minutes) and a minute of clock skew.
+const REPLAY_TTL: Duration = Duration::from_secs(6 * 60);
+
+/// Refuses a verified slash command or interaction whose signature was
+/// accepted before: a captured request replayed within the signing window
+/// would otherwise run again as its sender (events are deduplicated by
+/// their id instead). Shared across replicas through Redis when configured.
+pub(crate) async fn first_delivery(intake: &Intake, headers: &HeaderMap) -> Result<(), StatusCode> {
+    let Some(signature) = headers
+        .get("x-slack-signature")
+        .and_then(|v| v.to_str().ok())
+    else {
+        return Err(StatusCode::UNAUTHORIZED);
+    };
+    match intake
+        .dedupe
+        .first_seen(&format!("slack-signature:{signature}"), REPLAY_TTL)
+        .await
+    {
+        Ok(true) => Ok(()),
+        Ok(false) => {
+            tracing::warn!("refused a replayed Slack request: its signature was already used");
+            Err(StatusCode::UNAUTHORIZED)
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot check a Slack request for replay; refused, Slack's user may retry");
+            Err(StatusCode::SERVICE_UNAVAILABLE)
+        }
+    }
+}
+
 /// Answers a verified POST to `/slack/events`.
 pub(crate) async fn http_event(intake: &Intake, headers: &HeaderMap, body: &[u8]) -> Response {
     let Ok(payload) = serde_json::from_slice::<Value>(body) else {

@@ -219,6 +219,9 @@ async fn slash_commands(State(slack): State<Slack>, headers: HeaderMap, body: By
     if let Err(status) = inbound::verify(&slack.parts.signing, &headers, &body) {
         return status.into_response();
     }
+    if let Err(status) = inbound::first_delivery(&slack.parts.intake, &headers).await {
+        return status.into_response();
+    }
     match commands::read_form(&body) {
         Some(command) => {
             axum::Json(commands::run(&slack.parts.commands, &command).await).into_response()
@@ -234,6 +237,9 @@ async fn slash_commands(State(slack): State<Slack>, headers: HeaderMap, body: By
 /// Handles a POST to `/slack/interactions`.
 async fn interactions(State(slack): State<Slack>, headers: HeaderMap, body: Bytes) -> Response {
     if let Err(status) = inbound::verify(&slack.parts.signing, &headers, &body) {
+        return status.into_response();
+    }
+    if let Err(status) = inbound::first_delivery(&slack.parts.intake, &headers).await {
         return status.into_response();
     }
     let Some(payload) = form_payload(&body) else {

@@ -405,6 +405,45 @@ async fn a_mention_is_answered_in_its_thread_streamed_formatted_and_with_feedbac
     assert_eq!(row.platform, "slack");
 }
 
+/// Whatever the model writes, an answer pings no one (Slack's `<!channel>`,
+/// `<@U…>` and links to them arrive as text) and its links unfurl no
+/// previews, neither pages nor media.
+#[tokio::test]
+async fn model_output_pings_no_one_and_answers_unfurl_nothing() {
+    let w = world("").await;
+    w.provider.then([Reply::text(
+        "Hey <!channel> and <@U0LAN0Z89>, see [this](!here), [him](@U0LAN0Z89) or [docs](https://example.com).",
+    )]);
+    w.event(&app_mention("Ev0PING", "<@U0LAN0Z89> wake everyone"))
+        .await;
+    let calls = w
+        .api
+        .wait_for("the finished answer", |c| final_message(c).is_some())
+        .await;
+    let last = final_message(&calls).unwrap();
+    let text = "Hey &lt;!channel&gt; and &lt;@U0LAN0Z89&gt;, see this (!here), him (@U0LAN0Z89) or <https://example.com|docs>.";
+    assert_eq!(last.args["text"], text);
+    assert_eq!(last.args["blocks"][0]["text"]["text"], text);
+    let written: Vec<_> = calls
+        .iter()
+        .filter(|c| c.method == "chat.postMessage" || c.method == "chat.update")
+        .collect();
+    for call in &written {
+        let shown = format!("{} {}", call.args["text"], call.args["blocks"]);
+        assert!(
+            !shown.contains("<!") && !shown.contains("<@"),
+            "{}: {shown}",
+            call.method
+        );
+    }
+    let posts = w.api.calls_of("chat.postMessage");
+    assert!(!posts.is_empty());
+    for post in &posts {
+        assert_eq!(post.args["unfurl_links"], false, "{}", post.args);
+        assert_eq!(post.args["unfurl_media"], false, "{}", post.args);
+    }
+}
+
 #[tokio::test]
 async fn the_same_event_delivered_three_times_gets_one_reply() {
     let w = world("").await;
@@ -1013,6 +1052,82 @@ async fn feedback_buttons_a_changed_vote_reactions_and_the_comment_modal_are_rec
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+#[tokio::test]
+async fn a_signed_command_or_click_replayed_within_the_signing_window_is_refused() {
+    let w = world("").await;
+    w.api.user("UADMIN", "ada", true);
+    let registry = &w.harness.gateway.registry;
+    // One signed `/prompt promote`, as captured off the wire.
+    let body: String = form_urlencoded::Serializer::new(String::new())
+        .append_pair("team_id", "T1DC2JH3J")
+        .append_pair("channel_id", "G8PSS9T3V")
+        .append_pair("user_id", "UADMIN")
+        .append_pair("command", "/prompt")
+        .append_pair("text", "promote assistant 1 canary")
+        .append_pair("response_url", &format!("{}/respond/cmd", w.api.base))
+        .append_pair(
+            "trigger_id",
+            "398738663015.47445629121.803a0bc887a14d10d2c447fce8b6703c",
+        )
+        .finish();
+    let ts = now().to_string();
+    let sig = sign(SECRET.as_bytes(), &ts, body.as_bytes());
+    let headers = [
+        ("content-type", "application/x-www-form-urlencoded"),
+        ("x-slack-request-timestamp", ts.as_str()),
+        ("x-slack-signature", sig.as_str()),
+    ];
+    let first = w.post("/slack/commands", &body, &headers).await;
+    assert_eq!(first.status, 200, "{}", first.body);
+    assert_eq!(first.json()["response_type"], "ephemeral");
+    let changes = registry
+        .history(Some("assistant"), 100)
+        .await
+        .unwrap()
+        .len();
+    let replay = w.post("/slack/commands", &body, &headers).await;
+    assert_eq!(
+        replay.status, 401,
+        "a replayed command is refused: {}",
+        replay.body
+    );
+    assert_eq!(
+        registry
+            .history(Some("assistant"), 100)
+            .await
+            .unwrap()
+            .len(),
+        changes,
+        "the replay ran nothing"
+    );
+    // An interaction replayed the same way is refused too.
+    let payload = block_actions(
+        "UADMIN",
+        "C123ABC456",
+        "1700000000.000100",
+        "switchboard_thumbs_up",
+        &uuid::Uuid::now_v7().to_string(),
+        format!("{}/respond/click", w.api.base),
+    );
+    let body: String = form_urlencoded::Serializer::new(String::new())
+        .append_pair("payload", &payload.to_string())
+        .finish();
+    let sig = sign(SECRET.as_bytes(), &ts, body.as_bytes());
+    let headers = [
+        ("content-type", "application/x-www-form-urlencoded"),
+        ("x-slack-request-timestamp", ts.as_str()),
+        ("x-slack-signature", sig.as_str()),
+    ];
+    assert_eq!(
+        w.post("/slack/interactions", &body, &headers).await.status,
+        200
+    );
+    assert_eq!(
+        w.post("/slack/interactions", &body, &headers).await.status,
+        401
+    );
 }
 
 #[tokio::test]
