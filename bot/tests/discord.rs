@@ -1320,3 +1320,87 @@ async fn an_attached_image_reaches_a_vision_model() {
     );
     serve.stop().await;
 }
+
+/// A server that is not Discord's CDN; counts the requests it gets.
+async fn elsewhere() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let hits = std::sync::Arc::new(AtomicUsize::new(0));
+    let counted = hits.clone();
+    let app = axum::Router::new().fallback(move || {
+        let counted = counted.clone();
+        async move {
+            counted.fetch_add(1, Ordering::SeqCst);
+            "stand-in png bytes"
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (url, hits)
+}
+
+/// Attachments are fetched from Discord's CDN only: an attachment whose URL
+/// names another host, or that the CDN redirects to another host, is not
+/// fetched from there (that host sees no request) and is named as unread,
+/// while the image on the CDN still reaches the model.
+#[tokio::test]
+async fn attachments_off_discords_cdn_are_not_fetched() {
+    gateway::install_crypto();
+    let provider = StandIn::start().await;
+    provider.always(Reply::text("A bar chart."));
+    let discord = Discord::start().await;
+    let (other, hits) = elsewhere().await;
+    let serve = Serve::start(&discord, &provider.url, "vision = true\n").await;
+    let chart = discord.seed_file("chart.png", "stand-in png bytes");
+    let moved = discord.seed_redirect("moved.png", &format!("{other}/moved.png"));
+    let foreign = format!("{other}/foreign.png");
+    let image = |id: &str, name: &str, url: &str| {
+        json!({ "id": id, "filename": name, "size": 18, "url": url, "proxy_url": url,
+                "content_type": "image/png", "width": 640, "height": 480 })
+    };
+    let mut mention = user_message(
+        "1700000000000000091",
+        &format!("<@{BOT}> what is this?"),
+        true,
+    );
+    mention["attachments"] = json!([
+        image("1", "chart.png", &chart),
+        image("2", "foreign.png", &foreign),
+        image("3", "moved.png", &moved),
+    ]);
+    discord.dispatch("MESSAGE_CREATE", mention).await;
+    discord
+        .until("the answer", |d| {
+            d.bot_messages()
+                .iter()
+                .any(|m| m["components"] != json!([]))
+        })
+        .await;
+    assert_eq!(
+        hits.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "the other host was never asked"
+    );
+    let question = provider.received()[0].question();
+    let parts = question["content"]
+        .as_array()
+        .expect("text and image parts");
+    assert_eq!(parts.len(), 2, "only the image on the CDN: {parts:?}");
+    let expected = gateway::Image::from_bytes("image/png", "chart.png", b"stand-in png bytes")
+        .unwrap()
+        .data_url();
+    assert_eq!(parts[1]["image_url"]["url"], expected.as_str());
+    let answer = discord
+        .bot_messages()
+        .into_iter()
+        .find(|m| m["components"] != json!([]))
+        .unwrap();
+    let text = answer["content"].as_str().unwrap();
+    assert!(text.starts_with("A bar chart."), "{text}");
+    assert!(text.contains("`foreign.png`"), "{text}");
+    assert!(text.contains("`moved.png`"), "{text}");
+    assert!(!text.contains("`chart.png`"), "{text}");
+    serve.stop().await;
+}

@@ -345,3 +345,43 @@ fn the_deployment_configuration_is_valid() {
     assert!(c.database_url().starts_with("postgres://"));
     assert!(c.redis.url.is_some());
 }
+
+#[test]
+fn provider_header_and_query_values_never_show_in_debug_output_or_errors() {
+    let text = format!(
+        "{GOOD}\n[providers.openai.headers]\nX-Api-Token = \"s3cr3t\"\n[providers.openai.query]\nsig = \"qu3ry\"\n"
+    );
+    let c = load(&text, KEYS).unwrap();
+    let openai = c.providers["openai"].http().unwrap();
+    assert_eq!(openai.headers.0["X-Api-Token"], "s3cr3t", "still sent");
+    assert_eq!(openai.query.0["sig"], "qu3ry", "still sent");
+    let shown = format!("{c:?}");
+    assert!(!shown.contains("s3cr3t"), "{shown}");
+    assert!(!shown.contains("qu3ry"), "{shown}");
+    assert!(
+        shown.contains("\"X-Api-Token\": ****"),
+        "the names show: {shown}"
+    );
+
+    // A value given by an override that reads as a number is taken as its
+    // text, rather than refused with the value quoted in the error.
+    let mut env = KEYS.to_vec();
+    env.push((
+        "SWITCHBOARD__PROVIDERS__OPENAI__HEADERS__X-API-KEY",
+        "12345678",
+    ));
+    let c = load(&text, &env).unwrap();
+    assert_eq!(
+        c.providers["openai"].http().unwrap().headers.0["x-api-key"],
+        "12345678"
+    );
+    assert!(!format!("{c:?}").contains("12345678"));
+
+    // An error about the provider does not quote them either.
+    env.push(("SWITCHBOARD__PROVIDERS__OPENAI__TOTAL_TIMEOUT_MS", "0"));
+    let e = error(&text, &env);
+    assert!(e.contains("providers.openai"), "{e}");
+    for secret in ["s3cr3t", "qu3ry", "12345678"] {
+        assert!(!e.contains(secret), "{e}");
+    }
+}

@@ -61,6 +61,8 @@ struct Log {
     close_identify: Option<(u16, String)>,
     resumes: Vec<Value>,
     files: BTreeMap<String, String>,
+    /// Attachments that answer with a redirect to this URL.
+    redirects: BTreeMap<String, String>,
 }
 
 /// Where the test's dispatches go once the bot is connected.
@@ -154,6 +156,21 @@ impl Discord {
             .expect("lock")
             .files
             .insert(name.to_string(), text.to_string());
+        format!(
+            "{}/attachments/{name}",
+            self.api_base.trim_end_matches("/api/v10")
+        )
+    }
+
+    /// Makes the stand-in CDN answer `/attachments/NAME` with a redirect to
+    /// `to`; returns the attachment's URL.
+    pub fn seed_redirect(&self, name: &str, to: &str) -> String {
+        self.shared
+            .log
+            .lock()
+            .expect("lock")
+            .redirects
+            .insert(name.to_string(), to.to_string());
         format!(
             "{}/attachments/{name}",
             self.api_base.trim_end_matches("/api/v10")
@@ -432,7 +449,15 @@ async fn file(
         json!({ "authorization": authorized }),
         200,
     );
-    match s.log.lock().expect("lock").files.get(&name) {
+    let log = s.log.lock().expect("lock");
+    if let Some(to) = log.redirects.get(&name) {
+        return (
+            StatusCode::FOUND,
+            [(axum::http::header::LOCATION, to.clone())],
+        )
+            .into_response();
+    }
+    match log.files.get(&name) {
         Some(text) => text.clone().into_response(),
         None => StatusCode::NOT_FOUND.into_response(),
     }

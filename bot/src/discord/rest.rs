@@ -26,6 +26,10 @@ const MAX_RATE_LIMITED: u32 = 5;
 pub const RATE_LIMIT_WAIT: Duration = Duration::from_secs(1);
 /// How long an attachment download may take.
 pub const DOWNLOAD_TIMEOUT: Duration = Duration::from_secs(20);
+/// Where Discord serves attachments from.
+pub const DISCORD_CDNS: &[&str] = &["https://cdn.discordapp.com", "https://media.discordapp.net"];
+/// How many redirects (within the CDN) a download follows.
+const MAX_REDIRECTS: usize = 5;
 
 /// Why a Discord API call failed.
 #[derive(Debug, thiserror::Error)]
@@ -74,7 +78,10 @@ pub enum RestError {
 #[derive(Clone)]
 pub struct Rest {
     http: Arc<Http>,
-    cdn: reqwest::Client,
+    /// Downloads attachments; `None` if it could not be built.
+    cdn: Option<reqwest::Client>,
+    /// The origins attachments are downloaded from (see [`cdn_origins`]).
+    cdn_origins: Arc<Vec<reqwest::Url>>,
     /// Whether 429 answers reach the adapter (serenity's limiter is off).
     retry_here: bool,
 }
@@ -102,17 +109,37 @@ impl Rest {
     }
 
     /// The adapter's calls over `http` (made by [`Rest::http_client`]).
+    /// Attachments are downloaded from [`cdn_origins`] only, redirects
+    /// included.
     pub fn new(http: Arc<Http>, config: &DiscordConfig) -> Rest {
+        gateway::install_crypto();
+        let cdn_origins = Arc::new(cdn_origins(config));
+        let allowed = Arc::clone(&cdn_origins);
+        let redirects = reqwest::redirect::Policy::custom(move |attempt| {
+            if attempt.previous().len() >= MAX_REDIRECTS {
+                attempt.error("too many redirects")
+            } else if on_cdn(&allowed, attempt.url()) {
+                attempt.follow()
+            } else {
+                attempt.error("redirected away from Discord's CDN")
+            }
+        });
+        let cdn = reqwest::Client::builder()
+            .user_agent(concat!(
+                "DiscordBot (switchboard, ",
+                env!("CARGO_PKG_VERSION"),
+                ")"
+            ))
+            .redirect(redirects)
+            .build()
+            .inspect_err(|e| {
+                tracing::warn!(error = %e, "cannot build the client for Discord's CDN; attachments will not be read");
+            })
+            .ok();
         Rest {
             http,
-            cdn: reqwest::Client::builder()
-                .user_agent(concat!(
-                    "DiscordBot (switchboard, ",
-                    env!("CARGO_PKG_VERSION"),
-                    ")"
-                ))
-                .build()
-                .unwrap_or_default(),
+            cdn,
+            cdn_origins,
             retry_here: config.api_origin().is_some(),
         }
     }
@@ -287,14 +314,31 @@ impl Rest {
     }
 
     /// Downloads an attachment (at most `max` bytes) from its CDN URL,
-    /// giving up after [`DOWNLOAD_TIMEOUT`].
+    /// giving up after [`DOWNLOAD_TIMEOUT`]. A URL, or a redirect, to
+    /// anywhere but Discord's CDN is refused without a request.
     pub async fn download_bytes(&self, url: &str, max: usize) -> Result<Vec<u8>, RestError> {
         let failed = |e: reqwest::Error| RestError::Download {
-            message: e.to_string(),
+            message: if e.is_redirect() {
+                "the CDN redirected it away from Discord's CDN".to_string()
+            } else {
+                e.to_string()
+            },
         };
-        let mut resp = self
-            .cdn
-            .get(url)
+        let parsed = reqwest::Url::parse(url).map_err(|_| RestError::Download {
+            message: "its URL does not parse".to_string(),
+        })?;
+        if !on_cdn(&self.cdn_origins, &parsed) {
+            return Err(RestError::Download {
+                message: format!("it is not on Discord's CDN ({})", DISCORD_CDNS.join(", ")),
+            });
+        }
+        let Some(cdn) = &self.cdn else {
+            return Err(RestError::Download {
+                message: "the HTTP client for the CDN could not be built".to_string(),
+            });
+        };
+        let mut resp = cdn
+            .get(parsed)
             .timeout(DOWNLOAD_TIMEOUT)
             .send()
             .await
@@ -316,6 +360,23 @@ impl Rest {
         }
         Ok(bytes)
     }
+}
+
+/// The origins attachments may be downloaded from: Discord's CDN
+/// ([`DISCORD_CDNS`], over HTTPS), and the origin standing in for Discord
+/// when `discord.api_base` points elsewhere (a proxy, a test double).
+fn cdn_origins(config: &DiscordConfig) -> Vec<reqwest::Url> {
+    DISCORD_CDNS
+        .iter()
+        .copied()
+        .chain(config.api_origin())
+        .filter_map(|origin| reqwest::Url::parse(origin).ok())
+        .collect()
+}
+
+/// Whether `url` has the scheme, host and port of one of `origins`.
+fn on_cdn(origins: &[reqwest::Url], url: &reqwest::Url) -> bool {
+    origins.iter().any(|o| o.origin() == url.origin())
 }
 
 /// Which page of a channel's messages.
@@ -371,5 +432,58 @@ mod tests {
         assert_eq!(m.id, "1700000000000000001");
         assert_eq!(m.author.id, "1400000000000000001");
         assert!(!m.mentions.is_empty());
+    }
+
+    fn config(extra: &str) -> DiscordConfig {
+        let table: toml::Table =
+            toml::from_str(&format!("application_id = \"1\"\n{extra}")).expect("test TOML");
+        DiscordConfig::parse(&table, |_| Some("t".to_string())).expect("valid")
+    }
+
+    fn allowed(origins: &[reqwest::Url], url: &str) -> bool {
+        on_cdn(origins, &reqwest::Url::parse(url).expect("test URL"))
+    }
+
+    #[test]
+    fn attachments_come_from_discords_cdn_over_https_only() {
+        let origins = cdn_origins(&config(""));
+        assert!(allowed(
+            &origins,
+            "https://cdn.discordapp.com/attachments/1/2/a.png?ex=1"
+        ));
+        assert!(allowed(
+            &origins,
+            "https://media.discordapp.net/attachments/1/2/a.png"
+        ));
+        assert!(!allowed(
+            &origins,
+            "http://cdn.discordapp.com/attachments/1/2/a.png"
+        ));
+        assert!(!allowed(&origins, "https://cdn.discordapp.com:8443/a.png"));
+        assert!(!allowed(
+            &origins,
+            "https://cdn.discordapp.com.example.net/a.png"
+        ));
+        assert!(!allowed(&origins, "https://example.net/a.png"));
+        assert!(!allowed(
+            &origins,
+            "http://127.0.0.1:3000/attachments/a.png"
+        ));
+
+        // A stand-in for Discord serves its attachments too; nothing else does.
+        let origins = cdn_origins(&config("api_base = \"http://127.0.0.1:3000/api/v10\""));
+        assert!(allowed(&origins, "http://127.0.0.1:3000/attachments/a.png"));
+        assert!(allowed(
+            &origins,
+            "https://cdn.discordapp.com/attachments/1/2/a.png"
+        ));
+        assert!(!allowed(
+            &origins,
+            "http://127.0.0.1:3001/attachments/a.png"
+        ));
+        assert!(!allowed(
+            &origins,
+            "https://127.0.0.1:3000/attachments/a.png"
+        ));
     }
 }

@@ -143,7 +143,9 @@ pub(crate) async fn post_notice(state: &Delivery, channel: &str, thread: &str, t
         web::channel(channel),
         SlackMessageContent::new().with_text(escape(text)),
     )
-    .with_thread_ts(web::ts(thread));
+    .with_thread_ts(web::ts(thread))
+    .with_unfurl_links(false)
+    .with_unfurl_media(false);
     if let Err(e) = state.web.post_message(&body).await {
         tracing::warn!(error = %e, "cannot post in the Slack thread");
     }
@@ -334,7 +336,8 @@ impl Target<'_> {
                         .with_metadata(answer_metadata(self.id)),
                 )
                 .with_thread_ts(web::ts(self.place.thread))
-                .with_unfurl_links(false);
+                .with_unfurl_links(false)
+                .with_unfurl_media(false);
                 match web.post_message(&body).await {
                     Ok(posted) => {
                         let ts = posted.ts.0;

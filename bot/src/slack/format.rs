@@ -101,11 +101,20 @@ fn inline(s: &str) -> String {
             let label: String = chars[i + 1..close].iter().collect();
             let url: String = chars[close + 2..paren].iter().collect();
             if !url.is_empty() && !url.contains(char::is_whitespace) {
-                out.push('<');
-                out.push_str(&escape(&url).replace('|', "%7C"));
-                out.push('|');
-                out.push_str(&inline(&label).replace('|', "¦"));
-                out.push('>');
+                if is_web_or_mail(&url) {
+                    out.push('<');
+                    out.push_str(&escape(&url).replace('|', "%7C"));
+                    out.push('|');
+                    out.push_str(&inline(&label).replace('|', "¦"));
+                    out.push('>');
+                } else {
+                    // `<!channel|x>` or `<@U123|x>` would ping: any other
+                    // target stays text.
+                    out.push_str(&inline(&label));
+                    out.push_str(" (");
+                    out.push_str(&escape(&url));
+                    out.push(')');
+                }
                 i = paren + 1;
                 continue;
             }
@@ -159,6 +168,15 @@ fn inline(s: &str) -> String {
     out
 }
 
+/// Whether a link target may become a Slack link: web pages and mail
+/// addresses only, never Slack's `!`, `@` or `#` mentions.
+fn is_web_or_mail(url: &str) -> bool {
+    let lower = url.to_ascii_lowercase();
+    ["http://", "https://", "mailto:"]
+        .iter()
+        .any(|scheme| lower.starts_with(scheme) && lower.len() > scheme.len())
+}
+
 /// The index where `pattern` next starts at or after `from`.
 fn find(chars: &[char], from: usize, pattern: &[char]) -> Option<usize> {
     if pattern.is_empty() || from >= chars.len() {
@@ -194,6 +212,41 @@ mod tests {
         );
         // `<!channel>` from a model must not ping anyone.
         assert_eq!(to_mrkdwn("<!channel>"), "&lt;!channel&gt;");
+        assert_eq!(
+            to_mrkdwn("<!here> <@U123> <#C123> <!subteam^S1>"),
+            "&lt;!here&gt; &lt;@U123&gt; &lt;#C123&gt; &lt;!subteam^S1&gt;"
+        );
+        assert_eq!(to_mrkdwn("# <!channel>"), "*&lt;!channel&gt;*");
+        assert_eq!(to_mrkdwn("- `<@U123>`"), "• `&lt;@U123&gt;`");
+    }
+
+    #[test]
+    fn only_web_and_mail_targets_become_slack_links() {
+        // Slack reads `<!channel|x>` as @channel and `<@U123|x>` as a mention.
+        assert_eq!(to_mrkdwn("[x](!channel)"), "x (!channel)");
+        assert_eq!(to_mrkdwn("[hi](!here)"), "hi (!here)");
+        assert_eq!(to_mrkdwn("[x](@U123)"), "x (@U123)");
+        assert_eq!(to_mrkdwn("[x](#C123)"), "x (#C123)");
+        assert_eq!(to_mrkdwn("[x](!subteam^S1)"), "x (!subteam^S1)");
+        assert_eq!(
+            to_mrkdwn("[run](javascript:alert(1))"),
+            "run (javascript:alert(1))"
+        );
+        assert_eq!(to_mrkdwn("[x](<!channel>)"), "x (&lt;!channel&gt;)");
+        for out in [
+            to_mrkdwn("[x](!channel)"),
+            to_mrkdwn("[x](@U123)"),
+            to_mrkdwn("**[x](!here)**"),
+        ] {
+            assert!(!out.contains('<'), "no Slack markup in {out}");
+        }
+        // Web pages and mail addresses still link.
+        assert_eq!(
+            to_mrkdwn("[mail us](mailto:team@example.com)"),
+            "<mailto:team@example.com|mail us>"
+        );
+        assert_eq!(to_mrkdwn("[x](HTTPS://a.example)"), "<HTTPS://a.example|x>");
+        assert_eq!(to_mrkdwn("[x](https://)"), "x (https://)");
     }
 
     #[test]

@@ -47,7 +47,7 @@ pub use providers::{
 };
 pub use redis::{OnFailure, RedisConfig};
 pub use routing::RoutingConfig;
-pub use secrets::{Secret, redact_url};
+pub use secrets::{Secret, SensitiveMap, redact_url};
 pub use server::{DashboardConfig, DatabaseConfig, ServerConfig};
 pub use telemetry::{LogFormat, TelemetryConfig};
 

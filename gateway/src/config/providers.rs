@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-use super::{ConfigError, Price, Secret};
+use super::{ConfigError, Price, Secret, SensitiveMap};
 
 /// `[providers.NAME]`: one model provider, tagged by `kind`.
 #[derive(Debug, Clone, Deserialize)]
@@ -156,12 +156,14 @@ pub struct HttpProviderConfig {
     /// Send the key in this header instead of the usual one (`api-key` for
     /// Azure OpenAI).
     pub api_key_header: Option<String>,
-    /// Extra non-secret headers sent with every request.
+    /// Extra headers sent with every request. Their values may be secrets
+    /// (a gateway's token): they never print.
     #[serde(default)]
-    pub headers: BTreeMap<String, String>,
-    /// Extra query parameters (`api-version` for Azure OpenAI).
+    pub headers: SensitiveMap,
+    /// Extra query parameters (`api-version` for Azure OpenAI). Their values
+    /// may be secrets (a signature): they never print.
     #[serde(default)]
-    pub query: BTreeMap<String, String>,
+    pub query: SensitiveMap,
     /// Connect timeout.
     #[serde(default = "default_connect_ms")]
     pub connect_timeout_ms: u64,

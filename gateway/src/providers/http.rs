@@ -49,11 +49,13 @@ impl HttpBase {
         for (k, v) in &config.headers {
             let name = HeaderName::from_bytes(k.as_bytes())
                 .map_err(|_| bad(format!("header name `{k}` is not valid")))?;
-            let value = HeaderValue::from_str(v).map_err(|_| {
+            let mut value = HeaderValue::from_str(v).map_err(|_| {
                 bad(format!(
                     "header `{k}` has a value that is not valid in HTTP"
                 ))
             })?;
+            // The value may be a secret: keep it out of any printed request.
+            value.set_sensitive(true);
             headers.insert(name, value);
         }
         if let Some(key) = &config.api_key {
@@ -87,7 +89,11 @@ impl HttpBase {
                 .trim_end_matches('/')
                 .to_string(),
             headers,
-            query: config.query.clone().into_iter().collect(),
+            query: config
+                .query
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
             timeouts: Timeouts {
                 first_token: Duration::from_millis(config.first_token_timeout_ms),
                 total: Duration::from_millis(config.total_timeout_ms),
@@ -140,10 +146,16 @@ impl HttpBase {
             .map_err(|e| self.protocol(format!("answer is not JSON: {e}")))
     }
 
+    /// A request that got no answer. The message names the URL with its
+    /// query values masked: they may be secrets (`query` in the config).
     pub fn connect_error(&self, e: &reqwest::Error) -> ProviderError {
+        let mut message = error_chain(e);
+        if let Some(url) = e.url() {
+            message = message.replace(url.as_str(), &masked_query(url));
+        }
         ProviderError::Connect {
             provider: self.name.clone(),
-            message: error_chain(e),
+            message,
         }
     }
 
@@ -277,6 +289,19 @@ pub(crate) fn error_message(body: &str) -> String {
     s
 }
 
+/// `url` with each query value replaced by `****`.
+fn masked_query(url: &reqwest::Url) -> String {
+    let mut shown = url.clone();
+    if url.query().is_some() {
+        let names: Vec<String> = url.query_pairs().map(|(k, _)| k.into_owned()).collect();
+        shown
+            .query_pairs_mut()
+            .clear()
+            .extend_pairs(names.iter().map(|name| (name, "****")));
+    }
+    shown.to_string()
+}
+
 /// An error with its sources, on one line.
 fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
@@ -297,4 +322,31 @@ pub fn install_crypto() {
         // An error means another provider was installed first; that one is used.
         let _ = rustls::crypto::ring::default_provider().install_default();
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::AUTHORIZATION;
+
+    #[tokio::test]
+    async fn an_unreachable_provider_is_reported_without_its_query_values() {
+        // Nothing listens on port 1 of the loopback.
+        let config: HttpProviderConfig = toml::from_str(
+            "base_url = \"http://127.0.0.1:1/v1\"\n[query]\nsig = \"s3cr3t\"\n[headers]\nX-Api-Token = \"t0k3n\"",
+        )
+        .expect("valid");
+        let base = HttpBase::new("p", &config, "", |k| (AUTHORIZATION, k.to_string()), &[])
+            .expect("client");
+        let Err(e) = base.post("/chat/completions", &serde_json::json!({})).await else {
+            panic!("nothing listens on port 1");
+        };
+        let message = e.to_string();
+        assert!(!message.contains("s3cr3t"), "{message}");
+        assert!(!message.contains("t0k3n"), "{message}");
+        assert!(
+            message.contains("127.0.0.1:1/v1/chat/completions?sig=****"),
+            "the URL is still named: {message}"
+        );
+    }
 }
