@@ -60,6 +60,7 @@ fn seed_rows() -> Seeds {
                 thread: None,
                 user: Some(gateway::User::new("slack", format!("U{i}"))),
                 private: false,
+                label: None,
             },
             user_name: None,
             prompt: Some(("assistant".into(), if i < 12 { 1 } else { 2 })),

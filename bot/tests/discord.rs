@@ -695,7 +695,10 @@ async fn prompt_commands_answer_admins_ephemerally_and_refuse_others_changing_no
     let pieces: Vec<String> = (0..40).map(|i| format!("w{i} ")).collect();
     let provider = slow_provider(pieces, Duration::from_millis(100)).await;
     let discord = Discord::start().await;
-    let serve = Serve::start(&discord, &provider, "").await;
+    // This server's managers administer the whole registry (the default
+    // prompt is shared, so elsewhere they could not change it).
+    let home = format!("[admin]\nhome_workspaces = [\"discord/{GUILD}\"]");
+    let serve = Serve::start(&discord, &provider, &home).await;
     let store = serve.store().await;
     let labels = |rows: gateway::store::RegistryRows| -> Vec<(String, String)> {
         rows.labels.into_iter().map(|l| (l.name, l.label)).collect()
@@ -869,6 +872,127 @@ async fn prompt_commands_answer_admins_ephemerally_and_refuse_others_changing_no
     serve.stop().await;
 }
 
+/// A `/prompt` subcommand interaction with string options.
+fn prompt_command(sub: &str, options: &[(&str, &str)]) -> Value {
+    let options: Vec<Value> = options
+        .iter()
+        .map(|(k, v)| json!({ "type": 3, "name": k, "value": v }))
+        .collect();
+    json!({ "id": "1", "name": "prompt", "type": 1,
+            "options": [{ "type": 1, "name": sub, "options": options }] })
+}
+
+#[tokio::test]
+async fn a_server_managers_rights_reach_only_their_own_server() {
+    gateway::install_crypto();
+    let provider = slow_provider(vec!["ok".into()], Duration::from_millis(1)).await;
+    let discord = Discord::start().await;
+    let serve = Serve::start(&discord, &provider, "").await;
+    let store = serve.store().await;
+    let answer = |d: &Discord, id: &str| {
+        d.calls()
+            .into_iter()
+            .find(|c| c.path.starts_with(&format!("/interactions/{id}/")))
+            .map(|c| {
+                c.body["data"]["content"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string()
+            })
+    };
+    let run = async |id: &str, data: Value| -> String {
+        // Manage Server (0x20) in this guild.
+        discord
+            .dispatch("INTERACTION_CREATE", interaction(id, 2, "32", data))
+            .await;
+        discord
+            .until("the answer", |d| answer(d, id).is_some())
+            .await;
+        answer(&discord, id).unwrap_or_default()
+    };
+    let bindings = |rows: gateway::store::RegistryRows| -> Vec<(String, String, String)> {
+        rows.bindings
+            .into_iter()
+            .map(|b| (b.scope, b.prompt, b.label))
+            .collect()
+    };
+    let before = bindings(store.registry_rows().await.unwrap());
+
+    // The whole registry and the shared default prompt are out of reach.
+    let global = run(
+        "1900000000000000101",
+        prompt_command("bind", &[("scope", "global"), ("name", "assistant")]),
+    )
+    .await;
+    assert!(global.starts_with('⛔'), "{global}");
+    assert!(
+        global.contains(&format!("reach only `discord/{GUILD}`")),
+        "{global}"
+    );
+    let other = run(
+        "1900000000000000102",
+        prompt_command(
+            "bind",
+            &[
+                ("scope", "discord/1300000000000000999/1"),
+                ("name", "assistant"),
+            ],
+        ),
+    )
+    .await;
+    assert!(other.starts_with('⛔'), "{other}");
+    let shared = run(
+        "1900000000000000103",
+        prompt_command(
+            "promote",
+            &[
+                ("name", "assistant"),
+                ("version", "1"),
+                ("label", "staging"),
+            ],
+        ),
+    )
+    .await;
+    assert!(
+        shared.starts_with('⛔') && shared.contains("default prompt"),
+        "{shared}"
+    );
+    assert_eq!(
+        bindings(store.registry_rows().await.unwrap()),
+        before,
+        "nothing moved"
+    );
+    let refused: Vec<_> = store
+        .audit_rows(None, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|a| a.outcome == "refused")
+        .collect();
+    assert_eq!(refused.len(), 3, "each refusal is audited: {refused:?}");
+    assert!(
+        refused.iter().all(|a| a.actor == format!("discord:{USER}")),
+        "{refused:?}"
+    );
+    assert!(refused.iter().any(|a| a.target == "binding:global"));
+
+    // Their own channel is theirs to bind.
+    let here = run(
+        "1900000000000000104",
+        prompt_command("bind", &[("scope", "here"), ("name", "assistant")]),
+    )
+    .await;
+    assert!(!here.starts_with('⛔'), "{here}");
+    let after = bindings(store.registry_rows().await.unwrap());
+    assert!(
+        after
+            .iter()
+            .any(|b| b.0 == format!("discord/{GUILD}/{CHANNEL}")),
+        "{after:?}"
+    );
+    serve.stop().await;
+}
+
 /// The `/prompt` group is registered once the bot is connected, hidden
 /// from members without Manage Server and offered in servers only; while
 /// typing, Discord is offered prompt names, then the chosen prompt's
@@ -999,7 +1123,10 @@ async fn the_edit_form_opens_with_the_prompt_and_its_submission_saves_a_version(
     gateway::install_crypto();
     let provider = StandIn::start().await;
     let discord = Discord::start().await;
-    let serve = Serve::start(&discord, &provider.url, "").await;
+    // The default prompt is shared: a server's managers edit it only where
+    // their server is a home workspace.
+    let home = format!("[admin]\nhome_workspaces = [\"discord/{GUILD}\"]");
+    let serve = Serve::start(&discord, &provider.url, &home).await;
     let answer = |d: &Discord, id: &str| {
         d.calls()
             .into_iter()

@@ -622,6 +622,18 @@ async fn api_keys_are_required_when_configured() {
         )
         .await;
     assert_eq!(r.status, 201, "{}", r.body);
+    // The voter is the key (a bare secret is named by its place in the
+    // list), not whoever the body's `user` names.
+    h.gateway.pipeline.recorder().flush().await;
+    let stored = h.gateway.store.feedback_for(&id).await.unwrap();
+    assert_eq!(stored.len(), 1, "{stored:?}");
+    assert_eq!(stored[0].3.as_deref(), Some("http:key1"));
+    let asked = h.row(&id).await;
+    assert_eq!(
+        asked.user_id.as_deref(),
+        Some("http:key2"),
+        "the asker is the key"
+    );
     // Health checks need no key.
     let health = h
         .client
@@ -1062,7 +1074,8 @@ async fn a_vote_sent_to_another_replica_right_after_the_answer_is_stored() {
                 "thumbs".to_string(),
                 Some(1.0),
                 "api".to_string(),
-                Some("http:alice".to_string())
+                // Without keys, callers on this machine vote as one caller.
+                Some("http:local".to_string())
             )],
             "round {round}"
         );
@@ -1170,6 +1183,7 @@ async fn asking_again_correcting_and_stopping_are_recorded_as_implicit_feedback(
         thread: Some("1700.1".into()),
         user: Some(gateway::User::new("slack", "U1")),
         private: false,
+        label: None,
     };
     let ask = |text: &str| {
         Request::new(

@@ -24,6 +24,7 @@ fn inference(status: Status, purpose: Purpose, at: i64) -> InferenceRecord {
             thread: None,
             user: Some(gateway::User::new("slack", "U1")),
             private: false,
+            label: None,
         },
         user_name: None,
         prompt: Some(("assistant".into(), 2)),

@@ -23,13 +23,53 @@ use testkit::{Answer, Harness, one_provider};
 /// Noon, UTC, on some day.
 const NOON_US: i64 = (20_000 * 86_400 + 12 * 3600) * 1_000_000;
 
-fn ask(user: &str, question: &str) -> Value {
-    json!({
-        "model": "default",
-        "user": user,
-        "messages": [{"role": "user", "content": question}],
-        "temperature": 0.0,
-    })
+/// A question asked by `user`, who calls with an API key of their own
+/// (the key, not the body's `user` field, is who a per-user limit counts).
+struct Ask {
+    user: String,
+    body: Value,
+}
+
+fn ask(user: &str, question: &str) -> Ask {
+    Ask {
+        user: user.to_string(),
+        body: json!({
+            "model": "default",
+            "user": user,
+            "messages": [{"role": "user", "content": question}],
+            "temperature": 0.0,
+        }),
+    }
+}
+
+/// The variable holding every test caller's key.
+const KEYS_ENV: &str = "LIMITS_TEST_KEYS";
+
+/// `name:key-name` for every caller these tests use.
+fn keys() -> String {
+    let named = [
+        "alice", "bob", "carol", "dave", "erin", "frank", "grace", "probe-a", "probe-b",
+    ];
+    named
+        .iter()
+        .map(|n| n.to_string())
+        .chain((0..450).map(|i| format!("user{i}")))
+        .map(|n| format!("{n}:key-{n}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Sends an [`Ask`] with its asker's key.
+trait AskAs {
+    async fn ask(&self, ask: Ask) -> Answer;
+}
+
+impl AskAs for Harness {
+    async fn ask(&self, ask: Ask) -> Answer {
+        let bearer = format!("Bearer key-{}", ask.user);
+        self.chat_with(ask.body, &[("authorization", &bearer)])
+            .await
+    }
 }
 
 fn message(a: &Answer) -> String {
@@ -40,7 +80,8 @@ fn message(a: &Answer) -> String {
 }
 
 async fn start(config: &str, clock: &Arc<ManualClock>) -> Harness {
-    Harness::start_with_clock(config, &[], clock.clone()).await
+    let config = format!("[server]\napi_keys_env = \"{KEYS_ENV}\"\n{config}");
+    Harness::start_with_clock(&config, &[(KEYS_ENV, &keys())], clock.clone()).await
 }
 
 fn link_of(h: &Harness) -> RedisLink {
@@ -75,7 +116,7 @@ async fn three_gateways_sharing_redis_admit_exactly_the_limit() {
         let h = gateways[i % 3].clone();
         // Different questions, so no answer comes from the cache.
         tasks.push(tokio::spawn(async move {
-            h.chat(ask(&format!("user{i}"), &format!("question {i}")))
+            h.ask(ask(&format!("user{i}"), &format!("question {i}")))
                 .await
                 .status
         }));
@@ -99,6 +140,52 @@ async fn three_gateways_sharing_redis_admit_exactly_the_limit() {
     assert_eq!(provider.received().len(), admitted);
 }
 
+#[tokio::test]
+async fn a_per_user_limit_counts_the_api_key_whatever_user_the_body_names() {
+    let provider = StandIn::start().await;
+    provider.always(Reply::OpenAiJson("ok".into(), (5, 1)));
+    let config = format!(
+        "{}\n[limits.user]\nrequests_per_minute = 2\n",
+        one_provider(&provider.url)
+    );
+    let clock = Arc::new(ManualClock::new(NOON_US));
+    let h = start(&config, &clock).await;
+    // Ten requests under alice's key, each claiming another `user`.
+    let mut statuses = Vec::new();
+    for i in 0..10 {
+        let mut a = ask("alice", &format!("rotating {i}"));
+        a.body["user"] = json!(format!("someone-{i}"));
+        if i == 9 {
+            a.body.as_object_mut().unwrap().remove("user");
+        }
+        statuses.push(h.ask(a).await.status);
+    }
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        2,
+        "rotating or omitting `user` must not buy more requests: {statuses:?}"
+    );
+    assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 8);
+    // Another key has an allowance of its own.
+    assert_eq!(h.ask(ask("bob", "mine")).await.status, 200);
+    // The body's `user` is kept as the asker's name under the key.
+    let answered = h.ask(ask("carol", "who am I")).await;
+    let row = h.row(&answered.inference_id()).await;
+    assert_eq!(row.user_id.as_deref(), Some("http:carol"));
+    assert_eq!(row.user_name.as_deref(), Some("carol"));
+
+    // Without keys, every caller on this machine is one caller.
+    let keyless = Harness::start_with_clock(&config, &[], clock.clone()).await;
+    let mut admitted = 0;
+    for i in 0..10 {
+        let a = ask(&format!("user{i}"), &format!("local {i}"));
+        if keyless.chat(a.body).await.status == 200 {
+            admitted += 1;
+        }
+    }
+    assert_eq!(admitted, 2, "keyless loopback callers share one allowance");
+}
+
 async fn limits_refill_at_the_configured_rate(redis: Option<&str>) {
     let provider = StandIn::start().await;
     provider.always(Reply::OpenAiJson("ok".into(), (5, 1)));
@@ -119,9 +206,9 @@ async fn limits_refill_at_the_configured_rate(redis: Option<&str>) {
     };
 
     for _ in 0..6 {
-        assert_eq!(h.chat(alice()).await.status, 200);
+        assert_eq!(h.ask(alice()).await.status, 200);
     }
-    let refused = h.chat(alice()).await;
+    let refused = h.ask(alice()).await;
     assert_eq!(refused.status, 429, "{}", refused.body);
     assert_eq!(refused.headers["retry-after"], "10");
     assert_eq!(refused.json()["error"]["code"], "rate_limit_exceeded");
@@ -138,20 +225,20 @@ async fn limits_refill_at_the_configured_rate(redis: Option<&str>) {
             .contains("6 requests per minute")
     );
     // Another user has an allowance of their own.
-    assert_eq!(h.chat(ask("bob", "hello")).await.status, 200);
+    assert_eq!(h.ask(ask("bob", "hello")).await.status, 200);
 
     // One request's worth refills every ten seconds...
     clock.advance(Duration::from_secs(9));
-    assert_eq!(h.chat(alice()).await.status, 429);
+    assert_eq!(h.ask(alice()).await.status, 429);
     clock.advance(Duration::from_secs(1));
-    assert_eq!(h.chat(alice()).await.status, 200);
-    assert_eq!(h.chat(alice()).await.status, 429);
+    assert_eq!(h.ask(alice()).await.status, 200);
+    assert_eq!(h.ask(alice()).await.status, 429);
     // ...and a quiet minute refills it all, no more.
     clock.advance(Duration::from_secs(120));
     for _ in 0..6 {
-        assert_eq!(h.chat(alice()).await.status, 200);
+        assert_eq!(h.ask(alice()).await.status, 200);
     }
-    assert_eq!(h.chat(alice()).await.status, 429);
+    assert_eq!(h.ask(alice()).await.status, 429);
 
     if let Some(url) = redis {
         // The limiter's keys expire by themselves, within about a minute.
@@ -197,14 +284,14 @@ async fn token_limits_reserve_an_estimate_and_settle_with_real_usage() {
     // would not fit. Settled at 15 each, many do.
     for i in 0..8 {
         let mut body = ask("carol", &format!("q{i}"));
-        body["max_tokens"] = json!(500);
-        let a = h.chat(body).await;
+        body.body["max_tokens"] = json!(500);
+        let a = h.ask(body).await;
         assert_eq!(a.status, 200, "request {i}: {}", a.body);
     }
     // 8 × 15 = 120 used; a request that may use 990 more does not fit.
     let mut big = ask("carol", "a long one");
-    big["max_tokens"] = json!(990);
-    let refused = h.chat(big).await;
+    big.body["max_tokens"] = json!(990);
+    let refused = h.ask(big).await;
     assert_eq!(refused.status, 429);
     assert!(
         message(&refused).contains("1000 tokens per minute"),
@@ -302,7 +389,7 @@ async fn wait_for_redis(h: &Harness, user: &str) {
     let link = link_of(h);
     let deadline = Instant::now() + Duration::from_secs(15);
     for i in 0.. {
-        h.chat(ask(user, &format!("probe {i}"))).await;
+        h.ask(ask(user, &format!("probe {i}"))).await;
         if !link.is_down() {
             return;
         }
@@ -330,15 +417,15 @@ async fn redis_killed_fail_open_keeps_answering_then_shared_limits_and_cache_ret
 
     // Shared: alice's four requests on A use up her allowance on B too.
     for i in 0..4 {
-        assert_eq!(a.chat(ask("alice", &format!("a{i}"))).await.status, 200);
+        assert_eq!(a.ask(ask("alice", &format!("a{i}"))).await.status, 200);
     }
-    assert_eq!(b.chat(ask("alice", "b")).await.status, 429);
+    assert_eq!(b.ask(ask("alice", "b")).await.status, 429);
 
     server.kill();
     // Requests keep being answered, promptly, under in-process limits.
     for i in 0..4 {
         let sent = Instant::now();
-        let answer = a.chat(ask("erin", &format!("outage {i}"))).await;
+        let answer = a.ask(ask("erin", &format!("outage {i}"))).await;
         assert_eq!(answer.status, 200, "{}", answer.body);
         assert!(
             sent.elapsed() < Duration::from_secs(2),
@@ -346,7 +433,7 @@ async fn redis_killed_fail_open_keeps_answering_then_shared_limits_and_cache_ret
             sent.elapsed()
         );
     }
-    assert_eq!(a.chat(ask("erin", "outage 5")).await.status, 429);
+    assert_eq!(a.ask(ask("erin", "outage 5")).await.status, 429);
     assert!(link_of(&a).fallbacks() > 0, "the fallback is counted");
     assert!(link_of(&a).is_down());
 
@@ -356,16 +443,16 @@ async fn redis_killed_fail_open_keeps_answering_then_shared_limits_and_cache_ret
 
     // Shared limits again, without a restart of either gateway.
     for i in 0..4 {
-        assert_eq!(a.chat(ask("dave", &format!("d{i}"))).await.status, 200);
+        assert_eq!(a.ask(ask("dave", &format!("d{i}"))).await.status, 200);
     }
-    let refused = b.chat(ask("dave", "from b")).await;
+    let refused = b.ask(ask("dave", "from b")).await;
     assert_eq!(refused.status, 429, "{}", refused.body);
 
     // The shared cache works again: A's answer serves B.
     let asked = provider.received().len();
-    let first = a.chat(ask("frank", "Cached across replicas?")).await;
+    let first = a.ask(ask("frank", "Cached across replicas?")).await;
     assert_eq!(first.status, 200);
-    let second = b.chat(ask("grace", "Cached across replicas?")).await;
+    let second = b.ask(ask("grace", "Cached across replicas?")).await;
     assert_eq!(second.status, 200);
     assert_eq!(provider.received().len(), asked + 1);
     assert!(b.row(&second.inference_id()).await.cache_hit);
@@ -383,11 +470,11 @@ async fn redis_killed_fail_closed_refuses_clearly_then_recovers() {
     );
     let clock = Arc::new(ManualClock::new(NOON_US));
     let h = start(&config, &clock).await;
-    assert_eq!(h.chat(ask("alice", "before")).await.status, 200);
+    assert_eq!(h.ask(ask("alice", "before")).await.status, 200);
 
     server.kill();
     let sent = Instant::now();
-    let refused = h.chat(ask("alice", "during")).await;
+    let refused = h.ask(ask("alice", "during")).await;
     assert!(
         sent.elapsed() < Duration::from_secs(2),
         "{:?}",
@@ -409,7 +496,7 @@ async fn redis_killed_fail_closed_refuses_clearly_then_recovers() {
     server.restart();
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
-        let answer = h.chat(ask("alice", "after")).await;
+        let answer = h.ask(ask("alice", "after")).await;
         if answer.status == 200 {
             break;
         }

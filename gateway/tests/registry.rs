@@ -467,6 +467,7 @@ async fn only_admins_move_protected_labels_bind_and_split_and_refusals_are_audit
         let workspace_admin = Actor {
             id: "slack:UOWNER".into(),
             platform_admin: true,
+            workspace: Some("slack/T1".into()),
             ..Actor::default()
         };
         promote(&admin, &workspace_admin, "support", 3, "production").await;
@@ -478,6 +479,220 @@ async fn only_admins_move_protected_labels_bind_and_split_and_refusals_are_audit
         // Reads need at least an editor.
         let err = admin.run(&nobody, Command::List).await.unwrap_err();
         assert!(matches!(err, AdminError::Forbidden { .. }), "{db}");
+        registry.close();
+    }
+}
+
+/// A prompt named `name`, for the scoping tests.
+fn named_prompt(name: &str, system: &str) -> Prompt {
+    let toml = support_prompt(system)
+        .to_toml()
+        .replace("name = \"support\"", &format!("name = \"{name}\""));
+    Prompt::from_toml(&format!("{name}.toml"), &toml).expect("test prompt parses")
+}
+
+#[tokio::test]
+async fn a_platform_admins_rights_reach_only_their_own_workspace() {
+    for (db, url, _dir) in databases().await {
+        let registry = open(&url, Duration::from_secs(30)).await;
+        let admin = admin_over(&registry);
+        let boss = user("slack:UADMIN");
+        // `support` answers in another server; `ours` is bound nowhere yet.
+        create(&admin, &boss, support_prompt("v1 {{ product }}")).await;
+        edit(&admin, &boss, support_prompt("v2 {{ product }}"), 1).await;
+        promote(&admin, &boss, "support", 1, "production").await;
+        let elsewhere = Scope::parse("discord/G2/C7").unwrap();
+        admin
+            .run(
+                &boss,
+                Command::Bind {
+                    scope: elsewhere.clone(),
+                    target: Some(("support".into(), "production".into())),
+                },
+            )
+            .await
+            .expect("an admin binds anywhere");
+        create(&admin, &boss, named_prompt("ours", "ours v1 {{ product }}")).await;
+        edit(
+            &admin,
+            &boss,
+            named_prompt("ours", "ours v2 {{ product }}"),
+            1,
+        )
+        .await;
+
+        // A guild owner, as the Discord adapter reports them.
+        let owner = Actor {
+            id: "discord:OWNER".into(),
+            name: "owner".into(),
+            platform_admin: true,
+            workspace: Some("discord/G1".into()),
+            ..Actor::default()
+        };
+        let bind = |scope: &str, name: &str| Command::Bind {
+            scope: Scope::parse(scope).unwrap(),
+            target: Some((name.into(), "production".into())),
+        };
+        let bindings_before = registry.bindings();
+        let refused = [
+            (bind("global", "ours"), "outside your workspace"),
+            (bind("discord/G2", "ours"), "outside your workspace"),
+            // A prefix of the id is another server.
+            (bind("discord/G10/C1", "ours"), "outside your workspace"),
+            (bind("slack/G1/C1", "ours"), "outside your workspace"),
+            (
+                Command::Bind {
+                    scope: elsewhere.clone(),
+                    target: None,
+                },
+                "outside your workspace",
+            ),
+            (
+                Command::Promote {
+                    name: "support".into(),
+                    version: 2,
+                    label: "production".into(),
+                },
+                "`support` is shared: `discord/G2/C7` answers with support@production",
+            ),
+            (
+                Command::Split {
+                    name: "support".into(),
+                    label: "canary".into(),
+                    arms: vec![Arm {
+                        version: 2,
+                        weight: 1,
+                    }],
+                },
+                "is shared",
+            ),
+            (
+                Command::Edit {
+                    prompt: support_prompt("v3 {{ product }}"),
+                    base: 2,
+                    message: "mine".into(),
+                },
+                "is shared",
+            ),
+            (
+                Command::Promote {
+                    name: "assistant".into(),
+                    version: 1,
+                    label: "staging".into(),
+                },
+                "default prompt",
+            ),
+        ];
+        let count = refused.len();
+        for (command, why) in refused {
+            let name = command.name();
+            let err = admin.run(&owner, command).await.unwrap_err();
+            let text = err.to_string();
+            assert!(
+                matches!(err, AdminError::Forbidden { .. }),
+                "{db}: {name}: {text}"
+            );
+            assert!(text.contains(why), "{db}: {name}: {text}");
+            assert!(
+                text.contains("reach only `discord/G1`") && text.contains("admin.admins"),
+                "{db}: the refusal says how far the rights reach and who can help: {text}"
+            );
+        }
+        assert_eq!(registry.bindings(), bindings_before, "{db}: nothing moved");
+        assert_eq!(
+            version_of(&registry, "support", "production", None).await,
+            1,
+            "{db}"
+        );
+        assert_eq!(registry.versions("support").await.unwrap().len(), 2, "{db}");
+        let history = registry.history(None, 200).await.unwrap();
+        let refusals: Vec<_> = history
+            .iter()
+            .filter(|a| a.outcome == "refused" && a.actor == "discord:OWNER")
+            .collect();
+        assert_eq!(refusals.len(), count, "{db}: every refusal is audited");
+        assert!(
+            refusals
+                .iter()
+                .any(|a| a.target == "binding:global" && a.action == "bind"),
+            "{db}: {refusals:?}"
+        );
+
+        // Inside their own server they may do what an admin does, with prompts
+        // only it uses: make one, promote it, bind their channels to it.
+        create(
+            &admin,
+            &owner,
+            named_prompt("guild-only", "g {{ product }}"),
+        )
+        .await;
+        promote(&admin, &owner, "ours", 2, "production").await;
+        for scope in ["discord/G1/C1", "discord/G1/C1/T9", "discord/G1"] {
+            admin
+                .run(&owner, bind(scope, "ours"))
+                .await
+                .unwrap_or_else(|e| panic!("{db}: {scope}: {e}"));
+        }
+        // Binding their own channel to a shared prompt is theirs to choose.
+        admin
+            .run(&owner, bind("discord/G1/C2", "support"))
+            .await
+            .expect("own channel, shared prompt");
+        // Now that their server uses `ours`, they move its labels.
+        promote(&admin, &owner, "ours", 1, "production").await;
+        let origin = Origin {
+            platform: "discord".into(),
+            workspace: Some("G1".into()),
+            channel: Some("C1".into()),
+            ..Origin::default()
+        };
+        let resolved = registry.resolve_bound(&origin).await.unwrap();
+        assert_eq!((resolved.name(), resolved.version()), ("ours", 1), "{db}");
+        // Once another server binds `ours`, it is shared and out of reach.
+        admin
+            .run(&boss, bind("discord/G2/C8", "ours"))
+            .await
+            .unwrap();
+        let err = admin
+            .run(
+                &owner,
+                Command::Promote {
+                    name: "ours".into(),
+                    version: 2,
+                    label: "production".into(),
+                },
+            )
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`ours` is shared"), "{db}: {err}");
+
+        // A configured home workspace's admins reach everything.
+        let home = Admin::new(
+            registry.clone(),
+            None,
+            AdminConfig {
+                home_workspaces: vec!["discord/G1".into()],
+                ..AdminConfig::default()
+            },
+        );
+        home.run(&owner, bind("global", "support"))
+            .await
+            .expect("a home workspace's owner binds global");
+        // With platform admins off, the owner is nobody.
+        let off = Admin::new(
+            registry.clone(),
+            None,
+            AdminConfig {
+                platform_admins: false,
+                ..AdminConfig::default()
+            },
+        );
+        let err = off
+            .run(&owner, bind("discord/G1/C3", "ours"))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, AdminError::Forbidden { .. }), "{db}: {err}");
         registry.close();
     }
 }
@@ -596,6 +811,7 @@ async fn bindings_resolve_thread_then_channel_then_workspace_then_global() {
         thread: thread.map(str::to_string),
         user: Some(gateway::User::new("slack", "U1")),
         private: false,
+        label: None,
     };
     let bound = |o: Origin| {
         let r = registry.clone();

@@ -25,6 +25,7 @@ fn record(i: usize) -> InferenceRecord {
             thread: Some("1700000000.000100".into()),
             user: Some(gateway::User::new("slack", format!("U{i}"))),
             private: false,
+            label: None,
         },
         user_name: None,
         prompt: Some(("assistant".into(), 3)),
@@ -575,13 +576,18 @@ async fn feedback_over_http_is_taken_while_postgres_is_unreachable() {
     let admin = Store::connect(&std::env::var("SWITCHBOARD_TEST_POSTGRES_URL").unwrap())
         .await
         .unwrap();
+    // Each voter calls with an API key of their own: the key is the voter.
     let config = format!(
-        "[database]\nurl = \"{url}\"\n{}",
+        "[server]\napi_keys_env = \"VOTER_KEYS\"\n[database]\nurl = \"{url}\"\n{}",
         one_provider(&provider.url)
     );
-    let h = Harness::start(&config, &[]).await;
+    let keys = ["U1", "U2", "U5", "U6", "U7"]
+        .map(|u| format!("{u}:key-{u}"))
+        .join(",");
+    let h = Harness::start(&config, &[("VOTER_KEYS", &keys)]).await;
+    let as_u5 = [("authorization", "Bearer key-U5")];
     let ask = json!({"model": "default", "messages": [{"role": "user", "content": "hi"}]});
-    let old = h.chat(ask.clone()).await;
+    let old = h.chat_with(ask.clone(), &as_u5).await;
     assert_eq!(old.status, 200, "{}", old.body);
     let old = old.inference_id();
     // An answer in U1's direct message (U1 an API user, as the voters are).
@@ -596,7 +602,7 @@ async fn feedback_over_http_is_taken_while_postgres_is_unreachable() {
     h.gateway.pipeline.recorder().flush().await;
 
     cut_off(&admin, &name, false).await;
-    let fresh = h.chat(ask).await;
+    let fresh = h.chat_with(ask, &as_u5).await;
     assert_eq!(fresh.status, 200, "answers go on: {}", fresh.body);
     let fresh = fresh.inference_id();
     let dm = dm.id.to_string();
@@ -610,11 +616,15 @@ async fn feedback_over_http_is_taken_while_postgres_is_unreachable() {
         (&unknown, "U7", 1, 202),
         (&old, "U6", 0, 202),
     ] {
-        let body =
-            json!({"inference_id": inference, "kind": "thumbs", "score": score, "user": user});
+        let body = json!({"inference_id": inference, "kind": "thumbs", "score": score});
+        let bearer = format!("Bearer key-{user}");
         let r = tokio::time::timeout(
             std::time::Duration::from_secs(10),
-            h.post_raw("/v1/feedback", &body.to_string(), &[]),
+            h.post_raw(
+                "/v1/feedback",
+                &body.to_string(),
+                &[("authorization", &bearer)],
+            ),
         )
         .await
         .expect("answered while the database is down");

@@ -166,6 +166,17 @@ impl FakeSlack {
         );
     }
 
+    /// A user of another organization, as `users.info` shows someone met
+    /// through a shared (Slack Connect) channel: their home `team_id`, and
+    /// `is_stranger`. `admin`: they administer their own workspace.
+    pub fn stranger(&self, id: &str, name: &str, team: &str, admin: bool) {
+        self.lock().users.insert(
+            id.into(),
+            json!({"id": id, "team_id": team, "name": name, "real_name": name, "is_admin": admin,
+                   "is_owner": admin, "is_stranger": true, "profile": {"display_name": name}}),
+        );
+    }
+
     /// Messages of a thread, as `conversations.replies` returns them.
     pub fn thread(&self, parent: &str, messages: Vec<Value>) {
         self.lock().threads.insert(parent.into(), messages);

@@ -26,7 +26,8 @@ const ADMINISTRATOR: u64 = 1 << 3;
 const MANAGE_GUILD: u64 = 1 << 5;
 
 /// Who runs an interaction, for the admin layer: the user id, the member's
-/// roles and whether Discord says they manage the server.
+/// roles, whether Discord says they manage the server, and which server
+/// that is (their platform rights reach no further).
 pub fn actor(interaction: &Value) -> Option<Actor> {
     let member = interaction.get("member");
     let user: User = serde_json::from_value(
@@ -49,11 +50,18 @@ pub fn actor(interaction: &Value) -> Option<Actor> {
         .and_then(Value::as_str)
         .and_then(|p| p.parse::<u64>().ok())
         .unwrap_or(0);
+    // The server the interaction came from: Manage Server there reaches
+    // only that server (a DM has none, and no member permissions either).
+    let guild = interaction
+        .get("guild_id")
+        .and_then(Value::as_str)
+        .unwrap_or("-");
     Some(Actor {
         id: format!("discord:{}", user.id),
         name: user.display().to_string(),
         roles,
-        platform_admin: permissions & (ADMINISTRATOR | MANAGE_GUILD) != 0,
+        platform_admin: member.is_some() && permissions & (ADMINISTRATOR | MANAGE_GUILD) != 0,
+        workspace: Some(format!("discord/{guild}")),
     })
 }
 
@@ -238,6 +246,11 @@ mod tests {
         assert_eq!(actor.id, "discord:1400000000000000001");
         assert_eq!(actor.roles, vec!["discord:role:1500000000000000001"]);
         assert!(!actor.platform_admin);
+        // Manage Server reaches only the server the interaction came from.
+        assert_eq!(
+            actor.workspace.as_deref(),
+            Some("discord/1300000000000000001")
+        );
         assert!(super::actor(&promote_interaction("32")).is_some_and(|a| a.platform_admin));
         assert!(super::actor(&promote_interaction("8")).is_some_and(|a| a.platform_admin));
     }

@@ -112,6 +112,7 @@ pub fn to_inbound(
             user: Some(gateway::User::new("discord", msg.author.id.clone())),
             // Direct messages carry no guild.
             private: msg.guild_id.is_none(),
+            label: None,
         },
         user_name: Some(user_name),
         channel_name: None,

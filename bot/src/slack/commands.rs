@@ -39,12 +39,19 @@ pub(crate) async fn run(state: &Arc<Commands>, command: &SlackCommandEvent) -> V
     let text = command.text.clone().unwrap_or_default();
     // `edit NAME` opens a form: Slack has no editor in a message.
     if let ["edit", name] = text.split_whitespace().collect::<Vec<_>>().as_slice() {
-        return edit::open(state, &user, name, Some(command.trigger_id.0.as_str())).await;
+        return edit::open(
+            state,
+            &user,
+            &team,
+            name,
+            Some(command.trigger_id.0.as_str()),
+        )
+        .await;
     }
     let response_url = command.response_url.0.to_string();
     let here = Scope::Channel {
         platform: "slack".into(),
-        workspace: team,
+        workspace: team.clone(),
         channel,
     };
     let command = match parse_command(&text, Some(&here)) {
@@ -54,7 +61,7 @@ pub(crate) async fn run(state: &Arc<Commands>, command: &SlackCommandEvent) -> V
     let (tx, mut rx) = oneshot::channel::<Value>();
     let worker = Arc::clone(state);
     tokio::spawn(async move {
-        let actor = worker.people.actor(&user).await;
+        let actor = worker.people.actor(&user, &team).await;
         let answer = match worker.admin.run(&actor, command).await {
             Ok(output) => render(&output),
             Err(e @ AdminError::Forbidden { .. }) => ephemeral_text(&format!("✋ {e}"), false),

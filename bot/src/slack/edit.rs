@@ -14,10 +14,16 @@ use super::blocks::{
 };
 use super::state::Commands;
 
-/// Opens the editor for `name` for `user`; the answer is the ephemeral
-/// reply to the slash command.
-pub(crate) async fn open(state: &Commands, user: &str, name: &str, trigger: Option<&str>) -> Value {
-    let actor = state.people.actor(user).await;
+/// Opens the editor for `name` for `user` of workspace `team`; the answer
+/// is the ephemeral reply to the slash command.
+pub(crate) async fn open(
+    state: &Commands,
+    user: &str,
+    team: &str,
+    name: &str,
+    trigger: Option<&str>,
+) -> Value {
+    let actor = state.people.actor(user, team).await;
     if state.admin.rights(&actor) < Rights::Editor {
         return ephemeral(&format!(
             "✋ {} may not edit prompts: ask an admin to add `{}` to `admin.editors` in the configuration",
@@ -76,7 +82,10 @@ pub(crate) async fn submit(
         Ok(c) => c,
         Err(e) => return errors(&e),
     };
-    let actor = state.people.actor(&payload.user.id.0).await;
+    let actor = state
+        .people
+        .actor(&payload.user.id.0, &payload.team.id.0)
+        .await;
     match state.admin.run(&actor, command).await {
         Ok(output) => saved_view(&output),
         Err(e @ AdminError::Forbidden { .. }) => errors(&format!("✋ {e}")),

@@ -288,6 +288,7 @@ async fn answer(
             thread: Some(thread_ts.to_string()),
             user: Some(gateway::User::new("slack", user)),
             private: said.im,
+            label: None,
         },
         user_name,
         text,

@@ -169,8 +169,12 @@ pub struct Identity {
 pub struct User {
     /// The display name.
     pub name: String,
-    /// Workspace admin or owner.
+    /// Workspace admin or owner (never a guest or a stranger from another
+    /// organization).
     pub admin: bool,
+    /// The workspace the user belongs to (`users.info` `team_id`), and for
+    /// Enterprise Grid users every workspace of theirs.
+    pub teams: Vec<String>,
 }
 
 /// Who is who: the bot's identity (`auth.test`, asked once) and users'
@@ -222,9 +226,23 @@ impl People {
             .find(|n| !n.is_empty())
             .unwrap_or_else(|| id.to_string());
         let flags = &u.flags;
+        // A guest, or a user of another organization seen through a shared
+        // (Slack Connect) channel, carries no admin rights here.
+        let outsider = [
+            flags.is_stranger,
+            flags.is_restricted,
+            flags.is_ultra_restricted,
+        ]
+        .contains(&Some(true));
+        let mut teams: Vec<String> = u.team_id.iter().map(|t| t.0.clone()).collect();
+        if let Some(enterprise) = &u.enterprise_user {
+            teams.extend(enterprise.teams.iter().flatten().map(|t| t.0.clone()));
+        }
         let user = User {
             name,
-            admin: [flags.is_admin, flags.is_owner, flags.is_primary_owner].contains(&Some(true)),
+            admin: !outsider
+                && [flags.is_admin, flags.is_owner, flags.is_primary_owner].contains(&Some(true)),
+            teams,
         };
         let mut users = self.lock_users();
         if users.len() > 50_000 {
@@ -234,10 +252,16 @@ impl People {
         Ok(user)
     }
 
-    /// The caller as the admin layer sees them.
-    pub async fn actor(&self, user: &str) -> Actor {
+    /// The caller as the admin layer sees them, in the workspace `team`
+    /// the request came from. Their admin flag counts only when they
+    /// belong to that workspace: an admin of another organization in a
+    /// shared channel is a member here.
+    pub async fn actor(&self, user: &str, team: &str) -> Actor {
         let (name, admin) = match self.user(user).await {
-            Ok(u) => (u.name, u.admin),
+            Ok(u) => {
+                let member_here = u.teams.is_empty() || u.teams.iter().any(|t| t == team);
+                (u.name, u.admin && member_here)
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read the caller's profile (users.info); treating them as a member");
                 (user.to_string(), false)
@@ -252,6 +276,7 @@ impl People {
                 Vec::new()
             },
             platform_admin: admin,
+            workspace: Some(format!("slack/{team}")),
         }
     }
 

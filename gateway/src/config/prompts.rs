@@ -66,6 +66,11 @@ pub struct AdminConfig {
     /// owners, Discord members with Manage Server) are admins here.
     #[serde(default = "yes")]
     pub platform_admins: bool,
+    /// Workspaces (`slack/T0123`, `discord/8035…`) whose platform admins
+    /// are admins of the whole registry. Elsewhere a platform admin's
+    /// rights reach only their own workspace.
+    #[serde(default)]
+    pub home_workspaces: Vec<String>,
     /// Labels only admins may move.
     #[serde(default = "default_protected")]
     pub protected_labels: Vec<String>,
@@ -83,6 +88,7 @@ impl Default for AdminConfig {
             admin_roles: Vec::new(),
             editor_roles: Vec::new(),
             platform_admins: true,
+            home_workspaces: Vec::new(),
             protected_labels: default_protected(),
         }
     }
@@ -102,6 +108,16 @@ impl AdminConfig {
                     "write users as `platform:id`, for example `slack:U0123ABC` or `discord:80351110224678912`",
                 ));
             }
+        }
+        if let Some(bad) = self.home_workspaces.iter().find(|w| {
+            let parts: Vec<&str> = w.split('/').collect();
+            parts.len() != 2 || parts.iter().any(|p| p.is_empty())
+        }) {
+            return Err(ConfigError::key(
+                "admin.home_workspaces",
+                Some(bad.clone()),
+                "write workspaces as `platform/id`, for example `slack/T0123ABC` or `discord/80351110224678912`",
+            ));
         }
         Ok(())
     }

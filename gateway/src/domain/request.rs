@@ -83,11 +83,12 @@ pub struct Request {
 }
 
 impl Request {
-    /// The asker's display name, when a chat platform gave one.
+    /// The asker's display name, when a chat platform gave one, or the
+    /// name an API caller gave the person it asks for.
     pub fn user_name(&self) -> Option<String> {
         match &self.input {
             Input::Chat(inbound) => inbound.user_name.clone(),
-            _ => None,
+            _ => self.origin.label.clone(),
         }
     }
 

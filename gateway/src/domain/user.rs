@@ -94,6 +94,12 @@ pub struct Origin {
     /// A direct message: only `user` may leave feedback on its answers.
     #[serde(default)]
     pub private: bool,
+    /// A name the caller gave the person it asks for (the HTTP API's own
+    /// `user` field), under the caller's authority: recorded as the asker's
+    /// name and used to keep each such person on one A/B arm, never for
+    /// limits, feedback or the direct-message rule, which go by `user`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
 }
 
 impl Origin {
@@ -110,6 +116,20 @@ impl Origin {
     pub fn user_id(&self) -> &str {
         self.user.as_ref().map_or("", |u| u.id.as_str())
     }
+
+    /// Whom an A/B split assigns: the user, and under it the caller's own
+    /// label for the person when there is one (`http:crm/alice`).
+    pub fn assignment_key(&self) -> String {
+        let user = self
+            .user
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        match &self.label {
+            Some(label) => format!("{user}/{label}"),
+            None => user,
+        }
+    }
 }
 
 /// An [`Origin`] as spooled rows hold it. Rows spooled before users had
@@ -124,6 +144,8 @@ struct OriginWire {
     user: Option<String>,
     #[serde(default)]
     private: bool,
+    #[serde(default)]
+    label: Option<String>,
 }
 
 impl From<OriginWire> for Origin {
@@ -138,6 +160,7 @@ impl From<OriginWire> for Origin {
             thread: w.thread,
             user,
             private: w.private,
+            label: w.label,
         }
     }
 }

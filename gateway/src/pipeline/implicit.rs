@@ -164,6 +164,7 @@ mod tests {
             thread: Some(thread.into()),
             user: Some(crate::domain::User::new("slack", user)),
             private: false,
+            label: None,
         }
     }
 

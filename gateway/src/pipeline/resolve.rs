@@ -53,7 +53,11 @@ impl Pipeline {
                     .filter(|m| m.role != Role::System)
                     .cloned()
                     .collect::<Vec<_>>();
-                let user_name = request.origin.user.as_ref().map(|u| u.id.clone());
+                let user_name = request
+                    .origin
+                    .label
+                    .clone()
+                    .or_else(|| request.origin.user.as_ref().map(|u| u.id.clone()));
                 let variables = self.context(request, user_name, None, None, &[]);
                 self.render(
                     &prompt,

@@ -76,11 +76,7 @@ impl Registry {
             Selector::Label(l) if l == LATEST => (entry.latest, Some(l.clone())),
             Selector::Label(l) => {
                 let arms = label_arms(entry, name, l)?;
-                let user = origin
-                    .user
-                    .as_ref()
-                    .map(ToString::to_string)
-                    .unwrap_or_default();
+                let user = origin.assignment_key();
                 let v = prompts::assign(&user, name, arms).ok_or_else(|| {
                     RegistryError::BadSplit(format!("label `{l}` of `{name}` has no versions"))
                 })?;

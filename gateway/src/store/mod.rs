@@ -127,6 +127,10 @@ pub struct InferenceRow {
     pub cost_saved_usd: Option<f64>,
     /// Streamed to the caller.
     pub streamed: bool,
+    /// Who asked, as `platform:id` (`http:<key name>` on the HTTP API).
+    pub user_id: Option<String>,
+    /// The asker's display name (on the HTTP API, the body's `user`).
+    pub user_name: Option<String>,
 }
 
 /// The database.
@@ -296,7 +300,7 @@ impl Store {
         let Some(row) = sqlx::query(
             "SELECT id, platform, prompt_name, prompt_version, alias, provider, model, input_tokens, \
              output_tokens, cost_usd, status, error, attempts, attempt_log, cache_hit, tokens_saved, cost_saved_usd, \
-             streamed, prompt_label, purpose, messages FROM inferences WHERE id = $1",
+             streamed, prompt_label, purpose, messages, user_id, user_name FROM inferences WHERE id = $1",
         )
         .bind(id)
         .fetch_optional(&self.pool)
@@ -328,6 +332,8 @@ impl Store {
             tokens_saved: row.try_get(15)?,
             cost_saved_usd: row.try_get(16)?,
             streamed: row.try_get::<i64, _>(17)? != 0,
+            user_id: row.try_get(21)?,
+            user_name: row.try_get(22)?,
         }))
     }
 

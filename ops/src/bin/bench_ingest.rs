@@ -404,6 +404,7 @@ fn inference(client: usize, i: usize) -> InferenceRecord {
             thread: None,
             user: Some(gateway::User::new("slack", format!("U{client}"))),
             private: false,
+            label: None,
         },
         user_name: None,
         prompt: Some(("assistant".into(), 1)),

@@ -109,6 +109,7 @@ async fn main() -> anyhow::Result<()> {
             thread: Some("1700000000.000100".into()),
             user: Some(gateway::User::new("slack", "U123")),
             private: false,
+            label: None,
         },
         user_name: Some("Ada".into()),
         channel_name: Some("support".into()),

@@ -57,7 +57,8 @@ async fn versions(w: &World, name: &str) -> Vec<(i64, String)> {
 
 #[tokio::test]
 async fn prompt_edit_opens_a_form_with_the_toml_and_an_admins_submission_saves_a_version() {
-    let w = world("").await;
+    // The default prompt is shared: only an admin of the whole registry edits it.
+    let w = world("[admin]\nhome_workspaces = [\"slack/T1DC2JH3J\"]").await;
     w.api.user("UADMIN", "ada", true);
     w.api.user("UMEMBER", "mel", false);
     let before = versions(&w, "assistant").await;

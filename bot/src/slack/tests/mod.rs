@@ -1056,7 +1056,7 @@ async fn feedback_buttons_a_changed_vote_reactions_and_the_comment_modal_are_rec
 
 #[tokio::test]
 async fn a_signed_command_or_click_replayed_within_the_signing_window_is_refused() {
-    let w = world("").await;
+    let w = world("[admin]\nhome_workspaces = [\"slack/T1DC2JH3J\"]").await;
     w.api.user("UADMIN", "ada", true);
     let registry = &w.harness.gateway.registry;
     // One signed `/prompt promote`, as captured off the wire.
@@ -1132,7 +1132,8 @@ async fn a_signed_command_or_click_replayed_within_the_signing_window_is_refused
 
 #[tokio::test]
 async fn prompt_commands_answer_admins_ephemerally_and_refuse_others_with_nothing_changed() {
-    let w = world("").await;
+    // This workspace's admins administer the whole registry.
+    let w = world("[admin]\nhome_workspaces = [\"slack/T1DC2JH3J\"]").await;
     w.api.user("UADMIN", "ada", true);
     w.api.user("UMEMBER", "mel", false);
     let registry = &w.harness.gateway.registry;
@@ -1180,6 +1181,113 @@ async fn prompt_commands_answer_admins_ephemerally_and_refuse_others_with_nothin
         usage["text"].as_str().unwrap().contains("/prompt list"),
         "{usage}"
     );
+}
+
+/// A minimal prompt named `name`.
+fn named_prompt(name: &str) -> prompts::Prompt {
+    prompts::Prompt::from_toml(
+        &format!("{name}.toml"),
+        &format!(
+            "name = \"{name}\"\nmodel = \"default\"\n[[messages]]\nrole = \"system\"\ntemplate = \"{name}\"\n\
+             [[messages]]\nrole = \"user\"\ntemplate = \"{{{{ text }}}}\"\n"
+        ),
+    )
+    .expect("test prompt parses")
+}
+
+#[tokio::test]
+async fn a_workspace_admins_rights_reach_only_their_workspace_and_strangers_carry_none() {
+    let w = world("").await;
+    // UADMIN administers T1DC2JH3J, where the commands are typed; UGUEST
+    // administers another organization and is here through a shared channel.
+    w.api.user("UADMIN", "ada", true);
+    w.api.stranger("UGUEST", "gus", "T0OTHERORG", true);
+    let registry = &w.harness.gateway.registry;
+    // `shared` answers in another workspace; `ours` is bound nowhere.
+    for name in ["shared", "ours"] {
+        registry
+            .save(
+                "cli:ops",
+                "create",
+                &named_prompt(name),
+                "made",
+                None,
+                Some("production"),
+            )
+            .await
+            .unwrap();
+    }
+    registry
+        .bind(
+            "cli:ops",
+            &gateway::registry::Scope::parse("slack/T0OTHERORG/C9").unwrap(),
+            Some(("shared", "production")),
+        )
+        .await
+        .unwrap();
+    let bindings = registry.bindings();
+
+    for (user, text, why) in [
+        (
+            "UADMIN",
+            "bind global ours",
+            "`global` is outside your workspace",
+        ),
+        (
+            "UADMIN",
+            "bind slack/T0OTHERORG ours",
+            "outside your workspace",
+        ),
+        (
+            "UADMIN",
+            "unbind slack/T0OTHERORG/C9",
+            "outside your workspace",
+        ),
+        ("UADMIN", "promote shared 1 canary", "`shared` is shared"),
+        ("UADMIN", "promote assistant 1 canary", "default prompt"),
+        ("UGUEST", "bind here ours", "slack:UGUEST may not bind"),
+    ] {
+        let r = w.command(user, text).await.json();
+        assert_eq!(r["response_type"], "ephemeral", "{r}");
+        let answer = r["text"].as_str().unwrap_or_default();
+        assert!(answer.starts_with('✋'), "{text}: {answer}");
+        assert!(answer.contains(why), "{text}: {answer}");
+    }
+    assert_eq!(registry.bindings(), bindings, "nothing moved");
+    let canary = gateway::domain::Selector::Label("canary".into());
+    let origin = gateway::Origin {
+        platform: "slack".into(),
+        ..Default::default()
+    };
+    assert!(
+        registry
+            .resolve("assistant", &canary, &origin)
+            .await
+            .is_err()
+    );
+    let history = registry.history(None, 100).await.unwrap();
+    let refused: Vec<_> = history.iter().filter(|a| a.outcome == "refused").collect();
+    assert_eq!(refused.len(), 6, "every refusal is audited: {refused:?}");
+    assert!(refused.iter().any(|a| a.actor == "slack:UGUEST"));
+
+    // Inside their own workspace the admin binds, and moves labels only it uses.
+    for text in [
+        "bind here ours",
+        "bind slack/T1DC2JH3J shared",
+        "promote ours 1 canary",
+    ] {
+        let r = w.command("UADMIN", text).await.json();
+        let answer = r["text"].as_str().unwrap_or_default();
+        assert!(!answer.starts_with('✋'), "{text}: {r}");
+    }
+    let here = gateway::Origin {
+        platform: "slack".into(),
+        workspace: Some("T1DC2JH3J".into()),
+        channel: Some("G8PSS9T3V".into()),
+        ..Default::default()
+    };
+    let resolved = registry.resolve_bound(&here).await.unwrap();
+    assert_eq!(resolved.name(), "ours");
 }
 
 #[tokio::test]

@@ -14,8 +14,10 @@
 //! load balancer. `403` for someone else's direct message, `404` with code
 //! `inference_not_found` for an id no answer has.
 //!
-//! The API's voter is an HTTP API user: `user` is their id on the API
-//! (`http:<user>`), never a Slack or Discord user.
+//! The API's voter is the caller's key (`http:<key name>`, or
+//! `http:local` for keyless callers on this machine), never a Slack or
+//! Discord user and never whoever the body's `user` names: that field is
+//! accepted for compatibility and carries no authority.
 //!
 //! ```json
 //! {"inference_id": "0192…", "kind": "thumbs", "score": 1, "user": "U123"}
@@ -24,7 +26,7 @@
 //! {"inference_id": "0192…", "kind": "comment", "comment": "The link is dead."}
 //! ```
 
-use axum::extract::State;
+use axum::extract::{Extension, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -33,6 +35,7 @@ use uuid::Uuid;
 
 use axum::extract::rejection::BytesRejection;
 
+use super::auth::Caller;
 use super::error::ApiError;
 use crate::domain::{FeedbackRecord, User, now_ms};
 use crate::promptops::feedback::{FeedbackDoor, Verdict};
@@ -46,14 +49,20 @@ pub(crate) struct FeedbackBody {
     score: Option<f64>,
     tag: Option<String>,
     comment: Option<String>,
+    /// Accepted for compatibility; the voter is the caller's key.
+    #[expect(
+        dead_code,
+        reason = "read only so that clients sending it are not refused"
+    )]
     user: Option<String>,
 }
 
 /// The longest comment or tag accepted, in characters.
 const MAX_TEXT: usize = 4000;
 
-/// Checks a body and turns it into a row; the error says what to fix.
-fn validate(body: FeedbackBody) -> Result<FeedbackRecord, String> {
+/// Checks a body and turns it into `voter`'s row; the error says what to
+/// fix. The body's own `user` names no one: the voter is the caller's key.
+fn validate(body: FeedbackBody, voter: User) -> Result<FeedbackRecord, String> {
     let inference_id = Uuid::parse_str(&body.inference_id).map_err(|_| {
         format!(
             "`inference_id`: `{}` is not an inference id; use the `x-switchboard-inference-id` header of the answer",
@@ -107,7 +116,7 @@ fn validate(body: FeedbackBody) -> Result<FeedbackRecord, String> {
         kind: body.kind,
         score,
         comment,
-        user: body.user.map(|u| User::new("http", u)),
+        user: Some(voter),
         source: "api".into(),
     })
 }
@@ -115,11 +124,12 @@ fn validate(body: FeedbackBody) -> Result<FeedbackRecord, String> {
 /// `POST /v1/feedback`.
 pub(crate) async fn post_feedback(
     State(door): State<FeedbackDoor>,
+    Extension(caller): Extension<Caller>,
     body: Result<axum::body::Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let body: FeedbackBody = serde_json::from_slice(&body?)
         .map_err(|e| ApiError::invalid(format!("the body is not valid feedback JSON: {e}")))?;
-    let record = validate(body).map_err(ApiError::invalid)?;
+    let record = validate(body, User::new("http", caller.0)).map_err(ApiError::invalid)?;
     let (feedback_id, id) = (record.id, record.inference_id.to_string());
     let status = match door.submit(record).await {
         Verdict::Stored => StatusCode::CREATED,
@@ -165,19 +175,23 @@ mod tests {
         }
     }
 
+    fn validate_as(body: FeedbackBody) -> Result<FeedbackRecord, String> {
+        validate(body, User::new("http", "key1"))
+    }
+
     #[test]
     fn scores_are_checked_per_kind() {
-        assert!(validate(body("thumbs", Some(1.0))).is_ok());
-        assert!(validate(body("thumbs", Some(0.5))).is_err());
-        assert!(validate(body("rating", Some(5.0))).is_ok());
+        assert!(validate_as(body("thumbs", Some(1.0))).is_ok());
+        assert!(validate_as(body("thumbs", Some(0.5))).is_err());
+        assert!(validate_as(body("rating", Some(5.0))).is_ok());
         for bad in [0.0, 6.0, 2.5] {
-            let err = validate(body("rating", Some(bad))).unwrap_err();
+            let err = validate_as(body("rating", Some(bad))).unwrap_err();
             assert!(err.contains("1 to 5"), "{err}");
         }
-        let err = validate(body("stars", Some(1.0))).unwrap_err();
+        let err = validate_as(body("stars", Some(1.0))).unwrap_err();
         assert!(err.contains("not a feedback kind"), "{err}");
         let mut b = body("thumbs", Some(1.0));
         b.inference_id = "nope".into();
-        assert!(validate(b).unwrap_err().contains("not an inference id"));
+        assert!(validate_as(b).unwrap_err().contains("not an inference id"));
     }
 }

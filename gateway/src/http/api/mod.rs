@@ -24,7 +24,7 @@ use crate::promptops::feedback::FeedbackDoor;
 use crate::store::{Recorder, Store};
 use crate::telemetry::metrics::Metrics;
 
-pub use auth::ApiKeys;
+pub use auth::{ApiKeys, Caller, LOCAL_CALLER};
 pub use error::ApiError;
 
 /// The handles the API's handlers use, given at wiring.

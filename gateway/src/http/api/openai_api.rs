@@ -14,7 +14,7 @@ use std::convert::Infallible;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use axum::body::{Body, Bytes};
-use axum::extract::State;
+use axum::extract::{Extension, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::{StreamExt, stream};
@@ -22,6 +22,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::AppState;
+use super::auth::Caller;
 use crate::domain::{CacheControl, Input, Purpose, Request, Selector, TTL_HEADER};
 use crate::domain::{ChatMessage, Origin, Params, Role, User};
 use crate::domain::{ReplyEvent, ReplyStream, Summary};
@@ -159,6 +160,7 @@ fn messages(request: &ChatCompletionRequest) -> Result<Vec<ChatMessage>, String>
 /// `POST /v1/chat/completions`.
 pub(crate) async fn chat_completions(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
@@ -222,9 +224,12 @@ pub(crate) async fn chat_completions(
         seed: request.seed,
     };
     let pipeline_request = Request {
+        // The key is the caller; the client's `user` only names a person
+        // under it.
         origin: Origin {
             platform: "http".into(),
-            user: request.user.clone().map(|u| User::new("http", u)),
+            user: Some(User::new("http", caller.0)),
+            label: request.user.clone().filter(|u| !u.is_empty()),
             ..Origin::default()
         },
         input,

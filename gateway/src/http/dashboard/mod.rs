@@ -95,6 +95,7 @@ pub fn actor(account: &str) -> Actor {
         // (unless `admin.platform_admins` is turned off, when they need
         // `dashboard:NAME` in `admin.admins`).
         platform_admin: true,
+        workspace: None,
     }
 }
 

@@ -34,7 +34,7 @@ pub use command::Command;
 pub use error::AdminError;
 pub use output::{Output, Section};
 pub use parse::{USAGE, parse_arms, parse_command};
-pub use rights::{Actor, Rights};
+pub use rights::{Actor, Grant, Rights};
 
 /// The admin command layer. Cheap to clone.
 #[derive(Clone)]
@@ -61,10 +61,7 @@ impl Admin {
 
     /// Runs one command for one actor.
     pub async fn run(&self, actor: &Actor, command: Command) -> Result<Output, AdminError> {
-        let need = self.needed(&command);
-        let have = self.rights(actor);
-        if have < need {
-            let reason = self.missing_right(actor, need);
+        if let Err(reason) = self.allowed(actor, &command) {
             if command.writes() {
                 let mut row = AuditRow::new(&actor.id, command.name(), &command.target());
                 row.outcome = "refused".into();
