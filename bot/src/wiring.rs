@@ -45,11 +45,8 @@ pub async fn serve(app: &Gateway, config: &Config) -> anyhow::Result<()> {
         }
     }
     let discord = crate::discord::start(app, config, stopped)?;
-    axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
+    let limits = gateway::http::server::ConnectionLimits::from(&config.server);
+    gateway::http::server::serve(listener, router, limits, async move {
         shutdown_signal().await;
         let _ = stop.send(true);
     })

@@ -1341,3 +1341,119 @@ async fn metrics_are_prometheus_text_with_the_named_series() {
     assert_eq!(get("switchboard_redis_fallbacks_total"), 0.0);
     assert!(text.contains("# TYPE switchboard_ttft_seconds histogram"));
 }
+
+/// A raw connection to the harness, for clients that misbehave on purpose.
+async fn raw(h: &Harness) -> tokio::net::TcpStream {
+    let addr = h.url.trim_start_matches("http://");
+    tokio::net::TcpStream::connect(addr).await.expect("connect")
+}
+
+/// Writes `first`, then `piece` every 200 ms, until the server closes the
+/// connection or `pieces` were sent; what the server answered, and whether
+/// it closed the connection before the client was done.
+async fn trickle(
+    stream: &mut tokio::net::TcpStream,
+    first: &str,
+    piece: &str,
+    pieces: usize,
+) -> (String, bool) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    stream
+        .write_all(first.as_bytes())
+        .await
+        .expect("first bytes");
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    for _ in 0..pieces {
+        tokio::select! {
+            read = stream.read(&mut buf) => match read {
+                Ok(0) | Err(_) => return (String::from_utf8_lossy(&answer).into(), true),
+                Ok(n) => answer.extend_from_slice(&buf[..n]),
+            },
+            () = tokio::time::sleep(Duration::from_millis(200)) => {
+                if stream.write_all(piece.as_bytes()).await.is_err() {
+                    return (String::from_utf8_lossy(&answer).into(), true);
+                }
+            }
+        }
+    }
+    (String::from_utf8_lossy(&answer).into(), false)
+}
+
+#[tokio::test]
+async fn slow_clients_are_cut_off_and_connections_past_the_cap_are_refused() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let provider = StandIn::start().await;
+    let config = one_provider(&provider.url).replace(
+        "[providers.primary]",
+        "[server]\nheader_timeout_ms = 1000\nbody_timeout_ms = 1000\nmax_connections = 3\n\n[providers.primary]",
+    );
+    let h = Harness::start(&config, &[]).await;
+
+    // Slowloris: one header line every 200 ms, for 20 s if let.
+    let mut s = raw(&h).await;
+    let (_, closed) = trickle(
+        &mut s,
+        "GET /healthz HTTP/1.1\r\nhost: x\r\n",
+        "x-a: b\r\n",
+        100,
+    )
+    .await;
+    assert!(closed, "a client trickling headers kept its connection");
+    drop(s);
+
+    // A body sent a byte at a time fails instead of holding the request.
+    let mut s = raw(&h).await;
+    let head = "POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 5000\r\n\r\n{";
+    let (answer, closed) = trickle(&mut s, head, " ", 100).await;
+    assert!(
+        closed || answer.starts_with("HTTP/1.1 4"),
+        "a trickled body held the request: {answer:?}"
+    );
+    assert!(provider.received().is_empty(), "nothing reached the model");
+    drop(s);
+
+    // A kept-alive connection left idle is closed.
+    let mut s = raw(&h).await;
+    s.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = s.read(&mut buf).await.unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    let idle = tokio::time::timeout(Duration::from_secs(20), s.read(&mut buf)).await;
+    assert!(
+        matches!(idle, Ok(Ok(0)) | Ok(Err(_))),
+        "an idle kept-alive connection stayed open"
+    );
+    drop(s);
+
+    // With three connections open, a fourth is answered 503 and closed.
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        let mut s = raw(&h).await;
+        s.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n")
+            .await
+            .unwrap();
+        held.push(s);
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut extra = raw(&h).await;
+    let mut answer = String::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), extra.read_to_string(&mut answer)).await;
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer:?}");
+    assert!(answer.contains("retry-after: 1"), "{answer}");
+    assert!(answer.contains("server.max_connections"), "{answer}");
+    // Once they are gone, the server answers again.
+    drop(held);
+    let mut ok = false;
+    for _ in 0..50 {
+        let r = h.client.get(format!("{}/healthz", h.url)).send().await;
+        if r.is_ok_and(|r| r.status() == 200) {
+            ok = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(ok, "the server did not recover once the connections closed");
+}

@@ -187,6 +187,10 @@ fn the_example_file_is_valid_and_documents_every_section() {
         "[models.",
         "[routing]",
         "api_keys_env",
+        "header_timeout_ms",
+        "body_timeout_ms",
+        "max_connections",
+        "home_workspaces",
         "prices",
         "[cache]",
         "[redis]",
@@ -253,6 +257,27 @@ fn redis_and_limits_are_read_and_bad_values_are_refused_with_the_fix() {
     assert!(e.contains("redis.url") && e.contains("redis://"), "{e}");
     let e = error(&format!("{GOOD}\n[limits.user]\nrpm = 5\n"), KEYS);
     assert!(e.contains("limits.user") && e.contains("rpm"), "{e}");
+}
+
+#[test]
+fn the_servers_connection_limits_have_defaults_and_are_checked() {
+    let c = load(GOOD, KEYS).unwrap();
+    assert_eq!(c.server.header_timeout_ms, 10_000);
+    assert_eq!(c.server.body_timeout_ms, 30_000);
+    assert_eq!(c.server.max_connections, 1024);
+    assert!(c.server.keep_alive);
+    for (key, value, fix) in [
+        ("header_timeout_ms", "5", "100 to 3600000"),
+        ("body_timeout_ms", "0", "100 to 3600000"),
+        ("max_connections", "0", "at least one"),
+    ] {
+        let text = GOOD.replace("[server]\n", &format!("[server]\n{key} = {value}\n"));
+        let e = error(&text, KEYS);
+        assert!(
+            e.contains(&format!("server.{key}")) && e.contains(fix),
+            "{e}"
+        );
+    }
 }
 
 #[test]

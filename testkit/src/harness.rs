@@ -84,9 +84,15 @@ impl Harness {
             .expect("bind");
         let addr: SocketAddr = listener.local_addr().expect("address");
         let (stop, stopped) = oneshot::channel::<()>();
-        tokio::spawn(gateway::http::api::serve(listener, state, async move {
-            let _ = stopped.await;
-        }));
+        let limits = gateway::http::server::ConnectionLimits::from(&config.server);
+        tokio::spawn(gateway::http::api::serve(
+            listener,
+            state,
+            limits,
+            async move {
+                let _ = stopped.await;
+            },
+        ));
         Harness {
             url: format!("http://{addr}"),
             gateway,

@@ -264,6 +264,7 @@ impl Config {
     /// Cross-key rules that serde cannot check, section by section.
     fn check(&self) -> Result<(), ConfigError> {
         check_database_url(&self.database_url())?;
+        self.server.check()?;
         self.dashboard.check()?;
         self.prompts.check()?;
         self.admin.check()?;

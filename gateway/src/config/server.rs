@@ -18,10 +18,36 @@ pub struct ServerConfig {
     /// is unset or empty, only loopback clients are served.
     #[serde(default)]
     pub api_keys_env: Option<String>,
+    /// The longest a client may take to send a request's headers, in
+    /// milliseconds, counted from when the server waits for a request (so
+    /// it also closes a kept-alive connection left idle that long).
+    #[serde(default = "default_header_timeout_ms")]
+    pub header_timeout_ms: u64,
+    /// The longest a request's body may take to arrive, in milliseconds.
+    #[serde(default = "default_body_timeout_ms")]
+    pub body_timeout_ms: u64,
+    /// Open connections at most; past it new ones get `503` at once.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// Keep connections open between requests.
+    #[serde(default = "yes")]
+    pub keep_alive: bool,
 }
 
 fn default_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+
+fn default_header_timeout_ms() -> u64 {
+    10_000
+}
+
+fn default_body_timeout_ms() -> u64 {
+    30_000
+}
+
+fn default_max_connections() -> usize {
+    1024
 }
 
 impl Default for ServerConfig {
@@ -29,7 +55,38 @@ impl Default for ServerConfig {
         ServerConfig {
             listen: default_listen(),
             api_keys_env: None,
+            header_timeout_ms: default_header_timeout_ms(),
+            body_timeout_ms: default_body_timeout_ms(),
+            max_connections: default_max_connections(),
+            keep_alive: true,
         }
+    }
+}
+
+impl ServerConfig {
+    /// Rules of `[server]`: timeouts long enough to send a request in, and
+    /// room for at least one connection.
+    pub(super) fn check(&self) -> Result<(), ConfigError> {
+        for (key, ms) in [
+            ("server.header_timeout_ms", self.header_timeout_ms),
+            ("server.body_timeout_ms", self.body_timeout_ms),
+        ] {
+            if !(100..=3_600_000).contains(&ms) {
+                return Err(ConfigError::key(
+                    key,
+                    Some(ms.to_string()),
+                    "give milliseconds from 100 to 3600000 (one hour)",
+                ));
+            }
+        }
+        if self.max_connections == 0 {
+            return Err(ConfigError::key(
+                "server.max_connections",
+                Some("0".into()),
+                "allow at least one connection",
+            ));
+        }
+        Ok(())
     }
 }
 

@@ -201,6 +201,7 @@ targets = ["standin/bench-model"]
     tokio::spawn(gateway::http::api::serve(
         listener,
         state,
+        gateway::http::server::ConnectionLimits::from(&config.server),
         std::future::pending(),
     ));
     // The gateway lives as long as the benchmark.

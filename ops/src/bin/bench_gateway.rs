@@ -46,6 +46,7 @@ targets = ["standin/bench-model"]
     tokio::spawn(gateway::http::api::serve(
         listener,
         state,
+        gateway::http::server::ConnectionLimits::from(&config.server),
         std::future::pending(),
     ));
 

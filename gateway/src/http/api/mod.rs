@@ -9,7 +9,6 @@ mod error;
 mod feedback_api;
 mod openai_api;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
@@ -18,6 +17,7 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use tokio::net::TcpListener;
 
+use super::server::ConnectionLimits;
 use crate::guards::redis_link::RedisLink;
 use crate::pipeline::Pipeline;
 use crate::promptops::feedback::FeedbackDoor;
@@ -79,19 +79,15 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Serves `app` on `listener` until `shutdown` resolves; requests in flight
-/// are finished first.
+/// Serves `app` on `listener` within `limits` until `shutdown` resolves;
+/// requests in flight are finished first.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
+    limits: ConnectionLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(
-        listener,
-        app(state).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    super::server::serve(listener, app(state), limits, shutdown).await
 }
 
 /// Prometheus metrics, in the text exposition format.
