@@ -1286,12 +1286,15 @@ async fn a_user_over_the_rate_limit_is_told_when_to_retry_instead_of_answered() 
         .into_iter()
         .enumerate()
     {
-        discord
-            .dispatch(
-                "MESSAGE_CREATE",
-                user_message(id, &format!("<@{BOT}> q{i}"), true),
-            )
-            .await;
+        // Each with an image: a refused question must not fetch it.
+        let name = format!("q{i}.png");
+        let url = discord.seed_file(&name, "stand-in png bytes");
+        let mut message = user_message(id, &format!("<@{BOT}> q{i}"), true);
+        message["attachments"] = json!([
+            { "id": format!("11000000000000000{i}1"), "filename": name, "size": 18, "url": url, "proxy_url": url,
+              "content_type": "image/png", "width": 640, "height": 480 }
+        ]);
+        discord.dispatch("MESSAGE_CREATE", message).await;
         discord
             .until("an answer", |d| {
                 d.bot_messages().iter().any(|m| {
@@ -1317,6 +1320,17 @@ async fn a_user_over_the_rate_limit_is_told_when_to_retry_instead_of_answered() 
         provider.received().len(),
         1,
         "the refused question never reached the model"
+    );
+    let downloads: Vec<String> = discord
+        .calls()
+        .into_iter()
+        .filter(|c| c.path.starts_with("/attachments/"))
+        .map(|c| c.path)
+        .collect();
+    assert_eq!(
+        downloads,
+        ["/attachments/q0.png"],
+        "the refused question's image was not downloaded"
     );
     serve.stop().await;
 }

@@ -253,9 +253,7 @@ pub(crate) async fn on_message(intake: &Intake, msg: Message) -> Result<(), Hand
         return Ok(());
     }
     let history = context(intake, &msg, thread.as_ref(), &bot_id).await;
-    let mut inbound = to_inbound(&msg, &bot_id, thread.as_ref(), history);
-    let (images, unreadable) = images(&intake.rest, &msg).await;
-    inbound.images = images;
+    let inbound = to_inbound(&msg, &bot_id, thread.as_ref(), history);
     let origin = inbound.origin.clone();
     let target = Target {
         channel: &msg.channel_id,
@@ -263,12 +261,24 @@ pub(crate) async fn on_message(intake: &Intake, msg: Message) -> Result<(), Hand
         note: None,
     };
     let delivery = &intake.delivery;
-    match intake
-        .pipeline
-        .start(Request::new(origin, Input::Chat(inbound)))
-        .await
-    {
-        Ok(stream) => {
+    // The limits first: a refused request downloads nothing.
+    let request = Request::new(origin, Input::Chat(inbound));
+    let started = match intake.pipeline.admit_request(request).await {
+        Ok(mut admitted) => {
+            let (images, unreadable) = images(&intake.rest, &msg).await;
+            if let Input::Chat(inbound) = &mut admitted.request_mut().input {
+                inbound.images = images;
+            }
+            intake
+                .pipeline
+                .start_admitted(admitted)
+                .await
+                .map(|stream| (stream, unreadable))
+        }
+        Err(e) => Err(e),
+    };
+    match started {
+        Ok((stream, unreadable)) => {
             let note = image_note(&stream.images_unread, &unreadable);
             let target = Target {
                 note: note.as_deref(),

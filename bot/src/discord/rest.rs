@@ -84,7 +84,13 @@ pub struct Rest {
     cdn_origins: Arc<Vec<reqwest::Url>>,
     /// Whether 429 answers reach the adapter (serenity's limiter is off).
     retry_here: bool,
+    /// Attachment downloads at once, for the whole process (each may be
+    /// megabytes held in memory).
+    downloads: Arc<tokio::sync::Semaphore>,
 }
+
+/// Attachment downloads at once.
+pub const MAX_DOWNLOADS: usize = 4;
 
 impl std::fmt::Debug for Rest {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -141,6 +147,7 @@ impl Rest {
             cdn,
             cdn_origins,
             retry_here: config.api_origin().is_some(),
+            downloads: Arc::new(tokio::sync::Semaphore::new(MAX_DOWNLOADS)),
         }
     }
 
@@ -337,6 +344,14 @@ impl Rest {
                 message: "the HTTP client for the CDN could not be built".to_string(),
             });
         };
+        // Held until the bytes are in: at most MAX_DOWNLOADS at once.
+        let _slot = self
+            .downloads
+            .acquire()
+            .await
+            .map_err(|_| RestError::Download {
+                message: "the adapter is stopping".to_string(),
+            })?;
         let mut resp = cdn
             .get(parsed)
             .timeout(DOWNLOAD_TIMEOUT)
@@ -485,5 +500,42 @@ mod tests {
             &origins,
             "https://127.0.0.1:3000/attachments/a.png"
         ));
+    }
+
+    #[tokio::test]
+    async fn no_more_than_the_cap_of_attachments_are_downloaded_at_once() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        // A slow CDN that counts the downloads in flight.
+        let (now, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let (n, m) = (Arc::clone(&now), Arc::clone(&most));
+        let app = axum::Router::new().route(
+            "/attachments/{name}",
+            axum::routing::get(move || {
+                let (n, m) = (Arc::clone(&n), Arc::clone(&m));
+                async move {
+                    let inflight = n.fetch_add(1, Ordering::SeqCst) + 1;
+                    m.fetch_max(inflight, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    n.fetch_sub(1, Ordering::SeqCst);
+                    "png"
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("address"));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let config = config(&format!("api_base = \"{base}/api/v10\""));
+        let rest = Rest::new(Arc::new(Rest::http_client(&config)), &config);
+        let downloads = (0..3 * MAX_DOWNLOADS).map(|i| {
+            let rest = rest.clone();
+            let url = format!("{base}/attachments/{i}.png");
+            tokio::spawn(async move { rest.download_bytes(&url, 1024).await })
+        });
+        for d in downloads.collect::<Vec<_>>() {
+            assert_eq!(d.await.expect("task").expect("downloaded"), b"png");
+        }
+        assert_eq!(most.load(Ordering::SeqCst), MAX_DOWNLOADS);
     }
 }

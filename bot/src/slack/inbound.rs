@@ -278,8 +278,6 @@ async fn answer(
         .filter_map(|f| f.name.as_deref())
         .map(|n| format!("{n} (attached file)"))
         .collect();
-    // Images go to vision-capable aliases; other files are not read.
-    let (images, mut unread) = images(intake, &said.files).await;
     let inbound = Inbound {
         origin: Origin {
             platform: "slack".into(),
@@ -294,12 +292,27 @@ async fn answer(
         text,
         history,
         attachments,
-        images,
         ..Inbound::default()
     };
     let request = Request::new(inbound.origin.clone(), Input::Chat(inbound));
-    match intake.pipeline.start(request).await {
-        Ok(stream) => {
+    // The limits first: a refused request downloads nothing.
+    let started = match intake.pipeline.admit_request(request).await {
+        Ok(mut admitted) => {
+            // Images go to vision-capable aliases; other files are not read.
+            let (images, unread) = images(intake, &said.files).await;
+            if let Input::Chat(inbound) = &mut admitted.request_mut().input {
+                inbound.images = images;
+            }
+            intake
+                .pipeline
+                .start_admitted(admitted)
+                .await
+                .map(|stream| (stream, unread))
+        }
+        Err(e) => Err(e),
+    };
+    match started {
+        Ok((stream, mut unread)) => {
             unread.extend(stream.images_unread.iter().cloned());
             // The answer says which attachments the model did not see.
             let note = match unread.len() {

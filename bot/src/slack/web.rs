@@ -121,7 +121,13 @@ pub struct Web {
     base: String,
     /// For `url_private` downloads and `response_url` posts.
     http: reqwest::Client,
+    /// File downloads at once, for the whole adapter (each may be
+    /// megabytes held in memory).
+    downloads: Arc<tokio::sync::Semaphore>,
 }
+
+/// File downloads at once.
+pub const MAX_DOWNLOADS: usize = 4;
 
 impl std::fmt::Debug for Web {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -153,6 +159,7 @@ impl Web {
                 .timeout(TIMEOUT)
                 .build()
                 .unwrap_or_default(),
+            downloads: Arc::new(tokio::sync::Semaphore::new(MAX_DOWNLOADS)),
         }
     }
 
@@ -401,6 +408,15 @@ impl Web {
             method: method.clone(),
             message: source.to_string(),
         };
+        // Held until the bytes are in: at most MAX_DOWNLOADS at once.
+        let _slot = self
+            .downloads
+            .acquire()
+            .await
+            .map_err(|_| WebError::Slack {
+                method: method.clone(),
+                error: "the adapter is stopping".into(),
+            })?;
         let mut resp = self
             .http
             .get(url)

@@ -37,12 +37,28 @@ use uuid::Uuid;
 use crate::domain::{ChatMessage, Input, Params, Purpose, ReplyStream, Request, now_ms};
 use crate::guards::Guards;
 use crate::guards::cache::CachePolicy;
-use crate::guards::limits::LimitError;
+use crate::guards::limits::{Admission, LimitError};
 use crate::pipeline::route::{RouteError, Router};
 use crate::registry::{Registry, RegistryError};
 use crate::store::Recorder;
 
 pub use crate::registry::DEFAULT_PROMPT;
+
+/// A request that passed the name checks and the limits
+/// ([`Pipeline::admit_request`]), waiting for [`Pipeline::start_admitted`].
+#[derive(Debug)]
+pub struct Admitted {
+    request: Request,
+    admission: Admission,
+    span: tracing::Span,
+}
+
+impl Admitted {
+    /// The request, to finish before it starts (its images, say).
+    pub fn request_mut(&mut self) -> &mut Request {
+        &mut self.request
+    }
+}
 
 /// Why a request was refused before any model was asked.
 #[derive(Debug, thiserror::Error)]
@@ -230,9 +246,44 @@ impl Pipeline {
     /// Starts answering. Errors here mean nothing was sent to a model;
     /// failures after that arrive on the stream (and are recorded).
     pub async fn start(&self, request: Request) -> Result<ReplyStream, PipelineError> {
+        let admitted = self.admit_request(request).await?;
+        self.start_admitted(admitted).await
+    }
+
+    /// The first half of [`Pipeline::start`]: the names checked and the
+    /// rate limits passed (a refusal is recorded). An adapter that still has
+    /// costly work to do for the request (downloading its images) does it
+    /// between this and [`Pipeline::start_admitted`], so that a refused
+    /// request costs nothing more.
+    pub async fn admit_request(&self, request: Request) -> Result<Admitted, PipelineError> {
         let span = crate::telemetry::spans::request_span(&request);
+        let admitted = self
+            .checked_and_admitted(&request)
+            .instrument(span.clone())
+            .await;
+        match admitted {
+            Ok(admission) => Ok(Admitted {
+                request,
+                admission,
+                span,
+            }),
+            Err(e) => {
+                crate::telemetry::spans::record_refusal(&span, e.kind(), e.inference_id());
+                Err(e)
+            }
+        }
+    }
+
+    /// The second half of [`Pipeline::start`], for a request admitted by
+    /// [`Pipeline::admit_request`].
+    pub async fn start_admitted(&self, admitted: Admitted) -> Result<ReplyStream, PipelineError> {
+        let Admitted {
+            request,
+            admission,
+            span,
+        } = admitted;
         let started = self
-            .begin(request, span.clone())
+            .begin(request, admission, span.clone())
             .instrument(span.clone())
             .await;
         if let Err(e) = &started {
@@ -241,12 +292,8 @@ impl Pipeline {
         started
     }
 
-    /// [`Pipeline::start`] inside the request's span.
-    async fn begin(
-        &self,
-        request: Request,
-        span: tracing::Span,
-    ) -> Result<ReplyStream, PipelineError> {
+    /// Implicit signals, then the names, then the limits.
+    async fn checked_and_admitted(&self, request: &Request) -> Result<Admission, PipelineError> {
         if let (Input::Chat(inbound), Purpose::Live) = (&request.input, request.purpose)
             && let Some(signal) =
                 self.inner
@@ -273,7 +320,16 @@ impl Pipeline {
                 .check_exists(name)
                 .map_err(PipelineError::Prompt)?;
         }
-        let admission = self.admit(&request).await?;
+        self.admit(request).await
+    }
+
+    /// [`Pipeline::start_admitted`] inside the request's span.
+    async fn begin(
+        &self,
+        request: Request,
+        admission: Admission,
+        span: tracing::Span,
+    ) -> Result<ReplyStream, PipelineError> {
         let mut prepared = self.prepare(&request).await?;
         crate::telemetry::spans::record_prepared(
             &span,

@@ -1464,6 +1464,12 @@ async fn a_rate_limited_user_is_told_in_the_thread_and_a_failed_model_is_reporte
         .await;
     let mut second = app_mention("Ev0SECOND", "<@U0LAN0Z89> two");
     second["event"]["ts"] = json!("1515449600.000001");
+    // With an image: a refused question must not download it.
+    let png = w.api.file("refused.png", b"stand-in png bytes");
+    second["event"]["files"] = json!([
+        { "id": "F0S43PZDH", "name": "refused.png", "title": "refused.png",
+          "mimetype": "image/png", "filetype": "png", "size": 18, "url_private": png }
+    ]);
     w.event(&second).await;
     let calls = w
         .api
@@ -1486,6 +1492,10 @@ async fn a_rate_limited_user_is_told_in_the_thread_and_a_failed_model_is_reporte
         w.provider.received().len(),
         1,
         "the refused question never reached the model"
+    );
+    assert!(
+        w.api.file_auth().is_empty(),
+        "the refused question's image was not downloaded"
     );
 
     // A model that keeps failing: the thread says so, and offers no buttons.
