@@ -1,10 +1,17 @@
 //! The dashboard as an admin uses it: a real `switchboard serve` process
 //! on a SQLite file seeded with known requests and votes, driven in a real
-//! headless Chromium. The figures shown are checked against what the seeds
-//! say, computed here on their own; the promote form works with the page's
-//! CSRF token and is refused without a session or a token; wrong passwords
-//! are refused and, after a few, even the right one has to wait.
+//! headless Chromium (and, where only the HTTP matters, by plain requests).
+//! The figures shown are checked against what the seeds say, computed here
+//! on their own; the promote form works with the page's CSRF token and is
+//! refused without a session or a token; wrong passwords are refused and,
+//! after a few, even the right one has to wait; a flood of wrong passwords
+//! gets few of them checked and does not keep the owner out; an account
+//! without rights sees no conversation; a database failure shows a
+//! reference, not SQL; cookies are `Secure` unless turned off; the log of a
+//! failed sign-in names the address, not the name typed.
 
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::browser::Browser;
@@ -27,8 +34,14 @@ struct Served {
     config: std::path::PathBuf,
     seeds: Seeds,
     provider: StandIn,
+    /// What the server wrote to its standard error (its log).
+    log: Arc<Mutex<String>>,
     _dir: tempfile::TempDir,
 }
+
+/// The dashboard settings of the tests that drive it over plain HTTP on
+/// loopback, where `Secure` cookies must be turned off explicitly.
+const PLAIN_HTTP: &str = "[dashboard]\nsecure_cookies = false\n";
 
 /// What was seeded, to compute the expected figures from.
 struct Seeds {
@@ -169,13 +182,19 @@ fn free_port() -> u16 {
 }
 
 impl Served {
+    /// Serves with cookies for plain HTTP on loopback.
     async fn start() -> Served {
+        Served::start_with(PLAIN_HTTP).await
+    }
+
+    /// Serves with `extra` appended to the configuration.
+    async fn start_with(extra: &str) -> Served {
         gateway::install_crypto();
         let provider = StandIn::start().await;
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let text = format!(
-            "data_dir = \"{}\"\n[server]\nlisten = \"127.0.0.1:{port}\"\n[providers.p]\nkind = \"openai\"\nbase_url = \"{}\"\n[models.default]\ntargets = [\"p/m\"]\n",
+            "data_dir = \"{}\"\n[server]\nlisten = \"127.0.0.1:{port}\"\n[providers.p]\nkind = \"openai\"\nbase_url = \"{}\"\n[models.default]\ntargets = [\"p/m\"]\n{extra}",
             dir.path().display(),
             provider.url
         );
@@ -251,12 +270,25 @@ impl Served {
             .unwrap();
         store.close().await;
 
-        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
             .args(["--config", config.to_str().unwrap(), "serve"])
             .env("RUST_LOG", "warn")
+            .stderr(std::process::Stdio::piped())
             .kill_on_drop(true)
             .spawn()
             .expect("start switchboard serve");
+        let log = Arc::new(Mutex::new(String::new()));
+        let stderr = child.stderr.take().unwrap();
+        let sink = log.clone();
+        tokio::spawn(async move {
+            use tokio::io::AsyncBufReadExt;
+            let mut lines = tokio::io::BufReader::new(stderr).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                let mut log = sink.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
         let base = format!("http://127.0.0.1:{port}");
         let client = reqwest::Client::new();
         for _ in 0..200 {
@@ -270,6 +302,7 @@ impl Served {
                     config,
                     seeds,
                     provider,
+                    log,
                     _dir: dir,
                 };
             }
@@ -308,6 +341,37 @@ impl Served {
             "{said}"
         );
         assert!(!said.contains(PASSWORD));
+    }
+
+    /// The server's log so far.
+    fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Waits until the server's log has a line containing `needle`, and
+    /// returns that line.
+    async fn log_line(&self, needle: &str) -> String {
+        for _ in 0..100 {
+            if let Some(line) = self.log().lines().find(|l| l.contains(needle)) {
+                return line.to_string();
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!(
+            "the server never logged `{needle}`; its log:\n{}",
+            self.log()
+        );
+    }
+
+    /// The server process's peak resident memory, in KiB.
+    fn peak_rss_kib(&self) -> u64 {
+        let pid = self.child.id().expect("the server runs");
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmHWM in /proc/PID/status")
     }
 
     async fn store(&self) -> Store {
@@ -803,5 +867,284 @@ async fn wrong_passwords_are_refused_and_slowed_after_repeats() {
     assert_eq!(b.text("#me").await.as_deref(), Some("bob"));
 
     b.close().await;
+    served.stop().await;
+}
+
+// --- over plain HTTP ----------------------------------------------------------
+
+/// An HTTP client whose connections come from `from` (any 127.x address is
+/// this machine), keeping no cookies of its own.
+fn client_from(from: &str) -> reqwest::Client {
+    reqwest::Client::builder()
+        .local_address(from.parse::<IpAddr>().unwrap())
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// The `Set-Cookie` value for `name` in a response, whole (attributes too).
+fn set_cookie(response: &reqwest::Response, name: &str) -> Option<String> {
+    response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(&format!("{name}=")))
+        .map(str::to_string)
+}
+
+/// A cookie's value from its `Set-Cookie` line.
+fn cookie_value(line: &str) -> String {
+    line.split(';')
+        .next()
+        .and_then(|kv| kv.split_once('='))
+        .map(|(_, v)| v.to_string())
+        .unwrap()
+}
+
+/// The sign-in form's double-submit token, from the form page.
+async fn login_token(client: &reqwest::Client, base: &str) -> String {
+    let page = client
+        .get(format!("{base}/dashboard/login"))
+        .send()
+        .await
+        .unwrap();
+    cookie_value(&set_cookie(&page, "switchboard_login").expect("a sign-in token cookie"))
+}
+
+/// Posts the sign-in form with `token`.
+async fn post_sign_in(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    name: &str,
+    password: &str,
+) -> reqwest::Response {
+    let body = form_urlencoded::Serializer::new(String::new())
+        .append_pair("csrf", token)
+        .append_pair("name", name)
+        .append_pair("password", password)
+        .finish();
+    client
+        .post(format!("{base}/dashboard/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("cookie", format!("switchboard_login={token}"))
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Signs in over HTTP and returns the session cookie's value.
+async fn http_session(client: &reqwest::Client, base: &str, name: &str) -> String {
+    let token = login_token(client, base).await;
+    let r = post_sign_in(client, base, &token, name, PASSWORD).await;
+    assert_eq!(r.status(), 303, "{name} could not sign in");
+    cookie_value(&set_cookie(&r, "switchboard_session").expect("a session cookie"))
+}
+
+/// GETs a dashboard page with a session: (status, body).
+async fn page(client: &reqwest::Client, url: &str, session: &str) -> (u16, String) {
+    let r = client
+        .get(url)
+        .header("cookie", format!("switchboard_session={session}"))
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn a_flood_of_wrong_sign_ins_checks_few_passwords_and_the_owner_still_signs_in() {
+    let served = Served::start().await;
+    served.add_account("alice").await;
+    let base = served.base.clone();
+    let attacker = client_from("127.0.0.2");
+    let token = login_token(&attacker, &base).await;
+    let before = served.peak_rss_kib();
+
+    // A hundred wrong sign-ins at once from one address: half on alice,
+    // half on names that do not exist.
+    let tries = (0..100).map(|i| {
+        let (attacker, base, token) = (attacker.clone(), base.clone(), token.clone());
+        async move {
+            let name = if i % 2 == 0 {
+                "alice".to_string()
+            } else {
+                format!("ghost{i}")
+            };
+            let r = post_sign_in(&attacker, &base, &token, &name, "not the password at all").await;
+            let retry = r.headers().get("retry-after").is_some();
+            (name, r.status().as_u16(), retry)
+        }
+    });
+    let answers = futures_util::future::join_all(tries).await;
+    let after = served.peak_rss_kib();
+    let checked: Vec<_> = answers.iter().filter(|a| a.1 == 401).collect();
+    let alice_checked = checked.iter().filter(|a| a.0 == "alice").count();
+    eprintln!(
+        "flood: {} of 100 passwords checked ({alice_checked} on alice), peak RSS {} MiB -> {} MiB",
+        checked.len(),
+        before / 1024,
+        after / 1024
+    );
+    // "Wrong name or password" means the password was checked; everything
+    // else was refused at once with 429 and a Retry-After.
+    assert!(
+        checked.len() <= 10,
+        "{} passwords were checked; at most the 10 free failures of one address may be",
+        checked.len()
+    );
+    assert!(alice_checked <= 3, "{alice_checked} checks on alice");
+    for (name, status, retry) in &answers {
+        assert!(
+            *status == 401 || (*status == 429 && *retry),
+            "{name}: {status} (Retry-After: {retry})"
+        );
+    }
+    assert!(
+        after.saturating_sub(before) < 100 * 1024,
+        "the server's peak memory grew from {before} KiB to {after} KiB"
+    );
+
+    // The real alice, from another address, is not locked out.
+    let owner = client_from("127.0.0.3");
+    let token = login_token(&owner, &base).await;
+    let r = post_sign_in(&owner, &base, &token, "alice", PASSWORD).await;
+    assert_eq!(r.status(), 303, "{}", r.text().await.unwrap());
+    served.stop().await;
+}
+
+#[tokio::test]
+async fn an_account_without_rights_sees_no_conversation() {
+    let served = Served::start_with(&format!(
+        "{PLAIN_HTTP}[admin]\nplatform_admins = false\neditors = [\"dashboard:erin\"]\n\
+         admins = [\"cli:seed\"]\n"
+    ))
+    .await;
+    served.add_account("nobody").await;
+    served.add_account("erin").await;
+    let base = served.base.clone();
+
+    // A direct message with a comment: it waits in the review queue.
+    let mut dm = served.seeds.rows[0].clone();
+    dm.id = Uuid::now_v7();
+    dm.origin.private = true;
+    dm.origin.channel = Some("D0SECRET".into());
+    dm.input = vec![ChatMessage::new(
+        Role::User,
+        "the private plan for the offsite",
+    )];
+    dm.output = Some("keep the offsite plan quiet".into());
+    let store = served.store().await;
+    store.insert_inferences(&[dm.clone()]).await.unwrap();
+    let mut comment = feedback(&served.seeds).pop().unwrap();
+    comment.id = Uuid::now_v7();
+    comment.inference_id = dm.id;
+    // Only the asker may leave feedback on a DM's answer.
+    comment.user = dm.origin.user.clone();
+    store.insert_feedback(&[comment]).await.unwrap();
+    store.close().await;
+
+    let client = client_from("127.0.0.1");
+    let nobody = http_session(&client, &base, "nobody").await;
+    for path in [
+        "/dashboard/feedback",
+        "/dashboard/feedback?reviewed=1",
+        "/dashboard",
+        "/dashboard/prompts",
+        "/dashboard/prompts/assistant",
+        "/dashboard/prompts/assistant/diff?from=1&to=2",
+        "/dashboard/evals/run-1",
+        "/dashboard/playground",
+    ] {
+        let (status, body) = page(&client, &format!("{base}{path}"), &nobody).await;
+        assert_eq!(status, 403, "{path}: {body}");
+        assert!(
+            body.contains("admin.editors")
+                && body.contains("admin.admins")
+                && body.contains("dashboard:nobody"),
+            "{path} does not say which key grants access: {body}"
+        );
+        for secret in ["private plan", "offsite plan quiet", "question number"] {
+            assert!(!body.contains(secret), "{path} shows `{secret}`");
+        }
+    }
+
+    // An editor reads the queue, the DM included.
+    let erin = http_session(&client, &base, "erin").await;
+    let (status, body) = page(&client, &format!("{base}/dashboard/feedback"), &erin).await;
+    assert_eq!(status, 200);
+    assert!(body.contains("the private plan for the offsite"), "{body}");
+    served.stop().await;
+}
+
+#[tokio::test]
+async fn a_database_failure_shows_a_reference_not_sql() {
+    let served = Served::start().await;
+    served.add_account("alice").await;
+    let base = served.base.clone();
+    let client = client_from("127.0.0.1");
+    let session = http_session(&client, &base, "alice").await;
+
+    let store = served.store().await;
+    store
+        .execute_admin("ALTER TABLE feedback_reviews RENAME TO feedback_reviews_gone")
+        .await
+        .unwrap();
+    store.close().await;
+    let (status, body) = page(&client, &format!("{base}/dashboard/feedback"), &session).await;
+    assert_eq!(status, 500, "{body}");
+    let reference = body
+        .strip_prefix("Something went wrong (ref ")
+        .and_then(|rest| rest.split(')').next())
+        .unwrap_or_else(|| panic!("no reference: {body}"))
+        .to_string();
+    for leak in [
+        "feedback_reviews",
+        "SELECT",
+        "no such table",
+        "database error",
+    ] {
+        assert!(!body.contains(leak), "the page shows `{leak}`: {body}");
+    }
+    // The detail is in the server's log, under the reference.
+    let line = served.log_line(&reference).await;
+    assert!(line.contains("feedback_reviews"), "{line}");
+    served.stop().await;
+}
+
+#[tokio::test]
+async fn cookies_are_secure_by_default_and_failed_sign_ins_log_no_name() {
+    let served = Served::start_with("").await;
+    served.add_account("alice").await;
+    let base = served.base.clone();
+    let client = client_from("127.0.0.1");
+
+    let form = client
+        .get(format!("{base}/dashboard/login"))
+        .send()
+        .await
+        .unwrap();
+    let login = set_cookie(&form, "switchboard_login").unwrap();
+    assert!(login.contains("; Secure"), "{login}");
+    let token = cookie_value(&login);
+
+    // A failed sign-in is logged with the address, not the name typed
+    // (which is often a password typed into the wrong field).
+    let typed = "Tr0ub4dor-typed-in-the-name-field";
+    let r = post_sign_in(&client, &base, &token, typed, "wrong password").await;
+    assert_eq!(r.status(), 401);
+    let line = served.log_line("sign-in failed").await;
+    assert!(line.contains("127.0.0.1"), "{line}");
+    assert!(!served.log().contains(typed), "{}", served.log());
+
+    let r = post_sign_in(&client, &base, &token, "alice", PASSWORD).await;
+    assert_eq!(r.status(), 303);
+    let session = set_cookie(&r, "switchboard_session").unwrap();
+    assert!(
+        session.contains("; Secure") && session.contains("HttpOnly"),
+        "{session}"
+    );
     served.stop().await;
 }

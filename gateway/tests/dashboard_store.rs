@@ -1,13 +1,20 @@
 //! The dashboard's tables and reads on both backends: accounts and their
 //! password check, sessions and their expiry, the traffic rows figures are
 //! computed from (current votes only), the review queue, review marks and
-//! datasets.
+//! datasets; and the sign-in throttle shared through Redis by replicas,
+//! falling back to each process while Redis is down.
 //!
-//! PostgreSQL tests need `SWITCHBOARD_TEST_POSTGRES_URL` (see `store.rs`).
+//! PostgreSQL tests need `SWITCHBOARD_TEST_POSTGRES_URL` (see `store.rs`),
+//! Redis ones `SWITCHBOARD_TEST_REDIS_URL` (`ops/test.sh` sets both).
 
+use std::sync::Arc;
+
+use gateway::config::RedisConfig;
 use gateway::domain::Purpose;
 use gateway::domain::{FeedbackRecord, InferenceRecord, Status, now_ms};
+use gateway::guards::redis_link::RedisLink;
 use gateway::http::dashboard::accounts::{self, AccountError};
+use gateway::http::dashboard::throttle::{Admission, FREE_FAILURES_PER_ACCOUNT, Throttle};
 use gateway::store::Store;
 use gateway::{ChatMessage, Origin, Params, Role};
 use testkit::fresh_postgres;
@@ -216,4 +223,75 @@ async fn sqlite_dashboard_tables() {
 #[tokio::test]
 async fn postgres_dashboard_tables() {
     dashboard_tables(&fresh_postgres().await).await;
+}
+
+fn link(url: &str, prefix: &str) -> RedisLink {
+    RedisLink::from_config(&RedisConfig {
+        url: Some(url.to_string()),
+        key_prefix: prefix.to_string(),
+        ..RedisConfig::default()
+    })
+    .unwrap()
+    .unwrap()
+}
+
+#[tokio::test]
+async fn replicas_share_the_sign_in_throttle_through_redis() {
+    let url = testkit::redis::shared_url();
+    let prefix = format!("test-{}:", Uuid::now_v7().simple());
+    let replicas = [
+        Arc::new(Throttle::new(Some(link(&url, &prefix)))),
+        Arc::new(Throttle::new(Some(link(&url, &prefix)))),
+    ];
+    // A hundred attempts at once on one account from one address, spread
+    // over two replicas: only the free failures' worth get through.
+    let tries = (0..100).map(|i| {
+        let t = replicas[i % 2].clone();
+        async move { t.reserve("alice", "10.9.0.1").await }
+    });
+    let mut admitted = Vec::new();
+    for a in futures_util::future::join_all(tries).await {
+        match a {
+            Admission::Go(a) => admitted.push(a),
+            Admission::Busy => {}
+            Admission::Locked(w) => panic!("locked ({w:?}) before any failure"),
+        }
+    }
+    assert_eq!(admitted.len(), FREE_FAILURES_PER_ACCOUNT as usize);
+    for a in admitted {
+        a.failed().await;
+    }
+    // Failures counted on one replica lock the account on the other.
+    for t in &replicas {
+        assert!(matches!(
+            t.reserve("alice", "10.9.0.1").await,
+            Admission::Locked(w) if w.as_secs() <= 5
+        ));
+    }
+    // The same account from another address is not locked, on either.
+    let Admission::Go(a) = replicas[1].reserve("alice", "10.9.0.2").await else {
+        panic!("another address is locked out");
+    };
+    a.succeeded().await;
+    // Nothing of this was kept in the processes themselves.
+    assert_eq!(replicas[0].wait_here("alice", "10.9.0.1"), None);
+}
+
+#[tokio::test]
+async fn without_redis_the_throttle_falls_back_to_this_process() {
+    let mut redis = testkit::redis::RedisServer::start();
+    let url = redis.url();
+    redis.kill();
+    let t = Arc::new(Throttle::new(Some(link(&url, "test-down:"))));
+    for _ in 0..FREE_FAILURES_PER_ACCOUNT {
+        let Admission::Go(a) = t.reserve("bob", "10.9.1.1").await else {
+            panic!("refused before any failure");
+        };
+        a.failed().await;
+    }
+    assert!(matches!(
+        t.reserve("bob", "10.9.1.1").await,
+        Admission::Locked(_)
+    ));
+    assert!(t.wait_here("bob", "10.9.1.1").is_some());
 }

@@ -123,10 +123,12 @@ pub struct DashboardConfig {
     /// Serve the dashboard.
     #[serde(default = "yes")]
     pub enabled: bool,
-    /// Mark the session cookie `Secure` (browsers then send it over HTTPS
-    /// only). Turn on whenever the dashboard is reached through TLS, such as
-    /// behind a TLS-terminating proxy.
-    #[serde(default)]
+    /// Mark the dashboard's cookies `Secure` (browsers then keep and send
+    /// them over HTTPS only). On by default; `false` drops `Secure` only for
+    /// clients on loopback (a browser on the same machine, over plain HTTP),
+    /// never for other clients nor behind a proxy that says it served HTTPS
+    /// (`X-Forwarded-Proto: https`).
+    #[serde(default = "yes")]
     pub secure_cookies: bool,
     /// How long a sign-in lasts, in hours.
     #[serde(default = "default_session_hours")]
@@ -141,7 +143,7 @@ impl Default for DashboardConfig {
     fn default() -> Self {
         DashboardConfig {
             enabled: true,
-            secure_cookies: false,
+            secure_cookies: true,
             session_hours: default_session_hours(),
         }
     }

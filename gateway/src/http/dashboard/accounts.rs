@@ -1,11 +1,13 @@
 //! Dashboard accounts: argon2id password hashes (the password itself is
-//! never stored or logged) and the sign-in throttle that refuses, for a
-//! growing while, further attempts on an account or from an address after
-//! repeated wrong passwords.
+//! never stored or logged), and the bound on sign-in checks: each check
+//! takes about 19 MiB and a CPU for a while, so only a few run at once and
+//! an attempt that finds none free is refused at once rather than queued
+//! (the throttle in [`super::throttle`] decides who may try at all).
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use argon2::password_hash::phc::PasswordHash;
 use argon2::{Argon2, PasswordHasher, PasswordVerifier};
@@ -72,19 +74,88 @@ fn decoy_hash() -> &'static str {
     DECOY.get_or_init(|| hash_password("no account has this password").unwrap_or_default())
 }
 
-/// Checks a sign-in against the store; slow on purpose (argon2), so it
-/// runs off the async threads.
+/// Checks a sign-in against the store, unbounded (the CLI and tests; the
+/// dashboard goes through [`PasswordChecks`]); slow on purpose (argon2),
+/// so it runs off the async threads.
 pub async fn check_sign_in(store: &Store, name: &str, password: &str) -> Result<bool, StoreError> {
     let stored = store.account_hash(name).await?;
+    Ok(verify_off_thread(stored, password, None).await)
+}
+
+/// The most sign-in checks that run at once by default: one per CPU, at
+/// most four (about 19 MiB each).
+pub fn default_parallel_checks() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get().clamp(1, 4))
+}
+
+/// Sign-in password checks, a bounded number at a time.
+#[derive(Debug)]
+pub struct PasswordChecks {
+    permits: Arc<Semaphore>,
+    checked: AtomicU64,
+}
+
+/// The right to run one password check, taken before it starts.
+#[derive(Debug)]
+pub struct CheckSlot {
+    _permit: OwnedSemaphorePermit,
+}
+
+impl PasswordChecks {
+    /// At most `parallel` checks at once (at least one).
+    pub fn new(parallel: usize) -> PasswordChecks {
+        PasswordChecks {
+            permits: Arc::new(Semaphore::new(parallel.max(1))),
+            checked: AtomicU64::new(0),
+        }
+    }
+
+    /// A slot for one check, or `None` when all are taken.
+    pub fn try_slot(&self) -> Option<CheckSlot> {
+        self.permits
+            .clone()
+            .try_acquire_owned()
+            .ok()
+            .map(|permit| CheckSlot { _permit: permit })
+    }
+
+    /// How many passwords were checked since start.
+    pub fn checked(&self) -> u64 {
+        self.checked.load(Ordering::Relaxed)
+    }
+
+    /// Checks a sign-in in `slot`. The slot is held until the hash is done,
+    /// even if the request is abandoned meanwhile.
+    pub async fn check(
+        &self,
+        slot: CheckSlot,
+        store: &Store,
+        name: &str,
+        password: &str,
+    ) -> Result<bool, StoreError> {
+        let stored = store.account_hash(name).await?;
+        self.checked.fetch_add(1, Ordering::Relaxed);
+        Ok(verify_off_thread(stored, password, Some(slot)).await)
+    }
+}
+
+/// Verifies on a blocking thread (a wrong name against the decoy hash),
+/// holding `slot` until done.
+async fn verify_off_thread(
+    stored: Option<String>,
+    password: &str,
+    slot: Option<CheckSlot>,
+) -> bool {
     let password = password.to_string();
     let found = stored.is_some();
     let ok = tokio::task::spawn_blocking(move || {
+        let _slot = slot;
         let hash = stored.unwrap_or_else(|| decoy_hash().to_string());
         verify_password(&hash, &password)
     })
     .await
     .unwrap_or(false);
-    Ok(found && ok)
+    found && ok
 }
 
 /// Adds an account (`switchboard admin add`).
@@ -118,87 +189,6 @@ pub async fn remove_account(store: &Store, name: &str) -> Result<(), AccountErro
     }
 }
 
-/// Wrong passwords allowed on one account before it is locked for a while.
-const FREE_FAILURES_PER_ACCOUNT: u32 = 3;
-/// Wrong passwords allowed from one address (any account) before locking.
-const FREE_FAILURES_PER_ADDRESS: u32 = 10;
-/// The first lock; each further failure doubles it.
-const FIRST_LOCK: Duration = Duration::from_secs(5);
-/// The longest lock.
-const MAX_LOCK: Duration = Duration::from_secs(15 * 60);
-/// Failures older than this are forgotten.
-const FORGET_AFTER: Duration = Duration::from_secs(30 * 60);
-
-#[derive(Debug, Clone, Copy)]
-struct Failures {
-    count: u32,
-    last: Instant,
-    locked_until: Option<Instant>,
-}
-
-/// Counts wrong passwords per account and per client address. After the
-/// free attempts, each further failure locks that key for twice as long as
-/// the one before (5 s, 10 s, 20 s, … up to 15 minutes); attempts during a
-/// lock are refused without checking the password.
-#[derive(Debug, Default)]
-pub struct Throttle {
-    keys: Mutex<HashMap<String, Failures>>,
-}
-
-impl Throttle {
-    /// How long the caller must still wait before trying `account` from
-    /// `address`, if either is locked.
-    pub fn wait(&self, account: &str, address: &str) -> Option<Duration> {
-        let now = Instant::now();
-        let keys = self.keys.lock().unwrap_or_else(|e| e.into_inner());
-        [account_key(account), address_key(address)]
-            .iter()
-            .filter_map(|k| keys.get(k)?.locked_until)
-            .filter(|until| *until > now)
-            .map(|until| until - now)
-            .max()
-    }
-
-    /// Records a wrong password.
-    pub fn failed(&self, account: &str, address: &str) {
-        let now = Instant::now();
-        let mut keys = self.keys.lock().unwrap_or_else(|e| e.into_inner());
-        keys.retain(|_, f| now.duration_since(f.last) < FORGET_AFTER);
-        for (key, free) in [
-            (account_key(account), FREE_FAILURES_PER_ACCOUNT),
-            (address_key(address), FREE_FAILURES_PER_ADDRESS),
-        ] {
-            let f = keys.entry(key).or_insert(Failures {
-                count: 0,
-                last: now,
-                locked_until: None,
-            });
-            f.count += 1;
-            f.last = now;
-            if f.count >= free {
-                let doublings = (f.count - free).min(20);
-                let lock = (FIRST_LOCK * (1u32 << doublings)).min(MAX_LOCK);
-                f.locked_until = Some(now + lock);
-            }
-        }
-    }
-
-    /// Forgets the failures of an account and address after a good sign-in.
-    pub fn succeeded(&self, account: &str, address: &str) {
-        let mut keys = self.keys.lock().unwrap_or_else(|e| e.into_inner());
-        keys.remove(&account_key(account));
-        keys.remove(&address_key(address));
-    }
-}
-
-fn account_key(account: &str) -> String {
-    format!("account:{}", account.to_lowercase())
-}
-
-fn address_key(address: &str) -> String {
-    format!("address:{address}")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -211,26 +201,5 @@ mod tests {
         assert!(verify_password(&hash, "correct horse battery"));
         assert!(!verify_password(&hash, "correct horse batterz"));
         assert!(!verify_password("not a hash", "correct horse battery"));
-    }
-
-    #[test]
-    fn repeated_failures_lock_the_account_for_longer_each_time() {
-        let t = Throttle::default();
-        for _ in 0..FREE_FAILURES_PER_ACCOUNT - 1 {
-            t.failed("alice", "10.0.0.1");
-            assert_eq!(t.wait("alice", "10.0.0.1"), None);
-        }
-        t.failed("alice", "10.0.0.1");
-        let first = t
-            .wait("Alice", "10.0.0.2")
-            .expect("locked after the free attempts");
-        assert!(first <= FIRST_LOCK && first > FIRST_LOCK / 2, "{first:?}");
-        t.failed("alice", "10.0.0.1");
-        let second = t.wait("alice", "10.0.0.2").unwrap();
-        assert!(second > FIRST_LOCK, "{second:?}");
-        assert_eq!(t.wait("bob", "10.0.0.2"), None, "other accounts are free");
-        t.succeeded("alice", "10.0.0.1");
-        assert_eq!(t.wait("alice", "10.0.0.1"), None);
-        assert!(valid_name("alice.b-2_x") && !valid_name("a b") && !valid_name(""));
     }
 }

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use minijinja::context;
 use serde::Serialize;
 
-use super::session::Session;
+use super::session::{Reader, Session};
 use super::{Dashboard, DashboardError, v, when};
 use crate::domain::now_ms;
 
@@ -21,7 +21,7 @@ const PAGE: i64 = 50;
 /// `GET /dashboard/feedback` (`?reviewed=1` for the reviewed ones).
 pub async fn list(
     State(d): State<Dashboard>,
-    session: Session,
+    Reader(session): Reader,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, DashboardError> {
     let reviewed = q.get("reviewed").is_some_and(|v| v == "1");

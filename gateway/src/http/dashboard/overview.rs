@@ -8,7 +8,7 @@ use axum::response::Response;
 use minijinja::{Value, context};
 
 use super::figures::{self, Figures};
-use super::session::Session;
+use super::session::Reader;
 use super::{Dashboard, DashboardError, charts};
 use crate::domain::now_ms;
 
@@ -17,7 +17,7 @@ const DAY_MS: i64 = 86_400_000;
 /// `GET /dashboard?days=N` (1–90, default 14).
 pub async fn page(
     State(d): State<Dashboard>,
-    session: Session,
+    Reader(session): Reader,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Response, DashboardError> {
     let days = query

@@ -12,17 +12,18 @@ use bytes::Bytes;
 use minijinja::context;
 
 use super::figures;
-use super::session::Session;
+use super::session::{Reader, Session};
 use super::{Dashboard, DashboardError, v};
 use crate::domain::ReplyEvent;
 use crate::domain::{ChatMessage, Origin, Params, Role};
 use crate::domain::{Input, Purpose, Request, Selector};
-use crate::registry::LATEST;
+use crate::pipeline::PipelineError;
+use crate::registry::{LATEST, RegistryError};
 
 /// `GET /dashboard/playground`.
 pub async fn form(
     State(d): State<Dashboard>,
-    session: Session,
+    Reader(session): Reader,
 ) -> Result<Response, DashboardError> {
     render(&d, &session, &HashMap::new(), StatusCode::OK, None, None)
 }
@@ -163,7 +164,12 @@ async fn answer(
         request
     };
     request.purpose = Purpose::Test;
-    let mut reply = d.pipeline.start(request).await.map_err(|e| e.to_string())?;
+    let mut reply = d.pipeline.start(request).await.map_err(|e| match e {
+        PipelineError::Prompt(RegistryError::Store(_)) => {
+            super::went_wrong(&e, "dashboard playground failed")
+        }
+        other => other.to_string(),
+    })?;
     let mut answer = String::new();
     while let Some(event) = reply.next_event().await {
         match event {

@@ -14,8 +14,8 @@ use minijinja::context;
 use serde::Serialize;
 
 use super::figures;
-use super::session::Session;
-use super::{Dashboard, DashboardError, v, when};
+use super::session::{Reader, Session};
+use super::{Dashboard, DashboardError, admin_error_text, v, when};
 use crate::domain::Selector;
 use crate::promptops::admin::{AdminError, Command, Section};
 use crate::registry::RegistryError;
@@ -23,7 +23,7 @@ use crate::registry::RegistryError;
 /// `GET /dashboard/prompts`.
 pub async fn list(
     State(d): State<Dashboard>,
-    session: Session,
+    Reader(session): Reader,
 ) -> Result<Response, DashboardError> {
     #[derive(Serialize)]
     struct Item {
@@ -68,7 +68,7 @@ fn arms_text(arms: &[prompts::Arm]) -> String {
 /// `GET /dashboard/prompts/{name}`.
 pub async fn show(
     State(d): State<Dashboard>,
-    session: Session,
+    Reader(session): Reader,
     Path(name): Path<String>,
 ) -> Result<Response, DashboardError> {
     prompt_page(&d, &session, &name, StatusCode::OK, None).await
@@ -192,7 +192,7 @@ async fn prompt_page(
 /// `GET /dashboard/prompts/{name}/diff?from=A&to=B` (versions or labels).
 pub async fn diff(
     State(d): State<Dashboard>,
-    session: Session,
+    Reader(session): Reader,
     Path(name): Path<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, DashboardError> {
@@ -232,7 +232,7 @@ pub async fn diff(
                 .collect();
             (StatusCode::OK, out.summary, lines)
         }
-        Err(e) => (error_status(&e), e.to_string(), Vec::new()),
+        Err(e) => (error_status(&e), admin_error_text(&e), Vec::new()),
     };
     let versions: Vec<i64> = d
         .admin
@@ -278,7 +278,7 @@ async fn change(
     let (status, notice) = match command {
         Ok(command) => match d.admin.run(&session.actor(), command).await {
             Ok(out) => (StatusCode::OK, (true, out.summary)),
-            Err(e) => (error_status(&e), (false, e.to_string())),
+            Err(e) => (error_status(&e), (false, admin_error_text(&e))),
         },
         Err(why) => (StatusCode::BAD_REQUEST, (false, why)),
     };
@@ -293,7 +293,10 @@ pub async fn promote(
     Path(name): Path<String>,
     body: Bytes,
 ) -> Result<Response, DashboardError> {
-    let form = match session.verified_form(&body) {
+    let form = match session
+        .verified_form(&body)
+        .and_then(|f| d.may_edit(&session).map(|()| f))
+    {
         Ok(f) => f,
         Err(refusal) => return Ok(refusal.into_response()),
     };
@@ -315,7 +318,10 @@ pub async fn rollback(
     Path(name): Path<String>,
     body: Bytes,
 ) -> Result<Response, DashboardError> {
-    let form = match session.verified_form(&body) {
+    let form = match session
+        .verified_form(&body)
+        .and_then(|f| d.may_edit(&session).map(|()| f))
+    {
         Ok(f) => f,
         Err(refusal) => return Ok(refusal.into_response()),
     };
@@ -360,7 +366,7 @@ fn label_field(form: &HashMap<String, String>) -> Result<String, String> {
 /// `GET /dashboard/evals/{id}`: one evaluation run's report.
 pub async fn eval_report(
     State(d): State<Dashboard>,
-    session: Session,
+    Reader(session): Reader,
     Path(id): Path<String>,
 ) -> Result<Response, DashboardError> {
     let run =

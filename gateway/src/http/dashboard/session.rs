@@ -1,9 +1,11 @@
-//! Sessions and CSRF: a random token in an `HttpOnly`, `SameSite=Strict`
-//! cookie (and `Secure` when configured) names a session row that holds
-//! only the token's SHA-256; each session has its own CSRF token that
+//! Sessions, rights and CSRF: a random token in an `HttpOnly`,
+//! `SameSite=Strict`, `Secure` cookie (`Secure` is dropped only for
+//! loopback clients with `secure_cookies = false`) names a session row that
+//! holds only the token's SHA-256; each session has its own CSRF token that
 //! every form carries and every POST must echo, compared in constant time.
-//! The sign-in form, which comes before any session, uses a double-submit
-//! cookie instead.
+//! A [`Reader`] is a session whose account has editor or admin rights, which
+//! every page asks for. The sign-in form, which comes before any session,
+//! uses a double-submit cookie instead.
 
 use std::collections::HashMap;
 
@@ -154,6 +156,28 @@ impl FromRequestParts<Dashboard> for Session {
             None => Err(refused(
                 "not signed in (no valid session); sign in at /dashboard/login",
             )),
+        }
+    }
+}
+
+/// A signed-in account with at least editor rights: what every page needs.
+/// An account without rights gets a 403 page that names the configuration
+/// keys granting them.
+#[derive(Debug, Clone)]
+pub struct Reader(pub Session);
+
+impl FromRequestParts<Dashboard> for Reader {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Dashboard,
+    ) -> Result<Self, Self::Rejection> {
+        let session = Session::from_request_parts(parts, state).await?;
+        if state.may_read(&session) {
+            Ok(Reader(session))
+        } else {
+            Err(state.no_rights_page(&session))
         }
     }
 }

@@ -1,8 +1,13 @@
 //! The sign-in and sign-out pages. A wrong name and a wrong password get
 //! the same answer, after the same argon2 work; repeated failures lock the
-//! account (and the client address) for a growing while.
+//! account from that address, the address, and (briefly) the account
+//! everywhere ([`super::throttle`]). Only a few passwords are checked at
+//! once: an attempt that finds no free check is answered `429` at once.
+//! Logs name the client's address, never a name typed into a failed
+//! sign-in.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
 
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -13,15 +18,47 @@ use super::session::{
     LOGIN_COOKIE, SESSION_COOKIE, Session, cookie, parse_form, random_token, refused, same_secret,
     set_cookie, token_hash,
 };
+use super::throttle::{Admission, BUSY_WAIT};
 use super::{Dashboard, DashboardError, accounts};
 use crate::domain::now_ms;
 
 /// Largest sign-in form accepted.
 const MAX_FORM: usize = 16 * 1024;
 
+/// The client's address, as the connection reports it.
+fn peer(request: &Request) -> Option<IpAddr> {
+    request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip())
+}
+
+/// The client's address, when the server recorded it.
+pub struct Peer(Option<IpAddr>);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Peer {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(Peer(
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0.ip()),
+        ))
+    }
+}
+
 /// The sign-in form, with a fresh double-submit token.
-pub async fn form(State(d): State<Dashboard>) -> Result<Response, DashboardError> {
-    login_page(&d, StatusCode::OK, None, "")
+pub async fn form(
+    State(d): State<Dashboard>,
+    request: Request,
+) -> Result<Response, DashboardError> {
+    let secure = d.secure_cookies(peer(&request), request.headers());
+    login_page(&d, StatusCode::OK, None, "", secure)
 }
 
 fn login_page(
@@ -29,6 +66,7 @@ fn login_page(
     status: StatusCode,
     error: Option<String>,
     name: &str,
+    secure: bool,
 ) -> Result<Response, DashboardError> {
     let token = random_token()?;
     let mut page = d.render(
@@ -36,14 +74,33 @@ fn login_page(
         context! { title => "Sign in", csrf => &token, error => error, name => name },
     )?;
     *page.status_mut() = status;
-    if let Ok(v) = HeaderValue::from_str(&set_cookie(
-        LOGIN_COOKIE,
-        &token,
-        3600,
-        d.config.secure_cookies,
-    )) {
+    if let Ok(v) = HeaderValue::from_str(&set_cookie(LOGIN_COOKIE, &token, 3600, secure)) {
         page.headers_mut().append(header::SET_COOKIE, v);
     }
+    Ok(page)
+}
+
+/// A `429` sign-in page saying how long to wait, with `Retry-After`.
+fn too_many(
+    d: &Dashboard,
+    wait: Duration,
+    why: &str,
+    name: &str,
+    secure: bool,
+) -> Result<Response, DashboardError> {
+    let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
+    let mut page = login_page(
+        d,
+        StatusCode::TOO_MANY_REQUESTS,
+        Some(format!(
+            "{why} Try again in {secs} second{}.",
+            if secs == 1 { "" } else { "s" }
+        )),
+        name,
+        secure,
+    )?;
+    page.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(secs));
     Ok(page)
 }
 
@@ -52,18 +109,10 @@ pub async fn submit(
     State(d): State<Dashboard>,
     request: Request,
 ) -> Result<Response, DashboardError> {
-    let address = request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map_or_else(|| "unknown".to_string(), |c| c.0.ip().to_string());
+    let client = peer(&request);
+    let address = client.map_or_else(|| "unknown".to_string(), |ip| ip.to_string());
     let headers: HeaderMap = request.headers().clone();
-    // Behind a TLS-terminating proxy the cookie is marked Secure even when
-    // `secure_cookies` was forgotten (that only ever restricts it).
-    let secure = d.config.secure_cookies
-        || headers
-            .get("x-forwarded-proto")
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.eq_ignore_ascii_case("https"));
+    let secure = d.secure_cookies(client, &headers);
     let Ok(body) = axum::body::to_bytes(request.into_body(), MAX_FORM).await else {
         return Ok(refused("the sign-in form is too large"));
     };
@@ -77,30 +126,57 @@ pub async fn submit(
     }
     let name = form.get("name").map(|n| n.trim()).unwrap_or_default();
     let password = form.get("password").map(String::as_str).unwrap_or_default();
-    if let Some(wait) = d.throttle.wait(name, &address) {
-        let secs = wait.as_secs_f64().ceil() as u64;
-        tracing::warn!(account = name, %address, "sign-in refused: too many wrong passwords");
-        return login_page(
-            &d,
-            StatusCode::TOO_MANY_REQUESTS,
-            Some(format!(
-                "Too many wrong passwords. Try again in {secs} second{}.",
-                if secs == 1 { "" } else { "s" }
-            )),
-            name,
-        );
-    }
-    if !accounts::valid_name(name) || !accounts::check_sign_in(&d.store, name, password).await? {
-        d.throttle.failed(name, &address);
-        tracing::warn!(account = name, %address, "sign-in refused: wrong name or password");
+    let attempt = match d.throttle.reserve(name, &address).await {
+        Admission::Go(attempt) => attempt,
+        Admission::Locked(wait) => {
+            tracing::warn!(%address, "sign-in refused: too many wrong passwords");
+            return too_many(&d, wait, "Too many wrong passwords.", name, secure);
+        }
+        Admission::Busy => {
+            tracing::warn!(%address, "sign-in refused: too many attempts at once");
+            return too_many(
+                &d,
+                BUSY_WAIT,
+                "Too many sign-in attempts at once.",
+                name,
+                secure,
+            );
+        }
+    };
+    let right = if accounts::valid_name(name) {
+        let Some(slot) = d.checks.try_slot() else {
+            attempt.release().await;
+            tracing::warn!(%address, "sign-in refused: every password check is busy");
+            return too_many(
+                &d,
+                BUSY_WAIT,
+                "The server is busy checking other sign-ins.",
+                name,
+                secure,
+            );
+        };
+        match d.checks.check(slot, &d.store, name, password).await {
+            Ok(right) => right,
+            Err(e) => {
+                attempt.release().await;
+                return Err(e.into());
+            }
+        }
+    } else {
+        false
+    };
+    if !right {
+        attempt.failed().await;
+        tracing::warn!(%address, "sign-in failed: wrong name or password");
         return login_page(
             &d,
             StatusCode::UNAUTHORIZED,
             Some("Wrong name or password.".into()),
             name,
+            secure,
         );
     }
-    d.throttle.succeeded(name, &address);
+    attempt.succeeded().await;
     let token = random_token()?;
     let csrf = random_token()?;
     let now = now_ms();
@@ -116,7 +192,7 @@ pub async fn submit(
         .await?;
     // Sweep sessions that have expired meanwhile.
     d.store.delete_session("", now).await?;
-    tracing::info!(account = name, "signed in to the dashboard");
+    tracing::info!(account = name, %address, "signed in to the dashboard");
     let mut response = Redirect::to("/dashboard").into_response();
     *response.status_mut() = StatusCode::SEE_OTHER;
     for value in [
@@ -133,6 +209,8 @@ pub async fn submit(
 /// Ends the session.
 pub async fn logout(
     State(d): State<Dashboard>,
+    Peer(client): Peer,
+    headers: HeaderMap,
     session: Session,
     body: axum::body::Bytes,
 ) -> Result<Response, DashboardError> {
@@ -144,9 +222,8 @@ pub async fn logout(
         .await?;
     let mut response = Redirect::to("/dashboard/login").into_response();
     *response.status_mut() = StatusCode::SEE_OTHER;
-    if let Ok(v) =
-        HeaderValue::from_str(&set_cookie(SESSION_COOKIE, "", 0, d.config.secure_cookies))
-    {
+    let secure = d.secure_cookies(client, &headers);
+    if let Ok(v) = HeaderValue::from_str(&set_cookie(SESSION_COOKIE, "", 0, secure)) {
         response.headers_mut().append(header::SET_COOKIE, v);
     }
     Ok(response)
