@@ -284,7 +284,7 @@ fn the_servers_connection_limits_have_defaults_and_are_checked() {
 fn the_dashboard_is_on_by_default_and_its_settings_are_checked() {
     let c = load(GOOD, KEYS).unwrap();
     assert!(c.dashboard.enabled);
-    assert!(!c.dashboard.secure_cookies);
+    assert!(c.dashboard.secure_cookies, "Secure cookies by default");
     assert_eq!(c.dashboard.session_hours, 12);
     let c = load(
         GOOD,

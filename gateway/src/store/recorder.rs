@@ -8,9 +8,17 @@
 //! *writer* then puts the batches into the database in order, several in
 //! one transaction, and recycles a segment's file once the spooler has
 //! moved past it and all its rows are written. If the database is down or slow, rows
-//! pile up on disk and in memory and are written in order when it
-//! returns; at start, segments left by a crashed process are replayed
-//! first. Rows have fixed ids and inserts skip ids already stored, so a
+//! pile up on disk and are written in order when it returns; at start,
+//! segments left by a crashed process are replayed first.
+//!
+//! Memory stays bounded however long an outage lasts: at most
+//! [`MEMORY_ROWS`] rows wait for the database in memory. Past that, the
+//! spooler stops handing the rest of the current segment's rows over (they
+//! are on disk already) and the writer reads the whole segment back once it
+//! is closed: when it is full, at a flush, or as soon as the writer has
+//! caught up. Rows already written from memory are skipped by their ids,
+//! and no row of a later segment is written before the segment's own, so
+//! the order holds (a changed vote ends as the later vote). Rows have fixed ids and inserts skip ids already stored, so a
 //! replay never duplicates anything.
 //!
 //! The click-to-acknowledgement time is one `fdatasync` of data written
@@ -59,6 +67,11 @@ const BATCH: usize = 512;
 const WRITE_BATCH: usize = 4096;
 /// Rows that may wait for the spooler before callers wait too.
 const QUEUE: usize = 16_384;
+/// Rows that may wait for the database in memory; past it they are read
+/// back from the spool (or, without a spool, the callers wait).
+pub const MEMORY_ROWS: usize = 4096;
+/// Unwritten inferences whose audience is remembered, at most.
+const PENDING_AUDIENCES: usize = 65_536;
 /// Segment files end with this.
 const SEGMENT: &str = "jsonl";
 /// The size of each segment file made ahead of use. Batches are appended
@@ -83,6 +96,9 @@ enum Row {
 enum Message {
     Row(Row, Option<oneshot::Sender<()>>),
     Flush(oneshot::Sender<()>),
+    /// The writer has caught up: a segment whose rows it must read back
+    /// can be closed now rather than when it is full.
+    Seal,
 }
 
 /// What the writer does, in order.
@@ -96,8 +112,13 @@ enum Work {
         rows: Option<Vec<Row>>,
     },
     /// A segment the spooler has finished with: every batch in it comes
-    /// before this, so once those are written it can go.
-    Close(PathBuf),
+    /// before this, so once those are written it can go. `reread`: some of
+    /// its rows were not handed over in memory; read it all back and write
+    /// it first.
+    Close {
+        path: PathBuf,
+        reread: bool,
+    },
     /// Locks of ended instances whose segments were just replayed: released
     /// and removed.
     Adopted(Vec<spool::Lock>),
@@ -110,6 +131,41 @@ pub struct Recorder {
     tx: mpsc::Sender<Message>,
     latency: Arc<Latency>,
     pending: Pending,
+    memory: Arc<Memory>,
+}
+
+/// Rows handed to the writer in memory and not yet in the database, and
+/// whether some of the current segment's were left on disk instead.
+struct Memory {
+    rows: std::sync::atomic::AtomicUsize,
+    cap: usize,
+    spilled: std::sync::atomic::AtomicBool,
+    /// Tells a spooler without a spool that the writer took some rows.
+    drained: tokio::sync::Notify,
+}
+
+impl Memory {
+    fn new(cap: usize) -> Memory {
+        Memory {
+            rows: Default::default(),
+            cap: cap.max(1),
+            spilled: Default::default(),
+            drained: tokio::sync::Notify::new(),
+        }
+    }
+
+    fn held(&self) -> usize {
+        self.rows.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn take(&self, n: usize) {
+        self.rows.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn written(&self, n: usize) {
+        self.rows.fetch_sub(n, std::sync::atomic::Ordering::Relaxed);
+        self.drained.notify_waiters();
+    }
 }
 
 /// Who may leave feedback on the inferences handed to the recorder and not
@@ -148,7 +204,18 @@ impl Recorder {
     }
 
     fn start_spooled(store: Store, spool: Option<spool::Spool>) -> (Recorder, JoinHandle<()>) {
+        Recorder::start_bounded(store, spool, MEMORY_ROWS)
+    }
+
+    /// [`Recorder::start_spooled`], holding at most `memory_rows` rows in
+    /// memory for the database.
+    fn start_bounded(
+        store: Store,
+        spool: Option<spool::Spool>,
+        memory_rows: usize,
+    ) -> (Recorder, JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(QUEUE);
+        let memory = Arc::new(Memory::new(memory_rows));
         let (work_tx, work_rx) = mpsc::unbounded_channel();
         let recycler = spool.as_ref().map(spool::Spool::recycler);
         if let Some(spool) = &spool {
@@ -163,18 +230,26 @@ impl Recorder {
             let _ = work_tx.send(Work::Adopted(locks));
         }
         let pending = Pending::default();
-        let writer = tokio::spawn(write(store, work_rx, recycler, pending.clone()));
+        let writer = tokio::spawn(write(
+            store,
+            work_rx,
+            recycler,
+            pending.clone(),
+            Arc::clone(&memory),
+            tx.downgrade(),
+        ));
         let latency = Arc::new(Latency::default());
         let timings = latency.clone();
         // The spooler has a thread of its own: a batch's write and sync
         // then cost no hand-offs between the async workers and a blocking
         // thread, which on a busy machine cost as much as the sync itself.
+        let held = Arc::clone(&memory);
         let spooler = match spool {
             Some(spool) => tokio::task::spawn_blocking(move || {
-                Some(spool_rows(spool, rx, work_tx, &timings.sync))
+                Some(spool_rows(spool, rx, work_tx, &timings.sync, &held))
             }),
             None => tokio::spawn(async move {
-                pass_rows(rx, work_tx).await;
+                pass_rows(rx, work_tx, &held).await;
                 None
             }),
         };
@@ -189,6 +264,7 @@ impl Recorder {
                 tx,
                 latency,
                 pending,
+                memory,
             },
             task,
         )
@@ -196,7 +272,11 @@ impl Recorder {
 
     /// Queues an inference row (written soon after; the caller does not wait).
     pub async fn inference(&self, record: InferenceRecord) {
-        if let Ok(mut pending) = self.pending.lock() {
+        // Bounded too: past the cap a vote on a fresh answer is taken
+        // unchecked and checked when it is written.
+        if let Ok(mut pending) = self.pending.lock()
+            && pending.len() < PENDING_AUDIENCES
+        {
             let origin = &record.origin;
             pending.insert(record.id, Audience::of(origin));
         }
@@ -249,6 +329,12 @@ impl Recorder {
         self.tx.max_capacity() - self.tx.capacity()
     }
 
+    /// Rows held in memory for the database (at most about
+    /// [`MEMORY_ROWS`], however long the database is away).
+    pub fn held_in_memory(&self) -> usize {
+        self.memory.held()
+    }
+
     /// Waits until every row queued before this call is in the database.
     pub async fn flush(&self) {
         let (done, wait) = oneshot::channel();
@@ -266,25 +352,44 @@ fn spool_rows(
     mut rx: mpsc::Receiver<Message>,
     work: mpsc::UnboundedSender<Work>,
     synced: &Timings,
+    memory: &Memory,
 ) -> spool::Spool {
     let mut batch = Batch::default();
+    // Whether rows of the current segment were left on disk.
+    let mut spilled = false;
     while let Some(first) = rx.blocking_recv() {
         batch.gather(first, &mut rx);
-        batch.pass(Some((&mut spool, synced)), &work);
+        batch.pass(Some((&mut spool, synced)), &work, memory, &mut spilled);
     }
     if let Some(closed) = spool.finish() {
-        let _ = work.send(Work::Close(closed));
+        let _ = work.send(Work::Close {
+            path: closed,
+            reread: spilled,
+        });
     }
     spool
 }
 
 /// Without a spool: batches go to the writer from memory, acknowledged at
-/// once (no thread of its own: nothing here blocks).
-async fn pass_rows(mut rx: mpsc::Receiver<Message>, work: mpsc::UnboundedSender<Work>) {
+/// once (no thread of its own: nothing here blocks). Past the memory cap
+/// it waits for the writer, and so do the callers.
+async fn pass_rows(
+    mut rx: mpsc::Receiver<Message>,
+    work: mpsc::UnboundedSender<Work>,
+    memory: &Memory,
+) {
     let mut batch = Batch::default();
+    let mut spilled = false;
     while let Some(first) = rx.recv().await {
         batch.gather(first, &mut rx);
-        batch.pass(None, &work);
+        while memory.held() >= memory.cap && !work.is_closed() {
+            let drained = memory.drained.notified();
+            if memory.held() < memory.cap {
+                break;
+            }
+            let _ = tokio::time::timeout(Duration::from_millis(100), drained).await;
+        }
+        batch.pass(None, &work, memory, &mut spilled);
     }
 }
 
@@ -294,6 +399,8 @@ struct Batch {
     rows: Vec<Row>,
     acks: Vec<oneshot::Sender<()>>,
     flushes: Vec<oneshot::Sender<()>>,
+    /// A seal was asked for.
+    seal: bool,
 }
 
 impl Batch {
@@ -307,6 +414,7 @@ impl Batch {
                     self.acks.extend(ack);
                 }
                 Message::Flush(done) => self.flushes.push(done),
+                Message::Seal => self.seal = true,
             }
             if self.rows.len() < BATCH {
                 next = rx.try_recv().ok();
@@ -315,16 +423,20 @@ impl Batch {
     }
 
     /// Makes the rows durable in `spool` (when there is one, counting the
-    /// time in `synced`), acknowledges them and hands them to the writer,
-    /// then the flushes.
+    /// time in `synced`), acknowledges them and hands them to the writer
+    /// (in memory while under the cap; past it, and for the rest of that
+    /// segment, left on disk for the writer to read back), then the
+    /// flushes. `spilled`: whether the current segment has rows on disk only.
     fn pass(
         &mut self,
-        spool: Option<(&mut spool::Spool, &Timings)>,
+        mut spool: Option<(&mut spool::Spool, &Timings)>,
         work: &mpsc::UnboundedSender<Work>,
+        memory: &Memory,
+        spilled: &mut bool,
     ) {
         if !self.rows.is_empty() {
             let rows = std::mem::take(&mut self.rows);
-            let rows = match spool {
+            let rows = match spool.as_mut() {
                 Some((spool, synced)) => {
                     let started = Instant::now();
                     let written = spool.write(rows);
@@ -332,22 +444,58 @@ impl Batch {
                         synced.record(started.elapsed());
                     }
                     if let Some(closed) = written.closed {
-                        let _ = work.send(Work::Close(closed));
+                        let _ = work.send(Work::Close {
+                            path: closed,
+                            reread: std::mem::take(spilled),
+                        });
                     }
-                    if let Err(e) = written.result {
-                        tracing::error!(error = %e, "cannot write to the spool; keeping these rows in memory until the database takes them");
+                    match written.result {
+                        Err(e) => {
+                            tracing::error!(error = %e, "cannot write to the spool; keeping these rows in memory until the database takes them");
+                            Some(written.rows)
+                        }
+                        Ok(()) if *spilled || memory.held() + written.rows.len() > memory.cap => {
+                            if !*spilled {
+                                tracing::warn!(
+                                    held = memory.held(),
+                                    "the database is behind: rows wait in the spool rather than in memory"
+                                );
+                            }
+                            *spilled = true;
+                            memory
+                                .spilled
+                                .store(true, std::sync::atomic::Ordering::Relaxed);
+                            None
+                        }
+                        Ok(()) => Some(written.rows),
                     }
-                    written.rows
                 }
-                None => rows,
+                None => Some(rows),
             };
-            let _ = work.send(Work::Batch {
-                replay: None,
-                rows: Some(rows),
-            });
+            if let Some(rows) = rows {
+                memory.take(rows.len());
+                let _ = work.send(Work::Batch {
+                    replay: None,
+                    rows: Some(rows),
+                });
+            }
             for ack in self.acks.drain(..) {
                 let _ = ack.send(());
             }
+        }
+        // A flush (or the writer, caught up) closes a segment that has rows
+        // on disk only, so that they are written now.
+        let seal = std::mem::take(&mut self.seal) || !self.flushes.is_empty();
+        if seal
+            && *spilled
+            && let Some((spool, _)) = spool
+            && let Some(closed) = spool.finish()
+        {
+            *spilled = false;
+            let _ = work.send(Work::Close {
+                path: closed,
+                reread: true,
+            });
         }
         for done in self.flushes.drain(..) {
             let _ = work.send(Work::Flush(done));
@@ -364,6 +512,8 @@ async fn write(
     mut work: mpsc::UnboundedReceiver<Work>,
     recycler: Option<spool::Recycler>,
     audiences: Pending,
+    memory: Arc<Memory>,
+    spooler: mpsc::WeakSender<Message>,
 ) {
     let mut pending: Option<Work> = None;
     // Votes this process left waiting for their answer are swept often for
@@ -412,10 +562,24 @@ async fn write(
                     lock.remove();
                 }
             }
-            Work::Close(path) => match &recycler {
-                Some(r) => r.recycle(path),
-                None => remove_segment(&path),
-            },
+            Work::Close { path, reread } => {
+                if reread {
+                    match spool::read_segment(&path) {
+                        Ok(rows) => {
+                            let from = path.display().to_string();
+                            insert(&store, rows, &from, &audiences).await;
+                        }
+                        Err(e) => {
+                            tracing::error!(segment = %path.display(), error = %e, "cannot read a spool segment back; it is left in place and replayed at the next start");
+                            continue;
+                        }
+                    }
+                }
+                match &recycler {
+                    Some(r) => r.recycle(path),
+                    None => remove_segment(&path),
+                }
+            }
             Work::Batch {
                 replay: path,
                 rows: held,
@@ -423,9 +587,13 @@ async fn write(
                 let mut next = Some((path, held));
                 let mut paths = Vec::new();
                 let mut rows = Vec::new();
+                let mut in_memory = 0;
                 while let Some((path, held)) = next.take() {
                     let read = match (held, &path) {
-                        (Some(held), _) => Ok(held),
+                        (Some(held), _) => {
+                            in_memory += held.len();
+                            Ok(held)
+                        }
                         (None, Some(path)) => spool::read_segment(path),
                         (None, None) => Ok(Vec::new()),
                     };
@@ -453,7 +621,19 @@ async fn write(
                 let from = paths
                     .first()
                     .map_or("memory".to_string(), |p| p.display().to_string());
-                if insert(&store, rows, &from, &audiences).await > 0 {
+                let waiting = insert(&store, rows, &from, &audiences).await;
+                memory.written(in_memory);
+                // Caught up with rows left on disk: have their segment closed
+                // and read back now.
+                if work.is_empty()
+                    && memory
+                        .spilled
+                        .swap(false, std::sync::atomic::Ordering::Relaxed)
+                    && let Some(spooler) = spooler.upgrade()
+                {
+                    let _ = spooler.try_send(Message::Seal);
+                }
+                if waiting > 0 {
                     let now = tokio::time::Instant::now();
                     fast_until = now + SWEEP_FAST_FOR;
                     next_sweep = next_sweep.min(now + SWEEP_WAITING);
@@ -513,17 +693,8 @@ mod tests {
     use crate::domain::{FeedbackRecord, now_ms};
     use crate::store::Table;
 
-    /// Through hundreds of small segments, each written file recycled for
-    /// a later one: every click reaches the database once, the folder
-    /// holds a few files at most, and a clean stop leaves it empty.
-    #[tokio::test]
-    async fn many_recycled_segments_lose_and_repeat_no_click() {
-        let dir = tempfile::tempdir().unwrap();
-        let folder = dir.path().join("spool");
-        let store = Store::connect(&format!("sqlite://{}/db.sqlite", dir.path().display()))
-            .await
-            .unwrap();
-        store.migrate().await.unwrap();
+    /// Stores one answer to vote on; its id.
+    async fn one_inference(store: &Store) -> Uuid {
         let inference = uuid::Uuid::now_v7();
         store
             .insert_inferences(&[InferenceRecord {
@@ -558,6 +729,100 @@ mod tests {
             }])
             .await
             .unwrap();
+        inference
+    }
+
+    fn click(inference: Uuid, user: &str, score: f64) -> FeedbackRecord {
+        FeedbackRecord {
+            id: uuid::Uuid::now_v7(),
+            inference_id: inference,
+            created_at_ms: now_ms(),
+            kind: "thumbs".into(),
+            score: Some(score),
+            comment: None,
+            user: Some(crate::domain::User::new("http", user)),
+            source: "api".into(),
+        }
+    }
+
+    /// The database away for thousands of clicks: memory holds no more
+    /// than its cap (the rest waits in the spool), every acknowledged click
+    /// is written once the database is back, and a vote changed during the
+    /// outage ends as the later vote.
+    #[tokio::test]
+    async fn a_long_outage_holds_memory_to_its_cap_and_loses_no_click() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::connect(&format!("sqlite://{}/db.sqlite", dir.path().display()))
+            .await
+            .unwrap();
+        store.migrate().await.unwrap();
+        let inference = one_inference(&store).await;
+        let spool = spool::Spool::open_sized(&dir.path().join("spool"), 16 * 1024).unwrap();
+        let cap = 64;
+        let (recorder, task) = Recorder::start_bounded(store.clone(), Some(spool), cap);
+        // The database refuses every feedback row.
+        sqlx::query("ALTER TABLE feedback RENAME TO feedback_away")
+            .execute(&store.pool)
+            .await
+            .unwrap();
+        let clicks = 1500;
+        recorder.feedback(click(inference, "changer", 1.0)).await;
+        let mut most = 0;
+        for i in 0..clicks {
+            recorder
+                .feedback(click(inference, &format!("U{i}"), 1.0))
+                .await;
+            most = most.max(recorder.held_in_memory());
+        }
+        recorder.feedback(click(inference, "changer", 0.0)).await;
+        assert!(
+            most <= cap + BATCH,
+            "{most} rows held in memory with a cap of {cap}"
+        );
+        assert!(most > 0, "rows did wait in memory first");
+        assert_eq!(store.count(Table::Feedback).await.ok(), None, "still away");
+
+        sqlx::query("ALTER TABLE feedback_away RENAME TO feedback")
+            .execute(&store.pool)
+            .await
+            .unwrap();
+        tokio::time::timeout(Duration::from_secs(60), recorder.flush())
+            .await
+            .expect("written once the database is back");
+        assert_eq!(
+            store.count(Table::Feedback).await.unwrap(),
+            clicks + 2,
+            "every click once (the changed vote's first kept as history)"
+        );
+        assert_eq!(
+            store
+                .current_vote(
+                    &inference.to_string(),
+                    &crate::domain::User::new("http", "changer")
+                )
+                .await
+                .unwrap(),
+            Some(Some(0.0)),
+            "the later vote won"
+        );
+        assert_eq!(recorder.held_in_memory(), 0);
+        drop(recorder);
+        task.await.unwrap();
+        store.close().await;
+    }
+
+    /// Through hundreds of small segments, each written file recycled for
+    /// a later one: every click reaches the database once, the folder
+    /// holds a few files at most, and a clean stop leaves it empty.
+    #[tokio::test]
+    async fn many_recycled_segments_lose_and_repeat_no_click() {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = dir.path().join("spool");
+        let store = Store::connect(&format!("sqlite://{}/db.sqlite", dir.path().display()))
+            .await
+            .unwrap();
+        store.migrate().await.unwrap();
+        let inference = one_inference(&store).await;
         // About 12 rows per 4 KiB segment.
         let spool = spool::Spool::open_sized(&folder, 4096).unwrap();
         let (recorder, task) = Recorder::start_spooled(store.clone(), Some(spool));

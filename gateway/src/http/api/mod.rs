@@ -98,6 +98,11 @@ async fn metrics(State(state): State<AppState>) -> impl axum::response::IntoResp
         &[("queue", "recorder"), ("provider", "")],
         state.recorder.queued() as f64,
     );
+    metrics.set_gauge(
+        "switchboard_queue_depth",
+        &[("queue", "recorder_memory"), ("provider", "")],
+        state.recorder.held_in_memory() as f64,
+    );
     let latency = state.recorder.latency();
     metrics.set_timings("switchboard_feedback_ack_seconds", &latency.ack);
     metrics.set_timings("switchboard_spool_sync_seconds", &latency.sync);
