@@ -31,7 +31,7 @@ use slack_morphism::{SlackMessageContent, SlackTeamId, SlackUserId};
 use uuid::Uuid;
 
 use super::blocks::{self, SECTION_MAX, answer_metadata, feedback_block};
-use super::format::{escape, to_mrkdwn};
+use super::format::{self, escape, to_mrkdwn};
 use super::state::Delivery;
 use super::web::{self, WebError};
 
@@ -192,6 +192,13 @@ async fn stream_answer(
             }
         }
     };
+    // Model text goes out with its mention syntax broken (no pings); a
+    // trailing `<` waits for what follows it.
+    let mut waiting = first;
+    let mut first = format::sendable(&mut waiting);
+    if first.is_empty() {
+        first = std::mem::take(&mut waiting);
+    }
     let start = SlackApiChatStartStreamRequest::new(web::channel(place.channel))
         .with_thread_ts(web::ts(place.thread))
         .with_recipient_team_id(SlackTeamId(place.team.to_string()))
@@ -217,7 +224,6 @@ async fn stream_answer(
     state
         .answers
         .remember(place.channel, &ts, stream.inference_id);
-    let mut waiting = String::new();
     let mut since = Instant::now();
     let (rest, feedback) = loop {
         match stream.next_event().await {
@@ -228,7 +234,7 @@ async fn stream_answer(
                 }
                 waiting.push_str(&t);
                 if waiting.chars().count() >= APPEND_CHARS || since.elapsed() >= APPEND_AFTER {
-                    append(state, place.channel, &ts, &std::mem::take(&mut waiting)).await;
+                    append(state, place.channel, &ts, &format::sendable(&mut waiting)).await;
                 }
             }
             Some(ReplyEvent::Done(_)) | None => {
@@ -246,6 +252,7 @@ async fn stream_answer(
         }
     };
     // The last text goes with the stop, unless it is over the limit.
+    let rest = format::defuse_mentions(&rest);
     let mut pieces = crate::chunks::split_message(&rest, MARKDOWN_MAX);
     let last = pieces.pop().unwrap_or_default();
     for piece in pieces {

@@ -60,6 +60,35 @@ fn strip_emphasis(s: &str) -> String {
     s.replace("**", "").replace("__", "")
 }
 
+/// Streamed answers go to Slack as Markdown (`markdown_text`), which Slack
+/// renders itself; its mention syntax still works there, so `<!channel>`,
+/// `<@U…>` and `<#C…>` written by the model (or injected into the thread
+/// it read) are broken with a zero-width space after the `<`: the text
+/// reads the same and pings no one.
+pub fn defuse_mentions(markdown: &str) -> String {
+    let mut out = String::with_capacity(markdown.len());
+    let mut chars = markdown.chars().peekable();
+    while let Some(c) = chars.next() {
+        out.push(c);
+        if c == '<' && matches!(chars.peek(), Some('!' | '@' | '#')) {
+            out.push('\u{200B}');
+        }
+    }
+    out
+}
+
+/// The part of streamed text that can be sent now: all of it, but a
+/// trailing `<` waits for the next piece (it may open a mention).
+pub fn sendable(waiting: &mut String) -> String {
+    let keep_lt = waiting.ends_with('<');
+    let mut text = std::mem::take(waiting);
+    if keep_lt {
+        text.pop();
+        waiting.push('<');
+    }
+    defuse_mentions(&text)
+}
+
 /// Escapes the three characters Slack reserves.
 pub fn escape(s: &str) -> String {
     s.replace('&', "&amp;")
@@ -187,6 +216,20 @@ fn find(chars: &[char], from: usize, pattern: &[char]) -> Option<usize> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn mentions_in_streamed_markdown_are_broken_and_a_trailing_lt_waits() {
+        assert_eq!(
+            super::defuse_mentions("<!here> <@U1> <#C1> a<b <https://x.y>"),
+            "<\u{200B}!here> <\u{200B}@U1> <\u{200B}#C1> a<b <https://x.y>"
+        );
+        let mut waiting = "see <".to_string();
+        assert_eq!(super::sendable(&mut waiting), "see ");
+        assert_eq!(waiting, "<");
+        waiting.push_str("!channel>");
+        assert_eq!(super::sendable(&mut waiting), "<\u{200B}!channel>");
+        assert!(waiting.is_empty());
+    }
     use super::*;
 
     #[test]

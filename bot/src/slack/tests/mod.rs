@@ -1668,6 +1668,32 @@ async fn where_chat_streaming_exists_the_answer_streams_into_one_message_with_bu
     assert_eq!(stop.args["metadata"]["event_payload"]["inference_id"], id);
 }
 
+#[tokio::test]
+async fn a_streamed_answer_pings_no_one_even_across_pieces() {
+    let w = world("").await;
+    w.api.enable_streaming();
+    let pieces: Vec<String> = ["Tell <", "!channel> and <", "@U0LAN0Z89> in <#C1|x>."]
+        .map(String::from)
+        .to_vec();
+    w.provider.then([Reply::OpenAiStream(pieces, (5, 10))]);
+    w.event(&app_mention("Ev0PINGS", "<@U0LAN0Z89> announce"))
+        .await;
+    w.api
+        .wait_for("the stopped stream", |c| {
+            c.iter().any(|c| c.method == "chat.stopStream")
+        })
+        .await;
+    let text = w.api.message_text(&start_ts(&w).await).unwrap();
+    for mention in ["<!", "<@", "<#"] {
+        assert!(!text.contains(mention), "{mention} reached Slack: {text:?}");
+    }
+    assert_eq!(
+        text.replace('\u{200B}', ""),
+        "Tell <!channel> and <@U0LAN0Z89> in <#C1|x>.",
+        "the text reads the same"
+    );
+}
+
 /// The `ts` of the streamed message.
 async fn start_ts(w: &World) -> String {
     let stop = &w.api.calls_of("chat.stopStream")[0];
