@@ -263,20 +263,10 @@ pub(crate) async fn on_message(intake: &Intake, msg: Message) -> Result<(), Hand
     let delivery = &intake.delivery;
     // The limits first: a refused request downloads nothing.
     let request = Request::new(origin, Input::Chat(inbound));
-    let started = match intake.pipeline.admit_request(request).await {
-        Ok(mut admitted) => {
-            let (images, unreadable) = images(&intake.rest, &msg).await;
-            if let Input::Chat(inbound) = &mut admitted.request_mut().input {
-                inbound.images = images;
-            }
-            intake
-                .pipeline
-                .start_admitted(admitted)
-                .await
-                .map(|stream| (stream, unreadable))
-        }
-        Err(e) => Err(e),
-    };
+    let started = intake
+        .pipeline
+        .start_with_images(request, || images(&intake.rest, &msg))
+        .await;
     match started {
         Ok((stream, unreadable)) => {
             let note = image_note(&stream.images_unread, &unreadable);

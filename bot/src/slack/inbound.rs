@@ -295,22 +295,12 @@ async fn answer(
         ..Inbound::default()
     };
     let request = Request::new(inbound.origin.clone(), Input::Chat(inbound));
-    // The limits first: a refused request downloads nothing.
-    let started = match intake.pipeline.admit_request(request).await {
-        Ok(mut admitted) => {
-            // Images go to vision-capable aliases; other files are not read.
-            let (images, unread) = images(intake, &said.files).await;
-            if let Input::Chat(inbound) = &mut admitted.request_mut().input {
-                inbound.images = images;
-            }
-            intake
-                .pipeline
-                .start_admitted(admitted)
-                .await
-                .map(|stream| (stream, unread))
-        }
-        Err(e) => Err(e),
-    };
+    // The limits first: a refused request downloads nothing. Images go
+    // to vision-capable aliases; other files are not read.
+    let started = intake
+        .pipeline
+        .start_with_images(request, || images(intake, &said.files))
+        .await;
     match started {
         Ok((stream, mut unread)) => {
             unread.extend(stream.images_unread.iter().cloned());

@@ -292,6 +292,26 @@ impl Pipeline {
         started
     }
 
+    /// [`Pipeline::start`] for a chat message whose images are fetched only
+    /// once it is admitted, so that a refused message downloads nothing:
+    /// `fetch` gives the images, and whatever else the adapter wants back
+    /// (the names of those it could not read).
+    pub async fn start_with_images<T, Fut>(
+        &self,
+        request: Request,
+        fetch: impl FnOnce() -> Fut,
+    ) -> Result<(ReplyStream, T), PipelineError>
+    where
+        Fut: std::future::Future<Output = (Vec<crate::domain::Image>, T)>,
+    {
+        let mut admitted = self.admit_request(request).await?;
+        let (images, extra) = fetch().await;
+        if let Input::Chat(inbound) = &mut admitted.request.input {
+            inbound.images = images;
+        }
+        Ok((self.start_admitted(admitted).await?, extra))
+    }
+
     /// Implicit signals, then the names, then the limits.
     async fn checked_and_admitted(&self, request: &Request) -> Result<Admission, PipelineError> {
         if let (Input::Chat(inbound), Purpose::Live) = (&request.input, request.purpose)
