@@ -1457,3 +1457,84 @@ async fn slow_clients_are_cut_off_and_connections_past_the_cap_are_refused() {
     }
     assert!(ok, "the server did not recover once the connections closed");
 }
+
+#[tokio::test]
+async fn a_failing_target_is_skipped_while_its_circuit_is_open_then_probed() {
+    let metric = async |h: &Harness| -> String {
+        let text = h
+            .client
+            .get(format!("{}/metrics", h.url))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .find(|l| l.starts_with("switchboard_circuit_state{target=\"primary/gpt-test\"}"))
+            .unwrap_or_default()
+            .to_string()
+    };
+    let primary = StandIn::start().await;
+    primary.always(Reply::Status(
+        500,
+        openai_error("The server had an error", "server_error"),
+        vec![],
+    ));
+    let backup = StandIn::start().await;
+    let config = two_providers(&primary.url, &backup.url).replace(
+        "retries = 1",
+        "retries = 0\nbreaker_failures = 2\nbreaker_cooldown_ms = 800",
+    );
+    let h = Harness::start(&config, &[]).await;
+    for _ in 0..2 {
+        assert_eq!(h.chat(ask("default", false)).await.status, 200);
+    }
+    assert_eq!(primary.received().len(), 2);
+    assert!(
+        metric(&h).await.ends_with(" 1"),
+        "open: {}",
+        metric(&h).await
+    );
+    // While open, the primary is not tried: the backup answers at once.
+    for _ in 0..3 {
+        let a = h.chat(ask("default", false)).await;
+        assert_eq!(a.status, 200, "{}", a.body);
+        let row = h.row(&a.inference_id()).await;
+        assert_eq!(row.provider.as_deref(), Some("backup"));
+        assert!(
+            row.attempt_log.contains("circuit is open"),
+            "{}",
+            row.attempt_log
+        );
+    }
+    assert_eq!(primary.received().len(), 2, "skipped while open");
+    // After the cool-down one request probes it; it answers, and the circuit closes.
+    primary.always(Reply::text("The primary is back."));
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    let a = h.chat(ask("default", false)).await;
+    assert_eq!(
+        h.row(&a.inference_id()).await.provider.as_deref(),
+        Some("primary")
+    );
+    assert_eq!(primary.received().len(), 3);
+    assert!(
+        metric(&h).await.ends_with(" 0"),
+        "closed: {}",
+        metric(&h).await
+    );
+
+    // A hung target trips it too.
+    let hung = StandIn::start().await;
+    hung.always(Reply::Hang);
+    let backup = StandIn::start().await;
+    let config = two_providers(&hung.url, &backup.url).replace(
+        "retries = 1",
+        "retries = 0\nbreaker_failures = 2\nbreaker_cooldown_ms = 60000",
+    );
+    let h = Harness::start(&config, &[]).await;
+    for _ in 0..4 {
+        assert_eq!(h.chat(ask("default", true)).await.status, 200);
+    }
+    assert_eq!(hung.received().len(), 2, "not waited on once open");
+}

@@ -191,6 +191,8 @@ fn the_example_file_is_valid_and_documents_every_section() {
         "body_timeout_ms",
         "max_connections",
         "home_workspaces",
+        "breaker_failures",
+        "breaker_cooldown_ms",
         "prices",
         "[cache]",
         "[redis]",

@@ -19,6 +19,21 @@ pub struct RoutingConfig {
     /// The longest `Retry-After` honoured; a longer one falls back at once.
     #[serde(default = "default_retry_after_max")]
     pub retry_after_max_ms: u64,
+    /// Consecutive failures (server errors, broken connections, timeouts)
+    /// after which a target is skipped for `breaker_cooldown_ms`; 0 turns
+    /// the circuit breaker off. Counted per replica.
+    #[serde(default = "default_breaker_failures")]
+    pub breaker_failures: u32,
+    /// How long an open circuit skips its target before one probe.
+    #[serde(default = "default_breaker_cooldown")]
+    pub breaker_cooldown_ms: u64,
+}
+
+fn default_breaker_failures() -> u32 {
+    5
+}
+fn default_breaker_cooldown() -> u64 {
+    30_000
 }
 
 fn default_retries() -> u32 {
@@ -41,6 +56,8 @@ impl Default for RoutingConfig {
             backoff_initial_ms: default_backoff_initial(),
             backoff_max_ms: default_backoff_max(),
             retry_after_max_ms: default_retry_after_max(),
+            breaker_failures: default_breaker_failures(),
+            breaker_cooldown_ms: default_breaker_cooldown(),
         }
     }
 }

@@ -18,6 +18,7 @@
 //! returns.
 
 mod admit;
+pub mod breaker;
 mod cache;
 mod context;
 mod generate;
@@ -226,6 +227,11 @@ impl Pipeline {
     /// Requests waiting for each provider, for `/metrics`.
     pub fn queue_depths(&self) -> BTreeMap<String, usize> {
         self.inner.router.queue_depths()
+    }
+
+    /// Every target's circuit breaker state, by `provider/model`.
+    pub fn circuits(&self) -> BTreeMap<String, breaker::State> {
+        self.inner.router.circuits()
     }
 
     /// The prompt registry.

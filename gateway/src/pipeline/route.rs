@@ -15,6 +15,7 @@ use futures_util::StreamExt;
 use tracing::Instrument;
 use tracing::field::Empty;
 
+use super::breaker::{Breakers, State};
 use crate::config::{Config, Price, RoutingConfig};
 use crate::domain::{Attempt, ChatMessage, Params};
 use crate::providers::{
@@ -121,6 +122,7 @@ pub struct Completed {
 pub struct Router {
     aliases: BTreeMap<String, Alias>,
     policy: RoutingConfig,
+    breakers: Arc<Breakers>,
 }
 
 impl Router {
@@ -152,6 +154,10 @@ impl Router {
         Router {
             aliases,
             policy: config.routing.clone(),
+            breakers: Arc::new(Breakers::new(
+                config.routing.breaker_failures,
+                Duration::from_millis(config.routing.breaker_cooldown_ms),
+            )),
         }
     }
 
@@ -188,6 +194,18 @@ impl Router {
             .flat_map(|a| &a.targets)
             .filter_map(|t| Some((t.provider.name().to_string(), t.provider.queue_depth()?)))
             .collect()
+    }
+
+    /// Every target (`provider/model`) and the state of its circuit.
+    pub fn circuits(&self) -> BTreeMap<String, State> {
+        let mut all: BTreeMap<String, State> = self
+            .aliases
+            .values()
+            .flat_map(|a| &a.targets)
+            .map(|t| (t.label(), State::Closed))
+            .collect();
+        all.extend(self.breakers.states());
+        all
     }
 
     fn alias(&self, name: &str) -> Result<&Alias, RouteError> {
@@ -310,6 +328,24 @@ impl Router {
         let mut attempts = Vec::new();
         let mut last = None;
         for target in &entry.targets {
+            let label = target.label();
+            if let Err(left) = self.breakers.allow(&label) {
+                let e = ProviderError::Busy {
+                    provider: target.provider.name().to_string(),
+                    message: format!(
+                        "`{label}` is skipped: its circuit is open after repeated failures (tried again in {} s; routing.breaker_cooldown_ms)",
+                        left.as_secs()
+                    ),
+                };
+                attempts.push(Attempt {
+                    target: label,
+                    status: None,
+                    error: Some(e.to_string()),
+                    ms: 0.0,
+                });
+                last = Some(e);
+                continue;
+            }
             for retry in 0..=self.policy.retries {
                 let started = Instant::now();
                 let request = ProviderRequest {
@@ -338,6 +374,7 @@ impl Router {
                     }
                 }
                 let ms = started.elapsed().as_secs_f64() * 1000.0;
+                self.breakers.record(&label, outcome.as_ref().map(|_| ()));
                 match outcome {
                     Ok(value) => {
                         attempts.push(Attempt {
@@ -356,9 +393,12 @@ impl Router {
                             error: Some(e.to_string()),
                             ms,
                         });
-                        let wait = (e.is_retryable() && retry < self.policy.retries)
-                            .then(|| self.backoff(retry, e.retry_after()))
-                            .flatten();
+                        // An open circuit ends this target's retries too.
+                        let wait = (e.is_retryable()
+                            && retry < self.policy.retries
+                            && !self.breakers.is_open(&label))
+                        .then(|| self.backoff(retry, e.retry_after()))
+                        .flatten();
                         last = Some(e);
                         match wait {
                             Some(d) => tokio::time::sleep(d).await,

@@ -142,8 +142,14 @@ const FAMILIES: &[(&str, &str, &str)] = &[
     ),
     (
         "switchboard_queue_depth",
-        "Work waiting in a queue: `recorder` (rows not yet written to the database) \
+        "Work waiting in a queue: `recorder` (rows not yet written to the database), \
+         `recorder_memory` (of those, rows held in memory) \
          or `provider` (requests admitted to an embedded model, running or waiting for a slot).",
+        "gauge",
+    ),
+    (
+        "switchboard_circuit_state",
+        "Each target's circuit breaker in this replica: 0 closed, 1 open (skipped), 2 half-open (one probe).",
         "gauge",
     ),
     (

@@ -106,6 +106,13 @@ async fn metrics(State(state): State<AppState>) -> impl axum::response::IntoResp
     let latency = state.recorder.latency();
     metrics.set_timings("switchboard_feedback_ack_seconds", &latency.ack);
     metrics.set_timings("switchboard_spool_sync_seconds", &latency.sync);
+    for (target, circuit) in state.pipeline.circuits() {
+        metrics.set_gauge(
+            "switchboard_circuit_state",
+            &[("target", &target)],
+            circuit.gauge(),
+        );
+    }
     for (provider, depth) in state.pipeline.queue_depths() {
         metrics.set_gauge(
             "switchboard_queue_depth",
