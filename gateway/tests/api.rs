@@ -51,7 +51,10 @@ async fn non_streaming_answer_has_openai_shape_usage_cost_and_a_row() {
     assert_eq!(sent.body["model"], "gpt-test");
     assert_eq!(sent.body["messages"][1]["content"], "Say hello");
     assert_eq!(sent.body["max_tokens"], 64);
-    assert!(sent.body.get("stream").is_none());
+    // Asked as a stream (with usage), so that TTFT and TPOT are real for a
+    // plain answer too; the caller still gets one JSON answer.
+    assert_eq!(sent.body["stream"], true);
+    assert_eq!(sent.body["stream_options"]["include_usage"], true);
 
     let row = h.row(&a.inference_id()).await;
     assert_eq!(row.status, "ok");
@@ -414,12 +417,11 @@ async fn a_provider_that_never_answers_times_out_per_config() {
             .expect("the gateway must give up by itself");
         assert_eq!(a.status, 504, "{}", a.body);
         let message = a.json()["error"]["message"].as_str().unwrap().to_string();
-        let want = if stream {
-            "no first token within 200 ms"
-        } else {
-            "no complete answer within 300 ms"
-        };
-        assert!(message.contains(want), "{message}");
+        // The first-token limit holds for plain requests as well.
+        assert!(
+            message.contains("no first token within 200 ms"),
+            "stream {stream}: {message}"
+        );
         let row = h.row(&a.inference_id()).await;
         assert_eq!(row.status, "error");
     }
@@ -1537,4 +1539,32 @@ async fn a_failing_target_is_skipped_while_its_circuit_is_open_then_probed() {
         assert_eq!(h.chat(ask("default", true)).await.status, 200);
     }
     assert_eq!(hung.received().len(), 2, "not waited on once open");
+}
+
+#[tokio::test]
+async fn a_plain_answer_records_real_time_to_first_token_and_per_token() {
+    let provider = StandIn::start().await;
+    // Each SSE event 150 ms after the one before: the first text comes after
+    // the role chunk (~300 ms), then one token every 150 ms.
+    let pieces: Vec<String> = ["One", " two", " three", " four", " five", " six"]
+        .map(String::from)
+        .to_vec();
+    provider.then([Reply::OpenAiSlow(pieces, Duration::from_millis(150))]);
+    let h = Harness::start(&one_provider(&provider.url), &[]).await;
+    let a = h.chat(ask("default", false)).await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert_eq!(
+        a.json()["choices"][0]["message"]["content"],
+        "One two three four five six"
+    );
+    assert_eq!(
+        provider.received()[0].body["stream"],
+        true,
+        "asked as a stream"
+    );
+    let row = h.row(&a.inference_id()).await;
+    let (ttft, tpot) = (row.ttft_ms.expect("TTFT"), row.tpot_ms.expect("TPOT"));
+    assert!((250.0..700.0).contains(&ttft), "TTFT {ttft} ms");
+    assert!((100.0..400.0).contains(&tpot), "TPOT {tpot} ms");
+    assert!(tpot > 0.0 && ttft < 1000.0, "not the total");
 }

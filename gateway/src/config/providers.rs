@@ -167,8 +167,8 @@ pub struct HttpProviderConfig {
     /// Connect timeout.
     #[serde(default = "default_connect_ms")]
     pub connect_timeout_ms: u64,
-    /// Time allowed until the first token (or the whole answer, when not
-    /// streaming, counts against `total_timeout_ms` only).
+    /// Time allowed until the first token. Every answer is streamed from
+    /// the provider, plain requests included, so it holds for both.
     #[serde(default = "default_first_token_ms")]
     pub first_token_timeout_ms: u64,
     /// Time allowed for a whole answer.

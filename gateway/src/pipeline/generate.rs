@@ -45,10 +45,12 @@ impl Inner {
         let (lookup, hit) = self.cache_lookup(&request, &prepared).await;
         let (outcome, target, attempts) = if let Some(hit) = &hit {
             run.replay(hit, &tx).await
-        } else if request.stream {
-            self.stream(&prepared, &mut run, &tx).await
         } else {
-            self.complete(&prepared, &mut run, &tx).await
+            // Streamed from the provider even when the caller asked for a
+            // plain answer (the API gathers the tokens): TTFT and TPOT are
+            // then real for every answer, and the first-token timeout and
+            // fallback apply to plain requests too.
+            self.stream(&prepared, &mut run, &tx).await
         };
         let figures = Figures::of(&request, &run, target.as_ref(), hit.as_deref());
         if let (Some(lookup), None, Ok(()), Some(target)) = (&lookup, &hit, &outcome, &target) {
@@ -185,49 +187,6 @@ impl Inner {
             last.error = Some(message.clone());
         }
         (outcome, target, opened.attempts)
-    }
-
-    /// Asks for one whole answer, then hands it over as one token.
-    async fn complete(
-        &self,
-        prepared: &Prepared,
-        run: &mut Run,
-        tx: &mpsc::Sender<ReplyEvent>,
-    ) -> (Result<(), Failure>, Option<Target>, Vec<Attempt>) {
-        let waited = Instant::now();
-        let completed = self
-            .router
-            .complete(&prepared.alias, &prepared.messages, &prepared.params)
-            .await;
-        run.provider_wait += waited.elapsed();
-        match completed {
-            Err(e) => {
-                let attempts = e.attempts().to_vec();
-                (Err(Failure::from_route(&e)), None, attempts)
-            }
-            Ok(c) => {
-                let target = Some((c.provider.clone(), c.model.clone(), c.price));
-                run.usage = c.completion.usage;
-                run.finish = Some(c.completion.finish_reason.clone());
-                let now = Instant::now();
-                run.first_token = Some(now);
-                run.last_token = Some(now);
-                run.text = c.completion.text.clone();
-                run.chunks = vec![c.completion.text.clone()];
-                let started = ReplyEvent::Started {
-                    target: c.target.clone(),
-                    provider_ms: run.provider_wait.as_secs_f64() * 1000.0,
-                };
-                let outcome = if tx.send(started).await.is_err()
-                    || tx.send(ReplyEvent::Token(c.completion.text)).await.is_err()
-                {
-                    Err(Failure::Cancelled)
-                } else {
-                    Ok(())
-                };
-                (outcome, target, c.attempts)
-            }
-        }
     }
 }
 

@@ -131,6 +131,10 @@ pub struct InferenceRow {
     pub user_id: Option<String>,
     /// The asker's display name (on the HTTP API, the body's `user`).
     pub user_name: Option<String>,
+    /// Time to the first token, ms (`None`: not observed).
+    pub ttft_ms: Option<f64>,
+    /// Time per output token after the first, ms (`None`: not observed).
+    pub tpot_ms: Option<f64>,
 }
 
 /// The database.
@@ -300,7 +304,7 @@ impl Store {
         let Some(row) = sqlx::query(
             "SELECT id, platform, prompt_name, prompt_version, alias, provider, model, input_tokens, \
              output_tokens, cost_usd, status, error, attempts, attempt_log, cache_hit, tokens_saved, cost_saved_usd, \
-             streamed, prompt_label, purpose, messages, user_id, user_name FROM inferences WHERE id = $1",
+             streamed, prompt_label, purpose, messages, user_id, user_name, ttft_ms, tpot_ms FROM inferences WHERE id = $1",
         )
         .bind(id)
         .fetch_optional(&self.pool)
@@ -334,6 +338,8 @@ impl Store {
             streamed: row.try_get::<i64, _>(17)? != 0,
             user_id: row.try_get(21)?,
             user_name: row.try_get(22)?,
+            ttft_ms: row.try_get(23)?,
+            tpot_ms: row.try_get(24)?,
         }))
     }
 

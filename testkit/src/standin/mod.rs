@@ -182,11 +182,13 @@ async fn handle(
             (true, false) => Reply::AnthropicJson(pieces.concat(), (11, 5)),
         }
     });
-    // A streamed-answer reply for a non-streamed request is given in the
-    // request's shape, so one script serves both.
+    // A reply is given in the request's shape (streamed or not), as the
+    // real APIs do, so one script serves both.
     let reply = match (reply, streaming) {
         (Reply::OpenAiStream(p, u), false) => Reply::OpenAiJson(p.concat(), u),
         (Reply::AnthropicStream(p, u), false) => Reply::AnthropicJson(p.concat(), u),
+        (Reply::OpenAiJson(t, u), true) => Reply::OpenAiStream(split(&t), u),
+        (Reply::AnthropicJson(t, u), true) => Reply::AnthropicStream(split(&t), u),
         (r, _) => r,
     };
     if let Reply::Hang = reply {
