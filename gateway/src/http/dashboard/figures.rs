@@ -44,6 +44,12 @@ pub struct Figures {
     pub tpot_p50: Option<f64>,
     /// TPOT 95th percentile, ms.
     pub tpot_p95: Option<f64>,
+    /// Answered requests without a TTFT figure (left out of the
+    /// percentiles, never counted as 0).
+    pub ttft_unknown: usize,
+    /// Answered requests without a TPOT figure (one-token answers, or a
+    /// provider that reported no usage).
+    pub tpot_unknown: usize,
     /// Total cost, USD.
     pub cost: f64,
     /// Cost per answered request, USD.
@@ -81,6 +87,10 @@ pub fn compute<'a>(rows: impl IntoIterator<Item = &'a TrafficRow>) -> Figures {
         f.thumbs_down += r.thumbs_down;
         ttft.extend(r.ttft_ms);
         tpot.extend(r.tpot_ms);
+        if r.status == "ok" {
+            f.ttft_unknown += usize::from(r.ttft_ms.is_none());
+            f.tpot_unknown += usize::from(r.tpot_ms.is_none());
+        }
         f.cost += r.cost_usd.unwrap_or(0.0);
         if r.cache_hit && r.status == "ok" {
             f.cache_hits += 1;
@@ -175,10 +185,21 @@ pub fn display(f: &Figures) -> BTreeMap<&'static str, String> {
         ("ttft_p95", or_dash(f.ttft_p95.map(ms))),
         ("tpot_p50", or_dash(f.tpot_p50.map(ms))),
         ("tpot_p95", or_dash(f.tpot_p95.map(ms))),
+        ("ttft_unknown", unknown(f.ttft_unknown)),
+        ("tpot_unknown", unknown(f.tpot_unknown)),
         ("cost", usd(f.cost)),
         ("cost_per_request", or_dash(f.cost_per_request.map(usd))),
         ("cache_hit_rate", or_dash(f.cache_hit_rate.map(percent))),
     ])
+}
+
+/// How many answers had no figure, said when there are any.
+fn unknown(n: usize) -> String {
+    match n {
+        0 => String::new(),
+        1 => "1 answer without this figure".into(),
+        n => format!("{n} answers without this figure"),
+    }
 }
 
 #[cfg(test)]
@@ -226,5 +247,13 @@ mod tests {
         assert_eq!(f.cost_per_request, Some(1.0));
         assert_eq!(f.ttft_p50, Some(100.0));
         assert_eq!(display(&f)["thumbs_rate"], "50.0%");
+        // Unknown figures are left out and counted, never taken as 0.
+        let rows = [row("ok", Some(100.0), 0, 0), row("ok", None, 0, 0)];
+        let f = compute(&rows);
+        assert_eq!(f.ttft_p50, Some(100.0));
+        assert_eq!((f.ttft_unknown, f.tpot_unknown), (1, 2));
+        assert_eq!(f.tpot_p50, None);
+        assert_eq!(display(&f)["tpot_p50"], "–");
+        assert_eq!(display(&f)["tpot_unknown"], "2 answers without this figure");
     }
 }
