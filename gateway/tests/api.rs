@@ -1567,4 +1567,28 @@ async fn a_plain_answer_records_real_time_to_first_token_and_per_token() {
     assert!((250.0..700.0).contains(&ttft), "TTFT {ttft} ms");
     assert!((100.0..400.0).contains(&tpot), "TPOT {tpot} ms");
     assert!(tpot > 0.0 && ttft < 1000.0, "not the total");
+
+    // A one-token answer has no TPOT: stored as unknown, left out of the
+    // histogram and counted as such.
+    provider.then([Reply::OpenAiStream(vec!["Yes".into()], (3, 1))]);
+    let a = h.chat(ask("default", false)).await;
+    assert_eq!(h.row(&a.inference_id()).await.tpot_ms, None);
+    let metrics = h
+        .client
+        .get(format!("{}/metrics", h.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let unknown: Vec<&str> = metrics
+        .lines()
+        .filter(|l| l.starts_with("switchboard_figures_unknown_total{"))
+        .collect();
+    assert_eq!(unknown.len(), 1, "{unknown:?}");
+    assert!(
+        unknown[0].contains("figure=\"tpot\"") && unknown[0].ends_with(" 1"),
+        "{unknown:?}"
+    );
 }

@@ -141,6 +141,11 @@ const FAMILIES: &[(&str, &str, &str)] = &[
         "gauge",
     ),
     (
+        "switchboard_figures_unknown_total",
+        "Answers recorded without a TTFT or TPOT figure (`figure`), left out of those histograms rather than counted as 0.",
+        "counter",
+    ),
+    (
         "switchboard_queue_depth",
         "Work waiting in a queue: `recorder` (rows not yet written to the database), \
          `recorder_memory` (of those, rows held in memory) \
@@ -274,6 +279,17 @@ impl Metrics {
         ] {
             if let Some(ms) = ms {
                 observe(&mut s, name, base(), ms / 1000.0);
+            } else if r.status == Status::Ok {
+                // An answer without the figure is left out of the histogram
+                // and counted here, so that a reader knows how many.
+                let figure = if name == "switchboard_ttft_seconds" {
+                    "ttft"
+                } else {
+                    "tpot"
+                };
+                let mut l = base();
+                l.push(("figure", figure.to_string()));
+                add(&mut s, "switchboard_figures_unknown_total", l, 1.0);
             }
         }
     }
