@@ -1463,19 +1463,9 @@ async fn slow_clients_are_cut_off_and_connections_past_the_cap_are_refused() {
 #[tokio::test]
 async fn a_failing_target_is_skipped_while_its_circuit_is_open_then_probed() {
     let metric = async |h: &Harness| -> String {
-        let text = h
-            .client
-            .get(format!("{}/metrics", h.url))
-            .send()
+        h.metric_lines("switchboard_circuit_state{target=\"primary/gpt-test\"}")
             .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        text.lines()
-            .find(|l| l.starts_with("switchboard_circuit_state{target=\"primary/gpt-test\"}"))
-            .unwrap_or_default()
-            .to_string()
+            .concat()
     };
     let primary = StandIn::start().await;
     primary.always(Reply::Status(
@@ -1573,19 +1563,7 @@ async fn a_plain_answer_records_real_time_to_first_token_and_per_token() {
     provider.then([Reply::OpenAiStream(vec!["Yes".into()], (3, 1))]);
     let a = h.chat(ask("default", false)).await;
     assert_eq!(h.row(&a.inference_id()).await.tpot_ms, None);
-    let metrics = h
-        .client
-        .get(format!("{}/metrics", h.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let unknown: Vec<&str> = metrics
-        .lines()
-        .filter(|l| l.starts_with("switchboard_figures_unknown_total{"))
-        .collect();
+    let unknown = h.metric_lines("switchboard_figures_unknown_total{").await;
     assert_eq!(unknown.len(), 1, "{unknown:?}");
     assert!(
         unknown[0].contains("figure=\"tpot\"") && unknown[0].ends_with(" 1"),

@@ -132,6 +132,23 @@ impl Harness {
             .await
     }
 
+    /// The lines of `/metrics` that start with `prefix`.
+    pub async fn metric_lines(&self, prefix: &str) -> Vec<String> {
+        let text = self
+            .client
+            .get(format!("{}/metrics", self.url))
+            .send()
+            .await
+            .expect("metrics answer")
+            .text()
+            .await
+            .expect("metrics body");
+        text.lines()
+            .filter(|l| l.starts_with(prefix))
+            .map(str::to_string)
+            .collect()
+    }
+
     /// The stored inference with this id, after writing what is queued.
     pub async fn row(&self, id: &str) -> InferenceRow {
         self.gateway.pipeline.recorder().flush().await;

@@ -504,28 +504,8 @@ mod tests {
 
     #[tokio::test]
     async fn no_more_than_the_cap_of_attachments_are_downloaded_at_once() {
-        use std::sync::atomic::{AtomicUsize, Ordering};
-        // A slow CDN that counts the downloads in flight.
-        let (now, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
-        let (n, m) = (Arc::clone(&now), Arc::clone(&most));
-        let app = axum::Router::new().route(
-            "/attachments/{name}",
-            axum::routing::get(move || {
-                let (n, m) = (Arc::clone(&n), Arc::clone(&m));
-                async move {
-                    let inflight = n.fetch_add(1, Ordering::SeqCst) + 1;
-                    m.fetch_max(inflight, Ordering::SeqCst);
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                    n.fetch_sub(1, Ordering::SeqCst);
-                    "png"
-                }
-            }),
-        );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let base = format!("http://{}", listener.local_addr().expect("address"));
-        tokio::spawn(async move { axum::serve(listener, app).await });
+        gateway::install_crypto();
+        let (base, most) = testkit::counting_host("attachments", Duration::from_millis(200)).await;
         let config = config(&format!("api_base = \"{base}/api/v10\""));
         let rest = Rest::new(Arc::new(Rest::http_client(&config)), &config);
         let downloads = (0..3 * MAX_DOWNLOADS).map(|i| {
@@ -536,6 +516,9 @@ mod tests {
         for d in downloads.collect::<Vec<_>>() {
             assert_eq!(d.await.expect("task").expect("downloaded"), b"png");
         }
-        assert_eq!(most.load(Ordering::SeqCst), MAX_DOWNLOADS);
+        assert_eq!(
+            most.load(std::sync::atomic::Ordering::SeqCst),
+            MAX_DOWNLOADS
+        );
     }
 }

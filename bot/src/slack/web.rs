@@ -494,29 +494,8 @@ mod tests {
 
     #[tokio::test]
     async fn no_more_than_the_cap_of_files_are_downloaded_at_once() {
-        use std::sync::atomic::{AtomicUsize, Ordering};
         gateway::install_crypto();
-        // A slow file host that counts the downloads in flight.
-        let (now, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
-        let (n, m) = (Arc::clone(&now), Arc::clone(&most));
-        let app = axum::Router::new().route(
-            "/files/{name}",
-            axum::routing::get(move || {
-                let (n, m) = (Arc::clone(&n), Arc::clone(&m));
-                async move {
-                    let inflight = n.fetch_add(1, Ordering::SeqCst) + 1;
-                    m.fetch_max(inflight, Ordering::SeqCst);
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                    n.fetch_sub(1, Ordering::SeqCst);
-                    "png"
-                }
-            }),
-        );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let base = format!("http://{}", listener.local_addr().expect("address"));
-        tokio::spawn(async move { axum::serve(listener, app).await });
+        let (base, most) = testkit::counting_host("files", Duration::from_millis(200)).await;
         // The API base's origin stands in for Slack's file host.
         let web = Web::new(&format!("{base}/api"), "xoxb-test");
         let downloads: Vec<_> = (0..3 * MAX_DOWNLOADS)
@@ -529,6 +508,9 @@ mod tests {
         for d in downloads {
             assert_eq!(d.await.expect("task").expect("downloaded"), b"png");
         }
-        assert_eq!(most.load(Ordering::SeqCst), MAX_DOWNLOADS);
+        assert_eq!(
+            most.load(std::sync::atomic::Ordering::SeqCst),
+            MAX_DOWNLOADS
+        );
     }
 }
