@@ -242,16 +242,39 @@ impl Report {
                 format!("{:.0}%", b * 100.0),
             ));
         }
-        for (name, delta, unit) in [
-            ("TTFT, mean difference", self.ttft_delta_ms, " ms"),
+        // An example whose answer has no figure on either side is left out
+        // of that mean, and the table says how many were.
+        let left_out = |f: &dyn Fn(&Outcome) -> Option<f64>| {
+            self.rows
+                .iter()
+                .filter(|r| f(&r.candidate).is_none() || f(&r.baseline).is_none())
+                .count()
+        };
+        for (name, delta, unit, skipped) in [
+            (
+                "TTFT, mean difference",
+                self.ttft_delta_ms,
+                " ms",
+                left_out(&|o| o.ttft_ms),
+            ),
             (
                 "time per output token, mean difference",
                 self.tpot_delta_ms,
                 " ms",
+                left_out(&|o| o.tpot_ms),
             ),
         ] {
-            if let Some(d) = delta {
-                rows.push((name.to_string(), format!("{d:+.1}{unit}"), String::new()));
+            let name = match skipped {
+                0 => name.to_string(),
+                n => format!(
+                    "{name} ({n} of {} examples without the figure left out)",
+                    self.rows.len()
+                ),
+            };
+            match delta {
+                Some(d) => rows.push((name, format!("{d:+.1}{unit}"), String::new())),
+                None if skipped > 0 => rows.push((name, "–".to_string(), String::new())),
+                None => {}
             }
         }
         if let Some(d) = self.cost_delta_usd {
@@ -407,6 +430,65 @@ mod tests {
     use super::*;
     use crate::domain::Selector;
     use crate::promptops::eval::Arm;
+
+    #[test]
+    fn examples_without_a_figure_are_left_out_of_its_mean_and_counted() {
+        let arm = |v: &str| Arm {
+            version: Selector::parse(v),
+            model: None,
+        };
+        let config = EvalConfig {
+            prompt: "assistant".into(),
+            candidate: arm("2"),
+            baseline: arm("production"),
+            judge: None,
+            rubric: None,
+            checks: Vec::new(),
+            concurrency: 1,
+        };
+        let outcome = |ttft: f64, tpot: Option<f64>| Outcome {
+            text: "a".into(),
+            ttft_ms: Some(ttft),
+            tpot_ms: tpot,
+            ..Outcome::default()
+        };
+        let row = |c: Outcome, b: Outcome| EvalRow {
+            id: "d.jsonl:1".into(),
+            question: "q".into(),
+            candidate: c,
+            baseline: b,
+            verdict: None,
+            readings: None,
+            checks: Vec::new(),
+        };
+        let report = summarize(
+            &config,
+            vec![
+                row(outcome(100.0, Some(10.0)), outcome(200.0, Some(20.0))),
+                row(outcome(100.0, None), outcome(300.0, Some(20.0))),
+            ],
+        );
+        // TPOT: only the first example counts, never a 0 for the second.
+        assert_eq!(report.tpot_delta_ms, Some(-10.0));
+        assert_eq!(report.ttft_delta_ms, Some(-150.0));
+        let tpot = report
+            .measures
+            .iter()
+            .find(|m| m.0.starts_with("time per output token"))
+            .expect("a TPOT line");
+        assert_eq!(
+            tpot.0,
+            "time per output token, mean difference (1 of 2 examples without the figure left out)"
+        );
+        assert!(
+            report
+                .measures
+                .iter()
+                .any(|m| m.0 == "TTFT, mean difference"),
+            "nothing left out of TTFT: {:?}",
+            report.measures
+        );
+    }
 
     #[test]
     fn a_run_where_every_replay_failed_falls_short() {
