@@ -206,7 +206,14 @@ async fn execute(
                 }
             };
             store.close().await;
-            eprintln!("exported {} conversations", result?);
+            let exported = result?;
+            match exported.without_ttft {
+                0 => eprintln!("exported {} conversations", exported.conversations),
+                n => eprintln!(
+                    "exported {} conversations ({n} without a TTFT figure: left empty, never 0)",
+                    exported.conversations
+                ),
+            }
             Ok(())
         }
         Command::Chat => {

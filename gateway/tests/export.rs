@@ -21,7 +21,9 @@ async fn export_to_string(
     let n = export(&h.gateway.store, filter, format, redact, &mut out)
         .await
         .expect("export");
-    (n, String::from_utf8(out).expect("UTF-8"))
+    // Every answer through the stand-in has a real TTFT.
+    assert_eq!(n.without_ttft, 0, "{n:?}");
+    (n.conversations, String::from_utf8(out).expect("UTF-8"))
 }
 
 /// Checks one line against the chat fine-tuning format: a `messages`
@@ -193,4 +195,37 @@ async fn exports_are_valid_filtered_and_redacted() {
         redacted.contains("Answer [user] concisely") && !redacted.contains("Ada"),
         "{redacted}"
     );
+}
+
+#[tokio::test]
+async fn an_export_counts_the_answers_without_a_ttft_figure() {
+    let provider = StandIn::start().await;
+    let h = Harness::start(&one_provider(&provider.url), &[]).await;
+    let mut unmeasured = crate::store::record(1);
+    unmeasured.ttft_ms = None;
+    unmeasured.tpot_ms = None;
+    let measured = crate::store::record(2);
+    h.gateway
+        .store
+        .insert_inferences(&[unmeasured, measured])
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    let n = export(
+        &h.gateway.store,
+        &DatasetFilter::default(),
+        Format::Csv,
+        false,
+        &mut out,
+    )
+    .await
+    .expect("export");
+    assert_eq!((n.conversations, n.without_ttft), (2, 1));
+    let csv = String::from_utf8(out).unwrap();
+    let ttft: Vec<&str> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(10).unwrap_or("?"))
+        .collect();
+    assert!(ttft.contains(&"") && ttft.contains(&"120.5"), "{ttft:?}");
 }

@@ -14,7 +14,7 @@ use testkit::standin::StandIn;
 use testkit::{Harness, fresh_postgres, one_provider};
 use uuid::Uuid;
 
-fn record(i: usize) -> InferenceRecord {
+pub(crate) fn record(i: usize) -> InferenceRecord {
     InferenceRecord {
         id: Uuid::now_v7(),
         created_at_ms: now_ms(),

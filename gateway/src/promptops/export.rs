@@ -49,14 +49,25 @@ pub enum ExportError {
     Write(#[from] std::io::Error),
 }
 
-/// Writes the matching conversations to `out`; returns how many.
+/// What an export wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Exported {
+    /// Conversations written.
+    pub conversations: usize,
+    /// Of those, answers recorded without a TTFT figure (an empty CSV cell,
+    /// never 0).
+    pub without_ttft: usize,
+}
+
+/// Writes the matching conversations to `out`; says how many, and how many
+/// of them have no TTFT figure.
 pub async fn export(
     store: &Store,
     filter: &DatasetFilter,
     format: Format,
     redact_pii: bool,
     out: &mut impl Write,
-) -> Result<usize, ExportError> {
+) -> Result<Exported, ExportError> {
     let examples = store.dataset(filter).await?;
     // The asker's id and display name can be anywhere, a prompt that
     // names the user among them ("Answer Ada concisely").
@@ -85,6 +96,7 @@ pub async fn export(
         )?;
     }
     let mut written = 0;
+    let mut without_ttft = 0;
     for e in &examples {
         let Some(answer) = &e.output else { continue };
         let clean = |s: &str| clean(s, e);
@@ -149,8 +161,12 @@ pub async fn export(
             }
         }
         written += 1;
+        without_ttft += usize::from(e.ttft_ms.is_none());
     }
-    Ok(written)
+    Ok(Exported {
+        conversations: written,
+        without_ttft,
+    })
 }
 
 /// A CSV field, quoted when it holds a comma, quote or line break.
