@@ -431,13 +431,13 @@ mod tests {
     use crate::domain::Selector;
     use crate::promptops::eval::Arm;
 
-    #[test]
-    fn examples_without_a_figure_are_left_out_of_its_mean_and_counted() {
+    /// v2 against production, with no judge and no checks.
+    fn config() -> EvalConfig {
         let arm = |v: &str| Arm {
             version: Selector::parse(v),
             model: None,
         };
-        let config = EvalConfig {
+        EvalConfig {
             prompt: "assistant".into(),
             candidate: arm("2"),
             baseline: arm("production"),
@@ -445,7 +445,12 @@ mod tests {
             rubric: None,
             checks: Vec::new(),
             concurrency: 1,
-        };
+        }
+    }
+
+    #[test]
+    fn examples_without_a_figure_are_left_out_of_its_mean_and_counted() {
+        let config = config();
         let outcome = |ttft: f64, tpot: Option<f64>| Outcome {
             text: "a".into(),
             ttft_ms: Some(ttft),
@@ -492,19 +497,7 @@ mod tests {
 
     #[test]
     fn a_run_where_every_replay_failed_falls_short() {
-        let arm = |v: &str| Arm {
-            version: Selector::parse(v),
-            model: None,
-        };
-        let config = EvalConfig {
-            prompt: "assistant".into(),
-            candidate: arm("2"),
-            baseline: arm("production"),
-            judge: None,
-            rubric: None,
-            checks: Vec::new(),
-            concurrency: 1,
-        };
+        let config = config();
         let failed = Outcome {
             error: Some("provider down".into()),
             ..Outcome::default()
