@@ -38,7 +38,10 @@ impl State {
 struct Circuit {
     failures: u32,
     open_until: Option<Instant>,
-    probing: bool,
+    /// When the probe in flight started. A probe whose request was dropped
+    /// before it ended (the caller went away) is given up after a cool-down,
+    /// so the circuit cannot stay half-open for good.
+    probing: Option<Instant>,
 }
 
 /// Every target's circuit, by `provider/model`.
@@ -81,11 +84,14 @@ impl Breakers {
                 let now = Instant::now();
                 if now < until {
                     Err(until - now)
-                } else if c.probing {
+                } else if c
+                    .probing
+                    .is_some_and(|started| now.duration_since(started) < self.cooldown)
+                {
                     // Another request is probing; wait for its outcome.
                     Err(Duration::ZERO)
                 } else {
-                    c.probing = true;
+                    c.probing = Some(now);
                     tracing::info!(target, "circuit half-open: one request probes the target");
                     Ok(())
                 }
@@ -119,13 +125,13 @@ impl Breakers {
                 let c = circuits.entry(target.to_string()).or_insert(Circuit {
                     failures: 0,
                     open_until: None,
-                    probing: false,
+                    probing: None,
                 });
                 c.failures += 1;
-                let reopen = c.probing;
+                let reopen = c.probing.is_some();
                 if reopen || (c.open_until.is_none() && c.failures >= self.failures) {
                     c.open_until = Some(Instant::now() + self.cooldown);
-                    c.probing = false;
+                    c.probing = None;
                     tracing::warn!(
                         target,
                         failures = c.failures,
@@ -139,7 +145,7 @@ impl Breakers {
             // that got one is over all the same.
             Err(_) => {
                 if let Some(c) = circuits.get_mut(target) {
-                    c.probing = false;
+                    c.probing = None;
                 }
             }
         }
@@ -153,7 +159,7 @@ impl Breakers {
             .map(|(t, c)| {
                 let state = match c.open_until {
                     None => State::Closed,
-                    Some(until) if now < until && !c.probing => State::Open,
+                    Some(until) if now < until && c.probing.is_none() => State::Open,
                     Some(_) => State::HalfOpen,
                 };
                 (t.clone(), state)
@@ -199,6 +205,10 @@ mod tests {
         std::thread::sleep(Duration::from_millis(60));
         assert!(b.allow("p/m").is_ok(), "the probe");
         assert!(b.allow("p/m").is_err(), "only one probe at a time");
+        // A probe whose caller went away (nothing recorded) is given up
+        // after a cool-down: another request probes then.
+        std::thread::sleep(Duration::from_millis(60));
+        assert!(b.allow("p/m").is_ok(), "a new probe after an abandoned one");
         b.record("p/m", Err(&down()));
         assert!(b.allow("p/m").is_err(), "a failed probe opens it again");
         std::thread::sleep(Duration::from_millis(60));

@@ -48,17 +48,10 @@ pub use crate::registry::DEFAULT_PROMPT;
 /// A request that passed the name checks and the limits
 /// ([`Pipeline::admit_request`]), waiting for [`Pipeline::start_admitted`].
 #[derive(Debug)]
-pub struct Admitted {
+struct Admitted {
     request: Request,
     admission: Admission,
     span: tracing::Span,
-}
-
-impl Admitted {
-    /// The request, to finish before it starts (its images, say).
-    pub fn request_mut(&mut self) -> &mut Request {
-        &mut self.request
-    }
 }
 
 /// Why a request was refused before any model was asked.
@@ -257,11 +250,11 @@ impl Pipeline {
     }
 
     /// The first half of [`Pipeline::start`]: the names checked and the
-    /// rate limits passed (a refusal is recorded). An adapter that still has
-    /// costly work to do for the request (downloading its images) does it
-    /// between this and [`Pipeline::start_admitted`], so that a refused
+    /// rate limits passed (a refusal is recorded). Costly work for the
+    /// request (downloading its images, [`Pipeline::start_with_images`])
+    /// goes between this and [`Pipeline::start_admitted`], so that a refused
     /// request costs nothing more.
-    pub async fn admit_request(&self, request: Request) -> Result<Admitted, PipelineError> {
+    async fn admit_request(&self, request: Request) -> Result<Admitted, PipelineError> {
         let span = crate::telemetry::spans::request_span(&request);
         let admitted = self
             .checked_and_admitted(&request)
@@ -282,7 +275,7 @@ impl Pipeline {
 
     /// The second half of [`Pipeline::start`], for a request admitted by
     /// [`Pipeline::admit_request`].
-    pub async fn start_admitted(&self, admitted: Admitted) -> Result<ReplyStream, PipelineError> {
+    async fn start_admitted(&self, admitted: Admitted) -> Result<ReplyStream, PipelineError> {
         let Admitted {
             request,
             admission,

@@ -526,6 +526,20 @@ async fn write(
         let item = match pending.take() {
             Some(item) => item,
             None => {
+                // Caught up while rows wait on disk only: have their segment
+                // closed and read back now rather than when it fills.
+                if work.is_empty()
+                    && memory
+                        .spilled
+                        .swap(false, std::sync::atomic::Ordering::Relaxed)
+                    && let Some(spooler) = spooler.upgrade()
+                    && spooler.try_send(Message::Seal).is_err()
+                {
+                    // The queue is full, so rows are coming: try again then.
+                    memory
+                        .spilled
+                        .store(true, std::sync::atomic::Ordering::Relaxed);
+                }
                 let next = tokio::select! {
                     next = work.recv() => Some(next),
                     () = tokio::time::sleep_until(next_sweep) => None,
@@ -623,16 +637,6 @@ async fn write(
                     .map_or("memory".to_string(), |p| p.display().to_string());
                 let waiting = insert(&store, rows, &from, &audiences).await;
                 memory.written(in_memory);
-                // Caught up with rows left on disk: have their segment closed
-                // and read back now.
-                if work.is_empty()
-                    && memory
-                        .spilled
-                        .swap(false, std::sync::atomic::Ordering::Relaxed)
-                    && let Some(spooler) = spooler.upgrade()
-                {
-                    let _ = spooler.try_send(Message::Seal);
-                }
                 if waiting > 0 {
                     let now = tokio::time::Instant::now();
                     fast_until = now + SWEEP_FAST_FOR;
