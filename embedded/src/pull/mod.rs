@@ -98,10 +98,12 @@ pub fn pull(
             }
             Err(error) => {
                 let _ = fs::remove_file(&partial);
-                tracing::warn!(source = %source_text, error = %error, "model source failed");
+                // Reported once, briefly, through `progress`: a later source
+                // may still succeed. The full text is in the final error.
+                tracing::debug!(source = %source_text, error = %error, "model source failed");
                 progress(Progress::SourceFailed {
                     source: source_text.clone(),
-                    reason: error.to_string(),
+                    reason: error.brief(),
                 });
                 failures.push(SourceFailure {
                     source: source_text,

@@ -27,7 +27,7 @@ pub enum Progress {
     SourceFailed {
         /// The source, as text.
         source: String,
-        /// Why it failed.
+        /// Why it failed, as one short line ([`PullError::brief`](super::PullError::brief)).
         reason: String,
     },
     /// The file is in place and verified.

@@ -82,6 +82,14 @@ pub struct LocalConfig {
     /// Sample from the `top_k` likeliest tokens (0: all) when not greedy.
     #[serde(default = "default_top_k")]
     pub top_k: i32,
+    /// Makes tokens generated in the last `repeat_last_n` less likely, so
+    /// the small default model does not loop at temperature 0; 1.0 turns it
+    /// off. From 1.0 to 2.0.
+    #[serde(default = "default_repeat_penalty")]
+    pub repeat_penalty: f32,
+    /// How many of the latest generated tokens the penalty looks back on.
+    #[serde(default = "default_repeat_last_n")]
+    pub repeat_last_n: u32,
     /// Time allowed until the first token, queueing included.
     #[serde(default = "default_local_first_token_ms")]
     pub first_token_timeout_ms: u64,
@@ -108,6 +116,12 @@ fn default_local_max_tokens() -> u32 {
 fn default_top_k() -> i32 {
     40
 }
+fn default_repeat_penalty() -> f32 {
+    switchboard_embedded::DEFAULT_REPEAT_PENALTY
+}
+fn default_repeat_last_n() -> u32 {
+    switchboard_embedded::DEFAULT_REPEAT_LAST_N.unsigned_abs()
+}
 fn default_local_first_token_ms() -> u64 {
     120_000
 }
@@ -125,6 +139,8 @@ impl Default for LocalConfig {
             overflow: OverflowPolicy::default(),
             default_max_tokens: default_local_max_tokens(),
             top_k: default_top_k(),
+            repeat_penalty: default_repeat_penalty(),
+            repeat_last_n: default_repeat_last_n(),
             first_token_timeout_ms: default_local_first_token_ms(),
             total_timeout_ms: default_total_ms(),
         }
@@ -241,6 +257,13 @@ fn check_local(name: &str, local: &LocalConfig) -> Result<(), ConfigError> {
             format!("providers.{name}"),
             None,
             "`threads` and `slots` must be at least 1",
+        ));
+    }
+    if let Err(e) = switchboard_embedded::check_repeat_penalty(local.repeat_penalty) {
+        return Err(ConfigError::key(
+            key("repeat_penalty"),
+            Some(local.repeat_penalty.to_string()),
+            e.trim_start_matches("repeat_penalty "),
         ));
     }
     if local.context_tokens < 128 {

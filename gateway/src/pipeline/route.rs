@@ -18,9 +18,7 @@ use tracing::field::Empty;
 use super::breaker::{Breakers, State};
 use crate::config::{Config, Price, RoutingConfig};
 use crate::domain::{Attempt, ChatMessage, Params};
-use crate::providers::{
-    Completion, EventStream, Provider, ProviderError, ProviderEvent, ProviderRequest,
-};
+use crate::providers::{EventStream, Provider, ProviderError, ProviderEvent, ProviderRequest};
 
 /// One provider + model that an alias can send to.
 #[derive(Clone)]
@@ -97,22 +95,6 @@ pub struct Opened {
     pub rest: EventStream,
     /// When the whole answer must be done.
     pub deadline: tokio::time::Instant,
-    /// Every try, including the one that answered.
-    pub attempts: Vec<Attempt>,
-}
-
-/// A complete non-streamed answer.
-pub struct Completed {
-    /// `provider/model` that answered.
-    pub target: String,
-    /// The provider's name.
-    pub provider: String,
-    /// The model.
-    pub model: String,
-    /// Its price, if configured.
-    pub price: Option<Price>,
-    /// The answer.
-    pub completion: Completion,
     /// Every try, including the one that answered.
     pub attempts: Vec<Attempt>,
 }
@@ -272,40 +254,6 @@ impl Router {
             buffered,
             rest,
             deadline,
-            attempts,
-        })
-    }
-
-    /// Like [`Router::open`], for a non-streamed answer.
-    pub async fn complete(
-        &self,
-        alias: &str,
-        messages: &[ChatMessage],
-        params: &Params,
-    ) -> Result<Completed, RouteError> {
-        let (completion, target, attempts) = self
-            .each_target(alias, messages, params, |target, request| {
-                let total = target.provider.timeouts().total;
-                let provider = target.provider.clone();
-                async move {
-                    tokio::time::timeout(total, provider.complete(request))
-                        .await
-                        .unwrap_or_else(|_| {
-                            Err(ProviderError::Timeout {
-                                provider: provider.name().to_string(),
-                                what: "complete answer",
-                                ms: total.as_millis() as u64,
-                            })
-                        })
-                }
-            })
-            .await?;
-        Ok(Completed {
-            target: target.label(),
-            provider: target.provider.name().to_string(),
-            model: target.model.clone(),
-            price: target.provider.price(&target.model),
-            completion,
             attempts,
         })
     }

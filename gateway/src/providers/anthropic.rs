@@ -11,9 +11,7 @@ use reqwest::header::HeaderName;
 use serde_json::{Value, json};
 
 use super::http::{HttpBase, SseProtocol, Step, event_stream};
-use super::{
-    Completion, EventStream, Provider, ProviderError, ProviderEvent, ProviderRequest, Timeouts,
-};
+use super::{EventStream, Provider, ProviderError, ProviderEvent, ProviderRequest, Timeouts};
 use crate::config::{HttpProviderConfig, Price};
 use crate::domain::{Role, Usage};
 
@@ -38,7 +36,8 @@ impl Anthropic {
         Ok(Anthropic { http })
     }
 
-    fn body(&self, request: &ProviderRequest, stream: bool) -> Value {
+    /// The request body: always streamed (see the OpenAI provider).
+    fn body(&self, request: &ProviderRequest) -> Value {
         let system: Vec<&str> = request
             .messages
             .iter()
@@ -91,9 +90,7 @@ impl Anthropic {
         if !p.stop.is_empty() {
             body["stop_sequences"] = json!(p.stop);
         }
-        if stream {
-            body["stream"] = json!(true);
-        }
+        body["stream"] = json!(true);
         body
     }
 }
@@ -212,64 +209,11 @@ impl Provider for Anthropic {
         request: ProviderRequest,
     ) -> BoxFuture<'_, Result<EventStream, ProviderError>> {
         Box::pin(async move {
-            let response = self
-                .http
-                .post("/messages", &self.body(&request, true))
-                .await?;
+            let response = self.http.post("/messages", &self.body(&request)).await?;
             let events = Events {
                 usage: Usage::default(),
             };
             Ok(event_stream(&self.http.name, response, events))
-        })
-    }
-
-    fn complete(
-        &self,
-        request: ProviderRequest,
-    ) -> BoxFuture<'_, Result<Completion, ProviderError>> {
-        Box::pin(async move {
-            let response = self
-                .http
-                .post("/messages", &self.body(&request, false))
-                .await?;
-            let v = self.http.json(response).await?;
-            if v.get("type").and_then(Value::as_str) == Some("error") {
-                let kind = v
-                    .pointer("/error/type")
-                    .and_then(Value::as_str)
-                    .unwrap_or("");
-                return Err(ProviderError::Protocol {
-                    provider: self.http.name.clone(),
-                    message: format!(
-                        "error in answer: {kind}: {}",
-                        v.pointer("/error/message")
-                            .and_then(Value::as_str)
-                            .unwrap_or("unknown error")
-                    ),
-                    retryable: retryable_kind(kind),
-                });
-            }
-            let text: String = v
-                .get("content")
-                .and_then(Value::as_array)
-                .ok_or_else(|| self.http.protocol("answer has no `content`".into()))?
-                .iter()
-                .filter(|b| b.get("type").and_then(Value::as_str) == Some("text"))
-                .filter_map(|b| b.get("text").and_then(Value::as_str))
-                .collect();
-            let usage = v.get("usage").map(|u| Usage {
-                input_tokens: u.get("input_tokens").and_then(Value::as_u64).unwrap_or(0),
-                output_tokens: u.get("output_tokens").and_then(Value::as_u64).unwrap_or(0),
-            });
-            Ok(Completion {
-                text,
-                usage,
-                finish_reason: finish_reason(
-                    v.get("stop_reason")
-                        .and_then(Value::as_str)
-                        .unwrap_or("end_turn"),
-                ),
-            })
         })
     }
 }
@@ -319,7 +263,7 @@ mod tests {
             ],
             params: Params::default(),
         };
-        let body = provider.body(&request, false);
+        let body = provider.body(&request);
         let messages = body["messages"].as_array().expect("messages");
         assert_eq!(messages.len(), 1, "one merged user turn: {body}");
         assert_eq!(

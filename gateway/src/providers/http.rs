@@ -133,19 +133,6 @@ impl HttpBase {
         })
     }
 
-    /// Reads a whole JSON body.
-    pub async fn json(
-        &self,
-        response: reqwest::Response,
-    ) -> Result<serde_json::Value, ProviderError> {
-        let bytes = response.bytes().await.map_err(|e| ProviderError::Cut {
-            provider: self.name.clone(),
-            message: e.to_string(),
-        })?;
-        serde_json::from_slice(&bytes)
-            .map_err(|e| self.protocol(format!("answer is not JSON: {e}")))
-    }
-
     /// A request that got no answer. The message names the URL with its
     /// query values masked: they may be secrets (`query` in the config).
     pub fn connect_error(&self, e: &reqwest::Error) -> ProviderError {
@@ -156,14 +143,6 @@ impl HttpBase {
         ProviderError::Connect {
             provider: self.name.clone(),
             message,
-        }
-    }
-
-    pub fn protocol(&self, message: String) -> ProviderError {
-        ProviderError::Protocol {
-            provider: self.name.clone(),
-            message,
-            retryable: false,
         }
     }
 }

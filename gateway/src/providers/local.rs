@@ -15,9 +15,7 @@ use switchboard_embedded::{
     ModelSpec, Overflow, Progress,
 };
 
-use super::{
-    Completion, EventStream, Provider, ProviderError, ProviderEvent, ProviderRequest, Timeouts,
-};
+use super::{EventStream, Provider, ProviderError, ProviderEvent, ProviderRequest, Timeouts};
 use crate::config::{LocalConfig, OverflowPolicy, Price};
 use crate::domain::Usage;
 
@@ -119,6 +117,8 @@ impl Local {
             top_k: self.config.top_k,
             seed: p.seed.map_or(0, |s| s as u32),
             stop: p.stop.clone(),
+            repeat_penalty: self.config.repeat_penalty,
+            repeat_last_n: i32::try_from(self.config.repeat_last_n).unwrap_or(i32::MAX),
         }
     }
 
@@ -224,27 +224,6 @@ impl Provider for Local {
             })
             .flat_map(stream::iter);
             Ok(s.boxed())
-        })
-    }
-
-    fn complete(
-        &self,
-        request: ProviderRequest,
-    ) -> BoxFuture<'_, Result<Completion, ProviderError>> {
-        Box::pin(async move {
-            let generation = self
-                .engine
-                .generate(self.request(&request))
-                .map_err(|e| self.error(e))?;
-            let done = generation.collect().await.map_err(|e| self.error(e))?;
-            Ok(Completion {
-                text: done.text,
-                usage: Some(Usage {
-                    input_tokens: done.prompt_tokens.into(),
-                    output_tokens: done.completion_tokens.into(),
-                }),
-                finish_reason: finish(done.finish_reason).to_string(),
-            })
         })
     }
 }

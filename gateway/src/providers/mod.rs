@@ -1,8 +1,10 @@
 //! Model providers: one file per wire protocol behind the [`Provider`]
 //! trait. A provider turns a [`ProviderRequest`] into a stream of
-//! [`ProviderEvent`]s (or one [`Completion`]) and classifies its failures
-//! so that the router can decide between retrying, falling back and giving
-//! up. Providers know nothing about aliases, retries or storage.
+//! [`ProviderEvent`]s and classifies its failures so that the router can
+//! decide between retrying, falling back and giving up. Every request is
+//! streamed, even when the caller wants one plain answer: the pipeline
+//! aggregates it, so TTFT and TPOT are observed for every answer.
+//! Providers know nothing about aliases, retries or storage.
 
 mod anthropic;
 mod http;
@@ -45,17 +47,6 @@ pub enum ProviderEvent {
     Usage(Usage),
     /// Why generation ended (`stop`, `length`, …).
     Finish(String),
-}
-
-/// A whole, non-streamed answer.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Completion {
-    /// The text.
-    pub text: String,
-    /// Token counts, if the provider reported them.
-    pub usage: Option<Usage>,
-    /// Why generation ended.
-    pub finish_reason: String,
 }
 
 /// What went wrong talking to a provider.
@@ -187,12 +178,6 @@ pub trait Provider: Send + Sync {
     /// (response headers received); the stream then yields the answer.
     fn stream(&self, request: ProviderRequest)
     -> BoxFuture<'_, Result<EventStream, ProviderError>>;
-
-    /// Sends a non-streaming request and waits for the whole answer.
-    fn complete(
-        &self,
-        request: ProviderRequest,
-    ) -> BoxFuture<'_, Result<Completion, ProviderError>>;
 
     /// Per-target limits.
     fn timeouts(&self) -> Timeouts;

@@ -11,9 +11,7 @@ use reqwest::header::AUTHORIZATION;
 use serde_json::{Value, json};
 
 use super::http::{HttpBase, SseProtocol, Step, event_stream};
-use super::{
-    Completion, EventStream, Provider, ProviderError, ProviderEvent, ProviderRequest, Timeouts,
-};
+use super::{EventStream, Provider, ProviderError, ProviderEvent, ProviderRequest, Timeouts};
 use crate::config::{HttpProviderConfig, Price};
 use crate::domain::Usage;
 
@@ -35,7 +33,9 @@ impl OpenAi {
         Ok(OpenAi { http })
     }
 
-    fn body(&self, request: &ProviderRequest, stream: bool) -> Value {
+    /// The request body: always streamed (a plain answer is aggregated from
+    /// the stream, so its TTFT and TPOT are real).
+    fn body(&self, request: &ProviderRequest) -> Value {
         let messages: Vec<Value> = request
             .messages
             .iter()
@@ -58,10 +58,8 @@ impl OpenAi {
         if let Some(s) = p.seed {
             body["seed"] = json!(s);
         }
-        if stream {
-            body["stream"] = json!(true);
-            body["stream_options"] = json!({"include_usage": true});
-        }
+        body["stream"] = json!(true);
+        body["stream_options"] = json!({"include_usage": true});
         body
     }
 }
@@ -179,45 +177,13 @@ impl Provider for OpenAi {
         Box::pin(async move {
             let response = self
                 .http
-                .post("/chat/completions", &self.body(&request, true))
+                .post("/chat/completions", &self.body(&request))
                 .await?;
             Ok(event_stream(
                 &self.http.name,
                 response,
                 Chunks { finished: false },
             ))
-        })
-    }
-
-    fn complete(
-        &self,
-        request: ProviderRequest,
-    ) -> BoxFuture<'_, Result<Completion, ProviderError>> {
-        Box::pin(async move {
-            let response = self
-                .http
-                .post("/chat/completions", &self.body(&request, false))
-                .await?;
-            let v = self.http.json(response).await?;
-            if let Some(e) = inline_error(&self.http.name, &v) {
-                return Err(e);
-            }
-            let choice = v
-                .pointer("/choices/0")
-                .ok_or_else(|| self.http.protocol("answer has no `choices`".into()))?;
-            Ok(Completion {
-                text: choice
-                    .pointer("/message/content")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_string(),
-                usage: usage(&v),
-                finish_reason: choice
-                    .get("finish_reason")
-                    .and_then(Value::as_str)
-                    .unwrap_or("stop")
-                    .to_string(),
-            })
         })
     }
 }
