@@ -90,7 +90,7 @@ API_KEY=$api_key DIRECT_URL=$direct GATEWAY_MODEL=gpt-4o-mini GATEWAY_PIDS=$gate
   "$here/harness/run-load.sh" "http://127.0.0.1:$port/v1/chat/completions" "${rates[@]}"
 sleep 10
 echo "gateway RSS after 10 s idle: $(( $(awk '/VmRSS/ {print $2}' "/proc/$gateway_pid/status") / 1024 )) MiB"
-rows=$(curl -s "http://127.0.0.1:$port/metrics" | awk '/^switchboard_requests_total/ {n += $2} END {print n+0}')
+rows=$(curl -s -H "authorization: Bearer $api_key" "http://127.0.0.1:$port/metrics" | awk '/^switchboard_requests_total/ {n += $2} END {print n+0}')
 echo "requests counted by the gateway: $rows"
 
 if [ "${PERF:-0}" = 1 ]; then
@@ -103,8 +103,8 @@ if [ "${PERF:-0}" = 1 ]; then
     -T application/json -H "authorization: Bearer $api_key" -D "$out/body-gateway.json" \
     --output-format quiet "http://127.0.0.1:$port/v1/chat/completions" >/dev/null 2>&1 || true
   wait "$perf_pid" || true
-  perf report -i "$work/perf.data" --no-children --sort symbol --stdio 2>/dev/null \
-    | grep -v '^#' | grep '%' | head -40
+  perf report -i "$work/perf.data" --no-children --sort symbol -g none --stdio 2>/dev/null \
+    | grep -v '^#' | grep '%' | head -40 | cut -c1-160
   mkdir -p "${PERF_OUT:-/tmp}"; cp "$work/perf.data" "${PERF_OUT:-/tmp}/switchboard-$backend.perf.data"
   echo "profile kept in ${PERF_OUT:-/tmp}/switchboard-$backend.perf.data" >&2
 fi
