@@ -51,10 +51,7 @@ def loops(text):
     c = Counter(tuple(w[i:i+4]) for i in range(len(w) - 3))
     return bool(c) and max(c.values()) >= 3
 def text(outcome):
-    if isinstance(outcome, dict):
-        for k in ("answer", "text", "output"):
-            if isinstance(outcome.get(k), str): return outcome[k]
-    return json.dumps(outcome)
+    return outcome["text"]
 arms = {"candidate": f"penalty {sys.argv[3]}", "baseline": "no penalty"}
 print(f"| arm | right answers (expected word) | looping answers | of |")
 print("|---|---|---|---|")

@@ -79,10 +79,6 @@ done
 
 direct=http://127.0.0.1:18080/v1/chat/completions
 [ "${STREAM:-0}" = 1 ] && direct=http://127.0.0.1:18080/sse/v1/chat/completions
-if [ "${PERF:-0}" = 1 ]; then
-  # Profile the last rate on its own, after the table's runs.
-  last=${rates[-1]}
-fi
 out=${OUT:-/tmp/switchboard-bench/$(date +%Y%m%d-%H%M%S)-$backend}
 echo "switchboard $(git -C "$root" rev-parse --short HEAD) on $backend" >&2
 API_KEY=$api_key DIRECT_URL=$direct GATEWAY_MODEL=gpt-4o-mini GATEWAY_PIDS=$gateway_pid \
@@ -95,6 +91,8 @@ echo "requests counted by the gateway: $rows"
 
 if [ "${PERF:-0}" = 1 ]; then
   command -v perf >/dev/null || apt_install linux-perf
+  # Profile the last rate on its own, after the table's runs.
+  last=${rates[-1]}
   oha=${OHA:-$(command -v oha || echo /tmp/peers/oha/bin/oha)}
   echo "profiling the gateway at $last req/s for ${DURATION:-15} s" >&2
   perf record -F 999 -g -p "$gateway_pid" -o "$work/perf.data" -- sleep "${DURATION:-15}" >/dev/null 2>&1 &
