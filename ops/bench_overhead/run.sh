@@ -101,8 +101,10 @@ if [ "${PERF:-0}" = 1 ]; then
     -T application/json -H "authorization: Bearer $api_key" -D "$out/body-gateway.json" \
     --output-format quiet "http://127.0.0.1:$port/v1/chat/completions" >/dev/null 2>&1 || true
   wait "$perf_pid" || true
-  perf report -i "$work/perf.data" --no-children --sort symbol -g none --stdio 2>/dev/null \
-    | grep -v '^#' | grep '%' | head -40 | cut -c1-160
-  mkdir -p "${PERF_OUT:-/tmp}"; cp "$work/perf.data" "${PERF_OUT:-/tmp}/switchboard-$backend.perf.data"
-  echo "profile kept in ${PERF_OUT:-/tmp}/switchboard-$backend.perf.data" >&2
+  kept=${PERF_OUT:-/tmp}/switchboard-$backend.perf.data
+  mkdir -p "$(dirname "$kept")"; cp "$work/perf.data" "$kept"
+  echo "profile kept in $kept" >&2
+  # `head` closes the pipe early: that is not a failure of the run.
+  { perf report -i "$kept" --no-children --sort symbol -g none --stdio 2>/dev/null \
+    | grep -v '^#' | grep '%' | head -40 | cut -c1-160; } || true
 fi

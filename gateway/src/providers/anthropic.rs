@@ -5,7 +5,7 @@
 
 use std::collections::VecDeque;
 
-use eventsource_stream::Event;
+use super::sse::SseEvent;
 use futures_util::future::BoxFuture;
 use reqwest::header::HeaderName;
 use serde_json::{Value, json};
@@ -111,16 +111,16 @@ impl SseProtocol for Events {
     fn event(
         &mut self,
         provider: &str,
-        event: &Event,
+        event: &SseEvent<'_>,
         out: &mut VecDeque<ProviderEvent>,
     ) -> Result<Step, ProviderError> {
-        let v: Value = serde_json::from_str(&event.data).map_err(|e| ProviderError::Protocol {
+        let v: Value = serde_json::from_str(event.data).map_err(|e| ProviderError::Protocol {
             provider: provider.to_string(),
             message: format!("event `{}` is not JSON ({e})", event.event),
             retryable: false,
         })?;
         // The event name is in both the `event:` line and `type`.
-        let name = match event.event.as_str() {
+        let name = match event.event {
             "" | "message" => v.get("type").and_then(Value::as_str).unwrap_or_default(),
             named => named,
         };

@@ -7,19 +7,22 @@ use std::time::Duration;
 
 use std::collections::VecDeque;
 
-use eventsource_stream::{Event, Eventsource};
 use futures_util::{StreamExt, stream};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 
+use super::sse::{SseEvent, SseReader};
 use super::{EventStream, ProviderError, ProviderEvent, Timeouts};
 use crate::config::{HttpProviderConfig, Price};
+
+/// Idle connections kept per provider host, and for how long.
+const IDLE_CONNECTIONS: usize = 64;
+const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// One configured HTTP endpoint.
 pub(crate) struct HttpBase {
     pub name: String,
     client: reqwest::Client,
     base_url: String,
-    headers: HeaderMap,
     query: Vec<(String, String)>,
     pub timeouts: Timeouts,
     pub prices: BTreeMap<String, Price>,
@@ -74,7 +77,15 @@ impl HttpBase {
             value.set_sensitive(true);
             headers.insert(header, value);
         }
+        // Sent with every request by the client itself: nothing to copy
+        // per request.
         let client = reqwest::Client::builder()
+            .default_headers(headers)
+            // A burst opens as many connections as it has requests; only
+            // a few are kept for the next one, and not for long, so that
+            // memory goes back down after the burst.
+            .pool_max_idle_per_host(IDLE_CONNECTIONS)
+            .pool_idle_timeout(IDLE_TIMEOUT)
             .connect_timeout(Duration::from_millis(config.connect_timeout_ms))
             .tcp_nodelay(true)
             .build()
@@ -88,7 +99,6 @@ impl HttpBase {
                 .unwrap_or(default_base)
                 .trim_end_matches('/')
                 .to_string(),
-            headers,
             query: config
                 .query
                 .iter()
@@ -107,14 +117,14 @@ impl HttpBase {
     pub async fn post(
         &self,
         path: &str,
-        body: &serde_json::Value,
+        body: &impl serde::Serialize,
     ) -> Result<reqwest::Response, ProviderError> {
         let url = format!("{}{}", self.base_url, path);
-        let response = self
-            .client
-            .post(url)
-            .headers(self.headers.clone())
-            .query(&self.query)
+        let mut request = self.client.post(url);
+        if !self.query.is_empty() {
+            request = request.query(&self.query);
+        }
+        let response = request
             .json(body)
             .send()
             .await
@@ -164,7 +174,7 @@ pub(crate) trait SseProtocol: Send + 'static {
     fn event(
         &mut self,
         provider: &str,
-        event: &Event,
+        event: &SseEvent<'_>,
         out: &mut VecDeque<ProviderEvent>,
     ) -> Result<Step, ProviderError>;
 
@@ -181,21 +191,21 @@ pub(crate) fn event_stream<P: SseProtocol>(
     response: reqwest::Response,
     protocol: P,
 ) -> EventStream {
-    struct State<S, P> {
-        events: S,
+    struct State<B, P> {
+        body: B,
+        reader: SseReader,
         protocol: P,
         pending: VecDeque<ProviderEvent>,
         done: bool,
         name: String,
     }
-    let name = provider.to_string();
-    let events = response.bytes_stream().eventsource();
     let state = State {
-        events: Box::pin(events),
+        body: Box::pin(response.bytes_stream()),
+        reader: SseReader::default(),
         protocol,
         pending: VecDeque::new(),
         done: false,
-        name,
+        name: provider.to_string(),
     };
     stream::unfold(state, |mut st| async move {
         loop {
@@ -205,26 +215,36 @@ pub(crate) fn event_stream<P: SseProtocol>(
             if st.done {
                 return None;
             }
-            let error = match st.events.next().await {
-                None if st.protocol.may_end() => {
-                    st.done = true;
-                    continue;
-                }
-                None => ProviderError::Cut {
-                    provider: st.name.clone(),
-                    message: format!("the stream ended before {}", P::END),
-                },
-                Some(Err(e)) => ProviderError::Cut {
-                    provider: st.name.clone(),
-                    message: e.to_string(),
-                },
-                Some(Ok(event)) => match st.protocol.event(&st.name, &event, &mut st.pending) {
+            let error = match st.reader.next_event() {
+                Ok(Some(event)) => match st.protocol.event(&st.name, &event, &mut st.pending) {
                     Ok(Step::Continue) => continue,
                     Ok(Step::End) => {
                         st.done = true;
                         continue;
                     }
                     Err(e) => e,
+                },
+                Err(e) => ProviderError::Cut {
+                    provider: st.name.clone(),
+                    message: e.to_string(),
+                },
+                Ok(None) => match st.body.next().await {
+                    Some(Ok(bytes)) => {
+                        st.reader.push(&bytes);
+                        continue;
+                    }
+                    None if st.protocol.may_end() => {
+                        st.done = true;
+                        continue;
+                    }
+                    None => ProviderError::Cut {
+                        provider: st.name.clone(),
+                        message: format!("the stream ended before {}", P::END),
+                    },
+                    Some(Err(e)) => ProviderError::Cut {
+                        provider: st.name.clone(),
+                        message: error_chain(&e),
+                    },
                 },
             };
             st.done = true;

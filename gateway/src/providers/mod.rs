@@ -12,6 +12,7 @@ mod http;
 pub use http::install_crypto;
 pub mod local;
 mod openai;
+mod sse;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

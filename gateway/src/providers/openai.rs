@@ -3,11 +3,13 @@
 //! OpenAI speak. Streaming asks for usage with
 //! `stream_options.include_usage` and ends at `data: [DONE]`.
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
 
-use eventsource_stream::Event;
+use super::sse::SseEvent;
 use futures_util::future::BoxFuture;
 use reqwest::header::AUTHORIZATION;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::http::{HttpBase, SseProtocol, Step, event_stream};
@@ -35,82 +37,141 @@ impl OpenAi {
 
     /// The request body: always streamed (a plain answer is aggregated from
     /// the stream, so its TTFT and TPOT are real).
-    fn body(&self, request: &ProviderRequest) -> Value {
-        let messages: Vec<Value> = request
-            .messages
-            .iter()
-            .map(|m| json!({"role": m.role.as_str(), "content": content(m)}))
-            .collect();
-        let mut body = json!({"model": request.model, "messages": messages});
+    fn body<'a>(&self, request: &'a ProviderRequest) -> Body<'a> {
         let p = &request.params;
-        if let Some(t) = p.temperature {
-            body["temperature"] = json!(t);
+        Body {
+            model: &request.model,
+            messages: request
+                .messages
+                .iter()
+                .map(|m| WireMessage {
+                    role: m.role.as_str(),
+                    content: content(m),
+                })
+                .collect(),
+            temperature: p.temperature,
+            top_p: p.top_p,
+            max_tokens: p.max_tokens,
+            stop: &p.stop,
+            seed: p.seed,
+            stream: true,
+            stream_options: StreamOptions {
+                include_usage: true,
+            },
         }
-        if let Some(t) = p.top_p {
-            body["top_p"] = json!(t);
-        }
-        if let Some(t) = p.max_tokens {
-            body["max_tokens"] = json!(t);
-        }
-        if !p.stop.is_empty() {
-            body["stop"] = json!(p.stop);
-        }
-        if let Some(s) = p.seed {
-            body["seed"] = json!(s);
-        }
-        body["stream"] = json!(true);
-        body["stream_options"] = json!({"include_usage": true});
-        body
     }
 }
 
-/// Usage from an OpenAI `usage` object.
-fn usage(v: &Value) -> Option<Usage> {
-    let u = v.get("usage").filter(|u| u.is_object())?;
-    Some(Usage {
-        input_tokens: u.get("prompt_tokens").and_then(Value::as_u64).unwrap_or(0),
-        output_tokens: u
-            .get("completion_tokens")
-            .and_then(Value::as_u64)
-            .unwrap_or(0),
-    })
+/// A Chat Completions request, serialized straight from the request's
+/// own fields.
+#[derive(Serialize)]
+struct Body<'a> {
+    model: &'a str,
+    messages: Vec<WireMessage<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    temperature: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    top_p: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_tokens: Option<u32>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    stop: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    seed: Option<u64>,
+    stream: bool,
+    stream_options: StreamOptions,
 }
 
-/// An `{"error": …}` object inside a 200 response or stream.
-fn inline_error(provider: &str, v: &Value) -> Option<ProviderError> {
-    let e = v.get("error")?;
+#[derive(Serialize)]
+struct StreamOptions {
+    include_usage: bool,
+}
+
+#[derive(Serialize)]
+struct WireMessage<'a> {
+    role: &'static str,
+    content: WireContent<'a>,
+}
+
+/// A message's `content`: its text, or the documented array of parts.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum WireContent<'a> {
+    Text(&'a str),
+    Parts(Vec<Value>),
+}
+
+/// One stream chunk, read without copying what it does not need.
+#[derive(Deserialize)]
+struct Chunk<'a> {
+    #[serde(default, borrow)]
+    choices: Option<Vec<ChunkChoice<'a>>>,
+    #[serde(default)]
+    usage: Option<ChunkUsage>,
+    /// An `{"error": …}` inside a 200 stream (rare: kept as a value).
+    #[serde(default)]
+    error: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct ChunkChoice<'a> {
+    #[serde(default, borrow)]
+    delta: Option<ChunkDelta<'a>>,
+    #[serde(default, borrow)]
+    finish_reason: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct ChunkDelta<'a> {
+    #[serde(default, borrow)]
+    content: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct ChunkUsage {
+    #[serde(default)]
+    prompt_tokens: Option<u64>,
+    #[serde(default)]
+    completion_tokens: Option<u64>,
+}
+
+/// The `error` of an `{"error": …}` object inside a 200 stream.
+fn inline_error(provider: &str, e: &Value) -> ProviderError {
     let message = e
         .get("message")
         .and_then(Value::as_str)
         .map(str::to_string)
         .unwrap_or_else(|| e.to_string());
     let kind = e.get("type").and_then(Value::as_str).unwrap_or("");
-    Some(ProviderError::Protocol {
+    ProviderError::Protocol {
         provider: provider.to_string(),
         message: format!("error in answer: {message}"),
         retryable: matches!(
             kind,
             "server_error" | "overloaded_error" | "rate_limit_error"
         ),
-    })
+    }
 }
 
-/// The events in one stream chunk.
-fn chunk_events(v: &Value, out: &mut VecDeque<ProviderEvent>) -> bool {
+/// The events in one stream chunk; whether it finished the answer.
+fn chunk_events(chunk: Chunk<'_>, out: &mut VecDeque<ProviderEvent>) -> bool {
     let mut finished = false;
-    if let Some(choice) = v.pointer("/choices/0") {
-        if let Some(text) = choice.pointer("/delta/content").and_then(Value::as_str)
+    if let Some(choice) = chunk.choices.and_then(|c| c.into_iter().next()) {
+        if let Some(text) = choice.delta.and_then(|d| d.content)
             && !text.is_empty()
         {
-            out.push_back(ProviderEvent::Delta(text.to_string()));
+            out.push_back(ProviderEvent::Delta(text.into_owned()));
         }
-        if let Some(reason) = choice.get("finish_reason").and_then(Value::as_str) {
-            out.push_back(ProviderEvent::Finish(reason.to_string()));
+        if let Some(reason) = choice.finish_reason {
+            out.push_back(ProviderEvent::Finish(reason.into_owned()));
             finished = true;
         }
     }
-    if let Some(u) = usage(v) {
-        out.push_back(ProviderEvent::Usage(u));
+    if let Some(u) = chunk.usage {
+        out.push_back(ProviderEvent::Usage(Usage {
+            input_tokens: u.prompt_tokens.unwrap_or(0),
+            output_tokens: u.completion_tokens.unwrap_or(0),
+        }));
     }
     finished
 }
@@ -128,7 +189,7 @@ impl SseProtocol for Chunks {
     fn event(
         &mut self,
         provider: &str,
-        event: &Event,
+        event: &SseEvent<'_>,
         out: &mut VecDeque<ProviderEvent>,
     ) -> Result<Step, ProviderError> {
         let data = event.data.trim();
@@ -138,15 +199,15 @@ impl SseProtocol for Chunks {
         if data.is_empty() {
             return Ok(Step::Continue);
         }
-        let v: Value = serde_json::from_str(data).map_err(|e| ProviderError::Protocol {
+        let chunk: Chunk<'_> = serde_json::from_str(data).map_err(|e| ProviderError::Protocol {
             provider: provider.to_string(),
-            message: format!("stream chunk is not JSON ({e}): {data:.200}"),
+            message: format!("stream chunk is not a Chat Completions chunk ({e}): {data:.200}"),
             retryable: false,
         })?;
-        if let Some(err) = inline_error(provider, &v) {
+        if let Some(err) = chunk.error.as_ref().map(|e| inline_error(provider, e)) {
             return Err(err);
         }
-        if chunk_events(&v, out) {
+        if chunk_events(chunk, out) {
             self.finished = true;
         }
         Ok(Step::Continue)
@@ -190,9 +251,9 @@ impl Provider for OpenAi {
 
 /// A message's `content`: its text, or with images the documented array
 /// of `text` and `image_url` parts (images as `data:` URLs).
-fn content(m: &crate::domain::ChatMessage) -> Value {
+fn content(m: &crate::domain::ChatMessage) -> WireContent<'_> {
     if m.images.is_empty() {
-        return json!(m.content);
+        return WireContent::Text(&m.content);
     }
     let mut parts = vec![json!({"type": "text", "text": m.content})];
     parts.extend(
@@ -200,5 +261,5 @@ fn content(m: &crate::domain::ChatMessage) -> Value {
             .iter()
             .map(|i| json!({"type": "image_url", "image_url": {"url": i.data_url()}})),
     );
-    Value::Array(parts)
+    WireContent::Parts(parts)
 }

@@ -92,9 +92,156 @@ impl Timings {
 
 #[derive(Default)]
 struct State {
+    /// The series every request touches, by alias, provider and prompt.
+    series: Vec<Series>,
+    /// `switchboard_limited_total`, by alias.
+    limited: BTreeMap<String, f64>,
+    /// The rarer counters (provider errors), by name and labels.
     counters: BTreeMap<(&'static str, Labels), f64>,
     histograms: BTreeMap<(&'static str, Labels), Histogram>,
     gauges: BTreeMap<(&'static str, Labels), f64>,
+}
+
+/// The histograms of one [`Series`], in this order.
+const SERIES_HISTOGRAMS: [&str; 4] = [
+    "switchboard_ttft_seconds",
+    "switchboard_tpot_seconds",
+    "switchboard_request_duration_seconds",
+    "switchboard_overhead_seconds",
+];
+
+/// What the requests of one alias, provider and prompt version have
+/// counted. A field is `None` until first counted, so that a series that
+/// never happened is not shown.
+struct Series {
+    alias: String,
+    provider: String,
+    prompt: Option<(String, i64)>,
+    /// `switchboard_requests_total`, by status.
+    requests: Vec<(&'static str, f64)>,
+    cache_hits: Option<f64>,
+    /// Input, then output tokens.
+    tokens: [Option<f64>; 2],
+    cost: Option<f64>,
+    /// Answers without a TTFT, then without a TPOT figure.
+    unknown: [Option<f64>; 2],
+    /// In [`SERIES_HISTOGRAMS`] order.
+    histograms: [Option<Histogram>; 4],
+}
+
+impl Series {
+    /// The shared labels, as exposed.
+    fn labels(&self) -> Labels {
+        let (prompt, version) = self
+            .prompt
+            .as_ref()
+            .map_or((String::new(), String::new()), |(p, v)| {
+                (p.clone(), v.to_string())
+            });
+        vec![
+            ("alias", self.alias.clone()),
+            ("provider", self.provider.clone()),
+            ("prompt", prompt),
+            ("version", version),
+        ]
+    }
+}
+
+impl State {
+    /// The series of `r`'s alias, provider and prompt version, made on
+    /// first use.
+    fn series_of(&mut self, r: &InferenceRecord) -> &mut Series {
+        let provider = r.provider.as_deref().unwrap_or("");
+        let found = self.series.iter().position(|x| {
+            x.alias == r.alias
+                && x.provider == provider
+                && x.prompt.as_ref().map(|(p, v)| (p.as_str(), *v))
+                    == r.prompt.as_ref().map(|(p, v)| (p.as_str(), *v))
+        });
+        let i = found.unwrap_or_else(|| {
+            self.series.push(Series {
+                alias: r.alias.clone(),
+                provider: provider.to_string(),
+                prompt: r.prompt.clone(),
+                requests: Vec::new(),
+                cache_hits: None,
+                tokens: [None; 2],
+                cost: None,
+                unknown: [None; 2],
+                histograms: Default::default(),
+            });
+            self.series.len() - 1
+        });
+        &mut self.series[i]
+    }
+
+    /// Every counter and gauge, and every histogram, by name and labels:
+    /// the exposition's order.
+    #[allow(clippy::type_complexity)]
+    fn exposed(
+        &self,
+    ) -> (
+        BTreeMap<(&'static str, Labels), f64>,
+        BTreeMap<(&'static str, Labels), &Histogram>,
+    ) {
+        let mut values = self.counters.clone();
+        values.extend(self.gauges.iter().map(|(k, v)| (k.clone(), *v)));
+        for (alias, n) in &self.limited {
+            values.insert(
+                ("switchboard_limited_total", vec![("alias", alias.clone())]),
+                *n,
+            );
+        }
+        let mut histograms: BTreeMap<_, &Histogram> = self
+            .histograms
+            .iter()
+            .map(|(k, h)| (k.clone(), h))
+            .collect();
+        for series in &self.series {
+            let base = series.labels();
+            let with = |name: &'static str, value: &str| {
+                let mut l = base.clone();
+                l.push((name, value.to_string()));
+                l
+            };
+            for (status, n) in &series.requests {
+                values.insert(("switchboard_requests_total", with("status", status)), *n);
+            }
+            if let Some(n) = series.cache_hits {
+                values.insert(("switchboard_cache_hits_total", base.clone()), n);
+            }
+            if let Some(c) = series.cost {
+                values.insert(("switchboard_cost_usd_total", base.clone()), c);
+            }
+            let split = [
+                (
+                    "switchboard_tokens_total",
+                    "direction",
+                    ["input", "output"],
+                    series.tokens,
+                ),
+                (
+                    "switchboard_figures_unknown_total",
+                    "figure",
+                    ["ttft", "tpot"],
+                    series.unknown,
+                ),
+            ];
+            for (name, label, kinds, counts) in split {
+                for (kind, n) in kinds.into_iter().zip(counts) {
+                    if let Some(n) = n {
+                        values.insert((name, with(label, kind)), n);
+                    }
+                }
+            }
+            for (name, h) in SERIES_HISTOGRAMS.into_iter().zip(&series.histograms) {
+                if let Some(h) = h {
+                    histograms.insert((name, base.clone()), h);
+                }
+            }
+        }
+        (values, histograms)
+    }
 }
 
 /// The process's metrics.
@@ -196,58 +343,13 @@ const FAMILIES: &[(&str, &str, &str)] = &[
 ];
 
 impl Metrics {
-    /// Counts one recorded inference.
+    /// Counts one recorded inference. Once its series exist this allocates
+    /// nothing: they are found by their labels among the few there are.
     pub fn observe(&self, r: &InferenceRecord) {
         let Ok(mut s) = self.state.lock() else { return };
-        let alias = r.alias.clone();
-        let provider = r.provider.clone().unwrap_or_default();
-        let (prompt, version) = r
-            .prompt
-            .as_ref()
-            .map_or((String::new(), String::new()), |(p, v)| {
-                (p.clone(), v.to_string())
-            });
-        let status = r.status.as_str().to_string();
-        add(
-            &mut s,
-            "switchboard_requests_total",
-            vec![
-                ("alias", alias.clone()),
-                ("provider", provider.clone()),
-                ("prompt", prompt.clone()),
-                ("version", version.clone()),
-                ("status", status),
-            ],
-            1.0,
-        );
+        let s = &mut *s;
         if r.status == Status::Limited {
-            add(
-                &mut s,
-                "switchboard_limited_total",
-                vec![("alias", alias.clone())],
-                1.0,
-            );
-        }
-        let base = || {
-            vec![
-                ("alias", alias.clone()),
-                ("provider", provider.clone()),
-                ("prompt", prompt.clone()),
-                ("version", version.clone()),
-            ]
-        };
-        if r.cache_hit {
-            add(&mut s, "switchboard_cache_hits_total", base(), 1.0);
-        }
-        for (direction, n) in [("input", r.input_tokens), ("output", r.output_tokens)] {
-            if let Some(n) = n {
-                let mut l = base();
-                l.push(("direction", direction.to_string()));
-                add(&mut s, "switchboard_tokens_total", l, n as f64);
-            }
-        }
-        if let Some(c) = r.cost_usd {
-            add(&mut s, "switchboard_cost_usd_total", base(), c);
+            *s.limited.entry(r.alias.clone()).or_default() += 1.0;
         }
         for attempt in r.attempts.iter().filter(|a| a.error.is_some()) {
             let failed = attempt
@@ -255,41 +357,55 @@ impl Metrics {
                 .split_once('/')
                 .map_or(attempt.target.as_str(), |(p, _)| p);
             add(
-                &mut s,
+                s,
                 "switchboard_provider_errors_total",
                 vec![
-                    ("alias", alias.clone()),
+                    ("alias", r.alias.clone()),
                     ("provider", failed.to_string()),
                     ("target", attempt.target.clone()),
                 ],
                 1.0,
             );
         }
+        let series = s.series_of(r);
+        let status = r.status.as_str();
+        match series.requests.iter_mut().find(|(st, _)| *st == status) {
+            Some((_, n)) => *n += 1.0,
+            None => series.requests.push((status, 1.0)),
+        }
+        if r.cache_hit {
+            *series.cache_hits.get_or_insert(0.0) += 1.0;
+        }
+        for (slot, n) in series
+            .tokens
+            .iter_mut()
+            .zip([r.input_tokens, r.output_tokens])
+        {
+            if let Some(n) = n {
+                *slot.get_or_insert(0.0) += n as f64;
+            }
+        }
+        if let Some(c) = r.cost_usd {
+            *series.cost.get_or_insert(0.0) += c;
+        }
         if r.status == Status::Limited {
             return;
         }
-        for (name, ms) in [
-            ("switchboard_ttft_seconds", r.ttft_ms),
-            ("switchboard_tpot_seconds", r.tpot_ms),
-            ("switchboard_request_duration_seconds", Some(r.total_ms)),
-            (
-                "switchboard_overhead_seconds",
-                Some((r.total_ms - r.provider_ms).max(0.0)),
-            ),
-        ] {
+        let figures = [
+            r.ttft_ms,
+            r.tpot_ms,
+            Some(r.total_ms),
+            Some((r.total_ms - r.provider_ms).max(0.0)),
+        ];
+        for (i, ms) in figures.into_iter().enumerate() {
             if let Some(ms) = ms {
-                observe(&mut s, name, base(), ms / 1000.0);
-            } else if r.status == Status::Ok {
+                series.histograms[i]
+                    .get_or_insert_with(Histogram::default)
+                    .observe(ms / 1000.0);
+            } else if r.status == Status::Ok && i < 2 {
                 // An answer without the figure is left out of the histogram
-                // and counted here, so that a reader knows how many.
-                let figure = if name == "switchboard_ttft_seconds" {
-                    "ttft"
-                } else {
-                    "tpot"
-                };
-                let mut l = base();
-                l.push(("figure", figure.to_string()));
-                add(&mut s, "switchboard_figures_unknown_total", l, 1.0);
+                // and counted, so that a reader knows how many.
+                *series.unknown[i].get_or_insert(0.0) += 1.0;
             }
         }
     }
@@ -334,21 +450,17 @@ impl Metrics {
         let Ok(s) = self.state.lock() else {
             return out;
         };
+        let (values, histograms) = s.exposed();
         for (family, help, kind) in FAMILIES {
             let _ = writeln!(out, "# HELP {family} {help}\n# TYPE {family} {kind}");
             if *family == "switchboard_redis_fallbacks_total" {
                 let _ = writeln!(out, "{family} {}", redis_fallbacks.unwrap_or(0));
                 continue;
             }
-            for ((name, labels), value) in s
-                .counters
-                .iter()
-                .chain(s.gauges.iter())
-                .filter(|((n, _), _)| n == family)
-            {
+            for ((name, labels), value) in values.iter().filter(|((n, _), _)| n == family) {
                 let _ = writeln!(out, "{name}{} {value}", labels_text(labels, None));
             }
-            for ((name, labels), h) in s.histograms.iter().filter(|((n, _), _)| n == family) {
+            for ((name, labels), h) in histograms.iter().filter(|((n, _), _)| n == family) {
                 let mut cumulative = 0;
                 for (bound, count) in h.bounds.iter().zip(&h.counts) {
                     cumulative += count;
@@ -376,13 +488,14 @@ fn add(s: &mut State, name: &'static str, labels: Labels, by: f64) {
     *s.counters.entry((name, labels)).or_default() += by;
 }
 
-fn observe(s: &mut State, name: &'static str, labels: Labels, value: f64) {
-    let h = s.histograms.entry((name, labels)).or_default();
-    if let Some(i) = h.bounds.iter().position(|b| value <= *b) {
-        h.counts[i] += 1;
+impl Histogram {
+    fn observe(&mut self, value: f64) {
+        if let Some(i) = self.bounds.iter().position(|b| value <= *b) {
+            self.counts[i] += 1;
+        }
+        self.sum += value;
+        self.count += 1;
     }
-    h.sum += value;
-    h.count += 1;
 }
 
 fn labels_text(labels: &Labels, le: Option<&str>) -> String {
@@ -404,4 +517,73 @@ fn escape(v: &str) -> String {
     v.replace('\\', "\\\\")
         .replace('"', "\\\"")
         .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Origin, Params, Purpose};
+
+    fn answer(alias: &str, ttft_ms: Option<f64>, status: Status) -> InferenceRecord {
+        InferenceRecord {
+            id: uuid::Uuid::now_v7(),
+            created_at_ms: 0,
+            origin: Origin::default(),
+            user_name: None,
+            prompt: Some(("support".into(), 3)),
+            prompt_label: None,
+            purpose: Purpose::Live,
+            alias: alias.into(),
+            provider: Some("openai".into()),
+            model: Some("gpt-4o-mini".into()),
+            input_tokens: Some(10),
+            output_tokens: Some(5),
+            ttft_ms,
+            tpot_ms: Some(2.0),
+            total_ms: 40.0,
+            provider_ms: 39.0,
+            cost_usd: Some(0.5),
+            cache_hit: false,
+            tokens_saved: None,
+            cost_saved_usd: None,
+            streamed: false,
+            status,
+            error: None,
+            finish_reason: None,
+            attempts: vec![],
+            params: Params::default(),
+            input: vec![],
+            output: None,
+        }
+    }
+
+    /// Requests of one series add up in it; another alias is a series of
+    /// its own; an unknown TTFT is counted apart, not as 0.
+    #[test]
+    fn requests_add_up_by_series_and_unknown_figures_are_counted_apart() {
+        let metrics = Metrics::default();
+        metrics.observe(&answer("fast", Some(12.0), Status::Ok));
+        metrics.observe(&answer("fast", None, Status::Ok));
+        metrics.observe(&answer("fast", Some(30.0), Status::Error));
+        metrics.observe(&answer("slow", Some(900.0), Status::Limited));
+        let text = metrics.render(None);
+        let base = r#"alias="fast",provider="openai",prompt="support",version="3""#;
+        for line in [
+            format!(r#"switchboard_requests_total{{{base},status="ok"}} 2"#),
+            format!(r#"switchboard_requests_total{{{base},status="error"}} 1"#),
+            format!(r#"switchboard_tokens_total{{{base},direction="output"}} 15"#),
+            format!(r#"switchboard_cost_usd_total{{{base}}} 1.5"#),
+            format!(r#"switchboard_figures_unknown_total{{{base},figure="ttft"}} 1"#),
+            format!(r#"switchboard_ttft_seconds_count{{{base}}} 2"#),
+            format!(r#"switchboard_ttft_seconds_bucket{{{base},le="0.025"}} 1"#),
+            format!(r#"switchboard_tpot_seconds_count{{{base}}} 3"#),
+            r#"switchboard_limited_total{alias="slow"} 1"#.to_string(),
+        ] {
+            assert!(text.lines().any(|l| l == line), "no `{line}` in:\n{text}");
+        }
+        assert!(
+            !text.contains(r#"switchboard_ttft_seconds_count{alias="slow""#),
+            "a refused request has no latency: {text}"
+        );
+    }
 }

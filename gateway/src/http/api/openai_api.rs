@@ -314,20 +314,29 @@ pub(crate) async fn chat_completions(
             ReplyEvent::Token(t) => text.push_str(&t),
             ReplyEvent::Started { .. } => {}
             ReplyEvent::Done(summary) => {
-                let body = json!({
-                    "id": meta.id,
-                    "object": "chat.completion",
-                    "created": meta.created,
-                    "model": meta.model,
-                    "choices": [{
-                        "index": 0,
-                        "message": {"role": "assistant", "content": text, "refusal": null},
-                        "logprobs": null,
-                        "finish_reason": summary.finish_reason.clone().unwrap_or_else(|| "stop".into()),
+                let u = summary.usage.unwrap_or_default();
+                let body = Completion {
+                    id: &meta.id,
+                    object: "chat.completion",
+                    created: meta.created,
+                    model: &meta.model,
+                    choices: [CompletionChoice {
+                        index: 0,
+                        message: CompletionMessage {
+                            role: "assistant",
+                            content: &text,
+                            refusal: None,
+                        },
+                        logprobs: None,
+                        finish_reason: summary.finish_reason.as_deref().unwrap_or("stop"),
                     }],
-                    "usage": usage_json(&summary),
-                    "system_fingerprint": null,
-                });
+                    usage: CompletionUsage {
+                        prompt_tokens: u.input_tokens,
+                        completion_tokens: u.output_tokens,
+                        total_tokens: u.input_tokens + u.output_tokens,
+                    },
+                    system_fingerprint: None,
+                };
                 let overhead =
                     (started.elapsed().as_secs_f64() * 1000.0 - summary.provider_ms).max(0.0);
                 return with_ids(axum::Json(body).into_response(), &id.to_string(), overhead);
@@ -409,6 +418,40 @@ fn usage_json(summary: &Summary) -> Value {
         "completion_tokens": u.output_tokens,
         "total_tokens": u.input_tokens + u.output_tokens,
     })
+}
+
+/// A plain answer, in OpenAI's `chat.completion` shape.
+#[derive(serde::Serialize)]
+struct Completion<'a> {
+    id: &'a str,
+    object: &'static str,
+    created: u64,
+    model: &'a str,
+    choices: [CompletionChoice<'a>; 1],
+    usage: CompletionUsage,
+    system_fingerprint: Option<&'static str>,
+}
+
+#[derive(serde::Serialize)]
+struct CompletionChoice<'a> {
+    index: u32,
+    message: CompletionMessage<'a>,
+    logprobs: Option<()>,
+    finish_reason: &'a str,
+}
+
+#[derive(serde::Serialize)]
+struct CompletionMessage<'a> {
+    role: &'static str,
+    content: &'a str,
+    refusal: Option<&'static str>,
+}
+
+#[derive(serde::Serialize)]
+struct CompletionUsage {
+    prompt_tokens: u64,
+    completion_tokens: u64,
+    total_tokens: u64,
 }
 
 /// What every chunk repeats.
