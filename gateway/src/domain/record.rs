@@ -187,6 +187,43 @@ fn spooled_voter<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<User>,
 }
 
 #[cfg(test)]
+impl InferenceRecord {
+    /// A plain answered row with no figures, for tests to adjust.
+    pub(crate) fn sample() -> InferenceRecord {
+        InferenceRecord {
+            id: Uuid::now_v7(),
+            created_at_ms: super::now_ms(),
+            origin: Origin::default(),
+            user_name: None,
+            prompt: None,
+            prompt_label: None,
+            purpose: Purpose::Live,
+            alias: "default".into(),
+            provider: None,
+            model: None,
+            input_tokens: None,
+            output_tokens: None,
+            ttft_ms: None,
+            tpot_ms: None,
+            total_ms: 1.0,
+            provider_ms: 1.0,
+            cost_usd: None,
+            cache_hit: false,
+            tokens_saved: None,
+            cost_saved_usd: None,
+            streamed: false,
+            status: Status::Ok,
+            error: None,
+            finish_reason: None,
+            attempts: vec![],
+            params: Params::default(),
+            input: vec![],
+            output: None,
+        }
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

@@ -106,8 +106,10 @@ enum WireContent<'a> {
 struct Chunk<'a> {
     #[serde(default, borrow)]
     choices: Option<Vec<ChunkChoice<'a>>>,
+    /// Read leniently, as a value: a server that sends something other
+    /// than an object here has still sent the answer.
     #[serde(default)]
-    usage: Option<ChunkUsage>,
+    usage: Option<Value>,
     /// An `{"error": …}` inside a 200 stream (rare: kept as a value).
     #[serde(default)]
     error: Option<Value>,
@@ -125,14 +127,6 @@ struct ChunkChoice<'a> {
 struct ChunkDelta<'a> {
     #[serde(default, borrow)]
     content: Option<Cow<'a, str>>,
-}
-
-#[derive(Deserialize)]
-struct ChunkUsage {
-    #[serde(default)]
-    prompt_tokens: Option<u64>,
-    #[serde(default)]
-    completion_tokens: Option<u64>,
 }
 
 /// The `error` of an `{"error": …}` object inside a 200 stream.
@@ -167,10 +161,11 @@ fn chunk_events(chunk: Chunk<'_>, out: &mut VecDeque<ProviderEvent>) -> bool {
             finished = true;
         }
     }
-    if let Some(u) = chunk.usage {
+    if let Some(u) = chunk.usage.as_ref().filter(|u| u.is_object()) {
+        let count = |name| u.get(name).and_then(Value::as_u64).unwrap_or(0);
         out.push_back(ProviderEvent::Usage(Usage {
-            input_tokens: u.prompt_tokens.unwrap_or(0),
-            output_tokens: u.completion_tokens.unwrap_or(0),
+            input_tokens: count("prompt_tokens"),
+            output_tokens: count("completion_tokens"),
         }));
     }
     finished

@@ -323,16 +323,13 @@ impl Recorder {
     pub async fn feedback(&self, record: FeedbackRecord) {
         let started = Instant::now();
         let (done, wait) = oneshot::channel();
-        if self
+        let sent = self
             .tx
             .send(Message::Row(Row::Feedback(record), Some(done)))
-            .await
-            .is_err()
-            || {
-                self.wake();
-                wait.await.is_err()
-            }
-        {
+            .await;
+        // The click waits: the spooler syncs what has gathered now.
+        self.wake();
+        if sent.is_err() || wait.await.is_err() {
             tracing::error!("the recorder has stopped; a feedback row was not written");
             return;
         }
@@ -748,44 +745,10 @@ mod tests {
 
     /// Stores one answer to vote on; its id.
     async fn one_inference(store: &Store) -> Uuid {
-        let row = answer();
+        let row = InferenceRecord::sample();
         let inference = row.id;
         store.insert_inferences(&[row]).await.unwrap();
         inference
-    }
-
-    /// An answer's row.
-    fn answer() -> InferenceRecord {
-        InferenceRecord {
-            id: uuid::Uuid::now_v7(),
-            created_at_ms: now_ms(),
-            origin: crate::domain::Origin::default(),
-            user_name: None,
-            prompt: None,
-            prompt_label: None,
-            purpose: crate::domain::Purpose::Live,
-            alias: "default".into(),
-            provider: None,
-            model: None,
-            input_tokens: None,
-            output_tokens: None,
-            ttft_ms: None,
-            tpot_ms: None,
-            total_ms: 1.0,
-            provider_ms: 1.0,
-            cost_usd: None,
-            cache_hit: false,
-            tokens_saved: None,
-            cost_saved_usd: None,
-            streamed: false,
-            status: crate::domain::Status::Ok,
-            error: None,
-            finish_reason: None,
-            attempts: vec![],
-            params: crate::domain::Params::default(),
-            input: vec![],
-            output: None,
-        }
     }
 
     /// Answers arriving a millisecond apart are synced to the spool in
@@ -803,7 +766,7 @@ mod tests {
         let answers: u64 = 60;
         let mut last = None;
         for _ in 0..answers {
-            let row = answer();
+            let row = InferenceRecord::sample();
             last = Some(row.id);
             recorder.inference(row).await;
             tokio::time::sleep(Duration::from_millis(1)).await;

@@ -522,17 +522,10 @@ fn escape(v: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{Origin, Params, Purpose};
 
     fn answer(alias: &str, ttft_ms: Option<f64>, status: Status) -> InferenceRecord {
         InferenceRecord {
-            id: uuid::Uuid::now_v7(),
-            created_at_ms: 0,
-            origin: Origin::default(),
-            user_name: None,
             prompt: Some(("support".into(), 3)),
-            prompt_label: None,
-            purpose: Purpose::Live,
             alias: alias.into(),
             provider: Some("openai".into()),
             model: Some("gpt-4o-mini".into()),
@@ -543,17 +536,8 @@ mod tests {
             total_ms: 40.0,
             provider_ms: 39.0,
             cost_usd: Some(0.5),
-            cache_hit: false,
-            tokens_saved: None,
-            cost_saved_usd: None,
-            streamed: false,
             status,
-            error: None,
-            finish_reason: None,
-            attempts: vec![],
-            params: Params::default(),
-            input: vec![],
-            output: None,
+            ..InferenceRecord::sample()
         }
     }
 
