@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
-use crate::{admin_cli, console, eval_cli, models, prompts_cli, telemetry, wiring};
+use crate::{admin_cli, console, eval_cli, knowledge_cli, models, prompts_cli, telemetry, wiring};
 
 /// Switchboard: a team chat bot with a prompt-ops backend.
 #[derive(Parser)]
@@ -67,6 +67,11 @@ enum Command {
     Prompts {
         #[command(subcommand)]
         action: prompts_cli::PromptsCommand,
+    },
+    /// Retrieval: ingest the team's documents, list, search and remove sources.
+    Knowledge {
+        #[command(subcommand)]
+        action: knowledge_cli::KnowledgeCommand,
     },
     /// Manage dashboard accounts.
     Admin {
@@ -177,6 +182,7 @@ async fn execute(
         }
         Command::Prompts { action } => prompts_cli::run(&config, action).await,
         Command::Admin { action } => admin_cli::run(&config, action).await,
+        Command::Knowledge { action } => knowledge_cli::run(&config, action).await,
         Command::Eval(args) => eval_cli::run(&config, *args).await,
         Command::Export {
             format,

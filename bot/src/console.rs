@@ -168,6 +168,15 @@ async fn ask(
             }
             Some(ReplyEvent::Done(summary)) => {
                 writeln!(out)?;
+                if !summary.citations.is_empty() {
+                    writeln!(out, "Sources:")?;
+                    for c in &summary.citations {
+                        match &c.link {
+                            Some(link) => writeln!(out, "  [{}] {} ({link})", c.number, c.label())?,
+                            None => writeln!(out, "  [{}] {}", c.number, c.label())?,
+                        }
+                    }
+                }
                 return Ok(Some((text, summary)));
             }
             Some(ReplyEvent::Failed {

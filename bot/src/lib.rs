@@ -6,10 +6,12 @@
 
 pub mod admin_cli;
 pub mod chunks;
+pub mod citations;
 pub mod cli;
 pub mod console;
 pub mod discord;
 pub mod eval_cli;
+pub mod knowledge_cli;
 pub mod models;
 pub mod prompts_cli;
 pub mod slack;

@@ -103,6 +103,7 @@ fn seed_rows() -> Seeds {
             params: Params::default(),
             input: vec![ChatMessage::new(Role::User, format!("question number {i}"))],
             output: Some(format!("answer number {i}")),
+            retrieval: None,
         });
     }
     // A playground-style test run: never counted.

@@ -48,6 +48,9 @@ pub enum StartError {
     /// `[redis]` cannot be used.
     #[error(transparent)]
     Redis(#[from] RedisError),
+    /// `[knowledge]` cannot be used.
+    #[error(transparent)]
+    Knowledge(#[from] crate::knowledge::KnowledgeError),
 }
 
 /// The running parts of one Switchboard process: the handles that the
@@ -73,6 +76,8 @@ pub struct Gateway {
     pub metrics: Arc<Metrics>,
     /// The shared Redis, when configured.
     pub redis: Option<RedisLink>,
+    /// The knowledge retrieval searches.
+    pub knowledge: crate::knowledge::Knowledge,
     recorder_task: tokio::task::JoinHandle<()>,
 }
 
@@ -137,6 +142,7 @@ impl Gateway {
         let (dedupe, redis) = (guards.dedupe.clone(), guards.redis.clone());
         let ids = InferenceIds::new(store.inference_id_secret().await?.as_bytes());
         let feedback = FeedbackDoor::new(recorder.clone(), store.clone(), ids.clone());
+        let knowledge = crate::knowledge::Knowledge::new(config, store.clone())?;
         let pipeline = Pipeline::with_guards(
             router,
             registry.clone(),
@@ -146,6 +152,7 @@ impl Gateway {
                 vision: config.vision_aliases(),
                 capture_content: config.telemetry.capture_content,
                 ids: ids.clone(),
+                knowledge: Some(knowledge.clone()),
                 ..PipelineOptions::default()
             },
             guards,
@@ -165,6 +172,7 @@ impl Gateway {
             feedback,
             dedupe,
             redis,
+            knowledge,
             recorder_task,
         })
     }

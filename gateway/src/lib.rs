@@ -10,6 +10,7 @@ pub mod config;
 pub mod domain;
 pub mod guards;
 pub mod http;
+pub mod knowledge;
 pub mod pipeline;
 pub mod promptops;
 pub mod providers;

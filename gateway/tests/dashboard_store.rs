@@ -58,6 +58,7 @@ fn inference(status: Status, purpose: Purpose, at: i64) -> InferenceRecord {
         params: Params::default(),
         input: vec![ChatMessage::new(Role::User, "why is the sky blue?")],
         output: Some("Rayleigh scattering.".into()),
+        retrieval: None,
     }
 }
 

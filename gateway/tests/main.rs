@@ -10,6 +10,7 @@ mod cache;
 mod config;
 mod dashboard_store;
 mod export;
+mod knowledge;
 mod limits;
 mod local;
 mod registry;

@@ -58,6 +58,7 @@ pub(crate) fn record(i: usize) -> InferenceRecord {
             ChatMessage::new(Role::User, format!("question {i} — ünïcödé ✓")),
         ],
         output: Some(format!("answer {i}")),
+        retrieval: None,
     }
 }
 

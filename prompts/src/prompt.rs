@@ -35,6 +35,10 @@ pub struct Prompt {
     /// model alias's (`[models.X.cache]`, then `[cache]`).
     #[serde(default, skip_serializing_if = "PromptCache::is_unset")]
     pub cache: PromptCache,
+    /// `[retrieval]`: the knowledge this prompt searches before answering,
+    /// versioned (and split, and evaluated) with its templates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retrieval: Option<Retrieval>,
     /// The chat messages, in order.
     pub messages: Vec<MessageTemplate>,
 }
@@ -59,6 +63,136 @@ impl PromptCache {
     pub fn is_unset(&self) -> bool {
         *self == PromptCache::default()
     }
+}
+
+/// `[retrieval]` of a prompt: which knowledge sources are searched for the
+/// question, and how much of what is found the model is given.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Retrieval {
+    /// The knowledge sources to search (`switchboard knowledge list`).
+    pub sources: Vec<String>,
+    /// How many chunks the model is given at most.
+    #[serde(default = "default_top_k")]
+    pub top_k: usize,
+    /// The least cosine similarity a chunk found by dense search needs
+    /// (0 to 1; 0 keeps every candidate). Lexical matches are not held to it.
+    #[serde(default)]
+    pub min_score: f32,
+    /// Tokens the retrieved text may take of the model's context window;
+    /// the conversation's history is trimmed to what is left.
+    #[serde(default = "default_context_tokens")]
+    pub context_tokens: u32,
+    /// The template variable that receives the numbered documents.
+    #[serde(default = "default_retrieval_variable")]
+    pub variable: String,
+    /// `hybrid` (lexical and dense, fused), `lexical` or `dense`.
+    #[serde(default)]
+    pub mode: SearchMode,
+    /// The reciprocal rank fusion constant: a chunk ranked r in a list adds
+    /// 1 / (rrf_k + r) to its score.
+    #[serde(default = "default_rrf_k")]
+    pub rrf_k: u32,
+}
+
+/// How retrieval searches.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SearchMode {
+    /// Full-text and vector search, fused by reciprocal rank.
+    #[default]
+    Hybrid,
+    /// Full-text search only.
+    Lexical,
+    /// Vector search only.
+    Dense,
+}
+
+impl SearchMode {
+    /// The name as written in TOML.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SearchMode::Hybrid => "hybrid",
+            SearchMode::Lexical => "lexical",
+            SearchMode::Dense => "dense",
+        }
+    }
+}
+
+fn default_top_k() -> usize {
+    4
+}
+fn default_context_tokens() -> u32 {
+    1000
+}
+fn default_retrieval_variable() -> String {
+    "documents".to_string()
+}
+fn default_rrf_k() -> u32 {
+    60
+}
+
+impl Retrieval {
+    /// Settings searching `sources` with every default.
+    pub fn over(sources: Vec<String>) -> Retrieval {
+        Retrieval {
+            sources,
+            top_k: default_top_k(),
+            min_score: 0.0,
+            context_tokens: default_context_tokens(),
+            variable: default_retrieval_variable(),
+            mode: SearchMode::default(),
+            rrf_k: default_rrf_k(),
+        }
+    }
+
+    fn check(&self) -> Result<(), String> {
+        if self.sources.is_empty() {
+            return Err("[retrieval] needs at least one source in `sources`".into());
+        }
+        if let Some(bad) = self.sources.iter().find(|s| !is_source_name(s)) {
+            return Err(format!(
+                "[retrieval] source `{bad}` is not a source name: letters, digits, `-`, `_` and `.`"
+            ));
+        }
+        if !(1..=50).contains(&self.top_k) {
+            return Err("[retrieval] `top_k` is from 1 to 50".into());
+        }
+        if !(0.0..=1.0).contains(&self.min_score) {
+            return Err("[retrieval] `min_score` is a cosine similarity from 0 to 1".into());
+        }
+        if self.context_tokens < 50 {
+            return Err("[retrieval] `context_tokens` must be at least 50".into());
+        }
+        if self.rrf_k == 0 {
+            return Err("[retrieval] `rrf_k` must be at least 1 (60 is usual)".into());
+        }
+        let v = &self.variable;
+        if v.is_empty()
+            || !v.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            || v.starts_with(|c: char| c.is_ascii_digit())
+        {
+            return Err(format!(
+                "[retrieval] `variable` `{v}` is not a template variable name: letters, digits and `_`"
+            ));
+        }
+        if crate::is_context_variable(v) {
+            return Err(format!(
+                "[retrieval] `variable` `{v}` is a context variable every prompt gets; choose another name (`documents`)"
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Whether `name` can name a knowledge source: letters, digits, `-`, `_`
+/// and `.`, 1 to 64 characters.
+pub fn is_source_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
 fn first_version() -> i64 {
@@ -157,6 +291,15 @@ impl Prompt {
             .count();
         if histories > 1 {
             return Err(invalid("at most one `history` message is allowed"));
+        }
+        if let Some(retrieval) = &self.retrieval {
+            retrieval.check().map_err(|m| invalid(&m))?;
+            if self.variables.contains_key(&retrieval.variable) {
+                return Err(invalid(&format!(
+                    "`{}` is both a declared variable and the [retrieval] variable; remove it from [variables]",
+                    retrieval.variable
+                )));
+            }
         }
         if self
             .messages

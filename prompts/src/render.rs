@@ -221,6 +221,9 @@ impl Compiled {
         for name in self.prompt.variables.keys() {
             values.insert(name.as_str(), Value::from(""));
         }
+        if let Some(retrieval) = &self.prompt.retrieval {
+            values.insert(retrieval.variable.as_str(), Value::from(""));
+        }
         for (k, v) in &ctx.variables {
             values.insert(k.as_str(), Value::from(v.as_str()));
         }
@@ -483,6 +486,7 @@ mod tests {
             params: Default::default(),
             variables: Default::default(),
             cache: Default::default(),
+            retrieval: None,
             messages: templates
                 .iter()
                 .map(|(role, t)| MessageTemplate {

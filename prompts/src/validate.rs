@@ -40,7 +40,21 @@ pub fn validate(prompt: &Prompt, includes: IncludeSource<'_>) -> Result<Compiled
 
     let globals = compiled.globals();
     let mut problems = Vec::new();
+    let retrieval_variable = prompt.retrieval.as_ref().map(|r| r.variable.as_str());
+    if let Some(wanted) = retrieval_variable
+        && !compiled
+            .variables_used()
+            .iter()
+            .any(|(var, _, _)| var == wanted)
+    {
+        return Err(fail(vec![format!(
+            "[retrieval] finds documents for `{{{{ {wanted} }}}}`, but no template uses it: add it to the system message (or remove [retrieval])"
+        )]));
+    }
     for (var, place, line) in compiled.variables_used() {
+        if Some(var.as_str()) == retrieval_variable {
+            continue;
+        }
         if prompt.variables.contains_key(&var)
             || is_context_variable(&var)
             || globals.contains(&var)
@@ -83,6 +97,12 @@ pub fn sample_context(prompt: &Prompt) -> RenderContext {
     }
     for name in prompt.variables.keys() {
         variables.insert(name.clone(), format!("sample {name}"));
+    }
+    if let Some(retrieval) = &prompt.retrieval {
+        variables.insert(
+            retrieval.variable.clone(),
+            "[1] Sample document › Heading\nSample text.".to_string(),
+        );
     }
     variables.remove("text");
     variables.remove("history");

@@ -118,7 +118,7 @@ pub(crate) async fn render(
                     dirty = !text.trim().is_empty();
                 }
                 Some(ReplyEvent::Started { .. }) => {}
-                Some(ReplyEvent::Done(summary)) => break Ok(summary.inference_id),
+                Some(ReplyEvent::Done(summary)) => break Ok((summary.inference_id, crate::citations::footer(&summary.citations))),
                 Some(ReplyEvent::Failed { message, summary, .. }) => {
                     break Err((message, summary.inference_id));
                 }
@@ -145,12 +145,16 @@ pub(crate) async fn render(
     };
     throttle.take(target.channel).await;
     let inference_id = match finish {
-        Ok(id) => {
+        Ok((id, sources)) => {
             let mut final_text = if text.trim().is_empty() {
                 "(no answer)".to_string()
             } else {
                 text.clone()
             };
+            if let Some(sources) = sources {
+                final_text.push_str("\n\n");
+                final_text.push_str(&sources);
+            }
             if let Some(note) = target.note {
                 final_text.push_str("\n\n");
                 final_text.push_str(note);

@@ -110,7 +110,22 @@ pub(crate) async fn deliver(
                     return;
                 }
             }
-            Some(ReplyEvent::Done(_)) | None => {
+            Some(ReplyEvent::Done(summary)) => {
+                if text.trim().is_empty() {
+                    text = "_(the model gave an empty answer)_".into();
+                }
+                if let Some(sources) = crate::citations::footer(&summary.citations) {
+                    text.push_str("\n\n");
+                    text.push_str(&sources);
+                }
+                if let Some(note) = note {
+                    text.push_str("\n\n");
+                    text.push_str(note);
+                }
+                target.render(&mut sent, &text, true, true).await;
+                return;
+            }
+            None => {
                 if text.trim().is_empty() {
                     text = "_(the model gave an empty answer)_".into();
                 }
@@ -237,7 +252,18 @@ async fn stream_answer(
                     append(state, place.channel, &ts, &format::sendable(&mut waiting)).await;
                 }
             }
-            Some(ReplyEvent::Done(_)) | None => {
+            Some(ReplyEvent::Done(summary)) => {
+                if let Some(sources) = crate::citations::footer(&summary.citations) {
+                    waiting.push_str("\n\n");
+                    waiting.push_str(&sources);
+                }
+                if let Some(note) = note {
+                    waiting.push_str("\n\n");
+                    waiting.push_str(note);
+                }
+                break (waiting, true);
+            }
+            None => {
                 if let Some(note) = note {
                     waiting.push_str("\n\n");
                     waiting.push_str(note);

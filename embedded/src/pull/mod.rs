@@ -32,10 +32,13 @@ pub use progress::Progress;
 pub use spec::{ModelSpec, Source, default_model};
 pub use verify::verify;
 
-use cache::sync_dir;
+pub(crate) use cache::sync_dir;
+pub(crate) use fetch::UNZIP_TO_STDOUT;
+pub(crate) use transfer::stream_from;
+pub(crate) use verify::verify_as;
+
 use fetch::fetch;
 use spec::validate_spec;
-use verify::verify_as;
 
 /// Makes sure `spec`'s file is in `models_dir` and verified, fetching it if needed; returns
 /// its path.

@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use super::{Progress, PullError};
 
 /// Runs `cmd` and writes its standard output into `partial`.
-pub(super) fn stream_from(
+pub(crate) fn stream_from(
     mut cmd: Command,
     tool: &'static str,
     source_text: &str,

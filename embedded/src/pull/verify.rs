@@ -20,7 +20,7 @@ pub fn verify(path: &Path, spec: &ModelSpec) -> Result<(), PullError> {
 }
 
 /// Verifies `path`, naming `shown` in errors (the final name while checking a partial file).
-pub(super) fn verify_as(path: &Path, spec: &ModelSpec, shown: &Path) -> Result<(), PullError> {
+pub(crate) fn verify_as(path: &Path, spec: &ModelSpec, shown: &Path) -> Result<(), PullError> {
     let meta = match fs::metadata(path) {
         Ok(m) => m,
         Err(e) if e.kind() == io::ErrorKind::NotFound => {

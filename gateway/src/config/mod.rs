@@ -12,12 +12,14 @@
 //!
 //! This file holds the whole [`Config`], how it is located, read and checked, and what is
 //! derived from it. Each section lives in the file named after it (`server`, `providers`,
-//! `models`, `routing`, `prompts` with `[admin]`, `redis`, `cache`, `limits`, `telemetry`)
+//! `models`, `routing`, `prompts` with `[admin]`, `redis`, `cache`, `limits`, `telemetry`,
+//! `knowledge`)
 //! together with its defaults and its rules; `overrides` applies the environment, `secrets`
 //! keeps keys out of the file and out of messages, and `error` says what to fix.
 
 mod cache;
 mod error;
+mod knowledge;
 mod limits;
 mod models;
 mod overrides;
@@ -38,6 +40,7 @@ use crate::domain::Params;
 
 pub use cache::{AliasCacheConfig, CacheConfig};
 pub use error::ConfigError;
+pub use knowledge::{EMBEDDED_EMBEDDINGS, KnowledgeConfig};
 pub use limits::{LimitSet, LimitsConfig, WorkspaceLimits};
 pub use models::{AliasConfig, Price};
 pub use overrides::ENV_PREFIX;
@@ -99,6 +102,9 @@ pub struct Config {
     /// Logs, traces and what they may contain.
     #[serde(default)]
     pub telemetry: TelemetryConfig,
+    /// Retrieval: how knowledge is embedded and chunked.
+    #[serde(default)]
+    pub knowledge: KnowledgeConfig,
     /// `[slack]`, read and checked by the Slack adapter: the gateway knows
     /// nothing of platforms, so the section is kept as TOML here.
     #[serde(default)]
@@ -272,6 +278,7 @@ impl Config {
         self.cache.check()?;
         self.limits.check()?;
         self.telemetry.check()?;
+        self.knowledge.check(&self.providers)?;
         for (name, provider) in &self.providers {
             provider.check(name)?;
         }

@@ -4,10 +4,12 @@
 //! model ([`ChatMessage`], [`Params`], [`Usage`]); what comes back
 //! ([`ReplyStream`], [`Summary`]); what is recorded ([`InferenceRecord`],
 //! [`FeedbackRecord`], [`Attempt`], [`Status`], [`Audience`]); inference ids
-//! ([`InferenceIds`]) and time ([`Utc`], [`now_ms`]).
+//! ([`InferenceIds`]) and time ([`Utc`], [`now_ms`]); what retrieval gave an answer
+//! ([`RetrievalRecord`], [`Citation`]).
 
 mod chat;
 mod ids;
+mod knowledge;
 mod record;
 mod reply;
 mod request;
@@ -16,6 +18,7 @@ mod user;
 
 pub use chat::{ChatMessage, Image, Params, Role, Usage};
 pub use ids::{InferenceIds, minted_ms};
+pub use knowledge::{Citation, RetrievalRecord, RetrievedChunk, cited_numbers};
 pub use record::{Attempt, Audience, FeedbackRecord, InferenceRecord, Status};
 pub use reply::{ReplyEvent, ReplyStream, Summary};
 pub use request::{CacheControl, Input, Purpose, Request, Selector, TTL_HEADER};

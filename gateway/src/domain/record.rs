@@ -98,6 +98,9 @@ pub struct InferenceRecord {
     pub input: Vec<ChatMessage>,
     /// The answer (or the part of it that arrived).
     pub output: Option<String>,
+    /// What retrieval gave the model, when the prompt version retrieves.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retrieval: Option<super::RetrievalRecord>,
 }
 
 /// One piece of feedback on an inference.
@@ -219,6 +222,7 @@ impl InferenceRecord {
             params: Params::default(),
             input: vec![],
             output: None,
+            retrieval: None,
         }
     }
 }

@@ -42,6 +42,9 @@ pub struct Summary {
     pub finish_reason: Option<String>,
     /// How many provider calls were made.
     pub attempts: usize,
+    /// The references the answer cited (empty when nothing was retrieved
+    /// or nothing cited).
+    pub citations: Vec<super::Citation>,
 }
 
 impl Summary {

@@ -37,7 +37,7 @@ impl Inner {
         &self,
         id: Uuid,
         request: Request,
-        prepared: Prepared,
+        mut prepared: Prepared,
         admission: Admission,
         tx: mpsc::Sender<ReplyEvent>,
     ) {
@@ -65,6 +65,9 @@ impl Inner {
             .limits
             .settle(admission, used, figures.cost_usd.unwrap_or(0.0))
             .await;
+        if let Some(retrieval) = &mut prepared.retrieval {
+            retrieval.mark_cited(&run.text);
+        }
         let summary = Summary {
             inference_id: id,
             alias: prepared.alias.clone(),
@@ -79,6 +82,11 @@ impl Inner {
             cost_usd: figures.cost_usd,
             finish_reason: run.finish.clone(),
             attempts: attempts.len(),
+            citations: prepared
+                .retrieval
+                .as_ref()
+                .map(|r| r.citations())
+                .unwrap_or_default(),
         };
         let ended = Ended {
             outcome: &outcome,

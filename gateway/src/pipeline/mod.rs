@@ -5,7 +5,8 @@
 //! 2. `resolve`  which prompt and version answer ([`Registry`]: binding →
 //!    label or A/B split → version)
 //! 3. `context`  the prompt's context variables and the conversation so far,
-//!    trimmed to the model's context window
+//!    trimmed to the model's context window; `retrieve` the knowledge the
+//!    prompt's `[retrieval]` asks for, given to a template variable
 //! 4. `render`   the prompt's templates into chat messages
 //! 5. `route`    alias → targets, retries, fallback ([`Router`])
 //! 6. `cache`    an exact-match answer replayed, or a fresh one stored
@@ -26,6 +27,7 @@ pub mod implicit;
 mod record;
 mod render;
 mod resolve;
+mod retrieve;
 pub mod route;
 
 use std::collections::BTreeMap;
@@ -117,6 +119,9 @@ pub struct PipelineOptions {
     pub capture_content: bool,
     /// Mints the inference ids, keyed by the deployment's secret.
     pub ids: crate::domain::InferenceIds,
+    /// The knowledge that `[retrieval]` searches (`None`: prompts that
+    /// retrieve answer without documents, and the row says so).
+    pub knowledge: Option<crate::knowledge::Knowledge>,
 }
 
 impl Default for PipelineOptions {
@@ -127,6 +132,7 @@ impl Default for PipelineOptions {
             vision: Default::default(),
             capture_content: false,
             ids: crate::domain::InferenceIds::default(),
+            knowledge: None,
         }
     }
 }
@@ -169,6 +175,8 @@ struct Prepared {
     cache: Option<CachePolicy>,
     /// Images of the question left out (the alias reads text only).
     images_unread: Vec<String>,
+    /// What retrieval gave the model.
+    retrieval: Option<crate::domain::RetrievalRecord>,
 }
 
 impl Pipeline {

@@ -53,6 +53,7 @@ fn base_record(
         params: request.params.clone(),
         input,
         output: None,
+        retrieval: None,
     }
 }
 
@@ -142,6 +143,7 @@ impl Inner {
             attempts: ended.attempts,
             params: prepared.params,
             output: (!run.text.is_empty() || status == Status::Ok).then(|| run.text.clone()),
+            retrieval: prepared.retrieval,
             ..base_record(id, request, prepared.alias, input, status, error)
         };
         self.metrics.observe(&record);

@@ -84,6 +84,7 @@ impl Pipeline {
             messages,
             params: params.clone().or(&prompt_params),
             images_unread: Vec::new(),
+            retrieval: None,
             cache: (!p.cache.is_unset()).then(|| {
                 let alias = self.inner.guards.cache.policy(&model);
                 CachePolicy {

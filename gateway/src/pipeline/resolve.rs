@@ -10,6 +10,24 @@ use super::{Pipeline, PipelineError, Prepared};
 use crate::domain::{Input, Request, Role, Selector};
 
 impl Pipeline {
+    /// Runs the retrieve stage when the version has `[retrieval]`: the
+    /// documents go into their variable, the record comes back.
+    async fn retrieved(
+        &self,
+        prompt: &crate::registry::Resolved,
+        question: &str,
+        request: &Request,
+        variables: &mut std::collections::BTreeMap<String, String>,
+    ) -> Option<crate::domain::RetrievalRecord> {
+        let settings = prompt.compiled.prompt().retrieval.as_ref()?;
+        let (documents, record) = self
+            .retrieve(settings, question, &request.origin)
+            .instrument(tracing::info_span!("knowledge.retrieve"))
+            .await;
+        variables.insert(settings.variable.clone(), documents);
+        Some(record)
+    }
+
     /// Stages 2–4: prompt, context and rendering.
     pub(super) async fn prepare(&self, request: &Request) -> Result<Prepared, PipelineError> {
         match &request.input {
@@ -27,6 +45,7 @@ impl Pipeline {
                     params: request.params.clone(),
                     cache: None,
                     images_unread: Vec::new(),
+                    retrieval: None,
                 })
             }
             Input::Prompt {
@@ -58,15 +77,25 @@ impl Pipeline {
                     .label
                     .clone()
                     .or_else(|| request.origin.user.as_ref().map(|u| u.id.clone()));
-                let variables = self.context(request, user_name, None, None, &[]);
-                self.render(
+                let mut variables = self.context(request, user_name, None, None, &[]);
+                let retrieval = self
+                    .retrieved(
+                        &prompt,
+                        &messages[last_user].content,
+                        request,
+                        &mut variables,
+                    )
+                    .await;
+                let mut prepared = self.render(
                     &prompt,
                     request.model.as_deref(),
                     &messages[last_user].content,
                     &history,
                     variables,
                     &request.params,
-                )
+                )?;
+                prepared.retrieval = retrieval;
+                Ok(prepared)
             }
             Input::Chat(inbound) => {
                 let prompt = self
@@ -75,13 +104,16 @@ impl Pipeline {
                     .resolve_bound(&inbound.origin)
                     .instrument(tracing::info_span!("prompt.resolve"))
                     .await?;
-                let variables = self.context(
+                let mut variables = self.context(
                     request,
                     inbound.user_name.clone(),
                     inbound.channel_name.clone(),
                     inbound.workspace_name.clone(),
                     &inbound.attachments,
                 );
+                let retrieval = self
+                    .retrieved(&prompt, &inbound.text, request, &mut variables)
+                    .await;
                 let mut prepared = self.render(
                     &prompt,
                     request.model.as_deref(),
@@ -90,6 +122,7 @@ impl Pipeline {
                     variables,
                     &request.params,
                 )?;
+                prepared.retrieval = retrieval;
                 if !inbound.images.is_empty() {
                     let question = prepared
                         .messages

@@ -12,6 +12,7 @@ mod http;
 pub use http::install_crypto;
 pub mod local;
 mod openai;
+mod openai_embeddings;
 mod sse;
 
 use std::collections::BTreeMap;
@@ -27,6 +28,7 @@ use crate::domain::{ChatMessage, Params, Usage};
 pub use anthropic::Anthropic;
 pub use local::Local;
 pub use openai::OpenAi;
+pub use openai_embeddings::{OpenAiEmbeddings, normalized};
 
 /// One request to one target.
 #[derive(Debug, Clone)]

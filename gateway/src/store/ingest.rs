@@ -66,6 +66,7 @@ const INFERENCE_COLUMNS: &[&str] = &[
     "purpose",
     "private",
     "messages",
+    "retrieval",
 ];
 
 /// The columns of `feedback`.
@@ -119,6 +120,8 @@ struct InferenceJson<'a> {
     private: i64,
     /// The conversation: a JSON array of [`Message`]s.
     messages: String,
+    /// What retrieval gave the model (a [`crate::domain::RetrievalRecord`]).
+    retrieval: Option<String>,
 }
 
 /// One message of an inference's conversation, as stored in
@@ -420,6 +423,10 @@ async fn admissible(
     Ok(decided)
 }
 
+fn json_text<T: Serialize>(value: &T) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|e| StoreError::Encode(e.to_string()))
+}
+
 /// Inference rows as the insert statement takes them.
 fn inference_json(rows: &[InferenceRecord]) -> Result<Vec<InferenceJson<'_>>, StoreError> {
     let mut inferences = Vec::with_capacity(rows.len());
@@ -470,6 +477,7 @@ fn inference_json(rows: &[InferenceRecord]) -> Result<Vec<InferenceJson<'_>>, St
             purpose: r.purpose.as_str(),
             private: r.origin.private as i64,
             messages,
+            retrieval: r.retrieval.as_ref().map(json_text).transpose()?,
         });
     }
     Ok(inferences)

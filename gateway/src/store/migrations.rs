@@ -62,6 +62,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "one_user_form",
         include_str!("../../../migrations/sqlite/0010_one_user_form.sql"),
     ),
+    (
+        11,
+        "knowledge",
+        include_str!("../../../migrations/sqlite/0011_knowledge.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -113,6 +118,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         10,
         "one_user_form",
         include_str!("../../../migrations/postgres/0010_one_user_form.sql"),
+    ),
+    (
+        11,
+        "knowledge",
+        include_str!("../../../migrations/postgres/0011_knowledge.sql"),
     ),
 ];
 

@@ -10,6 +10,7 @@ mod bulk;
 mod dashboard_tables;
 mod dataset;
 mod ingest;
+mod knowledge_tables;
 mod migrations;
 mod pending;
 mod prompt_tables;
@@ -25,6 +26,10 @@ use crate::domain::Audience;
 
 pub use dashboard_tables::{EvalRunRow, ReviewRow, TrafficRow};
 pub use dataset::{DatasetFilter, Example};
+pub use knowledge_tables::{
+    ChunkFilter, ChunkRow, ChunkWrite, DocumentWrite, SourceRow, VectorRow, embedding_text,
+    query_terms,
+};
 pub use prompt_tables::{
     AuditRow, BindingRow, LabelRow, NOTIFY_CHANNEL, RegistryRows, VersionRow, Write, Written,
     arms_json,
@@ -135,6 +140,9 @@ pub struct InferenceRow {
     pub ttft_ms: Option<f64>,
     /// Time per output token after the first, ms (`None`: not observed).
     pub tpot_ms: Option<f64>,
+    /// What retrieval gave the model, as JSON (a
+    /// [`crate::domain::RetrievalRecord`]), when the prompt retrieves.
+    pub retrieval: Option<String>,
 }
 
 /// The database.
@@ -304,7 +312,7 @@ impl Store {
         let Some(row) = sqlx::query(
             "SELECT id, platform, prompt_name, prompt_version, alias, provider, model, input_tokens, \
              output_tokens, cost_usd, status, error, attempts, attempt_log, cache_hit, tokens_saved, cost_saved_usd, \
-             streamed, prompt_label, purpose, messages, user_id, user_name, ttft_ms, tpot_ms FROM inferences WHERE id = $1",
+             streamed, prompt_label, purpose, messages, user_id, user_name, ttft_ms, tpot_ms, retrieval FROM inferences WHERE id = $1",
         )
         .bind(id)
         .fetch_optional(&self.pool)
@@ -340,6 +348,7 @@ impl Store {
             user_name: row.try_get(22)?,
             ttft_ms: row.try_get(23)?,
             tpot_ms: row.try_get(24)?,
+            retrieval: row.try_get(25)?,
         }))
     }
 

@@ -434,5 +434,6 @@ fn inference(client: usize, i: usize) -> InferenceRecord {
             ChatMessage::new(Role::User, format!("Question {i} from client {client}")),
         ],
         output: Some("An answer of a typical length for a chat reply.".into()),
+        retrieval: None,
     }
 }

@@ -4,6 +4,10 @@
 //! `production` label (`prompt:<name>@<label>` or `@<version>` for another);
 //! an extra body field `variables` gives values to its declared variables.
 //!
+//! When the prompt retrieves, the answer carries an extra top-level field
+//! `citations` (on a stream, in the chunk with the finish reason): the
+//! references it cited, `[{number, title, heading, link, source}]`.
+//!
 //! Every response carries `x-switchboard-inference-id` and
 //! `x-switchboard-overhead-ms` (time spent in Switchboard rather than
 //! waiting on the provider; for a stream, up to its first token).
@@ -336,6 +340,7 @@ pub(crate) async fn chat_completions(
                         total_tokens: u.input_tokens + u.output_tokens,
                     },
                     system_fingerprint: None,
+                    citations: &summary.citations,
                 };
                 let overhead =
                     (started.elapsed().as_secs_f64() * 1000.0 - summary.provider_ms).max(0.0);
@@ -430,6 +435,11 @@ struct Completion<'a> {
     choices: [CompletionChoice<'a>; 1],
     usage: CompletionUsage,
     system_fingerprint: Option<&'static str>,
+    /// Switchboard's extra field: the knowledge the answer cited, when its
+    /// prompt retrieves (absent otherwise, so plain clients see OpenAI's
+    /// shape).
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    citations: &'a [crate::domain::Citation],
 }
 
 #[derive(serde::Serialize)]
@@ -510,7 +520,25 @@ fn sse_body(
                             .finish_reason
                             .clone()
                             .unwrap_or_else(|| "stop".into());
-                        let mut out = meta.chunk(json!({}), Some(&reason), include_usage).to_vec();
+                        let mut out = if summary.citations.is_empty() {
+                            meta.chunk(json!({}), Some(&reason), include_usage).to_vec()
+                        } else {
+                            // The last chunk carries the citations, as the
+                            // plain answer does.
+                            let mut chunk = json!({
+                                "id": meta.id,
+                                "object": "chat.completion.chunk",
+                                "created": meta.created,
+                                "model": meta.model,
+                                "system_fingerprint": null,
+                                "choices": [{"index": 0, "delta": {}, "logprobs": null, "finish_reason": reason}],
+                                "citations": summary.citations,
+                            });
+                            if include_usage {
+                                chunk["usage"] = Value::Null;
+                            }
+                            sse_event(&chunk).to_vec()
+                        };
                         if include_usage {
                             let usage = json!({
                                 "id": meta.id,

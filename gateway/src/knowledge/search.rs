@@ -1,0 +1,265 @@
+//! Hybrid search: the question's words against the lexical index and its
+//! embedding against the vector index, each list limited to what the
+//! viewer may see, fused by reciprocal rank (a chunk ranked r in a list
+//! scores 1 / (k + r), summed over the lists). A missing embedder is not a
+//! failure: the search runs lexical only and says so.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use prompts::SearchMode;
+
+use super::{Knowledge, KnowledgeError, Viewer};
+use crate::store::{ChunkFilter, ChunkRow, query_terms};
+
+/// One search.
+#[derive(Debug, Clone)]
+pub struct SearchQuery {
+    /// The question.
+    pub text: String,
+    /// The sources to search; empty: every source the viewer sees.
+    pub sources: Vec<String>,
+    /// How many chunks to return.
+    pub top_k: usize,
+    /// The least cosine similarity of a dense match.
+    pub min_score: f32,
+    /// Hybrid, lexical or dense.
+    pub mode: SearchMode,
+    /// The fusion constant.
+    pub rrf_k: u32,
+    /// Only this channel.
+    pub channel: Option<String>,
+    /// Only chunks written at or after this, Unix ms.
+    pub since_ms: Option<i64>,
+}
+
+impl SearchQuery {
+    /// A hybrid search of `sources` with the usual settings.
+    pub fn new(text: &str, sources: Vec<String>, top_k: usize) -> SearchQuery {
+        SearchQuery {
+            text: text.to_string(),
+            sources,
+            top_k,
+            min_score: 0.0,
+            mode: SearchMode::Hybrid,
+            rrf_k: 60,
+            channel: None,
+            since_ms: None,
+        }
+    }
+
+    /// The search a prompt version's `[retrieval]` asks for.
+    pub fn of_prompt(text: &str, r: &prompts::Retrieval) -> SearchQuery {
+        SearchQuery {
+            min_score: r.min_score,
+            mode: r.mode,
+            rrf_k: r.rrf_k,
+            ..SearchQuery::new(text, r.sources.clone(), r.top_k)
+        }
+    }
+}
+
+/// One chunk found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Hit {
+    /// The chunk and its document.
+    pub chunk: ChunkRow,
+    /// The fused score.
+    pub score: f64,
+    /// Its rank in the lexical list (1-based) and score there.
+    pub lexical: Option<(usize, f64)>,
+    /// Its rank in the dense list (1-based) and cosine similarity.
+    pub dense: Option<(usize, f32)>,
+}
+
+/// What a search found.
+#[derive(Debug, Clone, Default)]
+pub struct SearchResult {
+    /// The chunks, best first.
+    pub hits: Vec<Hit>,
+    /// The sources searched.
+    pub sources: Vec<String>,
+    /// Why the search was less than asked (no embedder: lexical only; a
+    /// source missing).
+    pub warnings: Vec<String>,
+    /// Time to embed the question, ms (`None`: not embedded).
+    pub embed_ms: Option<f64>,
+    /// Time for the searches and fusion, ms, embedding excluded.
+    pub search_ms: f64,
+    /// Chunks in the searched sources' vector index.
+    pub indexed: usize,
+}
+
+/// How many candidates each list contributes to the fusion.
+fn candidates(top_k: usize) -> usize {
+    (top_k * 5).max(50)
+}
+
+impl Knowledge {
+    /// Searches for `query` as `viewer`.
+    pub async fn search(
+        &self,
+        query: &SearchQuery,
+        viewer: &Viewer,
+    ) -> Result<SearchResult, KnowledgeError> {
+        let mut result = SearchResult::default();
+        let stored = self.inner.store.knowledge_sources().await?;
+        let visible: Vec<_> = stored
+            .iter()
+            .filter(|s| viewer.sees_scope(&s.scope))
+            .collect();
+        let names: Vec<String> = if query.sources.is_empty() {
+            visible.iter().map(|s| s.name.clone()).collect()
+        } else {
+            let mut names = Vec::new();
+            for asked in &query.sources {
+                if visible.iter().any(|s| &s.name == asked) {
+                    names.push(asked.clone());
+                } else {
+                    // Said the same whether it does not exist or belongs to
+                    // another workspace: its existence is not revealed.
+                    result.warnings.push(format!(
+                        "knowledge source `{asked}` does not exist here (`switchboard knowledge list`)"
+                    ));
+                }
+            }
+            names
+        };
+        result.sources = names.clone();
+        if names.is_empty() {
+            if visible.is_empty() {
+                result
+                    .warnings
+                    .push("the knowledge index is empty: nothing has been ingested yet".into());
+            }
+            return Ok(result);
+        }
+        let filter = ChunkFilter {
+            sources: names.clone(),
+            audiences: viewer.audiences.clone(),
+            any_audience: viewer.all_audiences,
+            channel: query.channel.clone(),
+            since_ms: query.since_ms,
+        };
+        let n = candidates(query.top_k);
+
+        let mut dense = Vec::new();
+        if query.mode != SearchMode::Lexical {
+            let embedder_name = self.inner.embedder.name();
+            let other: Vec<&str> = visible
+                .iter()
+                .filter(|s| names.contains(&s.name) && s.embedder != embedder_name)
+                .map(|s| s.name.as_str())
+                .collect();
+            if !other.is_empty() {
+                result.warnings.push(format!(
+                    "source(s) {} were embedded with another model than `{embedder_name}`: only lexical search reaches them until they are ingested again",
+                    other.join(", ")
+                ));
+            }
+            match self.inner.embedder.get().await {
+                Ok(embedder) => {
+                    let started = Instant::now();
+                    match embedder.embed(vec![query.text.clone()]).await {
+                        Ok(mut v) if !v.is_empty() => {
+                            result.embed_ms = Some(started.elapsed().as_secs_f64() * 1000.0);
+                            let q = v.swap_remove(0);
+                            let searched = Instant::now();
+                            let index = self.index(&embedder_name).await?;
+                            result.indexed = index.len();
+                            dense = index.search(&q, &filter, query.min_score, n);
+                            result.search_ms += searched.elapsed().as_secs_f64() * 1000.0;
+                        }
+                        Ok(_) => {}
+                        Err(why) => result.warnings.push(format!(
+                            "the embedding model failed ({why}): lexical search only"
+                        )),
+                    }
+                }
+                Err(why) => result.warnings.push(format!("{why}: lexical search only")),
+            }
+        }
+        let searched = Instant::now();
+        let lexical = if query.mode != SearchMode::Dense
+            || (query.mode == SearchMode::Dense && result.embed_ms.is_none())
+        {
+            self.inner
+                .store
+                .lexical_search(&query_terms(&query.text), &filter, n)
+                .await?
+        } else {
+            Vec::new()
+        };
+        let fused = fuse(&lexical, &dense, query.rrf_k, query.top_k);
+        let ids: Vec<i64> = fused.iter().map(|f| f.0).collect();
+        let rows = self.inner.store.knowledge_chunks(&ids).await?;
+        let mut by_id: HashMap<i64, ChunkRow> = rows.into_iter().map(|r| (r.id, r)).collect();
+        for (id, score, lex, den) in fused {
+            if let Some(chunk) = by_id.remove(&id) {
+                result.hits.push(Hit {
+                    chunk,
+                    score,
+                    lexical: lex,
+                    dense: den,
+                });
+            }
+        }
+        result.search_ms += searched.elapsed().as_secs_f64() * 1000.0;
+        Ok(result)
+    }
+}
+
+type Fused = (i64, f64, Option<(usize, f64)>, Option<(usize, f32)>);
+
+/// Reciprocal rank fusion of the two lists, best `top_k` first (ties go to
+/// the better lexical rank, then the smaller id, so results are stable).
+fn fuse(lexical: &[(i64, f64)], dense: &[(i64, f32)], k: u32, top_k: usize) -> Vec<Fused> {
+    let mut all: HashMap<i64, Fused> = HashMap::new();
+    let k = f64::from(k);
+    for (rank, (id, s)) in lexical.iter().enumerate() {
+        let e = all.entry(*id).or_insert((*id, 0.0, None, None));
+        e.1 += 1.0 / (k + rank as f64 + 1.0);
+        e.2 = Some((rank + 1, *s));
+    }
+    for (rank, (id, s)) in dense.iter().enumerate() {
+        let e = all.entry(*id).or_insert((*id, 0.0, None, None));
+        e.1 += 1.0 / (k + rank as f64 + 1.0);
+        e.3 = Some((rank + 1, *s));
+    }
+    let mut out: Vec<Fused> = all.into_values().collect();
+    out.sort_by(|a, b| {
+        b.1.total_cmp(&a.1)
+            .then_with(|| {
+                let ra = a.2.map_or(usize::MAX, |r| r.0);
+                let rb = b.2.map_or(usize::MAX, |r| r.0);
+                ra.cmp(&rb)
+            })
+            .then_with(|| a.0.cmp(&b.0))
+    });
+    out.truncate(top_k);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_chunk_both_lists_agree_on_beats_one_list_leaders() {
+        let lexical = [(1, 9.0), (2, 8.0), (3, 7.0)];
+        let dense = [(4, 0.9), (2, 0.8), (5, 0.7)];
+        let fused = fuse(&lexical, &dense, 60, 3);
+        assert_eq!(fused[0].0, 2);
+        assert_eq!(fused[0].2, Some((2, 8.0)));
+        assert_eq!(fused[0].3, Some((2, 0.8)));
+        // Then the two rank-1 chunks, the lexical one first on the tie.
+        assert_eq!(fused[1].0, 1);
+        assert_eq!(fused[2].0, 4);
+    }
+
+    #[test]
+    fn one_list_alone_keeps_its_order() {
+        let fused = fuse(&[], &[(7, 0.9), (3, 0.5)], 60, 10);
+        assert_eq!(fused.iter().map(|f| f.0).collect::<Vec<_>>(), [7, 3]);
+    }
+}
