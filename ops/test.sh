@@ -6,6 +6,7 @@
 #   - the system packages the build needs (cmake, clang; a C compiler is assumed)
 #   - the embedded model, fetched once into a cache that later runs reuse
 #   - Chromium, which the dashboard tests drive headless
+#   - pdftotext (poppler-utils), which retrieval reads PDF files with
 # Usage: ops/test.sh [extra cargo test arguments]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -41,6 +42,13 @@ if ! command -v chromium >/dev/null; then
 fi
 SWITCHBOARD_TEST_CHROMIUM=$(command -v chromium)
 export SWITCHBOARD_TEST_CHROMIUM
+
+# --- pdftotext, which reads PDF files for retrieval ----------------------------
+if ! command -v pdftotext >/dev/null; then
+  log "installing poppler-utils (pdftotext)"
+  apt_install poppler-utils
+fi
+export SWITCHBOARD_TEST_REQUIRE_PDFTOTEXT=1
 
 # --- the tests ---------------------------------------------------------------
 log "running the tests"

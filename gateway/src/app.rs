@@ -192,6 +192,7 @@ impl Gateway {
             recorder: self.recorder.clone(),
             metrics: self.metrics.clone(),
             redis: self.redis.clone(),
+            knowledge: self.knowledge.clone(),
         }
     }
 

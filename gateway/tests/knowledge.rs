@@ -515,3 +515,59 @@ template = "{{ text }}"
         .await;
     assert!(plain.json().get("citations").is_none(), "{}", plain.body);
 }
+
+/// An OpenAI-compatible `/v1/embeddings` as the embedding model: here
+/// another Switchboard's, which serves OpenAI's wire format.
+#[tokio::test]
+async fn an_openai_compatible_embeddings_provider_embeds_chunks_and_questions() {
+    let server = Harness::start(
+        &format!(
+            "[knowledge]\nmodels_dir = {:?}\n{}",
+            models_dir(),
+            one_provider("http://127.0.0.1:9")
+        ),
+        &[],
+    )
+    .await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("sqlite://{}/k.db", dir.path().display());
+    let extra = format!(
+        "embeddings = \"emb\"\nembedding_model = \"all-MiniLM-L6-v2\"\n[providers.emb]\nkind = \"openai\"\nbase_url = \"{}/v1\"",
+        server.url
+    );
+    let (k, _store) = knowledge(&url, &extra).await;
+    let files = handbook();
+    let report = k
+        .ingest_files(
+            "handbook",
+            "global",
+            &[files.path().join("handbook")],
+            &mut |_| {},
+        )
+        .await
+        .expect("ingest");
+    assert_eq!(
+        (report.added, report.unembedded),
+        (3, 0),
+        "{:?}",
+        report.warning
+    );
+    let listed = k.sources(&Viewer::operator()).await.expect("list");
+    assert_eq!(listed[0].embedder, "emb/all-MiniLM-L6-v2");
+    let q = SearchQuery {
+        mode: SearchMode::Dense,
+        ..SearchQuery::new(
+            "who gets woken up at night when production breaks",
+            vec![],
+            1,
+        )
+    };
+    let found = k.search(&q, &Viewer::operator()).await.expect("search");
+    assert!(found.warnings.is_empty(), "{:?}", found.warnings);
+    assert_eq!(top_titles(&found), ["On-call"]);
+    assert!(
+        found.hits[0].dense.is_some_and(|d| d.1 > 0.2),
+        "{:?}",
+        found.hits[0].dense
+    );
+}

@@ -54,4 +54,23 @@ try:
 except openai.BadRequestError as e:
     assert "messages" in str(e), e
 
+# Embeddings: the SDK asks for base64 unless told; both decode to the same
+# unit vectors, and paraphrases are nearer than unrelated texts.
+texts = ["How often do we retry a failed call?", "What is the retry policy for failed requests?", "Lunch is at noon."]
+got = client.embeddings.create(model="all-MiniLM-L6-v2", input=texts)
+assert [d.index for d in got.data] == [0, 1, 2], got
+vectors = [d.embedding for d in got.data]
+assert all(len(v) == 384 for v in vectors), [len(v) for v in vectors]
+floats = client.embeddings.create(model="embedded", input=texts[0], encoding_format="float")
+assert max(abs(a - b) for a, b in zip(floats.data[0].embedding, vectors[0])) < 1e-6
+dot = lambda a, b: sum(x * y for x, y in zip(a, b))
+assert abs(dot(vectors[0], vectors[0]) - 1.0) < 1e-4
+assert dot(vectors[0], vectors[1]) > dot(vectors[0], vectors[2]) + 0.2, (dot(vectors[0], vectors[1]), dot(vectors[0], vectors[2]))
+assert got.usage.prompt_tokens > 10, got.usage
+try:
+    client.embeddings.create(model="text-embedding-3-small", input="x")
+    raise AssertionError("an unknown embedding model must fail")
+except openai.NotFoundError as e:
+    assert "all-MiniLM-L6-v2" in str(e), e
+
 print("ok")

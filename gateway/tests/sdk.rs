@@ -1,6 +1,6 @@
 //! The official OpenAI Python SDK, unmodified, against Switchboard: it must
 //! work as it does against OpenAI, streaming and not, and turn Switchboard's
-//! errors into its own exceptions. The interpreter is
+//! errors into its own exceptions; `/v1/embeddings` with the embedded model. The interpreter is
 //! `$SWITCHBOARD_TEST_PYTHON` (ops/test.sh installs the SDK in a venv).
 
 use testkit::standin::StandIn;
@@ -12,7 +12,15 @@ async fn the_openai_python_sdk_works_against_switchboard() {
         "SWITCHBOARD_TEST_PYTHON is not set: run the tests with ops/test.sh, which installs the OpenAI SDK",
     );
     let provider = StandIn::start().await;
-    let h = Harness::start(&one_provider(&provider.url), &[]).await;
+    let models = switchboard_embedded::default_models_dir()
+        .expect("set SWITCHBOARD_MODEL_CACHE or HOME")
+        .display()
+        .to_string();
+    let toml = format!(
+        "[knowledge]\nmodels_dir = {models:?}\n{}",
+        one_provider(&provider.url)
+    );
+    let h = Harness::start(&toml, &[]).await;
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/openai_sdk.py");
     let out = tokio::process::Command::new(&python)
         .arg(script)

@@ -1731,3 +1731,81 @@ async fn where_chat_streaming_is_refused_answers_are_edited_and_the_workspace_is
     );
     assert_eq!(w.api.calls_of("chat.postMessage").len(), 2);
 }
+
+/// The "done when" of retrieval, in Slack: a folder ingested, a prompt with
+/// `[retrieval]` bound globally, and a mention answered from the document
+/// with the cited source listed under the answer.
+#[tokio::test]
+async fn an_answer_from_the_teams_documents_lists_its_sources() {
+    let models = switchboard_embedded::default_models_dir()
+        .expect("set SWITCHBOARD_MODEL_CACHE or HOME")
+        .display()
+        .to_string();
+    let w = world(&format!("[knowledge]\nmodels_dir = {models:?}")).await;
+    let docs = tempfile::tempdir().unwrap();
+    let root = docs.path().join("handbook");
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::write(
+        root.join("retry.md"),
+        "# Retry policy\n\n## Attempts\n\nA failed call is retried three times, with exponential backoff.\n",
+    )
+    .unwrap();
+    std::fs::write(
+        root.join("lunch.md"),
+        "# Lunch\n\nLunch is at noon in the kitchen.\n",
+    )
+    .unwrap();
+    let gw = &w.harness.gateway;
+    gw.knowledge
+        .ingest_files("handbook", "global", &[root], &mut |_| {})
+        .await
+        .unwrap();
+    let prompt = prompts::Prompt::from_toml(
+        "handbook.toml",
+        "name = \"handbook\"\n[retrieval]\nsources = [\"handbook\"]\ntop_k = 2\n\
+         [[messages]]\nrole = \"system\"\ntemplate = \"Cite as [n]:\\n{{ documents }}\"\n\
+         [[messages]]\nrole = \"user\"\ntemplate = \"{{ text }}\"\n",
+    )
+    .unwrap();
+    gw.registry
+        .save("test", "create", &prompt, "m", None, Some("production"))
+        .await
+        .unwrap();
+    gw.registry
+        .bind(
+            "test",
+            &gateway::registry::Scope::parse("global").unwrap(),
+            Some(("handbook", "production")),
+        )
+        .await
+        .unwrap();
+    w.provider.then([Reply::text("We retry three times [1].")]);
+    let r = w
+        .event(&app_mention(
+            "Ev0RAG",
+            "<@U0LAN0Z89> what does our retry policy say?",
+        ))
+        .await;
+    assert_eq!(r.status, 200);
+    let calls = w
+        .api
+        .wait_for("the finished answer", |c| final_message(c).is_some())
+        .await;
+    let text = final_message(&calls).unwrap().args["text"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(text.starts_with("We retry three times [1]."), "{text}");
+    assert!(
+        text.contains("*Sources*\n[1] Retry policy › Attempts · `"),
+        "{text}"
+    );
+    assert!(text.contains("retry.md#attempts`"), "{text}");
+    assert!(!text.contains("Lunch"), "{text}");
+    // The model was given the document.
+    let system = w.provider.received()[0].body["messages"][0]["content"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(system.contains("retried three times"), "{system}");
+}

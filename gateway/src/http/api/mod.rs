@@ -1,10 +1,12 @@
-//! The HTTP server of `switchboard serve`: the OpenAI-compatible API,
+//! The HTTP server of `switchboard serve`: the OpenAI-compatible API (chat
+//! completions, models, embeddings),
 //! feedback, metrics and health checks. Handlers are plain async functions;
 //! state is passed explicitly in [`AppState`], and each handler takes only
 //! the part it uses (axum substates). Every error of these routes is an
 //! [`ApiError`].
 
 mod auth;
+mod embeddings_api;
 mod error;
 mod feedback_api;
 mod openai_api;
@@ -44,6 +46,14 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// The shared Redis, when configured, for its fallback count.
     pub redis: Option<RedisLink>,
+    /// The knowledge, for `/v1/embeddings`.
+    pub knowledge: crate::knowledge::Knowledge,
+}
+
+impl FromRef<AppState> for crate::knowledge::Knowledge {
+    fn from_ref(state: &AppState) -> crate::knowledge::Knowledge {
+        state.knowledge.clone()
+    }
 }
 
 impl FromRef<AppState> for FeedbackDoor {
@@ -63,6 +73,7 @@ pub fn app(state: AppState) -> Router {
     let api = Router::new()
         .route("/v1/chat/completions", post(openai_api::chat_completions))
         .route("/v1/models", get(openai_api::models))
+        .route("/v1/embeddings", post(embeddings_api::embeddings))
         .route("/v1/feedback", post(feedback_api::post_feedback))
         .route("/metrics", get(metrics))
         .route_layer(axum::middleware::from_fn_with_state(
