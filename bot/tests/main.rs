@@ -12,6 +12,7 @@ mod dashboard;
 mod discord;
 mod durability;
 mod eval;
+mod knowledge;
 mod prompts;
 mod serve;
 mod slack_serve;
