@@ -44,7 +44,10 @@ impl Cli {
 
     fn ok(&self, args: &[&str]) -> String {
         let (ok, out, err) = self.run(args);
-        assert!(ok, "knowledge {args:?} failed:\nstdout: {out}\nstderr: {err}");
+        assert!(
+            ok,
+            "knowledge {args:?} failed:\nstdout: {out}\nstderr: {err}"
+        );
         out
     }
 }
@@ -74,23 +77,41 @@ fn an_operator_ingests_a_folder_searches_it_and_removes_it() {
         "{out}"
     );
     let (_, _, err) = cli.run(&["ingest", &docs_arg, "--source", "handbook"]);
-    assert!(err.contains("skipped") && err.contains("diagram.png"), "{err}");
+    assert!(
+        err.contains("skipped") && err.contains("diagram.png"),
+        "{err}"
+    );
 
     let out = cli.ok(&["search", "when can we ship to production?", "--top-k", "1"]);
     assert!(out.starts_with("1. ["), "{out}");
     assert!(out.contains("deploys"), "{out}");
     assert!(out.contains("Never deploy on a Friday"), "{out}");
 
-    let out = cli.ok(&["search", "how many retries", "--source", "handbook", "--json"]);
+    let out = cli.ok(&[
+        "search",
+        "how many retries",
+        "--source",
+        "handbook",
+        "--json",
+    ]);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["hits"][0]["title"], "Retry policy", "{v}");
     assert_eq!(v["hits"][0]["heading"], "Attempts", "{v}");
-    assert!(v["hits"][0]["link"].as_str().unwrap().ends_with("retry.md#attempts"), "{v}");
+    assert!(
+        v["hits"][0]["link"]
+            .as_str()
+            .unwrap()
+            .ends_with("retry.md#attempts"),
+        "{v}"
+    );
     assert!(v["hits"][0]["score"].as_f64().unwrap() > 0.0);
     assert_eq!(v["warnings"], serde_json::json!([]));
 
     let out = cli.ok(&["list"]);
-    assert!(out.contains("handbook  files · global · 2 documents"), "{out}");
+    assert!(
+        out.contains("handbook  files · global · 2 documents"),
+        "{out}"
+    );
     assert!(out.contains("all-MiniLM-L6-v2"), "{out}");
 
     // A changed file is read again; the other is not.
@@ -107,17 +128,25 @@ fn an_operator_ingests_a_folder_searches_it_and_removes_it() {
     assert!(!ok && err.contains("/nonexistent/folder"), "{err}");
     let (ok, _, err) = cli.run(&["ingest", &docs_arg, "--source", "bad name!"]);
     assert!(!ok && err.contains("not a knowledge source name"), "{err}");
-    let (ok, _, err) = cli.run(&["ingest", &docs_arg, "--source", "handbook", "--scope", "slack/T1"]);
+    let (ok, _, err) = cli.run(&[
+        "ingest", &docs_arg, "--source", "handbook", "--scope", "slack/T1",
+    ]);
     assert!(!ok && err.contains("belongs to `global`"), "{err}");
     let (ok, _, err) = cli.run(&["remove", "wiki"]);
     assert!(!ok && err.contains("no knowledge source `wiki`"), "{err}");
     let out = cli.ok(&["list"]);
-    assert!(out.contains("handbook  files · global · 2 documents"), "{out}");
+    assert!(
+        out.contains("handbook  files · global · 2 documents"),
+        "{out}"
+    );
 
     cli.ok(&["remove", "handbook"]);
     let out = cli.ok(&["list"]);
     assert!(out.contains("no knowledge sources yet"), "{out}");
     let (ok, out, err) = cli.run(&["search", "retry"]);
     assert!(ok, "{err}");
-    assert!(err.contains("empty") && out.contains("nothing found"), "{out} {err}");
+    assert!(
+        err.contains("empty") && out.contains("nothing found"),
+        "{out} {err}"
+    );
 }

@@ -427,7 +427,7 @@ async fn an_answer_is_given_the_documents_and_cites_them() {
     let provider = StandIn::start().await;
     provider.then([Reply::text("A failed call is retried three times [1].")]);
     let toml = format!(
-        "[knowledge]\nmodels_dir = {:?}\n{}",
+        "[admin]\nadmins = [\"cli:ops\"]\n[knowledge]\nmodels_dir = {:?}\n{}",
         models_dir(),
         one_provider(&provider.url)
     );
@@ -507,6 +507,33 @@ template = "{{ text }}"
         "{retrieval:?}"
     );
     assert!(retrieval.warning.is_none(), "{retrieval:?}");
+
+    // `prompts test` shows what was retrieved and what the answer cited.
+    provider.then([Reply::text("Three times [1].")]);
+    let out = h
+        .gateway
+        .admin
+        .run(
+            &gateway::promptops::admin::Actor {
+                id: "cli:ops".into(),
+                name: "ops".into(),
+                ..Default::default()
+            },
+            gateway::promptops::admin::Command::Test {
+                name: "handbook".into(),
+                version: None,
+                text: "How often do we retry?".into(),
+            },
+        )
+        .await
+        .expect("test");
+    let text = out.to_text();
+    assert!(text.contains("retrieved from handbook:"), "{text}");
+    assert!(
+        text.contains("[1] Retry policy") && text.contains("similarity"),
+        "{text}"
+    );
+    assert!(text.contains(") cited"), "{text}");
 
     // A plain OpenAI request (no prompt) has no citations field at all.
     provider.then([Reply::text("Hi.")]);

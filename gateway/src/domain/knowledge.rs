@@ -80,6 +80,36 @@ impl RetrievalRecord {
     }
 }
 
+impl RetrievalRecord {
+    /// One line per chunk given to the model, for previews: number, title,
+    /// scores and whether the answer cited it; then the warning, if any.
+    pub fn describe(&self) -> String {
+        let mut out = format!("retrieved from {}:", self.sources.join(", "));
+        if self.chunks.is_empty() {
+            out.push_str(" nothing");
+        }
+        for c in &self.chunks {
+            let mut line = format!("\n[{}] {}", c.number, c.title);
+            if !c.heading.is_empty() {
+                line.push_str(&format!(" › {}", c.heading));
+            }
+            line.push_str(&format!(" (score {:.4}", c.score));
+            if let Some(s) = c.similarity {
+                line.push_str(&format!(", similarity {s:.3}"));
+            }
+            line.push(')');
+            if c.cited {
+                line.push_str(" cited");
+            }
+            out.push_str(&line);
+        }
+        if let Some(w) = &self.warning {
+            out.push_str(&format!("\nwarning: {w}"));
+        }
+        out
+    }
+}
+
 /// A numbered reference under an answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Citation {

@@ -45,6 +45,9 @@ pub struct Summary {
     /// The references the answer cited (empty when nothing was retrieved
     /// or nothing cited).
     pub citations: Vec<super::Citation>,
+    /// What retrieval gave the model, for previews (`prompts test`, the
+    /// playground); `None` when the prompt does not retrieve.
+    pub retrieval: Option<super::RetrievalRecord>,
 }
 
 impl Summary {

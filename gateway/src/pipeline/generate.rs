@@ -87,6 +87,7 @@ impl Inner {
                 .as_ref()
                 .map(|r| r.citations())
                 .unwrap_or_default(),
+            retrieval: prepared.retrieval.clone(),
         };
         let ended = Ended {
             outcome: &outcome,

@@ -197,6 +197,13 @@ async fn answer(
                     ("total", figures::ms(s.total_ms)),
                     ("cost", or_dash(s.cost_usd.map(figures::usd))),
                     ("id", s.inference_id.to_string()),
+                    (
+                        "retrieved",
+                        s.retrieval
+                            .as_ref()
+                            .map(|r| r.describe())
+                            .unwrap_or_default(),
+                    ),
                 ]));
             }
             ReplyEvent::Failed { message, .. } => {

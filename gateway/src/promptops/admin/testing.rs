@@ -43,13 +43,17 @@ impl Admin {
                 ReplyEvent::Token(t) => answer.push_str(&t),
                 ReplyEvent::Done(summary) => {
                     let (p, v) = summary.prompt.clone().unwrap_or_default();
-                    return Ok(Output::new(format!(
+                    let mut output = Output::new(format!(
                         "test of {p} v{v}: {} tokens in {:.0} ms (inference {}, recorded as a test)",
                         summary.usage.map_or(0, |u| u.output_tokens),
                         summary.total_ms,
                         summary.inference_id
                     ))
-                    .with(Section::Text(answer)));
+                    .with(Section::Text(answer));
+                    if let Some(retrieval) = &summary.retrieval {
+                        output = output.with(Section::Text(retrieval.describe()));
+                    }
+                    return Ok(output);
                 }
                 ReplyEvent::Failed { message, .. } => return Err(AdminError::Test(message)),
                 ReplyEvent::Started { .. } => {}
