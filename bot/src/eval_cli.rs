@@ -68,6 +68,15 @@ pub struct EvalArgs {
     /// Write report.json, report.md and report.html into this folder.
     #[arg(long)]
     report: Option<PathBuf>,
+    /// Measure retrieval instead of answers: a labelled JSONL file
+    /// ({"question": …, "documents": [file, …]} or "chunks": [id, …]), on
+    /// which the candidate's and the baseline's `[retrieval]` settings are
+    /// scored by recall@k and MRR.
+    #[arg(long, value_name = "FILE")]
+    retrieval: Option<PathBuf>,
+    /// With --retrieval: fail when the candidate's recall@k is below this.
+    #[arg(long, default_value_t = 0.0)]
+    min_recall: f64,
 }
 
 /// Filters over logged conversations, shared by `eval` and `export`.
@@ -143,6 +152,9 @@ impl DatasetArgs {
 
 /// Runs an evaluation and prints its verdict.
 pub async fn run(config: &gateway::Config, args: EvalArgs) -> anyhow::Result<()> {
+    if let Some(file) = args.retrieval.clone() {
+        return retrieval(config, &args, &file).await;
+    }
     if args.rubric.is_some() && args.judge.is_none() {
         bail!("--rubric needs --judge ALIAS: the judge model scores the answers");
     }
@@ -166,6 +178,74 @@ pub async fn run(config: &gateway::Config, args: EvalArgs) -> anyhow::Result<()>
     let result = evaluate(&app, args, filter).await;
     app.shutdown().await;
     result
+}
+
+/// `eval --retrieval FILE`: the two versions' retrieval settings side by
+/// side on the labelled questions.
+async fn retrieval(
+    config: &gateway::Config,
+    args: &EvalArgs,
+    file: &std::path::Path,
+) -> anyhow::Result<()> {
+    use gateway::promptops::eval::retrieval::{labelled_from_jsonl, score};
+    let text = std::fs::read_to_string(file)
+        .with_context(|| format!("cannot read the labelled questions `{}`", file.display()))?;
+    let labelled =
+        labelled_from_jsonl(&file.display().to_string(), &text).map_err(anyhow::Error::msg)?;
+    let store = gateway::app::open_store(config).await?;
+    let registry = gateway::app::open_registry(config, &store).await?;
+    let knowledge = gateway::knowledge::Knowledge::new(config, store.clone())?;
+    let mut rows = Vec::new();
+    for (arm, version) in [("baseline", &args.baseline), ("candidate", &args.candidate)] {
+        let (row, prompt) = registry
+            .version(&args.prompt, &Selector::parse(version))
+            .await?;
+        let Some(settings) = &prompt.retrieval else {
+            bail!(
+                "{} v{} ({arm}) has no [retrieval] table: there is nothing to measure",
+                args.prompt,
+                row.version
+            );
+        };
+        let query = gateway::knowledge::SearchQuery::of_prompt("", settings);
+        let s = score(&knowledge, &query, &labelled).await?;
+        for w in &s.warnings {
+            eprintln!("warning ({arm}): {w}");
+        }
+        rows.push((arm, row.version, settings.mode.as_str(), s));
+    }
+    registry.close();
+    store.close().await;
+    println!(
+        "retrieval on {} labelled questions ({})\n",
+        labelled.len(),
+        file.display()
+    );
+    println!("| arm | version | mode | k | recall@k | MRR | search ms |");
+    println!("|---|---|---|---|---|---|---|");
+    for (arm, version, mode, s) in &rows {
+        println!(
+            "| {arm} | v{version} | {mode} | {} | {:.3} | {:.3} | {:.1} |",
+            s.k, s.recall, s.mrr, s.search_ms
+        );
+    }
+    if let Some((_, _, _, candidate)) = rows.last() {
+        if !candidate.missed.is_empty() {
+            println!("\nmissed by the candidate:");
+            for q in &candidate.missed {
+                println!("- {q}");
+            }
+        }
+        if candidate.recall < args.min_recall {
+            bail!(
+                "the candidate's recall@{} is {:.3}, below --min-recall {}",
+                candidate.k,
+                candidate.recall,
+                args.min_recall
+            );
+        }
+    }
+    Ok(())
 }
 
 /// A file's examples as `--sample N` (N at random, kept in file order) or

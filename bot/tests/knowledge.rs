@@ -27,10 +27,14 @@ impl Cli {
     }
 
     fn run(&self, args: &[&str]) -> (bool, String, String) {
+        self.run_top(&[&["knowledge"], args].concat())
+    }
+
+    /// Runs `switchboard ARGS` (any subcommand).
+    fn run_top(&self, args: &[&str]) -> (bool, String, String) {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
             .arg("--config")
             .arg(&self.config)
-            .arg("knowledge")
             .args(args)
             .env_remove("SWITCHBOARD_CONFIG")
             .output()
@@ -148,5 +152,118 @@ fn an_operator_ingests_a_folder_searches_it_and_removes_it() {
     assert!(
         err.contains("empty") && out.contains("nothing found"),
         "{out} {err}"
+    );
+}
+
+const PROMPT: &str = "name = \"handbook\"\n[retrieval]\nsources = [\"handbook\"]\ntop_k = 1\nmode = \"MODE\"\n\
+[[messages]]\nrole = \"system\"\ntemplate = \"Cite as [n]:\\n{{ documents }}\"\n\
+[[messages]]\nrole = \"user\"\ntemplate = \"{{ text }}\"\n";
+
+/// `switchboard eval --retrieval`: two versions' retrieval settings side by
+/// side on a labelled file; dense search finds the paraphrase that lexical
+/// search misses.
+#[test]
+fn eval_compares_two_versions_retrieval_on_labelled_questions() {
+    let dir = tempfile::tempdir().unwrap();
+    let docs = dir.path().join("docs");
+    std::fs::create_dir_all(&docs).unwrap();
+    std::fs::write(
+        docs.join("oncall.md"),
+        "# On-call\n\nThe on-call engineer is paged through PagerDuty and acknowledges within 15 minutes.\n",
+    )
+    .unwrap();
+    std::fs::write(
+        docs.join("retry.md"),
+        "# Retry policy\n\nA failed call is retried three times with exponential backoff.\n",
+    )
+    .unwrap();
+    std::fs::write(
+        docs.join("lunch.md"),
+        "# Lunch\n\nLunch is served at noon in the kitchen.\n",
+    )
+    .unwrap();
+    let cli = Cli::new(dir.path());
+    cli.ok(&[
+        "ingest",
+        &docs.display().to_string(),
+        "--source",
+        "handbook",
+    ]);
+    let prompts = dir.path().join("prompts");
+    std::fs::create_dir_all(&prompts).unwrap();
+    let import = |mode: &str| {
+        std::fs::write(prompts.join("handbook.toml"), PROMPT.replace("MODE", mode)).unwrap();
+        let (ok, out, err) = cli.run_top(&["prompts", "import", prompts.to_str().unwrap()]);
+        assert!(ok, "{out}{err}");
+    };
+    import("lexical");
+    import("dense");
+    let labels = dir.path().join("labels.jsonl");
+    std::fs::write(
+        &labels,
+        concat!(
+            "{\"question\": \"how many times is a failed call retried\", \"documents\": [\"retry.md\"]}\n",
+            "{\"question\": \"who responds to an emergency alert at night\", \"documents\": [\"oncall.md\"]}\n",
+            "{\"question\": \"when is lunch served\", \"pages\": [\"lunch.md\"]}\n",
+        ),
+    )
+    .unwrap();
+    let labels_arg = labels.display().to_string();
+    let (ok, out, err) = cli.run_top(&[
+        "eval",
+        "handbook",
+        "--baseline",
+        "1",
+        "--candidate",
+        "2",
+        "--retrieval",
+        &labels_arg,
+    ]);
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("retrieval on 3 labelled questions"), "{out}");
+    let row = |arm: &str| -> Vec<String> {
+        out.lines()
+            .find(|l| l.starts_with(&format!("| {arm} ")))
+            .unwrap_or_else(|| panic!("no {arm} row: {out}"))
+            .split('|')
+            .map(|c| c.trim().to_string())
+            .collect()
+    };
+    let (baseline, candidate) = (row("baseline"), row("candidate"));
+    assert_eq!(&baseline[2..5], ["v1", "lexical", "1"], "{out}");
+    assert_eq!(&candidate[2..5], ["v2", "dense", "1"], "{out}");
+    // Lexical search has no words of the on-call page to go on.
+    assert_eq!(baseline[5], "0.667", "{out}");
+    assert_eq!(candidate[5], "1.000", "{out}");
+    assert!(!out.contains("missed by the candidate"), "{out}");
+
+    // A gate: fails below --min-recall, and a bad labelled file is named.
+    let (ok, _, err) = cli.run_top(&[
+        "eval",
+        "handbook",
+        "--baseline",
+        "2",
+        "--candidate",
+        "1",
+        "--retrieval",
+        &labels_arg,
+        "--min-recall",
+        "0.9",
+    ]);
+    assert!(!ok && err.contains("below --min-recall 0.9"), "{err}");
+    std::fs::write(&labels, "{\"question\": \"x\"}\n").unwrap();
+    let (ok, _, err) = cli.run_top(&[
+        "eval",
+        "handbook",
+        "--baseline",
+        "1",
+        "--candidate",
+        "2",
+        "--retrieval",
+        &labels_arg,
+    ]);
+    assert!(
+        !ok && err.contains("line 1") && err.contains("at least one of"),
+        "{err}"
     );
 }

@@ -7,6 +7,7 @@
 mod checks;
 mod judge;
 mod report;
+pub mod retrieval;
 
 pub use checks::{Check, JsonSchema};
 pub use judge::{Score, Verdict, combine, parse_choice, parse_score};
