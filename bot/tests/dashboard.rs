@@ -52,6 +52,30 @@ struct Seeds {
     commented: Uuid,
 }
 
+fn retrieved(with_wiki: bool) -> gateway::domain::RetrievalRecord {
+    let chunk =
+        |number: u32, source: &str, title: &str, cited: bool| gateway::domain::RetrievedChunk {
+            number,
+            chunk_id: i64::from(number),
+            source: source.into(),
+            title: title.into(),
+            heading: "Attempts".into(),
+            link: None,
+            score: 0.03,
+            similarity: Some(0.6),
+            cited,
+        };
+    let mut chunks = vec![chunk(1, "handbook", "Retry policy", true)];
+    if with_wiki {
+        chunks.push(chunk(2, "wiki", "Backoff <script>", false));
+    }
+    gateway::domain::RetrievalRecord {
+        sources: vec!["handbook".into(), "wiki".into()],
+        chunks,
+        warning: None,
+    }
+}
+
 fn seed_rows() -> Seeds {
     let now = now_ms();
     let mut rows = Vec::new();
@@ -103,7 +127,9 @@ fn seed_rows() -> Seeds {
             params: Params::default(),
             input: vec![ChatMessage::new(Role::User, format!("question number {i}"))],
             output: Some(format!("answer number {i}")),
-            retrieval: None,
+            // Answers 2 and 4 were given the handbook's chunks (2 cited one,
+            // and also had a wiki chunk).
+            retrieval: matches!(i, 2 | 4).then(|| retrieved(i == 2)),
         });
     }
     // A playground-style test run: never counted.
@@ -533,6 +559,16 @@ async fn an_admin_signs_in_reads_the_figures_diffs_and_promotes() {
         )
         .await;
     assert_eq!(shown, serde_json::json!(discord.to_string()));
+    // By knowledge source: the answers given each source's chunks.
+    let by_source = b
+        .eval(
+            "[...document.querySelectorAll('table[data-breakdown=\"knowledge source\"] tr')].slice(1).map(r => [r.cells[0].textContent.trim(), r.cells[1].textContent.trim()])",
+        )
+        .await;
+    assert_eq!(
+        by_source,
+        serde_json::json!([["handbook", "2"], ["wiki", "1"]])
+    );
     // Charts are drawn on the server: SVG with bars, and no script at all.
     assert_eq!(
         b.eval("document.querySelectorAll('svg.chart').length")
@@ -770,6 +806,12 @@ async fn an_admin_signs_in_reads_the_figures_diffs_and_promotes() {
     assert!(
         text.contains("This <b>ignored</b> my question"),
         "user text is shown as text: {text}"
+    );
+    // What the answer was given, and what it cited.
+    assert!(
+        text.contains("retrieved: [1] Retry policy › Attempts · cited")
+            && text.contains("[2] Backoff <script> › Attempts"),
+        "{text}"
     );
     b.submit(&format!(
         "(() => {{ const f = document.querySelector('{card} form[action$=\"/dataset\"]'); f.dataset.value = 'tone-problems'; f.requestSubmit(); }})()"

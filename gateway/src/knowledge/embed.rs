@@ -51,13 +51,29 @@ impl Embedder {
     pub async fn embed(&self, texts: Vec<String>) -> Result<Vec<Vec<f32>>, String> {
         match self {
             Embedder::Embedded(e) => {
-                let e = e.clone();
-                tokio::task::spawn_blocking(move || {
-                    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-                    e.embed(&refs)
-                })
-                .await
-                .map_err(|e| format!("the embedding task failed: {e}"))
+                // One forward pass runs on one thread: a batch is split over
+                // the cores, each part on a blocking thread of its own.
+                let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+                let per = texts.len().div_ceil(cores.min(texts.len()).max(1)).max(1);
+                let mut parts = Vec::new();
+                let mut texts = texts;
+                while !texts.is_empty() {
+                    let rest = texts.split_off(per.min(texts.len()));
+                    let part = std::mem::replace(&mut texts, rest);
+                    let e = e.clone();
+                    parts.push(tokio::task::spawn_blocking(move || {
+                        let refs: Vec<&str> = part.iter().map(String::as_str).collect();
+                        e.embed(&refs)
+                    }));
+                }
+                let mut out = Vec::new();
+                for part in parts {
+                    out.extend(
+                        part.await
+                            .map_err(|e| format!("the embedding task failed: {e}"))?,
+                    );
+                }
+                Ok(out)
             }
             Embedder::Remote(r) => {
                 let refs: Vec<&str> = texts.iter().map(String::as_str).collect();

@@ -36,6 +36,25 @@ pub struct TrafficRow {
     pub thumbs_up: i64,
     /// Current 👎 votes on it.
     pub thumbs_down: i64,
+    /// The knowledge sources of the chunks its prompt was given (empty when
+    /// it retrieved nothing).
+    pub knowledge_sources: Vec<String>,
+}
+
+/// The distinct sources of the chunks in a stored `retrieval` record.
+fn retrieved_sources(json: Option<&str>) -> Vec<String> {
+    let Some(record) =
+        json.and_then(|j| serde_json::from_str::<crate::domain::RetrievalRecord>(j).ok())
+    else {
+        return Vec::new();
+    };
+    let mut out: Vec<String> = Vec::new();
+    for c in record.chunks {
+        if !out.contains(&c.source) {
+            out.push(c.source);
+        }
+    }
+    out
 }
 
 /// An answer waiting for (or past) review: it has a current 👎 or a comment.
@@ -200,7 +219,7 @@ impl Store {
     ) -> Result<Vec<TrafficRow>, StoreError> {
         let sql = format!(
             "SELECT i.created_at, i.platform, i.channel, i.model, i.prompt_name, i.prompt_version, \
-             i.ttft_ms, i.tpot_ms, i.cost_usd, i.cache_hit, i.status, COALESCE(t.up, 0), COALESCE(t.down, 0) \
+             i.ttft_ms, i.tpot_ms, i.cost_usd, i.cache_hit, i.status, COALESCE(t.up, 0), COALESCE(t.down, 0), i.retrieval \
              FROM inferences i LEFT JOIN ({THUMBS}) t ON t.inference_id = i.id \
              WHERE i.purpose = 'live' AND i.created_at >= $1 AND ($2 = '' OR i.prompt_name = $2) \
              ORDER BY i.created_at, i.id"
@@ -226,6 +245,9 @@ impl Store {
                     status: r.try_get(10)?,
                     thumbs_up: r.try_get(11)?,
                     thumbs_down: r.try_get(12)?,
+                    knowledge_sources: retrieved_sources(
+                        r.try_get::<Option<String>, _>(13)?.as_deref(),
+                    ),
                 })
             })
             .collect::<Result<_, sqlx::Error>>()

@@ -46,13 +46,31 @@ async fn page(
         messages: Vec<(String, String)>,
         comments: Vec<(String, String)>,
         datasets: Vec<String>,
+        /// What retrieval gave the model: (`[n] title › heading`, source,
+        /// cited).
+        retrieved: Vec<(String, String, bool)>,
     }
     let mut items = Vec::new();
     for r in d.store.review_queue(reviewed, PAGE).await? {
-        let messages = d
-            .store
-            .inference(&r.id)
-            .await?
+        let stored = d.store.inference(&r.id).await?;
+        let retrieved = stored
+            .as_ref()
+            .and_then(|i| i.retrieval.as_deref())
+            .and_then(|j| serde_json::from_str::<crate::domain::RetrievalRecord>(j).ok())
+            .map(|rec| {
+                rec.chunks
+                    .into_iter()
+                    .map(|c| {
+                        let mut label = format!("[{}] {}", c.number, c.title);
+                        if !c.heading.is_empty() {
+                            label.push_str(&format!(" › {}", c.heading));
+                        }
+                        (label, c.source, c.cited)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let messages = stored
             .map(|i| {
                 i.messages
                     .into_iter()
@@ -83,6 +101,7 @@ async fn page(
             datasets: d.store.datasets_of(&r.id).await?,
             messages,
             comments,
+            retrieved,
             id: r.id,
         });
     }

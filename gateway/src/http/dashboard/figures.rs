@@ -115,6 +115,24 @@ pub fn compute<'a>(rows: impl IntoIterator<Item = &'a TrafficRow>) -> Figures {
 
 /// The figures of each group of rows, by the key `key` gives (rows without
 /// one are grouped as `(none)`), largest group first.
+/// The figures of each knowledge source: an answer counts for every source
+/// its prompt was given chunks of; answers that retrieved nothing are left
+/// out.
+pub fn by_source(rows: &[TrafficRow]) -> Vec<(String, Figures)> {
+    let mut groups: BTreeMap<String, Vec<&TrafficRow>> = BTreeMap::new();
+    for r in rows {
+        for s in &r.knowledge_sources {
+            groups.entry(s.clone()).or_default().push(r);
+        }
+    }
+    let mut out: Vec<(String, Figures)> = groups
+        .into_iter()
+        .map(|(k, rows)| (k, compute(rows)))
+        .collect();
+    out.sort_by(|a, b| b.1.requests.cmp(&a.1.requests).then(a.0.cmp(&b.0)));
+    out
+}
+
 pub fn by<'a, K: Fn(&TrafficRow) -> Option<String>>(
     rows: &'a [TrafficRow],
     key: K,
@@ -221,6 +239,7 @@ mod tests {
             status: status.into(),
             thumbs_up: up,
             thumbs_down: down,
+            knowledge_sources: Vec::new(),
         }
     }
 
@@ -255,5 +274,21 @@ mod tests {
         assert_eq!(f.tpot_p50, None);
         assert_eq!(display(&f)["tpot_p50"], "–");
         assert_eq!(display(&f)["tpot_unknown"], "2 answers without this figure");
+    }
+
+    #[test]
+    fn an_answer_counts_for_each_source_it_was_given_and_others_for_none() {
+        let mut a = row("ok", None, 1, 0);
+        a.knowledge_sources = vec!["handbook".into(), "wiki".into()];
+        let mut b = row("ok", None, 0, 1);
+        b.knowledge_sources = vec!["handbook".into()];
+        let c = row("ok", None, 1, 0);
+        let groups = by_source(&[a, b, c]);
+        let keys: Vec<(&str, usize)> = groups
+            .iter()
+            .map(|(k, f)| (k.as_str(), f.requests))
+            .collect();
+        assert_eq!(keys, [("handbook", 2), ("wiki", 1)]);
+        assert_eq!(groups[0].1.thumbs_rate, Some(0.5));
     }
 }

@@ -1,5 +1,6 @@
 //! The overview page: how the bot is doing over the last days, as figures,
-//! day-by-day charts, and tables by platform, channel and model.
+//! day-by-day charts, and tables by platform, channel, model and knowledge
+//! source.
 
 use std::collections::HashMap;
 
@@ -79,6 +80,7 @@ pub async fn page(
             by_platform => table(figures::by(&rows, |r| Some(r.platform.clone()))),
             by_channel => table(figures::by(&rows, |r| r.channel.clone())),
             by_model => table(figures::by(&rows, |r| r.model.clone())),
+            by_source => table(figures::by_source(&rows)),
         },
     )
 }
