@@ -267,3 +267,63 @@ fn eval_compares_two_versions_retrieval_on_labelled_questions() {
         "{err}"
     );
 }
+
+/// An ingest killed part way resumes when run again: every document is
+/// committed on its own, so what was stored stays, nothing is half stored,
+/// and the second run adds only the rest.
+#[test]
+fn an_ingest_killed_part_way_resumes_where_it_stopped() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let docs = dir.path().join("docs");
+    std::fs::create_dir_all(&docs).unwrap();
+    for i in 0..300 {
+        std::fs::write(
+            docs.join(format!("note{i:03}.md")),
+            format!(
+                "# Note {i}\n\nThis is note number {i} about subject {}.\n",
+                i * 7
+            ),
+        )
+        .unwrap();
+    }
+    let cli = Cli::new(dir.path());
+    let docs_arg = docs.display().to_string();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .arg("--config")
+        .arg(&cli.config)
+        .args(["knowledge", "ingest", &docs_arg, "--source", "notes"])
+        .env_remove("SWITCHBOARD_CONFIG")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut added = 0;
+    for line in std::io::BufReader::new(stderr).lines() {
+        if line.unwrap().trim_start().starts_with("added ") {
+            added += 1;
+            if added == 10 {
+                child.kill().unwrap();
+                break;
+            }
+        }
+    }
+    child.wait().unwrap();
+    assert_eq!(added, 10, "the ingest ended before it could be killed");
+
+    let out = cli.ok(&["ingest", &docs_arg, "--source", "notes"]);
+    let counts: Vec<usize> = out
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|n| n.parse().ok())
+        .take(3)
+        .collect();
+    let (new, unchanged) = (counts[0], counts[2]);
+    assert!(unchanged >= 10 && new >= 1, "{out}");
+    assert_eq!(new + unchanged, 300, "{out}");
+    let out = cli.ok(&["list"]);
+    assert!(
+        out.contains("notes  files · global · 300 documents, 300 chunks"),
+        "{out}"
+    );
+}
