@@ -103,7 +103,7 @@ impl Knowledge {
         viewer: &Viewer,
     ) -> Result<SearchResult, KnowledgeError> {
         let mut result = SearchResult::default();
-        let stored = self.inner.store.knowledge_sources().await?;
+        let stored = self.inner.store.knowledge_source_list().await?;
         let visible: Vec<_> = stored
             .iter()
             .filter(|s| viewer.sees_scope(&s.scope))

@@ -220,6 +220,31 @@ impl Store {
             .map_err(StoreError::from)
     }
 
+    /// Every knowledge source's name, kind, scope and embedder, without
+    /// counting its chunks: what each search reads.
+    pub async fn knowledge_source_list(&self) -> Result<Vec<SourceRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT name, kind, scope, embedder, updated_at FROM knowledge_sources ORDER BY name",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(SourceRow {
+                    name: r.try_get(0)?,
+                    kind: r.try_get(1)?,
+                    scope: r.try_get(2)?,
+                    embedder: r.try_get(3)?,
+                    updated_at_ms: r.try_get(4)?,
+                    documents: 0,
+                    chunks: 0,
+                    unembedded: 0,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(StoreError::from)
+    }
+
     /// Creates a source if it does not exist; returns the stored one either
     /// way (its scope and embedder may differ from those asked for: the
     /// caller decides what that means).
@@ -441,11 +466,15 @@ impl Store {
         }
         // The terms are letters and digits only (`query_terms`); quoted for
         // FTS5 all the same.
+        // SQLite: the full-text match first, as its own step; joined the
+        // other way round, the planner probes the index once per chunk.
         let (from, score) = match self.backend {
             Backend::Sqlite => (
-                "knowledge_fts f JOIN knowledge_chunks c ON c.id = f.rowid \
-                 JOIN knowledge_documents d ON d.id = c.document_id WHERE knowledge_fts MATCH $1",
-                "-bm25(knowledge_fts, 2.0, 1.0)",
+                "(SELECT rowid AS id, -bm25(knowledge_fts, 2.0, 1.0) AS rank FROM knowledge_fts \
+                  WHERE knowledge_fts MATCH $1 ORDER BY rank DESC LIMIT 5000) f \
+                 JOIN knowledge_chunks c ON c.id = f.id \
+                 JOIN knowledge_documents d ON d.id = c.document_id WHERE 1 = 1",
+                "f.rank",
             ),
             Backend::Postgres => (
                 "knowledge_chunks c JOIN knowledge_documents d ON d.id = c.document_id \

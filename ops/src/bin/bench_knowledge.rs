@@ -29,6 +29,15 @@ use prompts::SearchMode;
 
 const MANUAL: &str = "/usr/share/doc/postgresql-doc-15/html";
 
+/// The folder the databases go in.
+struct KeptOrTemp(PathBuf);
+
+impl KeptOrTemp {
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
 fn rss_mib() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
@@ -82,7 +91,17 @@ async fn main() -> anyhow::Result<()> {
         manual.is_dir(),
         "{MANUAL} is missing: install Debian's postgresql-doc-15 (ops/bench_knowledge.sh does)"
     );
-    let tmp = tempfile::tempdir()?;
+    // BENCH_KNOWLEDGE_DIR keeps the databases between runs: the manual is
+    // then ingested again incrementally (nothing changed: nothing embedded).
+    let kept = std::env::var_os("BENCH_KNOWLEDGE_DIR").map(PathBuf::from);
+    let tmp_dir = tempfile::tempdir()?;
+    let tmp = match &kept {
+        Some(dir) => {
+            std::fs::create_dir_all(dir)?;
+            KeptOrTemp(dir.clone())
+        }
+        None => KeptOrTemp(tmp_dir.path().to_path_buf()),
+    };
     let corpus = tmp.path().join("html");
     std::fs::create_dir_all(&corpus)?;
     let mut files: Vec<PathBuf> = std::fs::read_dir(manual)?
@@ -209,6 +228,7 @@ async fn main() -> anyhow::Result<()> {
     );
     println!("|---|---|---|---|---|---|---|");
     for target in [10_000usize, 100_000] {
+        let _ = std::fs::remove_file(tmp.path().join(format!("scale{target}.db")));
         let (k2, store2) = open(tmp.path(), &format!("scale{target}")).await?;
         store2
             .ensure_knowledge_source("pg", "files", "global", &embedder.name())
