@@ -143,6 +143,20 @@ impl Gateway {
         let ids = InferenceIds::new(store.inference_id_secret().await?.as_bytes());
         let feedback = FeedbackDoor::new(recorder.clone(), store.clone(), ids.clone());
         let knowledge = crate::knowledge::Knowledge::new(config, store.clone())?;
+        // With knowledge stored, the embedding model is loaded (fetched on
+        // first run) now rather than by the first question that retrieves.
+        let warm = knowledge.clone();
+        tokio::spawn(async move {
+            if warm
+                .store()
+                .knowledge_source_list()
+                .await
+                .is_ok_and(|s| !s.is_empty())
+                && let Err(e) = warm.embedder().await
+            {
+                tracing::warn!(error = %e, "answers that retrieve will use lexical search until the embedding model loads");
+            }
+        });
         let pipeline = Pipeline::with_guards(
             router,
             registry.clone(),

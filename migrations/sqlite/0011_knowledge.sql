@@ -48,13 +48,14 @@ CREATE TABLE knowledge_chunks (
 );
 CREATE INDEX knowledge_chunks_document ON knowledge_chunks (document_id);
 
--- The lexical index: title, heading and body, Porter-stemmed.
-CREATE VIRTUAL TABLE knowledge_fts USING fts5(title, body, tokenize = 'porter unicode61');
+-- The lexical index: title, heading and body, Porter-stemmed; the source
+-- is kept beside them (not indexed), so that a search of one source ranks
+-- only its chunks.
+CREATE VIRTUAL TABLE knowledge_fts USING fts5(title, body, source UNINDEXED, tokenize = 'porter unicode61');
 CREATE TRIGGER knowledge_chunks_fts_insert AFTER INSERT ON knowledge_chunks BEGIN
-    INSERT INTO knowledge_fts (rowid, title, body)
-    VALUES (new.id,
-            (SELECT title FROM knowledge_documents WHERE id = new.document_id) || ' ' || new.heading,
-            new.body);
+    INSERT INTO knowledge_fts (rowid, title, body, source)
+    SELECT new.id, d.title || ' ' || new.heading, new.body, d.source
+      FROM knowledge_documents d WHERE d.id = new.document_id;
 END;
 CREATE TRIGGER knowledge_chunks_fts_delete AFTER DELETE ON knowledge_chunks BEGIN
     DELETE FROM knowledge_fts WHERE rowid = old.id;

@@ -466,20 +466,33 @@ impl Store {
         }
         // The terms are letters and digits only (`query_terms`); quoted for
         // FTS5 all the same.
-        // SQLite: the full-text match first, as its own step; joined the
-        // other way round, the planner probes the index once per chunk.
-        let (from, score) = match self.backend {
-            Backend::Sqlite => (
-                "(SELECT rowid AS id, -bm25(knowledge_fts, 2.0, 1.0) AS rank FROM knowledge_fts \
-                  WHERE knowledge_fts MATCH $1 ORDER BY rank DESC LIMIT 5000) f \
+        // The sources as `$2, $3, …`, in both statements.
+        let sources = (0..filter.sources.len())
+            .map(|i| format!("${}", i + 2))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let n = filter.sources.len() + 2;
+        // Permissions and the other filters are applied below, over a few
+        // more rows than asked for, so that hidden chunks cannot crowd out
+        // visible ones.
+        let fetch = (limit * 4 + 50) as i64;
+        // SQLite: the full-text match of the sources' chunks first, as its
+        // own step (joined the other way round, the planner probes the index
+        // once per chunk), ranked by BM25 with the title and headings
+        // weighing double.
+        let sql = match self.backend {
+            Backend::Sqlite => format!(
+                "SELECT c.id, f.rank, d.source, d.audience, d.channel, d.at_ms FROM \
+                 (SELECT rowid AS id, -bm25(knowledge_fts, 2.0, 1.0) AS rank FROM knowledge_fts \
+                  WHERE knowledge_fts MATCH $1 AND source IN ({sources}) ORDER BY rank DESC LIMIT ${n}) f \
                  JOIN knowledge_chunks c ON c.id = f.id \
-                 JOIN knowledge_documents d ON d.id = c.document_id WHERE 1 = 1",
-                "f.rank",
+                 JOIN knowledge_documents d ON d.id = c.document_id ORDER BY 2 DESC, c.id"
             ),
-            Backend::Postgres => (
-                "knowledge_chunks c JOIN knowledge_documents d ON d.id = c.document_id \
-                 WHERE c.tsv @@ to_tsquery('english', $1)",
-                "ts_rank_cd(c.tsv, to_tsquery('english', $1))",
+            Backend::Postgres => format!(
+                "SELECT c.id, ts_rank_cd(c.tsv, to_tsquery('english', $1)), d.source, d.audience, d.channel, d.at_ms \
+                 FROM knowledge_chunks c JOIN knowledge_documents d ON d.id = c.document_id \
+                 WHERE c.tsv @@ to_tsquery('english', $1) AND d.source IN ({sources}) \
+                 ORDER BY 2 DESC, c.id LIMIT ${n}"
             ),
         };
         let query_text = match self.backend {
@@ -490,28 +503,11 @@ impl Store {
                 .join(" OR "),
             Backend::Postgres => terms.join(" | "),
         };
-        let mut sql = format!(
-            "SELECT c.id, {score}, d.source, d.audience, d.channel, d.at_ms FROM {from} AND d.source IN ("
-        );
-        let mut n = 2;
-        for (i, _) in filter.sources.iter().enumerate() {
-            if i > 0 {
-                sql.push_str(", ");
-            }
-            sql.push_str(&format!("${n}"));
-            n += 1;
-        }
-        sql.push_str(&format!(") ORDER BY 2 DESC, c.id LIMIT ${n}"));
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(query_text);
         for source in &filter.sources {
             query = query.bind(source);
         }
-        // Permissions and filters are applied here, over a few more rows
-        // than asked for, so that hidden chunks cannot crowd out visible ones.
-        let rows = query
-            .bind((limit * 4 + 50) as i64)
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = query.bind(fetch).fetch_all(&self.pool).await?;
         let mut out = Vec::new();
         for r in &rows {
             let (source, audience, channel, at_ms): (
