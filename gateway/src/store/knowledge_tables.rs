@@ -159,7 +159,7 @@ pub fn vector_bytes(vector: &[f32]) -> Vec<u8> {
 /// A stored vector read back (`None` if its length is not a whole number of
 /// f32s).
 pub fn bytes_vector(bytes: &[u8]) -> Option<Vec<f32>> {
-    if bytes.len() % 4 != 0 {
+    if !bytes.len().is_multiple_of(4) {
         return None;
     }
     Some(

@@ -13,8 +13,12 @@
 //!    embedding timed apart, and the process's RSS before and after the
 //!    vector index is loaded.
 //!
-//!     ops/bench_knowledge.sh            # or, with the manual installed:
-//!     cargo run --release -p switchboard-ops --bin bench_knowledge [PAGES]
+//! Run it with `ops/bench_knowledge.sh [PAGES]`, or with the manual
+//! installed:
+//!
+//! ```text
+//! cargo run --release -p switchboard-ops --bin bench_knowledge [PAGES]
+//! ```
 //!
 //! `PAGES` limits the ingest to the first N pages (sorted by name) for a
 //! quick run; quality is only meaningful on the whole manual.
