@@ -17,6 +17,21 @@ use super::{EventStream, Provider, ProviderError, ProviderEvent, ProviderRequest
 use crate::config::{HttpProviderConfig, Price};
 use crate::domain::Usage;
 
+/// The HTTP endpoint of an OpenAI-compatible `[providers.NAME]`: its base
+/// URL (OpenAI's by default) and its key as a Bearer token.
+pub(super) fn openai_base(
+    name: &str,
+    config: &HttpProviderConfig,
+) -> Result<HttpBase, ProviderError> {
+    HttpBase::new(
+        name,
+        config,
+        "https://api.openai.com/v1",
+        |key| (AUTHORIZATION, format!("Bearer {key}")),
+        &[],
+    )
+}
+
 /// The OpenAI-compatible provider.
 pub struct OpenAi {
     http: HttpBase,
@@ -25,14 +40,9 @@ pub struct OpenAi {
 impl OpenAi {
     /// Builds the provider from its `[providers.NAME]` table.
     pub fn new(name: &str, config: &HttpProviderConfig) -> Result<OpenAi, ProviderError> {
-        let http = HttpBase::new(
-            name,
-            config,
-            "https://api.openai.com/v1",
-            |key| (AUTHORIZATION, format!("Bearer {key}")),
-            &[],
-        )?;
-        Ok(OpenAi { http })
+        Ok(OpenAi {
+            http: openai_base(name, config)?,
+        })
     }
 
     /// The request body: always streamed (a plain answer is aggregated from

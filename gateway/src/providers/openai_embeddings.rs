@@ -3,7 +3,6 @@
 //! embedded model, configured as `[knowledge] embeddings = "PROVIDER"` over
 //! a `kind = "openai"` provider (its base URL, key and headers).
 
-use reqwest::header::AUTHORIZATION;
 use serde::{Deserialize, Serialize};
 
 use super::ProviderError;
@@ -41,15 +40,8 @@ impl OpenAiEmbeddings {
         config: &HttpProviderConfig,
         model: &str,
     ) -> Result<OpenAiEmbeddings, ProviderError> {
-        let http = HttpBase::new(
-            name,
-            config,
-            "https://api.openai.com/v1",
-            |key| (AUTHORIZATION, format!("Bearer {key}")),
-            &[],
-        )?;
         Ok(OpenAiEmbeddings {
-            http,
+            http: super::openai::openai_base(name, config)?,
             model: model.to_string(),
         })
     }

@@ -204,18 +204,7 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
-            .map(|r| {
-                Ok(SourceRow {
-                    name: r.try_get(0)?,
-                    kind: r.try_get(1)?,
-                    scope: r.try_get(2)?,
-                    embedder: r.try_get(3)?,
-                    updated_at_ms: r.try_get(4)?,
-                    documents: r.try_get(5)?,
-                    chunks: r.try_get(6)?,
-                    unembedded: r.try_get(7)?,
-                })
-            })
+            .map(|r| source_row(r, true))
             .collect::<Result<_, sqlx::Error>>()
             .map_err(StoreError::from)
     }
@@ -229,18 +218,7 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
-            .map(|r| {
-                Ok(SourceRow {
-                    name: r.try_get(0)?,
-                    kind: r.try_get(1)?,
-                    scope: r.try_get(2)?,
-                    embedder: r.try_get(3)?,
-                    updated_at_ms: r.try_get(4)?,
-                    documents: 0,
-                    chunks: 0,
-                    unembedded: 0,
-                })
-            })
+            .map(|r| source_row(r, false))
             .collect::<Result<_, sqlx::Error>>()
             .map_err(StoreError::from)
     }
@@ -617,6 +595,23 @@ impl Store {
         tx.commit().await?;
         Ok(())
     }
+}
+
+/// A source row: name, kind, scope, embedder, updated, then (`counts`) the
+/// documents, chunks and chunks without vectors.
+fn source_row(r: &sqlx::any::AnyRow, counts: bool) -> Result<SourceRow, sqlx::Error> {
+    let count =
+        |i: usize| -> Result<i64, sqlx::Error> { if counts { r.try_get(i) } else { Ok(0) } };
+    Ok(SourceRow {
+        name: r.try_get(0)?,
+        kind: r.try_get(1)?,
+        scope: r.try_get(2)?,
+        embedder: r.try_get(3)?,
+        updated_at_ms: r.try_get(4)?,
+        documents: count(5)?,
+        chunks: count(6)?,
+        unembedded: count(7)?,
+    })
 }
 
 /// What is embedded for a chunk: its document's title and heading give the
