@@ -90,6 +90,16 @@ pub struct SearchResult {
     pub indexed: usize,
 }
 
+/// What the dense half of a search found.
+#[derive(Default)]
+struct DenseSide {
+    hits: Vec<(i64, f32)>,
+    embed_ms: Option<f64>,
+    ms: f64,
+    indexed: usize,
+    warnings: Vec<String>,
+}
+
 /// How many candidates each list contributes to the fusion.
 fn candidates(top_k: usize) -> usize {
     (top_k * 5).max(50)
@@ -143,8 +153,13 @@ impl Knowledge {
         };
         let n = candidates(query.top_k);
 
-        let mut dense = Vec::new();
-        if query.mode != SearchMode::Lexical {
+        // The question is embedded and searched densely while the lexical
+        // index is searched: an answer waits for the slower, not the sum.
+        let dense_side = async {
+            let mut side = DenseSide::default();
+            if query.mode == SearchMode::Lexical {
+                return Ok::<_, KnowledgeError>(side);
+            }
             let embedder_name = self.inner.embedder.name();
             let other: Vec<&str> = visible
                 .iter()
@@ -152,7 +167,7 @@ impl Knowledge {
                 .map(|s| s.name.as_str())
                 .collect();
             if !other.is_empty() {
-                result.warnings.push(format!(
+                side.warnings.push(format!(
                     "source(s) {} were embedded with another model than `{embedder_name}`: only lexical search reaches them until they are ingested again",
                     other.join(", ")
                 ));
@@ -162,34 +177,45 @@ impl Knowledge {
                     let started = Instant::now();
                     match embedder.embed(vec![query.text.clone()]).await {
                         Ok(mut v) if !v.is_empty() => {
-                            result.embed_ms = Some(started.elapsed().as_secs_f64() * 1000.0);
+                            side.embed_ms = Some(started.elapsed().as_secs_f64() * 1000.0);
                             let q = v.swap_remove(0);
                             let searched = Instant::now();
                             let index = self.index(&embedder_name).await?;
-                            result.indexed = index.len();
-                            dense = index.search(&q, &filter, query.min_score, n);
-                            result.search_ms += searched.elapsed().as_secs_f64() * 1000.0;
+                            side.indexed = index.len();
+                            side.hits = index.search(&q, &filter, query.min_score, n);
+                            side.ms = searched.elapsed().as_secs_f64() * 1000.0;
                         }
                         Ok(_) => {}
-                        Err(why) => result.warnings.push(format!(
+                        Err(why) => side.warnings.push(format!(
                             "the embedding model failed ({why}): lexical search only"
                         )),
                     }
                 }
-                Err(why) => result.warnings.push(format!("{why}: lexical search only")),
+                Err(why) => side.warnings.push(format!("{why}: lexical search only")),
             }
-        }
-        let searched = Instant::now();
-        let lexical = if query.mode != SearchMode::Dense
-            || (query.mode == SearchMode::Dense && result.embed_ms.is_none())
-        {
-            self.inner
-                .store
-                .lexical_search(&query_terms(&query.text), &filter, n)
-                .await?
-        } else {
-            Vec::new()
+            Ok(side)
         };
+        let terms = query_terms(&query.text);
+        let lexical_side = async {
+            if query.mode == SearchMode::Dense {
+                return Ok((Vec::new(), 0.0));
+            }
+            let started = Instant::now();
+            let hits = self.inner.store.lexical_search(&terms, &filter, n).await?;
+            Ok::<_, KnowledgeError>((hits, started.elapsed().as_secs_f64() * 1000.0))
+        };
+        let (dense_side, lexical_side) = tokio::join!(dense_side, lexical_side);
+        let (dense_side, (mut lexical, lexical_ms)) = (dense_side?, lexical_side?);
+        result.warnings.extend(dense_side.warnings);
+        result.embed_ms = dense_side.embed_ms;
+        result.indexed = dense_side.indexed;
+        result.search_ms = lexical_ms.max(dense_side.ms);
+        let dense = dense_side.hits;
+        let searched = Instant::now();
+        // Dense search asked for and impossible: lexical rather than nothing.
+        if query.mode == SearchMode::Dense && result.embed_ms.is_none() {
+            lexical = self.inner.store.lexical_search(&terms, &filter, n).await?;
+        }
         let fused = fuse(&lexical, &dense, query.rrf_k, query.top_k);
         let ids: Vec<i64> = fused.iter().map(|f| f.0).collect();
         let rows = self.inner.store.knowledge_chunks(&ids).await?;
