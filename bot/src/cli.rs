@@ -82,7 +82,7 @@ enum Command {
 
 #[derive(Subcommand)]
 enum ModelsCommand {
-    /// Fetch the configured embedded model(s) into `data_dir/models`, verifying the checksum.
+    /// Fetch the configured embedded model(s) and the embedding model into `data_dir/models`, verifying the checksums.
     Pull {
         /// Only this model or provider.
         name: Option<String>,

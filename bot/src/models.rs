@@ -9,8 +9,8 @@ use gateway::config::ProviderConfig;
 use gateway::providers::local;
 use switchboard_embedded::Progress;
 
-/// Fetches the model of every local provider that lacks it (or only the one
-/// named), showing progress.
+/// Fetches the model of every local provider that lacks it, and the
+/// embedding model retrieval uses (or only the one named), showing progress.
 pub fn pull(config: &Config, only: Option<&str>) -> anyhow::Result<()> {
     let locals: Vec<(&String, &gateway::config::LocalConfig)> = config
         .providers
@@ -21,7 +21,10 @@ pub fn pull(config: &Config, only: Option<&str>) -> anyhow::Result<()> {
         })
         .filter(|(name, l)| only.is_none_or(|o| o == l.model || o == name.as_str()))
         .collect();
-    if locals.is_empty() {
+    // The embedding model retrieval runs on, unless a provider embeds.
+    let embedding = config.knowledge.embeddings == gateway::config::EMBEDDED_EMBEDDINGS
+        && only.is_none_or(|o| o == gateway::knowledge::EMBEDDED_NAME);
+    if locals.is_empty() && !embedding {
         let known: Vec<String> = config
             .providers
             .iter()
@@ -53,6 +56,20 @@ pub fn pull(config: &Config, only: Option<&str>) -> anyhow::Result<()> {
         }
         let mut bar = Bar::default();
         local::ensure_model(l, &config.data_dir, &mut |p| bar.show(&p))?;
+    }
+    if embedding {
+        let dir = config
+            .knowledge
+            .models_dir
+            .clone()
+            .unwrap_or_else(|| config.data_dir.join("models"));
+        let mut bar = Bar::default();
+        let path = switchboard_embedded::pull_embedding_model(&dir, &mut |p| bar.show(&p))?;
+        println!(
+            "embedding model {} at {}",
+            gateway::knowledge::EMBEDDED_NAME,
+            path.display()
+        );
     }
     Ok(())
 }

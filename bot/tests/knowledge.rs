@@ -327,3 +327,25 @@ fn an_ingest_killed_part_way_resumes_where_it_stopped() {
         "{out}"
     );
 }
+
+/// `switchboard models pull all-MiniLM-L6-v2` fetches (here: finds, verified,
+/// in the shared cache) the embedding model, for machines prepared before
+/// they go offline.
+#[test]
+fn models_pull_fetches_the_embedding_model_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let cli = Cli::new(dir.path());
+    let (ok, out, err) = cli.run_top(&["models", "pull", "all-MiniLM-L6-v2"]);
+    assert!(ok, "{out}{err}");
+    assert!(
+        out.contains("embedding model all-MiniLM-L6-v2 at "),
+        "{out}"
+    );
+    let models = switchboard_embedded::default_models_dir().unwrap();
+    assert!(models.join("all-MiniLM-L6-v2/model.safetensors").is_file());
+    let (ok, _, err) = cli.run_top(&["models", "pull", "no-such-model"]);
+    assert!(
+        !ok && err.contains("no local model `no-such-model`"),
+        "{err}"
+    );
+}
