@@ -136,6 +136,8 @@ fn an_operator_ingests_a_folder_searches_it_and_removes_it() {
         "ingest", &docs_arg, "--source", "handbook", "--scope", "slack/T1",
     ]);
     assert!(!ok && err.contains("belongs to `global`"), "{err}");
+    let (ok, _, err) = cli.run(&["ingest", &docs_arg, "--source", "other", "--scope", "slack"]);
+    assert!(!ok && err.contains("`slack` is not a scope"), "{err}");
     let (ok, _, err) = cli.run(&["remove", "wiki"]);
     assert!(!ok && err.contains("no knowledge source `wiki`"), "{err}");
     let out = cli.ok(&["list"]);

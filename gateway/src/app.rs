@@ -123,7 +123,11 @@ impl Gateway {
             if let ProviderConfig::Local(local) = provider {
                 let (local, data_dir) = (local.clone(), config.data_dir.clone());
                 tokio::task::spawn_blocking(move || {
-                    crate::providers::local::ensure_model(&local, &data_dir, &mut log_fetch)
+                    crate::providers::local::ensure_model(
+                        &local,
+                        &data_dir,
+                        &mut crate::providers::local::log_fetch("embedded model"),
+                    )
                 })
                 .await
                 .map_err(|e| StartError::Task(e.to_string()))??;
@@ -230,21 +234,5 @@ impl Gateway {
         // recorder ends when its last handle is dropped.
         let _ = tokio::time::timeout(std::time::Duration::from_secs(10), recorder_task).await;
         store.close().await;
-    }
-}
-
-/// Logs the first-run fetch of an embedded model: one line per source
-/// tried, failed (briefly) or done; byte counts are not logged.
-fn log_fetch(p: switchboard_embedded::Progress) {
-    use switchboard_embedded::Progress;
-    match p {
-        Progress::Trying { source } => tracing::info!(%source, "fetching the embedded model"),
-        Progress::SourceFailed { source, reason } => {
-            tracing::info!(%source, %reason, "model source skipped; trying the next")
-        }
-        Progress::Done { path } => {
-            tracing::info!(path = %path.display(), "embedded model fetched and verified")
-        }
-        Progress::AlreadyPresent { .. } | Progress::Transferred { .. } => {}
     }
 }

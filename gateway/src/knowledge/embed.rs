@@ -155,23 +155,12 @@ impl EmbedderSlot {
 }
 
 fn load_embedded(models_dir: &std::path::Path) -> Result<Embedder, String> {
-    let dir = switchboard_embedded::pull_embedding_model(models_dir, &mut log_fetch)
-        .map_err(|e| format!("cannot fetch the embedding model: {e}"))?;
+    let dir = switchboard_embedded::pull_embedding_model(
+        models_dir,
+        &mut crate::providers::local::log_fetch("embedding model"),
+    )
+    .map_err(|e| format!("cannot fetch the embedding model: {e}"))?;
     let embedder =
         TextEmbedder::load(&dir).map_err(|e| format!("cannot load the embedding model: {e}"))?;
     Ok(Embedder::Embedded(Arc::new(embedder)))
-}
-
-fn log_fetch(p: switchboard_embedded::Progress) {
-    use switchboard_embedded::Progress;
-    match p {
-        Progress::Trying { source } => tracing::info!(%source, "fetching the embedding model"),
-        Progress::SourceFailed { source, reason } => {
-            tracing::info!(%source, %reason, "embedding model source skipped; trying the next")
-        }
-        Progress::Done { path } => {
-            tracing::info!(path = %path.display(), "embedding model fetched and verified")
-        }
-        Progress::AlreadyPresent { .. } | Progress::Transferred { .. } => {}
-    }
 }

@@ -73,10 +73,7 @@ impl Knowledge {
         if !prompts::is_source_name(name) {
             return Err(KnowledgeError::BadName(name.to_string()));
         }
-        check_scope(scope).map_err(|reason| KnowledgeError::Path {
-            path: PathBuf::from(scope),
-            reason,
-        })?;
+        check_scope(scope).map_err(KnowledgeError::BadScope)?;
         let mut found = Vec::new();
         for path in paths {
             found.push(walk(path)?);
@@ -94,12 +91,9 @@ impl Knowledge {
             });
         }
         if source.kind != "files" {
-            return Err(KnowledgeError::Path {
-                path: PathBuf::from(name),
-                reason: format!(
-                    "source `{name}` holds {} messages, not files: ingest into another source",
-                    source.kind
-                ),
+            return Err(KnowledgeError::WrongKind {
+                name: name.to_string(),
+                kind: source.kind,
             });
         }
         let mut report = IngestReport::default();

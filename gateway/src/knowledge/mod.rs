@@ -60,6 +60,19 @@ pub enum KnowledgeError {
         /// The sources there are.
         known: String,
     },
+    /// A scope that cannot be one.
+    #[error("{0}")]
+    BadScope(String),
+    /// Files asked to go into a source of chat messages.
+    #[error(
+        "knowledge source `{name}` holds {kind} messages, not files: ingest into another source"
+    )]
+    WrongKind {
+        /// The source.
+        name: String,
+        /// What it holds.
+        kind: String,
+    },
     /// A source exists with another scope.
     #[error(
         "knowledge source `{name}` belongs to `{stored}`, not `{asked}`: use another name, or `switchboard knowledge remove {name}` first"

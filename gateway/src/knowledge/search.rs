@@ -34,27 +34,28 @@ pub struct SearchQuery {
 }
 
 impl SearchQuery {
-    /// A hybrid search of `sources` with the usual settings.
+    /// A search of `sources` with a `[retrieval]` table's defaults (hybrid).
     pub fn new(text: &str, sources: Vec<String>, top_k: usize) -> SearchQuery {
-        SearchQuery {
-            text: text.to_string(),
-            sources,
-            top_k,
-            min_score: 0.0,
-            mode: SearchMode::Hybrid,
-            rrf_k: 60,
-            channel: None,
-            since_ms: None,
-        }
+        SearchQuery::of_prompt(
+            text,
+            &prompts::Retrieval {
+                top_k,
+                ..prompts::Retrieval::over(sources)
+            },
+        )
     }
 
     /// The search a prompt version's `[retrieval]` asks for.
     pub fn of_prompt(text: &str, r: &prompts::Retrieval) -> SearchQuery {
         SearchQuery {
+            text: text.to_string(),
+            sources: r.sources.clone(),
+            top_k: r.top_k,
             min_score: r.min_score,
             mode: r.mode,
             rrf_k: r.rrf_k,
-            ..SearchQuery::new(text, r.sources.clone(), r.top_k)
+            channel: None,
+            since_ms: None,
         }
     }
 }

@@ -13,8 +13,14 @@ use crate::domain::{ChatMessage, Request, now_ms};
 pub(super) fn estimated_tokens(messages: &[ChatMessage]) -> u64 {
     messages
         .iter()
-        .map(|m| m.content.chars().count().div_ceil(3) as u64 + 4)
+        .map(|m| estimated_text_tokens(&m.content) + 4)
         .sum()
+}
+
+/// The same estimate for a piece of text alone (retrieved documents, which
+/// share the context window with the history).
+pub(super) fn estimated_text_tokens(text: &str) -> u64 {
+    text.chars().count().div_ceil(3) as u64
 }
 
 /// Tokens kept free for the answer when the request does not say.

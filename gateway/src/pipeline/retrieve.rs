@@ -59,7 +59,7 @@ impl Pipeline {
             entry.push_str(&c.body);
             entry.push_str("\n\n");
             // The same estimate the history trimming uses.
-            let cost = entry.chars().count().div_ceil(3) as u64;
+            let cost = super::context::estimated_text_tokens(&entry);
             if used + cost > budget && !record.chunks.is_empty() {
                 break;
             }

@@ -15,6 +15,22 @@ use switchboard_embedded::{
     ModelSpec, Overflow, Progress,
 };
 
+/// Logs the fetch of a model file named `what` (`embedded model`,
+/// `embedding model`): one line per source tried, failed (briefly) or
+/// done; byte counts are not logged.
+pub fn log_fetch(what: &'static str) -> impl FnMut(Progress) {
+    move |p| match p {
+        Progress::Trying { source } => tracing::info!(%source, "fetching the {what}"),
+        Progress::SourceFailed { source, reason } => {
+            tracing::info!(%source, %reason, "{what} source skipped; trying the next")
+        }
+        Progress::Done { path } => {
+            tracing::info!(path = %path.display(), "{what} fetched and verified")
+        }
+        Progress::AlreadyPresent { .. } | Progress::Transferred { .. } => {}
+    }
+}
+
 use super::{EventStream, Provider, ProviderError, ProviderEvent, ProviderRequest, Timeouts};
 use crate::config::{LocalConfig, OverflowPolicy, Price};
 use crate::domain::Usage;

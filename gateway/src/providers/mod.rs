@@ -28,7 +28,7 @@ use crate::domain::{ChatMessage, Params, Usage};
 pub use anthropic::Anthropic;
 pub use local::Local;
 pub use openai::OpenAi;
-pub use openai_embeddings::{OpenAiEmbeddings, normalized};
+pub use openai_embeddings::OpenAiEmbeddings;
 
 /// One request to one target.
 #[derive(Debug, Clone)]

@@ -108,7 +108,7 @@ impl OpenAiEmbeddings {
 }
 
 /// The vector scaled to unit length, so that a dot product is the cosine.
-pub fn normalized(mut v: Vec<f32>) -> Vec<f32> {
+fn normalized(mut v: Vec<f32>) -> Vec<f32> {
     let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
     if norm > 0.0 {
         v.iter_mut().for_each(|x| *x /= norm);
