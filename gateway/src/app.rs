@@ -179,7 +179,8 @@ impl Gateway {
             registry.clone(),
             Some(pipeline.clone()),
             config.admin.clone(),
-        );
+        )
+        .with_knowledge(knowledge.clone());
         Ok(Gateway {
             metrics: pipeline.metrics().clone(),
             pipeline,

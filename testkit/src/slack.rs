@@ -99,6 +99,17 @@ struct Inner {
     stream_refusal: Option<String>,
     /// Streams not yet stopped (ts).
     open_streams: Vec<String>,
+    /// Channels `conversations.info` and `conversations.history` know.
+    channels: HashMap<String, Channel>,
+}
+
+/// A channel's info and its top-level messages, oldest first. Replies live
+/// in `threads`, under their parent's ts, parent first.
+struct Channel {
+    info: Value,
+    top: Vec<Value>,
+    /// Whether the bot is in it (else its history is `not_in_channel`).
+    member: bool,
 }
 
 /// A running Slack stand-in.
@@ -180,6 +191,103 @@ impl FakeSlack {
     /// Messages of a thread, as `conversations.replies` returns them.
     pub fn thread(&self, parent: &str, messages: Vec<Value>) {
         self.lock().threads.insert(parent.into(), messages);
+    }
+
+    /// A channel: `conversations.info` shows it (public or private), and
+    /// `conversations.history` reads its messages; `member`: the bot is in
+    /// it, else reading it answers `not_in_channel`.
+    pub fn channel(&self, id: &str, name: &str, private: bool, member: bool) {
+        self.lock().channels.insert(
+            id.into(),
+            Channel {
+                info: json!({"id": id, "name": name, "created": 1_690_000_000,
+                    "is_channel": true, "is_group": false, "is_im": false, "is_mpim": false,
+                    "is_private": private, "is_archived": false, "is_member": member}),
+                top: Vec::new(),
+                member,
+            },
+        );
+    }
+
+    /// A message posted in `channel` by `user` at `ts`: a reply when
+    /// `thread` names its parent (whose `reply_count` grows), else a
+    /// top-level message.
+    pub fn say(&self, channel: &str, user: &str, ts: &str, thread: Option<&str>, text: &str) {
+        let mut s = self.lock();
+        let mut message = json!({"type": "message", "user": user, "ts": ts, "text": text});
+        let s = &mut *s;
+        let Some(c) = s.channels.get_mut(channel) else {
+            panic!("no channel {channel}: call FakeSlack::channel first");
+        };
+        match thread {
+            Some(parent) => {
+                message["thread_ts"] = json!(parent);
+                let root = c
+                    .top
+                    .iter_mut()
+                    .find(|m| m["ts"] == parent)
+                    .expect("the parent is a top-level message");
+                let count = root["reply_count"].as_u64().unwrap_or(0) + 1;
+                root["reply_count"] = json!(count);
+                root["thread_ts"] = json!(parent);
+                let root = root.clone();
+                let thread = s.threads.entry(parent.to_string()).or_default();
+                if thread.is_empty() {
+                    thread.push(root);
+                } else {
+                    thread[0] = root;
+                }
+                thread.push(message);
+            }
+            None => c.top.push(message),
+        }
+    }
+
+    /// Edits a message's text wherever it is.
+    pub fn edit(&self, channel: &str, ts: &str, text: &str) {
+        let mut s = self.lock();
+        let s = &mut *s;
+        for m in s
+            .channels
+            .get_mut(channel)
+            .into_iter()
+            .flat_map(|c| c.top.iter_mut())
+            .chain(s.threads.values_mut().flatten())
+        {
+            if m["ts"] == ts {
+                m["text"] = json!(text);
+                m["edited"] = json!({"user": m["user"], "ts": "1800000000.000000"});
+            }
+        }
+    }
+
+    /// Deletes a message as Slack does: a reply goes; a parent with
+    /// replies becomes a tombstone; a parent without goes with its thread.
+    pub fn delete(&self, channel: &str, ts: &str) {
+        let mut s = self.lock();
+        let s = &mut *s;
+        for thread in s.threads.values_mut() {
+            thread.retain(|m| m["ts"] != ts || m["thread_ts"] == ts);
+        }
+        if let Some(c) = s.channels.get_mut(channel) {
+            let has_replies = s.threads.get(ts).is_some_and(|t| t.len() > 1);
+            if has_replies {
+                for m in c
+                    .top
+                    .iter_mut()
+                    .chain(s.threads.get_mut(ts).into_iter().flatten())
+                {
+                    if m["ts"] == ts {
+                        *m = json!({"type": "message", "subtype": "tombstone", "ts": ts,
+                            "thread_ts": ts, "user": "USLACKBOT", "text": "This message was deleted.",
+                            "reply_count": m["reply_count"]});
+                    }
+                }
+            } else {
+                c.top.retain(|m| m["ts"] != ts);
+                s.threads.remove(ts);
+            }
+        }
     }
 
     /// The chat streaming methods work, as in a workspace that has them.
@@ -384,16 +492,70 @@ async fn api(
         }
         "conversations.replies" => {
             let ts = args["ts"].as_str().unwrap_or_default();
-            let thread = s.threads.get(ts).cloned().or_else(|| {
-                s.threads
-                    .values()
-                    .find(|m| m.iter().any(|m| m["ts"] == ts))
-                    .cloned()
-            });
-            match thread {
-                Some(messages) => json!({"ok": true, "messages": messages, "has_more": false}),
-                None => json!({"ok": false, "error": "thread_not_found"}),
+            let channel = args["channel"].as_str().unwrap_or_default();
+            let lone = || {
+                s.channels
+                    .get(channel)
+                    .and_then(|c| c.top.iter().find(|m| m["ts"] == ts))
+                    .map(|m| vec![m.clone()])
+            };
+            let thread = s
+                .threads
+                .get(ts)
+                .cloned()
+                .or_else(|| {
+                    s.threads
+                        .values()
+                        .find(|m| m.iter().any(|m| m["ts"] == ts))
+                        .cloned()
+                })
+                .or_else(lone);
+            match (s.channels.get(channel), thread) {
+                (Some(c), _) if !c.member => json!({"ok": false, "error": "not_in_channel"}),
+                (_, Some(messages)) => {
+                    // Paged as Slack pages it: the parent opens every page.
+                    let per_page = limit_of(&args, 1000).saturating_sub(1).max(1);
+                    let replies = &messages[1.min(messages.len())..];
+                    let from = offset_of(&args).min(replies.len());
+                    let end = (from + per_page).min(replies.len());
+                    let mut page = vec![messages[0].clone()];
+                    page.extend_from_slice(&replies[from..end]);
+                    let more = end < replies.len();
+                    json!({"ok": true, "messages": page, "has_more": more,
+                        "response_metadata": {"next_cursor": if more { format!("page:{end}") } else { String::new() }}})
+                }
+                (_, None) => json!({"ok": false, "error": "thread_not_found"}),
             }
+        }
+        "conversations.history" => {
+            match s.channels.get(args["channel"].as_str().unwrap_or_default()) {
+                None => json!({"ok": false, "error": "channel_not_found"}),
+                Some(c) if !c.member => json!({"ok": false, "error": "not_in_channel"}),
+                Some(c) => {
+                    let newest_first: Vec<Value> = c.top.iter().rev().cloned().collect();
+                    let limit = limit_of(&args, 100);
+                    let from = offset_of(&args).min(newest_first.len());
+                    let end = (from + limit).min(newest_first.len());
+                    let more = end < newest_first.len();
+                    json!({"ok": true, "messages": newest_first[from..end], "has_more": more,
+                    "response_metadata": {"next_cursor": if more { format!("page:{end}") } else { String::new() }}})
+                }
+            }
+        }
+        "conversations.info" => {
+            match s.channels.get(args["channel"].as_str().unwrap_or_default()) {
+                Some(c) => json!({"ok": true, "channel": c.info}),
+                None => json!({"ok": false, "error": "channel_not_found"}),
+            }
+        }
+        "chat.getPermalink" => {
+            let channel = args["channel"].as_str().unwrap_or_default();
+            let ts = args["message_ts"]
+                .as_str()
+                .unwrap_or_default()
+                .replace('.', "");
+            json!({"ok": true, "channel": channel,
+                "permalink": format!("https://example.slack.com/archives/{channel}/p{ts}")})
         }
         "users.info" => match s.users.get(args["user"].as_str().unwrap_or_default()) {
             Some(u) => json!({"ok": true, "user": u}),
@@ -461,6 +623,25 @@ async fn api(
         _ => json!({"ok": false, "error": "unknown_method"}),
     };
     axum::Json(answer).into_response()
+}
+
+/// A request's `limit` (Slack's default when absent).
+fn limit_of(args: &Value, default: usize) -> usize {
+    args["limit"]
+        .as_str()
+        .and_then(|l| l.parse().ok())
+        .or_else(|| args["limit"].as_u64().map(|l| l as usize))
+        .unwrap_or(default)
+        .max(1)
+}
+
+/// Where a `cursor` (`page:N`, as this stand-in hands them out) starts.
+fn offset_of(args: &Value) -> usize {
+    args["cursor"]
+        .as_str()
+        .and_then(|c| c.strip_prefix("page:"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
 }
 
 /// The Socket Mode websocket: `hello` first, then whatever the test sends;

@@ -1,5 +1,5 @@
-//! The `/prompt` slash command (`/slack/commands`, or a Socket Mode
-//! `slash_commands` envelope). The text is parsed by
+//! The `/prompt` and `/knowledge` slash commands (`/slack/commands`, or a
+//! Socket Mode `slash_commands` envelope). The text is parsed by
 //! the platform-neutral admin layer, which also checks the caller's
 //! rights (configured admins, plus workspace admins and owners as
 //! `users.info` reports them). Answers are ephemeral. A command that
@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 
-use gateway::promptops::admin::{AdminError, parse_command};
+use gateway::promptops::admin::{AdminError, Command, parse_command, parse_knowledge};
 use gateway::registry::Scope;
 use serde_json::Value;
 use slack_morphism::events::SlackCommandEvent;
@@ -37,8 +37,9 @@ pub(crate) async fn run(state: &Arc<Commands>, command: &SlackCommandEvent) -> V
     let team = command.team_id.0.clone();
     let channel = command.channel_id.0.clone();
     let text = command.text.clone().unwrap_or_default();
+    let knowledge = command.command.0 == "/knowledge";
     // `edit NAME` opens a form: Slack has no editor in a message.
-    if let ["edit", name] = text.split_whitespace().collect::<Vec<_>>().as_slice() {
+    if !knowledge && let ["edit", name] = text.split_whitespace().collect::<Vec<_>>().as_slice() {
         return edit::open(
             state,
             &user,
@@ -52,9 +53,14 @@ pub(crate) async fn run(state: &Arc<Commands>, command: &SlackCommandEvent) -> V
     let here = Scope::Channel {
         platform: "slack".into(),
         workspace: team.clone(),
-        channel,
+        channel: channel.clone(),
     };
-    let command = match parse_command(&text, Some(&here)) {
+    let parsed = if knowledge {
+        parse_knowledge(&text, &here)
+    } else {
+        parse_command(&text, Some(&here))
+    };
+    let command = match parsed {
         Ok(c) => c,
         Err(usage) => return ephemeral_text(&usage, true),
     };
@@ -62,8 +68,12 @@ pub(crate) async fn run(state: &Arc<Commands>, command: &SlackCommandEvent) -> V
     let worker = Arc::clone(state);
     tokio::spawn(async move {
         let actor = worker.people.actor(&user, &team).await;
-        let answer = match worker.admin.run(&actor, command).await {
-            Ok(output) => render(&output),
+        let done = match &command {
+            Command::KnowledgeSync { .. } => sync(&worker, &actor, &command, &team, &channel).await,
+            _ => worker.admin.run(&actor, command).await.map(|o| render(&o)),
+        };
+        let answer = match done {
+            Ok(answer) => answer,
             Err(e @ AdminError::Forbidden { .. }) => ephemeral_text(&format!("✋ {e}"), false),
             Err(e) => ephemeral_text(&format!("⚠️ {e}"), false),
         };
@@ -81,5 +91,39 @@ pub(crate) async fn run(state: &Arc<Commands>, command: &SlackCommandEvent) -> V
     match rx.try_recv() {
         Ok(answer) => answer,
         Err(_) => ephemeral_text("⏳ Working on it…", false),
+    }
+}
+
+/// `/knowledge sync`: the rights checked by the admin layer (a workspace
+/// admin may sync their own workspace's channels), then the channel's
+/// history read into the workspace's chat source, and audited.
+async fn sync(
+    state: &Commands,
+    actor: &gateway::promptops::admin::Actor,
+    command: &Command,
+    team: &str,
+    channel: &str,
+) -> Result<Value, AdminError> {
+    state.admin.authorize(actor, command).await?;
+    match state.harvest.backfill(team, channel).await {
+        Ok(done) => {
+            let summary = format!(
+                "Read #{} into knowledge source `{}`: {} thread(s): {} added, {} changed, {} unchanged, {} removed. New messages here are kept current.",
+                done.channel,
+                state.harvest.source(),
+                done.threads,
+                done.added,
+                done.changed,
+                done.unchanged,
+                done.removed
+            );
+            state.admin.audit_sync(actor, command, Ok(&summary)).await?;
+            Ok(ephemeral_text(&format!("✅ {summary}"), false))
+        }
+        Err(e) => {
+            let why = e.to_string();
+            state.admin.audit_sync(actor, command, Err(&why)).await?;
+            Ok(ephemeral_text(&format!("⚠️ {why}"), false))
+        }
     }
 }

@@ -68,6 +68,15 @@ pub struct SlackConfig {
     /// through `response_url` instead (milliseconds; Slack waits 3 s).
     #[serde(default = "default_inline_ms")]
     pub command_inline_ms: u64,
+    /// Channels (`C0123…`) whose threads are kept as knowledge: backfilled
+    /// by `switchboard knowledge sync SOURCE` (or `/knowledge sync` in the
+    /// channel) and kept current from message events.
+    #[serde(default)]
+    pub knowledge_channels: Vec<String>,
+    /// The knowledge source the channels' threads go into, scoped to the
+    /// workspace; a prompt's `[retrieval] sources` names it.
+    #[serde(default = "default_knowledge_source")]
+    pub knowledge_source: String,
 }
 
 fn default_api_base() -> String {
@@ -87,6 +96,9 @@ fn default_status() -> String {
 }
 fn default_inline_ms() -> u64 {
     2_000
+}
+fn default_knowledge_source() -> String {
+    "slack".to_string()
 }
 fn default_socket_watchdog_ms() -> u64 {
     60_000
@@ -133,6 +145,17 @@ impl SlackConfig {
                 "slack.socket_watchdog_ms must be at least 100 (Slack pings every few seconds; 60000 is a good value)".into(),
             ));
         }
+        if !prompts::is_source_name(&parsed.knowledge_source) {
+            return Err(SlackError::Config(format!(
+                "slack.knowledge_source `{}` is not a source name: use letters, digits, `-`, `_` and `.`",
+                parsed.knowledge_source
+            )));
+        }
+        if let Some(bad) = parsed.knowledge_channels.iter().find(|c| !is_channel_id(c)) {
+            return Err(SlackError::Config(format!(
+                "slack.knowledge_channels: `{bad}` is not a channel id: give ids such as C0123ABCD (the channel's details in Slack show it), not names"
+            )));
+        }
         Ok(Some(parsed))
     }
 
@@ -161,4 +184,13 @@ impl SlackConfig {
                 .transpose()?,
         })
     }
+}
+
+/// A Slack conversation id: `C`, `G` or `D`, then capitals and digits.
+pub fn is_channel_id(id: &str) -> bool {
+    id.len() >= 3
+        && id.starts_with(['C', 'G', 'D'])
+        && id
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
 }

@@ -148,6 +148,7 @@ pub(crate) async fn accept(
             permit.send(Job {
                 team: callback.team,
                 event: callback.event,
+                raw: callback.raw,
             });
             Ok(())
         }

@@ -20,6 +20,7 @@
 //! - [`commands`]: `/prompt` through the admin layer; [`edit`]:
 //!   `/prompt edit NAME`'s form
 //! - [`socket`]: Socket Mode: the same three kinds over a websocket
+//! - [`knowledge`]: followed channels' threads kept as a knowledge source
 //! - [`web`]: the Web API client (slack-morphism's); [`format`](mod@format): Markdown
 //!   to mrkdwn; [`signature`]: request signing; [`config`]: `[slack]`
 //!
@@ -37,6 +38,7 @@ pub mod edit;
 pub mod feedback;
 pub mod format;
 pub mod inbound;
+pub mod knowledge;
 pub mod model;
 pub mod signature;
 pub mod socket;
@@ -111,6 +113,22 @@ impl Slack {
         let web = Web::new(&config.api_base, token);
         let people = Arc::new(People::new(web.clone()));
         let answers = Arc::new(Answers::default());
+        let harvest = Arc::new(knowledge::Harvest::new(
+            web.clone(),
+            Arc::clone(&people),
+            app.knowledge.clone(),
+            config.knowledge_source.clone(),
+            &config.knowledge_channels,
+        ));
+        {
+            // Channels synced before (or on another replica) stay followed.
+            let harvest = Arc::clone(&harvest);
+            tokio::spawn(async move {
+                if let Err(e) = harvest.follow_stored().await {
+                    tracing::warn!(error = %e, "cannot read which Slack channels are kept as knowledge");
+                }
+            });
+        }
         let delivery = Delivery {
             web: web.clone(),
             budget: Budget::new(Duration::from_secs(60) / config.updates_per_minute.max(1)),
@@ -133,6 +151,7 @@ impl Slack {
                 history_messages: config.history_messages,
                 history_chars: config.history_chars,
                 pipeline: pipeline.clone(),
+                harvest: Arc::clone(&harvest),
             },
             feedback: Feedback {
                 door: app.feedback.clone(),
@@ -146,6 +165,7 @@ impl Slack {
                 web: web.clone(),
                 people,
                 inline: Duration::from_millis(config.command_inline_ms),
+                harvest,
             }),
             socket: Socket {
                 web,
@@ -294,6 +314,11 @@ async fn on_event(parts: &Parts, job: Job) {
             inbound::on_mention(&parts.intake, &job.team, e).await
         }
         SlackEventCallbackBody::Message(e) => {
+            // A followed channel's thread is read into knowledge beside the
+            // answer, never before it.
+            let harvest = Arc::clone(&parts.intake.harvest);
+            let (team, raw) = (job.team.clone(), job.raw);
+            tokio::spawn(async move { harvest.on_message_event(&team, &raw).await });
             inbound::on_message(&parts.intake, &job.team, e).await
         }
         SlackEventCallbackBody::ReactionAdded(e) => {

@@ -18,6 +18,9 @@ pub(crate) struct Callback {
     pub team: String,
     /// The inner event, as slack-morphism reads it.
     pub event: SlackEventCallbackBody,
+    /// The inner event as it arrived, for what slack-morphism's models
+    /// leave out (an edited or deleted message's `thread_ts`).
+    pub raw: Value,
 }
 
 impl Callback {
@@ -29,7 +32,12 @@ impl Callback {
     /// slack-morphism does not model is `SlackEventCallbackBody::Unknown`.
     pub(crate) fn read(payload: &Value) -> Option<Callback> {
         if let Ok(cb) = serde_json::from_value::<SlackPushEventCallback>(payload.clone()) {
-            return Some(Callback::from(cb));
+            return Some(Callback {
+                event_id: cb.event_id.0,
+                team: cb.team_id.0,
+                event: cb.event,
+                raw: payload["event"].clone(),
+            });
         }
         let event_id = payload["event_id"].as_str()?;
         let event = payload.get("event").filter(|e| e.is_object())?;
@@ -38,17 +46,8 @@ impl Callback {
             team: payload["team_id"].as_str().unwrap_or_default().to_string(),
             event: serde_json::from_value(event.clone())
                 .unwrap_or_else(|_| SlackEventCallbackBody::Unknown(event.clone())),
+            raw: event.clone(),
         })
-    }
-}
-
-impl From<SlackPushEventCallback> for Callback {
-    fn from(cb: SlackPushEventCallback) -> Callback {
-        Callback {
-            event_id: cb.event_id.0,
-            team: cb.team_id.0,
-            event: cb.event,
-        }
     }
 }
 

@@ -41,7 +41,7 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use slack_morphism::events::{SlackCommandEvent, SlackInteractionEvent, SlackPushEventCallback};
+use slack_morphism::events::{SlackCommandEvent, SlackInteractionEvent};
 use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::tungstenite::Message as Frame;
 
@@ -237,12 +237,7 @@ async fn envelope<H: Handler>(
     let mut message = message;
     let payload = message["payload"].take();
     let callback = match message["type"].as_str() {
-        Some("events_api") => {
-            match serde_json::from_value::<SlackPushEventCallback>(payload.clone()) {
-                Ok(typed) => Some(Callback::from(typed)),
-                Err(_) => Callback::read(&payload),
-            }
-        }
+        Some("events_api") => Callback::read(&payload),
         Some("slash_commands") => match serde_json::from_value::<SlackCommandEvent>(payload) {
             Ok(command) => {
                 let handler = handler.clone();

@@ -71,6 +71,8 @@ pub(crate) struct Job {
     pub team: String,
     /// The inner event, as slack-morphism reads it.
     pub event: SlackEventCallbackBody,
+    /// The inner event as it arrived.
+    pub raw: serde_json::Value,
 }
 
 /// What turns events into answers ([`super::inbound`]).
@@ -95,6 +97,8 @@ pub(crate) struct Intake {
     pub history_messages: usize,
     /// `slack.history_chars`.
     pub history_chars: usize,
+    /// Followed channels' threads into knowledge.
+    pub harvest: Arc<super::knowledge::Harvest>,
 }
 
 /// What writes answers into threads ([`super::delivery`]).
@@ -153,6 +157,8 @@ pub(crate) struct Commands {
     /// How long a command may take before it is answered through
     /// `response_url` (`slack.command_inline_ms`).
     pub inline: Duration,
+    /// `/knowledge sync`'s backfill.
+    pub harvest: Arc<super::knowledge::Harvest>,
 }
 
 /// The bot's own identity, from `auth.test`.
@@ -160,6 +166,8 @@ pub(crate) struct Commands {
 pub struct Identity {
     /// The bot user (`U…`).
     pub user_id: String,
+    /// The workspace the token belongs to (`T…`).
+    pub team_id: String,
     /// The bot id (`B…`).
     pub bot_id: String,
 }
@@ -203,6 +211,7 @@ impl People {
                 let me = self.web.auth_test().await?;
                 Ok(Identity {
                     user_id: me.user_id.0,
+                    team_id: me.team_id.0,
                     bot_id: me.bot_id.map(|b| b.0).unwrap_or_default(),
                 })
             })

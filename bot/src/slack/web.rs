@@ -28,17 +28,18 @@ use serde::de::{DeserializeOwned, IgnoredAny};
 use serde_json::Value;
 use slack_morphism::api::{
     SlackApiAppsConnectionOpenRequest, SlackApiAssistantThreadsSetStatusRequest,
-    SlackApiAuthTestResponse, SlackApiChatAppendStreamRequest, SlackApiChatPostMessageRequest,
-    SlackApiChatPostMessageResponse, SlackApiChatStartStreamRequest,
-    SlackApiChatStartStreamResponse, SlackApiChatStopStreamRequest, SlackApiChatUpdateRequest,
+    SlackApiAuthTestResponse, SlackApiChatAppendStreamRequest, SlackApiChatGetPermalinkResponse,
+    SlackApiChatPostMessageRequest, SlackApiChatPostMessageResponse,
+    SlackApiChatStartStreamRequest, SlackApiChatStartStreamResponse, SlackApiChatStopStreamRequest,
+    SlackApiChatUpdateRequest, SlackApiConversationsInfoResponse,
     SlackApiConversationsRepliesResponse, SlackApiUsersInfoRequest, SlackApiUsersInfoResponse,
     SlackApiViewsOpenRequest,
 };
 use slack_morphism::errors::{SlackClientError, SlackRateLimitError};
 use slack_morphism::hyper_tokio::{SlackClientHyperConnector, SlackHyperHttpsConnector};
-use slack_morphism::prelude::SLACK_TIER3_METHOD_CONFIG;
 use slack_morphism::{
-    SlackApiToken, SlackApiTokenValue, SlackChannelId, SlackClient, SlackHistoryMessage, SlackTs,
+    SlackApiToken, SlackApiTokenValue, SlackChannelId, SlackChannelInfo, SlackClient,
+    SlackHistoryMessage, SlackTs,
 };
 
 /// How many times one call is tried when Slack keeps answering 429.
@@ -243,38 +244,75 @@ impl Web {
         .await
     }
 
-    /// `conversations.replies`: the messages of a thread, oldest first,
-    /// with their metadata. slack-morphism's typed request has no
-    /// `include_all_metadata`, which the adapter needs to learn which
-    /// inference another replica's answer belongs to, so the query is
-    /// built here and the answer is its typed model.
+    /// Calls a read method with its arguments in the query string (how
+    /// Slack's `conversations.*` methods take them), decoding the answer.
+    pub async fn get<RS>(&self, method: &str, params: &[(&str, &str)]) -> Result<RS, WebError>
+    where
+        RS: DeserializeOwned + Send,
+    {
+        let (client, token) = (&*self.client, &self.token);
+        let params: Vec<(&str, Option<&str>)> =
+            params.iter().map(|(k, v)| (*k, Some(*v))).collect();
+        let params = &params;
+        self.retrying(method, move || async move {
+            client
+                .open_session(token)
+                .http_session_api
+                .http_get(method, params, None)
+                .await
+        })
+        .await
+    }
+
+    /// `conversations.replies`: the first page of a thread's messages,
+    /// oldest first, with their metadata. slack-morphism's typed request
+    /// has no `include_all_metadata`, which the adapter needs to learn
+    /// which inference another replica's answer belongs to, so the query
+    /// is built here and the answer is its typed model.
     pub async fn replies(
         &self,
         channel: &str,
         ts: &str,
     ) -> Result<Vec<SlackHistoryMessage>, WebError> {
-        let (client, token) = (&*self.client, &self.token);
-        let params = [
-            ("channel", Some(channel)),
-            ("ts", Some(ts)),
-            ("limit", Some("200")),
-            ("include_all_metadata", Some("true")),
+        Ok(self.replies_page(channel, ts, None).await?.messages)
+    }
+
+    /// One page of `conversations.replies` (200 messages), from `cursor`.
+    pub async fn replies_page(
+        &self,
+        channel: &str,
+        ts: &str,
+        cursor: Option<&str>,
+    ) -> Result<SlackApiConversationsRepliesResponse, WebError> {
+        let mut params = vec![
+            ("channel", channel),
+            ("ts", ts),
+            ("limit", "200"),
+            ("include_all_metadata", "true"),
         ];
-        let params = &params;
-        let answer: SlackApiConversationsRepliesResponse = self
-            .retrying("conversations.replies", move || async move {
-                client
-                    .open_session(token)
-                    .http_session_api
-                    .http_get(
-                        "conversations.replies",
-                        params,
-                        Some(&*SLACK_TIER3_METHOD_CONFIG),
-                    )
-                    .await
-            })
+        if let Some(c) = cursor {
+            params.push(("cursor", c));
+        }
+        self.get("conversations.replies", &params).await
+    }
+
+    /// `conversations.info`: a channel's name and whether it is private.
+    pub async fn conversation_info(&self, channel: &str) -> Result<SlackChannelInfo, WebError> {
+        let answer: SlackApiConversationsInfoResponse = self
+            .get("conversations.info", &[("channel", channel)])
             .await?;
-        Ok(answer.messages)
+        Ok(answer.channel)
+    }
+
+    /// `chat.getPermalink`: the link to a message.
+    pub async fn permalink(&self, channel: &str, ts: &str) -> Result<String, WebError> {
+        let answer: SlackApiChatGetPermalinkResponse = self
+            .get(
+                "chat.getPermalink",
+                &[("channel", channel), ("message_ts", ts)],
+            )
+            .await?;
+        Ok(answer.permalink.to_string())
     }
 
     /// `chat.postMessage`.

@@ -277,7 +277,10 @@ impl Knowledge {
 }
 
 /// Embeds in batches of 32.
-async fn embed_all(embedder: &Embedder, texts: Vec<String>) -> Result<Vec<Vec<f32>>, String> {
+pub(super) async fn embed_all(
+    embedder: &Embedder,
+    texts: Vec<String>,
+) -> Result<Vec<Vec<f32>>, String> {
     let mut out = Vec::with_capacity(texts.len());
     for batch in texts.chunks(32) {
         out.extend(embedder.embed(batch.to_vec()).await?);
@@ -341,6 +344,6 @@ fn modified_ms(path: &Path) -> Option<i64> {
     Some(t.duration_since(std::time::UNIX_EPOCH).ok()?.as_millis() as i64)
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub(super) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

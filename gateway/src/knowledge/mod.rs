@@ -8,7 +8,8 @@
 //!   OpenAI-compatible provider), `index` the in-process vector index;
 //! - `ingest` turns folders into stored documents, incrementally by
 //!   content hash; `search` runs lexical and dense search and fuses them by
-//!   reciprocal rank.
+//!   reciprocal rank; `threads` keeps a Slack or Discord channel's threads
+//!   as documents, one per thread.
 //!
 //! Every search is made for a [`Viewer`]: a source belongs to a scope
 //! (`global` or one workspace) and a chunk may be limited to an audience (a
@@ -21,6 +22,7 @@ mod embed;
 mod index;
 mod ingest;
 mod search;
+mod threads;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -35,6 +37,7 @@ use crate::store::{Store, StoreError};
 pub use embed::{EMBEDDED_NAME, Embedder};
 pub use ingest::{IngestReport, Skipped};
 pub use search::{Hit, SearchQuery, SearchResult};
+pub use threads::{ThreadLine, ThreadOutcome, ThreadWrite, thread_title};
 
 use embed::{EmbedderSlot, EmbedderSpec};
 use index::VectorIndex;

@@ -284,6 +284,22 @@ impl Store {
             .map_err(StoreError::from)
     }
 
+    /// One document's content hash, if the source holds it.
+    pub async fn knowledge_hash(
+        &self,
+        source: &str,
+        key: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query(
+            "SELECT content_hash FROM knowledge_documents WHERE source = $1 AND doc_key = $2",
+        )
+        .bind(source)
+        .bind(key)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| r.try_get(0)).transpose()?)
+    }
+
     /// Stores a document and its chunks, replacing any earlier version of it,
     /// in one transaction.
     pub async fn put_knowledge_document(

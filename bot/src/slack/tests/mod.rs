@@ -4,6 +4,7 @@
 //! requests are Slack's documented payloads, signed as Slack signs them.
 
 mod edit;
+mod knowledge;
 mod socket;
 
 use testkit as support;

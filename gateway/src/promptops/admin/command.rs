@@ -89,6 +89,24 @@ pub enum Command {
         /// Versions and weights.
         arms: Vec<Arm>,
     },
+    /// `/knowledge list`: the sources an answer in `scope` may read.
+    KnowledgeList {
+        /// The channel asked in.
+        scope: Scope,
+    },
+    /// `/knowledge search`: what an answer in `scope` would retrieve.
+    KnowledgeSearch {
+        /// The channel asked in.
+        scope: Scope,
+        /// The question.
+        query: String,
+    },
+    /// `/knowledge sync`: the channel's history read into the workspace's
+    /// chat source (run by the front end, which reads the platform).
+    KnowledgeSync {
+        /// The channel.
+        scope: Scope,
+    },
     /// The audit log, of one prompt or of everything.
     History {
         /// The prompt, or all.
@@ -142,6 +160,9 @@ impl Command {
             Command::Bind { .. } => "bind",
             Command::Split { .. } => "split",
             Command::History { .. } => "history",
+            Command::KnowledgeList { .. } => "knowledge list",
+            Command::KnowledgeSearch { .. } => "knowledge search",
+            Command::KnowledgeSync { .. } => "knowledge sync",
         }
     }
 
@@ -160,6 +181,9 @@ impl Command {
             | Command::Rollback { name, label, .. }
             | Command::Split { name, label, .. } => format!("{name}@{label}"),
             Command::Bind { scope, .. } => format!("binding:{}", scope.key()),
+            Command::KnowledgeList { scope }
+            | Command::KnowledgeSearch { scope, .. }
+            | Command::KnowledgeSync { scope } => format!("knowledge:{}", scope.key()),
         }
     }
 
@@ -173,6 +197,7 @@ impl Command {
                 | Command::Rollback { .. }
                 | Command::Bind { .. }
                 | Command::Split { .. }
+                | Command::KnowledgeSync { .. }
         )
     }
 }

@@ -27,4 +27,10 @@ pub enum AdminError {
     /// `test` needs the models, which this front end did not start.
     #[error("testing a prompt needs the model providers; run it where Switchboard serves")]
     NoPipeline,
+    /// A knowledge command failed.
+    #[error(transparent)]
+    Knowledge(#[from] crate::knowledge::KnowledgeError),
+    /// What the command needs is not running here.
+    #[error("{0}")]
+    Unavailable(String),
 }

@@ -12,13 +12,14 @@
 //! slash-command text), `rights` (who may do what), `output` (what is answered), `error`,
 //! and one file per command group — `browse` (list, show, diff, history), `edits` (create,
 //! edit), `labels` (promote, rollback, split), `bindings` (bind, unbind) and `testing`
-//! (test).
+//! (test), `knowledge` (`/knowledge list`, `search` and `sync`'s rights).
 
 mod bindings;
 mod browse;
 mod command;
 mod edits;
 mod error;
+mod knowledge;
 mod labels;
 mod output;
 mod parse;
@@ -32,6 +33,7 @@ use crate::store::AuditRow;
 
 pub use command::Command;
 pub use error::AdminError;
+pub use knowledge::{KNOWLEDGE_USAGE, parse_knowledge};
 pub use output::{Output, Section};
 pub use parse::{USAGE, parse_arms, parse_command};
 pub use rights::{Actor, Grant, Rights};
@@ -42,6 +44,7 @@ pub struct Admin {
     registry: Registry,
     pipeline: Option<Pipeline>,
     config: AdminConfig,
+    knowledge: Option<crate::knowledge::Knowledge>,
 }
 
 impl Admin {
@@ -51,7 +54,14 @@ impl Admin {
             registry,
             pipeline,
             config,
+            knowledge: None,
         }
+    }
+
+    /// The layer with the knowledge `/knowledge list` and `search` read.
+    pub fn with_knowledge(mut self, knowledge: crate::knowledge::Knowledge) -> Admin {
+        self.knowledge = Some(knowledge);
+        self
     }
 
     /// The registry.
@@ -61,7 +71,14 @@ impl Admin {
 
     /// Runs one command for one actor.
     pub async fn run(&self, actor: &Actor, command: Command) -> Result<Output, AdminError> {
-        if let Err(reason) = self.allowed(actor, &command) {
+        self.authorize(actor, &command).await?;
+        self.execute(actor, command).await
+    }
+
+    /// Checks `command` for `actor` without running it, auditing a refused
+    /// change: for commands a front end runs itself (`/knowledge sync`).
+    pub async fn authorize(&self, actor: &Actor, command: &Command) -> Result<(), AdminError> {
+        if let Err(reason) = self.allowed(actor, command) {
             if command.writes() {
                 let mut row = AuditRow::new(&actor.id, command.name(), &command.target());
                 row.outcome = "refused".into();
@@ -75,7 +92,7 @@ impl Admin {
                 reason,
             });
         }
-        self.execute(actor, command).await
+        Ok(())
     }
 
     /// Hands a permitted command to its group.
@@ -104,6 +121,13 @@ impl Admin {
             Command::Bind { scope, target } => self.bind(actor, scope, target).await,
             Command::Split { name, label, arms } => self.split(actor, name, label, arms).await,
             Command::History { name, limit } => self.history(name, limit).await,
+            Command::KnowledgeList { scope } => self.knowledge_list(&scope).await,
+            Command::KnowledgeSearch { scope, query } => {
+                self.knowledge_search(&scope, &query).await
+            }
+            Command::KnowledgeSync { .. } => Err(AdminError::Unavailable(
+                "`/knowledge sync` reads the platform's history: run it from Slack or Discord, or `switchboard knowledge sync SOURCE`".into(),
+            )),
         }
     }
 }

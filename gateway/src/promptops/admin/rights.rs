@@ -133,7 +133,9 @@ impl Admin {
     pub(super) fn needed(&self, command: &Command) -> Rights {
         let protected = |label: &str| self.config.protected_labels.iter().any(|l| l == label);
         match command {
-            Command::Bind { .. } | Command::Split { .. } => Rights::Admin,
+            Command::Bind { .. } | Command::Split { .. } | Command::KnowledgeSync { .. } => {
+                Rights::Admin
+            }
             Command::Promote { label, .. } | Command::Rollback { label, .. }
                 if protected(label) =>
             {
@@ -178,12 +180,14 @@ impl Admin {
             | Command::Diff { .. }
             | Command::History { .. }
             | Command::Test { .. }
-            | Command::Create { .. } => Ok(()),
+            | Command::Create { .. }
+            | Command::KnowledgeList { .. }
+            | Command::KnowledgeSearch { .. } => Ok(()),
             Command::Edit { prompt, .. } => prompt_is_local(&prompt.name),
             Command::Promote { name, .. }
             | Command::Rollback { name, .. }
             | Command::Split { name, .. } => prompt_is_local(name),
-            Command::Bind { scope, .. } => {
+            Command::Bind { scope, .. } | Command::KnowledgeSync { scope } => {
                 let key = scope.key();
                 if matches!(scope, Scope::Global) || !scope_in(&key, workspace) {
                     outside(format!("`{key}` is outside your workspace"))
