@@ -24,7 +24,7 @@ pub enum KnowledgeCommand {
         #[arg(long, default_value = gateway::knowledge::GLOBAL)]
         scope: String,
     },
-    /// Embed the chunks of a source that were stored without vectors (the embedding model was down).
+    /// Read a chat source's followed channels again (`[slack] knowledge_channels`), and embed the chunks of a source that were stored without vectors (the embedding model was down).
     Sync {
         /// The source.
         source: String,
@@ -70,12 +70,16 @@ fn parse_mode(text: &str) -> Result<SearchMode, String> {
 pub async fn run(config: &gateway::Config, command: KnowledgeCommand) -> anyhow::Result<()> {
     let store = gateway::app::open_store(config).await?;
     let knowledge = Knowledge::new(config, store.clone())?;
-    let result = execute(&knowledge, command).await;
+    let result = execute(config, &knowledge, command).await;
     store.close().await;
     result
 }
 
-async fn execute(knowledge: &Knowledge, command: KnowledgeCommand) -> anyhow::Result<()> {
+async fn execute(
+    config: &gateway::Config,
+    knowledge: &Knowledge,
+    command: KnowledgeCommand,
+) -> anyhow::Result<()> {
     match command {
         KnowledgeCommand::Ingest {
             paths,
@@ -103,17 +107,7 @@ async fn execute(knowledge: &Knowledge, command: KnowledgeCommand) -> anyhow::Re
             );
             Ok(())
         }
-        KnowledgeCommand::Sync { source } => {
-            let sources = knowledge.sources(&Viewer::operator()).await?;
-            if !sources.iter().any(|s| s.name == source) {
-                anyhow::bail!(
-                    "there is no knowledge source `{source}` (`switchboard knowledge list`)"
-                );
-            }
-            let n = knowledge.sync_vectors(&source).await?;
-            println!("source `{source}`: {n} chunks embedded");
-            Ok(())
-        }
+        KnowledgeCommand::Sync { source } => sync(config, knowledge, &source).await,
         KnowledgeCommand::List => {
             let sources = knowledge.sources(&Viewer::operator()).await?;
             if sources.is_empty() {
@@ -221,4 +215,41 @@ async fn execute(knowledge: &Knowledge, command: KnowledgeCommand) -> anyhow::Re
             Ok(())
         }
     }
+}
+
+/// `knowledge sync SOURCE`: a chat source's channels read again from the
+/// platform (Slack's, when SOURCE is `slack.knowledge_source`), then any
+/// chunk stored without a vector embedded.
+async fn sync(config: &gateway::Config, knowledge: &Knowledge, source: &str) -> anyhow::Result<()> {
+    let mut chat = false;
+    if let Some(slack) = crate::slack::SlackConfig::from_config(config)?
+        && slack.knowledge_source == source
+    {
+        chat = true;
+        let secrets = slack.secrets(&config.env)?;
+        let harvest =
+            crate::slack::knowledge::Harvest::for_cli(&slack, &secrets.bot_token, knowledge);
+        harvest
+            .backfill_all(&mut |b| {
+                println!(
+                    "#{}: {} threads: {} added, {} changed, {} unchanged, {} removed",
+                    b.channel, b.threads, b.added, b.changed, b.unchanged, b.removed
+                )
+            })
+            .await
+            .with_context(|| format!("cannot read Slack channels into `{source}`"))?;
+    }
+    let sources = knowledge.sources(&Viewer::operator()).await?;
+    if !sources.iter().any(|s| s.name == source) {
+        if chat {
+            println!(
+                "source `{source}`: no channels to read yet (set slack.knowledge_channels, or run /knowledge sync in a channel)"
+            );
+            return Ok(());
+        }
+        anyhow::bail!("there is no knowledge source `{source}` (`switchboard knowledge list`)");
+    }
+    let n = knowledge.sync_vectors(source).await?;
+    println!("source `{source}`: {n} chunks embedded");
+    Ok(())
 }

@@ -351,3 +351,76 @@ fn models_pull_fetches_the_embedding_model_too() {
         "{err}"
     );
 }
+
+/// `switchboard knowledge sync slack` reads the configured channels from
+/// Slack (the stand-in Web API, with the bot token from the environment),
+/// and a second sync after a deletion removes the thread.
+#[test]
+fn sync_reads_the_configured_slack_channels_and_removes_deleted_threads() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let api = rt.block_on(testkit::slack::FakeSlack::start());
+    api.user("UANN", "ann", false);
+    api.channel("C0ENG", "eng", false, true);
+    api.say(
+        "C0ENG",
+        "UANN",
+        "1700000001.000100",
+        None,
+        "Deploys freeze on Fridays after noon.",
+    );
+    api.say(
+        "C0ENG",
+        "UANN",
+        "1700000002.000100",
+        None,
+        "The staging database resets nightly.",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let cli = Cli::new(dir.path());
+    let mut toml = std::fs::read_to_string(&cli.config).unwrap();
+    toml.push_str(&format!(
+        "[slack]\nbot_token_env = \"SLACK_BOT_TOKEN\"\nsigning_secret_env = \"SLACK_SIGNING_SECRET\"\napi_base = \"{}\"\nknowledge_channels = [\"C0ENG\"]\n",
+        api.url
+    ));
+    std::fs::write(&cli.config, toml).unwrap();
+    let sync = || {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
+            .arg("--config")
+            .arg(&cli.config)
+            .args(["knowledge", "sync", "slack"])
+            .env_remove("SWITCHBOARD_CONFIG")
+            .env("SLACK_BOT_TOKEN", testkit::slack::TOKEN)
+            .env("SLACK_SIGNING_SECRET", "s")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        text
+    };
+    let out = sync();
+    assert!(out.contains("#eng: 2 threads: 2 added"), "{out}");
+    let found = cli.ok(&["search", "when do deploys freeze", "--source", "slack"]);
+    assert!(found.contains("Deploys freeze on Fridays"), "{found}");
+    assert!(
+        found.contains("https://example.slack.com/archives/C0ENG/p1700000001000100"),
+        "{found}"
+    );
+    let listed = cli.ok(&["list"]);
+    assert!(
+        listed.contains("slack  slack · slack/T123ABC456 · 2 documents"),
+        "{listed}"
+    );
+
+    api.delete("C0ENG", "1700000001.000100");
+    let out = sync();
+    assert!(
+        out.contains("#eng: 1 threads: 0 added, 0 changed, 1 unchanged, 1 removed"),
+        "{out}"
+    );
+    let found = cli.ok(&["search", "when do deploys freeze", "--source", "slack"]);
+    assert!(!found.contains("Deploys freeze"), "{found}");
+}

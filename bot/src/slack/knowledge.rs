@@ -74,7 +74,7 @@ struct Channel {
 const CHANNEL_TTL: Duration = Duration::from_secs(10 * 60);
 
 /// Reads followed channels into the knowledge store.
-pub(crate) struct Harvest {
+pub struct Harvest {
     web: Web,
     people: Arc<People>,
     knowledge: Knowledge,
@@ -87,7 +87,7 @@ pub(crate) struct Harvest {
 
 impl Harvest {
     /// A harvester into `source`, following `channels`.
-    pub fn new(
+    pub(crate) fn new(
         web: Web,
         people: Arc<People>,
         knowledge: Knowledge,
@@ -104,9 +104,43 @@ impl Harvest {
         }
     }
 
+    /// A harvester for the command line, from `[slack]` and the bot token.
+    pub fn for_cli(config: &super::SlackConfig, token: &str, knowledge: &Knowledge) -> Harvest {
+        gateway::install_crypto();
+        let web = Web::new(&config.api_base, token);
+        let people = Arc::new(People::new(web.clone()));
+        Harvest::new(
+            web,
+            people,
+            knowledge.clone(),
+            config.knowledge_source.clone(),
+            &config.knowledge_channels,
+        )
+    }
+
     /// The source's name.
     pub fn source(&self) -> &str {
         &self.source
+    }
+
+    /// Backfills every followed channel (the configured ones and those the
+    /// source already holds) in the token's own workspace, as
+    /// `switchboard knowledge sync SOURCE` does; `progress` hears of each.
+    pub async fn backfill_all(
+        &self,
+        progress: &mut (dyn FnMut(&Backfill) + Send),
+    ) -> Result<Vec<Backfill>, HarvestError> {
+        self.follow_stored().await?;
+        let team = self.people.identity().await?.team_id.clone();
+        let mut channels: Vec<String> = lock(&self.followed).iter().cloned().collect();
+        channels.sort();
+        let mut done = Vec::new();
+        for channel in channels {
+            let report = self.backfill(&team, &channel).await?;
+            progress(&report);
+            done.push(report);
+        }
+        Ok(done)
     }
 
     /// Whether message events in `channel` are harvested.
