@@ -24,7 +24,7 @@ pub enum KnowledgeCommand {
         #[arg(long, default_value = gateway::knowledge::GLOBAL)]
         scope: String,
     },
-    /// Read a chat source's followed channels again (`[slack] knowledge_channels`), and embed the chunks of a source that were stored without vectors (the embedding model was down).
+    /// Read a chat source's followed channels again (`knowledge_channels` under `[slack]` or `[discord]`), and embed the chunks of a source that were stored without vectors (the embedding model was down).
     Sync {
         /// The source.
         source: String,
@@ -218,8 +218,9 @@ async fn execute(
 }
 
 /// `knowledge sync SOURCE`: a chat source's channels read again from the
-/// platform (Slack's, when SOURCE is `slack.knowledge_source`), then any
-/// chunk stored without a vector embedded.
+/// platform (Slack's when SOURCE is `slack.knowledge_source`, Discord's
+/// when it is `discord.knowledge_source`), then any chunk stored without a
+/// vector embedded.
 async fn sync(config: &gateway::Config, knowledge: &Knowledge, source: &str) -> anyhow::Result<()> {
     let mut chat = false;
     if let Some(slack) = crate::slack::SlackConfig::from_config(config)?
@@ -238,6 +239,24 @@ async fn sync(config: &gateway::Config, knowledge: &Knowledge, source: &str) -> 
             })
             .await
             .with_context(|| format!("cannot read Slack channels into `{source}`"))?;
+    }
+    if let Some(table) = &config.discord {
+        let discord = crate::discord::DiscordConfig::parse(table, |var| {
+            config.env.get(var).map(str::to_string)
+        })?;
+        if discord.knowledge_source == source {
+            chat = true;
+            let harvest = crate::discord::knowledge::Harvest::for_cli(&discord, knowledge).await?;
+            harvest
+                .backfill_all(&mut |b| {
+                    println!(
+                        "#{}: {} messages and threads: {} added, {} changed, {} unchanged, {} removed",
+                        b.channel, b.threads, b.added, b.changed, b.unchanged, b.removed
+                    )
+                })
+                .await
+                .with_context(|| format!("cannot read Discord channels into `{source}`"))?;
+        }
     }
     let sources = knowledge.sources(&Viewer::operator()).await?;
     if !sources.iter().any(|s| s.name == source) {

@@ -31,8 +31,33 @@ impl Serve {
         serve
     }
 
+    /// [`Serve::start`] with more `[discord]` keys.
+    async fn start_with(
+        discord: &Discord,
+        provider_url: &str,
+        extra: &str,
+        discord_extra: &str,
+    ) -> Serve {
+        let before = discord.sessions();
+        let serve = Serve::spawn_with(discord, provider_url, extra, discord_extra);
+        discord
+            .until("the bot's gateway connection", |d| d.sessions() > before)
+            .await;
+        serve
+    }
+
     /// Starts the process without waiting for its gateway connection.
     fn spawn(discord: &Discord, provider_url: &str, extra: &str) -> Serve {
+        Serve::spawn_with(discord, provider_url, extra, "")
+    }
+
+    /// [`Serve::spawn`] with more `[discord]` keys.
+    fn spawn_with(
+        discord: &Discord,
+        provider_url: &str,
+        extra: &str,
+        discord_extra: &str,
+    ) -> Serve {
         let dir = tempfile::tempdir().unwrap();
         let port = {
             let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -54,6 +79,7 @@ application_id = "{APP}"
 api_base = "{}"
 edit_interval_ms = 500
 history = 10
+{discord_extra}
 "#,
             dir.path().display(),
             discord.api_base
@@ -1015,9 +1041,20 @@ async fn the_prompt_group_is_registered_for_managers_and_autocompletes_names_and
         .unwrap();
     assert_eq!(put.path, format!("/applications/{APP}/commands"));
     let commands = put.body.as_array().expect("a list of commands");
-    assert_eq!(commands.len(), 1, "{commands:#?}");
+    assert_eq!(commands.len(), 2, "{commands:#?}");
     let prompt = &commands[0];
     assert_eq!(prompt["name"], "prompt");
+    let knowledge = &commands[1];
+    assert_eq!(knowledge["name"], "knowledge");
+    assert_eq!(knowledge["default_member_permissions"], "32");
+    assert_eq!(knowledge["contexts"], json!([0]), "servers only");
+    let knowledge_subs: Vec<&str> = knowledge["options"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|o| o["name"].as_str())
+        .collect();
+    assert_eq!(knowledge_subs, ["list", "search", "sync"]);
     assert!(
         prompt.get("type").is_none_or(|t| t == 1),
         "a slash command (type 1, the default): {prompt}"
@@ -1544,4 +1581,346 @@ async fn attachments_off_discords_cdn_are_not_fetched() {
     assert!(text.contains("`moved.png`"), "{text}");
     assert!(!text.contains("`chart.png`"), "{text}");
     serve.stop().await;
+}
+
+/// A message in `channel` by `author` (`USER` when `None`), as Discord
+/// lists it.
+fn said(id: &str, channel: &str, content: &str) -> Value {
+    let mut m = user_message(id, content, false);
+    m["channel_id"] = json!(channel);
+    m
+}
+
+/// The text the bot answered interaction `id` with: the first response's,
+/// or (when it was deferred) the follow-up's.
+fn interaction_answer(d: &Discord, id: &str) -> Option<String> {
+    let calls = d.calls();
+    let token = format!("token-{id}");
+    let first = calls
+        .iter()
+        .find(|c| c.path.starts_with(&format!("/interactions/{id}/")))?;
+    if first.body["type"] == 4 {
+        return first.body["data"]["content"].as_str().map(str::to_string);
+    }
+    calls
+        .iter()
+        .find(|c| c.path.starts_with("/webhooks/") && c.path.contains(&token))
+        .and_then(|c| c.body["content"].as_str().map(str::to_string))
+}
+
+/// Discord channels as knowledge: `/knowledge sync` (refused to members,
+/// audited for managers) reads a channel's history page by page through a
+/// 429 with its threads, answers cite the thread by its jump link, a
+/// private channel's messages reach only answers there, and live edits
+/// and deletions follow.
+#[tokio::test]
+async fn a_synced_channel_is_read_with_its_threads_and_private_channels_stay_private() {
+    gateway::install_crypto();
+    let provider = StandIn::start().await;
+    provider.always(Reply::text("From the channel [1]."));
+    let discord = Discord::start().await;
+    const ENG: &str = "1200000000000000009";
+    const LAUNCH: &str = "1200000000000000008";
+    discord.seed_channel(ENG, "eng", false);
+    discord.seed_channel(LAUNCH, "launch", true);
+    discord.seed_channel(CHANNEL, "general", false);
+    // More than a page (100) of history, a reply, and a thread started
+    // from a message.
+    for n in 0..130u64 {
+        discord.seed(said(
+            &(1700000000000001000 + n).to_string(),
+            ENG,
+            &format!("standup note {n}"),
+        ));
+    }
+    discord.seed(said(
+        "1700000000000002000",
+        ENG,
+        "How do we rotate the API keys?",
+    ));
+    let mut reply = said(
+        "1700000000000002001",
+        ENG,
+        "Run ops/rotate.sh, then restart the gateway.",
+    );
+    reply["type"] = json!(19);
+    reply["message_reference"] = json!({ "message_id": "1700000000000002000", "channel_id": ENG });
+    discord.seed(reply);
+    discord.seed(said(
+        "1700000000000003000",
+        ENG,
+        "Where does the staging database live?",
+    ));
+    discord.seed_thread("1700000000000003000", ENG, "staging db", true);
+    discord.seed(said(
+        "1700000000000003001",
+        "1700000000000003000",
+        "At db.staging.internal, port 5433.",
+    ));
+    let mut own = said("1700000000000004000", ENG, "an answer of the bot's own");
+    own["author"] = json!({ "id": BOT, "username": "switchboard", "bot": true });
+    discord.seed(own);
+    discord.rate_limit_next_lists(1);
+
+    let models = switchboard_embedded::default_models_dir()
+        .expect("set SWITCHBOARD_MODEL_CACHE or HOME")
+        .display()
+        .to_string();
+    let serve = Serve::start_with(
+        &discord,
+        &provider.url,
+        &format!("[knowledge]\nmodels_dir = {models:?}"),
+        &format!("message_content = true\nknowledge_channels = [\"{LAUNCH}\"]"),
+    )
+    .await;
+    let sync = json!({ "id": "2", "name": "knowledge", "type": 1,
+        "options": [{ "type": 1, "name": "sync", "options": [] }] });
+    let mut refused = interaction("1900000000000000101", 2, "0", sync.clone());
+    refused["channel_id"] = json!(ENG);
+    discord.dispatch("INTERACTION_CREATE", refused).await;
+    discord
+        .until("the refusal", |d| {
+            interaction_answer(d, "1900000000000000101").is_some()
+        })
+        .await;
+    let text = interaction_answer(&discord, "1900000000000000101").unwrap();
+    assert!(text.starts_with('⛔'), "{text}");
+    assert!(
+        !discord
+            .calls()
+            .iter()
+            .any(|c| c.path == format!("/channels/{ENG}/messages")),
+        "a refused sync reads nothing"
+    );
+    let mut allowed = interaction("1900000000000000102", 2, "32", sync);
+    allowed["channel_id"] = json!(ENG);
+    discord.dispatch("INTERACTION_CREATE", allowed).await;
+    discord
+        .until("the sync", |d| {
+            interaction_answer(d, "1900000000000000102").is_some()
+        })
+        .await;
+    let text = interaction_answer(&discord, "1900000000000000102").unwrap();
+    // 130 notes, the question, its reply and the thread; not the bot's own.
+    assert!(
+        text.contains(
+            "Read #eng into knowledge source `discord`: 133 message(s) and thread(s): 133 added"
+        ),
+        "{text}"
+    );
+    let lists: Vec<_> = discord
+        .calls()
+        .into_iter()
+        .filter(|c| c.method == "GET" && c.path.ends_with("/messages"))
+        .collect();
+    assert!(
+        lists.iter().any(|c| c.status == 429),
+        "a 429 was waited out: {lists:?}"
+    );
+    let eng_pages: Vec<_> = lists
+        .iter()
+        .filter(|c| c.path == format!("/channels/{ENG}/messages") && c.status == 200)
+        .collect();
+    assert_eq!(eng_pages.len(), 2, "two pages of history: {eng_pages:?}");
+    assert!(eng_pages[1].body["before"].is_string(), "{eng_pages:?}");
+
+    // A prompt answering from the source, bound everywhere.
+    let dir = serve.dir.path();
+    let config = dir.join("switchboard.toml");
+    let file = dir.join("team.toml");
+    std::fs::write(
+        &file,
+        "name = \"team\"\n[retrieval]\nsources = [\"discord\"]\ntop_k = 2\n\
+         [[messages]]\nrole = \"system\"\ntemplate = \"Cite as [n]:\\n{{ documents }}\"\n\
+         [[messages]]\nrole = \"user\"\ntemplate = \"{{ text }}\"\n",
+    )
+    .unwrap();
+    for args in [
+        vec![
+            "prompts",
+            "create",
+            "team",
+            "--file",
+            file.to_str().unwrap(),
+            "-m",
+            "team",
+        ],
+        vec!["prompts", "promote", "team", "1"],
+        vec!["prompts", "bind", "global", "team"],
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
+            .arg("--config")
+            .arg(&config)
+            .args(&args)
+            .env_remove("SWITCHBOARD_CONFIG")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+
+    let ask = |id: &str, channel: &str, text: &str| {
+        let mut m = user_message(id, &format!("<@{BOT}> {text}"), true);
+        m["channel_id"] = json!(channel);
+        m
+    };
+    let system_of = |n: usize| {
+        provider.received()[n].body["messages"][0]["content"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    discord
+        .dispatch(
+            "MESSAGE_CREATE",
+            ask(
+                "1700000000000009001",
+                CHANNEL,
+                "where is the staging database?",
+            ),
+        )
+        .await;
+    discord
+        .until("the answer", |d| {
+            d.bot_messages().iter().any(|m| {
+                m["content"]
+                    .as_str()
+                    .is_some_and(|c| c.contains("**Sources**"))
+            })
+        })
+        .await;
+    let system = system_of(provider.received().len() - 1);
+    assert!(system.contains("db.staging.internal"), "{system}");
+    let answer = discord
+        .bot_messages()
+        .into_iter()
+        .find_map(|m| {
+            m["content"]
+                .as_str()
+                .filter(|c| c.contains("**Sources**"))
+                .map(str::to_string)
+        })
+        .unwrap();
+    assert!(
+        answer.contains(&format!(
+            "(https://discord.com/channels/{GUILD}/1700000000000003000)"
+        )),
+        "{answer}"
+    );
+    assert!(
+        answer.contains("#eng: Where does the staging database live?"),
+        "{answer}"
+    );
+
+    // A private channel, followed from the configuration: a new message is
+    // kept, reaches answers there and no other channel's.
+    let secret = said(
+        "1700000000000005000",
+        LAUNCH,
+        "The launch codename is BLUEBIRD.",
+    );
+    discord.seed(secret.clone());
+    discord.dispatch("MESSAGE_CREATE", secret).await;
+    let cli = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
+            .arg("--config")
+            .arg(&config)
+            .args(args)
+            .env_remove("SWITCHBOARD_CONFIG")
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let stored = |q: &str| cli(&["knowledge", "search", q, "--source", "discord"]);
+    for _ in 0..100 {
+        if stored("launch codename").contains("BLUEBIRD") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(stored("launch codename").contains("BLUEBIRD"));
+    let n = provider.received().len();
+    discord
+        .dispatch(
+            "MESSAGE_CREATE",
+            ask(
+                "1700000000000009002",
+                CHANNEL,
+                "what is the launch codename?",
+            ),
+        )
+        .await;
+    provider_waits(&provider, n + 1).await;
+    assert!(!system_of(n).contains("BLUEBIRD"), "{}", system_of(n));
+    discord
+        .dispatch(
+            "MESSAGE_CREATE",
+            ask(
+                "1700000000000009003",
+                LAUNCH,
+                "what is the launch codename?",
+            ),
+        )
+        .await;
+    provider_waits(&provider, n + 2).await;
+    assert!(
+        system_of(n + 1).contains("BLUEBIRD"),
+        "{}",
+        system_of(n + 1)
+    );
+
+    // An edit is followed; a deletion removes the message.
+    let mut edited = said(
+        "1700000000000005000",
+        LAUNCH,
+        "The launch codename is PELICAN.",
+    );
+    edited["edited_timestamp"] = json!("2026-11-28T09:00:00.000000+00:00");
+    discord.seed(edited.clone());
+    discord.dispatch("MESSAGE_UPDATE", edited).await;
+    for _ in 0..100 {
+        if stored("launch codename").contains("PELICAN") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let now = stored("launch codename");
+    assert!(
+        now.contains("PELICAN") && !now.contains("BLUEBIRD"),
+        "{now}"
+    );
+    discord.remove("1700000000000005000");
+    discord
+        .dispatch(
+            "MESSAGE_DELETE",
+            json!({ "id": "1700000000000005000", "channel_id": LAUNCH, "guild_id": GUILD }),
+        )
+        .await;
+    for _ in 0..100 {
+        if !stored("launch codename").contains("PELICAN") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(!stored("launch codename").contains("PELICAN"));
+    assert!(!stored("answer of the bot's own").contains("bot's own"));
+    serve.stop().await;
+}
+
+/// Waits until the provider has had `n` requests.
+async fn provider_waits(provider: &StandIn, n: usize) {
+    for _ in 0..200 {
+        if provider.received().len() >= n {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!(
+        "the provider had {} requests, not {n}",
+        provider.received().len()
+    );
 }

@@ -424,3 +424,65 @@ fn sync_reads_the_configured_slack_channels_and_removes_deleted_threads() {
     let found = cli.ok(&["search", "when do deploys freeze", "--source", "slack"]);
     assert!(!found.contains("Deploys freeze"), "{found}");
 }
+
+/// `switchboard knowledge sync discord` reads the configured Discord
+/// channels (the stand-in REST API, the bot token from the environment),
+/// leaving out the bot's own messages.
+#[test]
+fn sync_reads_the_configured_discord_channels() {
+    use testkit::discord::{APP, BOT, user_message};
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let discord = rt.block_on(testkit::discord::Discord::start());
+    const ENG: &str = "1200000000000000009";
+    discord.seed_channel(ENG, "eng", false);
+    let mut m = user_message(
+        "1700000000000002000",
+        "Deploys freeze on Fridays after noon.",
+        false,
+    );
+    m["channel_id"] = serde_json::json!(ENG);
+    discord.seed(m);
+    let mut own = user_message("1700000000000002001", "an answer of the bot's own", false);
+    own["channel_id"] = serde_json::json!(ENG);
+    own["author"] = serde_json::json!({ "id": BOT, "username": "switchboard", "bot": true });
+    discord.seed(own);
+    let dir = tempfile::tempdir().unwrap();
+    let cli = Cli::new(dir.path());
+    let mut toml = std::fs::read_to_string(&cli.config).unwrap();
+    toml.push_str(&format!(
+        "[discord]\ntoken_env = \"STANDIN_DISCORD_TOKEN\"\napplication_id = \"{APP}\"\napi_base = \"{}\"\nmessage_content = true\nknowledge_channels = [\"{ENG}\"]\n",
+        discord.api_base
+    ));
+    std::fs::write(&cli.config, toml).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .arg("--config")
+        .arg(&cli.config)
+        .args(["knowledge", "sync", "discord"])
+        .env_remove("SWITCHBOARD_CONFIG")
+        .env("STANDIN_DISCORD_TOKEN", "stand-in-bot-token")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("#eng: 1 messages and threads: 1 added"),
+        "{text}"
+    );
+    let found = cli.ok(&["search", "when do deploys freeze", "--source", "discord"]);
+    assert!(found.contains("Deploys freeze on Fridays"), "{found}");
+    assert!(
+        found.contains("https://discord.com/channels/1300000000000000001/1200000000000000009/1700000000000002000"),
+        "{found}"
+    );
+    let own = cli.ok(&[
+        "search",
+        "an answer of the bot's own",
+        "--source",
+        "discord",
+    ]);
+    assert!(!own.contains("bot's own"), "{own}");
+}

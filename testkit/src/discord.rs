@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch, post, put};
@@ -63,6 +63,12 @@ struct Log {
     files: BTreeMap<String, String>,
     /// Attachments that answer with a redirect to this URL.
     redirects: BTreeMap<String, String>,
+    /// Channel and thread objects `GET /channels/{id}` knows.
+    channels: BTreeMap<String, Value>,
+    /// `@everyone`'s permissions, by guild (default: view and send).
+    everyone: BTreeMap<String, u64>,
+    /// How many history reads still get a 429.
+    rate_limit_lists: u32,
 }
 
 /// Where the test's dispatches go once the bot is connected.
@@ -122,6 +128,20 @@ impl Discord {
                 patch(edit).get(fetch),
             )
             .route("/api/v10/channels/{channel}/typing", post(typing))
+            .route("/api/v10/channels/{channel}", get(channel_object))
+            .route(
+                "/api/v10/channels/{channel}/threads/archived/public",
+                get(archived_threads),
+            )
+            .route("/api/v10/guilds/{guild}/roles", get(roles))
+            .route(
+                "/api/v10/users/@me",
+                get(|| async {
+                    Json(json!({ "id": BOT, "username": "switchboard", "bot": true,
+                        "discriminator": "0", "avatar": null, "global_name": null }))
+                }),
+            )
+            .route("/api/v10/guilds/{guild}/threads/active", get(active_threads))
             .route("/attachments/{name}", get(file))
             .route("/api/v10/interactions/{id}/{token}/callback", post(callback))
             .route("/api/v10/webhooks/{app}/{token}", post(followup))
@@ -212,6 +232,45 @@ impl Discord {
         let mut sessions = self.shared.dispatch.lock().expect("lock");
         sessions.retain(|tx| !tx.is_closed());
         sessions.len()
+    }
+
+    /// A text channel of the test guild that `GET /channels/{id}` knows;
+    /// `private`: `@everyone` may not view it (an overwrite denies it).
+    pub fn seed_channel(&self, id: &str, name: &str, private: bool) {
+        let overwrites = if private {
+            json!([{ "id": GUILD, "type": 0, "allow": "0", "deny": "1024" }])
+        } else {
+            json!([])
+        };
+        self.shared.log.lock().expect("lock").channels.insert(
+            id.to_string(),
+            json!({ "id": id, "type": 0, "guild_id": GUILD, "name": name, "position": 0,
+                    "permission_overwrites": overwrites, "nsfw": false, "parent_id": null }),
+        );
+    }
+
+    /// A public thread (type 11) under `parent`, started from the message
+    /// of the same id when there is one; `archived` lists it among the
+    /// archived threads instead of the active ones.
+    pub fn seed_thread(&self, id: &str, parent: &str, name: &str, archived: bool) {
+        self.shared.log.lock().expect("lock").channels.insert(
+            id.to_string(),
+            json!({ "id": id, "type": 11, "guild_id": GUILD, "name": name, "parent_id": parent,
+                    "owner_id": USER, "message_count": 0, "member_count": 1,
+                    "thread_metadata": { "archived": archived, "auto_archive_duration": 1440,
+                        "archive_timestamp": "2026-11-28T08:00:00.000000+00:00", "locked": false } }),
+        );
+    }
+
+    /// Removes a message, as a deletion does.
+    pub fn remove(&self, id: &str) {
+        self.shared.log.lock().expect("lock").messages.remove(id);
+    }
+
+    /// The next `n` history reads (`GET /channels/{id}/messages`) are
+    /// answered 429.
+    pub fn rate_limit_next_lists(&self, n: u32) {
+        self.shared.log.lock().expect("lock").rate_limit_lists = n;
     }
 
     /// The next `n` message creations are answered 429.
@@ -417,23 +476,137 @@ async fn fetch(State(s): State<Shared>, Path((channel, id)): Path<(String, Strin
     }
 }
 
-async fn list(State(s): State<Shared>, Path(channel): Path<String>) -> Json<Value> {
+/// `GET /channels/{id}/messages`: newest first, `before`, `after` and
+/// `limit` (default 50, at most 100) as Discord pages them.
+async fn list(
+    State(s): State<Shared>,
+    Path(channel): Path<String>,
+    Query(query): Query<BTreeMap<String, String>>,
+) -> Response {
+    let path = format!("/channels/{channel}/messages");
+    {
+        let mut log = s.log.lock().expect("lock");
+        if log.rate_limit_lists > 0 {
+            log.rate_limit_lists -= 1;
+            drop(log);
+            record(&s, "GET", path, json!(query), 429);
+            return (
+                StatusCode::TOO_MANY_REQUESTS,
+                [("retry-after", "1"), ("x-ratelimit-scope", "user")],
+                Json(json!({ "message": "You are being rate limited.", "retry_after": 0.4, "global": false })),
+            )
+                .into_response();
+        }
+    }
+    record(&s, "GET", path, json!(query), 200);
+    let limit = query
+        .get("limit")
+        .and_then(|l| l.parse::<usize>().ok())
+        .unwrap_or(50)
+        .clamp(1, 100);
+    let before = query.get("before").and_then(|b| b.parse::<u64>().ok());
+    let after = query.get("after").and_then(|b| b.parse::<u64>().ok());
+    let log = s.log.lock().expect("lock");
+    let mut msgs: Vec<&Value> = log
+        .messages
+        .values()
+        .filter(|m| m["channel_id"] == channel.as_str())
+        .filter(|m| {
+            before.is_none_or(|b| {
+                m["id"]
+                    .as_str()
+                    .and_then(|id| id.parse::<u64>().ok())
+                    .is_some_and(|id| id < b)
+            })
+        })
+        .collect();
+    let id_of = |m: &Value| m["id"].as_str().and_then(|id| id.parse::<u64>().ok());
+    if let Some(a) = after {
+        // The `limit` messages right after `after`, newest first.
+        msgs.retain(|m| id_of(m).is_some_and(|id| id > a));
+        msgs.sort_by_key(|m| id_of(m));
+        msgs.truncate(limit);
+        msgs.reverse();
+    } else {
+        msgs.sort_by_key(|m| std::cmp::Reverse(id_of(m)));
+        msgs.truncate(limit);
+    }
+    Json(Value::Array(msgs.into_iter().cloned().collect())).into_response()
+}
+
+/// `GET /channels/{id}`.
+async fn channel_object(State(s): State<Shared>, Path(channel): Path<String>) -> Response {
+    record(&s, "GET", format!("/channels/{channel}"), Value::Null, 200);
+    match s.log.lock().expect("lock").channels.get(&channel) {
+        Some(c) => Json(c.clone()).into_response(),
+        None => (
+            StatusCode::NOT_FOUND,
+            Json(json!({ "message": "Unknown Channel", "code": 10003 })),
+        )
+            .into_response(),
+    }
+}
+
+/// `GET /guilds/{id}/roles`: `@everyone` (its id is the guild's).
+async fn roles(State(s): State<Shared>, Path(guild): Path<String>) -> Json<Value> {
     record(
         &s,
         "GET",
-        format!("/channels/{channel}/messages"),
+        format!("/guilds/{guild}/roles"),
         Value::Null,
         200,
     );
     let log = s.log.lock().expect("lock");
-    let mut msgs: Vec<Value> = log
-        .messages
+    // VIEW_CHANNEL, SEND_MESSAGES, READ_MESSAGE_HISTORY.
+    let perms = log
+        .everyone
+        .get(&guild)
+        .copied()
+        .unwrap_or(1024 | 2048 | 65536);
+    Json(
+        json!([{ "id": guild, "name": "@everyone", "permissions": perms.to_string(),
+        "position": 0, "color": 0, "hoist": false, "managed": false, "mentionable": false, "flags": 0 }]),
+    )
+}
+
+/// `GET /guilds/{id}/threads/active`.
+async fn active_threads(State(s): State<Shared>, Path(guild): Path<String>) -> Json<Value> {
+    record(
+        &s,
+        "GET",
+        format!("/guilds/{guild}/threads/active"),
+        Value::Null,
+        200,
+    );
+    let log = s.log.lock().expect("lock");
+    let threads: Vec<Value> = log
+        .channels
         .values()
-        .filter(|m| m["channel_id"] == channel.as_str())
+        .filter(|c| c["guild_id"] == guild.as_str() && c["type"] == 11)
+        .filter(|c| c["thread_metadata"]["archived"] == false)
         .cloned()
         .collect();
-    msgs.reverse();
-    Json(Value::Array(msgs))
+    Json(json!({ "threads": threads, "members": [] }))
+}
+
+/// `GET /channels/{id}/threads/archived/public`: one page holds them all.
+async fn archived_threads(State(s): State<Shared>, Path(channel): Path<String>) -> Json<Value> {
+    record(
+        &s,
+        "GET",
+        format!("/channels/{channel}/threads/archived/public"),
+        Value::Null,
+        200,
+    );
+    let log = s.log.lock().expect("lock");
+    let threads: Vec<Value> = log
+        .channels
+        .values()
+        .filter(|c| c["parent_id"] == channel.as_str() && c["type"] == 11)
+        .filter(|c| c["thread_metadata"]["archived"] == true)
+        .cloned()
+        .collect();
+    Json(json!({ "threads": threads, "members": [], "has_more": false }))
 }
 
 async fn file(

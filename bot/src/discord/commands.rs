@@ -176,7 +176,13 @@ pub(crate) async fn run_admin(
     command: Command,
 ) -> Result<String, Slow> {
     let admin = state.admin.clone();
-    let mut run = tokio::spawn(async move { admin.run(&actor, command).await });
+    let harvest = std::sync::Arc::clone(&state.harvest);
+    let mut run = tokio::spawn(async move {
+        match command {
+            Command::KnowledgeSync { .. } => sync(&admin, &harvest, &actor, &command).await,
+            command => admin.run(&actor, command).await,
+        }
+    });
     match tokio::time::timeout(DEFER_AFTER, &mut run).await {
         Ok(result) => Ok(answer_text(result)),
         Err(_) => Err(Slow(run)),
@@ -209,6 +215,50 @@ pub(crate) async fn choices(
     values.retain(|v| v.starts_with(typed.trim()));
     values.truncate(25);
     values
+}
+
+/// `/knowledge sync`: the admin layer checks the rights (a server manager
+/// may sync their own server's channels), then the channel is read into
+/// the server's chat source, and the sync is audited.
+async fn sync(
+    admin: &gateway::promptops::admin::Admin,
+    harvest: &super::knowledge::Harvest,
+    actor: &Actor,
+    command: &Command,
+) -> Result<Output, AdminError> {
+    admin.authorize(actor, command).await?;
+    let Command::KnowledgeSync {
+        scope: Scope::Channel { channel, .. },
+    } = command
+    else {
+        return Err(AdminError::Unavailable(
+            "`/knowledge sync` is run in the channel to read".into(),
+        ));
+    };
+    match harvest.backfill(channel).await {
+        Ok(done) => {
+            let summary = format!(
+                "Read #{} into knowledge source `{}`: {} message(s) and thread(s): {} added, {} changed, {} unchanged, {} removed. New messages here are kept current.",
+                done.channel,
+                harvest.source(),
+                done.threads,
+                done.added,
+                done.changed,
+                done.unchanged,
+                done.removed
+            );
+            admin.audit_sync(actor, command, Ok(&summary)).await?;
+            Ok(Output {
+                summary: format!("✅ {summary}"),
+                sections: Vec::new(),
+            })
+        }
+        Err(e) => {
+            let why = e.to_string();
+            admin.audit_sync(actor, command, Err(&why)).await?;
+            Err(AdminError::Unavailable(why))
+        }
+    }
 }
 
 #[cfg(test)]

@@ -56,6 +56,14 @@ struct Raw {
     answer_in_bot_threads: bool,
     #[serde(default)]
     message_content: bool,
+    #[serde(default)]
+    knowledge_channels: Vec<String>,
+    #[serde(default = "default_knowledge_source")]
+    knowledge_source: String,
+}
+
+fn default_knowledge_source() -> String {
+    "discord".to_string()
 }
 
 #[derive(Debug, Deserialize)]
@@ -117,6 +125,10 @@ pub struct DiscordConfig {
     pub answer_in_bot_threads: bool,
     /// Whether the privileged `MESSAGE_CONTENT` intent is requested.
     pub message_content: bool,
+    /// Channels whose messages and threads are kept as knowledge.
+    pub knowledge_channels: Vec<String>,
+    /// The knowledge source they go into, scoped to the server.
+    pub knowledge_source: String,
 }
 
 impl std::fmt::Debug for DiscordConfig {
@@ -131,6 +143,8 @@ impl std::fmt::Debug for DiscordConfig {
             .field("history_chars", &self.history_chars)
             .field("answer_in_bot_threads", &self.answer_in_bot_threads)
             .field("message_content", &self.message_content)
+            .field("knowledge_channels", &self.knowledge_channels)
+            .field("knowledge_source", &self.knowledge_source)
             .finish()
     }
 }
@@ -243,6 +257,33 @@ impl DiscordConfig {
                 }
             }
         };
+        if let Some(bad) = raw
+            .knowledge_channels
+            .iter()
+            .find(|c| c.parse::<u64>().ok().filter(|id| *id != 0).is_none())
+        {
+            return Err(invalid(
+                "knowledge_channels",
+                format!(
+                    "`{bad}` is not a channel id; give numeric ids (Developer Mode → right-click the channel → Copy Channel ID)"
+                ),
+            ));
+        }
+        if !raw.knowledge_channels.is_empty() && !raw.message_content {
+            return Err(invalid(
+                "knowledge_channels",
+                "reading channels into knowledge needs the message text: set `message_content = true` and enable the Message Content intent in the developer portal (Bot → Privileged Gateway Intents)".to_string(),
+            ));
+        }
+        if !prompts::is_source_name(&raw.knowledge_source) {
+            return Err(invalid(
+                "knowledge_source",
+                format!(
+                    "`{}` is not a source name: use letters, digits, `-`, `_` and `.`",
+                    raw.knowledge_source
+                ),
+            ));
+        }
         let token = env(&raw.token_env)
             .filter(|t| !t.trim().is_empty())
             .ok_or_else(|| ConfigError::MissingToken {
@@ -258,6 +299,8 @@ impl DiscordConfig {
             history_chars: raw.history_chars,
             answer_in_bot_threads: raw.answer_in_bot_threads,
             message_content: raw.message_content,
+            knowledge_channels: raw.knowledge_channels,
+            knowledge_source: raw.knowledge_source,
         })
     }
 }
@@ -323,6 +366,18 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().contains("/api/v10"), "{e}");
+        let e = parse(
+            "application_id = \"1\"\nknowledge_channels = [\"general\"]\nmessage_content = true",
+            Some("t"),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("Copy Channel ID"), "{e}");
+        let e = parse(
+            "application_id = \"1\"\nknowledge_channels = [\"12\"]",
+            Some("t"),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("message_content = true"), "{e}");
         let e = parse("application_id = \"1\"", None).unwrap_err();
         assert!(e.to_string().contains("DISCORD_TOKEN"), "{e}");
     }

@@ -14,6 +14,8 @@
 //! - [`components`]: the message and interaction JSON every part sends
 //! - [`feedback`]: feedback buttons and reactions
 //! - [`commands`]: `/prompt` through the admin layer; [`edit`]: its form
+//! - [`knowledge`]: followed channels' messages and threads kept as a
+//!   knowledge source
 //! - [`rest`]: the REST client; [`config`]: `[discord]`
 //!
 //! Data flow: `MESSAGE_CREATE` → [`inbound::trigger`] → dedupe (shared
@@ -30,6 +32,7 @@ pub mod delivery;
 pub mod edit;
 pub mod feedback;
 pub mod inbound;
+pub mod knowledge;
 pub mod model;
 pub mod rest;
 pub mod slash;
@@ -75,6 +78,7 @@ pub fn start(
         store: app.store.clone(),
         registry: app.admin.registry().clone(),
         admin: app.admin.clone(),
+        knowledge: app.knowledge.clone(),
     };
     Ok(Some(tokio::spawn(async move {
         let framework = framework(settings.clone(), handles);
@@ -93,6 +97,7 @@ struct Handles {
     store: Store,
     registry: Registry,
     admin: Admin,
+    knowledge: gateway::knowledge::Knowledge,
 }
 
 /// poise with the `/prompt` group and this adapter's dispatch for every
@@ -124,6 +129,22 @@ fn framework(settings: DiscordConfig, handles: Handles) -> poise::Framework<Disc
 /// gateway's handles.
 fn wire(settings: &DiscordConfig, rest: Rest, handles: Handles) -> Discord {
     let known = Arc::new(Known::default());
+    let harvest = Arc::new(knowledge::Harvest::new(
+        rest.clone(),
+        Arc::clone(&known),
+        handles.knowledge,
+        settings.knowledge_source.clone(),
+        &settings.knowledge_channels,
+    ));
+    {
+        // Channels synced before (or on another replica) stay followed.
+        let harvest = Arc::clone(&harvest);
+        tokio::spawn(async move {
+            if let Err(e) = harvest.follow_stored().await {
+                tracing::warn!(error = %e, "cannot read which Discord channels are kept as knowledge");
+            }
+        });
+    }
     Discord {
         intake: Intake {
             pipeline: handles.pipeline,
@@ -149,8 +170,10 @@ fn wire(settings: &DiscordConfig, rest: Rest, handles: Handles) -> Discord {
             admin: handles.admin,
             registry: handles.registry,
             rest,
+            harvest: Arc::clone(&harvest),
         },
         known,
+        harvest,
     }
 }
 
@@ -178,8 +201,21 @@ pub async fn dispatch(discord: &Discord, event: &FullEvent) -> Result<(), Handle
             inbound::remember_thread(&discord.known, &json("THREAD_UPDATE", new)?);
         }
         FullEvent::Message { new_message } => {
+            harvest(discord, json("MESSAGE_CREATE", new_message)?);
             let message = documented("MESSAGE_CREATE", new_message)?;
             inbound::on_message(&discord.intake, message).await?;
+        }
+        FullEvent::MessageUpdate { event, .. } => {
+            harvest(discord, json("MESSAGE_UPDATE", event)?);
+        }
+        FullEvent::MessageDelete {
+            channel_id,
+            deleted_message_id,
+            ..
+        } => {
+            let harvest = Arc::clone(&discord.harvest);
+            let (channel, id) = (channel_id.to_string(), deleted_message_id.to_string());
+            tokio::spawn(async move { harvest.on_delete(&channel, &id).await });
         }
         FullEvent::ReactionAdd { add_reaction } => {
             let reaction = json("MESSAGE_REACTION_ADD", add_reaction)?;
@@ -202,6 +238,12 @@ pub async fn dispatch(discord: &Discord, event: &FullEvent) -> Result<(), Handle
         _ => {}
     }
     Ok(())
+}
+
+/// A message event read into knowledge beside the answer, never before it.
+fn harvest(discord: &Discord, event: Value) {
+    let harvest = Arc::clone(&discord.harvest);
+    tokio::spawn(async move { harvest.on_message(&event).await });
 }
 
 /// A serenity model as Discord's documented JSON.

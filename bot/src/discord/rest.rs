@@ -14,8 +14,10 @@ use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use serde_json::Value;
-use serenity::http::{Http, HttpBuilder, HttpError, MessagePagination};
-use serenity::model::id::{ApplicationId, ChannelId, InteractionId, MessageId};
+use serenity::http::{
+    Http, HttpBuilder, HttpError, LightMethod, MessagePagination, Request, Route,
+};
+use serenity::model::id::{ApplicationId, ChannelId, GuildId, InteractionId, MessageId};
 
 use super::config::DiscordConfig;
 use super::model::Message;
@@ -283,6 +285,119 @@ impl Rest {
         documented(&route, &msgs)
     }
 
+    /// `GET /channels/{channel}/messages?limit=100[&before=…]` as JSON,
+    /// newest first: one page of a channel's (or thread's) history, read
+    /// leniently for knowledge (a message type the typed model lacks never
+    /// fails the page).
+    pub async fn history_page(
+        &self,
+        channel: &str,
+        before: Option<&str>,
+    ) -> Result<Vec<Value>, RestError> {
+        let route = format!("GET /channels/{channel}/messages");
+        let channel_id = ChannelId::new(snowflake(&route, channel)?);
+        let mut params = vec![("limit", "100".to_string())];
+        if let Some(b) = before {
+            params.push(("before", snowflake(&route, b)?.to_string()));
+        }
+        let page: Value = self
+            .json(
+                route.clone(),
+                Route::ChannelMessages { channel_id },
+                Some(params),
+            )
+            .await?;
+        Ok(page.as_array().cloned().unwrap_or_default())
+    }
+
+    /// `GET /channels/{channel}/messages/{id}` as JSON; `None` when
+    /// Discord has no such message (deleted).
+    pub async fn message_json(&self, channel: &str, id: &str) -> Result<Option<Value>, RestError> {
+        let route = format!("GET /channels/{channel}/messages/{id}");
+        let channel_id = ChannelId::new(snowflake(&route, channel)?);
+        let message_id = MessageId::new(snowflake(&route, id)?);
+        match self
+            .json(
+                route,
+                Route::ChannelMessage {
+                    channel_id,
+                    message_id,
+                },
+                None,
+            )
+            .await
+        {
+            Ok(m) => Ok(Some(m)),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `GET /channels/{channel}`: a channel (or thread) object as JSON.
+    pub async fn channel(&self, channel: &str) -> Result<Value, RestError> {
+        let route = format!("GET /channels/{channel}");
+        let channel_id = ChannelId::new(snowflake(&route, channel)?);
+        self.json(route, Route::Channel { channel_id }, None).await
+    }
+
+    /// `GET /users/@me`: the bot's own user id.
+    pub async fn own_id(&self) -> Result<String, RestError> {
+        let me = self
+            .json("GET /users/@me".to_string(), Route::UserMe, None)
+            .await?;
+        Ok(me["id"].as_str().unwrap_or_default().to_string())
+    }
+
+    /// `GET /guilds/{guild}/roles`.
+    pub async fn guild_roles(&self, guild: &str) -> Result<Value, RestError> {
+        let route = format!("GET /guilds/{guild}/roles");
+        let guild_id = GuildId::new(snowflake(&route, guild)?);
+        self.json(route, Route::GuildRoles { guild_id }, None).await
+    }
+
+    /// `GET /guilds/{guild}/threads/active`: the server's active threads.
+    pub async fn active_threads(&self, guild: &str) -> Result<Value, RestError> {
+        let route = format!("GET /guilds/{guild}/threads/active");
+        let guild_id = GuildId::new(snowflake(&route, guild)?);
+        self.json(route, Route::GuildThreadsActive { guild_id }, None)
+            .await
+    }
+
+    /// `GET /channels/{channel}/threads/archived/public[?before=ISO8601]`:
+    /// one page of a channel's archived public threads.
+    pub async fn archived_threads(
+        &self,
+        channel: &str,
+        before: Option<&str>,
+    ) -> Result<Value, RestError> {
+        let route = format!("GET /channels/{channel}/threads/archived/public");
+        let channel_id = ChannelId::new(snowflake(&route, channel)?);
+        let mut params = vec![("limit", "100".to_string())];
+        if let Some(b) = before {
+            params.push(("before", b.to_string()));
+        }
+        self.json(
+            route,
+            Route::ChannelArchivedPublicThreads { channel_id },
+            Some(params),
+        )
+        .await
+    }
+
+    /// A `GET` whose answer is kept as JSON.
+    async fn json(
+        &self,
+        route: String,
+        path: Route<'_>,
+        params: Option<Vec<(&'static str, String)>>,
+    ) -> Result<Value, RestError> {
+        self.call(route, |h| {
+            let request = Request::new(path, LightMethod::Get).params(params.clone());
+            async move { h.fire::<Value>(request).await }
+        })
+        .await
+    }
+
     /// `POST /interactions/{id}/{token}/callback`.
     pub async fn interaction_callback(
         &self,
@@ -398,6 +513,15 @@ fn on_cdn(origins: &[reqwest::Url], url: &reqwest::Url) -> bool {
 enum Page<'a> {
     Before(&'a str),
     After(&'a str),
+}
+
+impl RestError {
+    /// Whether Discord answered 404 (an unknown message or channel).
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, RestError::Api { source, .. }
+            if matches!(&**source, serenity::Error::Http(HttpError::UnsuccessfulRequest(r))
+                if r.status_code.as_u16() == 404))
+    }
 }
 
 /// A snowflake id from its text.

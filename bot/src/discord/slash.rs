@@ -26,7 +26,7 @@ type Context<'a> = poise::Context<'a, Discord, HandleError>;
 /// set where the adapter is wired.
 pub fn options() -> poise::FrameworkOptions<Discord, HandleError> {
     poise::FrameworkOptions {
-        commands: vec![prompt()],
+        commands: vec![prompt(), knowledge()],
         on_error: |error| Box::pin(on_error(error)),
         // The bot never mentions anyone in an answer.
         allowed_mentions: Some(serenity::CreateAllowedMentions::new()),
@@ -80,6 +80,51 @@ async fn on_error(error: poise::FrameworkError<'_, Discord, HandleError>) {
 )]
 pub async fn prompt(_ctx: Context<'_>) -> Result<(), HandleError> {
     Ok(())
+}
+
+/// The team's knowledge that answers here read
+#[poise::command(
+    slash_command,
+    default_member_permissions = "MANAGE_GUILD",
+    interaction_context = "Guild",
+    subcommand_required,
+    subcommands("knowledge_list", "knowledge_search", "knowledge_sync")
+)]
+pub async fn knowledge(_ctx: Context<'_>) -> Result<(), HandleError> {
+    Ok(())
+}
+
+/// The knowledge sources answers in this channel may read
+#[poise::command(slash_command, ephemeral, rename = "list")]
+async fn knowledge_list(ctx: Context<'_>) -> Result<(), HandleError> {
+    run_knowledge(ctx, "list").await
+}
+
+/// What an answer in this channel would retrieve for a question
+#[poise::command(slash_command, ephemeral, rename = "search")]
+async fn knowledge_search(
+    ctx: Context<'_>,
+    #[description = "The question"] query: String,
+) -> Result<(), HandleError> {
+    run_knowledge(ctx, &format!("search {query}")).await
+}
+
+/// Read this channel's history and threads into the server's knowledge
+#[poise::command(slash_command, ephemeral, rename = "sync")]
+async fn knowledge_sync(ctx: Context<'_>) -> Result<(), HandleError> {
+    run_knowledge(ctx, "sync").await
+}
+
+/// Runs `/knowledge TEXT` asked in the interaction's channel.
+async fn run_knowledge(ctx: Context<'_>, text: &str) -> Result<(), HandleError> {
+    let Some((actor, interaction)) = caller(ctx)? else {
+        return Ok(());
+    };
+    let command = match commands::here(&interaction) {
+        Some(here) => gateway::promptops::admin::parse_knowledge(text, &here),
+        None => Err("`/knowledge` is run in a server channel".to_string()),
+    };
+    answer(ctx, actor, command).await
 }
 
 /// Every prompt, its newest version and labels

@@ -54,6 +54,8 @@ pub struct Discord {
     pub(crate) commands: Commands,
     /// The bot's own id and the threads it knows.
     pub(crate) known: Arc<Known>,
+    /// Followed channels into knowledge.
+    pub(crate) harvest: Arc<super::knowledge::Harvest>,
 }
 
 /// What turns messages into answers ([`super::inbound`]).
@@ -106,6 +108,8 @@ pub(crate) struct Commands {
     pub registry: Registry,
     /// The REST client.
     pub rest: Rest,
+    /// `/knowledge sync`'s backfill.
+    pub harvest: Arc<super::knowledge::Harvest>,
 }
 
 /// What the bot has learnt from the gateway: its own user id (`READY`)
