@@ -543,3 +543,149 @@ async fn eval_scores_against_a_rubric_compares_models_and_gates_on_the_score() {
     }
     assert_eq!(provider.received().len(), before, "nothing was replayed");
 }
+
+/// A candidate with `[retrieval]` against a baseline without: the report
+/// shows what each was given and which it cited, and the judge checks the
+/// candidate's claims against the text of the chunks it cited.
+#[tokio::test]
+async fn eval_shows_what_was_retrieved_and_checks_claims_against_the_cited_chunks() {
+    let provider = StandIn::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let models = switchboard_embedded::default_models_dir()
+        .expect("set SWITCHBOARD_MODEL_CACHE or HOME")
+        .display()
+        .to_string();
+    let config = write_config(
+        dir.path(),
+        &provider.url,
+        &format!("[models.default]\ntargets = [\"p/m\"]\n[knowledge]\nmodels_dir = {models:?}\n"),
+    );
+    let docs = dir.path().join("handbook");
+    std::fs::create_dir_all(&docs).unwrap();
+    std::fs::write(
+        docs.join("retry.md"),
+        "# Retry policy\n\n## Attempts\n\nA failed call is retried three times, with exponential backoff.\n",
+    )
+    .unwrap();
+    std::fs::write(
+        docs.join("lunch.md"),
+        "# Lunch\n\nLunch is at noon in the kitchen.\n",
+    )
+    .unwrap();
+    let (ok, out, err) = switchboard(
+        &config,
+        &[
+            "knowledge",
+            "ingest",
+            docs.to_str().unwrap(),
+            "--source",
+            "handbook",
+        ],
+        "",
+    )
+    .await;
+    assert!(ok, "{out}\n{err}");
+    let file = dir.path().join("assistant.toml");
+    std::fs::write(
+        &file,
+        "name = \"assistant\"\nmodel = \"default\"\n[retrieval]\nsources = [\"handbook\"]\ntop_k = 2\n\
+         [[messages]]\nrole = \"system\"\ntemplate = \"Cite as [n]:\\n{{ documents }}\"\n\
+         [[messages]]\nrole = \"user\"\ntemplate = \"{{ text }}\"\n",
+    )
+    .unwrap();
+    let (ok, out, err) = switchboard(
+        &config,
+        &[
+            "prompts",
+            "edit",
+            "assistant",
+            "--file",
+            file.to_str().unwrap(),
+            "-m",
+            "grounded",
+        ],
+        "",
+    )
+    .await;
+    assert!(ok, "{out}\n{err}");
+    let dataset = dir.path().join("d.jsonl");
+    std::fs::write(
+        &dataset,
+        "{\"input\": [{\"role\": \"user\", \"content\": \"What does our retry policy say?\"}]}\n",
+    )
+    .unwrap();
+    // Candidate, baseline, the pairwise judge twice, then the groundedness
+    // check of the candidate (the baseline was given nothing to check).
+    provider.then([
+        Reply::text("A failed call is retried three times [1]. Each retry waits 5 s [1]."),
+        Reply::text("No idea."),
+        Reply::text("A"),
+        Reply::text("B"),
+        Reply::text(
+            "SUPPORTED: A failed call is retried three times.\nUNSUPPORTED: Each retry waits 5 s.",
+        ),
+    ]);
+    let report = dir.path().join("report");
+    let (ok, out, err) = eval_file(
+        &config,
+        &dataset,
+        &[
+            "--judge",
+            "default",
+            "--concurrency",
+            "1",
+            "--report",
+            report.to_str().unwrap(),
+        ],
+    )
+    .await;
+    assert!(ok, "{out}\n{err}");
+    assert!(
+        out.contains("| claims supported by their documents (judge) | 50% (1 answers) | – |"),
+        "{out}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(report.join("report.json")).unwrap())
+            .unwrap();
+    let candidate = &json["rows"][0]["candidate"];
+    assert_eq!(
+        candidate["retrieval"]["chunks"][0]["title"], "Retry policy",
+        "{candidate}"
+    );
+    assert_eq!(
+        candidate["retrieval"]["chunks"][0]["cited"], true,
+        "{candidate}"
+    );
+    assert_eq!(candidate["grounded"]["supported"], 1, "{candidate}");
+    assert_eq!(candidate["grounded"]["against"], "cited", "{candidate}");
+    assert_eq!(
+        candidate["grounded"]["unsupported"][0],
+        "Each retry waits 5 s."
+    );
+    assert!(json["rows"][0]["baseline"].get("retrieval").is_none());
+    // The judge was shown the cited chunk's own text.
+    let received = provider.received();
+    let check = received.last().unwrap().body["messages"][1]["content"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        check.contains(
+            "[1] Retry policy\nA failed call is retried three times, with exponential backoff."
+        ),
+        "{check}"
+    );
+    assert!(
+        !check.contains("Lunch is at noon"),
+        "only the cited chunk: {check}"
+    );
+    let markdown = std::fs::read_to_string(report.join("report.md")).unwrap();
+    assert!(
+        markdown.contains("[1]* Retry policy › Attempts"),
+        "{markdown}"
+    );
+    assert!(
+        markdown.contains("unsupported: Each retry waits 5 s."),
+        "{markdown}"
+    );
+}

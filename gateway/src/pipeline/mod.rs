@@ -235,6 +235,11 @@ impl Pipeline {
         self.inner.router.circuits()
     }
 
+    /// The knowledge retrieval searches, when it is set up.
+    pub fn knowledge(&self) -> Option<&crate::knowledge::Knowledge> {
+        self.inner.options.knowledge.as_ref()
+    }
+
     /// The prompt registry.
     pub fn registry(&self) -> &Registry {
         &self.inner.registry

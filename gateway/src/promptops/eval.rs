@@ -10,7 +10,7 @@ mod report;
 pub mod retrieval;
 
 pub use checks::{Check, JsonSchema};
-pub use judge::{Score, Verdict, combine, parse_choice, parse_score};
+pub use judge::{Groundedness, Score, Verdict, combine, parse_choice, parse_grounded, parse_score};
 pub(crate) use report::html_escape;
 pub use report::{Gate, Report, wilson};
 
@@ -245,6 +245,13 @@ pub struct Outcome {
     pub error: Option<String>,
     /// The judge's rubric score, when a rubric was given.
     pub score: Option<Score>,
+    /// What the version's `[retrieval]` gave the model, and which it cited.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retrieval: Option<crate::domain::RetrievalRecord>,
+    /// The judge's groundedness check of the answer against the documents
+    /// it cited, when it was given any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grounded: Option<Groundedness>,
 }
 
 /// One example's results.
@@ -361,6 +368,18 @@ async fn evaluate(pipeline: &Pipeline, config: &EvalConfig, example: EvalExample
             }
         }
     }
+    if let Some(j) = &config.judge {
+        for outcome in [&mut candidate, &mut baseline] {
+            if outcome.error.is_none()
+                && let Some((documents, against)) = documents(pipeline, outcome).await
+            {
+                outcome.grounded = Some(
+                    judge::grounded(pipeline, j, &question, &outcome.text, &documents, against)
+                        .await,
+                );
+            }
+        }
+    }
     let checks = config
         .checks
         .iter()
@@ -380,6 +399,29 @@ async fn evaluate(pipeline: &Pipeline, config: &EvalConfig, example: EvalExample
         readings,
         checks,
     }
+}
+
+/// The documents an answer is held against, numbered as the model saw
+/// them: those it cited, or (when it cited none) every one it was given;
+/// `None` when nothing was retrieved or the chunks are gone.
+async fn documents(pipeline: &Pipeline, outcome: &Outcome) -> Option<(String, &'static str)> {
+    let record = outcome.retrieval.as_ref()?;
+    let knowledge = pipeline.knowledge()?;
+    let cited: Vec<_> = record.chunks.iter().filter(|c| c.cited).collect();
+    let (chosen, against) = if cited.is_empty() {
+        (record.chunks.iter().collect::<Vec<_>>(), "retrieved")
+    } else {
+        (cited, "cited")
+    };
+    let ids: Vec<i64> = chosen.iter().map(|c| c.chunk_id).collect();
+    let rows = knowledge.store().knowledge_chunks(&ids).await.ok()?;
+    let mut text = String::new();
+    for c in &chosen {
+        if let Some(row) = rows.iter().find(|r| r.id == c.chunk_id) {
+            text.push_str(&format!("[{}] {}\n{}\n\n", c.number, c.title, row.body));
+        }
+    }
+    (!text.is_empty()).then_some((text, against))
 }
 
 /// One replay through a prompt version, recorded as a test.
@@ -441,6 +483,7 @@ async fn collect(pipeline: &Pipeline, request: Request) -> Outcome {
                 out.output_tokens = s.usage.map(|u| u.output_tokens);
                 out.cost_usd = s.cost_usd;
                 out.version = s.prompt.map(|p| p.1);
+                out.retrieval = s.retrieval;
             }
             ReplyEvent::Failed { message, .. } => out.error = Some(message),
             ReplyEvent::Started { .. } => {}

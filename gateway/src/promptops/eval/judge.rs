@@ -4,7 +4,10 @@
 //!   A, B or a tie; it is asked twice with the answers swapped, and only
 //!   agreement counts, which cancels position bias;
 //! - rubric scoring: shown the rubric, the question and one answer, it
-//!   gives a score from 1 to 5 with its reason.
+//!   gives a score from 1 to 5 with its reason;
+//! - groundedness: shown the documents an answer cited (or, when it cited
+//!   none, every document it was given) and the answer, it lists each
+//!   claim as supported by them or not.
 //!
 //! The judge is any model alias; its calls are recorded as tests.
 
@@ -130,6 +133,85 @@ pub(super) async fn score(
     parse_score(&ask(pipeline, judge, system, user, 200).await)
 }
 
+/// How well an answer's claims are supported by its documents.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Groundedness {
+    /// Claims the documents support.
+    pub supported: usize,
+    /// Claims they do not.
+    pub unsupported: Vec<String>,
+    /// `cited` (the documents the answer cited) or `retrieved` (it cited
+    /// none, so every document it was given).
+    pub against: &'static str,
+}
+
+impl Groundedness {
+    /// The share of claims supported; `None` when the answer made none.
+    pub fn rate(&self) -> Option<f64> {
+        let all = self.supported + self.unsupported.len();
+        (all > 0).then(|| self.supported as f64 / all as f64)
+    }
+}
+
+/// Reads the judge's `SUPPORTED: claim` / `UNSUPPORTED: claim` lines
+/// (bullets, numbers and emphasis around them allowed); other lines are
+/// ignored.
+pub fn parse_grounded(reply: &str, against: &'static str) -> Groundedness {
+    let mut g = Groundedness {
+        supported: 0,
+        unsupported: Vec::new(),
+        against,
+    };
+    for line in reply.lines() {
+        let l = line.trim().trim_start_matches(|c: char| {
+            c == '-'
+                || c == '*'
+                || c == '•'
+                || c.is_ascii_digit()
+                || c == '.'
+                || c == ')'
+                || c == ' '
+        });
+        let upper = l.to_ascii_uppercase();
+        if let Some(rest) = upper.strip_prefix("UNSUPPORTED") {
+            let claim = l[l.len() - rest.len()..]
+                .trim_start_matches([':', '*', ' ', '-'])
+                .trim();
+            g.unsupported.push(claim.chars().take(300).collect());
+        } else if upper.starts_with("SUPPORTED") {
+            g.supported += 1;
+        }
+    }
+    g
+}
+
+/// Asks the judge whether each claim of `answer` is supported by
+/// `documents` (numbered as the model saw them).
+pub(super) async fn grounded(
+    pipeline: &Pipeline,
+    judge: &str,
+    question: &str,
+    answer: &str,
+    documents: &str,
+    against: &'static str,
+) -> Groundedness {
+    let system = "You check whether an answer is grounded in documents. Split the answer into its                   factual claims (ignore greetings, hedges and citations themselves). For each                   claim write one line: `SUPPORTED: <claim>` when the documents state or directly                   imply it, otherwise `UNSUPPORTED: <claim>`. Judge only against the documents,                   not what you know. Write nothing else.";
+    let user = format!(
+        "Documents:
+{documents}
+
+Question:
+{question}
+
+[Answer]
+{answer}
+[End of answer]
+
+List each claim of the answer as SUPPORTED or UNSUPPORTED."
+    );
+    parse_grounded(&ask(pipeline, judge, system, user, 400).await, against)
+}
+
 async fn ask(
     pipeline: &Pipeline,
     judge: &str,
@@ -179,6 +261,18 @@ mod tests {
         assert_eq!(parse_choice("B."), Some('B'));
         assert_eq!(parse_choice("TIE"), None);
         assert_eq!(parse_choice("Both are fine"), None);
+    }
+
+    #[test]
+    fn grounded_replies_count_supported_claims_and_keep_the_unsupported() {
+        let g = parse_grounded(
+            "1. SUPPORTED: Calls are retried three times.\n- **UNSUPPORTED**: The backoff is 5 s.\nSome preamble\nsupported: it is exponential",
+            "cited",
+        );
+        assert_eq!(g.supported, 2);
+        assert_eq!(g.unsupported, vec!["The backoff is 5 s.".to_string()]);
+        assert!((g.rate().unwrap() - 2.0 / 3.0).abs() < 1e-9);
+        assert_eq!(parse_grounded("No claims here.", "cited").rate(), None);
     }
 
     #[test]

@@ -49,6 +49,11 @@ pub struct Report {
     /// Mean of the per-example score differences, candidate minus baseline,
     /// over the examples where both answers were scored.
     pub score_delta: Option<f64>,
+    /// The share of the candidate's claims its documents support (the
+    /// groundedness check), mean over the answers that were checked.
+    pub grounded_candidate: Option<f64>,
+    /// The same for the baseline.
+    pub grounded_baseline: Option<f64>,
     /// Per check: (check, candidate pass rate, baseline pass rate).
     pub checks: Vec<(String, f64, f64)>,
     /// Mean TTFT, candidate minus baseline (ms).
@@ -139,6 +144,14 @@ pub(super) fn summarize(config: &EvalConfig, rows: Vec<EvalRow>) -> Report {
         score_candidate: mean(rows.iter().filter_map(|r| score(&r.candidate))),
         score_baseline: mean(rows.iter().filter_map(|r| score(&r.baseline))),
         score_delta: mean_delta(&score),
+        grounded_candidate: mean(
+            rows.iter()
+                .filter_map(|r| r.candidate.grounded.as_ref()?.rate()),
+        ),
+        grounded_baseline: mean(
+            rows.iter()
+                .filter_map(|r| r.baseline.grounded.as_ref()?.rate()),
+        ),
         checks,
         ttft_delta_ms: mean_delta(&|o| o.ttft_ms),
         tpot_delta_ms: mean_delta(&|o| o.tpot_ms),
@@ -235,6 +248,24 @@ impl Report {
                 fmt_score(self.score_baseline),
             ));
         }
+        if self.grounded_candidate.is_some() || self.grounded_baseline.is_some() {
+            let checked = |f: &dyn Fn(&EvalRow) -> &Outcome| {
+                self.rows
+                    .iter()
+                    .filter(|r| f(r).grounded.as_ref().is_some_and(|g| g.rate().is_some()))
+                    .count()
+            };
+            let pct = |v: Option<f64>, n: usize| {
+                v.map_or("–".to_string(), |v| {
+                    format!("{:.0}% ({n} answers)", v * 100.0)
+                })
+            };
+            rows.push((
+                "claims supported by their documents (judge)".to_string(),
+                pct(self.grounded_candidate, checked(&|r| &r.candidate)),
+                pct(self.grounded_baseline, checked(&|r| &r.baseline)),
+            ));
+        }
         for (check, c, b) in &self.checks {
             rows.push((
                 format!("check `{check}`"),
@@ -307,19 +338,21 @@ impl Report {
             md.push_str(&format!("| {m} | {c} | {b} |\n"));
         }
         md.push_str(
-            "\n## Examples\n\n| example | question | verdict | candidate | score | baseline | score |\n|---|---|---|---|---|---|---|\n",
+            "\n## Examples\n\n| example | question | verdict | candidate | score | retrieved | baseline | score | retrieved |\n|---|---|---|---|---|---|---|---|---|\n",
         );
         for r in &self.rows {
             let cell = |s: &str| s.replace('|', "\\|").replace('\n', " ");
             md.push_str(&format!(
-                "| {} | {} | {} | {} | {} | {} | {} |\n",
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
                 r.id,
                 cell(&r.question),
                 verdict_text(r),
                 cell(&answer_text(&r.candidate)),
                 cell(&score_text(&r.candidate)),
+                cell(&retrieved_text(&r.candidate)),
                 cell(&answer_text(&r.baseline)),
                 cell(&score_text(&r.baseline)),
+                cell(&retrieved_text(&r.baseline)),
             ));
         }
         md
@@ -331,14 +364,16 @@ impl Report {
         let mut rows = String::new();
         for r in &self.rows {
             rows.push_str(&format!(
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
                 e(&r.id),
                 e(&r.question),
                 verdict_text(r),
                 e(&answer_text(&r.candidate)),
                 e(&score_text(&r.candidate)),
+                e(&retrieved_text(&r.candidate)).replace('\n', "<br>"),
                 e(&answer_text(&r.baseline)),
                 e(&score_text(&r.baseline)),
+                e(&retrieved_text(&r.baseline)).replace('\n', "<br>"),
             ));
         }
         let mut measures = String::new();
@@ -360,7 +395,7 @@ impl Report {
              table{{border-collapse:collapse;width:100%}}td,th{{border:1px solid #ccc;padding:.3rem;vertical-align:top;text-align:left}}</style></head>\
              <body><h1>Evaluation of <code>{prompt}</code>: {cand} vs {base}</h1><p>{headline}</p>{rubric}\
              <table><tr><th>measure</th><th>candidate</th><th>baseline</th></tr>{measures}</table>\
-             <h2>Examples</h2><table><tr><th>example</th><th>question</th><th>verdict</th><th>candidate</th><th>score</th><th>baseline</th><th>score</th></tr>{rows}</table></body></html>\n",
+             <h2>Examples</h2><table><tr><th>example</th><th>question</th><th>verdict</th><th>candidate</th><th>score</th><th>retrieved</th><th>baseline</th><th>score</th><th>retrieved</th></tr>{rows}</table></body></html>\n",
             prompt = e(&self.prompt),
             cand = e(&self.candidate),
             base = e(&self.baseline),
@@ -404,6 +439,53 @@ fn answer_text(o: &Outcome) -> String {
         Some(e) => format!("(error: {e})"),
         None => o.text.clone(),
     }
+}
+
+/// What an answer was given to read: `[n] title › heading (score)`, a
+/// `*` on those it cited, one per line, then the groundedness check.
+fn retrieved_text(o: &Outcome) -> String {
+    let Some(r) = &o.retrieval else {
+        return "-".to_string();
+    };
+    let mut lines: Vec<String> = r
+        .chunks
+        .iter()
+        .map(|c| {
+            let place = if c.heading.is_empty() {
+                c.title.clone()
+            } else {
+                format!("{} › {}", c.title, c.heading)
+            };
+            format!(
+                "[{}]{} {place} ({:.4})",
+                c.number,
+                if c.cited { "*" } else { "" },
+                c.score
+            )
+        })
+        .collect();
+    if lines.is_empty() {
+        lines.push("(nothing retrieved)".to_string());
+    }
+    if let Some(w) = &r.warning {
+        lines.push(format!("warning: {w}"));
+    }
+    if let Some(g) = &o.grounded {
+        lines.push(match g.rate() {
+            Some(rate) => format!(
+                "grounded: {:.0}% of claims supported by the {} documents{}",
+                rate * 100.0,
+                g.against,
+                if g.unsupported.is_empty() {
+                    String::new()
+                } else {
+                    format!("; unsupported: {}", g.unsupported.join(" / "))
+                }
+            ),
+            None => "grounded: no claims".to_string(),
+        });
+    }
+    lines.join("\n")
 }
 
 fn score_text(o: &Outcome) -> String {
