@@ -598,3 +598,157 @@ async fn an_openai_compatible_embeddings_provider_embeds_chunks_and_questions() 
         found.hits[0].dense
     );
 }
+
+/// Two replicas over one database: when one ingests, changes or deletes
+/// documents, the other's vector index takes in only what changed (the
+/// change log), and what its dense search finds is what is stored now;
+/// a removed source makes it read the index again whole.
+#[tokio::test]
+async fn a_replicas_vector_index_takes_in_only_what_another_changed() {
+    for (db, url, _dir) in databases().await {
+        let (writer, _store) = knowledge(&url, "").await;
+        let (reader, _store2) = knowledge(&url, "").await;
+        let files = handbook();
+        let root = files.path().join("handbook");
+        writer
+            .ingest_files(
+                "handbook",
+                "global",
+                std::slice::from_ref(&root),
+                &mut |_| {},
+            )
+            .await
+            .expect("ingest");
+        let dense = |q: &str| SearchQuery {
+            mode: SearchMode::Dense,
+            ..SearchQuery::new(q, vec!["handbook".into()], 3)
+        };
+        let first = reader
+            .search(
+                &dense("who is paged when something breaks?"),
+                &Viewer::operator(),
+            )
+            .await
+            .expect("search");
+        assert_eq!(first.refreshed.map(|r| r.0), Some("whole"), "{db}");
+        let before = first.indexed;
+        let again = reader
+            .search(
+                &dense("who is paged when something breaks?"),
+                &Viewer::operator(),
+            )
+            .await
+            .expect("search");
+        assert_eq!(again.refreshed, None, "{db}: nothing changed, nothing read");
+
+        // On the writer: the on-call page changes, lunch goes, a page comes.
+        write(
+            &root,
+            "team/oncall.md",
+            b"# On-call\n\nThe on-call engineer is reached through Opsgenie and answers within 5 minutes.\n",
+        );
+        std::fs::remove_file(root.join("lunch.html")).expect("remove");
+        write(
+            &root,
+            "deploys.md",
+            b"# Deploys\n\nDeploys are frozen on Fridays after noon.\n",
+        );
+        writer
+            .ingest_files(
+                "handbook",
+                "global",
+                std::slice::from_ref(&root),
+                &mut |_| {},
+            )
+            .await
+            .expect("ingest again");
+        let found = reader
+            .search(
+                &dense("who is paged when something breaks?"),
+                &Viewer::operator(),
+            )
+            .await
+            .expect("search");
+        assert_eq!(found.refreshed.map(|r| r.0), Some("changes"), "{db}");
+        // Just what a replica starting now reads whole.
+        let (fresh, _store3) = knowledge(&url, "").await;
+        let whole = fresh
+            .search(
+                &dense("who is paged when something breaks?"),
+                &Viewer::operator(),
+            )
+            .await
+            .expect("search");
+        assert_eq!(whole.refreshed.map(|r| r.0), Some("whole"), "{db}");
+        assert_eq!(found.indexed, whole.indexed, "{db}");
+        assert_ne!(found.indexed, before, "{db}: the index changed");
+        let ids = |r: &gateway::knowledge::SearchResult| {
+            r.hits
+                .iter()
+                .map(|h| (h.chunk.id, h.dense.map(|d| d.0)))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(ids(&found), ids(&whole), "{db}");
+        let oncall = found
+            .hits
+            .iter()
+            .find(|h| h.chunk.title == "On-call")
+            .expect("the on-call page");
+        assert!(
+            oncall.chunk.body.contains("Opsgenie"),
+            "{db}: {:?}",
+            oncall.chunk.body
+        );
+        let lunch = reader
+            .search(&dense("when is lunch served?"), &Viewer::operator())
+            .await
+            .expect("search");
+        assert!(
+            !top_titles(&lunch).contains(&"Office lunch".to_string()),
+            "{db}"
+        );
+        let deploys = reader
+            .search(
+                &dense("can I deploy on a Friday afternoon?"),
+                &Viewer::operator(),
+            )
+            .await
+            .expect("search");
+        assert_eq!(
+            top_titles(&deploys).first().map(String::as_str),
+            Some("Deploys"),
+            "{db}"
+        );
+
+        // A source removed: the index is read again whole, without it.
+        let notes = tempfile::tempdir().expect("temp dir");
+        write(
+            notes.path(),
+            "release.md",
+            b"# Releases
+
+Releases ship every other Tuesday.
+",
+        );
+        writer
+            .ingest_files(
+                "notes",
+                "global",
+                &[notes.path().join("release.md")],
+                &mut |_| {},
+            )
+            .await
+            .expect("ingest notes");
+        writer.remove("handbook").await.expect("remove");
+        let all = SearchQuery {
+            mode: SearchMode::Dense,
+            ..SearchQuery::new("can I deploy on a Friday afternoon?", Vec::new(), 3)
+        };
+        let after = reader
+            .search(&all, &Viewer::operator())
+            .await
+            .expect("search");
+        assert_eq!(after.refreshed.map(|r| r.0), Some("whole"), "{db}");
+        assert_eq!(top_titles(&after), ["Releases"], "{db}");
+    }
+}

@@ -23,6 +23,12 @@ pub struct KnowledgeConfig {
     pub chunk_tokens: usize,
     /// Where the embedding model is fetched to; default `data_dir/models`.
     pub models_dir: Option<std::path::PathBuf>,
+    /// Once the index holds 50,000 chunks, a question's words found in more than this share of the chunks are
+    /// left out of lexical search (the rarest three always stay): an OR
+    /// query costs the sum of its words' matches, and such words weigh
+    /// little in BM25. 1.0 keeps every word.
+    #[serde(default = "default_common_term_share")]
+    pub common_term_share: f64,
 }
 
 /// The name meaning the built-in embedding model.
@@ -34,6 +40,9 @@ fn default_embeddings() -> String {
 fn default_chunk_tokens() -> usize {
     200
 }
+fn default_common_term_share() -> f64 {
+    0.1
+}
 
 impl Default for KnowledgeConfig {
     fn default() -> Self {
@@ -42,6 +51,7 @@ impl Default for KnowledgeConfig {
             embedding_model: None,
             chunk_tokens: default_chunk_tokens(),
             models_dir: None,
+            common_term_share: default_common_term_share(),
         }
     }
 }
@@ -57,6 +67,13 @@ impl KnowledgeConfig {
                 "knowledge.chunk_tokens",
                 Some(self.chunk_tokens.to_string()),
                 "must be from 16 to 4096 (200 suits the embedded model, which reads 256 at most)",
+            ));
+        }
+        if !(self.common_term_share > 0.0 && self.common_term_share <= 1.0) {
+            return Err(ConfigError::key(
+                "knowledge.common_term_share",
+                Some(self.common_term_share.to_string()),
+                "must be above 0 and at most 1 (0.1 leaves out words in more than a tenth of the chunks; 1.0 keeps every word)",
             ));
         }
         if self.embeddings == EMBEDDED_EMBEDDINGS {

@@ -32,7 +32,8 @@ use tokio::sync::RwLock;
 use crate::config::{Config, EMBEDDED_EMBEDDINGS, KnowledgeConfig, ProviderConfig};
 use crate::domain::Origin;
 use crate::providers::OpenAiEmbeddings;
-use crate::store::{Store, StoreError};
+use crate::store::{Change, Store, StoreError};
+use std::collections::HashSet;
 
 pub use embed::{EMBEDDED_NAME, Embedder};
 pub use ingest::{IngestReport, Skipped};
@@ -184,6 +185,9 @@ struct Inner {
     config: KnowledgeConfig,
     embedder: EmbedderSlot,
     index: RwLock<Option<Arc<VectorIndex>>>,
+    /// Document frequencies of query terms, for the knowledge generation
+    /// they were counted at.
+    terms: std::sync::Mutex<search::TermStats>,
 }
 
 impl std::fmt::Debug for Knowledge {
@@ -222,6 +226,7 @@ impl Knowledge {
                 config: k.clone(),
                 embedder: EmbedderSlot::new(spec),
                 index: RwLock::new(None),
+                terms: std::sync::Mutex::default(),
             }),
         })
     }
@@ -279,30 +284,79 @@ impl Knowledge {
         }
     }
 
-    /// The vector index for `embedder`, reloaded if the knowledge changed.
-    async fn index(&self, embedder: &str) -> Result<Arc<VectorIndex>, KnowledgeError> {
-        let generation = self.inner.store.knowledge_generation().await?;
-        if let Some(index) = self.inner.index.read().await.as_ref()
-            && index.generation == generation
-            && index.embedder == embedder
-        {
-            return Ok(index.clone());
+    /// The vector index for `embedder`, brought up to the knowledge
+    /// generation: from the change log when it reaches back to the index's
+    /// generation (only the changed documents are read), else read whole.
+    /// Also says how it was refreshed, if it was: `changes` or `whole`, and
+    /// how long it took.
+    async fn index(
+        &self,
+        embedder: &str,
+    ) -> Result<(Arc<VectorIndex>, Option<(&'static str, f64)>), KnowledgeError> {
+        let store = &self.inner.store;
+        let generation = store.knowledge_generation().await?;
+        let current = |slot: &Option<Arc<VectorIndex>>| {
+            slot.as_ref()
+                .filter(|i| i.generation == generation && i.embedder == embedder)
+                .cloned()
+        };
+        if let Some(index) = current(&*self.inner.index.read().await) {
+            return Ok((index, None));
         }
         let mut slot = self.inner.index.write().await;
-        if let Some(index) = slot.as_ref()
-            && index.generation == generation
-            && index.embedder == embedder
-        {
-            return Ok(index.clone());
+        if let Some(index) = current(&slot) {
+            return Ok((index, None));
         }
-        let rows = self.inner.store.knowledge_vectors(embedder).await?;
-        let index = Arc::new(VectorIndex::new(generation, embedder.to_string(), rows));
+        let started = std::time::Instant::now();
+        let old = slot.as_ref().filter(|i| i.embedder == embedder).cloned();
+        let changes = match &old {
+            Some(old) if old.generation < generation => {
+                store.knowledge_changes(old.generation, generation).await?
+            }
+            _ => None,
+        };
+        let (index, how) = match (old, changes) {
+            (Some(old), Some(changes))
+                if !changes.iter().any(|c| matches!(c, Change::Everything)) =>
+            {
+                // Every document named is dropped; those whose last change
+                // stored them are read again (by their new ids).
+                let mut drop = HashSet::new();
+                let mut added: Vec<String> = Vec::new();
+                for change in changes {
+                    match change {
+                        Change::Added(id) => {
+                            drop.insert(id.clone());
+                            added.push(id);
+                        }
+                        Change::Removed(Some(id)) => {
+                            added.retain(|a| *a != id);
+                            drop.insert(id);
+                        }
+                        Change::Removed(None) | Change::Everything => {}
+                    }
+                }
+                let rows = store.knowledge_document_vectors(embedder, &added).await?;
+                (old.refreshed(generation, &drop, rows), "changes")
+            }
+            _ => {
+                let rows = store.knowledge_vectors(embedder).await?;
+                (
+                    VectorIndex::new(generation, embedder.to_string(), rows),
+                    "whole",
+                )
+            }
+        };
+        let index = Arc::new(index);
+        let ms = started.elapsed().as_secs_f64() * 1000.0;
         tracing::debug!(
             chunks = index.len(),
             generation,
-            "knowledge vector index loaded"
+            how,
+            ms,
+            "knowledge vector index refreshed"
         );
         *slot = Some(index.clone());
-        Ok(index)
+        Ok((index, Some((how, ms))))
     }
 }

@@ -89,6 +89,9 @@ pub struct SearchResult {
     pub search_ms: f64,
     /// Chunks in the searched sources' vector index.
     pub indexed: usize,
+    /// When this search first brought the vector index up to date: `changes`
+    /// (only the changed documents read) or `whole`, and how long it took, ms.
+    pub refreshed: Option<(&'static str, f64)>,
 }
 
 /// What the dense half of a search found.
@@ -98,7 +101,47 @@ struct DenseSide {
     embed_ms: Option<f64>,
     ms: f64,
     indexed: usize,
+    refreshed: Option<(&'static str, f64)>,
     warnings: Vec<String>,
+}
+
+/// Below this many chunks every term of a question is searched; above, the
+/// terms too common to tell chunks apart are left out (see [`selective`]).
+pub const PRUNE_FROM: i64 = 50_000;
+/// However common they are, the rarest this many terms are searched.
+const KEEP: usize = 3;
+/// Terms whose frequencies are kept, at most (cleared when exceeded).
+const MAX_TERMS: usize = 50_000;
+
+/// Document frequencies of query terms at one knowledge generation.
+#[derive(Debug, Default)]
+pub(super) struct TermStats {
+    generation: i64,
+    total: Option<i64>,
+    counts: HashMap<String, i64>,
+}
+
+/// The terms worth searching: those in at most `share` of the `total`
+/// chunks, and (so that a question of common words still finds something)
+/// the rarest others until [`KEEP`] are kept. Terms that match
+/// nothing are left out; with fewer than [`PRUNE_FROM`] chunks every term
+/// is kept. An OR query's cost is the sum of its terms' posting lists,
+/// and a term in 5% of the chunks weighs a third of a rare one in BM25:
+/// leaving it out changes little of the ranking and most of the time.
+fn selective(terms: &[String], counts: &[i64], total: i64, share: f64) -> Vec<String> {
+    if total < PRUNE_FROM || share >= 1.0 {
+        return terms.to_vec();
+    }
+    let mut order: Vec<usize> = (0..terms.len()).filter(|i| counts[*i] > 0).collect();
+    order.sort_by_key(|i| counts[*i]);
+    let mut keep: Vec<usize> = Vec::new();
+    for i in order {
+        if counts[i] as f64 <= share * total as f64 || keep.len() < KEEP {
+            keep.push(i);
+        }
+    }
+    keep.sort_unstable();
+    keep.into_iter().map(|i| terms[i].clone()).collect()
 }
 
 /// How many candidates each list contributes to the fusion.
@@ -151,6 +194,7 @@ impl Knowledge {
             any_audience: viewer.all_audiences,
             channel: query.channel.clone(),
             since_ms: query.since_ms,
+            every_source: names.len() == stored.len(),
         };
         let n = candidates(query.top_k);
 
@@ -181,7 +225,8 @@ impl Knowledge {
                             side.embed_ms = Some(started.elapsed().as_secs_f64() * 1000.0);
                             let q = v.swap_remove(0);
                             let searched = Instant::now();
-                            let index = self.index(&embedder_name).await?;
+                            let (index, refreshed) = self.index(&embedder_name).await?;
+                            side.refreshed = refreshed;
                             side.indexed = index.len();
                             side.hits = index.search(&q, &filter, query.min_score, n);
                             side.ms = searched.elapsed().as_secs_f64() * 1000.0;
@@ -202,6 +247,7 @@ impl Knowledge {
                 return Ok((Vec::new(), 0.0));
             }
             let started = Instant::now();
+            let terms = self.selective_terms(&terms).await?;
             let hits = self.inner.store.lexical_search(&terms, &filter, n).await?;
             Ok::<_, KnowledgeError>((hits, started.elapsed().as_secs_f64() * 1000.0))
         };
@@ -210,6 +256,7 @@ impl Knowledge {
         result.warnings.extend(dense_side.warnings);
         result.embed_ms = dense_side.embed_ms;
         result.indexed = dense_side.indexed;
+        result.refreshed = dense_side.refreshed;
         result.search_ms = lexical_ms.max(dense_side.ms);
         let dense = dense_side.hits;
         let searched = Instant::now();
@@ -233,6 +280,50 @@ impl Knowledge {
         }
         result.search_ms += searched.elapsed().as_secs_f64() * 1000.0;
         Ok(result)
+    }
+}
+
+impl Knowledge {
+    /// `terms` without those too common to search ([`selective`]), their
+    /// frequencies counted once per knowledge generation.
+    async fn selective_terms(&self, terms: &[String]) -> Result<Vec<String>, KnowledgeError> {
+        let generation = self.inner.store.knowledge_generation().await?;
+        let (total, missing) = {
+            let mut stats = self.inner.terms.lock().unwrap_or_else(|p| p.into_inner());
+            if stats.generation != generation || stats.counts.len() > MAX_TERMS {
+                *stats = TermStats {
+                    generation,
+                    ..TermStats::default()
+                };
+            }
+            let missing: Vec<String> = terms
+                .iter()
+                .filter(|t| !stats.counts.contains_key(*t))
+                .cloned()
+                .collect();
+            (stats.total, missing)
+        };
+        let share = self.inner.config.common_term_share;
+        if share >= 1.0 || total.is_some_and(|t| t < PRUNE_FROM) {
+            return Ok(terms.to_vec());
+        }
+        if total.is_none() || !missing.is_empty() {
+            let (counted_total, counts) = self.inner.store.term_frequencies(&missing).await?;
+            let mut stats = self.inner.terms.lock().unwrap_or_else(|p| p.into_inner());
+            if stats.generation == generation {
+                stats.total = Some(counted_total);
+                stats.counts.extend(missing.into_iter().zip(counts));
+            }
+        }
+        let stats = self.inner.terms.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(total) = stats.total else {
+            return Ok(terms.to_vec());
+        };
+        let counts: Vec<i64> = terms
+            .iter()
+            .map(|t| stats.counts.get(t).copied().unwrap_or(1))
+            .collect();
+        Ok(selective(terms, &counts, total, share))
     }
 }
 
@@ -282,6 +373,38 @@ mod tests {
         // Then the two rank-1 chunks, the lexical one first on the tie.
         assert_eq!(fused[1].0, 1);
         assert_eq!(fused[2].0, 4);
+    }
+
+    #[test]
+    fn common_terms_are_left_out_of_big_indexes_but_three_always_stay() {
+        let t = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let terms = t(&["change", "wal", "size", "segment", "zzz"]);
+        // 100k chunks: `change` (30%) and `size` (12%) are common, `zzz`
+        // matches nothing.
+        assert_eq!(
+            selective(&terms, &[30_000, 900, 12_000, 50, 0], 100_000, 0.1),
+            t(&["wal", "size", "segment"])
+        );
+        assert_eq!(
+            selective(&terms, &[30_000, 900, 8_000, 50, 2], 100_000, 0.1),
+            t(&["wal", "size", "segment", "zzz"])
+        );
+        // Every word common: the three rarest.
+        assert_eq!(
+            selective(
+                &terms,
+                &[30_000, 20_000, 40_000, 50_000, 60_000],
+                100_000,
+                0.1
+            ),
+            t(&["change", "wal", "size"])
+        );
+        // A smaller index, or a share of 1, keeps every term.
+        assert_eq!(selective(&terms, &[30_000, 1, 2, 0, 0], 40_000, 0.1), terms);
+        assert_eq!(
+            selective(&terms, &[30_000, 1, 2, 0, 0], 100_000, 1.0),
+            terms
+        );
     }
 
     #[test]

@@ -88,6 +88,8 @@ pub struct VectorRow {
     pub channel: Option<String>,
     /// When it was written.
     pub at_ms: Option<i64>,
+    /// Its document's id (which the change log names).
+    pub document_id: String,
     /// The vector.
     pub vector: Vec<f32>,
 }
@@ -131,6 +133,10 @@ pub struct ChunkFilter {
     pub channel: Option<String>,
     /// Only chunks written at or after this, Unix ms.
     pub since_ms: Option<i64>,
+    /// `sources` names every source there is: the lexical index need not
+    /// be asked for them (checking each match's source costs a read of its
+    /// row), and [`ChunkFilter::allows`] still checks every hit.
+    pub every_source: bool,
 }
 
 impl ChunkFilter {
@@ -259,12 +265,16 @@ impl Store {
         name: &str,
         embedder: &str,
     ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
         sqlx::query("UPDATE knowledge_sources SET embedder = $1, updated_at = $2 WHERE name = $3")
             .bind(embedder)
             .bind(now_ms())
             .bind(name)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+        // Which vectors the index holds depends on each source's embedder.
+        changed(&mut tx, &[Change::Everything]).await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -308,6 +318,13 @@ impl Store {
         doc: &DocumentWrite,
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
+        let old: Option<String> = sqlx::query_scalar(
+            "SELECT id FROM knowledge_documents WHERE source = $1 AND doc_key = $2",
+        )
+        .bind(source)
+        .bind(&doc.key)
+        .fetch_optional(&mut *tx)
+        .await?;
         sqlx::query("DELETE FROM knowledge_documents WHERE source = $1 AND doc_key = $2")
             .bind(source)
             .bind(&doc.key)
@@ -359,7 +376,9 @@ impl Store {
             };
             query.execute(&mut *tx).await?;
         }
-        touch(&mut tx, source).await?;
+        let mut changes = vec![Change::Removed(old), Change::Added(id)];
+        changes.retain(|c| !matches!(c, Change::Removed(None)));
+        touch(&mut tx, source, &changes).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -374,14 +393,22 @@ impl Store {
             return Ok(());
         }
         let mut tx = self.pool.begin().await?;
+        let mut changes = Vec::new();
         for key in keys {
-            sqlx::query("DELETE FROM knowledge_documents WHERE source = $1 AND doc_key = $2")
-                .bind(source)
-                .bind(key)
-                .execute(&mut *tx)
-                .await?;
+            let id: Option<String> = sqlx::query_scalar(
+                "DELETE FROM knowledge_documents WHERE source = $1 AND doc_key = $2 RETURNING id",
+            )
+            .bind(source)
+            .bind(key)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if id.is_some() {
+                changes.push(Change::Removed(id));
+            }
         }
-        touch(&mut tx, source).await?;
+        if !changes.is_empty() {
+            touch(&mut tx, source, &changes).await?;
+        }
         tx.commit().await?;
         Ok(())
     }
@@ -402,9 +429,7 @@ impl Store {
             .execute(&mut *tx)
             .await?
             .rows_affected();
-        sqlx::query("UPDATE knowledge_state SET generation = generation + 1 WHERE id = 1")
-            .execute(&mut *tx)
-            .await?;
+        changed(&mut tx, &[Change::Everything]).await?;
         tx.commit().await?;
         Ok(gone > 0)
     }
@@ -421,7 +446,7 @@ impl Store {
     /// what searches filter by.
     pub async fn knowledge_vectors(&self, embedder: &str) -> Result<Vec<VectorRow>, StoreError> {
         let rows = sqlx::query(
-            "SELECT c.id, d.source, d.audience, d.channel, d.at_ms, c.embedding \
+            "SELECT c.id, d.source, d.audience, d.channel, d.at_ms, c.embedding, d.id \
              FROM knowledge_chunks c JOIN knowledge_documents d ON d.id = c.document_id \
              JOIN knowledge_sources s ON s.name = d.source \
              WHERE s.embedder = $1 AND c.embedding IS NOT NULL ORDER BY c.id",
@@ -429,22 +454,7 @@ impl Store {
         .bind(embedder)
         .fetch_all(&self.pool)
         .await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for r in &rows {
-            let bytes: Vec<u8> = r.try_get(5)?;
-            let Some(vector) = bytes_vector(&bytes) else {
-                continue;
-            };
-            out.push(VectorRow {
-                chunk_id: r.try_get(0)?,
-                source: r.try_get(1)?,
-                audience: r.try_get(2)?,
-                channel: r.try_get(3)?,
-                at_ms: r.try_get(4)?,
-                vector,
-            });
-        }
-        Ok(out)
+        vector_rows(&rows)
     }
 
     /// Chunks matching the question's words, best first, with their rank
@@ -474,11 +484,16 @@ impl Store {
         // own step (joined the other way round, the planner probes the index
         // once per chunk), ranked by BM25 with the title and headings
         // weighing double.
+        let in_sources = if filter.every_source {
+            String::new()
+        } else {
+            format!("AND source IN ({sources})")
+        };
         let sql = match self.backend {
             Backend::Sqlite => format!(
                 "SELECT c.id, f.rank, d.source, d.audience, d.channel, d.at_ms FROM \
                  (SELECT rowid AS id, -bm25(knowledge_fts, 2.0, 1.0) AS rank FROM knowledge_fts \
-                  WHERE knowledge_fts MATCH $1 AND source IN ({sources}) ORDER BY rank DESC LIMIT ${n}) f \
+                  WHERE knowledge_fts MATCH $1 {in_sources} ORDER BY rank DESC LIMIT ${n}) f \
                  JOIN knowledge_chunks c ON c.id = f.id \
                  JOIN knowledge_documents d ON d.id = c.document_id ORDER BY 2 DESC, c.id"
             ),
@@ -521,6 +536,36 @@ impl Store {
             }
         }
         Ok(out)
+    }
+
+    /// How many chunks there are, and how many match each term (its
+    /// document frequency in the lexical index, stemmed as the index stems).
+    pub async fn term_frequencies(&self, terms: &[String]) -> Result<(i64, Vec<i64>), StoreError> {
+        let (total_sql, term_sql) = match self.backend {
+            Backend::Sqlite => (
+                "SELECT count(*) FROM knowledge_chunks",
+                "SELECT count(*) FROM knowledge_fts WHERE knowledge_fts MATCH $1",
+            ),
+            Backend::Postgres => (
+                "SELECT count(*) FROM knowledge_chunks",
+                "SELECT count(*) FROM knowledge_chunks WHERE tsv @@ to_tsquery('english', $1)",
+            ),
+        };
+        let total: i64 = sqlx::query_scalar(total_sql).fetch_one(&self.pool).await?;
+        let mut counts = Vec::with_capacity(terms.len());
+        for t in terms {
+            let q = match self.backend {
+                Backend::Sqlite => format!("\"{t}\""),
+                Backend::Postgres => t.clone(),
+            };
+            counts.push(
+                sqlx::query_scalar(term_sql)
+                    .bind(q)
+                    .fetch_one(&self.pool)
+                    .await?,
+            );
+        }
+        Ok((total, counts))
     }
 
     /// The chunks with these ids, with their documents' metadata, in the
@@ -605,12 +650,150 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
         }
-        sqlx::query("UPDATE knowledge_state SET generation = generation + 1 WHERE id = 1")
-            .execute(&mut *tx)
-            .await?;
+        changed(&mut tx, &[Change::Everything]).await?;
         tx.commit().await?;
         Ok(())
     }
+
+    /// What changed after generation `since`, up to `until`, oldest first;
+    /// `None` when the log no longer reaches back that far (every vector is
+    /// then read again).
+    pub async fn knowledge_changes(
+        &self,
+        since: i64,
+        until: i64,
+    ) -> Result<Option<Vec<Change>>, StoreError> {
+        if until <= since {
+            return Ok(Some(Vec::new()));
+        }
+        // Every generation bump logs at least one row, so the log is whole
+        // from its oldest row on.
+        let oldest: Option<i64> =
+            sqlx::query_scalar("SELECT min(generation) FROM knowledge_changes")
+                .fetch_one(&self.pool)
+                .await?;
+        if oldest.is_none_or(|o| o > since + 1) {
+            return Ok(None);
+        }
+        let rows = sqlx::query(
+            "SELECT document_id, added FROM knowledge_changes \
+             WHERE generation > $1 AND generation <= $2 ORDER BY generation",
+        )
+        .bind(since)
+        .bind(until)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let id: Option<String> = r.try_get(0)?;
+            let added: i64 = r.try_get(1)?;
+            out.push(match (id, added != 0) {
+                (None, _) => Change::Everything,
+                (id @ Some(_), false) => Change::Removed(id),
+                (Some(id), true) => Change::Added(id),
+            });
+        }
+        Ok(Some(out))
+    }
+
+    /// The vectors of these documents' chunks (when their source's embedder
+    /// is `embedder`), for the in-process index.
+    pub async fn knowledge_document_vectors(
+        &self,
+        embedder: &str,
+        documents: &[String],
+    ) -> Result<Vec<VectorRow>, StoreError> {
+        let mut out = Vec::new();
+        for batch in documents.chunks(500) {
+            let list = (0..batch.len())
+                .map(|i| format!("${}", i + 2))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let sql = format!(
+                "SELECT c.id, d.source, d.audience, d.channel, d.at_ms, c.embedding, d.id \
+                 FROM knowledge_chunks c JOIN knowledge_documents d ON d.id = c.document_id \
+                 JOIN knowledge_sources s ON s.name = d.source \
+                 WHERE s.embedder = $1 AND c.embedding IS NOT NULL AND d.id IN ({list}) ORDER BY c.id"
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(embedder);
+            for id in batch {
+                query = query.bind(id);
+            }
+            out.extend(vector_rows(&query.fetch_all(&self.pool).await?)?);
+        }
+        Ok(out)
+    }
+}
+
+/// What one knowledge generation changed, as the vector index takes it in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// A document's chunks were stored (under this new document id).
+    Added(String),
+    /// A document was deleted (or replaced: its old id).
+    Removed(Option<String>),
+    /// Anything may have changed: read every vector again.
+    Everything,
+}
+
+/// How many generations of changes are kept; an index older than that is
+/// read again whole.
+const KEPT_GENERATIONS: i64 = 10_000;
+
+/// Bumps the knowledge generation in `tx` and logs what changed at it.
+async fn changed(
+    tx: &mut Transaction<'static, Any>,
+    changes: &[Change],
+) -> Result<i64, StoreError> {
+    let generation: i64 = sqlx::query_scalar(
+        "UPDATE knowledge_state SET generation = generation + 1 WHERE id = 1 RETURNING generation",
+    )
+    .fetch_one(&mut **tx)
+    .await?;
+    for change in changes {
+        let (id, added) = match change {
+            Change::Added(id) => (Some(id.clone()), 1i64),
+            Change::Removed(id) => (id.clone(), 0),
+            Change::Everything => (None, 0),
+        };
+        sqlx::query(
+            "INSERT INTO knowledge_changes (generation, document_id, added) VALUES ($1, $2, $3)",
+        )
+        .bind(generation)
+        .bind(id)
+        .bind(added)
+        .execute(&mut **tx)
+        .await?;
+    }
+    if generation % 1_000 == 0 {
+        sqlx::query("DELETE FROM knowledge_changes WHERE generation <= $1")
+            .bind(generation - KEPT_GENERATIONS)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(generation)
+}
+
+/// Vector rows: chunk id, source, audience, channel, time, vector bytes,
+/// document id (a torn vector is left out).
+fn vector_rows(rows: &[sqlx::any::AnyRow]) -> Result<Vec<VectorRow>, StoreError> {
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        let bytes: Vec<u8> = r.try_get(5)?;
+        let Some(vector) = bytes_vector(&bytes) else {
+            continue;
+        };
+        out.push(VectorRow {
+            chunk_id: r.try_get(0)?,
+            source: r.try_get(1)?,
+            audience: r.try_get(2)?,
+            channel: r.try_get(3)?,
+            at_ms: r.try_get(4)?,
+            document_id: r.try_get(6)?,
+            vector,
+        });
+    }
+    Ok(out)
 }
 
 /// A source row: name, kind, scope, embedder, updated, then (`counts`) the
@@ -640,15 +823,18 @@ pub fn embedding_text(title: &str, heading: &str, body: &str) -> String {
     }
 }
 
-async fn touch(tx: &mut Transaction<'static, Any>, source: &str) -> Result<(), StoreError> {
+/// Marks `source` as changed now, and logs `changes`.
+async fn touch(
+    tx: &mut Transaction<'static, Any>,
+    source: &str,
+    changes: &[Change],
+) -> Result<(), StoreError> {
     sqlx::query("UPDATE knowledge_sources SET updated_at = $1 WHERE name = $2")
         .bind(now_ms())
         .bind(source)
         .execute(&mut **tx)
         .await?;
-    sqlx::query("UPDATE knowledge_state SET generation = generation + 1 WHERE id = 1")
-        .execute(&mut **tx)
-        .await?;
+    changed(tx, changes).await?;
     Ok(())
 }
 
@@ -679,6 +865,7 @@ mod tests {
             any_audience: false,
             channel: None,
             since_ms: None,
+            every_source: false,
         };
         assert!(f.allows("handbook", None, None, None));
         assert!(f.allows("handbook", Some("slack:C1"), None, None));

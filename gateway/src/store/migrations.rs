@@ -67,6 +67,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "knowledge",
         include_str!("../../../migrations/sqlite/0011_knowledge.sql"),
     ),
+    (
+        12,
+        "knowledge_changes",
+        include_str!("../../../migrations/sqlite/0012_knowledge_changes.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -123,6 +128,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         11,
         "knowledge",
         include_str!("../../../migrations/postgres/0011_knowledge.sql"),
+    ),
+    (
+        12,
+        "knowledge_changes",
+        include_str!("../../../migrations/postgres/0012_knowledge_changes.sql"),
     ),
 ];
 

@@ -27,7 +27,7 @@ use crate::domain::Audience;
 pub use dashboard_tables::{EvalRunRow, ReviewRow, TrafficRow};
 pub use dataset::{DatasetFilter, Example};
 pub use knowledge_tables::{
-    ChunkFilter, ChunkRow, ChunkWrite, DocumentWrite, SourceRow, VectorRow, embedding_text,
+    Change, ChunkFilter, ChunkRow, ChunkWrite, DocumentWrite, SourceRow, VectorRow, embedding_text,
     query_terms,
 };
 pub use prompt_tables::{

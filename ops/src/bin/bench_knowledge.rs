@@ -231,6 +231,7 @@ async fn main() -> anyhow::Result<()> {
         "| chunks | search | p50 ms | p99 ms | embed p50 ms | whole search p50 ms | p99 ms | RSS before index | after | MiB per 100k chunks |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|");
+    let mut refreshes = Vec::new();
     for target in [10_000usize, 100_000] {
         let _ = std::fs::remove_file(tmp.path().join(format!("scale{target}.db")));
         let (k2, store2) = open(tmp.path(), &format!("scale{target}")).await?;
@@ -282,12 +283,58 @@ async fn main() -> anyhow::Result<()> {
         }
         let before = rss_mib();
         // The first search loads the index.
-        k2.search(
-            &SearchQuery::new("warm up", vec!["pg".into()], 5),
-            &Viewer::operator(),
-        )
-        .await?;
+        let loaded = k2
+            .search(
+                &SearchQuery::new("warm up", vec!["pg".into()], 5),
+                &Viewer::operator(),
+            )
+            .await?;
         let after = rss_mib();
+        // One document changed (as a chat message edits a thread): the next
+        // search takes in only that document.
+        let changed = base
+            .iter()
+            .take(3)
+            .filter_map(|v| by_id.get(&v.chunk_id).map(|r| (v, r)));
+        store2
+            .put_knowledge_document(
+                "pg",
+                &DocumentWrite {
+                    key: "copy/0".into(),
+                    title: "page 0, edited".into(),
+                    link: None,
+                    content_hash: "edited".into(),
+                    channel: None,
+                    audience: None,
+                    author: None,
+                    at_ms: None,
+                    chunks: changed
+                        .map(|(v, r)| ChunkWrite {
+                            heading: r.heading.clone(),
+                            anchor: None,
+                            body: r.body.clone(),
+                            tokens: 0,
+                            vector: Some(v.vector.clone()),
+                        })
+                        .collect(),
+                },
+            )
+            .await?;
+        let refreshed = k2
+            .search(
+                &SearchQuery::new("warm up", vec!["pg".into()], 5),
+                &Viewer::operator(),
+            )
+            .await?;
+        refreshes.push(format!(
+            "| {written} | {} | {} |",
+            loaded
+                .refreshed
+                .map_or("-".into(), |(how, ms)| format!("{ms:.0} ms ({how})")),
+            refreshed
+                .refreshed
+                .map_or("-".into(), |(how, ms)| format!("{ms:.0} ms ({how})")),
+        ));
         let mut shown = false;
         for mode in [SearchMode::Lexical, SearchMode::Dense, SearchMode::Hybrid] {
             let (mut search, mut embed, mut wall) = (Vec::new(), Vec::new(), Vec::new());
@@ -329,6 +376,12 @@ async fn main() -> anyhow::Result<()> {
             );
         }
         store2.close().await;
+    }
+    println!("\n== the vector index brought up to date, by the next search");
+    println!("| chunks | loaded whole | after one document changed |");
+    println!("|---|---|---|");
+    for line in &refreshes {
+        println!("{line}");
     }
     println!(
         "\nprocess RSS at start {rss_start:.0} MiB, now {:.0} MiB",
