@@ -752,3 +752,37 @@ Releases ship every other Tuesday.
         assert_eq!(top_titles(&after), ["Releases"], "{db}");
     }
 }
+
+/// `POST /v1/embeddings` counts its texts' tokens against the caller's rate
+/// limits like a chat request: over the limit it answers 429 with
+/// `Retry-After` and embeds nothing.
+#[tokio::test]
+async fn embeddings_requests_are_held_to_the_callers_token_limit() {
+    let server = Harness::start(
+        &format!(
+            "[knowledge]\nmodels_dir = {:?}\n{}\n[limits.user]\ntokens_per_minute = 60\n",
+            models_dir(),
+            one_provider("http://127.0.0.1:9")
+        ),
+        &[],
+    )
+    .await;
+    let client = reqwest::Client::new();
+    let text = "the on-call engineer is paged through the phone and answers quickly ".repeat(3);
+    let post = || {
+        client
+            .post(format!("{}/v1/embeddings", server.url))
+            .json(&json!({"model": "embedded", "input": [text.clone()]}))
+            .send()
+    };
+    let first = post().await.expect("post");
+    assert_eq!(first.status(), 200);
+    let body: serde_json::Value = first.json().await.expect("json");
+    let used = body["usage"]["prompt_tokens"].as_u64().expect("usage");
+    assert!((30..=60).contains(&used), "{used}");
+    let second = post().await.expect("post");
+    assert_eq!(second.status(), 429);
+    assert!(second.headers().get("retry-after").is_some());
+    let body: serde_json::Value = second.json().await.expect("json");
+    assert_eq!(body["error"]["code"], "rate_limit_exceeded", "{body}");
+}

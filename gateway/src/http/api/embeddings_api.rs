@@ -3,8 +3,11 @@
 //! client. `input` is a string or a list of strings (token arrays are
 //! refused); `encoding_format` is `float` or `base64` (little-endian f32,
 //! which the official SDKs ask for by default). `model` must name the
-//! configured model, or be `embedded`/`default` for it.
+//! configured model, or be `embedded`/`default` for it. The texts' tokens
+//! count against the caller's rate limits like a chat request's, checked
+//! before anything is embedded.
 
+use axum::Extension;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
 use axum::response::{IntoResponse, Response};
@@ -12,8 +15,10 @@ use base64::Engine as _;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::AppState;
+use super::auth::Caller;
 use super::error::ApiError;
-use crate::knowledge::Knowledge;
+use crate::domain::{Origin, User};
 
 /// The most texts in one request, as OpenAI allows.
 const MAX_INPUTS: usize = 2048;
@@ -39,9 +44,11 @@ struct Body {
 
 /// `POST /v1/embeddings`.
 pub(crate) async fn embeddings(
-    State(knowledge): State<Knowledge>,
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     body: Result<axum::body::Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
+    let knowledge = &state.knowledge;
     let body: Body = serde_json::from_slice(&body?).map_err(|e| {
         ApiError::invalid(format!(
             "the request body is not an embeddings request: {e}"
@@ -108,10 +115,27 @@ pub(crate) async fn embeddings(
         .param("model"));
     }
     let tokens: usize = texts.iter().map(|t| embedder.count_tokens(t)).sum();
-    let vectors = embedder
-        .embed(texts)
-        .await
-        .map_err(|e| ApiError::new(axum::http::StatusCode::BAD_GATEWAY, "api_error", e))?;
+    // The caller's limits first: a refused request embeds nothing.
+    let limits = &state.pipeline.guards().limits;
+    let origin = Origin {
+        platform: "http".into(),
+        user: Some(User::new("http", caller.0)),
+        ..Origin::default()
+    };
+    let admission = match limits.admit(&origin, tokens as u64).await {
+        Ok(a) => a,
+        Err(e) => return Ok(ApiError::limited(&e)),
+    };
+    let embedded = embedder.embed(texts).await;
+    limits
+        .settle(
+            admission,
+            if embedded.is_ok() { tokens as u64 } else { 0 },
+            0.0,
+        )
+        .await;
+    let vectors =
+        embedded.map_err(|e| ApiError::new(axum::http::StatusCode::BAD_GATEWAY, "api_error", e))?;
     if let Some(d) = body.dimensions
         && vectors.first().is_some_and(|v| v.len() != d)
     {

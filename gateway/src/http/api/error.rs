@@ -55,6 +55,31 @@ impl ApiError {
         ApiError::new(StatusCode::UNAUTHORIZED, "authentication_error", message)
     }
 
+    /// A refusal by the rate limits: `429 rate_limit_error` (or `503` when
+    /// the limits could not be checked), with `Retry-After` in whole seconds.
+    pub fn limited(error: &crate::guards::limits::LimitError) -> Response {
+        use crate::guards::limits::LimitError;
+        let mut response = match error {
+            LimitError::Limited { .. } => ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limit_error",
+                error.to_string(),
+            )
+            .code("rate_limit_exceeded"),
+            LimitError::Unavailable(_) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "service_unavailable",
+                error.to_string(),
+            ),
+        }
+        .into_response();
+        let secs = error.retry_after().as_secs_f64().ceil().max(1.0) as u64;
+        if let Ok(v) = header::HeaderValue::from_str(&secs.to_string()) {
+            response.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        response
+    }
+
     /// The same error with this `code`.
     pub fn code(mut self, code: &'static str) -> ApiError {
         self.code = Some(code);

@@ -370,25 +370,11 @@ pub(crate) async fn chat_completions(
 /// 429 with `Retry-After` (whole seconds, rounded up) for a limit; 503
 /// when the limits could not be checked (`redis.on_failure = "closed"`).
 fn limited(error: &LimitError, id: &str, started: Instant) -> Response {
-    let mut response = match error {
-        LimitError::Limited { .. } => ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate_limit_error",
-            error.to_string(),
-        )
-        .code("rate_limit_exceeded")
-        .into_response(),
-        LimitError::Unavailable(_) => api_error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "service_unavailable",
-            &error.to_string(),
-        ),
-    };
-    let secs = error.retry_after().as_secs_f64().ceil().max(1.0) as u64;
-    if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
-        response.headers_mut().insert(header::RETRY_AFTER, v);
-    }
-    with_ids(response, id, started.elapsed().as_secs_f64() * 1000.0)
+    with_ids(
+        ApiError::limited(error),
+        id,
+        started.elapsed().as_secs_f64() * 1000.0,
+    )
 }
 
 /// The error response for a request no target could answer, by the
