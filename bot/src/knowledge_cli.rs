@@ -231,12 +231,7 @@ async fn sync(config: &gateway::Config, knowledge: &Knowledge, source: &str) -> 
         let harvest =
             crate::slack::knowledge::Harvest::for_cli(&slack, &secrets.bot_token, knowledge);
         harvest
-            .backfill_all(&mut |b| {
-                println!(
-                    "#{}: {} threads: {} added, {} changed, {} unchanged, {} removed",
-                    b.channel, b.threads, b.added, b.changed, b.unchanged, b.removed
-                )
-            })
+            .backfill_all(&mut |b| println!("{}", b.summary()))
             .await
             .with_context(|| format!("cannot read Slack channels into `{source}`"))?;
     }
@@ -248,12 +243,7 @@ async fn sync(config: &gateway::Config, knowledge: &Knowledge, source: &str) -> 
             chat = true;
             let harvest = crate::discord::knowledge::Harvest::for_cli(&discord, knowledge).await?;
             harvest
-                .backfill_all(&mut |b| {
-                    println!(
-                        "#{}: {} messages and threads: {} added, {} changed, {} unchanged, {} removed",
-                        b.channel, b.threads, b.added, b.changed, b.unchanged, b.removed
-                    )
-                })
+                .backfill_all(&mut |b| println!("{}", b.summary()))
                 .await
                 .with_context(|| format!("cannot read Discord channels into `{source}`"))?;
         }

@@ -1703,9 +1703,7 @@ async fn a_synced_channel_is_read_with_its_threads_and_private_channels_stay_pri
     let text = interaction_answer(&discord, "1900000000000000102").unwrap();
     // 130 notes, the question, its reply and the thread; not the bot's own.
     assert!(
-        text.contains(
-            "Read #eng into knowledge source `discord`: 133 message(s) and thread(s): 133 added"
-        ),
+        text.contains("Read into knowledge source `discord`: #eng: 133 threads: 133 added"),
         "{text}"
     );
     let lists: Vec<_> = discord

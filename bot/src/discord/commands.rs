@@ -238,14 +238,9 @@ async fn sync(
     match harvest.backfill(channel).await {
         Ok(done) => {
             let summary = format!(
-                "Read #{} into knowledge source `{}`: {} message(s) and thread(s): {} added, {} changed, {} unchanged, {} removed. New messages here are kept current.",
-                done.channel,
+                "Read into knowledge source `{}`: {}. New messages here are kept current.",
                 harvest.source(),
-                done.threads,
-                done.added,
-                done.changed,
-                done.unchanged,
-                done.removed
+                done.summary()
             );
             admin.audit_sync(actor, command, Ok(&summary)).await?;
             Ok(Output {

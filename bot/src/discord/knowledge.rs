@@ -9,7 +9,7 @@
 //!   message is not kept twice); private threads are never read (their
 //!   members are not the channel's).
 //!
-//! **Backfill** (`/knowledge sync`, `switchboard knowledge sync SOURCE`):
+//! **ChannelSync** (`/knowledge sync`, `switchboard knowledge sync SOURCE`):
 //! the channel's history 100 messages at a time (`before=`), its active
 //! threads and its archived public threads; a 429 is waited out and the
 //! walk goes on. What the source holds of the channel and Discord no longer
@@ -28,7 +28,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use gateway::knowledge::{
-    Knowledge, KnowledgeError, ThreadLine, ThreadOutcome, ThreadWrite, thread_title,
+    ChannelSync, Knowledge, KnowledgeError, ThreadLine, ThreadWrite, thread_title,
 };
 use serde_json::Value;
 
@@ -56,23 +56,6 @@ pub enum HarvestError {
     /// Not a channel of a server.
     #[error("channel {0} is not a server's text channel: knowledge is read from server channels")]
     NotGuildChannel(String),
-}
-
-/// What one backfill did.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Backfill {
-    /// The channel's name.
-    pub channel: String,
-    /// Documents read (messages and threads).
-    pub threads: usize,
-    /// Stored for the first time.
-    pub added: usize,
-    /// Stored again.
-    pub changed: usize,
-    /// Unchanged.
-    pub unchanged: usize,
-    /// Gone from the channel, deleted.
-    pub removed: usize,
 }
 
 /// What the harvester knows of a channel.
@@ -151,11 +134,11 @@ impl Harvest {
         Ok(())
     }
 
-    /// Backfills every followed channel.
+    /// ChannelSyncs every followed channel.
     pub async fn backfill_all(
         &self,
-        progress: &mut (dyn FnMut(&Backfill) + Send),
-    ) -> Result<Vec<Backfill>, HarvestError> {
+        progress: &mut (dyn FnMut(&ChannelSync) + Send),
+    ) -> Result<Vec<ChannelSync>, HarvestError> {
         self.follow_stored().await?;
         let mut channels: Vec<String> = lock(&self.followed).iter().cloned().collect();
         channels.sort();
@@ -170,7 +153,7 @@ impl Harvest {
 
     /// Reads the whole of `channel` (its history and public threads) into
     /// the source, and follows it from now on.
-    pub async fn backfill(&self, channel: &str) -> Result<Backfill, HarvestError> {
+    pub async fn backfill(&self, channel: &str) -> Result<ChannelSync, HarvestError> {
         let facts = self.facts(channel).await?;
         if facts.parent.is_some() {
             return Err(HarvestError::NotGuildChannel(channel.to_string()));
@@ -179,9 +162,9 @@ impl Harvest {
             .chat_source(&self.source, KIND, &format!("discord/{}", facts.guild))
             .await?;
         lock(&self.followed).insert(channel.to_string());
-        let mut report = Backfill {
+        let mut report = ChannelSync {
             channel: facts.name.clone(),
-            ..Backfill::default()
+            ..ChannelSync::default()
         };
         let mut seen = BTreeSet::new();
         // Threads first: their starter messages are read with them.
@@ -257,16 +240,11 @@ impl Harvest {
     }
 
     /// Stores one document of a backfill and counts what it did.
-    async fn count(&self, report: &mut Backfill, doc: &ThreadWrite) -> Result<(), HarvestError> {
+    async fn count(&self, report: &mut ChannelSync, doc: &ThreadWrite) -> Result<(), HarvestError> {
         if doc.messages.is_empty() {
             return Ok(());
         }
-        report.threads += 1;
-        match self.knowledge.put_thread(&self.source, doc).await? {
-            ThreadOutcome::Added => report.added += 1,
-            ThreadOutcome::Changed => report.changed += 1,
-            ThreadOutcome::Unchanged | ThreadOutcome::Emptied => report.unchanged += 1,
-        }
+        report.count(self.knowledge.put_thread(&self.source, doc).await?);
         Ok(())
     }
 

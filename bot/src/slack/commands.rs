@@ -108,14 +108,9 @@ async fn sync(
     match state.harvest.backfill(team, channel).await {
         Ok(done) => {
             let summary = format!(
-                "Read #{} into knowledge source `{}`: {} thread(s): {} added, {} changed, {} unchanged, {} removed. New messages here are kept current.",
-                done.channel,
+                "Read into knowledge source `{}`: {}. New messages here are kept current.",
                 state.harvest.source(),
-                done.threads,
-                done.added,
-                done.changed,
-                done.unchanged,
-                done.removed
+                done.summary()
             );
             state.admin.audit_sync(actor, command, Ok(&summary)).await?;
             Ok(ephemeral_text(&format!("✅ {summary}"), false))

@@ -2,7 +2,7 @@
 //! (a message with no replies is a thread of one) is kept as a document of
 //! the source `slack.knowledge_source`, scoped to the workspace.
 //!
-//! - **Backfill** (`switchboard knowledge sync SOURCE`, `/knowledge sync`):
+//! - **ChannelSync** (`switchboard knowledge sync SOURCE`, `/knowledge sync`):
 //!   `conversations.history` page by page, and `conversations.replies` for
 //!   every message with replies; a 429 waits the `Retry-After` Slack asks
 //!   for and the walk resumes from the same cursor. Threads that are gone
@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use gateway::knowledge::Knowledge;
-use gateway::knowledge::{KnowledgeError, ThreadLine, ThreadOutcome, ThreadWrite, thread_title};
+use gateway::knowledge::{ChannelSync, KnowledgeError, ThreadLine, ThreadWrite, thread_title};
 use serde_json::Value;
 
 use super::state::{Identity, People};
@@ -43,23 +43,6 @@ pub enum HarvestError {
     /// The bot cannot read the channel.
     #[error("Switchboard is not in channel {0}: invite it (`/invite @Switchboard`) and sync again")]
     NotInChannel(String),
-}
-
-/// What one backfill did.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Backfill {
-    /// The channel's name.
-    pub channel: String,
-    /// Threads read (those with something people said).
-    pub threads: usize,
-    /// Threads stored for the first time.
-    pub added: usize,
-    /// Threads stored again.
-    pub changed: usize,
-    /// Threads unchanged.
-    pub unchanged: usize,
-    /// Threads gone from the channel, deleted.
-    pub removed: usize,
 }
 
 /// What the harvester knows of a channel.
@@ -123,13 +106,13 @@ impl Harvest {
         &self.source
     }
 
-    /// Backfills every followed channel (the configured ones and those the
+    /// ChannelSyncs every followed channel (the configured ones and those the
     /// source already holds) in the token's own workspace, as
     /// `switchboard knowledge sync SOURCE` does; `progress` hears of each.
     pub async fn backfill_all(
         &self,
-        progress: &mut (dyn FnMut(&Backfill) + Send),
-    ) -> Result<Vec<Backfill>, HarvestError> {
+        progress: &mut (dyn FnMut(&ChannelSync) + Send),
+    ) -> Result<Vec<ChannelSync>, HarvestError> {
         self.follow_stored().await?;
         let team = self.people.identity().await?.team_id.clone();
         let mut channels: Vec<String> = lock(&self.followed).iter().cloned().collect();
@@ -163,16 +146,16 @@ impl Harvest {
 
     /// Reads the whole history of `channel` in workspace `team` into the
     /// source, and follows the channel from now on.
-    pub async fn backfill(&self, team: &str, channel: &str) -> Result<Backfill, HarvestError> {
+    pub async fn backfill(&self, team: &str, channel: &str) -> Result<ChannelSync, HarvestError> {
         let facts = self.channel(channel).await?;
         self.knowledge
             .chat_source(&self.source, KIND, &format!("slack/{team}"))
             .await?;
         lock(&self.followed).insert(channel.to_string());
         let me = self.people.identity().await?.clone();
-        let mut report = Backfill {
+        let mut report = ChannelSync {
             channel: facts.name.clone(),
-            ..Backfill::default()
+            ..ChannelSync::default()
         };
         let mut seen = BTreeSet::new();
         let mut cursor: Option<String> = None;
@@ -203,12 +186,7 @@ impl Harvest {
                     // Only the bot's own words, or a join: nothing to keep.
                     continue;
                 }
-                report.threads += 1;
-                match self.knowledge.put_thread(&self.source, &thread).await? {
-                    ThreadOutcome::Added => report.added += 1,
-                    ThreadOutcome::Changed => report.changed += 1,
-                    ThreadOutcome::Unchanged | ThreadOutcome::Emptied => report.unchanged += 1,
-                }
+                report.count(self.knowledge.put_thread(&self.source, &thread).await?);
             }
             cursor = next_cursor(&page);
             if cursor.is_none() {

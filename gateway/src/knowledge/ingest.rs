@@ -186,16 +186,8 @@ impl Knowledge {
                     })
                     .collect();
                 if let Some(e) = &embedder {
-                    let texts = chunks
-                        .iter()
-                        .map(|c| embedding_text(&parsed.title, &c.heading, &c.body))
-                        .collect();
-                    match embed_all(e, texts).await {
-                        Ok(vectors) => {
-                            for (c, v) in chunks.iter_mut().zip(vectors) {
-                                c.vector = Some(v);
-                            }
-                        }
+                    match embed_chunks(e, &parsed.title, &mut chunks).await {
+                        Ok(()) => {}
                         Err(why) => {
                             report.warning.get_or_insert_with(|| {
                                 format!(
@@ -274,6 +266,24 @@ impl Knowledge {
             self.inner.store.set_chunk_vectors(&pairs).await?;
         }
     }
+}
+
+/// Gives each of a document's chunks its vector (of the title, heading
+/// and body, as [`embedding_text`] puts them together).
+pub(super) async fn embed_chunks(
+    embedder: &Embedder,
+    title: &str,
+    chunks: &mut [ChunkWrite],
+) -> Result<(), String> {
+    let texts = chunks
+        .iter()
+        .map(|c| embedding_text(title, &c.heading, &c.body))
+        .collect();
+    let vectors = embed_all(embedder, texts).await?;
+    for (c, v) in chunks.iter_mut().zip(vectors) {
+        c.vector = Some(v);
+    }
+    Ok(())
 }
 
 /// Embeds in batches of 32.

@@ -10,9 +10,9 @@
 use sha2::{Digest, Sha256};
 
 use super::chunk::{ThreadMessage, chunk_thread};
-use super::ingest::{embed_all, hex};
+use super::ingest::{embed_chunks, hex};
 use super::{Knowledge, KnowledgeError, check_scope};
-use crate::store::{ChunkWrite, DocumentWrite, SourceRow, embedding_text};
+use crate::store::{ChunkWrite, DocumentWrite, SourceRow};
 
 /// One thread of a chat channel, as the adapter read it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,6 +55,45 @@ pub enum ThreadOutcome {
     Unchanged,
     /// It has no text left (every message deleted or empty): deleted.
     Emptied,
+}
+
+/// What reading one channel into a chat source did: counted by
+/// [`ChannelSync::count`] as each thread is stored, and said by
+/// [`ChannelSync::summary`] the same way in chat and on the command line.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ChannelSync {
+    /// The channel's name.
+    pub channel: String,
+    /// Threads read (those with something people said).
+    pub threads: usize,
+    /// Stored for the first time.
+    pub added: usize,
+    /// Stored again: they changed.
+    pub changed: usize,
+    /// Not touched.
+    pub unchanged: usize,
+    /// Gone from the channel, deleted.
+    pub removed: usize,
+}
+
+impl ChannelSync {
+    /// Counts one stored thread.
+    pub fn count(&mut self, outcome: ThreadOutcome) {
+        self.threads += 1;
+        match outcome {
+            ThreadOutcome::Added => self.added += 1,
+            ThreadOutcome::Changed => self.changed += 1,
+            ThreadOutcome::Unchanged | ThreadOutcome::Emptied => self.unchanged += 1,
+        }
+    }
+
+    /// `#channel: N threads: …`, for a person.
+    pub fn summary(&self) -> String {
+        format!(
+            "#{}: {} threads: {} added, {} changed, {} unchanged, {} removed",
+            self.channel, self.threads, self.added, self.changed, self.unchanged, self.removed
+        )
+    }
 }
 
 impl Knowledge {
@@ -161,20 +200,11 @@ impl Knowledge {
                 vector: None,
             })
             .collect();
-        if let Some(e) = &embedder {
-            let texts = chunks
-                .iter()
-                .map(|c| embedding_text(&thread.title, &c.heading, &c.body))
-                .collect();
-            match embed_all(e, texts).await {
-                Ok(vectors) => {
-                    for (c, v) in chunks.iter_mut().zip(vectors) {
-                        c.vector = Some(v);
-                    }
-                }
-                Err(why) => tracing::warn!(source, thread = %thread.key, error = %why,
-                    "the embedding model failed; the thread is stored without vectors"),
-            }
+        if let Some(e) = &embedder
+            && let Err(why) = embed_chunks(e, &thread.title, &mut chunks).await
+        {
+            tracing::warn!(source, thread = %thread.key, error = %why,
+                "the embedding model failed; the thread is stored without vectors");
         }
         let doc = DocumentWrite {
             key: thread.key.clone(),

@@ -232,7 +232,7 @@ async fn a_channel_synced_from_chat_is_read_page_by_page_through_a_429_and_answe
 
     let done = w.knowledge("UADMIN", "C0ENG", "sync").await;
     assert!(
-        done.contains("Read #eng into knowledge source `slack`: 207 thread(s): 207 added"),
+        done.contains("Read into knowledge source `slack`: #eng: 207 threads: 207 added"),
         "{done}"
     );
     let history = w.api.calls_of("conversations.history");
