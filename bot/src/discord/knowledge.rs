@@ -28,7 +28,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use gateway::knowledge::{
-    ChannelSync, Knowledge, KnowledgeError, ThreadLine, ThreadWrite, thread_title,
+    ChannelSync, Followed, Knowledge, KnowledgeError, ThreadLine, ThreadWrite, thread_title,
 };
 use serde_json::Value;
 
@@ -76,7 +76,7 @@ pub struct Harvest {
     known: Arc<Known>,
     knowledge: Knowledge,
     source: String,
-    followed: Mutex<HashSet<String>>,
+    followed: Followed,
     channels: Mutex<HashMap<String, (Facts, Instant)>>,
 }
 
@@ -94,7 +94,7 @@ impl Harvest {
             known,
             knowledge,
             source,
-            followed: Mutex::new(channels.iter().cloned().collect()),
+            followed: Followed::new(channels),
             channels: Mutex::default(),
         }
     }
@@ -124,24 +124,19 @@ impl Harvest {
 
     /// Follows the channels the source already holds documents of.
     pub async fn follow_stored(&self) -> Result<(), HarvestError> {
-        let keys = self.knowledge.thread_hashes(&self.source).await?;
-        let mut followed = lock(&self.followed);
-        for key in keys.keys() {
-            if let Some((channel, _)) = key.split_once('/') {
-                followed.insert(channel.to_string());
-            }
-        }
-        Ok(())
+        Ok(self
+            .followed
+            .add_stored(&self.knowledge, &self.source)
+            .await?)
     }
 
-    /// ChannelSyncs every followed channel.
+    /// Reads every followed channel again.
     pub async fn backfill_all(
         &self,
         progress: &mut (dyn FnMut(&ChannelSync) + Send),
     ) -> Result<Vec<ChannelSync>, HarvestError> {
         self.follow_stored().await?;
-        let mut channels: Vec<String> = lock(&self.followed).iter().cloned().collect();
-        channels.sort();
+        let channels = self.followed.all();
         let mut done = Vec::new();
         for channel in channels {
             let report = self.backfill(&channel).await?;
@@ -161,7 +156,7 @@ impl Harvest {
         self.knowledge
             .chat_source(&self.source, KIND, &format!("discord/{}", facts.guild))
             .await?;
-        lock(&self.followed).insert(channel.to_string());
+        self.followed.insert(channel);
         let mut report = ChannelSync {
             channel: facts.name.clone(),
             ..ChannelSync::default()
@@ -276,7 +271,7 @@ impl Harvest {
         } else {
             let parent = match self.known.thread(channel) {
                 Some(t) => t.parent_id,
-                None if lock(&self.followed).is_empty() => return Ok(()),
+                None if self.followed.is_empty() => return Ok(()),
                 None => self.facts(channel).await?.parent,
             };
             match parent {
@@ -319,7 +314,7 @@ impl Harvest {
 
     /// Whether `channel` is followed.
     pub fn follows(&self, channel: &str) -> bool {
-        lock(&self.followed).contains(channel)
+        self.followed.contains(channel)
     }
 
     /// A document with nothing left: storing it deletes what was there.

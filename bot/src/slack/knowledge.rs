@@ -22,7 +22,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use gateway::knowledge::Knowledge;
-use gateway::knowledge::{ChannelSync, KnowledgeError, ThreadLine, ThreadWrite, thread_title};
+use gateway::knowledge::{
+    ChannelSync, Followed, KnowledgeError, ThreadLine, ThreadWrite, thread_title,
+};
 use serde_json::Value;
 
 use super::state::{Identity, People};
@@ -64,7 +66,7 @@ pub struct Harvest {
     /// `slack.knowledge_source`.
     source: String,
     /// Channels followed: the configured ones and those synced since.
-    followed: Mutex<HashSet<String>>,
+    followed: Followed,
     channels: Mutex<HashMap<String, (Channel, Instant)>>,
 }
 
@@ -82,7 +84,7 @@ impl Harvest {
             people,
             knowledge,
             source,
-            followed: Mutex::new(channels.iter().cloned().collect()),
+            followed: Followed::new(channels),
             channels: Mutex::default(),
         }
     }
@@ -106,7 +108,7 @@ impl Harvest {
         &self.source
     }
 
-    /// ChannelSyncs every followed channel (the configured ones and those the
+    /// Reads every followed channel again (the configured ones and those the
     /// source already holds) in the token's own workspace, as
     /// `switchboard knowledge sync SOURCE` does; `progress` hears of each.
     pub async fn backfill_all(
@@ -115,8 +117,7 @@ impl Harvest {
     ) -> Result<Vec<ChannelSync>, HarvestError> {
         self.follow_stored().await?;
         let team = self.people.identity().await?.team_id.clone();
-        let mut channels: Vec<String> = lock(&self.followed).iter().cloned().collect();
-        channels.sort();
+        let channels = self.followed.all();
         let mut done = Vec::new();
         for channel in channels {
             let report = self.backfill(&team, &channel).await?;
@@ -128,20 +129,16 @@ impl Harvest {
 
     /// Whether message events in `channel` are harvested.
     pub fn follows(&self, channel: &str) -> bool {
-        lock(&self.followed).contains(channel)
+        self.followed.contains(channel)
     }
 
     /// Follows the channels whose threads the source already holds (synced
     /// on another replica or before a restart).
     pub async fn follow_stored(&self) -> Result<(), HarvestError> {
-        let keys = self.knowledge.thread_hashes(&self.source).await?;
-        let mut followed = lock(&self.followed);
-        for key in keys.keys() {
-            if let Some((channel, _)) = key.split_once('/') {
-                followed.insert(channel.to_string());
-            }
-        }
-        Ok(())
+        Ok(self
+            .followed
+            .add_stored(&self.knowledge, &self.source)
+            .await?)
     }
 
     /// Reads the whole history of `channel` in workspace `team` into the
@@ -151,7 +148,7 @@ impl Harvest {
         self.knowledge
             .chat_source(&self.source, KIND, &format!("slack/{team}"))
             .await?;
-        lock(&self.followed).insert(channel.to_string());
+        self.followed.insert(channel);
         let me = self.people.identity().await?.clone();
         let mut report = ChannelSync {
             channel: facts.name.clone(),

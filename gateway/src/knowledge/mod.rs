@@ -38,7 +38,7 @@ use std::collections::HashSet;
 pub use embed::{EMBEDDED_NAME, Embedder};
 pub use ingest::{IngestReport, Skipped};
 pub use search::{Hit, SearchQuery, SearchResult};
-pub use threads::{ChannelSync, ThreadLine, ThreadOutcome, ThreadWrite, thread_title};
+pub use threads::{ChannelSync, Followed, ThreadLine, ThreadOutcome, ThreadWrite, thread_title};
 
 use embed::{EmbedderSlot, EmbedderSpec};
 use index::VectorIndex;

@@ -96,6 +96,60 @@ impl ChannelSync {
     }
 }
 
+/// The channels an adapter keeps in a chat source: the configured ones,
+/// those synced since, and (after [`Followed::add_stored`]) those the source
+/// already holds threads of — synced before a restart or on another replica.
+#[derive(Debug, Default)]
+pub struct Followed(std::sync::Mutex<std::collections::BTreeSet<String>>);
+
+impl Followed {
+    /// Following `channels`.
+    pub fn new(channels: &[String]) -> Followed {
+        Followed(std::sync::Mutex::new(channels.iter().cloned().collect()))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::BTreeSet<String>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether `channel` is followed.
+    pub fn contains(&self, channel: &str) -> bool {
+        self.lock().contains(channel)
+    }
+
+    /// Follows `channel` from now on.
+    pub fn insert(&self, channel: &str) {
+        self.lock().insert(channel.to_string());
+    }
+
+    /// Whether no channel is followed.
+    pub fn is_empty(&self) -> bool {
+        self.lock().is_empty()
+    }
+
+    /// Every followed channel, in order.
+    pub fn all(&self) -> Vec<String> {
+        self.lock().iter().cloned().collect()
+    }
+
+    /// Also follows the channels whose threads `source` holds (keys are
+    /// `CHANNEL/ROOT`).
+    pub async fn add_stored(
+        &self,
+        knowledge: &Knowledge,
+        source: &str,
+    ) -> Result<(), KnowledgeError> {
+        let keys = knowledge.thread_hashes(source).await?;
+        let mut followed = self.lock();
+        for key in keys.keys() {
+            if let Some((channel, _)) = key.split_once('/') {
+                followed.insert(channel.to_string());
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Knowledge {
     /// The chat source `name` of `kind` (`slack`, `discord`) for `scope`,
     /// created if it is not there yet. A source of that name with another
