@@ -160,7 +160,9 @@ async fn ask(
         };
         match event {
             None => return Ok(None),
-            Some(ReplyEvent::Started { .. }) => {}
+            Some(
+                ReplyEvent::Started { .. } | ReplyEvent::ToolCall(_) | ReplyEvent::UsingTool(_),
+            ) => {}
             Some(ReplyEvent::Token(t)) => {
                 write!(out, "{t}")?;
                 out.flush()?;

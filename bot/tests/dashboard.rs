@@ -130,6 +130,8 @@ fn seed_rows() -> Seeds {
             // Answers 2 and 4 were given the handbook's chunks (2 cited one,
             // and also had a wiki chunk).
             retrieval: matches!(i, 2 | 4).then(|| retrieved(i == 2)),
+            tool_calls: Vec::new(),
+            tool_runs: Vec::new(),
         });
     }
     // A playground-style test run: never counted.

@@ -59,6 +59,8 @@ fn inference(status: Status, purpose: Purpose, at: i64) -> InferenceRecord {
         input: vec![ChatMessage::new(Role::User, "why is the sky blue?")],
         output: Some("Rayleigh scattering.".into()),
         retrieval: None,
+        tool_calls: Vec::new(),
+        tool_runs: Vec::new(),
     }
 }
 

@@ -326,7 +326,7 @@ async fn ask_in_workspace(h: &Harness, question: &str) -> Result<String, LimitEr
                     ReplyEvent::Token(t) => text.push_str(&t),
                     ReplyEvent::Done(_) => return Ok(text),
                     ReplyEvent::Failed { message, .. } => panic!("the answer failed: {message}"),
-                    ReplyEvent::Started { .. } => {}
+                    _ => {}
                 }
             }
             panic!("the answer ended without a summary")

@@ -16,3 +16,4 @@ mod local;
 mod registry;
 mod sdk;
 mod store;
+mod tools;

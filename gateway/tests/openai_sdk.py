@@ -3,6 +3,7 @@
 Usage: python openai_sdk.py BASE_URL. Exits non-zero (with the failing
 assertion) when the SDK cannot use Switchboard as it uses OpenAI.
 """
+import json
 import sys
 
 import openai
@@ -72,5 +73,49 @@ try:
     raise AssertionError("an unknown embedding model must fail")
 except openai.NotFoundError as e:
     assert "all-MiniLM-L6-v2" in str(e), e
+
+# Client-defined tools: the SDK's tool-call round trip, plain and streamed
+# (the stand-in's model calls `get_time`; the gateway runs nothing).
+tools = [{
+    "type": "function",
+    "function": {
+        "name": "get_time",
+        "description": "The current time in a time zone.",
+        "parameters": {"type": "object", "properties": {"timezone": {"type": "string"}}, "required": ["timezone"]},
+    },
+}]
+question = [{"role": "user", "content": "What time is it in Tokyo?"}]
+first = client.chat.completions.create(model="default", messages=question, tools=tools, tool_choice="auto")
+call = first.choices[0].message.tool_calls[0]
+assert first.choices[0].finish_reason == "tool_calls", first
+assert call.type == "function" and call.function.name == "get_time", call
+assert call.id == "call_tokyo", call
+assert json.loads(call.function.arguments) == {"timezone": "Asia/Tokyo"}, call.function.arguments
+
+stream = client.chat.completions.create(model="default", messages=question, tools=tools, stream=True)
+calls, finish = {}, None
+for chunk in stream:
+    for choice in chunk.choices:
+        finish = choice.finish_reason or finish
+        for piece in choice.delta.tool_calls or []:
+            got = calls.setdefault(piece.index, {"id": None, "name": "", "arguments": ""})
+            if piece.id:
+                got["id"] = piece.id
+            if piece.function and piece.function.name:
+                got["name"] += piece.function.name
+            if piece.function and piece.function.arguments:
+                got["arguments"] += piece.function.arguments
+assert finish == "tool_calls", finish
+assert calls == {0: {"id": "call_tokyo", "name": "get_time", "arguments": '{"timezone":"Asia/Tokyo"}'}}, calls
+
+answer = client.chat.completions.create(
+    model="default",
+    tools=tools,
+    messages=question + [
+        first.choices[0].message.model_dump(exclude_none=True),
+        {"role": "tool", "tool_call_id": call.id, "content": '{"datetime": "2026-12-04T09:00:00+09:00"}'},
+    ],
+)
+assert answer.choices[0].message.content == "It is 9 in the morning in Tokyo.", answer
 
 print("ok")

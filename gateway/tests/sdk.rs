@@ -1,9 +1,9 @@
 //! The official OpenAI Python SDK, unmodified, against Switchboard: it must
 //! work as it does against OpenAI, streaming and not, and turn Switchboard's
-//! errors into its own exceptions; `/v1/embeddings` with the embedded model. The interpreter is
+//! errors into its own exceptions, and make its tool-call round trip; `/v1/embeddings` with the embedded model. The interpreter is
 //! `$SWITCHBOARD_TEST_PYTHON` (ops/test.sh installs the SDK in a venv).
 
-use testkit::standin::StandIn;
+use testkit::standin::{Reply, StandIn};
 use testkit::{Harness, one_provider};
 
 #[tokio::test]
@@ -21,6 +21,17 @@ async fn the_openai_python_sdk_works_against_switchboard() {
         one_provider(&provider.url)
     );
     let h = Harness::start(&toml, &[]).await;
+    // The script's chat requests in order: two plain questions, a tool
+    // call asked for plainly and streamed, and the answer to its result.
+    let hello = || Reply::OpenAiJson("Hello from the stand-in.".into(), (11, 5));
+    let call = || Reply::tool_call("call_tokyo", "get_time", r#"{"timezone":"Asia/Tokyo"}"#);
+    provider.then([
+        hello(),
+        hello(),
+        call(),
+        call(),
+        Reply::OpenAiJson("It is 9 in the morning in Tokyo.".into(), (30, 9)),
+    ]);
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/openai_sdk.py");
     let out = tokio::process::Command::new(&python)
         .arg(script)
@@ -39,4 +50,10 @@ async fn the_openai_python_sdk_works_against_switchboard() {
     assert_eq!(sent["max_tokens"], 32);
     assert_eq!(sent["seed"], 7);
     assert_eq!(sent["stop"], serde_json::json!(["\n\n"]));
+    // The tool round trip reached the provider in OpenAI's shape.
+    let last = &provider.received()[4].body;
+    assert_eq!(last["messages"][1]["tool_calls"][0]["id"], "call_tokyo");
+    assert_eq!(last["messages"][2]["role"], "tool");
+    assert_eq!(last["messages"][2]["tool_call_id"], "call_tokyo");
+    assert_eq!(last["tools"][0]["function"]["name"], "get_time");
 }

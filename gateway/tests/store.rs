@@ -59,6 +59,8 @@ pub(crate) fn record(i: usize) -> InferenceRecord {
         ],
         output: Some(format!("answer {i}")),
         retrieval: None,
+        tool_calls: Vec::new(),
+        tool_runs: Vec::new(),
     }
 }
 

@@ -117,7 +117,9 @@ pub(crate) async fn render(
                     text.push_str(&t);
                     dirty = !text.trim().is_empty();
                 }
-                Some(ReplyEvent::Started { .. }) => {}
+                Some(
+                ReplyEvent::Started { .. } | ReplyEvent::ToolCall(_) | ReplyEvent::UsingTool(_),
+            ) => {}
                 Some(ReplyEvent::Done(summary)) => break Ok((summary.inference_id, crate::citations::footer(&summary.citations))),
                 Some(ReplyEvent::Failed { message, summary, .. }) => {
                     break Err((message, summary.inference_id));

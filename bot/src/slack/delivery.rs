@@ -98,7 +98,9 @@ pub(crate) async fn deliver(
             None => stream.next_event().await,
         };
         match event {
-            Some(ReplyEvent::Started { .. }) => {}
+            Some(
+                ReplyEvent::Started { .. } | ReplyEvent::ToolCall(_) | ReplyEvent::UsingTool(_),
+            ) => {}
             Some(ReplyEvent::Token(t)) => {
                 text.push_str(&t);
                 if text.trim().is_empty() {
@@ -192,7 +194,9 @@ async fn stream_answer(
     // token is reported the usual way.
     let first = loop {
         match stream.next_event().await {
-            Some(ReplyEvent::Started { .. }) => {}
+            Some(
+                ReplyEvent::Started { .. } | ReplyEvent::ToolCall(_) | ReplyEvent::UsingTool(_),
+            ) => {}
             Some(ReplyEvent::Token(t)) => {
                 text.push_str(&t);
                 if !text.trim().is_empty() {
@@ -242,7 +246,9 @@ async fn stream_answer(
     let mut since = Instant::now();
     let (rest, feedback) = loop {
         match stream.next_event().await {
-            Some(ReplyEvent::Started { .. }) => {}
+            Some(
+                ReplyEvent::Started { .. } | ReplyEvent::ToolCall(_) | ReplyEvent::UsingTool(_),
+            ) => {}
             Some(ReplyEvent::Token(t)) => {
                 if waiting.is_empty() {
                     since = Instant::now();

@@ -1,8 +1,11 @@
 //! What travels to a model: chat messages ([`ChatMessage`], with their
-//! [`Role`] and any [`Image`]s), sampling parameters ([`Params`]) and the
-//! token counts a provider reports back ([`Usage`]).
+//! [`Role`], any [`Image`]s and tool calls), sampling parameters and the
+//! tools offered ([`Params`]), and the token counts a provider reports back
+//! ([`Usage`]).
 
 use serde::{Deserialize, Serialize};
+
+use super::{ToolCall, ToolChoice, ToolSpec};
 
 /// Who speaks in a chat message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -14,15 +17,18 @@ pub enum Role {
     User,
     /// The model.
     Assistant,
+    /// The result of a tool call the model made.
+    Tool,
 }
 
 impl Role {
-    /// The lowercase wire name (`system`, `user`, `assistant`).
+    /// The lowercase wire name (`system`, `user`, `assistant`, `tool`).
     pub fn as_str(self) -> &'static str {
         match self {
             Role::System => "system",
             Role::User => "user",
             Role::Assistant => "assistant",
+            Role::Tool => "tool",
         }
     }
 
@@ -32,6 +38,7 @@ impl Role {
             "system" | "developer" => Some(Role::System),
             "user" => Some(Role::User),
             "assistant" => Some(Role::Assistant),
+            "tool" => Some(Role::Tool),
             _ => None,
         }
     }
@@ -47,6 +54,12 @@ pub struct ChatMessage {
     /// Images sent with the text (only to vision-capable aliases).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub images: Vec<Image>,
+    /// The tools an assistant message called (its text may then be empty).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<ToolCall>,
+    /// For a `tool` message: the call whose result it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_call_id: Option<String>,
 }
 
 /// An image attached to a message, for models that read images.
@@ -88,6 +101,24 @@ impl ChatMessage {
             role,
             content: content.into(),
             images: Vec::new(),
+            tool_calls: Vec::new(),
+            tool_call_id: None,
+        }
+    }
+
+    /// The result of the tool call `call_id`.
+    pub fn tool_result(call_id: impl Into<String>, content: impl Into<String>) -> ChatMessage {
+        ChatMessage {
+            tool_call_id: Some(call_id.into()),
+            ..ChatMessage::new(Role::Tool, content)
+        }
+    }
+
+    /// An assistant message that called these tools.
+    pub fn calling(content: impl Into<String>, calls: Vec<ToolCall>) -> ChatMessage {
+        ChatMessage {
+            tool_calls: calls,
+            ..ChatMessage::new(Role::Assistant, content)
         }
     }
 }
@@ -110,6 +141,13 @@ pub struct Params {
     /// Seed for reproducible sampling, where the provider supports it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub seed: Option<u64>,
+    /// The tools the model may call (none: a plain chat request).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tools: Vec<ToolSpec>,
+    /// Whether, and which, tools it must call; `None` leaves it to the
+    /// provider (`auto` when tools are offered).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_choice: Option<ToolChoice>,
 }
 
 impl Params {
@@ -121,6 +159,12 @@ impl Params {
         self.seed = self.seed.or(base.seed);
         if self.stop.is_empty() {
             self.stop = base.stop.clone();
+        }
+        if self.tools.is_empty() {
+            self.tools = base.tools.clone();
+        }
+        if self.tool_choice.is_none() {
+            self.tool_choice = base.tool_choice.clone();
         }
         self
     }

@@ -5,7 +5,8 @@
 //! ([`ReplyStream`], [`Summary`]); what is recorded ([`InferenceRecord`],
 //! [`FeedbackRecord`], [`Attempt`], [`Status`], [`Audience`]); inference ids
 //! ([`InferenceIds`]) and time ([`Utc`], [`now_ms`]); what retrieval gave an answer
-//! ([`RetrievalRecord`], [`Citation`]).
+//! ([`RetrievalRecord`], [`Citation`]); tools offered and called ([`ToolSpec`],
+//! [`ToolCall`], [`ToolCallRecord`]).
 
 mod chat;
 mod ids;
@@ -14,6 +15,7 @@ mod record;
 mod reply;
 mod request;
 mod time;
+mod tools;
 mod user;
 
 pub use chat::{ChatMessage, Image, Params, Role, Usage};
@@ -23,4 +25,7 @@ pub use record::{Attempt, Audience, FeedbackRecord, InferenceRecord, Status};
 pub use reply::{ReplyEvent, ReplyStream, Summary};
 pub use request::{CacheControl, Input, Purpose, Request, Selector, TTL_HEADER};
 pub use time::{Utc, now_ms};
+pub use tools::{
+    ToolCall, ToolCallDelta, ToolCallRecord, ToolCalls, ToolChoice, ToolSpec, empty_object_schema,
+};
 pub use user::{Inbound, Origin, User};

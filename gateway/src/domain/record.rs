@@ -101,6 +101,13 @@ pub struct InferenceRecord {
     /// What retrieval gave the model, when the prompt version retrieves.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retrieval: Option<super::RetrievalRecord>,
+    /// The tools the answer asked its caller to call (a request that
+    /// offered its own tools), stored with the answer's message.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<super::ToolCall>,
+    /// The tools Switchboard ran for the answer, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tool_runs: Vec<super::ToolCallRecord>,
 }
 
 /// One piece of feedback on an inference.
@@ -223,6 +230,8 @@ impl InferenceRecord {
             input: vec![],
             output: None,
             retrieval: None,
+            tool_calls: Vec::new(),
+            tool_runs: Vec::new(),
         }
     }
 }

@@ -48,6 +48,11 @@ pub struct Summary {
     /// What retrieval gave the model, for previews (`prompts test`, the
     /// playground); `None` when the prompt does not retrieve.
     pub retrieval: Option<super::RetrievalRecord>,
+    /// The tools the answer asks its caller to call (the API's
+    /// `tool_calls`; finish reason `tool_calls`), whole.
+    pub tool_calls: Vec<super::ToolCall>,
+    /// The tools Switchboard ran for this answer, in order.
+    pub tool_runs: Vec<super::ToolCallRecord>,
 }
 
 impl Summary {
@@ -69,6 +74,13 @@ pub enum ReplyEvent {
     },
     /// More text.
     Token(String),
+    /// A piece of a tool call the answer asks its caller to make (only
+    /// for requests that offered their own tools; see
+    /// [`super::ToolCallDelta`]); the summary has the calls whole.
+    ToolCall(super::ToolCallDelta),
+    /// Switchboard is running a tool for the answer (its name), so that a
+    /// front end can say so while the user waits.
+    UsingTool(String),
     /// The answer is complete.
     Done(Summary),
     /// The answer failed. If `partial`, some tokens were sent before.

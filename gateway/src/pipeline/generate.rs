@@ -10,7 +10,9 @@ use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use super::{Inner, Prepared};
-use crate::domain::{Attempt, Input, Purpose, ReplyEvent, Request, Summary, Usage, now_ms};
+use crate::domain::{
+    Attempt, Input, Purpose, ReplyEvent, Request, Summary, ToolCallRecord, ToolCalls, Usage, now_ms,
+};
 use crate::guards::cache::CachedAnswer;
 use crate::guards::limits::Admission;
 use crate::pipeline::route::RouteError;
@@ -27,6 +29,10 @@ pub(super) struct Run {
     pub(super) first_token: Option<Instant>,
     pub(super) last_token: Option<Instant>,
     pub(super) provider_wait: Duration,
+    /// The tool calls of the answer, put together from their pieces.
+    pub(super) tool_calls: ToolCalls,
+    /// The tools Switchboard ran for the answer.
+    pub(super) tool_runs: Vec<ToolCallRecord>,
 }
 
 impl Inner {
@@ -53,7 +59,15 @@ impl Inner {
             self.stream(&prepared, &mut run, &tx).await
         };
         let figures = Figures::of(&request, &run, target.as_ref(), hit.as_deref());
-        if let (Some(lookup), None, Ok(()), Some(target)) = (&lookup, &hit, &outcome, &target) {
+        // An answer that calls tools is not kept: a replay would have to
+        // call them again.
+        if let (Some(lookup), None, Ok(()), Some(target), true) = (
+            &lookup,
+            &hit,
+            &outcome,
+            &target,
+            run.tool_calls.is_empty() && run.tool_runs.is_empty(),
+        ) {
             self.cache_store(lookup, &mut run, target, figures.cost_usd)
                 .await;
         }
@@ -88,6 +102,8 @@ impl Inner {
                 .map(|r| r.citations())
                 .unwrap_or_default(),
             retrieval: prepared.retrieval.clone(),
+            tool_calls: run.tool_calls.calls().to_vec(),
+            tool_runs: run.tool_runs.clone(),
         };
         let ended = Ended {
             outcome: &outcome,
@@ -217,6 +233,15 @@ impl Run {
                 self.text.push_str(&text);
                 self.chunks.push(text.clone());
                 tx.send(ReplyEvent::Token(text))
+                    .await
+                    .map_err(|_| Failure::Cancelled)?;
+            }
+            ProviderEvent::ToolCall(delta) => {
+                let now = Instant::now();
+                self.first_token.get_or_insert(now);
+                self.last_token = Some(now);
+                self.tool_calls.push(&delta);
+                tx.send(ReplyEvent::ToolCall(delta))
                     .await
                     .map_err(|_| Failure::Cancelled)?;
             }

@@ -54,6 +54,8 @@ fn base_record(
         input,
         output: None,
         retrieval: None,
+        tool_calls: Vec::new(),
+        tool_runs: Vec::new(),
     }
 }
 
@@ -144,6 +146,8 @@ impl Inner {
             params: prepared.params,
             output: (!run.text.is_empty() || status == Status::Ok).then(|| run.text.clone()),
             retrieval: prepared.retrieval,
+            tool_calls: run.tool_calls.calls().to_vec(),
+            tool_runs: run.tool_runs.clone(),
             ..base_record(id, request, prepared.alias, input, status, error)
         };
         self.metrics.observe(&record);

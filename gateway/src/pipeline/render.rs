@@ -76,6 +76,7 @@ impl Pipeline {
             max_tokens: p.params.max_tokens,
             stop: p.params.stop.clone(),
             seed: None,
+            ..Params::default()
         };
         Ok(Prepared {
             alias: model.clone(),

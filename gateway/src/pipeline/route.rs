@@ -387,7 +387,8 @@ async fn first_token(
     loop {
         match stream.next().await {
             Some(Ok(event)) => {
-                let is_text = matches!(event, ProviderEvent::Delta(_));
+                // A tool call is the answer's first token as much as text is.
+                let is_text = matches!(event, ProviderEvent::Delta(_) | ProviderEvent::ToolCall(_));
                 buffered.push_back(event);
                 if is_text {
                     return Ok((buffered, stream));

@@ -486,7 +486,7 @@ async fn collect(pipeline: &Pipeline, request: Request) -> Outcome {
                 out.retrieval = s.retrieval;
             }
             ReplyEvent::Failed { message, .. } => out.error = Some(message),
-            ReplyEvent::Started { .. } => {}
+            ReplyEvent::Started { .. } | ReplyEvent::ToolCall(_) | ReplyEvent::UsingTool(_) => {}
         }
     }
     out

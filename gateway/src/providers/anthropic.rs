@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use super::http::{HttpBase, SseProtocol, Step, event_stream};
 use super::{EventStream, Provider, ProviderError, ProviderEvent, ProviderRequest, Timeouts};
 use crate::config::{HttpProviderConfig, Price};
-use crate::domain::{Role, Usage};
+use crate::domain::{Role, ToolCallDelta, ToolChoice, Usage};
 
 /// The API version this file speaks.
 const API_VERSION: &str = "2023-06-01";
@@ -44,32 +44,24 @@ impl Anthropic {
             .filter(|m| m.role == Role::System)
             .map(|m| m.content.as_str())
             .collect();
-        // Anthropic wants alternating turns: merge consecutive same-role ones.
+        // Anthropic wants alternating turns: merge consecutive same-role ones
+        // (a tool's result is a user turn of `tool_result` blocks).
         let mut messages: Vec<Value> = Vec::new();
         for m in request.messages.iter().filter(|m| m.role != Role::System) {
-            let role = m.role.as_str();
+            let (role, content) = turn(m);
             match messages.last_mut() {
-                Some(last)
-                    if last["role"] == role
-                        && last["content"].is_string()
-                        && m.images.is_empty() =>
-                {
-                    let merged = format!(
-                        "{}\n\n{}",
-                        last["content"].as_str().unwrap_or_default(),
-                        m.content
-                    );
-                    last["content"] = json!(merged);
-                }
                 Some(last) if last["role"] == role => {
-                    let mut blocks = blocks(&last["content"]);
-                    blocks.extend(content_blocks(m));
-                    last["content"] = Value::Array(blocks);
+                    if let (Some(before), Value::String(more)) =
+                        (last["content"].as_str(), &content)
+                    {
+                        last["content"] = json!(format!("{before}\n\n{more}"));
+                    } else {
+                        let mut merged = blocks(&last["content"]);
+                        merged.extend(blocks(&content));
+                        last["content"] = Value::Array(merged);
+                    }
                 }
-                _ if !m.images.is_empty() => {
-                    messages.push(json!({"role": role, "content": Value::Array(content_blocks(m))}))
-                }
-                _ => messages.push(json!({"role": role, "content": m.content})),
+                _ => messages.push(json!({"role": role, "content": content})),
             }
         }
         let p = &request.params;
@@ -90,6 +82,27 @@ impl Anthropic {
         if !p.stop.is_empty() {
             body["stop_sequences"] = json!(p.stop);
         }
+        if !p.tools.is_empty() {
+            body["tools"] = p
+                .tools
+                .iter()
+                .map(|t| {
+                    let mut tool = json!({"name": t.name, "input_schema": t.parameters});
+                    if let Some(d) = &t.description {
+                        tool["description"] = json!(d);
+                    }
+                    tool
+                })
+                .collect();
+        }
+        if let Some(choice) = &p.tool_choice {
+            body["tool_choice"] = match choice {
+                ToolChoice::Auto => json!({"type": "auto"}),
+                ToolChoice::None => json!({"type": "none"}),
+                ToolChoice::Required => json!({"type": "any"}),
+                ToolChoice::Function(name) => json!({"type": "tool", "name": name}),
+            };
+        }
         body["stream"] = json!(true);
         body
     }
@@ -103,6 +116,9 @@ fn retryable_kind(kind: &str) -> bool {
 /// Anthropic's stream: named events, ending with `message_stop`.
 struct Events {
     usage: Usage,
+    /// The content block index of each `tool_use` block so far, in order:
+    /// a call's position here is its index in Switchboard's terms.
+    tool_blocks: Vec<u64>,
 }
 
 impl SseProtocol for Events {
@@ -137,11 +153,39 @@ impl SseProtocol for Events {
                     output_tokens: count("output_tokens"),
                 };
             }
+            "content_block_start" => {
+                if v.pointer("/content_block/type").and_then(Value::as_str) == Some("tool_use") {
+                    let block = v.get("index").and_then(Value::as_u64).unwrap_or(0);
+                    let field = |k: &str| {
+                        v.pointer(&format!("/content_block/{k}"))
+                            .and_then(Value::as_str)
+                            .map(str::to_string)
+                    };
+                    self.tool_blocks.push(block);
+                    out.push_back(ProviderEvent::ToolCall(ToolCallDelta {
+                        index: (self.tool_blocks.len() - 1) as u32,
+                        id: field("id"),
+                        name: field("name"),
+                        arguments: String::new(),
+                    }));
+                }
+            }
             "content_block_delta" => {
                 if let Some(text) = v.pointer("/delta/text").and_then(Value::as_str)
                     && !text.is_empty()
                 {
                     out.push_back(ProviderEvent::Delta(text.to_string()));
+                }
+                if let Some(json) = v.pointer("/delta/partial_json").and_then(Value::as_str) {
+                    let block = v.get("index").and_then(Value::as_u64).unwrap_or(0);
+                    if let Some(index) = self.tool_blocks.iter().position(|b| *b == block) {
+                        out.push_back(ProviderEvent::ToolCall(ToolCallDelta {
+                            index: index as u32,
+                            id: None,
+                            name: None,
+                            arguments: json.to_string(),
+                        }));
+                    }
                 }
             }
             "message_delta" => {
@@ -174,7 +218,7 @@ impl SseProtocol for Events {
                     retryable: retryable_kind(kind),
                 });
             }
-            // ping, content_block_start, content_block_stop and future events.
+            // ping, content_block_stop and future events.
             _ => {}
         }
         Ok(Step::Continue)
@@ -186,6 +230,7 @@ fn finish_reason(reason: &str) -> String {
     match reason {
         "end_turn" | "stop_sequence" => "stop",
         "max_tokens" => "length",
+        "tool_use" => "tool_calls",
         other => other,
     }
     .to_string()
@@ -212,10 +257,45 @@ impl Provider for Anthropic {
             let response = self.http.post("/messages", &self.body(&request)).await?;
             let events = Events {
                 usage: Usage::default(),
+                tool_blocks: Vec::new(),
             };
             Ok(event_stream(&self.http.name, response, events))
         })
     }
+}
+
+/// A message as one Anthropic turn: its role and its content, plain text
+/// where that says it all, else blocks (images, `tool_use` calls, a
+/// `tool_result`).
+fn turn(m: &crate::domain::ChatMessage) -> (&'static str, Value) {
+    if m.role == Role::Tool {
+        let result = json!({
+            "type": "tool_result",
+            "tool_use_id": m.tool_call_id.as_deref().unwrap_or_default(),
+            "content": m.content,
+        });
+        return ("user", json!([result]));
+    }
+    let role = m.role.as_str();
+    if m.images.is_empty() && m.tool_calls.is_empty() {
+        return (role, json!(m.content));
+    }
+    let mut out = if m.images.is_empty() && m.content.is_empty() {
+        Vec::new()
+    } else {
+        content_blocks(m)
+    };
+    out.extend(m.tool_calls.iter().map(|c| {
+        // Anthropic takes the arguments as an object; text that is not one
+        // (a model's malformed JSON, already answered with an error) goes
+        // as an empty object.
+        let input = serde_json::from_str::<Value>(&c.arguments)
+            .ok()
+            .filter(Value::is_object)
+            .unwrap_or_else(|| json!({}));
+        json!({"type": "tool_use", "id": c.id, "name": c.name, "input": input})
+    }));
+    (role, Value::Array(out))
 }
 
 /// A message as Anthropic content blocks: its images (base64 `image`

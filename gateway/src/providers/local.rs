@@ -33,7 +33,11 @@ pub fn log_fetch(what: &'static str) -> impl FnMut(Progress) {
 
 use super::{EventStream, Provider, ProviderError, ProviderEvent, ProviderRequest, Timeouts};
 use crate::config::{LocalConfig, OverflowPolicy, Price};
-use crate::domain::Usage;
+use crate::domain::{Role, Usage};
+
+/// Why a request with tools is refused: the embedded model's chat
+/// template has no tool calling.
+pub const TOOLS_UNSUPPORTED: &str = "the embedded model (kind = \"local\") cannot call tools: its chat template has no tool calling; route prompts and requests with tools to an OpenAI-compatible or Anthropic provider";
 
 /// The embedded-model provider.
 pub struct Local {
@@ -193,6 +197,19 @@ impl Provider for Local {
         request: ProviderRequest,
     ) -> BoxFuture<'_, Result<EventStream, ProviderError>> {
         Box::pin(async move {
+            if !request.params.tools.is_empty()
+                || request
+                    .messages
+                    .iter()
+                    .any(|m| m.role == Role::Tool || !m.tool_calls.is_empty())
+            {
+                return Err(ProviderError::Status {
+                    provider: self.name.clone(),
+                    status: 400,
+                    message: TOOLS_UNSUPPORTED.to_string(),
+                    retry_after: None,
+                });
+            }
             let generation = self
                 .engine
                 .generate(self.request(&request))

@@ -23,7 +23,7 @@ use futures_util::future::BoxFuture;
 use futures_util::stream::BoxStream;
 
 use crate::config::{Config, Price, ProviderConfig};
-use crate::domain::{ChatMessage, Params, Usage};
+use crate::domain::{ChatMessage, Params, ToolCallDelta, Usage};
 
 pub use anthropic::Anthropic;
 pub use local::Local;
@@ -37,7 +37,7 @@ pub struct ProviderRequest {
     pub model: String,
     /// The messages, system first.
     pub messages: Vec<ChatMessage>,
-    /// Sampling parameters.
+    /// Sampling parameters, and the tools the model may call.
     pub params: Params,
 }
 
@@ -48,8 +48,10 @@ pub enum ProviderEvent {
     Delta(String),
     /// Token counts; may come more than once (the last one wins).
     Usage(Usage),
-    /// Why generation ended (`stop`, `length`, …).
+    /// Why generation ended (`stop`, `length`, `tool_calls`, …).
     Finish(String),
+    /// A piece of a tool call (see [`ToolCallDelta`]).
+    ToolCall(ToolCallDelta),
 }
 
 /// What went wrong talking to a provider.

@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use super::http::{HttpBase, SseProtocol, Step, event_stream};
 use super::{EventStream, Provider, ProviderError, ProviderEvent, ProviderRequest, Timeouts};
 use crate::config::{HttpProviderConfig, Price};
-use crate::domain::Usage;
+use crate::domain::{ToolCallDelta, ToolChoice, ToolSpec, Usage};
 
 /// The HTTP endpoint of an OpenAI-compatible `[providers.NAME]`: its base
 /// URL (OpenAI's by default) and its key as a Bearer token.
@@ -57,8 +57,30 @@ impl OpenAi {
                 .map(|m| WireMessage {
                     role: m.role.as_str(),
                     content: content(m),
+                    tool_calls: m
+                        .tool_calls
+                        .iter()
+                        .map(|c| WireToolCall {
+                            id: &c.id,
+                            kind: "function",
+                            function: WireFunctionCall {
+                                name: &c.name,
+                                arguments: &c.arguments,
+                            },
+                        })
+                        .collect(),
+                    tool_call_id: m.tool_call_id.as_deref(),
                 })
                 .collect(),
+            tools: p
+                .tools
+                .iter()
+                .map(|t| WireTool {
+                    kind: "function",
+                    function: t,
+                })
+                .collect(),
+            tool_choice: p.tool_choice.as_ref().map(tool_choice),
             temperature: p.temperature,
             top_p: p.top_p,
             max_tokens: p.max_tokens,
@@ -88,8 +110,46 @@ struct Body<'a> {
     stop: &'a [String],
     #[serde(skip_serializing_if = "Option::is_none")]
     seed: Option<u64>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tools: Vec<WireTool<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_choice: Option<Value>,
     stream: bool,
     stream_options: StreamOptions,
+}
+
+/// A tool offered: `{"type": "function", "function": {name, description,
+/// parameters, strict}}`.
+#[derive(Serialize)]
+struct WireTool<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    function: &'a ToolSpec,
+}
+
+/// A call an earlier assistant message made.
+#[derive(Serialize)]
+struct WireToolCall<'a> {
+    id: &'a str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    function: WireFunctionCall<'a>,
+}
+
+#[derive(Serialize)]
+struct WireFunctionCall<'a> {
+    name: &'a str,
+    arguments: &'a str,
+}
+
+/// `tool_choice` in OpenAI's words.
+fn tool_choice(choice: &ToolChoice) -> Value {
+    match choice {
+        ToolChoice::Auto => json!("auto"),
+        ToolChoice::None => json!("none"),
+        ToolChoice::Required => json!("required"),
+        ToolChoice::Function(name) => json!({"type": "function", "function": {"name": name}}),
+    }
 }
 
 #[derive(Serialize)]
@@ -101,6 +161,10 @@ struct StreamOptions {
 struct WireMessage<'a> {
     role: &'static str,
     content: WireContent<'a>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tool_calls: Vec<WireToolCall<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_call_id: Option<&'a str>,
 }
 
 /// A message's `content`: its text, or the documented array of parts.
@@ -109,6 +173,8 @@ struct WireMessage<'a> {
 enum WireContent<'a> {
     Text(&'a str),
     Parts(Vec<Value>),
+    /// `null`: an assistant message that only called tools.
+    Null(()),
 }
 
 /// One stream chunk, read without copying what it does not need.
@@ -137,6 +203,28 @@ struct ChunkChoice<'a> {
 struct ChunkDelta<'a> {
     #[serde(default, borrow)]
     content: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    tool_calls: Option<Vec<ChunkToolCall<'a>>>,
+}
+
+/// A piece of a streamed tool call: `{index, id?, type?, function: {name?,
+/// arguments?}}`.
+#[derive(Deserialize)]
+struct ChunkToolCall<'a> {
+    #[serde(default)]
+    index: u32,
+    #[serde(default, borrow)]
+    id: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    function: Option<ChunkFunction<'a>>,
+}
+
+#[derive(Deserialize)]
+struct ChunkFunction<'a> {
+    #[serde(default, borrow)]
+    name: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    arguments: Option<Cow<'a, str>>,
 }
 
 /// The `error` of an `{"error": …}` object inside a 200 stream.
@@ -161,10 +249,24 @@ fn inline_error(provider: &str, e: &Value) -> ProviderError {
 fn chunk_events(chunk: Chunk<'_>, out: &mut VecDeque<ProviderEvent>) -> bool {
     let mut finished = false;
     if let Some(choice) = chunk.choices.and_then(|c| c.into_iter().next()) {
-        if let Some(text) = choice.delta.and_then(|d| d.content)
-            && !text.is_empty()
-        {
-            out.push_back(ProviderEvent::Delta(text.into_owned()));
+        if let Some(delta) = choice.delta {
+            if let Some(text) = delta.content
+                && !text.is_empty()
+            {
+                out.push_back(ProviderEvent::Delta(text.into_owned()));
+            }
+            for call in delta.tool_calls.into_iter().flatten() {
+                let (name, arguments) = match call.function {
+                    Some(f) => (f.name, f.arguments),
+                    None => (None, None),
+                };
+                out.push_back(ProviderEvent::ToolCall(ToolCallDelta {
+                    index: call.index,
+                    id: call.id.map(Cow::into_owned),
+                    name: name.map(Cow::into_owned),
+                    arguments: arguments.map(Cow::into_owned).unwrap_or_default(),
+                }));
+            }
         }
         if let Some(reason) = choice.finish_reason {
             out.push_back(ProviderEvent::Finish(reason.into_owned()));
@@ -257,6 +359,9 @@ impl Provider for OpenAi {
 /// A message's `content`: its text, or with images the documented array
 /// of `text` and `image_url` parts (images as `data:` URLs).
 fn content(m: &crate::domain::ChatMessage) -> WireContent<'_> {
+    if m.content.is_empty() && !m.tool_calls.is_empty() {
+        return WireContent::Null(());
+    }
     if m.images.is_empty() {
         return WireContent::Text(&m.content);
     }

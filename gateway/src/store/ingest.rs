@@ -67,6 +67,7 @@ const INFERENCE_COLUMNS: &[&str] = &[
     "private",
     "messages",
     "retrieval",
+    "tool_calls",
 ];
 
 /// The columns of `feedback`.
@@ -122,6 +123,9 @@ struct InferenceJson<'a> {
     messages: String,
     /// What retrieval gave the model (a [`crate::domain::RetrievalRecord`]).
     retrieval: Option<String>,
+    /// The tools run for the answer (a JSON array of
+    /// [`crate::domain::ToolCallRecord`]s).
+    tool_calls: Option<String>,
 }
 
 /// One message of an inference's conversation, as stored in
@@ -134,6 +138,12 @@ struct Message<'a> {
     role: &'a str,
     /// The text.
     content: &'a str,
+    /// The tools an assistant message called.
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    tool_calls: &'a [crate::domain::ToolCall],
+    /// For a tool's result: the call it answers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_call_id: Option<&'a str>,
 }
 
 /// A [`Message`] read back.
@@ -435,11 +445,15 @@ fn inference_json(rows: &[InferenceRecord]) -> Result<Vec<InferenceJson<'_>>, St
             direction: "input",
             role: m.role.as_str(),
             content: &m.content,
+            tool_calls: &m.tool_calls,
+            tool_call_id: m.tool_call_id.as_deref(),
         });
         let output = r.output.iter().map(|o| Message {
             direction: "output",
             role: "assistant",
             content: o,
+            tool_calls: &r.tool_calls,
+            tool_call_id: None,
         });
         let messages = json(&input.chain(output).collect::<Vec<_>>())?;
         inferences.push(InferenceJson {
@@ -478,6 +492,9 @@ fn inference_json(rows: &[InferenceRecord]) -> Result<Vec<InferenceJson<'_>>, St
             private: r.origin.private as i64,
             messages,
             retrieval: r.retrieval.as_ref().map(json_text).transpose()?,
+            tool_calls: (!r.tool_runs.is_empty())
+                .then(|| json_text(&r.tool_runs))
+                .transpose()?,
         });
     }
     Ok(inferences)

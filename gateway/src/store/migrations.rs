@@ -72,6 +72,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "knowledge_changes",
         include_str!("../../../migrations/sqlite/0012_knowledge_changes.sql"),
     ),
+    (
+        13,
+        "tool_calls",
+        include_str!("../../../migrations/sqlite/0013_tool_calls.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -133,6 +138,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         12,
         "knowledge_changes",
         include_str!("../../../migrations/postgres/0012_knowledge_changes.sql"),
+    ),
+    (
+        13,
+        "tool_calls",
+        include_str!("../../../migrations/postgres/0013_tool_calls.sql"),
     ),
 ];
 

@@ -143,6 +143,9 @@ pub struct InferenceRow {
     /// What retrieval gave the model, as JSON (a
     /// [`crate::domain::RetrievalRecord`]), when the prompt retrieves.
     pub retrieval: Option<String>,
+    /// The tools Switchboard ran for the answer, as JSON (an array of
+    /// [`crate::domain::ToolCallRecord`]s); `None` when none ran.
+    pub tool_calls: Option<String>,
 }
 
 /// The database.
@@ -312,7 +315,7 @@ impl Store {
         let Some(row) = sqlx::query(
             "SELECT id, platform, prompt_name, prompt_version, alias, provider, model, input_tokens, \
              output_tokens, cost_usd, status, error, attempts, attempt_log, cache_hit, tokens_saved, cost_saved_usd, \
-             streamed, prompt_label, purpose, messages, user_id, user_name, ttft_ms, tpot_ms, retrieval FROM inferences WHERE id = $1",
+             streamed, prompt_label, purpose, messages, user_id, user_name, ttft_ms, tpot_ms, retrieval, tool_calls FROM inferences WHERE id = $1",
         )
         .bind(id)
         .fetch_optional(&self.pool)
@@ -349,6 +352,7 @@ impl Store {
             ttft_ms: row.try_get(23)?,
             tpot_ms: row.try_get(24)?,
             retrieval: row.try_get(25)?,
+            tool_calls: row.try_get(26)?,
         }))
     }
 

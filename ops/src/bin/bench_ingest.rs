@@ -435,5 +435,7 @@ fn inference(client: usize, i: usize) -> InferenceRecord {
         ],
         output: Some("An answer of a typical length for a chat reply.".into()),
         retrieval: None,
+        tool_calls: Vec::new(),
+        tool_runs: Vec::new(),
     }
 }

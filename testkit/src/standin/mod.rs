@@ -41,11 +41,54 @@ pub enum Reply {
     Status(u16, String, Vec<(&'static str, String)>),
     /// An OpenAI streamed answer whose events come this far apart.
     OpenAiSlow(Vec<String>, Duration),
+    /// An answer that calls tools (after this text, if any), in the
+    /// format the path asks for (OpenAI `tool_calls`, Anthropic `tool_use`
+    /// blocks), streamed or not as the request asks; each call's
+    /// arguments are streamed in these pieces.
+    ToolCalls(String, Vec<ScriptedCall>, (u64, u64)),
     /// Never answers.
     Hang,
 }
 
+/// A tool call the stand-in's model makes.
+#[derive(Clone, Debug)]
+pub struct ScriptedCall {
+    /// The call's id (`call_…` or `toolu_…`).
+    pub id: String,
+    /// The tool's name.
+    pub name: String,
+    /// The arguments' JSON text, in the pieces it streams in.
+    pub pieces: Vec<String>,
+}
+
+impl ScriptedCall {
+    /// A call of `name` with these arguments, streamed in pieces of about
+    /// eight characters, as models stream them.
+    pub fn new(id: &str, name: &str, arguments: &str) -> ScriptedCall {
+        let chars: Vec<char> = arguments.chars().collect();
+        ScriptedCall {
+            id: id.to_string(),
+            name: name.to_string(),
+            pieces: chars.chunks(8).map(|c| c.iter().collect()).collect(),
+        }
+    }
+
+    /// The whole arguments.
+    pub fn arguments(&self) -> String {
+        self.pieces.concat()
+    }
+}
+
 impl Reply {
+    /// An answer that calls one tool.
+    pub fn tool_call(id: &str, name: &str, arguments: &str) -> Reply {
+        Reply::ToolCalls(
+            String::new(),
+            vec![ScriptedCall::new(id, name, arguments)],
+            (40, 12),
+        )
+    }
+
     /// An answer in the right shape for the path and `stream` flag.
     pub fn text(text: &str) -> Reply {
         Reply::OpenAiStream(split(text), (11, split(text).len() as u64))
@@ -194,11 +237,24 @@ async fn handle(
     if let Reply::Hang = reply {
         tokio::time::sleep(Duration::from_secs(3600)).await;
     }
-    respond(reply, &model)
+    respond(reply, &model, anthropic, streaming)
 }
 
-fn respond(reply: Reply, model: &str) -> Response {
+fn respond(reply: Reply, model: &str, anthropic: bool, streaming: bool) -> Response {
     match reply {
+        Reply::ToolCalls(text, calls, usage) => match (anthropic, streaming) {
+            (false, true) => sse(openai::tool_call_events(&text, &calls, usage, model), false),
+            (false, false) => {
+                json_response(openai::tool_call_completion(&text, &calls, usage, model))
+            }
+            (true, true) => sse(
+                anthropic::tool_use_events(&text, &calls, usage, model),
+                false,
+            ),
+            (true, false) => {
+                json_response(anthropic::tool_use_message(&text, &calls, usage, model))
+            }
+        },
         Reply::OpenAiStream(pieces, usage) => {
             sse(openai::events(&pieces, Some(usage), model), false)
         }

@@ -4,6 +4,11 @@
 //! `production` label (`prompt:<name>@<label>` or `@<version>` for another);
 //! an extra body field `variables` gives values to its declared variables.
 //!
+//! Client-defined `tools`, `tool_choice` and `tool` messages pass through
+//! to the model unchanged, streamed or not: its calls come back as
+//! `tool_calls` (streamed as argument deltas) with finish reason
+//! `tool_calls`, for the client to run. The gateway runs none of them.
+//!
 //! When the prompt retrieves, the answer carries an extra top-level field
 //! `citations` (on a stream, in the chunk with the finish reason): the
 //! references it cited, `[{number, title, heading, link, source}]`.
@@ -30,6 +35,7 @@ use super::auth::Caller;
 use crate::domain::{CacheControl, Input, Purpose, Request, Selector, TTL_HEADER};
 use crate::domain::{ChatMessage, Origin, Params, Role, User};
 use crate::domain::{ReplyEvent, ReplyStream, Summary};
+use crate::domain::{ToolCall, ToolCallDelta, ToolChoice, ToolSpec};
 use crate::guards::limits::LimitError;
 use crate::pipeline::PipelineError;
 use crate::registry::RegistryError;
@@ -62,7 +68,11 @@ struct ChatCompletionRequest {
     seed: Option<u64>,
     n: Option<u32>,
     user: Option<String>,
-    tools: Option<Value>,
+    /// Client-defined tools: passed to the model; the calls it makes come
+    /// back to the client, which runs them (the gateway runs nothing).
+    #[serde(default)]
+    tools: Vec<ApiTool>,
+    tool_choice: Option<Value>,
     /// Values for a prompt's declared variables (`model = "prompt:…"`).
     variables: Option<std::collections::BTreeMap<String, String>>,
 }
@@ -79,10 +89,37 @@ enum Stop {
     Many(Vec<String>),
 }
 
+/// `{"type": "function", "function": {name, description, parameters, strict}}`.
+#[derive(Deserialize)]
+struct ApiTool {
+    #[serde(rename = "type")]
+    kind: String,
+    function: Option<ToolSpec>,
+}
+
 #[derive(Deserialize)]
 struct ApiMessage {
     role: String,
     content: Option<Content>,
+    /// An assistant message's calls.
+    #[serde(default)]
+    tool_calls: Vec<ApiToolCall>,
+    /// A `tool` message's call.
+    tool_call_id: Option<String>,
+}
+
+/// `{"id", "type": "function", "function": {"name", "arguments"}}`.
+#[derive(Deserialize)]
+struct ApiToolCall {
+    id: String,
+    function: ApiFunctionCall,
+}
+
+#[derive(Deserialize)]
+struct ApiFunctionCall {
+    name: String,
+    #[serde(default)]
+    arguments: String,
 }
 
 #[derive(Deserialize)]
@@ -116,12 +153,12 @@ fn parse(body: &[u8]) -> Result<ChatCompletionRequest, String> {
     if request.n.is_some_and(|n| n != 1) {
         return Err("`n` other than 1 is not supported".into());
     }
-    if request
-        .tools
-        .as_ref()
-        .is_some_and(|t| t.as_array().is_some_and(|a| !a.is_empty()))
-    {
-        return Err("`tools` are not supported by this server".into());
+    for (i, tool) in request.tools.iter().enumerate() {
+        if tool.kind != "function" || tool.function.is_none() {
+            return Err(format!(
+                "`tools[{i}]`: only `{{\"type\": \"function\", \"function\": {{…}}}}` tools are supported"
+            ));
+        }
     }
     if request.messages.is_empty() {
         return Err("`messages` must not be empty".into());
@@ -136,8 +173,13 @@ fn messages(request: &ChatCompletionRequest) -> Result<Vec<ChatMessage>, String>
         .enumerate()
         .map(|(i, m)| {
             let role = Role::parse(&m.role).ok_or_else(|| {
-                format!("`messages[{i}].role`: `{}` is not supported; use system, user or assistant", m.role)
+                format!("`messages[{i}].role`: `{}` is not supported; use system, user, assistant or tool", m.role)
             })?;
+            if role == Role::Tool && m.tool_call_id.is_none() {
+                return Err(format!(
+                    "`messages[{i}].tool_call_id`: a `tool` message must name the call it answers"
+                ));
+            }
             let content = match &m.content {
                 None => String::new(),
                 Some(Content::Text(t)) => t.clone(),
@@ -156,9 +198,37 @@ fn messages(request: &ChatCompletionRequest) -> Result<Vec<ChatMessage>, String>
                     text
                 }
             };
-            Ok(ChatMessage::new(role, content))
+            let mut message = ChatMessage::new(role, content);
+            message.tool_call_id = m.tool_call_id.clone();
+            message.tool_calls = m
+                .tool_calls
+                .iter()
+                .map(|c| ToolCall {
+                    id: c.id.clone(),
+                    name: c.function.name.clone(),
+                    arguments: c.function.arguments.clone(),
+                })
+                .collect();
+            Ok(message)
         })
         .collect()
+}
+
+/// `tool_choice`: `"auto"`, `"none"`, `"required"`, or
+/// `{"type": "function", "function": {"name": …}}`.
+fn tool_choice(value: &Value) -> Result<ToolChoice, String> {
+    match value {
+        Value::String(s) if matches!(s.as_str(), "auto" | "none" | "required") => {
+            Ok(ToolChoice::parse(s))
+        }
+        Value::Object(o) => o
+            .get("function")
+            .and_then(|f| f.get("name"))
+            .and_then(Value::as_str)
+            .map(|name| ToolChoice::Function(name.to_string()))
+            .ok_or_else(|| "`tool_choice`: an object must be `{\"type\": \"function\", \"function\": {\"name\": …}}`".to_string()),
+        _ => Err("`tool_choice`: use \"auto\", \"none\", \"required\" or a function".into()),
+    }
 }
 
 /// `POST /v1/chat/completions`.
@@ -216,7 +286,17 @@ pub(crate) async fn chat_completions(
             messages,
         },
     };
+    let tool_choice = match request.tool_choice.as_ref().map(tool_choice).transpose() {
+        Ok(c) => c,
+        Err(message) => return bad_request(&message),
+    };
     let params = Params {
+        tools: request
+            .tools
+            .iter()
+            .filter_map(|t| t.function.clone())
+            .collect(),
+        tool_choice,
         temperature: request.temperature,
         top_p: request.top_p,
         max_tokens: request.max_completion_tokens.or(request.max_tokens),
@@ -316,7 +396,7 @@ pub(crate) async fn chat_completions(
     while let Some(event) = reply.next_event().await {
         match event {
             ReplyEvent::Token(t) => text.push_str(&t),
-            ReplyEvent::Started { .. } => {}
+            ReplyEvent::Started { .. } | ReplyEvent::ToolCall(_) | ReplyEvent::UsingTool(_) => {}
             ReplyEvent::Done(summary) => {
                 let u = summary.usage.unwrap_or_default();
                 let body = Completion {
@@ -328,8 +408,11 @@ pub(crate) async fn chat_completions(
                         index: 0,
                         message: CompletionMessage {
                             role: "assistant",
-                            content: &text,
+                            // `null` when the answer only calls tools, as OpenAI sends it.
+                            content: (!text.is_empty() || summary.tool_calls.is_empty())
+                                .then_some(text.as_str()),
                             refusal: None,
+                            tool_calls: summary.tool_calls.iter().map(WireToolCall::of).collect(),
                         },
                         logprobs: None,
                         finish_reason: summary.finish_reason.as_deref().unwrap_or("stop"),
@@ -439,8 +522,54 @@ struct CompletionChoice<'a> {
 #[derive(serde::Serialize)]
 struct CompletionMessage<'a> {
     role: &'static str,
-    content: &'a str,
+    content: Option<&'a str>,
     refusal: Option<&'static str>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tool_calls: Vec<WireToolCall<'a>>,
+}
+
+/// A whole tool call, in OpenAI's shape.
+#[derive(serde::Serialize)]
+struct WireToolCall<'a> {
+    id: &'a str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    function: WireFunction<'a>,
+}
+
+#[derive(serde::Serialize)]
+struct WireFunction<'a> {
+    name: &'a str,
+    arguments: &'a str,
+}
+
+impl<'a> WireToolCall<'a> {
+    fn of(call: &'a ToolCall) -> WireToolCall<'a> {
+        WireToolCall {
+            id: &call.id,
+            kind: "function",
+            function: WireFunction {
+                name: &call.name,
+                arguments: &call.arguments,
+            },
+        }
+    }
+}
+
+/// A streamed piece of a tool call, as OpenAI streams one: the first piece
+/// with the call's id, type and name, later ones with more arguments.
+fn tool_call_delta(d: &ToolCallDelta) -> Value {
+    let mut function = json!({"arguments": d.arguments});
+    let mut call = json!({"index": d.index});
+    if let Some(name) = &d.name {
+        function["name"] = json!(name);
+    }
+    if let Some(id) = &d.id {
+        call["id"] = json!(id);
+        call["type"] = json!("function");
+    }
+    call["function"] = function;
+    json!({"tool_calls": [call]})
 }
 
 #[derive(serde::Serialize)]
@@ -499,8 +628,9 @@ fn sse_body(
             loop {
                 let event = reply.next_event().await?;
                 let bytes = match event {
-                    ReplyEvent::Started { .. } => continue,
+                    ReplyEvent::Started { .. } | ReplyEvent::UsingTool(_) => continue,
                     ReplyEvent::Token(t) => meta.chunk(json!({"content": t}), None, include_usage),
+                    ReplyEvent::ToolCall(d) => meta.chunk(tool_call_delta(&d), None, include_usage),
                     ReplyEvent::Done(summary) => {
                         let reason = summary
                             .finish_reason

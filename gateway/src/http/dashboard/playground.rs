@@ -160,6 +160,7 @@ async fn answer(
             max_tokens: prompt.params.max_tokens,
             stop: prompt.params.stop.clone(),
             seed: None,
+            ..Params::default()
         };
         request
     };
@@ -209,7 +210,7 @@ async fn answer(
             ReplyEvent::Failed { message, .. } => {
                 return Err(format!("the model failed: {message}"));
             }
-            ReplyEvent::Started { .. } => {}
+            ReplyEvent::Started { .. } | ReplyEvent::ToolCall(_) | ReplyEvent::UsingTool(_) => {}
         }
     }
     Err("the answer stopped without an end".into())

@@ -56,7 +56,8 @@ impl Admin {
                     return Ok(output);
                 }
                 ReplyEvent::Failed { message, .. } => return Err(AdminError::Test(message)),
-                ReplyEvent::Started { .. } => {}
+                ReplyEvent::Started { .. } | ReplyEvent::ToolCall(_) | ReplyEvent::UsingTool(_) => {
+                }
             }
         }
         Err(AdminError::Test("the answer stopped without an end".into()))
