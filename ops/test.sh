@@ -6,6 +6,7 @@
 #   - the system packages the build needs (cmake, clang; a C compiler is assumed)
 #   - the embedded model, fetched once into a cache that later runs reuse
 #   - Chromium, which the dashboard tests drive headless
+#   - the OpenAI Python SDK and the reference MCP time server (PyPI), in a venv
 #   - pdftotext (poppler-utils), which retrieval reads PDF files with
 # Usage: ops/test.sh [extra cargo test arguments]
 set -euo pipefail
@@ -26,12 +27,14 @@ export SWITCHBOARD_TEST_REDIS_URL="$redis_url"
 # --- the embedded model, fetched once ----------------------------------------
 export SWITCHBOARD_MODEL_CACHE="${SWITCHBOARD_MODEL_CACHE:-$HOME/.cache/switchboard/models}"
 
-# --- the official OpenAI SDK, for the compatibility test ----------------------
+# --- the official OpenAI SDK, for the compatibility test, and MCP servers -----
+# The reference time server (stdio) and the MCP Python SDK it brings, which
+# the tool tests also serve a Streamable HTTP server with.
 venv="$HOME/.cache/switchboard/venv"
-if ! "$venv/bin/python" -c 'import openai' >/dev/null 2>&1; then
-  log "installing the OpenAI Python SDK into $venv"
+if ! "$venv/bin/python" -c 'import openai, mcp' >/dev/null 2>&1 || [ ! -x "$venv/bin/mcp-server-time" ]; then
+  log "installing the OpenAI Python SDK and the MCP time server into $venv"
   python3 -m venv "$venv"
-  "$venv/bin/pip" install -q "openai==3.51.0"
+  "$venv/bin/pip" install -q "openai==3.51.0" "mcp-server-time==2026.10.19"
 fi
 export SWITCHBOARD_TEST_PYTHON="$venv/bin/python"
 

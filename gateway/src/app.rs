@@ -171,6 +171,7 @@ impl Gateway {
                 capture_content: config.telemetry.capture_content,
                 ids: ids.clone(),
                 knowledge: Some(knowledge.clone()),
+                tools: Some(crate::tools::Toolbox::new(config, Some(knowledge.clone()))),
                 ..PipelineOptions::default()
             },
             guards,

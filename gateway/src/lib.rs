@@ -17,6 +17,7 @@ pub mod providers;
 pub mod registry;
 pub mod store;
 pub mod telemetry;
+pub mod tools;
 
 pub use app::{Gateway, StartError};
 pub use config::Config;

@@ -320,3 +320,475 @@ async fn malformed_tool_requests_get_400_and_reach_no_model() {
     assert!(provider.received().is_empty());
     assert_eq!(h.inference_count().await, 0);
 }
+
+// --- Tools Switchboard runs: a prompt's `tools = [...]` -----------------------
+
+/// The venv interpreter ops/test.sh installs the MCP servers into.
+fn python() -> String {
+    std::env::var("SWITCHBOARD_TEST_PYTHON").expect(
+        "SWITCHBOARD_TEST_PYTHON is not set: run the tests with ops/test.sh, which installs the MCP servers",
+    )
+}
+
+/// The reference time server from PyPI, beside the interpreter.
+fn mcp_server_time() -> String {
+    let python = python();
+    let bin = std::path::Path::new(&python)
+        .parent()
+        .expect("the interpreter is in a folder");
+    bin.join("mcp-server-time").display().to_string()
+}
+
+fn test_server() -> String {
+    concat!(env!("CARGO_MANIFEST_DIR"), "/tests/mcp_test_server.py").to_string()
+}
+
+/// One provider, the time server, the test server (and the same behind a
+/// confirmation), and a tight tool loop.
+fn tools_config(url: &str, extra: &str) -> String {
+    format!(
+        r#"{base}
+[tools.time]
+command = "{time}"
+args = ["--local-timezone", "UTC"]
+
+[tools.faults]
+command = "{python}"
+args = ["{script}"]
+env = ["MARK_FILE", "LISTED"]
+
+[tools.careful]
+command = "{python}"
+args = ["{script}"]
+env = ["MARK_FILE"]
+confirm = true
+
+[tool_loop]
+max_steps = 2
+tool_timeout_ms = 3000
+{extra}
+"#,
+        base = one_provider(url),
+        time = mcp_server_time(),
+        python = python(),
+        script = test_server(),
+    )
+}
+
+/// Saves a prompt offering `tools` as `production`.
+async fn tool_prompt(h: &Harness, name: &str, tools: &[&str]) {
+    let list = tools
+        .iter()
+        .map(|t| format!("{t:?}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let prompt = prompts::Prompt::from_toml(
+        "p.toml",
+        &format!(
+            "name = \"{name}\"\nmodel = \"default\"\ntools = [{list}]\n[[messages]]\nrole = \"system\"\ntemplate = \"You answer with tools.\"\n\
+             [[messages]]\nrole = \"history\"\n[[messages]]\nrole = \"user\"\ntemplate = \"{{{{ text }}}}\"\n"
+        ),
+    )
+    .expect("test prompt parses");
+    h.gateway
+        .registry
+        .save("test", "create", &prompt, "tools", None, Some("production"))
+        .await
+        .expect("prompt saved");
+}
+
+fn ask_prompt(name: &str, question: &str, stream: bool) -> Value {
+    json!({
+        "model": format!("prompt:{name}"),
+        "messages": [{"role": "user", "content": question}],
+        "stream": stream,
+    })
+}
+
+/// The `tool` messages of a request the stand-in received: (call id, text).
+fn tool_results(body: &Value) -> Vec<(String, String)> {
+    body["messages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|m| m["role"] == "tool")
+        .map(|m| {
+            (
+                m["tool_call_id"].as_str().unwrap_or_default().to_string(),
+                m["content"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn tool_runs(h_row: &gateway::store::InferenceRow) -> Vec<Value> {
+    h_row
+        .tool_calls
+        .as_deref()
+        .map(|t| serde_json::from_str::<Vec<Value>>(t).expect("tool_calls is a JSON array"))
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn a_prompt_with_the_time_tool_answers_through_the_reference_mcp_server() {
+    let provider = StandIn::start().await;
+    let h = Harness::start(&tools_config(&provider.url, ""), &[]).await;
+    tool_prompt(&h, "clock", &["time"]).await;
+    provider.then([
+        Reply::tool_call(
+            "call_tokyo",
+            "get_current_time",
+            r#"{"timezone":"Asia/Tokyo"}"#,
+        ),
+        Reply::OpenAiJson("It is morning in Tokyo.".into(), (80, 6)),
+    ]);
+
+    let a = h
+        .chat(ask_prompt("clock", "What time is it in Tokyo?", true))
+        .await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    // The caller sees the answer, never the calls.
+    let text: String = sse_data(&a.body)
+        .iter()
+        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+        .inspect(|c| assert!(c["choices"][0]["delta"].get("tool_calls").is_none(), "{c}"))
+        .filter_map(|c| {
+            c["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(str::to_string)
+        })
+        .collect();
+    assert_eq!(text, "It is morning in Tokyo.");
+
+    let received = provider.received();
+    assert_eq!(received.len(), 2, "one model call per step");
+    // The model was offered the server's own tools and schemas.
+    let offered: Vec<&str> = received[0].body["tools"]
+        .as_array()
+        .expect("tools offered")
+        .iter()
+        .filter_map(|t| t["function"]["name"].as_str())
+        .collect();
+    assert!(
+        offered.contains(&"get_current_time") && offered.contains(&"convert_time"),
+        "{offered:?}"
+    );
+    let schema = &received[0].body["tools"][0]["function"]["parameters"];
+    assert_eq!(schema["type"], "object", "{schema}");
+    // The second call carries the real server's result for the call.
+    let results = tool_results(&received[1].body);
+    assert_eq!(results.len(), 1, "{:?}", received[1].body);
+    assert_eq!(results[0].0, "call_tokyo");
+    let time: Value = serde_json::from_str(&results[0].1).expect("the time server answers JSON");
+    assert_eq!(time["timezone"], "Asia/Tokyo", "{time}");
+    assert!(
+        time["datetime"]
+            .as_str()
+            .is_some_and(|d| d.ends_with("+09:00")),
+        "{time}"
+    );
+    assert_eq!(
+        received[1].body["messages"][2]["tool_calls"][0]["id"],
+        "call_tokyo"
+    );
+
+    // The row: both model calls' tokens, the call, and its result in the conversation.
+    let row = h.row(&a.inference_id()).await;
+    assert_eq!(row.status, "ok");
+    assert_eq!(
+        (row.input_tokens, row.output_tokens),
+        (Some(40 + 80), Some(12 + 6))
+    );
+    let runs = tool_runs(&row);
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert_eq!(runs[0]["name"], "get_current_time");
+    assert_eq!(runs[0]["arguments"], r#"{"timezone":"Asia/Tokyo"}"#);
+    assert_eq!(runs[0]["step"], 1);
+    assert!(runs[0].get("error").is_none(), "{runs:?}");
+    assert!(runs[0]["result_bytes"].as_u64().is_some_and(|b| b > 20));
+    assert!(
+        row.messages
+            .iter()
+            .any(|m| m.1 == "tool" && m.2.contains("Asia/Tokyo"))
+    );
+    let calls = h.metric_lines("switchboard_tool_calls_total").await;
+    assert!(
+        calls
+            .iter()
+            .any(|l| l.contains(r#"tool="get_current_time""#)
+                && l.contains(r#"outcome="ok""#)
+                && l.ends_with(" 1")),
+        "{calls:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_hanging_tool_times_out_and_the_model_is_told() {
+    let provider = StandIn::start().await;
+    let h = Harness::start(&tools_config(&provider.url, ""), &[]).await;
+    tool_prompt(&h, "faulty", &["faults"]).await;
+    provider.then([
+        Reply::tool_call("call_hang", "hang", "{}"),
+        Reply::OpenAiJson("The tool did not answer in time.".into(), (50, 7)),
+    ]);
+    let started = std::time::Instant::now();
+    let a = h
+        .chat(ask_prompt("faulty", "try the slow tool", false))
+        .await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert_eq!(
+        a.json()["choices"][0]["message"]["content"],
+        "The tool did not answer in time."
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(15),
+        "bounded by tool_timeout_ms"
+    );
+    let results = tool_results(&provider.received()[1].body);
+    assert!(results[0].1.contains("within 3000 ms"), "{results:?}");
+    let row = h.row(&a.inference_id()).await;
+    assert!(
+        tool_runs(&row)[0]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("3000 ms"))
+    );
+}
+
+#[tokio::test]
+async fn a_crashed_server_is_reported_to_the_model_and_started_again() {
+    let provider = StandIn::start().await;
+    let h = Harness::start(
+        &tools_config(&provider.url, ""),
+        &[("LISTED", "yes"), ("NOT_LISTED", "secret")],
+    )
+    .await;
+    tool_prompt(&h, "faulty", &["faults"]).await;
+    provider.then([
+        Reply::tool_call("call_crash", "crash", "{}"),
+        Reply::OpenAiJson("That tool is unavailable right now.".into(), (50, 7)),
+    ]);
+    let a = h.chat(ask_prompt("faulty", "crash it", false)).await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    let results = tool_results(&provider.received()[1].body);
+    assert!(results[0].1.contains("unavailable"), "{results:?}");
+
+    // The next answer starts the server again and runs the tool; the
+    // server sees only the variables it was given.
+    provider.then([
+        Reply::ToolCalls(
+            String::new(),
+            vec![
+                ScriptedCall::new("call_listed", "env", r#"{"name":"LISTED"}"#),
+                ScriptedCall::new("call_other", "env", r#"{"name":"NOT_LISTED"}"#),
+            ],
+            (40, 12),
+        ),
+        Reply::OpenAiJson("done".into(), (50, 1)),
+    ]);
+    let b = h.chat(ask_prompt("faulty", "show the env", false)).await;
+    assert_eq!(b.status, 200, "{}", b.body);
+    let results = tool_results(&provider.received()[3].body);
+    assert_eq!(
+        results,
+        [
+            ("call_listed".to_string(), "yes".to_string()),
+            ("call_other".to_string(), "(unset)".to_string())
+        ]
+    );
+}
+
+#[tokio::test]
+async fn malformed_arguments_are_fed_back_once_then_the_answer_fails_clearly() {
+    let provider = StandIn::start().await;
+    let h = Harness::start(&tools_config(&provider.url, ""), &[]).await;
+    tool_prompt(&h, "faulty", &["faults"]).await;
+    provider.then([
+        Reply::tool_call("call_1", "echo", r#"{"text": "#),
+        Reply::tool_call("call_2", "echo", r#"{"text": "again"#),
+    ]);
+    let a = h.chat(ask_prompt("faulty", "echo something", false)).await;
+    assert_eq!(a.status, 502, "{}", a.body);
+    let message = a.json()["error"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        message.contains("unusable arguments for `echo` again"),
+        "{message}"
+    );
+    // The first time, the model was told what was wrong.
+    let results = tool_results(&provider.received()[1].body);
+    assert!(results[0].1.contains("not valid JSON"), "{results:?}");
+    assert_eq!(h.row(&a.inference_id()).await.status, "error");
+}
+
+#[tokio::test]
+async fn a_model_that_keeps_calling_tools_is_stopped_at_max_steps() {
+    let provider = StandIn::start().await;
+    let h = Harness::start(&tools_config(&provider.url, ""), &[]).await;
+    tool_prompt(&h, "faulty", &["faults"]).await;
+    provider.then([
+        Reply::tool_call("call_1", "echo", r#"{"text":"one"}"#),
+        Reply::tool_call("call_2", "echo", r#"{"text":"two"}"#),
+        Reply::OpenAiJson("I could not finish; here is what I have.".into(), (50, 9)),
+    ]);
+    let a = h.chat(ask_prompt("faulty", "loop forever", false)).await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert_eq!(
+        a.json()["choices"][0]["message"]["content"],
+        "I could not finish; here is what I have."
+    );
+    let received = provider.received();
+    assert_eq!(
+        received.len(),
+        3,
+        "max_steps = 2, then one answer without tools"
+    );
+    assert_eq!(received[2].body["tool_choice"], "none");
+    let told = received[2].body["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .any(|m| {
+            m["role"] == "system"
+                && m["content"]
+                    .as_str()
+                    .is_some_and(|c| c.contains("used all the tool calls"))
+        });
+    assert!(told, "{}", received[2].body);
+    assert_eq!(tool_runs(&h.row(&a.inference_id()).await).len(), 2);
+}
+
+#[tokio::test]
+async fn unknown_tools_are_an_error_result_and_a_confirmed_tool_never_runs_unasked() {
+    let provider = StandIn::start().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mark = dir.path().join("ran");
+    let mark_env = mark.display().to_string();
+    let h = Harness::start(
+        &tools_config(&provider.url, ""),
+        &[("MARK_FILE", &mark_env)],
+    )
+    .await;
+    tool_prompt(&h, "careful", &["careful.touch"]).await;
+    provider.then([
+        Reply::ToolCalls(
+            String::new(),
+            vec![
+                ScriptedCall::new("call_1", "rm_rf", "{}"),
+                ScriptedCall::new("call_2", "touch", "{}"),
+            ],
+            (40, 12),
+        ),
+        Reply::OpenAiJson("I may not do that.".into(), (50, 5)),
+    ]);
+    let a = h.chat(ask_prompt("careful", "touch the file", false)).await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    let results = tool_results(&provider.received()[1].body);
+    assert!(
+        results[0]
+            .1
+            .contains("there is no tool `rm_rf`; the tools are: touch"),
+        "{results:?}"
+    );
+    assert!(results[1].1.contains("was not run"), "{results:?}");
+    assert!(
+        !mark.exists(),
+        "a tool that asks first never runs without approval"
+    );
+    let runs = tool_runs(&h.row(&a.inference_id()).await);
+    assert_eq!(runs[1]["approval"], "denied");
+}
+
+#[tokio::test]
+async fn a_streamable_http_server_gets_its_header_and_new_tools_are_listed_after_list_changed() {
+    let provider = StandIn::start().await;
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("port");
+        l.local_addr().expect("addr").port()
+    };
+    let mut server = tokio::process::Command::new(python())
+        .args([
+            test_server(),
+            "http".into(),
+            port.to_string(),
+            "Bearer wiki-token".into(),
+        ])
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start the HTTP MCP server");
+    // Up when it accepts connections.
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let extra = format!(
+        "[tools.wiki]\nurl = \"http://127.0.0.1:{port}/mcp\"\nheaders_env = {{ Authorization = \"WIKI_MCP_AUTH\" }}\n\
+         [tools.wrong]\nurl = \"http://127.0.0.1:{port}/mcp\"\nheaders_env = {{ Authorization = \"WRONG_AUTH\" }}\n"
+    );
+    // `[tool_loop]` is in the base config; the servers go after it.
+    let config =
+        tools_config(&provider.url, "").replace("[tool_loop]", &format!("{extra}\n[tool_loop]"));
+    let h = Harness::start(
+        &config,
+        &[
+            ("WIKI_MCP_AUTH", "Bearer wiki-token"),
+            ("WRONG_AUTH", "Bearer nope"),
+        ],
+    )
+    .await;
+    tool_prompt(&h, "wiki", &["wiki", "wrong"]).await;
+    provider.then([
+        Reply::tool_call("call_1", "grow", "{}"),
+        Reply::tool_call("call_2", "extra", "{}"),
+        Reply::OpenAiJson("done".into(), (50, 1)),
+    ]);
+    let a = h.chat(ask_prompt("wiki", "grow and use it", false)).await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    let received = provider.received();
+    // The server with the wrong header is left out, and the model told.
+    let system_notes: Vec<&str> = received[0].body["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .filter(|m| m["role"] == "system")
+        .filter_map(|m| m["content"].as_str())
+        .collect();
+    assert!(
+        system_notes
+            .iter()
+            .any(|n| n.contains("`wrong`") && n.contains("unavailable")),
+        "{system_notes:?}"
+    );
+    assert_eq!(tool_results(&received[1].body)[0].1, "grown");
+    // `extra` was not offered at the first step; once the server said its
+    // list changed, the next answer offers it.
+    let names = |body: &Value| -> Vec<String> {
+        body["tools"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|t| t["function"]["name"].as_str().map(str::to_string))
+            .collect()
+    };
+    assert!(!names(&received[0].body).contains(&"extra".to_string()));
+    provider.then([
+        Reply::tool_call("call_3", "extra", "{}"),
+        Reply::OpenAiJson("done".into(), (50, 1)),
+    ]);
+    let b = h.chat(ask_prompt("wiki", "use the new tool", false)).await;
+    assert_eq!(b.status, 200, "{}", b.body);
+    let received = provider.received();
+    assert!(
+        names(&received[3].body).contains(&"extra".to_string()),
+        "{:?}",
+        names(&received[3].body)
+    );
+    assert_eq!(tool_results(&received[4].body)[0].1, "the extra tool ran");
+    let _ = server.kill().await;
+}

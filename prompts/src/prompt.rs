@@ -23,6 +23,16 @@ pub struct Prompt {
     /// The model alias the prompt runs with (`default`, `fast`, `smart`).
     #[serde(default = "default_alias")]
     pub model: String,
+    /// The tools the model may call while answering: `[tools.NAME]` MCP
+    /// servers (every tool of `NAME`, or one as `NAME.TOOL`) and the
+    /// built-ins (`search_knowledge`, `thread_history`). Versioned, split
+    /// and evaluated with the templates; none means a plain answer.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tools: Vec<String>,
+    /// `auto` (the model decides; the default), `required`, `none`, or the
+    /// name of the one tool the model must call first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_choice: Option<String>,
     /// Sampling parameters.
     #[serde(default)]
     pub params: PromptParams,
@@ -291,6 +301,29 @@ impl Prompt {
             .count();
         if histories > 1 {
             return Err(invalid("at most one `history` message is allowed"));
+        }
+        for tool in &self.tools {
+            let ok = |part: &str| {
+                !part.is_empty()
+                    && part.len() <= 64
+                    && part
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))
+            };
+            let well_formed = match tool.split_once('.') {
+                Some((server, name)) => ok(server) && ok(name),
+                None => ok(tool),
+            };
+            if !well_formed {
+                return Err(invalid(&format!(
+                    "`tools` entry `{tool}` is not a tool: name a `[tools.NAME]` server, `NAME.TOOL` for one of its tools, or a built-in (`search_knowledge`, `thread_history`)"
+                )));
+            }
+        }
+        if self.tool_choice.is_some() && self.tools.is_empty() {
+            return Err(invalid(
+                "`tool_choice` is set but `tools` is empty: list the tools the model may call",
+            ));
         }
         if let Some(retrieval) = &self.retrieval {
             retrieval.check().map_err(|m| invalid(&m))?;

@@ -487,6 +487,8 @@ mod tests {
             variables: Default::default(),
             cache: Default::default(),
             retrieval: None,
+            tools: Vec::new(),
+            tool_choice: None,
             messages: templates
                 .iter()
                 .map(|(role, t)| MessageTemplate {

@@ -13,7 +13,7 @@
 //! This file holds the whole [`Config`], how it is located, read and checked, and what is
 //! derived from it. Each section lives in the file named after it (`server`, `providers`,
 //! `models`, `routing`, `prompts` with `[admin]`, `redis`, `cache`, `limits`, `telemetry`,
-//! `knowledge`)
+//! `knowledge`, `tools` with `[tool_loop]`)
 //! together with its defaults and its rules; `overrides` applies the environment, `secrets`
 //! keeps keys out of the file and out of messages, and `error` says what to fix.
 
@@ -30,6 +30,7 @@ mod routing;
 mod secrets;
 mod server;
 mod telemetry;
+mod tools;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -53,6 +54,7 @@ pub use routing::RoutingConfig;
 pub use secrets::{Secret, SensitiveMap, redact_url};
 pub use server::{DashboardConfig, DatabaseConfig, ServerConfig};
 pub use telemetry::{LogFormat, TelemetryConfig};
+pub use tools::{BUILTIN_TOOLS, ToolLoopConfig, ToolServerConfig, ToolTransport, is_tool_name};
 
 use error::scalar_at;
 use overrides::apply_override;
@@ -105,6 +107,12 @@ pub struct Config {
     /// Retrieval: how knowledge is embedded and chunked.
     #[serde(default)]
     pub knowledge: KnowledgeConfig,
+    /// `[tools.NAME]`: MCP servers whose tools prompts may offer.
+    #[serde(default)]
+    pub tools: BTreeMap<String, ToolServerConfig>,
+    /// `[tool_loop]`: how far one answer's tool calls may go.
+    #[serde(default)]
+    pub tool_loop: ToolLoopConfig,
     /// `[slack]`, read and checked by the Slack adapter: the gateway knows
     /// nothing of platforms, so the section is kept as TOML here.
     #[serde(default)]
@@ -203,6 +211,9 @@ impl Config {
             config.use_embedded_model();
         }
         config.check()?;
+        for (name, server) in &config.tools {
+            server.check(name, &env)?;
+        }
         config.resolve_secrets(&env)?;
         config.env = Env(env);
         Ok(config)
@@ -279,6 +290,7 @@ impl Config {
         self.limits.check()?;
         self.telemetry.check()?;
         self.knowledge.check(&self.providers)?;
+        self.tool_loop.check()?;
         for (name, provider) in &self.providers {
             provider.check(name)?;
         }

@@ -126,8 +126,8 @@ impl ToolCalls {
 }
 
 /// One call of a tool that Switchboard ran for an answer, as recorded with
-/// the inference (arguments and result are kept only when the deployment
-/// captures content).
+/// the inference (the result itself is in the conversation, as the `tool`
+/// message the model was given).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ToolCallRecord {
     /// The model's id for the call.
@@ -147,13 +147,10 @@ pub struct ToolCallRecord {
     /// What went wrong, if it did (told to the model as the result).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
-    /// `approved`, `denied` or `timed_out` for a tool that asks first;
-    /// `None` when no one was asked.
+    /// `approved` or `denied` for a tool that asks first; `None` when no
+    /// one was asked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approval: Option<String>,
-    /// The result as the model saw it, when content is captured.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub result: Option<String>,
 }
 
 #[cfg(test)]

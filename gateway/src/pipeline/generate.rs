@@ -33,6 +33,15 @@ pub(super) struct Run {
     pub(super) tool_calls: ToolCalls,
     /// The tools Switchboard ran for the answer.
     pub(super) tool_runs: Vec<ToolCallRecord>,
+    /// Tool calls are Switchboard's to run (a prompt's `tools`): they are
+    /// kept from the caller, and only text counts as the first token.
+    pub(super) server_tools: bool,
+    /// Model calls made for the answer (more than one with tools).
+    pub(super) steps: u32,
+    /// With more than one step: the time per output token of the last.
+    pub(super) last_step_tpot: Option<f64>,
+    /// The first piece of the current step.
+    pub(super) step_first_token: Option<Instant>,
 }
 
 impl Inner {
@@ -48,15 +57,30 @@ impl Inner {
         tx: mpsc::Sender<ReplyEvent>,
     ) {
         let mut run = Run::default();
-        let (lookup, hit) = self.cache_lookup(&request, &prepared).await;
+        // A prompt that runs tools is never answered from the cache: its
+        // tools' results (the time, a search) may have changed.
+        let (lookup, hit) = if prepared.tools.is_empty() {
+            self.cache_lookup(&request, &prepared).await
+        } else {
+            (None, None)
+        };
         let (outcome, target, attempts) = if let Some(hit) = &hit {
             run.replay(hit, &tx).await
+        } else if !prepared.tools.is_empty() {
+            self.tool_loop(&request, &mut prepared, &mut run, &tx).await
         } else {
             // Streamed from the provider even when the caller asked for a
             // plain answer (the API gathers the tokens): TTFT and TPOT are
             // then real for every answer, and the first-token timeout and
             // fallback apply to plain requests too.
-            self.stream(&prepared, &mut run, &tx).await
+            self.stream(
+                &prepared.alias,
+                &prepared.messages,
+                &prepared.params,
+                &mut run,
+                &tx,
+            )
+            .await
         };
         let figures = Figures::of(&request, &run, target.as_ref(), hit.as_deref());
         // An answer that calls tools is not kept: a replay would have to
@@ -145,17 +169,17 @@ impl Inner {
     }
 
     /// Streams tokens to the caller as they arrive.
-    async fn stream(
+    pub(super) async fn stream(
         &self,
-        prepared: &Prepared,
+        alias: &str,
+        messages: &[crate::domain::ChatMessage],
+        params: &crate::domain::Params,
         run: &mut Run,
         tx: &mpsc::Sender<ReplyEvent>,
     ) -> (Result<(), Failure>, Option<Target>, Vec<Attempt>) {
         let waited = Instant::now();
-        let opened = self
-            .router
-            .open(&prepared.alias, &prepared.messages, &prepared.params)
-            .await;
+        run.step_first_token = None;
+        let opened = self.router.open(alias, messages, params).await;
         run.provider_wait += waited.elapsed();
         let mut opened = match opened {
             Ok(o) => o,
@@ -165,13 +189,17 @@ impl Inner {
             }
         };
         let target = Some((opened.provider.clone(), opened.model.clone(), opened.price));
-        let started = ReplyEvent::Started {
-            target: opened.target.clone(),
-            provider_ms: run.provider_wait.as_secs_f64() * 1000.0,
-        };
-        if tx.send(started).await.is_err() {
-            return (Err(Failure::Cancelled), target, opened.attempts);
+        // Started once per answer, however many model steps it takes.
+        if run.steps == 0 {
+            let started = ReplyEvent::Started {
+                target: opened.target.clone(),
+                provider_ms: run.provider_wait.as_secs_f64() * 1000.0,
+            };
+            if tx.send(started).await.is_err() {
+                return (Err(Failure::Cancelled), target, opened.attempts);
+            }
         }
+        run.steps += 1;
         let mut outcome = Ok(());
         while let Some(event) = opened.buffered.pop_front() {
             if let Err(f) = run.apply(event, tx).await {
@@ -229,12 +257,19 @@ impl Run {
             ProviderEvent::Delta(text) => {
                 let now = Instant::now();
                 self.first_token.get_or_insert(now);
+                self.step_first_token.get_or_insert(now);
                 self.last_token = Some(now);
                 self.text.push_str(&text);
                 self.chunks.push(text.clone());
                 tx.send(ReplyEvent::Token(text))
                     .await
                     .map_err(|_| Failure::Cancelled)?;
+            }
+            ProviderEvent::ToolCall(delta) if self.server_tools => {
+                let now = Instant::now();
+                self.step_first_token.get_or_insert(now);
+                self.last_token = Some(now);
+                self.tool_calls.push(&delta);
             }
             ProviderEvent::ToolCall(delta) => {
                 let now = Instant::now();
@@ -275,6 +310,9 @@ impl Figures {
             .first_token
             .map(|t| t.duration_since(request.started).as_secs_f64() * 1000.0);
         let tpot_ms = match (run.first_token, run.last_token, run.usage) {
+            // Across tool calls the gaps are the tools' time, not the
+            // model's: the last step's own pace is the figure.
+            _ if run.steps > 1 => run.last_step_tpot,
             (Some(first), Some(last), Some(u)) if u.output_tokens > 1 => Some(
                 last.duration_since(first).as_secs_f64() * 1000.0 / (u.output_tokens - 1) as f64,
             ),

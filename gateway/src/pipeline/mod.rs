@@ -10,7 +10,8 @@
 //! 4. `render`   the prompt's templates into chat messages
 //! 5. `route`    alias → targets, retries, fallback ([`Router`])
 //! 6. `cache`    an exact-match answer replayed, or a fresh one stored
-//! 7. `generate` streaming tokens to the caller
+//! 7. `generate` streaming tokens to the caller; `tool_loop` for a prompt
+//!    with `tools`: model → tool calls → results → model, until an answer
 //! 8. `record`   the inference row, for failures and refusals too
 //!    ([`Recorder`]); `implicit` notices the signals users give unasked
 //!
@@ -29,6 +30,7 @@ mod render;
 mod resolve;
 mod retrieve;
 pub mod route;
+mod tool_loop;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -122,6 +124,9 @@ pub struct PipelineOptions {
     /// The knowledge that `[retrieval]` searches (`None`: prompts that
     /// retrieve answer without documents, and the row says so).
     pub knowledge: Option<crate::knowledge::Knowledge>,
+    /// The tools prompts may offer (`None`: prompts with `tools` answer
+    /// without them, and the log says so).
+    pub tools: Option<crate::tools::Toolbox>,
 }
 
 impl Default for PipelineOptions {
@@ -133,6 +138,7 @@ impl Default for PipelineOptions {
             capture_content: false,
             ids: crate::domain::InferenceIds::default(),
             knowledge: None,
+            tools: None,
         }
     }
 }
@@ -177,6 +183,11 @@ struct Prepared {
     images_unread: Vec<String>,
     /// What retrieval gave the model.
     retrieval: Option<crate::domain::RetrievalRecord>,
+    /// The prompt version's `tools = [...]`: Switchboard runs them (empty:
+    /// a plain answer, or the caller's own tools pass through).
+    tools: Vec<String>,
+    /// The prompt version's `tool_choice`.
+    tool_choice: Option<String>,
 }
 
 impl Pipeline {
@@ -233,6 +244,11 @@ impl Pipeline {
     /// Every target's circuit breaker state, by `provider/model`.
     pub fn circuits(&self) -> BTreeMap<String, breaker::State> {
         self.inner.router.circuits()
+    }
+
+    /// The tools prompts may offer, when they are set up.
+    pub fn tools(&self) -> Option<&crate::tools::Toolbox> {
+        self.inner.options.tools.as_ref()
     }
 
     /// The knowledge retrieval searches, when it is set up.

@@ -86,6 +86,8 @@ impl Pipeline {
             params: params.clone().or(&prompt_params),
             images_unread: Vec::new(),
             retrieval: None,
+            tools: p.tools.clone(),
+            tool_choice: p.tool_choice.clone(),
             cache: (!p.cache.is_unset()).then(|| {
                 let alias = self.inner.guards.cache.policy(&model);
                 CachePolicy {

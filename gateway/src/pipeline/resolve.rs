@@ -46,6 +46,8 @@ impl Pipeline {
                     cache: None,
                     images_unread: Vec::new(),
                     retrieval: None,
+                    tools: Vec::new(),
+                    tool_choice: None,
                 })
             }
             Input::Prompt {

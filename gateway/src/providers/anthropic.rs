@@ -153,22 +153,22 @@ impl SseProtocol for Events {
                     output_tokens: count("output_tokens"),
                 };
             }
-            "content_block_start" => {
-                if v.pointer("/content_block/type").and_then(Value::as_str) == Some("tool_use") {
-                    let block = v.get("index").and_then(Value::as_u64).unwrap_or(0);
-                    let field = |k: &str| {
-                        v.pointer(&format!("/content_block/{k}"))
-                            .and_then(Value::as_str)
-                            .map(str::to_string)
-                    };
-                    self.tool_blocks.push(block);
-                    out.push_back(ProviderEvent::ToolCall(ToolCallDelta {
-                        index: (self.tool_blocks.len() - 1) as u32,
-                        id: field("id"),
-                        name: field("name"),
-                        arguments: String::new(),
-                    }));
-                }
+            "content_block_start"
+                if v.pointer("/content_block/type").and_then(Value::as_str) == Some("tool_use") =>
+            {
+                let block = v.get("index").and_then(Value::as_u64).unwrap_or(0);
+                let field = |k: &str| {
+                    v.pointer(&format!("/content_block/{k}"))
+                        .and_then(Value::as_str)
+                        .map(str::to_string)
+                };
+                self.tool_blocks.push(block);
+                out.push_back(ProviderEvent::ToolCall(ToolCallDelta {
+                    index: (self.tool_blocks.len() - 1) as u32,
+                    id: field("id"),
+                    name: field("name"),
+                    arguments: String::new(),
+                }));
             }
             "content_block_delta" => {
                 if let Some(text) = v.pointer("/delta/text").and_then(Value::as_str)

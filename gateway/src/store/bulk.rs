@@ -106,7 +106,7 @@ impl<'q> serde::ser::SerializeStruct for &mut Binder<'_, 'q> {
             }
         }
         self.next += 1;
-        value.serialize(Field(&mut **self))
+        value.serialize(Field(self))
     }
 
     fn end(self) -> Result<(), BindError> {

@@ -283,6 +283,16 @@ const FAMILIES: &[(&str, &str, &str)] = &[
         "counter",
     ),
     (
+        "switchboard_tool_calls_total",
+        "Tool calls run for answers, by tool and outcome (`ok`, or why there was no result: `timeout`, `unavailable`, `arguments`, `unknown_tool`, `failed`, `not_approved`).",
+        "counter",
+    ),
+    (
+        "switchboard_tool_call_seconds",
+        "How long each tool call took, by tool.",
+        "histogram",
+    ),
+    (
         "switchboard_in_flight_requests",
         "Answers being generated right now.",
         "gauge",
@@ -408,6 +418,25 @@ impl Metrics {
                 *series.unknown[i].get_or_insert(0.0) += 1.0;
             }
         }
+    }
+
+    /// Counts one tool call Switchboard ran: `outcome` is `ok` or the
+    /// error's kind; its duration goes to the tool's histogram.
+    pub fn tool_call(&self, tool: &str, outcome: &str, seconds: f64) {
+        let Ok(mut s) = self.state.lock() else { return };
+        add(
+            &mut s,
+            "switchboard_tool_calls_total",
+            vec![("tool", tool.to_string()), ("outcome", outcome.to_string())],
+            1.0,
+        );
+        s.histograms
+            .entry((
+                "switchboard_tool_call_seconds",
+                vec![("tool", tool.to_string())],
+            ))
+            .or_insert_with(Histogram::default)
+            .observe(seconds);
     }
 
     /// Sets a gauge (`switchboard_in_flight_requests`,
