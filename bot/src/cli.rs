@@ -73,6 +73,11 @@ enum Command {
         #[command(subcommand)]
         action: knowledge_cli::KnowledgeCommand,
     },
+    /// Tools: list every tool prompts may offer, with its schema; run one call as a dry run.
+    Tools {
+        #[command(subcommand)]
+        action: crate::tools_cli::ToolsCommand,
+    },
     /// Manage dashboard accounts.
     Admin {
         #[command(subcommand)]
@@ -161,6 +166,55 @@ async fn execute(
             for (name, alias) in &config.models {
                 println!("model {name}: {}", alias.targets.join(" → "));
             }
+            for (name, server) in &config.tools {
+                let how = match server.transport() {
+                    gateway::config::ToolTransport::Stdio { command, args } => {
+                        format!(
+                            "stdio `{command}{}{}`",
+                            if args.is_empty() { "" } else { " " },
+                            args.join(" ")
+                        )
+                    }
+                    gateway::config::ToolTransport::Http { url } => {
+                        format!("Streamable HTTP {url}")
+                    }
+                };
+                let confirm = if server.confirm {
+                    ", asks before each call"
+                } else {
+                    ""
+                };
+                println!("tools {name}: {how}{confirm}");
+            }
+            // The prompts' tools against this configuration: a tool that is
+            // not configured, or tools on the embedded model, are refused.
+            let problems = match gateway::app::open_store(&config).await {
+                Ok(store) => {
+                    let problems = match gateway::app::open_registry(&config, &store).await {
+                        Ok(registry) => {
+                            let p = gateway::tools::check_prompts(&config, &registry).await;
+                            registry.close();
+                            p
+                        }
+                        Err(e) => {
+                            println!("prompts: not checked (the registry cannot be read: {e})");
+                            Vec::new()
+                        }
+                    };
+                    store.close().await;
+                    problems
+                }
+                Err(e) => {
+                    println!("prompts: not checked (the database cannot be opened: {e})");
+                    Vec::new()
+                }
+            };
+            if !problems.is_empty() {
+                anyhow::bail!(
+                    "the prompts' tools do not fit this configuration:\n  {}",
+                    problems.join("\n  ")
+                );
+            }
             Ok(())
         }
         Command::Migrate => {
@@ -183,6 +237,7 @@ async fn execute(
         Command::Prompts { action } => prompts_cli::run(&config, action).await,
         Command::Admin { action } => admin_cli::run(&config, action).await,
         Command::Knowledge { action } => knowledge_cli::run(&config, action).await,
+        Command::Tools { action } => crate::tools_cli::run(&config, action).await,
         Command::Eval(args) => eval_cli::run(&config, *args).await,
         Command::Export {
             format,

@@ -160,9 +160,14 @@ async fn ask(
         };
         match event {
             None => return Ok(None),
-            Some(
-                ReplyEvent::Started { .. } | ReplyEvent::ToolCall(_) | ReplyEvent::UsingTool(_),
-            ) => {}
+            Some(ReplyEvent::Started { .. } | ReplyEvent::ToolCall(_)) => {}
+            Some(ReplyEvent::UsingTool(name)) => {
+                if !text.is_empty() && !text.ends_with('\n') {
+                    writeln!(out)?;
+                }
+                writeln!(out, "(using {name}…)")?;
+                out.flush()?;
+            }
             Some(ReplyEvent::Token(t)) => {
                 write!(out, "{t}")?;
                 out.flush()?;

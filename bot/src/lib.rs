@@ -16,4 +16,5 @@ pub mod models;
 pub mod prompts_cli;
 pub mod slack;
 pub mod telemetry;
+pub mod tools_cli;
 pub mod wiring;

@@ -52,6 +52,28 @@ struct Seeds {
     commented: Uuid,
 }
 
+fn tool_runs() -> Vec<gateway::domain::ToolCallRecord> {
+    let run = |name: &str, arguments: &str, error: Option<&str>| gateway::domain::ToolCallRecord {
+        call_id: format!("call_{name}"),
+        name: name.into(),
+        step: 1,
+        arguments: arguments.into(),
+        result_bytes: if error.is_some() { 0 } else { 120 },
+        truncated: false,
+        ms: 12.0,
+        error: error.map(str::to_string),
+        approval: None,
+    };
+    vec![
+        run("get_current_time", r#"{"timezone":"Asia/Tokyo"}"#, None),
+        run(
+            "search_wiki",
+            "{}",
+            Some("tool server `wiki` is unavailable: <b>down</b>"),
+        ),
+    ]
+}
+
 fn retrieved(with_wiki: bool) -> gateway::domain::RetrievalRecord {
     let chunk =
         |number: u32, source: &str, title: &str, cited: bool| gateway::domain::RetrievedChunk {
@@ -131,7 +153,8 @@ fn seed_rows() -> Seeds {
             // and also had a wiki chunk).
             retrieval: matches!(i, 2 | 4).then(|| retrieved(i == 2)),
             tool_calls: Vec::new(),
-            tool_runs: Vec::new(),
+            // Answer 2 ran two tools; one failed (its error is shown as text).
+            tool_runs: if i == 2 { tool_runs() } else { Vec::new() },
         });
     }
     // A playground-style test run: never counted.
@@ -813,6 +836,12 @@ async fn an_admin_signs_in_reads_the_figures_diffs_and_promotes() {
     assert!(
         text.contains("retrieved: [1] Retry policy › Attempts · cited")
             && text.contains("[2] Backoff <script> › Attempts"),
+        "{text}"
+    );
+    // The tools it ran, with their arguments, and the one that failed.
+    assert!(
+        text.contains(r#"tools: get_current_time({"timezone":"Asia/Tokyo"}) · 120 B · 12 ms"#)
+            && text.contains("search_wiki({}) · 0 B · 12 ms · failed: tool server `wiki` is unavailable: <b>down</b>"),
         "{text}"
     );
     b.submit(&format!(

@@ -17,3 +17,4 @@ mod prompts;
 mod serve;
 mod slack_serve;
 mod telemetry;
+mod tools;

@@ -33,6 +33,12 @@ struct Serve {
 
 impl Serve {
     async fn start(provider: StandIn, extra: &str) -> Serve {
+        Serve::start_with_prompts(provider, extra, &[]).await
+    }
+
+    /// [`Serve::start`], with these prompt files imported (and promoted to
+    /// `production`) before the server starts.
+    async fn start_with_prompts(provider: StandIn, extra: &str, prompts: &[(&str, &str)]) -> Serve {
         let dir = tempfile::tempdir().unwrap();
         let port = {
             let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -50,6 +56,27 @@ impl Serve {
         );
         let path = dir.path().join("switchboard.toml");
         std::fs::write(&path, config).unwrap();
+        if !prompts.is_empty() {
+            let folder = dir.path().join("prompts");
+            std::fs::create_dir_all(&folder).unwrap();
+            for (name, text) in prompts {
+                std::fs::write(folder.join(format!("{name}.toml")), text).unwrap();
+            }
+            let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
+                .args(["--config", path.to_str().unwrap(), "prompts", "import"])
+                .arg(&folder)
+                .args(["--promote", "production"])
+                .env("TEST_SWITCHBOARD_KEYS", API_KEY)
+                .env("TEST_PROVIDER_KEY", PROVIDER_KEY)
+                .output()
+                .await
+                .expect("run switchboard prompts import");
+            assert!(
+                out.status.success(),
+                "import failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
         let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
             .args(["--config", path.to_str().unwrap(), "serve"])
             .env("TEST_SWITCHBOARD_KEYS", API_KEY)
@@ -832,4 +859,81 @@ async fn message_text_is_on_spans_only_when_capture_is_switched_on() {
         output[0]["parts"][0]["content"],
         "The deploy window is Tuesday."
     );
+}
+
+#[tokio::test]
+async fn a_tool_call_is_an_execute_tool_span_under_the_request_with_no_arguments_by_default() {
+    let (endpoint, bodies) = otlp_receiver().await;
+    let provider = StandIn::start().await;
+    provider.then([
+        Reply::tool_call(
+            "call_tokyo",
+            "get_current_time",
+            r#"{"timezone":"Asia/Tokyo"}"#,
+        ),
+        Reply::OpenAiJson("It is morning in Tokyo.".into(), (60, 6)),
+    ]);
+    let python =
+        std::env::var("SWITCHBOARD_TEST_PYTHON").expect("SWITCHBOARD_TEST_PYTHON (ops/test.sh)");
+    let time = std::path::Path::new(&python).with_file_name("mcp-server-time");
+    let clock = "name = \"clock\"\nmodel = \"default\"\ntools = [\"time\"]\n[[messages]]\nrole = \"system\"\ntemplate = \"You tell the time.\"\n[[messages]]\nrole = \"user\"\ntemplate = \"{{ text }}\"\n";
+    let serve = Serve::start_with_prompts(
+        provider,
+        &format!(
+            "[tools.time]\ncommand = {:?}\nargs = [\"--local-timezone\", \"UTC\"]\n[telemetry]\notlp_endpoint = \"{endpoint}\"\n",
+            time.display().to_string()
+        ),
+        &[("clock", clock)],
+    )
+    .await;
+    let (status, body) = serve
+        .chat(json!({"model": "prompt:clock", "messages": [{"role": "user", "content": "What time is it in Tokyo?"}]}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let log = serve.stop().await;
+    let spans: Vec<Span> = bodies
+        .lock()
+        .unwrap()
+        .iter()
+        .flat_map(|b| {
+            ExportTraceServiceRequest::decode(b.as_ref())
+                .expect("OTLP protobuf")
+                .resource_spans
+        })
+        .flat_map(|rs| rs.scope_spans)
+        .flat_map(|ss| ss.spans)
+        .collect();
+    let tool = spans
+        .iter()
+        .find(|s| s.name == "execute_tool get_current_time")
+        .unwrap_or_else(|| {
+            panic!(
+                "no execute_tool span among {:?}; log:\n{log}",
+                spans.iter().map(|s| &s.name).collect::<Vec<_>>()
+            )
+        });
+    assert_eq!(
+        attr_str(tool, "gen_ai.operation.name").as_deref(),
+        Some("execute_tool")
+    );
+    assert_eq!(
+        attr_str(tool, "gen_ai.tool.name").as_deref(),
+        Some("get_current_time")
+    );
+    assert_eq!(
+        attr_str(tool, "gen_ai.tool.call.id").as_deref(),
+        Some("call_tokyo")
+    );
+    // Arguments and results stay out of spans unless content is captured.
+    assert!(attr(tool, "gen_ai.tool.call.arguments").is_none());
+    assert!(attr(tool, "gen_ai.tool.call.result").is_none());
+    let chat = spans.iter().find(|s| s.name == "chat").unwrap_or_else(|| {
+        panic!(
+            "no request span among {:?}",
+            spans.iter().map(|s| &s.name).collect::<Vec<_>>()
+        )
+    });
+    assert_eq!(tool.trace_id, chat.trace_id, "in the request's trace");
+    // Two model calls: one that called the tool, one that answered.
+    assert_eq!(spans.iter().filter(|s| s.name == "chat m").count(), 2);
 }

@@ -231,6 +231,10 @@ impl Gateway {
         registry.close();
         drop(admin);
         recorder.flush().await;
+        // The MCP servers Switchboard started are stopped with it.
+        if let Some(tools) = pipeline.tools() {
+            tools.stop().await;
+        }
         drop((pipeline, recorder, feedback));
         // Other clones of the pipeline (server state) are gone by now; the
         // recorder ends when its last handle is dropped.

@@ -117,9 +117,14 @@ pub(crate) async fn render(
                     text.push_str(&t);
                     dirty = !text.trim().is_empty();
                 }
-                Some(
-                ReplyEvent::Started { .. } | ReplyEvent::ToolCall(_) | ReplyEvent::UsingTool(_),
-            ) => {}
+                Some(ReplyEvent::Started { .. } | ReplyEvent::ToolCall(_)) => {}
+                // Before any text, a short line says a tool is running;
+                // the answer's text replaces it.
+                Some(ReplyEvent::UsingTool(name)) => {
+                    if text.trim().is_empty() && throttle.try_take(target.channel).is_ok() {
+                        shown.show(&chunks(&format!("-# using `{name}`…"), true), None).await?;
+                    }
+                }
                 Some(ReplyEvent::Done(summary)) => break Ok((summary.inference_id, crate::citations::footer(&summary.citations))),
                 Some(ReplyEvent::Failed { message, summary, .. }) => {
                     break Err((message, summary.inference_id));

@@ -24,8 +24,9 @@ use std::time::{Duration, Instant};
 
 use gateway::{ReplyEvent, ReplyStream};
 use slack_morphism::api::{
-    SlackApiChatAppendStreamRequest, SlackApiChatPostMessageRequest,
-    SlackApiChatStartStreamRequest, SlackApiChatStopStreamRequest, SlackApiChatUpdateRequest,
+    SlackApiAssistantThreadsSetStatusRequest, SlackApiChatAppendStreamRequest,
+    SlackApiChatPostMessageRequest, SlackApiChatStartStreamRequest, SlackApiChatStopStreamRequest,
+    SlackApiChatUpdateRequest,
 };
 use slack_morphism::{SlackMessageContent, SlackTeamId, SlackUserId};
 use uuid::Uuid;
@@ -98,9 +99,20 @@ pub(crate) async fn deliver(
             None => stream.next_event().await,
         };
         match event {
-            Some(
-                ReplyEvent::Started { .. } | ReplyEvent::ToolCall(_) | ReplyEvent::UsingTool(_),
-            ) => {}
+            Some(ReplyEvent::Started { .. } | ReplyEvent::ToolCall(_)) => {}
+            Some(ReplyEvent::UsingTool(name)) => {
+                using(state, place, &name).await;
+                // Before any text, the thread shows a line saying so; the
+                // answer's text replaces it.
+                if text.trim().is_empty()
+                    && (sent.messages.is_empty() || state.budget.try_take(place.team))
+                    && !target
+                        .render(&mut sent, &format!("_using *{name}*…_"), false, false)
+                        .await
+                {
+                    return;
+                }
+            }
             Some(ReplyEvent::Token(t)) => {
                 text.push_str(&t);
                 if text.trim().is_empty() {
@@ -154,6 +166,19 @@ pub(crate) async fn deliver(
     }
 }
 
+/// Says in the thread's status that a tool is running for the answer
+/// (shown in assistant threads; elsewhere Slack refuses it, quietly).
+async fn using(state: &Delivery, place: &Place<'_>, tool: &str) {
+    let status = SlackApiAssistantThreadsSetStatusRequest::new(
+        web::channel(place.channel),
+        format!("is using {tool}…"),
+        web::ts(place.thread),
+    );
+    if let Err(e) = state.web.set_status(&status).await {
+        tracing::debug!(error = %e, "no tool status shown");
+    }
+}
+
 /// Posts a short notice in the thread (a refusal or an error).
 pub(crate) async fn post_notice(state: &Delivery, channel: &str, thread: &str, text: &str) {
     let body = SlackApiChatPostMessageRequest::new(
@@ -194,9 +219,8 @@ async fn stream_answer(
     // token is reported the usual way.
     let first = loop {
         match stream.next_event().await {
-            Some(
-                ReplyEvent::Started { .. } | ReplyEvent::ToolCall(_) | ReplyEvent::UsingTool(_),
-            ) => {}
+            Some(ReplyEvent::Started { .. } | ReplyEvent::ToolCall(_)) => {}
+            Some(ReplyEvent::UsingTool(name)) => using(state, place, &name).await,
             Some(ReplyEvent::Token(t)) => {
                 text.push_str(&t);
                 if !text.trim().is_empty() {
@@ -246,9 +270,8 @@ async fn stream_answer(
     let mut since = Instant::now();
     let (rest, feedback) = loop {
         match stream.next_event().await {
-            Some(
-                ReplyEvent::Started { .. } | ReplyEvent::ToolCall(_) | ReplyEvent::UsingTool(_),
-            ) => {}
+            Some(ReplyEvent::Started { .. } | ReplyEvent::ToolCall(_)) => {}
+            Some(ReplyEvent::UsingTool(name)) => using(state, place, &name).await,
             Some(ReplyEvent::Token(t)) => {
                 if waiting.is_empty() {
                     since = Instant::now();

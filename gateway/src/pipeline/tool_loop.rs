@@ -79,7 +79,7 @@ impl Inner {
             Input::Prompt { messages, .. } | Input::Messages { messages, .. } => messages,
         };
         let context = CallContext {
-            origin: &request.origin,
+            viewer: crate::knowledge::Viewer::of(&request.origin),
             history,
         };
         let mut attempts = Vec::new();

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use super::{CallContext, ToolError};
 use crate::domain::ToolSpec;
-use crate::knowledge::{Knowledge, SearchQuery, Viewer};
+use crate::knowledge::{Knowledge, SearchQuery};
 
 /// How many chunks `search_knowledge` gives at most.
 const SEARCH_TOP_K: usize = 5;
@@ -96,7 +96,7 @@ impl Builtin {
                 let result = knowledge
                     .search(
                         &SearchQuery::new(query, sources, SEARCH_TOP_K),
-                        &Viewer::of(context.origin),
+                        &context.viewer,
                     )
                     .await
                     .map_err(|e| ToolError::Failed {

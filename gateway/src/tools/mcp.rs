@@ -19,6 +19,7 @@ use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig
 use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
 use rmcp::{ClientHandler, Peer, RoleClient, ServiceExt};
 use tokio::io::AsyncBufReadExt;
+use tracing::Instrument;
 
 use super::ToolError;
 use crate::config::{Env, ToolServerConfig, ToolTransport};
@@ -147,7 +148,11 @@ impl McpServer {
                 ),
             });
         }
-        match self.start().await {
+        // A server outlives the answer that started it: its tasks run in a
+        // span of their own, not under that answer's request span (which
+        // would then never end).
+        let span = tracing::info_span!(parent: None, "mcp.server", server = %self.name);
+        match self.start().instrument(span).await {
             Ok(running) => {
                 tracing::info!(server = %self.name, tools = running.tools.len(), "MCP server started");
                 state.not_before = None;

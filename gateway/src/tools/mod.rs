@@ -7,6 +7,7 @@
 //! What a tool returns is data for the model, never template source.
 
 mod builtin;
+mod check;
 mod mcp;
 
 use std::collections::BTreeMap;
@@ -16,9 +17,10 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::config::{BUILTIN_TOOLS, Config, ToolLoopConfig};
-use crate::domain::{ChatMessage, Origin, ToolCall, ToolSpec};
-use crate::knowledge::Knowledge;
+use crate::domain::{ChatMessage, ToolCall, ToolSpec};
+use crate::knowledge::{Knowledge, Viewer};
 use builtin::Builtin;
+pub use check::check_prompts;
 use mcp::McpServer;
 
 /// Why a tool call gave no result.
@@ -129,10 +131,10 @@ impl Offer {
 }
 
 /// What a call runs with: who asked, and the conversation so far.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 pub struct CallContext<'a> {
-    /// Who asked (their permissions bound `search_knowledge`).
-    pub origin: &'a Origin,
+    /// Whose permissions bound `search_knowledge`: the asker's.
+    pub viewer: Viewer,
     /// The earlier messages of the conversation, all of them (the
     /// history window may have left some out).
     pub history: &'a [ChatMessage],

@@ -1810,3 +1810,103 @@ async fn an_answer_from_the_teams_documents_lists_its_sources() {
         .to_string();
     assert!(system.contains("retried three times"), "{system}");
 }
+
+/// The reference MCP time server, installed by ops/test.sh beside the
+/// interpreter it names.
+fn mcp_server_time() -> String {
+    let python = std::env::var("SWITCHBOARD_TEST_PYTHON").expect(
+        "SWITCHBOARD_TEST_PYTHON is not set: run the tests with ops/test.sh, which installs the MCP time server",
+    );
+    std::path::Path::new(&python)
+        .with_file_name("mcp-server-time")
+        .display()
+        .to_string()
+}
+
+#[tokio::test]
+async fn a_mention_asking_the_time_in_tokyo_is_answered_through_the_mcp_time_server() {
+    let w = world(&format!(
+        "[tools.time]\ncommand = \"{}\"\nargs = [\"--local-timezone\", \"UTC\"]\n",
+        mcp_server_time()
+    ))
+    .await;
+    // The assistant prompt, with the time tool, in production.
+    let (_, mut assistant) = w
+        .harness
+        .gateway
+        .registry
+        .version(
+            "assistant",
+            &gateway::domain::Selector::Label("production".into()),
+        )
+        .await
+        .expect("the assistant prompt");
+    assistant.tools = vec!["time".into()];
+    w.harness
+        .gateway
+        .registry
+        .save(
+            "test",
+            "edit",
+            &assistant,
+            "tools",
+            Some(assistant.version),
+            Some("production"),
+        )
+        .await
+        .expect("saved");
+    w.provider.then([
+        Reply::tool_call(
+            "call_tokyo",
+            "get_current_time",
+            r#"{"timezone":"Asia/Tokyo"}"#,
+        ),
+        Reply::OpenAiStream(split("It is morning in Tokyo."), (90, 6)),
+    ]);
+    let r = w
+        .event(&app_mention(
+            "Ev0TOKYO",
+            "<@U0LAN0Z89> what time is it in Tokyo?",
+        ))
+        .await;
+    assert_eq!(r.status, 200);
+    let calls = w
+        .api
+        .wait_for("the finished answer", |c| final_message(c).is_some())
+        .await;
+    // The thread's status says the tool is running.
+    assert!(
+        calls
+            .iter()
+            .any(|c| c.method == "assistant.threads.setStatus"
+                && c.args["status"] == "is using get_current_time…"),
+        "{:?}",
+        fake_api::summary(&calls)
+    );
+    let last = final_message(&calls).expect("the answer");
+    assert!(
+        last.args["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("It is morning in Tokyo.")),
+        "{:?}",
+        last.args
+    );
+    // The model got the real server's answer for its call.
+    let second = &w.provider.received()[1].body;
+    let result = second["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["role"] == "tool")
+        .expect("the tool's result");
+    assert_eq!(result["tool_call_id"], "call_tokyo");
+    let time: Value = serde_json::from_str(result["content"].as_str().unwrap()).expect("JSON");
+    assert_eq!(time["timezone"], "Asia/Tokyo", "{result}");
+    // And the call is recorded with the answer.
+    let id = button_value(last, "switchboard_thumbs_up");
+    let row = w.harness.row(&id).await;
+    let runs: Value =
+        serde_json::from_str(row.tool_calls.as_deref().expect("tool calls recorded")).unwrap();
+    assert_eq!(runs[0]["name"], "get_current_time");
+    assert_eq!(runs[0]["arguments"], r#"{"timezone":"Asia/Tokyo"}"#);
+}

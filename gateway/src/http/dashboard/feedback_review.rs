@@ -49,6 +49,9 @@ async fn page(
         /// What retrieval gave the model: (`[n] title › heading`, source,
         /// cited).
         retrieved: Vec<(String, String, bool)>,
+        /// The tools Switchboard ran for it, one line each (`name(arguments)
+        /// · size · time`, and how a failed or refused one ended).
+        tools: Vec<String>,
     }
     let mut items = Vec::new();
     for r in d.store.review_queue(reviewed, PAGE).await? {
@@ -69,6 +72,12 @@ async fn page(
                     })
                     .collect()
             })
+            .unwrap_or_default();
+        let tools = stored
+            .as_ref()
+            .and_then(|i| i.tool_calls.as_deref())
+            .and_then(|j| serde_json::from_str::<Vec<crate::domain::ToolCallRecord>>(j).ok())
+            .map(|calls| calls.iter().map(tool_line).collect())
             .unwrap_or_default();
         let messages = stored
             .map(|i| {
@@ -102,6 +111,7 @@ async fn page(
             messages,
             comments,
             retrieved,
+            tools,
             id: r.id,
         });
     }
@@ -120,6 +130,25 @@ async fn page(
     )?;
     *out.status_mut() = status;
     Ok(out)
+}
+
+/// One tool call as the answer's card shows it.
+fn tool_line(c: &crate::domain::ToolCallRecord) -> String {
+    let mut line = format!(
+        "{}({}) · {} B{} · {:.0} ms",
+        c.name,
+        c.arguments,
+        c.result_bytes,
+        if c.truncated { " (cut)" } else { "" },
+        c.ms
+    );
+    if let Some(a) = &c.approval {
+        line.push_str(&format!(" · {a}"));
+    }
+    if let Some(e) = &c.error {
+        line.push_str(&format!(" · failed: {e}"));
+    }
+    line
 }
 
 /// `POST /dashboard/feedback/{id}/reviewed`.
