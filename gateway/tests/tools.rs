@@ -307,6 +307,10 @@ async fn malformed_tool_requests_get_400_and_reach_no_model() {
             json!({"model": "default", "messages": [{"role": "user", "content": "hi"}], "tools": weather_tools(), "tool_choice": "sometimes"}),
             "tool_choice",
         ),
+        (
+            json!({"model": "prompt:assistant", "messages": [{"role": "user", "content": "hi"}], "tools": weather_tools()}),
+            "names a prompt, which runs the tools its version lists",
+        ),
     ];
     for (body, names) in cases {
         let a = h.chat(body).await;
@@ -791,4 +795,86 @@ async fn a_streamable_http_server_gets_its_header_and_new_tools_are_listed_after
     );
     assert_eq!(tool_results(&received[4].body)[0].1, "the extra tool ran");
     let _ = server.kill().await;
+}
+
+#[tokio::test]
+async fn search_knowledge_searches_as_the_asker_and_thread_history_gives_earlier_turns() {
+    let provider = StandIn::start().await;
+    let models = switchboard_embedded::default_models_dir()
+        .expect("set SWITCHBOARD_MODEL_CACHE or HOME")
+        .display()
+        .to_string();
+    let h = Harness::start(
+        &format!(
+            "[knowledge]\nmodels_dir = {models:?}\n{}",
+            one_provider(&provider.url)
+        ),
+        &[],
+    )
+    .await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let ours = dir.path().join("ours");
+    let theirs = dir.path().join("theirs");
+    std::fs::create_dir_all(&ours).expect("folder");
+    std::fs::create_dir_all(&theirs).expect("folder");
+    std::fs::write(
+        ours.join("retry.md"),
+        "# Retry policy\n\nA failed call is retried three times with exponential backoff.\n",
+    )
+    .expect("write");
+    std::fs::write(
+        theirs.join("retry.md"),
+        "# Retry policy of another team\n\nOur retry policy is secret: seven retries.\n",
+    )
+    .expect("write");
+    let k = &h.gateway.knowledge;
+    k.ingest_files("handbook", "global", &[ours], &mut |_| {})
+        .await
+        .expect("ingest");
+    k.ingest_files("other-team", "slack/T999", &[theirs], &mut |_| {})
+        .await
+        .expect("ingest");
+    tool_prompt(&h, "helper", &["search_knowledge", "thread_history"]).await;
+    provider.then([
+        Reply::ToolCalls(
+            String::new(),
+            vec![
+                ScriptedCall::new(
+                    "call_search",
+                    "search_knowledge",
+                    r#"{"query":"retry policy"}"#,
+                ),
+                ScriptedCall::new("call_history", "thread_history", r#"{"limit":10}"#),
+            ],
+            (40, 12),
+        ),
+        Reply::OpenAiJson("Three retries.".into(), (60, 3)),
+    ]);
+    let a = h
+        .chat(json!({
+            "model": "prompt:helper",
+            "messages": [
+                {"role": "user", "content": "earlier question about deploys"},
+                {"role": "assistant", "content": "earlier answer: Tuesdays"},
+                {"role": "user", "content": "What is our retry policy?"}
+            ]
+        }))
+        .await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    let results = tool_results(&provider.received()[1].body);
+    let search = &results[0].1;
+    assert!(
+        search.contains("[1] Retry policy") && search.contains("retried three times"),
+        "{search}"
+    );
+    assert!(
+        !search.contains("seven retries"),
+        "another workspace's source never reaches an answer: {search}"
+    );
+    let history = &results[1].1;
+    assert!(
+        history.contains("user: earlier question about deploys")
+            && history.contains("assistant: earlier answer: Tuesdays"),
+        "{history}"
+    );
 }

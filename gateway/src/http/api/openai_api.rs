@@ -8,6 +8,8 @@
 //! to the model unchanged, streamed or not: its calls come back as
 //! `tool_calls` (streamed as argument deltas) with finish reason
 //! `tool_calls`, for the client to run. The gateway runs none of them.
+//! A `prompt:<name>` model takes no client tools: it runs the tools its
+//! version lists, and its answer carries only text.
 //!
 //! When the prompt retrieves, the answer carries an extra top-level field
 //! `citations` (on a stream, in the chunk with the finish reason): the
@@ -162,6 +164,17 @@ fn parse(body: &[u8]) -> Result<ChatCompletionRequest, String> {
     }
     if request.messages.is_empty() {
         return Err("`messages` must not be empty".into());
+    }
+    let client_tools = !request.tools.is_empty()
+        || request
+            .messages
+            .iter()
+            .any(|m| m.role == "tool" || !m.tool_calls.is_empty());
+    if client_tools && request.model.starts_with("prompt:") {
+        return Err(format!(
+            "`tools` and tool messages go with a model alias; `{}` names a prompt, which runs the tools its version lists (`tools = [...]`)",
+            request.model
+        ));
     }
     Ok(request)
 }
