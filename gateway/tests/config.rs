@@ -196,6 +196,9 @@ fn the_example_file_is_valid_and_documents_every_section() {
         "prices",
         "[cache]",
         "[redis]",
+        "[tool_loop]",
+        "[tools.",
+        "headers_env",
         "on_failure",
         "[limits]",
         "[limits.user]",
@@ -410,5 +413,56 @@ fn provider_header_and_query_values_never_show_in_debug_output_or_errors() {
     assert!(e.contains("providers.openai"), "{e}");
     for secret in ["s3cr3t", "qu3ry", "12345678"] {
         assert!(!e.contains(secret), "{e}");
+    }
+}
+
+#[test]
+fn tool_servers_are_checked_and_their_header_secrets_come_from_the_environment() {
+    let ok = load(
+        "[tools.time]\ncommand = \"mcp-server-time\"\nargs = [\"--local-timezone\", \"UTC\"]\n\
+         [tools.wiki]\nurl = \"https://wiki.example.com/mcp\"\nheaders_env = { Authorization = \"WIKI_AUTH\" }\nconfirm = true\n",
+        &[("WIKI_AUTH", "Bearer s3cr3t")],
+    )
+    .expect("valid tools");
+    assert!(ok.tools["wiki"].confirm);
+    assert!(
+        !format!("{ok:?}").contains("s3cr3t"),
+        "header values are never printed"
+    );
+    for (text, env, says) in [
+        (
+            "[tools.x]\ncommand = \"a\"\nurl = \"http://h/mcp\"\n",
+            &[][..],
+            "either `command` (stdio) or `url`",
+        ),
+        ("[tools.x]\nargs = [\"a\"]\n", &[][..], "needs `command`"),
+        (
+            "[tools.x]\nurl = \"ftp://h/mcp\"\n",
+            &[][..],
+            "http:// or https://",
+        ),
+        (
+            "[tools.x]\nurl = \"http://h/mcp\"\nheaders_env = { Authorization = \"NOPE\" }\n",
+            &[][..],
+            "$NOPE, which is not set",
+        ),
+        (
+            "[tools.search_knowledge]\ncommand = \"a\"\n",
+            &[][..],
+            "is a built-in tool",
+        ),
+        (
+            "[tools.x]\ncommand = \"a\"\ntoken = \"t\"\n",
+            &[][..],
+            "never read from the config file",
+        ),
+        (
+            "[tool_loop]\nmax_steps = 0\n",
+            &[][..],
+            "tool_loop.max_steps",
+        ),
+    ] {
+        let e = error(text, env);
+        assert!(e.contains(says), "{text}: {e}");
     }
 }
