@@ -160,7 +160,10 @@ async fn ask(
         };
         match event {
             None => return Ok(None),
-            Some(ReplyEvent::Started { .. } | ReplyEvent::ToolCall(_)) => {}
+            // The console cannot ask (`confirms` is off): never sent here.
+            Some(
+                ReplyEvent::Started { .. } | ReplyEvent::ToolCall(_) | ReplyEvent::Approval(_),
+            ) => {}
             Some(ReplyEvent::UsingTool(name)) => {
                 if !text.is_empty() && !text.ends_with('\n') {
                     writeln!(out)?;

@@ -695,13 +695,16 @@ async fn unknown_tools_are_an_error_result_and_a_confirmed_tool_never_runs_unask
             .contains("there is no tool `rm_rf`; the tools are: touch"),
         "{results:?}"
     );
-    assert!(results[1].1.contains("was not run"), "{results:?}");
+    assert!(
+        results[1].1.contains("was not run") && results[1].1.contains("cannot be asked for here"),
+        "{results:?}"
+    );
     assert!(
         !mark.exists(),
         "a tool that asks first never runs without approval"
     );
     let runs = tool_runs(&h.row(&a.inference_id()).await);
-    assert_eq!(runs[1]["approval"], "denied");
+    assert_eq!(runs[1]["approval"], "not_asked");
 }
 
 #[tokio::test]

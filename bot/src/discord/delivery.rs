@@ -117,7 +117,9 @@ pub(crate) async fn render(
                     text.push_str(&t);
                     dirty = !text.trim().is_empty();
                 }
-                Some(ReplyEvent::Started { .. } | ReplyEvent::ToolCall(_)) => {}
+                // Discord's buttons for tools that ask first are not built
+                // (`confirms` is off): never sent here.
+                Some(ReplyEvent::Started { .. } | ReplyEvent::ToolCall(_) | ReplyEvent::Approval(_)) => {}
                 // Before any text, a short line says a tool is running;
                 // the answer's text replaces it.
                 Some(ReplyEvent::UsingTool(name)) => {

@@ -22,6 +22,10 @@ pub const SECTION_MAX: usize = 3_000;
 pub const THUMBS_UP: &str = "switchboard_thumbs_up";
 /// `action_id` of the 👎 button.
 pub const THUMBS_DOWN: &str = "switchboard_thumbs_down";
+/// `action_id` of the Approve button of a tool that asks first.
+pub const TOOL_APPROVE: &str = "switchboard_tool_approve";
+/// `action_id` of its Deny button.
+pub const TOOL_DENY: &str = "switchboard_tool_deny";
 /// The metadata event type that marks the bot's answers.
 pub const METADATA_TYPE: &str = "switchboard_answer";
 /// `callback_id` of the comment modal.
@@ -84,6 +88,41 @@ pub fn feedback_block(id: Uuid) -> Value {
             },
         ],
     })
+}
+
+/// A tool's request to run, with Approve / Deny carrying its id; the
+/// tool's name and arguments are shown as text, never as mrkdwn.
+pub fn approval(request: &gateway::domain::ApprovalRequest) -> Vec<Value> {
+    let arguments = escape(&request.arguments).replace("```", "'''");
+    vec![
+        json!({
+            "type": "section",
+            "text": {
+                "type": "mrkdwn",
+                "text": format!("*{}* asks to run with:\n```{}```\nOnly the person who asked (or an admin) may answer.", escape(&request.tool), if arguments.trim().is_empty() { "{}".to_string() } else { arguments }),
+            },
+        }),
+        json!({
+            "type": "actions",
+            "block_id": "switchboard_tool_approval",
+            "elements": [
+                {
+                    "type": "button",
+                    "action_id": TOOL_APPROVE,
+                    "style": "primary",
+                    "text": { "type": "plain_text", "text": "Approve" },
+                    "value": request.id,
+                },
+                {
+                    "type": "button",
+                    "action_id": TOOL_DENY,
+                    "style": "danger",
+                    "text": { "type": "plain_text", "text": "Deny" },
+                    "value": request.id,
+                },
+            ],
+        }),
+    ]
 }
 
 /// The ephemeral answer to a click on a feedback button: thanks, or why

@@ -113,6 +113,7 @@ pub(crate) async fn deliver(
                     return;
                 }
             }
+            Some(ReplyEvent::Approval(request)) => ask_approval(state, place, &request).await,
             Some(ReplyEvent::Token(t)) => {
                 text.push_str(&t);
                 if text.trim().is_empty() {
@@ -179,6 +180,30 @@ async fn using(state: &Delivery, place: &Place<'_>, tool: &str) {
     }
 }
 
+/// Posts a tool's request to run in the thread, with Approve / Deny.
+async fn ask_approval(
+    state: &Delivery,
+    place: &Place<'_>,
+    request: &gateway::domain::ApprovalRequest,
+) {
+    let body = SlackApiChatPostMessageRequest::new(
+        web::channel(place.channel),
+        SlackMessageContent::new()
+            .with_text(format!(
+                "{} asks to run: approve or deny",
+                escape(&request.tool)
+            ))
+            .with_blocks(blocks::blocks(blocks::approval(request))),
+    )
+    .with_thread_ts(web::ts(place.thread))
+    .with_unfurl_links(false)
+    .with_unfurl_media(false);
+    if let Err(e) = state.web.post_message(&body).await {
+        // Unanswered, it times out as denied.
+        tracing::warn!(error = %e, "cannot ask for a tool's approval in the Slack thread");
+    }
+}
+
 /// Posts a short notice in the thread (a refusal or an error).
 pub(crate) async fn post_notice(state: &Delivery, channel: &str, thread: &str, text: &str) {
     let body = SlackApiChatPostMessageRequest::new(
@@ -221,6 +246,7 @@ async fn stream_answer(
         match stream.next_event().await {
             Some(ReplyEvent::Started { .. } | ReplyEvent::ToolCall(_)) => {}
             Some(ReplyEvent::UsingTool(name)) => using(state, place, &name).await,
+            Some(ReplyEvent::Approval(request)) => ask_approval(state, place, &request).await,
             Some(ReplyEvent::Token(t)) => {
                 text.push_str(&t);
                 if !text.trim().is_empty() {
@@ -272,6 +298,7 @@ async fn stream_answer(
         match stream.next_event().await {
             Some(ReplyEvent::Started { .. } | ReplyEvent::ToolCall(_)) => {}
             Some(ReplyEvent::UsingTool(name)) => using(state, place, &name).await,
+            Some(ReplyEvent::Approval(request)) => ask_approval(state, place, &request).await,
             Some(ReplyEvent::Token(t)) => {
                 if waiting.is_empty() {
                     since = Instant::now();

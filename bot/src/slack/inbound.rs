@@ -293,6 +293,8 @@ async fn answer(
         text,
         history,
         attachments,
+        // Approve / Deny are posted in the thread for tools that ask first.
+        confirms: true,
         ..Inbound::default()
     };
     let request = Request::new(inbound.origin.clone(), Input::Chat(inbound));

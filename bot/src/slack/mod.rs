@@ -30,6 +30,7 @@
 //! an event type or block it does not model arrives as its `Unknown`
 //! variant and is ignored, never refused.
 
+pub mod approval;
 pub mod blocks;
 pub mod commands;
 pub mod config;
@@ -338,9 +339,15 @@ async fn interaction(slack: &Slack, event: SlackInteractionEvent) -> Option<Valu
     match event {
         SlackInteractionEvent::BlockActions(actions) => {
             let slack = slack.clone();
-            tokio::spawn(
-                async move { feedback::on_actions(&slack.parts.feedback, &actions).await },
-            );
+            tokio::spawn(async move {
+                feedback::on_actions(&slack.parts.feedback, &actions).await;
+                approval::on_actions(
+                    &slack.parts.intake.pipeline,
+                    &slack.parts.commands,
+                    &actions,
+                )
+                .await;
+            });
             None
         }
         SlackInteractionEvent::ViewSubmission(submitted) => {

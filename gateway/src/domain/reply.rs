@@ -81,6 +81,10 @@ pub enum ReplyEvent {
     /// Switchboard is running a tool for the answer (its name), so that a
     /// front end can say so while the user waits.
     UsingTool(String),
+    /// A tool asks the asker first: the front end shows Approve / Deny for
+    /// this request and hands the click to `Pipeline::approvals`. Sent only
+    /// to front ends that said they can ask (`Inbound::confirms`).
+    Approval(super::ApprovalRequest),
     /// The answer is complete.
     Done(Summary),
     /// The answer failed. If `partial`, some tokens were sent before.

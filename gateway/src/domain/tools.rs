@@ -125,6 +125,17 @@ impl ToolCalls {
     }
 }
 
+/// A tool call waiting for the asker's approval.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApprovalRequest {
+    /// What the answer is given back with (`Pipeline::approvals`).
+    pub id: String,
+    /// The tool.
+    pub tool: String,
+    /// Its arguments, as the model wrote them.
+    pub arguments: String,
+}
+
 /// One call of a tool that Switchboard ran for an answer, as recorded with
 /// the inference (the result itself is in the conversation, as the `tool`
 /// message the model was given).
@@ -147,8 +158,8 @@ pub struct ToolCallRecord {
     /// What went wrong, if it did (told to the model as the result).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
-    /// `approved` or `denied` for a tool that asks first; `None` when no
-    /// one was asked.
+    /// `approved`, `denied` or `timed_out` for a tool that asks first
+    /// (`not_asked` where the front end cannot ask); `None` for the others.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approval: Option<String>,
 }

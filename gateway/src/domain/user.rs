@@ -187,6 +187,10 @@ pub struct Inbound {
     pub images: Vec<Image>,
     /// Whether the platform says this user is an admin.
     pub is_admin: bool,
+    /// Whether the front end shows Approve / Deny for a tool that asks
+    /// first (`ReplyEvent::Approval`); where it cannot, such a tool is not
+    /// run.
+    pub confirms: bool,
 }
 
 #[cfg(test)]

@@ -20,6 +20,7 @@
 //! returns.
 
 mod admit;
+mod approvals;
 pub mod breaker;
 mod cache;
 mod context;
@@ -48,6 +49,7 @@ use crate::registry::{Registry, RegistryError};
 use crate::store::Recorder;
 
 pub use crate::registry::DEFAULT_PROMPT;
+pub use approvals::{ApprovalError, Approvals};
 
 /// A request that passed the name checks and the limits
 /// ([`Pipeline::admit_request`]), waiting for [`Pipeline::start_admitted`].
@@ -168,6 +170,7 @@ struct Inner {
     guards: Guards,
     signals: crate::pipeline::implicit::Signals,
     metrics: Arc<crate::telemetry::metrics::Metrics>,
+    approvals: Approvals,
 }
 
 /// What the resolve and render stages produced.
@@ -217,6 +220,7 @@ impl Pipeline {
                 options,
                 guards,
                 signals: crate::pipeline::implicit::Signals::default(),
+                approvals: Approvals::default(),
                 metrics: {
                     let metrics = crate::telemetry::metrics::Metrics::default();
                     metrics.set_gauge(IN_FLIGHT, &[], 0.0);
@@ -244,6 +248,12 @@ impl Pipeline {
     /// Every target's circuit breaker state, by `provider/model`.
     pub fn circuits(&self) -> BTreeMap<String, breaker::State> {
         self.inner.router.circuits()
+    }
+
+    /// Tool calls waiting for their asker's approval: a front end hands
+    /// clicks on Approve / Deny to [`Approvals::decide`].
+    pub fn approvals(&self) -> &Approvals {
+        &self.inner.approvals
     }
 
     /// The tools prompts may offer, when they are set up.

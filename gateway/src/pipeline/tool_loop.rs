@@ -82,6 +82,11 @@ impl Inner {
             viewer: crate::knowledge::Viewer::of(&request.origin),
             history,
         };
+        let asking = Asking {
+            asker: request.origin.user.clone(),
+            can_ask: matches!(&request.input, Input::Chat(inbound) if inbound.confirms),
+            wait: Duration::from_millis(limits.confirm_timeout_ms),
+        };
         let mut attempts = Vec::new();
         let mut target = None;
         let mut unusable_arguments = 0;
@@ -148,13 +153,13 @@ impl Inner {
                 }
             }
             let outcomes = self
-                .run_calls(toolbox, &offer, &calls, &context, tx, deadline)
+                .run_calls(toolbox, &offer, &calls, &context, &asking, tx, deadline)
                 .await;
             let Some(outcomes) = outcomes else {
                 break Err(Failure::Cancelled);
             };
             let mut failure = None;
-            for (call, outcome) in calls.iter().zip(outcomes) {
+            for (call, (outcome, approval)) in calls.iter().zip(outcomes) {
                 if let Some(ToolError::Arguments { message, .. }) = &outcome.error {
                     unusable_arguments += 1;
                     // Told once; a second time the answer fails, clearly.
@@ -178,11 +183,7 @@ impl Inner {
                     truncated: outcome.truncated,
                     ms: outcome.ms,
                     error: outcome.error.as_ref().map(ToString::to_string),
-                    approval: match &outcome.error {
-                        Some(ToolError::NotApproved { .. }) => Some("denied".into()),
-                        _ if offer.needs_approval(&call.name) => Some("approved".into()),
-                        _ => None,
-                    },
+                    approval: approval.map(str::to_string),
                 });
                 messages.push(ChatMessage::tool_result(call.id.clone(), outcome.text));
             }
@@ -196,16 +197,20 @@ impl Inner {
     }
 
     /// Runs one step's calls, all at once, each in its `execute_tool`
-    /// span; `None` when the caller went away.
+    /// span (a tool that asks first is asked about, and run only when
+    /// approved), with how its approval went; `None` when the caller went
+    /// away.
+    #[allow(clippy::too_many_arguments)]
     async fn run_calls(
         &self,
         toolbox: &Toolbox,
         offer: &Offer,
         calls: &[ToolCall],
         context: &CallContext<'_>,
+        asking: &Asking,
         tx: &mpsc::Sender<ReplyEvent>,
         deadline: Instant,
-    ) -> Option<Vec<ToolOutcome>> {
+    ) -> Option<Vec<(ToolOutcome, Option<&'static str>)>> {
         for call in calls {
             tx.send(ReplyEvent::UsingTool(call.name.clone()))
                 .await
@@ -232,27 +237,15 @@ impl Inner {
             let metrics = self.metrics.clone();
             let capture = self.options.capture_content;
             async move {
-                let outcome = if offer.needs_approval(&call.name) {
-                    // No front end can ask the asker yet: a tool that asks
-                    // first is never run unasked.
-                    ToolOutcome {
-                        text: format!(
-                            "Error: {}",
-                            ToolError::NotApproved {
-                                tool: call.name.clone(),
-                                why: "it needs the asker's approval, which could not be asked for here".into(),
-                            }
-                        ),
-                        error: Some(ToolError::NotApproved {
-                            tool: call.name.clone(),
-                            why: "no way to ask the asker".into(),
-                        }),
-                        bytes: 0,
-                        truncated: false,
-                        ms: 0.0,
-                    }
+                let approval = if offer.needs_approval(&call.name) {
+                    Some(self.approval(call, asking, tx).await)
                 } else {
-                    match tokio::time::timeout(left, toolbox.call(offer, call, context)).await {
+                    None
+                };
+                let outcome = match approval {
+                    Some(how @ ("denied" | "timed_out" | "not_asked")) => refused(call, how),
+                    _ => match tokio::time::timeout(left, toolbox.call(offer, call, context)).await
+                    {
                         Ok(o) => o,
                         Err(_) => {
                             let e = ToolError::Timeout {
@@ -260,14 +253,16 @@ impl Inner {
                                 ms: left.as_millis() as u64,
                             };
                             ToolOutcome {
-                                text: format!("Error: {e} (the answer's [tool_loop] total_timeout_ms)"),
+                                text: format!(
+                                    "Error: {e} (the answer's [tool_loop] total_timeout_ms)"
+                                ),
                                 error: Some(e),
                                 bytes: 0,
                                 truncated: false,
                                 ms: left.as_secs_f64() * 1000.0,
                             }
                         }
-                    }
+                    },
                 };
                 let span = tracing::Span::current();
                 match &outcome.error {
@@ -286,11 +281,69 @@ impl Inner {
                     outcome.error.as_ref().map_or("ok", ToolError::kind),
                     outcome.ms / 1000.0,
                 );
-                outcome
+                (outcome, approval)
             }
             .instrument(span)
         });
         Some(join_all(runs).await)
+    }
+
+    /// Asks the asker about `call` and waits: `approved`, `denied`,
+    /// `timed_out`, or `not_asked` where the front end cannot ask.
+    async fn approval(
+        &self,
+        call: &ToolCall,
+        asking: &Asking,
+        tx: &mpsc::Sender<ReplyEvent>,
+    ) -> &'static str {
+        if !asking.can_ask {
+            return "not_asked";
+        }
+        let (id, answer) = self.approvals.ask(asking.asker.clone());
+        let request = crate::domain::ApprovalRequest {
+            id: id.clone(),
+            tool: call.name.clone(),
+            arguments: call.arguments.clone(),
+        };
+        if tx.send(ReplyEvent::Approval(request)).await.is_err() {
+            self.approvals.forget(&id);
+            return "not_asked";
+        }
+        let how = match tokio::time::timeout(asking.wait, answer).await {
+            Ok(Ok(true)) => "approved",
+            Ok(Ok(false)) => "denied",
+            Ok(Err(_)) | Err(_) => "timed_out",
+        };
+        self.approvals.forget(&id);
+        how
+    }
+}
+
+/// Who is asked about a tool that asks first, whether they can be, and for
+/// how long.
+struct Asking {
+    asker: Option<crate::domain::User>,
+    can_ask: bool,
+    wait: Duration,
+}
+
+/// The result the model gets for a call that was not approved: it never ran.
+fn refused(call: &ToolCall, how: &str) -> ToolOutcome {
+    let why = match how {
+        "denied" => "the asker denied it",
+        "timed_out" => "the asker did not approve it in time",
+        _ => "it needs the asker's approval, which cannot be asked for here",
+    };
+    let e = ToolError::NotApproved {
+        tool: call.name.clone(),
+        why: why.into(),
+    };
+    ToolOutcome {
+        text: format!("Error: {e}"),
+        error: Some(e),
+        bytes: 0,
+        truncated: false,
+        ms: 0.0,
     }
 }
 

@@ -486,7 +486,10 @@ async fn collect(pipeline: &Pipeline, request: Request) -> Outcome {
                 out.retrieval = s.retrieval;
             }
             ReplyEvent::Failed { message, .. } => out.error = Some(message),
-            ReplyEvent::Started { .. } | ReplyEvent::ToolCall(_) | ReplyEvent::UsingTool(_) => {}
+            ReplyEvent::Started { .. }
+            | ReplyEvent::ToolCall(_)
+            | ReplyEvent::UsingTool(_)
+            | ReplyEvent::Approval(_) => {}
         }
     }
     out

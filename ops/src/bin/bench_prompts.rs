@@ -119,6 +119,7 @@ async fn main() -> anyhow::Result<()> {
         attachments: Vec::new(),
         images: Vec::new(),
         is_admin: false,
+        confirms: false,
     };
     let mut request = Request::new(inbound.origin.clone(), Input::Chat(inbound.clone()));
     request

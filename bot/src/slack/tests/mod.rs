@@ -1910,3 +1910,283 @@ async fn a_mention_asking_the_time_in_tokyo_is_answered_through_the_mcp_time_ser
     assert_eq!(runs[0]["name"], "get_current_time");
     assert_eq!(runs[0]["arguments"], r#"{"timezone":"Asia/Tokyo"}"#);
 }
+
+/// The answer's last message: the one with the feedback buttons (the
+/// approval request has buttons of its own).
+fn answered(calls: &[fake_api::Call]) -> Option<&fake_api::Call> {
+    calls.iter().find(|c| {
+        (c.method == "chat.update"
+            || c.method == "chat.postMessage"
+            || c.method == "chat.stopStream")
+            && c.args.to_string().contains("switchboard_feedback")
+    })
+}
+
+fn test_mcp_server() -> (String, String) {
+    let python = std::env::var("SWITCHBOARD_TEST_PYTHON").expect(
+        "SWITCHBOARD_TEST_PYTHON is not set: run the tests with ops/test.sh, which installs the MCP SDK",
+    );
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../gateway/tests/mcp_test_server.py"
+    );
+    (python, script.to_string())
+}
+
+/// A world whose assistant prompt offers the test server's `touch`, a tool
+/// that asks first; `mark` is the file it creates when it runs.
+async fn careful_world(mark: &std::path::Path, confirm_timeout_ms: u64) -> World {
+    let (python, script) = test_mcp_server();
+    let provider = StandIn::start().await;
+    let api = FakeSlack::start().await;
+    let toml = format!(
+        "{}\n[tools.careful]\ncommand = {python:?}\nargs = [{script:?}]\nenv = [\"MARK_FILE\"]\nconfirm = true\n[tool_loop]\nconfirm_timeout_ms = {confirm_timeout_ms}\n",
+        support::one_provider(&provider.url)
+    );
+    let harness = Harness::start(&toml, &[("MARK_FILE", &mark.display().to_string())]).await;
+    let config: SlackConfig = toml::from_str(&format!(
+        "bot_token_env = \"SLACK_BOT_TOKEN\"\nsigning_secret_env = \"SLACK_SIGNING_SECRET\"\napi_base = \"{}\"\nupdates_per_minute = 6000\n",
+        api.url
+    ))
+    .unwrap();
+    let slack = Slack::new(&harness.gateway, config, TOKEN, SECRET, now);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let router = slack.router();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    let (_, mut assistant) = harness
+        .gateway
+        .registry
+        .version(
+            "assistant",
+            &gateway::domain::Selector::Label("production".into()),
+        )
+        .await
+        .expect("the assistant prompt");
+    assistant.tools = vec!["careful.touch".into()];
+    harness
+        .gateway
+        .registry
+        .save(
+            "test",
+            "edit",
+            &assistant,
+            "tools",
+            Some(assistant.version),
+            Some("production"),
+        )
+        .await
+        .expect("saved");
+    provider.then([
+        Reply::tool_call("call_touch", "touch", "{}"),
+        Reply::OpenAiStream(split("Done."), (60, 2)),
+    ]);
+    World {
+        harness,
+        provider,
+        api,
+        url,
+        client: reqwest::Client::new(),
+    }
+}
+
+/// The Approve / Deny message of a tool's request, once posted.
+async fn approval_request(w: &World) -> fake_api::Call {
+    w.api
+        .wait_for("the tool's approval request", |calls| {
+            calls.iter().any(|c| {
+                c.method == "chat.postMessage"
+                    && c.args.to_string().contains(super::blocks::TOOL_APPROVE)
+            })
+        })
+        .await
+        .into_iter()
+        .find(|c| {
+            c.method == "chat.postMessage"
+                && c.args.to_string().contains(super::blocks::TOOL_APPROVE)
+        })
+        .expect("posted")
+}
+
+#[tokio::test]
+async fn a_tool_that_asks_first_runs_only_once_the_asker_approves_in_the_thread() {
+    let dir = tempfile::tempdir().unwrap();
+    let mark = dir.path().join("ran");
+    let w = careful_world(&mark, 5000).await;
+    let r = w
+        .event(&app_mention("Ev0CAREFUL", "<@U0LAN0Z89> touch the file"))
+        .await;
+    assert_eq!(r.status, 200);
+    let request = approval_request(&w).await;
+    assert_eq!(request.args["thread_ts"], "1515449522.000016");
+    let shown = request.args["blocks"][0]["text"]["text"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(shown.contains("*touch* asks to run with:"), "{shown}");
+    let id = request.args["blocks"][1]["elements"][0]["value"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // Someone else's click is refused, privately, and nothing runs.
+    let stranger = block_actions(
+        "U0STRANGER",
+        "C123ABC456",
+        "1.2",
+        super::blocks::TOOL_APPROVE,
+        &id,
+        format!("{}/respond/1", w.api.base),
+    );
+    assert_eq!(w.interaction(&stranger).await.status, 200);
+    let calls = w
+        .api
+        .wait_for("the stranger's answer", |c| {
+            c.iter().any(|c| c.method == "response_url:1")
+        })
+        .await;
+    let told = calls.iter().find(|c| c.method == "response_url:1").unwrap();
+    assert!(
+        told.args["text"]
+            .as_str()
+            .unwrap()
+            .contains("only the person who asked"),
+        "{}",
+        told.args
+    );
+    assert_eq!(told.args["response_type"], "ephemeral");
+    assert!(!mark.exists());
+
+    // The asker approves: the tool runs, and the answer comes.
+    let asker = block_actions(
+        "U123ABC456",
+        "C123ABC456",
+        "1.2",
+        super::blocks::TOOL_APPROVE,
+        &id,
+        format!("{}/respond/2", w.api.base),
+    );
+    assert_eq!(w.interaction(&asker).await.status, 200);
+    let calls = w
+        .api
+        .wait_for("the finished answer", |c| answered(c).is_some())
+        .await;
+    let approved = calls
+        .iter()
+        .find(|c| c.method == "response_url:2")
+        .expect("the request's message is updated");
+    assert_eq!(approved.args["text"], "✅ Approved by <@U123ABC456>.");
+    let last = answered(&calls).unwrap();
+    let row = w
+        .harness
+        .row(&button_value(last, "switchboard_thumbs_up"))
+        .await;
+    assert!(
+        mark.exists(),
+        "the approved tool ran: {:?} {:?}",
+        row.tool_calls,
+        row.messages
+    );
+    let runs: Value = serde_json::from_str(row.tool_calls.as_deref().unwrap()).unwrap();
+    assert_eq!(runs[0]["approval"], "approved");
+}
+
+#[tokio::test]
+async fn a_denied_tool_is_never_run_and_the_model_is_told() {
+    let dir = tempfile::tempdir().unwrap();
+    let mark = dir.path().join("ran");
+    let w = careful_world(&mark, 5000).await;
+    w.event(&app_mention("Ev0DENY", "<@U0LAN0Z89> touch the file"))
+        .await;
+    let request = approval_request(&w).await;
+    let id = request.args["blocks"][1]["elements"][1]["value"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let deny = block_actions(
+        "U123ABC456",
+        "C123ABC456",
+        "1.2",
+        super::blocks::TOOL_DENY,
+        &id,
+        format!("{}/respond/3", w.api.base),
+    );
+    w.interaction(&deny).await;
+    let calls = w
+        .api
+        .wait_for("the finished answer", |c| answered(c).is_some())
+        .await;
+    assert!(!mark.exists(), "a denied tool never runs");
+    let denied = calls.iter().find(|c| c.method == "response_url:3").unwrap();
+    assert_eq!(denied.args["text"], "🚫 Denied by <@U123ABC456>.");
+    let told = &w.provider.received()[1].body;
+    let result = told["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["role"] == "tool")
+        .unwrap();
+    assert!(
+        result["content"]
+            .as_str()
+            .unwrap()
+            .contains("the asker denied it"),
+        "{result}"
+    );
+    // A second click changes nothing.
+    let again = block_actions(
+        "U123ABC456",
+        "C123ABC456",
+        "1.2",
+        super::blocks::TOOL_APPROVE,
+        &id,
+        format!("{}/respond/4", w.api.base),
+    );
+    w.interaction(&again).await;
+    let calls = w
+        .api
+        .wait_for("the late click's answer", |c| {
+            c.iter().any(|c| c.method == "response_url:4")
+        })
+        .await;
+    let late = calls.iter().find(|c| c.method == "response_url:4").unwrap();
+    assert!(
+        late.args["text"]
+            .as_str()
+            .unwrap()
+            .contains("no longer waiting"),
+        "{}",
+        late.args
+    );
+    assert!(!mark.exists());
+}
+
+#[tokio::test]
+async fn an_unanswered_approval_times_out_as_denied() {
+    let dir = tempfile::tempdir().unwrap();
+    let mark = dir.path().join("ran");
+    let w = careful_world(&mark, 300).await;
+    w.event(&app_mention("Ev0SILENT", "<@U0LAN0Z89> touch the file"))
+        .await;
+    approval_request(&w).await;
+    w.api
+        .wait_for("the finished answer", |c| answered(c).is_some())
+        .await;
+    assert!(!mark.exists(), "no answer is no approval");
+    let told = &w.provider.received()[1].body;
+    let result = told["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["role"] == "tool")
+        .unwrap();
+    assert!(
+        result["content"]
+            .as_str()
+            .unwrap()
+            .contains("did not approve it in time"),
+        "{result}"
+    );
+}

@@ -409,7 +409,10 @@ pub(crate) async fn chat_completions(
     while let Some(event) = reply.next_event().await {
         match event {
             ReplyEvent::Token(t) => text.push_str(&t),
-            ReplyEvent::Started { .. } | ReplyEvent::ToolCall(_) | ReplyEvent::UsingTool(_) => {}
+            ReplyEvent::Started { .. }
+            | ReplyEvent::ToolCall(_)
+            | ReplyEvent::UsingTool(_)
+            | ReplyEvent::Approval(_) => {}
             ReplyEvent::Done(summary) => {
                 let u = summary.usage.unwrap_or_default();
                 let body = Completion {
@@ -641,7 +644,9 @@ fn sse_body(
             loop {
                 let event = reply.next_event().await?;
                 let bytes = match event {
-                    ReplyEvent::Started { .. } | ReplyEvent::UsingTool(_) => continue,
+                    ReplyEvent::Started { .. }
+                    | ReplyEvent::UsingTool(_)
+                    | ReplyEvent::Approval(_) => continue,
                     ReplyEvent::Token(t) => meta.chunk(json!({"content": t}), None, include_usage),
                     ReplyEvent::ToolCall(d) => meta.chunk(tool_call_delta(&d), None, include_usage),
                     ReplyEvent::Done(summary) => {

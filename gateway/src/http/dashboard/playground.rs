@@ -210,7 +210,10 @@ async fn answer(
             ReplyEvent::Failed { message, .. } => {
                 return Err(format!("the model failed: {message}"));
             }
-            ReplyEvent::Started { .. } | ReplyEvent::ToolCall(_) | ReplyEvent::UsingTool(_) => {}
+            ReplyEvent::Started { .. }
+            | ReplyEvent::ToolCall(_)
+            | ReplyEvent::UsingTool(_)
+            | ReplyEvent::Approval(_) => {}
         }
     }
     Err("the answer stopped without an end".into())

@@ -56,8 +56,10 @@ impl Admin {
                     return Ok(output);
                 }
                 ReplyEvent::Failed { message, .. } => return Err(AdminError::Test(message)),
-                ReplyEvent::Started { .. } | ReplyEvent::ToolCall(_) | ReplyEvent::UsingTool(_) => {
-                }
+                ReplyEvent::Started { .. }
+                | ReplyEvent::ToolCall(_)
+                | ReplyEvent::UsingTool(_)
+                | ReplyEvent::Approval(_) => {}
             }
         }
         Err(AdminError::Test("the answer stopped without an end".into()))
