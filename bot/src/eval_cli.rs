@@ -58,6 +58,11 @@ pub struct EvalArgs {
     /// Examples replayed at once (rate limits still apply).
     #[arg(long, default_value_t = 4)]
     concurrency: usize,
+    /// Answer the versions' tool calls with the results each logged answer
+    /// got, instead of running the tools again (a call the logged answer did
+    /// not make gets an error result; nothing runs).
+    #[arg(long)]
+    replay_tools: bool,
     /// Fail (exit non-zero) when the candidate's win rate is below this.
     #[arg(long, default_value_t = 0.5)]
     min_win_rate: f64,
@@ -294,6 +299,7 @@ async fn evaluate(
         rubric: args.rubric.clone(),
         checks: args.checks.clone(),
         concurrency: args.concurrency,
+        replay_tools: args.replay_tools,
     };
     let progress = Progress::new();
     let report = gateway::promptops::eval::run(&app.pipeline, &config, examples, |done, total| {

@@ -881,3 +881,104 @@ async fn search_knowledge_searches_as_the_asker_and_thread_history_gives_earlier
         "{history}"
     );
 }
+
+#[tokio::test]
+async fn eval_replays_tool_calls_with_recorded_results_or_runs_the_tools_again() {
+    use gateway::promptops::eval::{Arm, EvalConfig, examples_from_log, run};
+    let provider = StandIn::start().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mark = dir.path().join("ran");
+    let h = Harness::start(
+        &tools_config(&provider.url, ""),
+        &[("MARK_FILE", &mark.display().to_string())],
+    )
+    .await;
+    tool_prompt(&h, "toucher", &["faults.touch", "faults.env"]).await;
+    // The logged answer: it ran `touch` (which wrote the mark).
+    provider.then([
+        Reply::tool_call("call_1", "touch", "{}"),
+        Reply::OpenAiJson("Touched.".into(), (50, 2)),
+    ]);
+    let a = h.chat(ask_prompt("toucher", "touch it", false)).await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert!(mark.exists());
+    h.row(&a.inference_id()).await;
+    std::fs::remove_file(&mark).expect("remove the mark");
+
+    let examples = || async {
+        examples_from_log(
+            h.gateway
+                .store
+                .dataset(&gateway::store::DatasetFilter {
+                    prompt: Some("toucher".into()),
+                    ..Default::default()
+                })
+                .await
+                .expect("dataset"),
+        )
+    };
+    let logged = examples().await;
+    assert_eq!(logged.len(), 1);
+    // The replay starts from the question, not from the logged tool steps.
+    assert_eq!(
+        logged[0].messages.last().map(|m| m.content.as_str()),
+        Some("touch it")
+    );
+    assert_eq!(logged[0].tool_results.len(), 1);
+    let arm = || Arm {
+        version: gateway::domain::Selector::parse("1"),
+        model: None,
+    };
+    let config = |replay_tools| EvalConfig {
+        prompt: "toucher".into(),
+        candidate: arm(),
+        baseline: arm(),
+        judge: None,
+        rubric: None,
+        checks: Vec::new(),
+        concurrency: 1,
+        replay_tools,
+    };
+    // With the recorded results: both sides get "touched" back, one asks
+    // for a tool the logged answer never called, and nothing runs.
+    provider.then([
+        Reply::tool_call("call_2", "touch", "{}"),
+        Reply::OpenAiJson("Touched.".into(), (50, 2)),
+        Reply::tool_call("call_3", "env", r#"{"name":"HOME"}"#),
+        Reply::OpenAiJson("No record.".into(), (50, 2)),
+    ]);
+    let report = run(
+        &h.gateway.pipeline,
+        &config(true),
+        examples().await,
+        |_, _| {},
+    )
+    .await
+    .expect("eval");
+    assert_eq!(report.rows.len(), 1);
+    let received = provider.received();
+    assert_eq!(tool_results(&received[3].body)[0].1, "touched");
+    assert!(
+        tool_results(&received[5].body)[0]
+            .1
+            .contains("the logged answer has no result for this call"),
+        "{:?}",
+        tool_results(&received[5].body)
+    );
+    assert!(!mark.exists(), "--replay-tools runs nothing");
+    // Without: the tools run again.
+    provider.then([
+        Reply::tool_call("call_4", "touch", "{}"),
+        Reply::OpenAiJson("Touched.".into(), (50, 2)),
+        Reply::OpenAiJson("Touched without tools.".into(), (50, 2)),
+    ]);
+    run(
+        &h.gateway.pipeline,
+        &config(false),
+        examples().await,
+        |_, _| {},
+    )
+    .await
+    .expect("eval");
+    assert!(mark.exists(), "without --replay-tools the tool runs again");
+}

@@ -26,7 +26,7 @@ pub use reply::{ReplyEvent, ReplyStream, Summary};
 pub use request::{CacheControl, Input, Purpose, Request, Selector, TTL_HEADER};
 pub use time::{Utc, now_ms};
 pub use tools::{
-    ApprovalRequest, ToolCall, ToolCallDelta, ToolCallRecord, ToolCalls, ToolChoice, ToolSpec,
-    empty_object_schema,
+    ApprovalRequest, RecordedToolResult, ToolCall, ToolCallDelta, ToolCallRecord, ToolCalls,
+    ToolChoice, ToolSpec, empty_object_schema,
 };
 pub use user::{Inbound, Origin, User};

@@ -80,6 +80,10 @@ pub struct Request {
     /// An alias that answers instead of the prompt's own model (an
     /// evaluation comparing models); `None` keeps the prompt's.
     pub model: Option<String>,
+    /// Replaying a logged answer with its tools' recorded results: the
+    /// prompt's tool calls are answered from these, and no tool runs
+    /// (`switchboard eval --replay-tools`). `None`: tools run.
+    pub replay_tools: Option<std::sync::Arc<Vec<super::RecordedToolResult>>>,
 }
 
 impl Request {
@@ -104,6 +108,7 @@ impl Request {
             purpose: Purpose::Live,
             cache: CacheControl::default(),
             model: None,
+            replay_tools: None,
         }
     }
 }

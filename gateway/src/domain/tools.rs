@@ -125,6 +125,18 @@ impl ToolCalls {
     }
 }
 
+/// A tool's result as a logged answer got it, for replaying the answer
+/// without running the tool again (`switchboard eval --replay-tools`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordedToolResult {
+    /// The tool.
+    pub name: String,
+    /// The arguments it was called with.
+    pub arguments: String,
+    /// What it returned (as the model was given it).
+    pub result: String,
+}
+
 /// A tool call waiting for the asker's approval.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApprovalRequest {

@@ -82,6 +82,9 @@ impl Inner {
             viewer: crate::knowledge::Viewer::of(&request.origin),
             history,
         };
+        let mut replay = request.replay_tools.as_deref().map(|r| Replay {
+            left: r.iter().map(|t| Some(t.clone())).collect(),
+        });
         let asking = Asking {
             asker: request.origin.user.clone(),
             can_ask: matches!(&request.input, Input::Chat(inbound) if inbound.confirms),
@@ -152,9 +155,18 @@ impl Inner {
                     break Err(Failure::Cancelled);
                 }
             }
-            let outcomes = self
-                .run_calls(toolbox, &offer, &calls, &context, &asking, tx, deadline)
-                .await;
+            let outcomes = match &mut replay {
+                Some(replay) => Some(
+                    calls
+                        .iter()
+                        .map(|c| (replay.answer(c, &offer), None))
+                        .collect(),
+                ),
+                None => {
+                    self.run_calls(toolbox, &offer, &calls, &context, &asking, tx, deadline)
+                        .await
+                }
+            };
             let Some(outcomes) = outcomes else {
                 break Err(Failure::Cancelled);
             };
@@ -316,6 +328,73 @@ impl Inner {
         };
         self.approvals.forget(&id);
         how
+    }
+}
+
+/// A logged answer's tool results, given out once each to the replay's
+/// calls (`switchboard eval --replay-tools`): nothing runs.
+struct Replay {
+    left: Vec<Option<crate::domain::RecordedToolResult>>,
+}
+
+impl Replay {
+    /// The recorded result for `call`: the one with its tool and the same
+    /// arguments (as JSON), else the next one of its tool; else an error
+    /// result saying the logged answer made no such call.
+    fn answer(&mut self, call: &ToolCall, offer: &Offer) -> ToolOutcome {
+        let same = |a: &str, b: &str| match (
+            serde_json::from_str::<serde_json::Value>(a),
+            serde_json::from_str::<serde_json::Value>(b),
+        ) {
+            (Ok(x), Ok(y)) => x == y,
+            _ => a.trim() == b.trim(),
+        };
+        let found = self
+            .left
+            .iter()
+            .position(|r| {
+                r.as_ref()
+                    .is_some_and(|r| r.name == call.name && same(&r.arguments, &call.arguments))
+            })
+            .or_else(|| {
+                self.left
+                    .iter()
+                    .position(|r| r.as_ref().is_some_and(|r| r.name == call.name))
+            });
+        match found.and_then(|i| self.left[i].take()) {
+            Some(r) => ToolOutcome {
+                bytes: r.result.len() as u64,
+                text: r.result,
+                error: None,
+                truncated: false,
+                ms: 0.0,
+            },
+            None => {
+                let e = if offer.offers(&call.name) {
+                    ToolError::Unavailable {
+                        server: call.name.clone(),
+                        reason: "replaying with recorded results (--replay-tools), and the logged answer has no result for this call".into(),
+                    }
+                } else {
+                    ToolError::Unknown {
+                        name: call.name.clone(),
+                        known: offer
+                            .specs
+                            .iter()
+                            .map(|s| s.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                    }
+                };
+                ToolOutcome {
+                    text: format!("Error: {e}"),
+                    error: Some(e),
+                    bytes: 0,
+                    truncated: false,
+                    ms: 0.0,
+                }
+            }
+        }
     }
 }
 

@@ -42,6 +42,9 @@ pub struct EvalConfig {
     pub checks: Vec<Check>,
     /// Examples replayed at once.
     pub concurrency: usize,
+    /// Answer the versions' tool calls with each logged answer's recorded
+    /// results instead of running the tools (`--replay-tools`).
+    pub replay_tools: bool,
 }
 
 /// One side of the comparison: a prompt version, answered by the
@@ -71,6 +74,8 @@ pub struct EvalExample {
     pub id: String,
     /// The turns.
     pub messages: Vec<ChatMessage>,
+    /// The results of the tools the logged answer ran, for `--replay-tools`.
+    pub tool_results: Vec<crate::domain::RecordedToolResult>,
 }
 
 /// Why an evaluation could not run.
@@ -118,18 +123,25 @@ pub fn examples_from_log(examples: Vec<Example>) -> Vec<EvalExample> {
     examples
         .into_iter()
         .filter_map(|e| {
-            let messages: Vec<ChatMessage> = e
+            let mut messages: Vec<ChatMessage> = e
                 .input
                 .into_iter()
                 .filter_map(|(role, content)| match Role::parse(&role) {
-                    Some(Role::System) | None => None,
+                    // Tool results belong to the logged answer's own calls;
+                    // the replay decides on its own.
+                    Some(Role::System | Role::Tool) | None => None,
                     Some(role) => Some(ChatMessage::new(role, content)),
                 })
                 .collect();
-            messages
-                .iter()
-                .any(|m| m.role == Role::User)
-                .then_some(EvalExample { id: e.id, messages })
+            // The turns after the question were the logged answer's tool
+            // steps: the replay starts from the question.
+            let question = messages.iter().rposition(|m| m.role == Role::User)?;
+            messages.truncate(question + 1);
+            Some(EvalExample {
+                id: e.id,
+                messages,
+                tool_results: e.tool_results,
+            })
         })
         .collect()
 }
@@ -154,6 +166,7 @@ pub fn examples_from_jsonl(
             Ok((id, messages)) => out.push(EvalExample {
                 id: id.unwrap_or_else(|| format!("{source}:{number}")),
                 messages,
+                tool_results: Vec::new(),
             }),
             Err(message) if stop_on_bad => {
                 return Err(EvalError::BadLine {
@@ -332,11 +345,15 @@ async fn evaluate(pipeline: &Pipeline, config: &EvalConfig, example: EvalExample
         .rev()
         .find(|m| m.role == Role::User)
         .map_or(String::new(), |m| m.content.clone());
+    let recorded = config
+        .replay_tools
+        .then(|| std::sync::Arc::new(example.tool_results.clone()));
     let mut candidate = answer(
         pipeline,
         &config.prompt,
         &config.candidate,
         &example.messages,
+        recorded.clone(),
     )
     .await;
     let mut baseline = answer(
@@ -344,6 +361,7 @@ async fn evaluate(pipeline: &Pipeline, config: &EvalConfig, example: EvalExample
         &config.prompt,
         &config.baseline,
         &example.messages,
+        recorded,
     )
     .await;
     let both = candidate.error.is_none() && baseline.error.is_none();
@@ -425,7 +443,13 @@ async fn documents(pipeline: &Pipeline, outcome: &Outcome) -> Option<(String, &'
 }
 
 /// One replay through a prompt version, recorded as a test.
-async fn answer(pipeline: &Pipeline, prompt: &str, arm: &Arm, messages: &[ChatMessage]) -> Outcome {
+async fn answer(
+    pipeline: &Pipeline,
+    prompt: &str,
+    arm: &Arm,
+    messages: &[ChatMessage],
+    replay_tools: Option<std::sync::Arc<Vec<crate::domain::RecordedToolResult>>>,
+) -> Outcome {
     let mut request = Request::new(
         Origin {
             platform: "eval".into(),
@@ -440,6 +464,7 @@ async fn answer(pipeline: &Pipeline, prompt: &str, arm: &Arm, messages: &[ChatMe
     );
     request.purpose = Purpose::Test;
     request.model = arm.model.clone();
+    request.replay_tools = replay_tools;
     collect(pipeline, request).await
 }
 

@@ -64,6 +64,9 @@ pub struct Example {
     pub input: Vec<(String, String)>,
     /// The answer.
     pub output: Option<String>,
+    /// The results of the tools Switchboard ran for the answer, as the
+    /// model was given them.
+    pub tool_results: Vec<crate::domain::RecordedToolResult>,
     /// The mean of the current thumbs votes (1 up, 0 down), if any.
     pub thumbs: Option<f64>,
 }
@@ -135,9 +138,9 @@ impl Store {
             let id: String = r.try_get(0)?;
             let mut input = Vec::new();
             let mut output = None;
-            for (direction, role, content) in
-                super::ingest::parse_messages(&id, &r.try_get::<String, _>(13)?)?
-            {
+            let stored: String = r.try_get(13)?;
+            let tool_results = super::ingest::parse_tool_results(&id, &stored)?;
+            for (direction, role, content) in super::ingest::parse_messages(&id, &stored)? {
                 if direction == "output" {
                     output = Some(content);
                 } else {
@@ -160,6 +163,7 @@ impl Store {
                 cost_usd: r.try_get(11)?,
                 input,
                 output,
+                tool_results,
                 thumbs: r.try_get(12)?,
             });
         }

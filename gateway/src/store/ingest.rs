@@ -152,6 +152,39 @@ struct StoredMessage {
     direction: String,
     role: String,
     content: String,
+    #[serde(default)]
+    tool_calls: Vec<crate::domain::ToolCall>,
+    #[serde(default)]
+    tool_call_id: Option<String>,
+}
+
+/// The tool results in the messages stored with inference `id`: each call
+/// an assistant message made, with the `tool` message that answered it.
+pub(super) fn parse_tool_results(
+    id: &str,
+    text: &str,
+) -> Result<Vec<crate::domain::RecordedToolResult>, StoreError> {
+    let list =
+        serde_json::from_str::<Vec<StoredMessage>>(text).map_err(|e| StoreError::Messages {
+            id: id.to_string(),
+            reason: e.to_string(),
+        })?;
+    let mut out = Vec::new();
+    for m in &list {
+        for call in &m.tool_calls {
+            if let Some(answer) = list
+                .iter()
+                .find(|r| r.role == "tool" && r.tool_call_id.as_deref() == Some(call.id.as_str()))
+            {
+                out.push(crate::domain::RecordedToolResult {
+                    name: call.name.clone(),
+                    arguments: call.arguments.clone(),
+                    result: answer.content.clone(),
+                });
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// Reads the messages stored with inference `id`: (direction, role, content).

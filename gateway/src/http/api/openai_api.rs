@@ -337,6 +337,7 @@ pub(crate) async fn chat_completions(
         purpose: Purpose::Live,
         cache,
         model: None,
+        replay_tools: None,
     };
     let mut reply = match state.pipeline.start(pipeline_request).await {
         Ok(r) => r,

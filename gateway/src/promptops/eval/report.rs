@@ -527,6 +527,7 @@ mod tests {
             rubric: None,
             checks: Vec::new(),
             concurrency: 1,
+            replay_tools: false,
         }
     }
 
