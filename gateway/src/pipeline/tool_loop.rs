@@ -264,15 +264,10 @@ impl Inner {
                                 tool: call.name.clone(),
                                 ms: left.as_millis() as u64,
                             };
-                            ToolOutcome {
-                                text: format!(
-                                    "Error: {e} (the answer's [tool_loop] total_timeout_ms)"
-                                ),
-                                error: Some(e),
-                                bytes: 0,
-                                truncated: false,
-                                ms: left.as_secs_f64() * 1000.0,
-                            }
+                            let mut o = ToolOutcome::failed(e, left.as_secs_f64() * 1000.0);
+                            o.text
+                                .push_str(" (the answer's [tool_loop] total_timeout_ms)");
+                            o
                         }
                     },
                 };
@@ -376,23 +371,9 @@ impl Replay {
                         reason: "replaying with recorded results (--replay-tools), and the logged answer has no result for this call".into(),
                     }
                 } else {
-                    ToolError::Unknown {
-                        name: call.name.clone(),
-                        known: offer
-                            .specs
-                            .iter()
-                            .map(|s| s.name.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", "),
-                    }
+                    offer.unknown(&call.name)
                 };
-                ToolOutcome {
-                    text: format!("Error: {e}"),
-                    error: Some(e),
-                    bytes: 0,
-                    truncated: false,
-                    ms: 0.0,
-                }
+                ToolOutcome::failed(e, 0.0)
             }
         }
     }
@@ -417,13 +398,7 @@ fn refused(call: &ToolCall, how: &str) -> ToolOutcome {
         tool: call.name.clone(),
         why: why.into(),
     };
-    ToolOutcome {
-        text: format!("Error: {e}"),
-        error: Some(e),
-        bytes: 0,
-        truncated: false,
-        ms: 0.0,
-    }
+    ToolOutcome::failed(e, 0.0)
 }
 
 /// Adds a system note for the model after the prompt's own system

@@ -122,6 +122,43 @@ impl<'q> serde::ser::SerializeStruct for &mut Binder<'_, 'q> {
     }
 }
 
+/// The compound shapes no column takes (lists, tuples, maps, enums with
+/// fields), refused the same way by the row's and the field's serializer.
+macro_rules! refuse_compound {
+    ($list:literal, $map:literal) => {
+        fn serialize_seq(self, _: Option<usize>) -> Result<No, BindError> {
+            not_a_column($list)
+        }
+        fn serialize_tuple(self, _: usize) -> Result<No, BindError> {
+            not_a_column("a tuple")
+        }
+        fn serialize_tuple_struct(self, _: &'static str, _: usize) -> Result<No, BindError> {
+            not_a_column("a tuple")
+        }
+        fn serialize_tuple_variant(
+            self,
+            _: &'static str,
+            _: u32,
+            _: &'static str,
+            _: usize,
+        ) -> Result<No, BindError> {
+            not_a_column("a tuple")
+        }
+        fn serialize_map(self, _: Option<usize>) -> Result<No, BindError> {
+            not_a_column($map)
+        }
+        fn serialize_struct_variant(
+            self,
+            _: &'static str,
+            _: u32,
+            _: &'static str,
+            _: usize,
+        ) -> Result<No, BindError> {
+            not_a_column("an enum with data")
+        }
+    };
+}
+
 /// The row itself: a struct.
 impl<'b, 'c, 'q> serde::Serializer for &'b mut Binder<'c, 'q> {
     type Ok = ();
@@ -191,36 +228,7 @@ impl<'b, 'c, 'q> serde::Serializer for &'b mut Binder<'c, 'q> {
     ) -> Result<(), BindError> {
         not_a_column("a value")
     }
-    fn serialize_seq(self, _: Option<usize>) -> Result<No, BindError> {
-        not_a_column("a list")
-    }
-    fn serialize_tuple(self, _: usize) -> Result<No, BindError> {
-        not_a_column("a tuple")
-    }
-    fn serialize_tuple_struct(self, _: &'static str, _: usize) -> Result<No, BindError> {
-        not_a_column("a tuple")
-    }
-    fn serialize_tuple_variant(
-        self,
-        _: &'static str,
-        _: u32,
-        _: &'static str,
-        _: usize,
-    ) -> Result<No, BindError> {
-        not_a_column("a tuple")
-    }
-    fn serialize_map(self, _: Option<usize>) -> Result<No, BindError> {
-        not_a_column("a map")
-    }
-    fn serialize_struct_variant(
-        self,
-        _: &'static str,
-        _: u32,
-        _: &'static str,
-        _: usize,
-    ) -> Result<No, BindError> {
-        not_a_column("an enum")
-    }
+    refuse_compound!("a list", "a map");
     fn serialize_i8(self, _: i8) -> Result<(), BindError> {
         not_a_column("a value")
     }
@@ -348,38 +356,12 @@ impl serde::Serializer for Field<'_, '_, '_> {
     ) -> Result<(), BindError> {
         not_a_column("an enum with data")
     }
-    fn serialize_seq(self, _: Option<usize>) -> Result<No, BindError> {
-        not_a_column("a list (give it as JSON text)")
-    }
-    fn serialize_tuple(self, _: usize) -> Result<No, BindError> {
-        not_a_column("a tuple")
-    }
-    fn serialize_tuple_struct(self, _: &'static str, _: usize) -> Result<No, BindError> {
-        not_a_column("a tuple")
-    }
-    fn serialize_tuple_variant(
-        self,
-        _: &'static str,
-        _: u32,
-        _: &'static str,
-        _: usize,
-    ) -> Result<No, BindError> {
-        not_a_column("a tuple")
-    }
-    fn serialize_map(self, _: Option<usize>) -> Result<No, BindError> {
-        not_a_column("a map (give it as JSON text)")
-    }
+    refuse_compound!(
+        "a list (give it as JSON text)",
+        "a map (give it as JSON text)"
+    );
     fn serialize_struct(self, _: &'static str, _: usize) -> Result<No, BindError> {
         not_a_column("a struct (give it as JSON text)")
-    }
-    fn serialize_struct_variant(
-        self,
-        _: &'static str,
-        _: u32,
-        _: &'static str,
-        _: usize,
-    ) -> Result<No, BindError> {
-        not_a_column("an enum with data")
     }
 }
 

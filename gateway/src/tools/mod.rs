@@ -124,6 +124,19 @@ impl Offer {
         self.routes.contains_key(name)
     }
 
+    /// The error for a call of `name`, which was not offered.
+    pub fn unknown(&self, name: &str) -> ToolError {
+        ToolError::Unknown {
+            name: name.to_string(),
+            known: self
+                .specs
+                .iter()
+                .map(|s| s.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+        }
+    }
+
     /// Whether a call of `name` must be approved by the asker first.
     pub fn needs_approval(&self, name: &str) -> bool {
         matches!(self.routes.get(name), Some(Route::Mcp { server, .. }) if server.config.confirm)
@@ -153,6 +166,19 @@ pub struct ToolOutcome {
     pub truncated: bool,
     /// How long it took.
     pub ms: f64,
+}
+
+impl ToolOutcome {
+    /// A call that gave no result: the model is given the error.
+    pub fn failed(error: ToolError, ms: f64) -> ToolOutcome {
+        ToolOutcome {
+            text: format!("Error: {error}"),
+            error: Some(error),
+            bytes: 0,
+            truncated: false,
+            ms,
+        }
+    }
 }
 
 /// Every tool this process can run. Cheap to clone.
@@ -311,13 +337,7 @@ impl Toolbox {
                     ms,
                 }
             }
-            Err(e) => ToolOutcome {
-                text: format!("Error: {e}"),
-                bytes: 0,
-                truncated: false,
-                ms,
-                error: Some(e),
-            },
+            Err(e) => ToolOutcome::failed(e, ms),
         }
     }
 
@@ -330,15 +350,7 @@ impl Toolbox {
         let route = offer
             .routes
             .get(&call.name)
-            .ok_or_else(|| ToolError::Unknown {
-                name: call.name.clone(),
-                known: offer
-                    .specs
-                    .iter()
-                    .map(|s| s.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            })?;
+            .ok_or_else(|| offer.unknown(&call.name))?;
         let arguments = parse_arguments(call)?;
         match route {
             Route::Builtin(b) => {

@@ -33,52 +33,43 @@ pub(super) fn completion(text: &str, (input, output): (u64, u64), model: &str) -
 
 /// OpenAI's chunks, exactly as its API sends them with include_usage.
 pub(super) fn events(pieces: &[String], usage: Option<(u64, u64)>, model: &str) -> Vec<String> {
-    let chunk = |delta: Value, finish: Value| {
-        format!(
-            "data: {}\n\n",
-            json!({
-                "id": "chatcmpl-B9MBs8CjcvOU2jLn4n570S5qMJKcT",
-                "object": "chat.completion.chunk",
-                "created": 1741569952,
-                "model": model,
-                "service_tier": "default",
-                "system_fingerprint": "fp_06737a9306",
-                "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}],
-                "usage": null
-            })
-        )
-    };
     let mut out = vec![chunk(
+        model,
         json!({"role": "assistant", "content": "", "refusal": null}),
         Value::Null,
     )];
     out.extend(
         pieces
             .iter()
-            .map(|p| chunk(json!({"content": p}), Value::Null)),
+            .map(|p| chunk(model, json!({"content": p}), Value::Null)),
     );
-    if let Some((input, output)) = usage {
-        out.push(chunk(json!({}), json!("stop")));
-        out.push(format!(
-            "data: {}\n\n",
-            json!({
-                "id": "chatcmpl-B9MBs8CjcvOU2jLn4n570S5qMJKcT",
-                "object": "chat.completion.chunk",
-                "created": 1741569952,
-                "model": model,
-                "service_tier": "default",
-                "system_fingerprint": "fp_06737a9306",
-                "choices": [],
-                "usage": {
-                    "prompt_tokens": input, "completion_tokens": output, "total_tokens": input + output,
-                    "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
-                    "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0, "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0}
-                }
-            })
-        ));
+    if let Some(usage) = usage {
+        out.push(chunk(model, json!({}), json!("stop")));
+        out.push(usage_chunk(model, usage));
         out.push("data: [DONE]\n\n".to_string());
     }
     out
+}
+
+/// The chunk with the usage that ends a stream asked with include_usage.
+fn usage_chunk(model: &str, (input, output): (u64, u64)) -> String {
+    format!(
+        "data: {}\n\n",
+        json!({
+            "id": "chatcmpl-B9MBs8CjcvOU2jLn4n570S5qMJKcT",
+            "object": "chat.completion.chunk",
+            "created": 1741569952,
+            "model": model,
+            "service_tier": "default",
+            "system_fingerprint": "fp_06737a9306",
+            "choices": [],
+            "usage": {
+                "prompt_tokens": input, "completion_tokens": output, "total_tokens": input + output,
+                "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+                "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0, "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0}
+            }
+        })
+    )
 }
 
 /// OpenAI's error body.
@@ -110,7 +101,7 @@ fn chunk(model: &str, delta: Value, finish: Value) -> String {
 pub(super) fn tool_call_events(
     text: &str,
     calls: &[ScriptedCall],
-    (input, output): (u64, u64),
+    usage: (u64, u64),
     model: &str,
 ) -> Vec<String> {
     let mut out = Vec::new();
@@ -153,23 +144,7 @@ pub(super) fn tool_call_events(
         }));
     }
     out.push(chunk(model, json!({}), json!("tool_calls")));
-    out.push(format!(
-        "data: {}\n\n",
-        json!({
-            "id": "chatcmpl-B9MBs8CjcvOU2jLn4n570S5qMJKcT",
-            "object": "chat.completion.chunk",
-            "created": 1741569952,
-            "model": model,
-            "service_tier": "default",
-            "system_fingerprint": "fp_06737a9306",
-            "choices": [],
-            "usage": {
-                "prompt_tokens": input, "completion_tokens": output, "total_tokens": input + output,
-                "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
-                "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0, "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0}
-            }
-        })
-    ));
+    out.push(usage_chunk(model, usage));
     out.push("data: [DONE]\n\n".to_string());
     out
 }

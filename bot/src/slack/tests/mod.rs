@@ -1992,6 +1992,30 @@ async fn careful_world(mark: &std::path::Path, confirm_timeout_ms: u64) -> World
     }
 }
 
+/// `user` clicks `action` on approval request `id`; what the click's
+/// `response_url` (number `n`) was answered with.
+async fn click(w: &World, user: &str, action: &str, id: &str, n: u32) -> Value {
+    let payload = block_actions(
+        user,
+        "C123ABC456",
+        "1.2",
+        action,
+        id,
+        format!("{}/respond/{n}", w.api.base),
+    );
+    assert_eq!(w.interaction(&payload).await.status, 200);
+    let method = format!("response_url:{n}");
+    w.api
+        .wait_for("the click's answer", |c| {
+            c.iter().any(|c| c.method == method)
+        })
+        .await
+        .into_iter()
+        .find(|c| c.method == method)
+        .map(|c| c.args)
+        .expect("answered")
+}
+
 /// The Approve / Deny message of a tool's request, once posted.
 async fn approval_request(w: &World) -> fake_api::Call {
     w.api
@@ -2032,63 +2056,30 @@ async fn a_tool_that_asks_first_runs_only_once_the_asker_approves_in_the_thread(
         .to_string();
 
     // Someone else's click is refused, privately, and nothing runs.
-    let stranger = block_actions(
-        "U0STRANGER",
-        "C123ABC456",
-        "1.2",
-        super::blocks::TOOL_APPROVE,
-        &id,
-        format!("{}/respond/1", w.api.base),
-    );
-    assert_eq!(w.interaction(&stranger).await.status, 200);
-    let calls = w
-        .api
-        .wait_for("the stranger's answer", |c| {
-            c.iter().any(|c| c.method == "response_url:1")
-        })
-        .await;
-    let told = calls.iter().find(|c| c.method == "response_url:1").unwrap();
+    let told = click(&w, "U0STRANGER", super::blocks::TOOL_APPROVE, &id, 1).await;
     assert!(
-        told.args["text"]
+        told["text"]
             .as_str()
             .unwrap()
             .contains("only the person who asked"),
-        "{}",
-        told.args
+        "{told}"
     );
-    assert_eq!(told.args["response_type"], "ephemeral");
+    assert_eq!(told["response_type"], "ephemeral");
     assert!(!mark.exists());
 
     // The asker approves: the tool runs, and the answer comes.
-    let asker = block_actions(
-        "U123ABC456",
-        "C123ABC456",
-        "1.2",
-        super::blocks::TOOL_APPROVE,
-        &id,
-        format!("{}/respond/2", w.api.base),
-    );
-    assert_eq!(w.interaction(&asker).await.status, 200);
+    let approved = click(&w, "U123ABC456", super::blocks::TOOL_APPROVE, &id, 2).await;
+    assert_eq!(approved["text"], "✅ Approved by <@U123ABC456>.");
     let calls = w
         .api
         .wait_for("the finished answer", |c| answered(c).is_some())
         .await;
-    let approved = calls
-        .iter()
-        .find(|c| c.method == "response_url:2")
-        .expect("the request's message is updated");
-    assert_eq!(approved.args["text"], "✅ Approved by <@U123ABC456>.");
     let last = answered(&calls).unwrap();
     let row = w
         .harness
         .row(&button_value(last, "switchboard_thumbs_up"))
         .await;
-    assert!(
-        mark.exists(),
-        "the approved tool ran: {:?} {:?}",
-        row.tool_calls,
-        row.messages
-    );
+    assert!(mark.exists(), "the approved tool ran: {:?}", row.tool_calls);
     let runs: Value = serde_json::from_str(row.tool_calls.as_deref().unwrap()).unwrap();
     assert_eq!(runs[0]["approval"], "approved");
 }
@@ -2105,22 +2096,12 @@ async fn a_denied_tool_is_never_run_and_the_model_is_told() {
         .as_str()
         .unwrap()
         .to_string();
-    let deny = block_actions(
-        "U123ABC456",
-        "C123ABC456",
-        "1.2",
-        super::blocks::TOOL_DENY,
-        &id,
-        format!("{}/respond/3", w.api.base),
-    );
-    w.interaction(&deny).await;
-    let calls = w
-        .api
+    let denied = click(&w, "U123ABC456", super::blocks::TOOL_DENY, &id, 3).await;
+    assert_eq!(denied["text"], "🚫 Denied by <@U123ABC456>.");
+    w.api
         .wait_for("the finished answer", |c| answered(c).is_some())
         .await;
     assert!(!mark.exists(), "a denied tool never runs");
-    let denied = calls.iter().find(|c| c.method == "response_url:3").unwrap();
-    assert_eq!(denied.args["text"], "🚫 Denied by <@U123ABC456>.");
     let told = &w.provider.received()[1].body;
     let result = told["messages"]
         .as_array()
@@ -2136,29 +2117,10 @@ async fn a_denied_tool_is_never_run_and_the_model_is_told() {
         "{result}"
     );
     // A second click changes nothing.
-    let again = block_actions(
-        "U123ABC456",
-        "C123ABC456",
-        "1.2",
-        super::blocks::TOOL_APPROVE,
-        &id,
-        format!("{}/respond/4", w.api.base),
-    );
-    w.interaction(&again).await;
-    let calls = w
-        .api
-        .wait_for("the late click's answer", |c| {
-            c.iter().any(|c| c.method == "response_url:4")
-        })
-        .await;
-    let late = calls.iter().find(|c| c.method == "response_url:4").unwrap();
+    let late = click(&w, "U123ABC456", super::blocks::TOOL_APPROVE, &id, 4).await;
     assert!(
-        late.args["text"]
-            .as_str()
-            .unwrap()
-            .contains("no longer waiting"),
-        "{}",
-        late.args
+        late["text"].as_str().unwrap().contains("no longer waiting"),
+        "{late}"
     );
     assert!(!mark.exists());
 }
