@@ -1922,3 +1922,150 @@ async fn provider_waits(provider: &StandIn, n: usize) {
         provider.received().len()
     );
 }
+
+/// A tool that asks first, in Discord: the request is posted with Approve /
+/// Deny, a stranger's click is refused privately, the asker's runs the tool
+/// (its real result reaches the model) and the answer follows.
+#[tokio::test]
+async fn a_tool_that_asks_first_runs_once_the_asker_approves_in_the_channel() {
+    gateway::install_crypto();
+    let python = std::env::var("SWITCHBOARD_TEST_PYTHON").expect(
+        "SWITCHBOARD_TEST_PYTHON is not set: run the tests with ops/test.sh, which installs the MCP SDK",
+    );
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../gateway/tests/mcp_test_server.py"
+    );
+    let provider = StandIn::start().await;
+    provider.then([
+        Reply::tool_call("call_echo", "echo", r#"{"text":"it ran"}"#),
+        Reply::text("Done."),
+    ]);
+    let discord = Discord::start().await;
+    let serve = Serve::start(
+        &discord,
+        &provider.url,
+        &format!("[tools.careful]\ncommand = {python:?}\nargs = [{script:?}]\nconfirm = true\n"),
+    )
+    .await;
+    // The assistant prompt offers the tool, imported beside the running server.
+    let prompts = serve.dir.path().join("prompts");
+    std::fs::create_dir_all(&prompts).unwrap();
+    std::fs::write(
+        prompts.join("assistant.toml"),
+        "name = \"assistant\"\nmodel = \"default\"\ntools = [\"careful.echo\"]\n[[messages]]\nrole = \"system\"\ntemplate = \"You use tools.\"\n[[messages]]\nrole = \"history\"\n[[messages]]\nrole = \"user\"\ntemplate = \"{{ text }}\"\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .arg("--config")
+        .arg(serve.dir.path().join("switchboard.toml"))
+        .args(["prompts", "import"])
+        .arg(&prompts)
+        .args(["--promote", "production"])
+        .env("STANDIN_DISCORD_TOKEN", TOKEN)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The registry reads the change within its poll interval.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+
+    discord
+        .dispatch(
+            "MESSAGE_CREATE",
+            user_message("1700000000000000071", &format!("<@{BOT}> echo it"), true),
+        )
+        .await;
+    discord
+        .until("the approval request", |d| {
+            d.bot_messages()
+                .iter()
+                .any(|m| m["components"].to_string().contains("sb:tool:ok:"))
+        })
+        .await;
+    let asked = discord
+        .bot_messages()
+        .into_iter()
+        .find(|m| m["components"].to_string().contains("sb:tool:ok:"))
+        .unwrap();
+    assert!(
+        asked["content"]
+            .as_str()
+            .unwrap()
+            .contains("`echo` asks to run with:"),
+        "{asked}"
+    );
+    let approve = asked["components"][0]["components"][0]["custom_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let click = |id: &str, user: &str| {
+        let mut click = interaction(
+            id,
+            3,
+            "0",
+            json!({ "custom_id": approve, "component_type": 2 }),
+        );
+        click["member"]["user"]["id"] = json!(user);
+        click["message"] = asked.clone();
+        click
+    };
+    // Someone else: refused, privately; the tool does not run.
+    discord
+        .dispatch(
+            "INTERACTION_CREATE",
+            click("1800000000000000071", "1400000000000000099"),
+        )
+        .await;
+    let refused = answer_to_click(&discord, "1800000000000000071").await;
+    assert!(refused.contains("only the person who asked"), "{refused}");
+    assert_eq!(
+        provider.received().len(),
+        1,
+        "nothing more until the asker answers"
+    );
+    // The asker approves: the message says so, the tool runs.
+    discord
+        .dispatch("INTERACTION_CREATE", click("1800000000000000072", USER))
+        .await;
+    discord
+        .until("the approval's answer", |d| {
+            d.calls()
+                .iter()
+                .any(|c| c.path.starts_with("/interactions/1800000000000000072/"))
+        })
+        .await;
+    let updated = discord
+        .calls()
+        .into_iter()
+        .find(|c| c.path.starts_with("/interactions/1800000000000000072/"))
+        .unwrap();
+    assert_eq!(
+        updated.body["type"], 7,
+        "the request's own message is updated"
+    );
+    assert_eq!(
+        updated.body["data"]["content"],
+        format!("✅ Approved by <@{USER}>.")
+    );
+    assert_eq!(updated.body["data"]["components"], json!([]));
+    discord
+        .until("the answer's buttons", |d| {
+            d.bot_messages()
+                .iter()
+                .any(|m| m["components"].to_string().contains("sb:fb:"))
+        })
+        .await;
+    let result = provider.received()[1].body["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["role"] == "tool")
+        .cloned()
+        .expect("the tool's result");
+    assert_eq!(result["content"], "it ran", "the approved tool ran");
+    serve.stop().await;
+}

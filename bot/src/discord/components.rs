@@ -96,6 +96,46 @@ pub fn ephemeral(kind: u8, content: &str) -> Value {
     json!({ "type": kind, "data": { "content": clip(content), "flags": 64, "allowed_mentions": { "parse": [] } } })
 }
 
+/// The prefix of an Approve / Deny button's `custom_id` (then `ok:` or
+/// `no:` and the request's id).
+pub const APPROVAL_PREFIX: &str = "sb:tool:";
+
+/// A tool's request to run, with Approve / Deny carrying its id; the
+/// tool's name and arguments are shown as code, never as markdown.
+pub fn approval(request: &gateway::domain::ApprovalRequest) -> Value {
+    let arguments = request.arguments.replace("```", "'''");
+    let arguments = if arguments.trim().is_empty() {
+        "{}".to_string()
+    } else {
+        arguments
+    };
+    let tool = request.tool.replace('`', "'");
+    json!({
+        "content": clip(&format!(
+            "`{tool}` asks to run with:\n```json\n{arguments}\n```\nOnly the person who asked (or an admin) may answer."
+        )),
+        "allowed_mentions": { "parse": [] },
+        "components": [{
+            "type": 1,
+            "components": [
+                { "type": 2, "style": 3, "label": "Approve", "custom_id": format!("{APPROVAL_PREFIX}ok:{}", request.id) },
+                { "type": 2, "style": 4, "label": "Deny", "custom_id": format!("{APPROVAL_PREFIX}no:{}", request.id) }
+            ]
+        }]
+    })
+}
+
+/// The request and the answer an Approve / Deny button's `custom_id`
+/// carries.
+pub fn parse_approval(custom_id: &str) -> Option<(&str, bool)> {
+    let rest = custom_id.strip_prefix(APPROVAL_PREFIX)?;
+    match rest.split_once(':')? {
+        ("ok", id) if !id.is_empty() => Some((id, true)),
+        ("no", id) if !id.is_empty() => Some((id, false)),
+        _ => None,
+    }
+}
+
 /// The first answer to an interaction whose answer follows
 /// (`DEFERRED_CHANNEL_MESSAGE_WITH_SOURCE`, ephemeral).
 pub fn deferred_ephemeral() -> Value {

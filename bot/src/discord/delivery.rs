@@ -117,9 +117,14 @@ pub(crate) async fn render(
                     text.push_str(&t);
                     dirty = !text.trim().is_empty();
                 }
-                // Discord's buttons for tools that ask first are not built
-                // (`confirms` is off): never sent here.
-                Some(ReplyEvent::Started { .. } | ReplyEvent::ToolCall(_) | ReplyEvent::Approval(_)) => {}
+                Some(ReplyEvent::Started { .. } | ReplyEvent::ToolCall(_)) => {}
+                // A tool that asks first: Approve / Deny in the channel
+                // (unanswered, it times out as denied).
+                Some(ReplyEvent::Approval(request)) => {
+                    if let Err(e) = rest.create_message(target.channel, &components::approval(&request)).await {
+                        tracing::warn!(error = %e, "cannot ask for a tool's approval in the Discord channel");
+                    }
+                }
                 // Before any text, a short line says a tool is running;
                 // the answer's text replaces it.
                 Some(ReplyEvent::UsingTool(name)) => {

@@ -122,8 +122,8 @@ pub fn to_inbound(
         attachments: msg.attachments.iter().map(describe_attachment).collect(),
         images: Vec::new(),
         is_admin: false,
-        // No buttons for tools that ask first yet: such tools are not run.
-        confirms: false,
+        // Approve / Deny are posted in the channel for tools that ask first.
+        confirms: true,
     }
 }
 

@@ -24,6 +24,7 @@
 //! This file wires the parts together and dispatches each event to its
 //! part.
 
+pub mod approval;
 pub mod commands;
 pub mod components;
 pub mod config;
@@ -228,7 +229,13 @@ pub async fn dispatch(discord: &Discord, event: &FullEvent) -> Result<(), Handle
         FullEvent::InteractionCreate {
             interaction: Interaction::Component(click),
         } => {
-            feedback::on_button(&discord.feedback, &json("INTERACTION_CREATE", click)?).await?;
+            let click = json("INTERACTION_CREATE", click)?;
+            let custom = click.pointer("/data/custom_id").and_then(Value::as_str);
+            if custom.is_some_and(|c| c.starts_with(components::APPROVAL_PREFIX)) {
+                approval::on_button(&discord.intake.pipeline, &discord.commands, &click).await?;
+            } else {
+                feedback::on_button(&discord.feedback, &click).await?;
+            }
         }
         FullEvent::InteractionCreate {
             interaction: Interaction::Modal(form),

@@ -276,7 +276,13 @@ impl Inner {
                     Some(e) => {
                         span.record("otel.status_code", "error");
                         span.record("error.type", e.kind());
-                        tracing::warn!(tool = %call.name, error = %e, "tool call gave no result");
+                        // A failed tool's own text may carry its output: it
+                        // is logged only where content is captured.
+                        if capture || !matches!(e, ToolError::Failed { .. }) {
+                            tracing::warn!(tool = %call.name, error = %e, "tool call gave no result");
+                        } else {
+                            tracing::warn!(tool = %call.name, error.type = e.kind(), "tool call gave no result");
+                        }
                     }
                     None if capture => {
                         span.record("gen_ai.tool.call.result", outcome.text.as_str());
