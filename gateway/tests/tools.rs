@@ -721,6 +721,8 @@ async fn a_streamable_http_server_gets_its_header_and_new_tools_are_listed_after
             port.to_string(),
             "Bearer wiki-token".into(),
         ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
         .kill_on_drop(true)
         .spawn()
         .expect("start the HTTP MCP server");
@@ -981,4 +983,35 @@ async fn eval_replays_tool_calls_with_recorded_results_or_runs_the_tools_again()
     .await
     .expect("eval");
     assert!(mark.exists(), "without --replay-tools the tool runs again");
+}
+
+#[tokio::test]
+async fn every_model_call_of_the_loop_is_charged_to_the_limits() {
+    let provider = StandIn::start().await;
+    let h = Harness::start(
+        &tools_config(&provider.url, "[limits.user]\nrequests_per_minute = 1\n"),
+        &[],
+    )
+    .await;
+    tool_prompt(&h, "faulty", &["faults"]).await;
+    provider.then([Reply::tool_call("call_1", "echo", r#"{"text":"one"}"#)]);
+    let a = h.chat(ask_prompt("faulty", "echo once", false)).await;
+    // The question was admitted; the model call after the tool was not.
+    assert_eq!(a.status, 429, "{}", a.body);
+    let message = a.json()["error"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        message.contains("the answer stopped after 1 tool step(s)")
+            && message.contains("Rate limit reached"),
+        "{message}"
+    );
+    assert_eq!(
+        provider.received().len(),
+        1,
+        "no model call beyond the limit"
+    );
+    let row = h.row(&a.inference_id()).await;
+    assert_eq!(tool_runs(&row).len(), 1, "the tool that ran is recorded");
 }

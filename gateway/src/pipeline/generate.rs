@@ -42,6 +42,9 @@ pub(super) struct Run {
     pub(super) last_step_tpot: Option<f64>,
     /// The first piece of the current step.
     pub(super) step_first_token: Option<Instant>,
+    /// Tokens and cost of the tool loop's later model calls, each admitted
+    /// and settled against the limits by the loop itself.
+    pub(super) settled_by_steps: (u64, f64),
 }
 
 impl Inner {
@@ -99,9 +102,16 @@ impl Inner {
             (None, Some(u)) => u.input_tokens + u.output_tokens,
             _ => 0,
         };
+        // The tool loop's later model calls were admitted and settled on
+        // their own: this admission answers for the rest.
+        let (loop_tokens, loop_cost) = run.settled_by_steps;
         self.guards
             .limits
-            .settle(admission, used, figures.cost_usd.unwrap_or(0.0))
+            .settle(
+                admission,
+                used.saturating_sub(loop_tokens),
+                (figures.cost_usd.unwrap_or(0.0) - loop_cost).max(0.0),
+            )
             .await;
         if let Some(retrieval) = &mut prepared.retrieval {
             retrieval.mark_cited(&run.text);

@@ -110,6 +110,31 @@ impl Inner {
                     },
                 );
             }
+            // Every model call of the loop is charged to the request's
+            // limits: the first by the request's own admission, each later
+            // one by its own.
+            let step_admission = if step > 1 {
+                let estimate = crate::guards::limits::estimate_tokens(
+                    messages.iter().map(|m| m.content.len()).sum(),
+                    params.max_tokens,
+                    self.guards.limits.estimate_output_tokens(),
+                );
+                match self.guards.limits.admit(&request.origin, estimate).await {
+                    Ok(a) => Some(a),
+                    Err(e) => {
+                        break Err(Failure::Failed {
+                            message: format!(
+                                "the answer stopped after {} tool step(s): {e}",
+                                step - 1
+                            ),
+                            upstream_status: Some(429),
+                            partial: !run.text.is_empty(),
+                        });
+                    }
+                }
+            } else {
+                None
+            };
             let text_before = run.text.len();
             let usage_before = run.usage.take();
             let (result, answered, mut tried) = self
@@ -120,6 +145,17 @@ impl Inner {
                 target = answered;
             }
             run.last_step_tpot = step_tpot(run, text_before);
+            if let Some(admission) = step_admission {
+                let step = run.usage.unwrap_or_default();
+                let tokens = step.input_tokens + step.output_tokens;
+                let cost = target
+                    .as_ref()
+                    .and_then(|t: &Target| t.2)
+                    .map_or(0.0, |p| p.cost(step.input_tokens, step.output_tokens));
+                self.guards.limits.settle(admission, tokens, cost).await;
+                run.settled_by_steps.0 += tokens;
+                run.settled_by_steps.1 += cost;
+            }
             run.usage = add(usage_before, run.usage);
             if let Err(f) = result {
                 break Err(f);
