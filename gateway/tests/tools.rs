@@ -919,6 +919,28 @@ async fn eval_replays_tool_calls_with_recorded_results_or_runs_the_tools_again()
                 .expect("dataset"),
         )
     };
+    // An export is the conversation and the final answer, without the
+    // answer's tool steps.
+    let mut out = Vec::new();
+    gateway::promptops::export::export(
+        &h.gateway.store,
+        &gateway::store::DatasetFilter::default(),
+        gateway::promptops::export::Format::OpenAi,
+        false,
+        &mut out,
+    )
+    .await
+    .expect("export");
+    let line: Value =
+        serde_json::from_slice(out.split(|b| *b == b'\n').next().unwrap()).expect("JSON");
+    let roles: Vec<&str> = line["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["role"].as_str())
+        .collect();
+    assert_eq!(roles, ["system", "user", "assistant"], "{line}");
+    assert_eq!(line["messages"][2]["content"], "Touched.");
     let logged = examples().await;
     assert_eq!(logged.len(), 1);
     // The replay starts from the question, not from the logged tool steps.

@@ -123,20 +123,19 @@ pub fn examples_from_log(examples: Vec<Example>) -> Vec<EvalExample> {
     examples
         .into_iter()
         .filter_map(|e| {
-            let mut messages: Vec<ChatMessage> = e
-                .input
-                .into_iter()
-                .filter_map(|(role, content)| match Role::parse(&role) {
-                    // Tool results belong to the logged answer's own calls;
-                    // the replay decides on its own.
+            // The replay starts from the question: the logged answer's tool
+            // steps came after it, and the versions decide on their own.
+            let messages: Vec<ChatMessage> = e
+                .conversation()
+                .iter()
+                .filter_map(|(role, content)| match Role::parse(role) {
                     Some(Role::System | Role::Tool) | None => None,
-                    Some(role) => Some(ChatMessage::new(role, content)),
+                    Some(role) => Some(ChatMessage::new(role, content.clone())),
                 })
                 .collect();
-            // The turns after the question were the logged answer's tool
-            // steps: the replay starts from the question.
-            let question = messages.iter().rposition(|m| m.role == Role::User)?;
-            messages.truncate(question + 1);
+            if !messages.iter().any(|m| m.role == Role::User) {
+                return None;
+            }
             Some(EvalExample {
                 id: e.id,
                 messages,

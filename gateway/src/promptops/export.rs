@@ -102,9 +102,12 @@ pub async fn export(
         let clean = |s: &str| clean(s, e);
         match format {
             Format::OpenAi => {
+                // The answer's tool steps are left out: the line is the
+                // conversation and the final answer.
                 let mut messages: Vec<_> = e
-                    .input
+                    .conversation()
                     .iter()
+                    .filter(|(role, _)| role != "tool")
                     .map(|(role, content)| json!({"role": role, "content": clean(content)}))
                     .collect();
                 messages.push(json!({"role": "assistant", "content": clean(answer)}));
@@ -112,8 +115,9 @@ pub async fn export(
             }
             Format::Eval => {
                 let input: Vec<_> = e
-                    .input
+                    .conversation()
                     .iter()
+                    .filter(|(role, _)| role != "tool")
                     .map(|(role, content)| json!({"role": role, "content": clean(content)}))
                     .collect();
                 let line = json!({

@@ -71,6 +71,20 @@ pub struct Example {
     pub thumbs: Option<f64>,
 }
 
+impl Example {
+    /// The conversation up to and including the question, without the
+    /// steps of the answer's own tool calls (which came after it): what a
+    /// replay or a training line starts from.
+    pub fn conversation(&self) -> &[(String, String)] {
+        let question = self
+            .input
+            .iter()
+            .rposition(|(role, _)| role == "user")
+            .map_or(self.input.len(), |i| i + 1);
+        &self.input[..question]
+    }
+}
+
 impl Store {
     /// Answered (status `ok`, live) inferences matching `filter`, oldest first.
     pub async fn dataset(&self, filter: &DatasetFilter) -> Result<Vec<Example>, StoreError> {
