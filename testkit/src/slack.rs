@@ -99,6 +99,8 @@ struct Inner {
     stream_refusal: Option<String>,
     /// Streams not yet stopped (ts).
     open_streams: Vec<String>,
+    /// The most characters a streamed message may hold, when limited.
+    stream_max_chars: Option<usize>,
     /// Channels `conversations.info` and `conversations.history` know.
     channels: HashMap<String, Channel>,
 }
@@ -295,6 +297,19 @@ impl FakeSlack {
         self.lock().streaming = true;
     }
 
+    /// Ends every open stream, as Slack does a few minutes after one
+    /// started: appending to or stopping one then answers
+    /// `message_not_in_streaming_state`.
+    pub fn close_open_streams(&self) {
+        self.lock().open_streams.clear();
+    }
+
+    /// A streamed message may hold at most `chars` characters: an append
+    /// or stop that would make it longer answers `msg_too_long`.
+    pub fn limit_streamed_chars(&self, chars: usize) {
+        self.lock().stream_max_chars = Some(chars);
+    }
+
     /// The chat streaming methods answer `error` (the default is
     /// `unknown_method`, as where they do not exist).
     pub fn refuse_streaming(&self, error: &str) {
@@ -311,6 +326,18 @@ impl FakeSlack {
             .flatten()
             .find(|m| m["ts"] == ts)
             .and_then(|m| m["text"].as_str().map(str::to_string))
+    }
+
+    /// The texts of the bot's messages in thread `thread_ts`, in order.
+    pub fn bot_texts(&self, thread_ts: &str) -> Vec<String> {
+        let s = self.lock();
+        s.threads
+            .get(thread_ts)
+            .into_iter()
+            .flatten()
+            .filter(|m| m["user"] == BOT_USER)
+            .filter_map(|m| m["text"].as_str().map(str::to_string))
+            .collect()
     }
 
     /// The next `times` calls of `method` get 429 with `Retry-After: 1`.
@@ -591,10 +618,26 @@ async fn api(
         "chat.appendStream" | "chat.stopStream" => {
             let ts = args["ts"].as_str().unwrap_or_default().to_string();
             let stopping = method == "chat.stopStream";
+            let add_len = args["markdown_text"]
+                .as_str()
+                .map_or(0, |t| t.chars().count());
+            let len_now = s
+                .threads
+                .values()
+                .flatten()
+                .find(|m| m["ts"] == ts)
+                .map_or(0, |m| {
+                    m["text"].as_str().unwrap_or_default().chars().count()
+                });
             if !s.open_streams.contains(&ts) {
                 json!({"ok": false, "error": "message_not_in_streaming_state"})
             } else if !stopping && args["markdown_text"].as_str().is_none() {
                 json!({"ok": false, "error": "invalid_arguments"})
+            } else if s
+                .stream_max_chars
+                .is_some_and(|max| len_now + add_len > max)
+            {
+                json!({"ok": false, "error": "msg_too_long"})
             } else {
                 let add = args["markdown_text"].as_str().unwrap_or_default();
                 let mut shown = Value::Null;

@@ -293,6 +293,12 @@ async fn stream_answer(
     state
         .answers
         .remember(place.channel, &ts, stream.inference_id);
+    let mut writer = Streaming {
+        state,
+        place,
+        ts,
+        id: stream.inference_id,
+    };
     let mut since = Instant::now();
     let (rest, feedback) = loop {
         match stream.next_event().await {
@@ -305,7 +311,7 @@ async fn stream_answer(
                 }
                 waiting.push_str(&t);
                 if waiting.chars().count() >= APPEND_CHARS || since.elapsed() >= APPEND_AFTER {
-                    append(state, place.channel, &ts, &format::sendable(&mut waiting)).await;
+                    writer.append(&format::sendable(&mut waiting)).await;
                 }
             }
             Some(ReplyEvent::Done(summary)) => {
@@ -338,32 +344,158 @@ async fn stream_answer(
     let mut pieces = crate::chunks::split_message(&rest, MARKDOWN_MAX);
     let last = pieces.pop().unwrap_or_default();
     for piece in pieces {
-        append(state, place.channel, &ts, &piece).await;
+        writer.append(&piece).await;
     }
-    let mut content =
-        SlackMessageContent::new().with_metadata(answer_metadata(stream.inference_id));
-    if !last.is_empty() {
-        content = content.with_markdown_text(last);
-    }
-    if feedback {
-        content = content.with_blocks(blocks::blocks(vec![feedback_block(stream.inference_id)]));
-    }
-    let stop =
-        SlackApiChatStopStreamRequest::new(web::channel(place.channel), web::ts(&ts), content);
-    if let Err(e) = web.stop_stream(&stop).await {
-        tracing::warn!(error = %e, "cannot finish the Slack stream");
-    }
+    writer.stop(last, feedback).await;
     Streamed::Done
 }
 
-async fn append(state: &Delivery, channel: &str, ts: &str, text: &str) {
-    if text.is_empty() {
-        return;
-    }
-    let body = SlackApiChatAppendStreamRequest::new(web::channel(channel), web::ts(ts))
+/// Slack errors after which a streamed answer goes on in a new message:
+/// the stream was closed (Slack ends one after a few minutes) or the
+/// message is as long as Slack lets it be.
+const CONTINUE_IN_NEW_MESSAGE: &[&str] = &["message_not_in_streaming_state", "msg_too_long"];
+
+fn continues(e: &WebError) -> bool {
+    matches!(e, WebError::Slack { error, .. } if CONTINUE_IN_NEW_MESSAGE.contains(&error.as_str()))
+}
+
+/// A streamed answer being written: the message its text goes to now.
+struct Streaming<'a> {
+    state: &'a Delivery,
+    place: &'a Place<'a>,
+    /// The streamed message; empty once no stream could be started again
+    /// (the rest is posted as plain messages).
+    ts: String,
+    id: Uuid,
+}
+
+impl Streaming<'_> {
+    /// Appends `text`; when Slack closed the stream or the message is full,
+    /// the text starts a new streamed message in the thread instead of
+    /// being lost.
+    async fn append(&mut self, text: &str) {
+        if text.is_empty() {
+            return;
+        }
+        if self.ts.is_empty() {
+            self.post(text, false).await;
+            return;
+        }
+        let body = SlackApiChatAppendStreamRequest::new(
+            web::channel(self.place.channel),
+            web::ts(&self.ts),
+        )
         .with_markdown_text(text.to_string());
-    if let Err(e) = state.web.append_stream(&body).await {
-        tracing::warn!(error = %e, "cannot append to the Slack stream");
+        match self.state.web.append_stream(&body).await {
+            Ok(()) => {}
+            Err(e) if continues(&e) => {
+                tracing::info!(error = %e, "the Slack stream ended; the answer goes on in a new message");
+                self.close_quietly().await;
+                self.restart(text).await;
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot append to the Slack stream"),
+        }
+    }
+
+    /// Ends the answer with `last` and, when `feedback`, the buttons; a
+    /// closed or full stream gets them in a message of their own.
+    async fn stop(self, last: String, feedback: bool) {
+        if self.ts.is_empty() {
+            self.post(&last, feedback).await;
+            return;
+        }
+        let mut content = SlackMessageContent::new().with_metadata(answer_metadata(self.id));
+        if !last.is_empty() {
+            content = content.with_markdown_text(last.clone());
+        }
+        if feedback {
+            content = content.with_blocks(blocks::blocks(vec![feedback_block(self.id)]));
+        }
+        let stop = SlackApiChatStopStreamRequest::new(
+            web::channel(self.place.channel),
+            web::ts(&self.ts),
+            content,
+        );
+        match self.state.web.stop_stream(&stop).await {
+            Ok(()) => {}
+            Err(e) if continues(&e) => {
+                tracing::info!(error = %e, "the Slack stream ended; the answer's end goes in a new message");
+                self.close_quietly().await;
+                self.post(&last, feedback).await;
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot finish the Slack stream"),
+        }
+    }
+
+    /// Stops the current stream as it stands (it may be closed already).
+    async fn close_quietly(&self) {
+        let stop = SlackApiChatStopStreamRequest::new(
+            web::channel(self.place.channel),
+            web::ts(&self.ts),
+            SlackMessageContent::new().with_metadata(answer_metadata(self.id)),
+        );
+        if let Err(e) = self.state.web.stop_stream(&stop).await {
+            tracing::debug!(error = %e, "the ended Slack stream could not be stopped");
+        }
+    }
+
+    /// Starts a new streamed message in the thread with `text`; where that
+    /// fails, posts it, and the rest of the answer is posted too.
+    async fn restart(&mut self, text: &str) {
+        let place = self.place;
+        let start = SlackApiChatStartStreamRequest::new(web::channel(place.channel))
+            .with_thread_ts(web::ts(place.thread))
+            .with_recipient_team_id(SlackTeamId(place.team.to_string()))
+            .with_recipient_user_id(SlackUserId(place.user.to_string()))
+            .with_markdown_text(text.to_string());
+        match self.state.web.start_stream(&start).await {
+            Ok(started) => {
+                self.ts = started.ts.0;
+                self.state
+                    .answers
+                    .remember(place.channel, &self.ts, self.id);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot start another Slack stream; posting the rest");
+                self.ts.clear();
+                self.post(text, false).await;
+            }
+        }
+    }
+
+    /// Posts `markdown` as messages of their own in the thread (split at
+    /// Slack's section limit; the buttons on the last when `feedback`).
+    async fn post(&self, markdown: &str, feedback: bool) {
+        let text = to_mrkdwn(markdown);
+        let mut pieces = crate::chunks::split_message(&text, SECTION_MAX);
+        if pieces.is_empty() {
+            if !feedback {
+                return;
+            }
+            pieces.push(String::new());
+        }
+        let n = pieces.len();
+        for (i, piece) in pieces.into_iter().enumerate() {
+            let buttons = feedback && i + 1 == n;
+            let body = SlackApiChatPostMessageRequest::new(
+                web::channel(self.place.channel),
+                SlackMessageContent::new()
+                    .with_text(piece.clone())
+                    .with_blocks(blocks::answer(&piece, buttons, self.id))
+                    .with_metadata(answer_metadata(self.id)),
+            )
+            .with_thread_ts(web::ts(self.place.thread))
+            .with_unfurl_links(false)
+            .with_unfurl_media(false);
+            match self.state.web.post_message(&body).await {
+                Ok(posted) => {
+                    self.state
+                        .answers
+                        .remember(self.place.channel, &posted.ts.0, self.id)
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot post the rest of the answer in Slack"),
+            }
+        }
     }
 }
 

@@ -2152,3 +2152,80 @@ async fn an_unanswered_approval_times_out_as_denied() {
         "{result}"
     );
 }
+
+/// The stop that carries the answer's buttons, once there is one.
+async fn stopped_with_buttons(w: &World) -> fake_api::Call {
+    let has_buttons = |c: &fake_api::Call| {
+        c.method == "chat.stopStream"
+            && c.args["blocks"]
+                .to_string()
+                .contains("switchboard_thumbs_up")
+    };
+    w.api
+        .wait_for("the answer's last stop", |calls| {
+            calls.iter().any(has_buttons)
+        })
+        .await
+        .into_iter()
+        .find(has_buttons)
+        .expect("stopped")
+}
+
+#[tokio::test]
+async fn a_streamed_answer_longer_than_a_message_goes_on_in_follow_up_messages() {
+    let w = world("").await;
+    w.api.enable_streaming();
+    w.api.limit_streamed_chars(500);
+    let answer = "The **pearl** hour is `6 & 7`.\n\n".repeat(40);
+    w.provider
+        .then([Reply::OpenAiStream(split(&answer), (20, 400))]);
+    w.event(&app_mention("Ev0LONGSTREAM", "<@U0LAN0Z89> when?"))
+        .await;
+    let stop = stopped_with_buttons(&w).await;
+    let starts = w.api.calls_of("chat.startStream");
+    assert!(
+        starts.len() >= 3,
+        "{} characters in messages of at most 500: {:?}",
+        answer.len(),
+        fake_api::summary(&w.api.calls())
+    );
+    // No text is lost: the messages read as the whole answer, in order.
+    let texts = w.api.bot_texts("1515449522.000016");
+    assert_eq!(texts.concat(), answer);
+    assert!(texts.iter().all(|t| t.chars().count() <= 500), "{texts:?}");
+    // Every part is the same answer's, and the last carries the buttons.
+    let id = button_value(&stop, "switchboard_thumbs_up");
+    assert_eq!(w.harness.row(&id).await.platform, "slack");
+}
+
+#[tokio::test]
+async fn a_stream_slack_closed_midway_goes_on_in_a_new_message() {
+    let w = world("").await;
+    w.api.enable_streaming();
+    let pieces: Vec<String> = (0..12).map(|i| format!("part {i}. ")).collect();
+    w.provider.then([Reply::OpenAiSlow(
+        pieces.clone(),
+        Duration::from_millis(120),
+    )]);
+    w.event(&app_mention("Ev0CLOSED", "<@U0LAN0Z89> go slowly"))
+        .await;
+    w.api
+        .wait_for("the stream", |c| {
+            c.iter().any(|c| c.method == "chat.startStream")
+        })
+        .await;
+    // Slack ends the stream a few minutes in: here, at once.
+    w.api.close_open_streams();
+    let stop = stopped_with_buttons(&w).await;
+    assert!(
+        w.api.calls_of("chat.startStream").len() >= 2,
+        "{:?}",
+        fake_api::summary(&w.api.calls())
+    );
+    assert_eq!(
+        w.api.bot_texts("1515449522.000016").concat(),
+        pieces.concat()
+    );
+    let id = button_value(&stop, "switchboard_thumbs_up");
+    assert_eq!(w.harness.row(&id).await.platform, "slack");
+}
