@@ -20,8 +20,8 @@ pub use context::{CONTEXT_VARIABLES, is_context_variable};
 pub use diff::diff;
 pub use library::Library;
 pub use prompt::{
-    MessageTemplate, Prompt, PromptCache, PromptParams, Retrieval, SearchMode, TemplateRole,
-    is_source_name,
+    AssistantPane, MessageTemplate, Prompt, PromptCache, PromptParams, Retrieval, SearchMode,
+    SuggestedPrompt, TemplateRole, is_source_name,
 };
 pub use render::{
     Compiled, FUEL, IncludeSource, MAX_MESSAGE_BYTES, RenderContext, RenderError, RenderedMessage,

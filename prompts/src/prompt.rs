@@ -49,8 +49,55 @@ pub struct Prompt {
     /// versioned (and split, and evaluated) with its templates.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retrieval: Option<Retrieval>,
+    /// `[assistant]`: what a chat platform's assistant pane shows when a
+    /// user opens a thread with the bot (Slack's split view): a greeting
+    /// and suggested prompts, versioned with the templates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assistant: Option<AssistantPane>,
     /// The chat messages, in order.
     pub messages: Vec<MessageTemplate>,
+}
+
+/// `[assistant]` of a prompt.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct AssistantPane {
+    /// The first message in a new assistant thread.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub greeting: Option<String>,
+    /// The heading over the suggested prompts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    /// `[[assistant.prompts]]`: up to four suggestions, each a short
+    /// `title` and the `message` it sends.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub prompts: Vec<SuggestedPrompt>,
+}
+
+/// One suggested prompt of the assistant pane.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct SuggestedPrompt {
+    /// What the button says.
+    pub title: String,
+    /// What it sends as the user's message.
+    pub message: String,
+}
+
+impl AssistantPane {
+    fn check(&self) -> Result<(), String> {
+        if self.prompts.len() > 4 {
+            return Err("[assistant] has at most 4 `prompts` (Slack shows no more)".into());
+        }
+        if self
+            .prompts
+            .iter()
+            .any(|p| p.title.trim().is_empty() || p.message.trim().is_empty())
+        {
+            return Err("each [[assistant.prompts]] needs a `title` and a `message`".into());
+        }
+        Ok(())
+    }
 }
 
 /// `[cache]` of a prompt: overrides of the alias's cache policy.
@@ -324,6 +371,9 @@ impl Prompt {
             return Err(invalid(
                 "`tool_choice` is set but `tools` is empty: list the tools the model may call",
             ));
+        }
+        if let Some(pane) = &self.assistant {
+            pane.check().map_err(|m| invalid(&m))?;
         }
         if let Some(retrieval) = &self.retrieval {
             retrieval.check().map_err(|m| invalid(&m))?;

@@ -487,6 +487,7 @@ mod tests {
             variables: Default::default(),
             cache: Default::default(),
             retrieval: None,
+            assistant: None,
             tools: Vec::new(),
             tool_choice: None,
             messages: templates

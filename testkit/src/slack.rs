@@ -660,7 +660,15 @@ async fn api(
                 }
             }
         }
-        "assistant.threads.setStatus" => json!({"ok": true}),
+        "assistant.threads.setStatus"
+        | "assistant.threads.setSuggestedPrompts"
+        | "assistant.threads.setTitle" => {
+            if args["channel_id"].as_str().is_none() || args["thread_ts"].as_str().is_none() {
+                json!({"ok": false, "error": "invalid_arguments"})
+            } else {
+                json!({"ok": true})
+            }
+        }
         "views.open" => json!({"ok": true, "view": {"id": "VMHU10V25"}}),
         "chat.postEphemeral" => json!({"ok": true, "message_ts": "1502210682.580145"}),
         _ => json!({"ok": false, "error": "unknown_method"}),

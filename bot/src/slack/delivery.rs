@@ -63,6 +63,8 @@ pub(crate) struct Place<'a> {
     pub thread: &'a str,
     /// The user who asked (Slack wants the recipient in channels).
     pub user: &'a str,
+    /// An assistant thread: the only kind with a status line.
+    pub assistant: bool,
 }
 
 /// Streams one answer into its thread; `note` (in Markdown) ends the
@@ -167,9 +169,12 @@ pub(crate) async fn deliver(
     }
 }
 
-/// Says in the thread's status that a tool is running for the answer
-/// (shown in assistant threads; elsewhere Slack refuses it, quietly).
+/// Says in an assistant thread's status that a tool is running for the
+/// answer (other threads have no status).
 async fn using(state: &Delivery, place: &Place<'_>, tool: &str) {
+    if !place.assistant {
+        return;
+    }
     let status = SlackApiAssistantThreadsSetStatusRequest::new(
         web::channel(place.channel),
         format!("is using {tool}…"),

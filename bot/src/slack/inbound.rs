@@ -248,14 +248,17 @@ async fn answer(
     let me = intake.people.identity().await.cloned().unwrap_or_default();
     let text = strip_mention(&said.text, &me.user_id);
     let web = &intake.web;
-    let status = SlackApiAssistantThreadsSetStatusRequest::new(
-        web::channel(channel),
-        intake.thinking_status.clone(),
-        web::ts(thread_ts),
-    );
-    if let Err(e) = web.set_status(&status).await {
-        // Only assistant threads have a status; elsewhere this is normal.
-        tracing::debug!(error = %e, "no thinking status shown");
+    // Only assistant threads have a status (and a context channel).
+    let assistant = intake.assistant.context(channel, thread_ts);
+    if assistant.is_some() {
+        let status = SlackApiAssistantThreadsSetStatusRequest::new(
+            web::channel(channel),
+            intake.thinking_status.clone(),
+            web::ts(thread_ts),
+        );
+        if let Err(e) = web.set_status(&status).await {
+            tracing::debug!(error = %e, "no thinking status shown");
+        }
     }
     let messages = match thread_messages {
         Some(m) => m,
@@ -283,14 +286,21 @@ async fn answer(
         origin: Origin {
             platform: "slack".into(),
             workspace: Some(team.to_string()),
-            channel: Some(channel.to_string()),
+            // In an assistant thread, the channel the user is looking at
+            // selects the binding and what retrieval may read.
+            channel: Some(
+                assistant
+                    .clone()
+                    .flatten()
+                    .unwrap_or_else(|| channel.to_string()),
+            ),
             thread: Some(thread_ts.to_string()),
             user: Some(gateway::User::new("slack", user)),
             private: said.im,
             label: None,
         },
         user_name,
-        text,
+        text: text.clone(),
         history,
         attachments,
         // Approve / Deny are posted in the thread for tools that ask first.
@@ -322,8 +332,12 @@ async fn answer(
                 channel,
                 thread: thread_ts,
                 user,
+                assistant: assistant.is_some(),
             };
-            delivery::deliver(&intake.delivery, &place, stream, note.as_deref()).await
+            delivery::deliver(&intake.delivery, &place, stream, note.as_deref()).await;
+            if assistant.is_some() {
+                super::assistant::title_after_answer(intake, channel, thread_ts, &text).await;
+            }
         }
         Err(e) => {
             let text = match &e {

@@ -31,6 +31,7 @@
 //! variant and is ignored, never refused.
 
 pub mod approval;
+pub mod assistant;
 pub mod blocks;
 pub mod commands;
 pub mod config;
@@ -153,6 +154,7 @@ impl Slack {
                 history_chars: config.history_chars,
                 pipeline: pipeline.clone(),
                 harvest: Arc::clone(&harvest),
+                assistant: Arc::default(),
             },
             feedback: Feedback {
                 door: app.feedback.clone(),
@@ -324,6 +326,12 @@ async fn on_event(parts: &Parts, job: Job) {
         }
         SlackEventCallbackBody::ReactionAdded(e) => {
             feedback::on_reaction(&parts.feedback, &e).await
+        }
+        SlackEventCallbackBody::AssistantThreadStarted(e) => {
+            assistant::on_started(&parts.intake, &job.team, e).await
+        }
+        SlackEventCallbackBody::AssistantThreadContextChanged(e) => {
+            assistant::on_context_changed(&parts.intake, e)
         }
         SlackEventCallbackBody::Unknown(v) => {
             tracing::debug!(kind = ?v["type"].as_str(), "Slack event not handled")

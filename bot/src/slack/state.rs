@@ -99,6 +99,8 @@ pub(crate) struct Intake {
     pub history_chars: usize,
     /// Followed channels' threads into knowledge.
     pub harvest: Arc<super::knowledge::Harvest>,
+    /// The assistant threads this replica saw start.
+    pub assistant: Arc<super::assistant::AssistantThreads>,
 }
 
 /// What writes answers into threads ([`super::delivery`]).

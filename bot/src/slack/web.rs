@@ -27,7 +27,8 @@ use serde::Serialize;
 use serde::de::{DeserializeOwned, IgnoredAny};
 use serde_json::Value;
 use slack_morphism::api::{
-    SlackApiAppsConnectionOpenRequest, SlackApiAssistantThreadsSetStatusRequest,
+    SlackApiAppsConnectionOpenRequest, SlackApiAssistantThreadSetTitleRequest,
+    SlackApiAssistantThreadsSetStatusRequest, SlackApiAssistantThreadsSetSuggestedPromptsRequest,
     SlackApiAuthTestResponse, SlackApiChatAppendStreamRequest, SlackApiChatGetPermalinkResponse,
     SlackApiChatPostMessageRequest, SlackApiChatPostMessageResponse,
     SlackApiChatStartStreamRequest, SlackApiChatStartStreamResponse, SlackApiChatStopStreamRequest,
@@ -382,6 +383,41 @@ impl Web {
             client
                 .open_session(token)
                 .assistant_threads_set_status(req)
+                .await
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// `assistant.threads.setSuggestedPrompts`.
+    pub async fn set_suggested_prompts(
+        &self,
+        req: &SlackApiAssistantThreadsSetSuggestedPromptsRequest,
+    ) -> Result<(), WebError> {
+        let (client, token) = (&*self.client, &self.token);
+        self.retrying(
+            "assistant.threads.setSuggestedPrompts",
+            move || async move {
+                client
+                    .open_session(token)
+                    .assistant_threads_set_suggested_prompts(req)
+                    .await
+            },
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// `assistant.threads.setTitle`.
+    pub async fn set_title(
+        &self,
+        req: &SlackApiAssistantThreadSetTitleRequest,
+    ) -> Result<(), WebError> {
+        let (client, token) = (&*self.client, &self.token);
+        self.retrying("assistant.threads.setTitle", move || async move {
+            client
+                .open_session(token)
+                .assistant_threads_set_title(req)
                 .await
         })
         .await

@@ -374,14 +374,14 @@ async fn a_mention_is_answered_in_its_thread_streamed_formatted_and_with_feedbac
         .wait_for("the finished answer", |c| final_message(c).is_some())
         .await;
 
-    // The status shows while the model has not started, in the thread.
-    let status = calls
-        .iter()
-        .find(|c| c.method == "assistant.threads.setStatus")
-        .expect("thinking status");
-    assert_eq!(status.args["channel_id"], "C123ABC456");
-    assert_eq!(status.args["thread_ts"], "1515449522.000016");
-    assert_eq!(status.args["status"], "is thinking…");
+    // A channel thread is no assistant thread: no status is set there.
+    assert!(
+        !calls
+            .iter()
+            .any(|c| c.method == "assistant.threads.setStatus"),
+        "{:?}",
+        fake_api::summary(&calls)
+    );
 
     // The answer is posted once, in the mention's thread, then edited.
     let posts = w.api.calls_of("chat.postMessage");
@@ -1874,15 +1874,6 @@ async fn a_mention_asking_the_time_in_tokyo_is_answered_through_the_mcp_time_ser
         .api
         .wait_for("the finished answer", |c| final_message(c).is_some())
         .await;
-    // The thread's status says the tool is running.
-    assert!(
-        calls
-            .iter()
-            .any(|c| c.method == "assistant.threads.setStatus"
-                && c.args["status"] == "is using get_current_time…"),
-        "{:?}",
-        fake_api::summary(&calls)
-    );
     let last = final_message(&calls).expect("the answer");
     assert!(
         last.args["text"]
@@ -2228,4 +2219,215 @@ async fn a_stream_slack_closed_midway_goes_on_in_a_new_message() {
     );
     let id = button_value(&stop, "switchboard_thumbs_up");
     assert_eq!(w.harness.row(&id).await.platform, "slack");
+}
+
+/// Slack's documented `assistant_thread_started` (or `_context_changed`)
+/// event: the user opened the assistant pane in their DM with the bot
+/// while looking at channel `context`.
+fn assistant_thread(event_id: &str, kind: &str, context: &str) -> Value {
+    json!({
+        "token": "ZZZZZZWSxiZZZ2yIvs3peJ",
+        "team_id": "T123ABC456",
+        "api_app_id": "A123ABC456",
+        "event": {
+            "type": kind,
+            "assistant_thread": {
+                "user_id": "U123ABC456",
+                "context": {"channel_id": context, "team_id": "T123ABC456", "enterprise_id": "E480293PS82"},
+                "channel_id": "D1234567890",
+                "thread_ts": "1729999327.187299"
+            },
+            "event_ts": "1715873754.429808"
+        },
+        "type": "event_callback",
+        "event_id": event_id,
+        "event_time": 1715873754
+    })
+}
+
+/// A user's message in the assistant thread (`message.im` with its
+/// `thread_ts`).
+fn assistant_message(event_id: &str, text: &str) -> Value {
+    json!({
+        "token": "ZZZZZZWSxiZZZ2yIvs3peJ",
+        "team_id": "T123ABC456",
+        "api_app_id": "A123ABC456",
+        "event": {
+            "type": "message",
+            "channel": "D1234567890",
+            "user": "U123ABC456",
+            "text": text,
+            "ts": "1729999400.000100",
+            "thread_ts": "1729999327.187299",
+            "event_ts": "1729999400.000100",
+            "channel_type": "im"
+        },
+        "type": "event_callback",
+        "event_id": event_id,
+        "event_time": 1729999400
+    })
+}
+
+#[tokio::test]
+async fn an_assistant_thread_gets_its_versions_suggestions_a_status_an_answer_and_a_title() {
+    let w = world("").await;
+    // The bound version's [assistant] table: greeting and suggestions.
+    let (_, mut assistant) = w
+        .harness
+        .gateway
+        .registry
+        .version(
+            "assistant",
+            &gateway::domain::Selector::Label("production".into()),
+        )
+        .await
+        .expect("the assistant prompt");
+    assistant.assistant = Some(prompts::AssistantPane {
+        greeting: Some("Hello from version two.".into()),
+        title: Some("Try one of these".into()),
+        prompts: vec![
+            prompts::SuggestedPrompt {
+                title: "Summarize this channel".into(),
+                message: "Summarize what happened here today.".into(),
+            },
+            prompts::SuggestedPrompt {
+                title: "Our retry policy".into(),
+                message: "What does our retry policy say?".into(),
+            },
+        ],
+    });
+    let v = w
+        .harness
+        .gateway
+        .registry
+        .save(
+            "test",
+            "edit",
+            &assistant,
+            "assistant pane",
+            Some(assistant.version),
+            Some("production"),
+        )
+        .await
+        .expect("saved");
+    // A binding on the channel the user looks at gives another prompt.
+    w.harness
+        .gateway
+        .registry
+        .save(
+            "test",
+            "create",
+            &named_prompt("engineering"),
+            "for #eng",
+            None,
+            Some("production"),
+        )
+        .await
+        .expect("saved");
+    w.harness
+        .gateway
+        .registry
+        .bind(
+            "test",
+            &gateway::registry::Scope::Channel {
+                platform: "slack".into(),
+                workspace: "T123ABC456".into(),
+                channel: "C0ENG".into(),
+            },
+            Some(("engineering", "production")),
+        )
+        .await
+        .expect("bound");
+    assert!(v >= 2);
+
+    let r = w
+        .event(&assistant_thread(
+            "Ev0STARTED",
+            "assistant_thread_started",
+            "C0GENERAL",
+        ))
+        .await;
+    assert_eq!(r.status, 200);
+    let calls = w
+        .api
+        .wait_for("the suggestions", |c| {
+            c.iter()
+                .any(|c| c.method == "assistant.threads.setSuggestedPrompts")
+        })
+        .await;
+    let set = calls
+        .iter()
+        .find(|c| c.method == "assistant.threads.setSuggestedPrompts")
+        .unwrap();
+    assert_eq!(set.args["channel_id"], "D1234567890");
+    assert_eq!(set.args["thread_ts"], "1729999327.187299");
+    assert_eq!(set.args["title"], "Try one of these");
+    assert_eq!(
+        set.args["prompts"],
+        json!([
+            {"title": "Summarize this channel", "message": "Summarize what happened here today."},
+            {"title": "Our retry policy", "message": "What does our retry policy say?"}
+        ])
+    );
+    let greeting = calls
+        .iter()
+        .find(|c| c.method == "chat.postMessage" && c.args["thread_ts"] == "1729999327.187299")
+        .expect("a greeting");
+    assert_eq!(greeting.args["text"], "Hello from version two.");
+
+    // The user switches to #eng, then asks: the status shows, #eng's
+    // binding answers, and the thread gets a title.
+    w.event(&assistant_thread(
+        "Ev0CONTEXT",
+        "assistant_thread_context_changed",
+        "C0ENG",
+    ))
+    .await;
+    w.provider
+        .then([Reply::OpenAiStream(split("Three retries."), (20, 3))]);
+    w.event(&assistant_message(
+        "Ev0ASK",
+        "What does our retry policy say about backoff?",
+    ))
+    .await;
+    let calls = w
+        .api
+        .wait_for("the title", |c| {
+            c.iter().any(|c| c.method == "assistant.threads.setTitle")
+        })
+        .await;
+    let status = calls
+        .iter()
+        .find(|c| c.method == "assistant.threads.setStatus")
+        .expect("a status in the assistant thread");
+    assert_eq!(status.args["thread_ts"], "1729999327.187299");
+    let title = calls
+        .iter()
+        .find(|c| c.method == "assistant.threads.setTitle")
+        .unwrap();
+    assert_eq!(
+        title.args["title"],
+        "What does our retry policy say about backoff?"
+    );
+    let asked = &w.provider.received()[0].body["messages"];
+    assert_eq!(
+        asked[0]["content"], "engineering",
+        "the context channel's binding answered"
+    );
+    // A second answer keeps the title.
+    w.provider
+        .then([Reply::OpenAiStream(split("Yes."), (20, 1))]);
+    let mut again = assistant_message("Ev0ASK2", "And jitter?");
+    again["event"]["ts"] = json!("1729999500.000100");
+    w.event(&again).await;
+    w.api
+        .wait_for("the second answer", |c| {
+            c.iter()
+                .filter(|c| c.method == "assistant.threads.setStatus")
+                .count()
+                >= 2
+        })
+        .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(w.api.calls_of("assistant.threads.setTitle").len(), 1);
 }
