@@ -461,7 +461,15 @@ async fn unknown_models_and_prompts_name_what_exists() {
         .iter()
         .map(|m| m["id"].as_str().unwrap())
         .collect();
-    assert_eq!(ids, ["default", "prompt:assistant"]);
+    assert_eq!(
+        ids,
+        [
+            "default",
+            "prompt:ask_about",
+            "prompt:assistant",
+            "prompt:summarize"
+        ]
+    );
 }
 
 #[tokio::test]

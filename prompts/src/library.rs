@@ -7,7 +7,12 @@ use std::collections::BTreeMap;
 use crate::{Prompt, PromptError};
 
 /// The built-in prompt files: (file name, contents).
-const BUILTIN: &[(&str, &str)] = &[("assistant.toml", include_str!("../library/assistant.toml"))];
+const BUILTIN: &[(&str, &str)] = &[
+    ("assistant.toml", include_str!("../library/assistant.toml")),
+    // The message shortcuts' prompts ("Summarize thread", "Ask … about this").
+    ("summarize.toml", include_str!("../library/summarize.toml")),
+    ("ask_about.toml", include_str!("../library/ask_about.toml")),
+];
 
 /// A set of prompts looked up by name.
 #[derive(Debug, Clone, Default)]
@@ -50,6 +55,9 @@ mod tests {
         let library = Library::builtin().expect("built-in prompts must parse");
         let assistant = library.get("assistant").expect("assistant prompt");
         assert_eq!(assistant.model, "default");
-        assert_eq!(library.names().collect::<Vec<_>>(), vec!["assistant"]);
+        assert_eq!(
+            library.names().collect::<Vec<_>>(),
+            vec!["ask_about", "assistant", "summarize"]
+        );
     }
 }

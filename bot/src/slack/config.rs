@@ -77,6 +77,30 @@ pub struct SlackConfig {
     /// workspace; a prompt's `[retrieval] sources` names it.
     #[serde(default = "default_knowledge_source")]
     pub knowledge_source: String,
+    /// Where the message shortcuts ("Summarize thread", "Ask Switchboard
+    /// about this") answer: `thread` (in the message's thread, for
+    /// everyone) or `ephemeral` (to the user who asked, only).
+    #[serde(default)]
+    pub shortcut_reply: ShortcutReply,
+    /// The most characters of a thread a shortcut gives the model; the
+    /// oldest messages are left out first (and the model is told).
+    #[serde(default = "default_shortcut_chars")]
+    pub shortcut_chars: usize,
+}
+
+/// Where a message shortcut answers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ShortcutReply {
+    /// In the message's thread.
+    #[default]
+    Thread,
+    /// To the user who asked, only.
+    Ephemeral,
+}
+
+fn default_shortcut_chars() -> usize {
+    32_000
 }
 
 fn default_api_base() -> String {

@@ -264,7 +264,11 @@ impl Harvest {
     }
 
     /// Every message of the thread at `root`, following the cursor.
-    async fn whole_thread(&self, channel: &str, root: &str) -> Result<Vec<Msg>, HarvestError> {
+    pub(crate) async fn whole_thread(
+        &self,
+        channel: &str,
+        root: &str,
+    ) -> Result<Vec<Msg>, HarvestError> {
         let mut out: Vec<Msg> = Vec::new();
         let mut seen = HashSet::new();
         let mut cursor: Option<String> = None;
@@ -383,14 +387,14 @@ impl Harvest {
 /// One message of a history or replies page, read leniently: a subtype
 /// or field slack-morphism does not model never fails a whole page.
 #[derive(Debug, Clone)]
-struct Msg {
-    ts: String,
+pub(crate) struct Msg {
+    pub(crate) ts: String,
     thread_ts: Option<String>,
-    user: Option<String>,
-    bot_id: Option<String>,
+    pub(crate) user: Option<String>,
+    pub(crate) bot_id: Option<String>,
     username: Option<String>,
-    subtype: Option<String>,
-    text: String,
+    pub(crate) subtype: Option<String>,
+    pub(crate) text: String,
     reply_count: u64,
 }
 

@@ -42,6 +42,7 @@ pub mod format;
 pub mod inbound;
 pub mod knowledge;
 pub mod model;
+pub mod shortcuts;
 pub mod signature;
 pub mod socket;
 pub mod state;
@@ -155,6 +156,10 @@ impl Slack {
                 pipeline: pipeline.clone(),
                 harvest: Arc::clone(&harvest),
                 assistant: Arc::default(),
+                shortcuts: state::ShortcutSettings {
+                    reply: config.shortcut_reply,
+                    chars: config.shortcut_chars,
+                },
             },
             feedback: Feedback {
                 door: app.feedback.clone(),
@@ -356,6 +361,11 @@ async fn interaction(slack: &Slack, event: SlackInteractionEvent) -> Option<Valu
                 )
                 .await;
             });
+            None
+        }
+        SlackInteractionEvent::MessageAction(action) => {
+            let slack = slack.clone();
+            tokio::spawn(async move { shortcuts::on_message_action(&slack.parts, action).await });
             None
         }
         SlackInteractionEvent::ViewSubmission(submitted) => {

@@ -101,6 +101,17 @@ pub(crate) struct Intake {
     pub harvest: Arc<super::knowledge::Harvest>,
     /// The assistant threads this replica saw start.
     pub assistant: Arc<super::assistant::AssistantThreads>,
+    /// How the message shortcuts answer.
+    pub shortcuts: ShortcutSettings,
+}
+
+/// `[slack] shortcut_reply` and `shortcut_chars`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ShortcutSettings {
+    /// In the thread, or to the asker only.
+    pub reply: super::config::ShortcutReply,
+    /// The most characters of a thread given to the model.
+    pub chars: usize,
 }
 
 /// What writes answers into threads ([`super::delivery`]).

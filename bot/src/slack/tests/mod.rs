@@ -2431,3 +2431,170 @@ async fn an_assistant_thread_gets_its_versions_suggestions_a_status_an_answer_an
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(w.api.calls_of("assistant.threads.setTitle").len(), 1);
 }
+
+/// Slack's documented `message_action` payload: `user` chose the shortcut
+/// `callback_id` on message `ts` (in thread `thread_ts`) of `channel`.
+fn message_action(
+    callback_id: &str,
+    channel: &str,
+    ts: &str,
+    thread_ts: &str,
+    response_url: String,
+) -> Value {
+    json!({
+        "type": "message_action",
+        "token": "Nj2rfC2hU8mAfgaJLemZgO7H",
+        "action_ts": "1581106241.371594",
+        "team": {"id": "T123ABC456", "domain": "example"},
+        "user": {"id": "U123ABC456", "username": "ada", "team_id": "T123ABC456", "name": "ada"},
+        "channel": {"id": channel, "name": "general"},
+        "is_enterprise_install": false,
+        "callback_id": callback_id,
+        "trigger_id": "944799105734.773906753841.38b5894552bdd4a780554ee59d1f3638",
+        "response_url": response_url,
+        "message_ts": ts,
+        "message": {"type": "message", "user": "U0BOB", "text": "the message", "ts": ts, "thread_ts": thread_ts}
+    })
+}
+
+/// A thread of `n` messages by Bob and Ada, its parent first.
+fn long_thread(parent: &str, n: usize) -> Vec<Value> {
+    (0..n)
+        .map(|i| {
+            let ts = if i == 0 {
+                parent.to_string()
+            } else {
+                format!("1700000100.{i:06}")
+            };
+            json!({"type": "message", "user": if i % 2 == 0 { "U0BOB" } else { "U0ADA" },
+                   "text": format!("message {i} about the release"), "ts": ts, "thread_ts": parent})
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn summarize_thread_reads_a_long_thread_in_pages_and_answers_in_it() {
+    let w = world_with("", "shortcut_chars = 2000\n").await;
+    w.api.user("U0BOB", "Bob", false);
+    w.api.user("U0ADA", "Ada", false);
+    let parent = "1700000100.000000";
+    // Over 200 messages: more than one page of `conversations.replies`.
+    w.api.thread(parent, long_thread(parent, 260));
+    w.provider.then([Reply::OpenAiStream(
+        split("The release ships Friday."),
+        (900, 6),
+    )]);
+    let action = message_action(
+        "switchboard_summarize",
+        "C123ABC456",
+        "1700000100.000150",
+        parent,
+        format!("{}/respond/9", w.api.base),
+    );
+    assert_eq!(w.interaction(&action).await.status, 200);
+    let calls = w
+        .api
+        .wait_for("the summary", |c| final_message(c).is_some())
+        .await;
+    // Read in pages (Slack gives at most 200 per page; the parent repeats).
+    let pages = w.api.calls_of("conversations.replies");
+    assert!(pages.len() >= 2, "{:?}", fake_api::summary(&calls));
+    // The summarize prompt from the library answered, in the thread.
+    let sent = &w.provider.received()[0].body;
+    let system = sent["messages"][0]["content"].as_str().unwrap();
+    assert!(system.contains("summarizing a thread"), "{system}");
+    let transcript = sent["messages"][1]["content"].as_str().unwrap();
+    assert!(
+        transcript.contains("Bob: message 258 about the release"),
+        "{transcript}"
+    );
+    assert!(transcript.contains("Ada: message 259 about the release"));
+    assert!(
+        transcript.contains("oldest messages are left out"),
+        "trimmed to the budget"
+    );
+    assert!(
+        !transcript.contains("message 0 about"),
+        "the oldest go first"
+    );
+    assert!(transcript.chars().count() <= 2100);
+    let last = final_message(&calls).unwrap();
+    let posted = w.api.calls_of("chat.postMessage");
+    assert_eq!(
+        posted[0].args["thread_ts"], parent,
+        "answered in the message's thread"
+    );
+    let row = w
+        .harness
+        .row(&button_value(last, "switchboard_thumbs_up"))
+        .await;
+    assert_eq!(row.prompt_name.as_deref(), Some("summarize"));
+}
+
+#[tokio::test]
+async fn ask_about_answers_only_the_asker_when_so_configured_and_a_channel_it_cannot_read_is_refused()
+ {
+    let w = world_with("", "shortcut_reply = \"ephemeral\"\n").await;
+    let parent = "1700000200.000000";
+    w.api.thread(parent, long_thread(parent, 3));
+    w.provider.then([Reply::OpenAiStream(
+        split("It asks about the **release**."),
+        (90, 6),
+    )]);
+    let action = message_action(
+        "switchboard_ask_about",
+        "C123ABC456",
+        "1700000100.000002",
+        parent,
+        format!("{}/respond/7", w.api.base),
+    );
+    w.interaction(&action).await;
+    let calls = w
+        .api
+        .wait_for("the private answer", |c| {
+            c.iter().any(|c| c.method == "response_url:7")
+        })
+        .await;
+    let answer = calls.iter().find(|c| c.method == "response_url:7").unwrap();
+    assert_eq!(answer.args["response_type"], "ephemeral");
+    assert_eq!(answer.args["text"], "It asks about the *release*.");
+    assert!(
+        w.api.calls_of("chat.postMessage").is_empty(),
+        "nothing in the thread"
+    );
+    let asked = w.provider.received()[0].body["messages"][1]["content"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        asked.ends_with("The message asked about:\nmessage 2 about the release"),
+        "{asked}"
+    );
+
+    // A channel the bot is not in: refused, to the asker only; no model call.
+    w.api.channel("C0SECRET", "secret", true, false);
+    let action = message_action(
+        "switchboard_ask_about",
+        "C0SECRET",
+        "1700000300.000001",
+        "1700000300.000000",
+        format!("{}/respond/8", w.api.base),
+    );
+    w.interaction(&action).await;
+    let calls = w
+        .api
+        .wait_for("the refusal", |c| {
+            c.iter().any(|c| c.method == "response_url:8")
+        })
+        .await;
+    let refusal = calls.iter().find(|c| c.method == "response_url:8").unwrap();
+    assert!(
+        refusal.args["text"]
+            .as_str()
+            .unwrap()
+            .contains("cannot read this channel"),
+        "{}",
+        refusal.args
+    );
+    assert_eq!(w.provider.received().len(), 1);
+}
