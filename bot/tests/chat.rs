@@ -176,7 +176,8 @@ async fn prompt_commands_work_in_the_console() {
     let (ok, out, err) = run_chat(&config, dir.path(), input).await;
     assert!(ok, "stdout: {out}\nstderr: {err}");
     assert!(
-        out.contains("1 prompts") && out.contains("production→v1"),
+        // The library's three: assistant, and the shortcuts' two.
+        out.contains("3 prompts") && out.contains("production→v1"),
         "{out}"
     );
     assert!(

@@ -908,7 +908,11 @@ async fn an_admin_signs_in_reads_the_figures_diffs_and_promotes() {
     );
     assert_eq!(
         store.registry_rows().await.unwrap().latest,
-        vec![("assistant".to_string(), 2)],
+        vec![
+            ("ask_about".to_string(), 1),
+            ("assistant".to_string(), 2),
+            ("summarize".to_string(), 1)
+        ],
         "the draft was not saved"
     );
     picture(&mut b, "playground").await;
