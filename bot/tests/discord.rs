@@ -126,6 +126,36 @@ history = 10
         assert!(exit.success(), "{exit:?}\n{}", self.log());
         self.log()
     }
+
+    /// Stops the process (as [`Serve::stop`]) and starts it again on the
+    /// same configuration and database, waiting for its new connection.
+    async fn restart(mut self, discord: &Discord) -> Serve {
+        let pid = self.child.id().expect("pid") as i32;
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .unwrap();
+        let _ = tokio::time::timeout(Duration::from_secs(20), self.child.wait()).await;
+        let before = discord.sessions();
+        let path = self.dir.path().join("switchboard.toml");
+        let log = std::fs::File::create(self.dir.path().join("serve.log")).unwrap();
+        self.child = tokio::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
+            .args(["--config", path.to_str().unwrap(), "serve"])
+            .env("STANDIN_DISCORD_TOKEN", TOKEN)
+            .env("RUST_LOG", "debug")
+            .env_remove("SWITCHBOARD_CONFIG")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start switchboard serve again");
+        discord
+            .until("the bot's new gateway connection", |d| {
+                d.sessions() > before
+            })
+            .await;
+        self
+    }
 }
 
 /// An OpenAI-compatible provider that streams `pieces` one every `gap`.
@@ -2067,5 +2097,50 @@ async fn a_tool_that_asks_first_runs_once_the_asker_approves_in_the_channel() {
         .cloned()
         .expect("the tool's result");
     assert_eq!(result["content"], "it ran", "the approved tool ran");
+    serve.stop().await;
+}
+
+/// The application commands are registered once per definition: a restart
+/// with the same commands puts nothing to Discord; a changed definition (here,
+/// a stored hash that no longer matches) is registered again.
+#[tokio::test]
+async fn commands_are_registered_again_only_when_their_definition_changed() {
+    gateway::install_crypto();
+    let provider = StandIn::start().await;
+    let discord = Discord::start().await;
+    let puts = |d: &Discord| {
+        d.calls()
+            .iter()
+            .filter(|c| c.method == "PUT" && c.path.contains("/commands"))
+            .count()
+    };
+    let serve = Serve::start(&discord, &provider.url, "").await;
+    discord.until("the commands", |d| puts(d) == 1).await;
+    let serve = serve.restart(&discord).await;
+    // Registration happens right after the connection is ready: give it
+    // the time it takes, then count.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        puts(&discord),
+        1,
+        "unchanged commands are not registered again:\n{}",
+        serve.log()
+    );
+    assert!(
+        serve.log().contains("unchanged; not registered again"),
+        "{}",
+        serve.log()
+    );
+    // Another definition than the one registered: registered again.
+    let store = serve.store().await;
+    store
+        .set_deployment_value(&format!("discord_commands:{APP}"), "an older definition")
+        .await
+        .unwrap();
+    store.close().await;
+    let serve = serve.restart(&discord).await;
+    discord
+        .until("the changed commands", |d| puts(d) == 2)
+        .await;
     serve.stop().await;
 }

@@ -112,18 +112,56 @@ fn framework(settings: DiscordConfig, handles: Handles) -> poise::Framework<Disc
         .setup(move |ctx, ready, framework| {
             Box::pin(async move {
                 let rest = Rest::new(ctx.http.clone(), &settings);
+                let store = handles.store.clone();
                 let discord = wire(&settings, rest, handles);
                 discord.known.set_bot_id(&ready.user.id.to_string());
-                if let Err(e) =
-                    poise::builtins::register_globally(&ctx.http, &framework.options().commands)
-                        .await
-                {
-                    tracing::warn!(error = %e, "the /prompt commands were not registered");
-                }
+                register(ctx, &store, &settings, &framework.options().commands).await;
                 Ok(discord)
             })
         })
         .build()
+}
+
+/// Registers the application commands, unless the same definitions were
+/// registered before for this application (their hash is kept in the
+/// database, for every replica): a restart costs Discord nothing.
+async fn register(
+    ctx: &serenity::all::Context,
+    store: &Store,
+    settings: &DiscordConfig,
+    commands: &[poise::Command<Discord, HandleError>],
+) {
+    let created = poise::builtins::create_application_commands(commands);
+    let hash = match serde_json::to_vec(&created) {
+        Ok(bytes) => {
+            use sha2::Digest;
+            sha2::Sha256::digest(&bytes)
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        }
+        Err(_) => String::new(),
+    };
+    let key = format!("discord_commands:{}", settings.application_id);
+    match store.deployment_value(&key).await {
+        Ok(Some(stored)) if !hash.is_empty() && stored == hash => {
+            tracing::info!("the application commands are unchanged; not registered again");
+            return;
+        }
+        Ok(_) => {}
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read which commands were registered; registering them")
+        }
+    }
+    match serenity::all::Command::set_global_commands(&ctx.http, created).await {
+        Ok(_) => {
+            tracing::info!("application commands registered");
+            if let Err(e) = store.set_deployment_value(&key, &hash).await {
+                tracing::warn!(error = %e, "cannot remember the registered commands; they are registered again on the next start");
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "the application commands were not registered"),
+    }
 }
 
 /// Every part's state, from the settings, the REST client and the
