@@ -84,10 +84,17 @@ history = 10
             dir.path().display(),
             discord.api_base
         );
-        let path = dir.path().join("switchboard.toml");
-        std::fs::write(&path, config).unwrap();
-        let log = std::fs::File::create(dir.path().join("serve.log")).unwrap();
-        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        std::fs::write(dir.path().join("switchboard.toml"), config).unwrap();
+        let child = Serve::launch(dir.path());
+        Serve { child, dir }
+    }
+
+    /// `switchboard serve` on the configuration in `dir`, logging to
+    /// `dir/serve.log`.
+    fn launch(dir: &std::path::Path) -> tokio::process::Child {
+        let path = dir.join("switchboard.toml");
+        let log = std::fs::File::create(dir.join("serve.log")).unwrap();
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
             .args(["--config", path.to_str().unwrap(), "serve"])
             .env("STANDIN_DISCORD_TOKEN", TOKEN)
             .env("RUST_LOG", "debug")
@@ -96,8 +103,7 @@ history = 10
             .stderr(log)
             .kill_on_drop(true)
             .spawn()
-            .expect("start switchboard serve");
-        Serve { child, dir }
+            .expect("start switchboard serve")
     }
 
     fn log(&self) -> String {
@@ -137,18 +143,7 @@ history = 10
             .unwrap();
         let _ = tokio::time::timeout(Duration::from_secs(20), self.child.wait()).await;
         let before = discord.sessions();
-        let path = self.dir.path().join("switchboard.toml");
-        let log = std::fs::File::create(self.dir.path().join("serve.log")).unwrap();
-        self.child = tokio::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
-            .args(["--config", path.to_str().unwrap(), "serve"])
-            .env("STANDIN_DISCORD_TOKEN", TOKEN)
-            .env("RUST_LOG", "debug")
-            .env_remove("SWITCHBOARD_CONFIG")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .kill_on_drop(true)
-            .spawn()
-            .expect("start switchboard serve again");
+        self.child = Serve::launch(self.dir.path());
         discord
             .until("the bot's new gateway connection", |d| {
                 d.sessions() > before
