@@ -3,7 +3,25 @@
 //! boundary available: a blank line, then a line end, then a space, and
 //! only as a last resort inside a word. A Markdown code block cut in two
 //! is closed at the end of one chunk and reopened (with its language) at
-//! the start of the next, so every chunk renders on its own.
+//! the start of the next, so every chunk renders on its own. And the other
+//! way: the newest lines of a thread that fit a budget ([`newest_within`]).
+
+/// The newest lines that fit in `budget` characters, oldest first, and how
+/// many older ones were left out.
+pub fn newest_within(lines: &[String], budget: usize) -> (String, usize) {
+    let mut used = 0;
+    let mut kept = 0;
+    for line in lines.iter().rev() {
+        let cost = line.chars().count() + 1;
+        if used + cost > budget && kept > 0 {
+            break;
+        }
+        used += cost;
+        kept += 1;
+    }
+    let from = lines.len() - kept;
+    (lines[from..].join("\n"), from)
+}
 
 /// Splits `text` into chunks of at most `max` characters (not bytes).
 /// Joining the chunks gives back `text`, apart from the fences added to
@@ -181,5 +199,16 @@ mod tests {
             }
             assert_eq!(rejoin(&text, max), text, "max {max}: {chunks:?}");
         }
+    }
+
+    #[test]
+    fn the_newest_messages_are_kept_within_the_budget() {
+        let lines: Vec<String> = (0..10).map(|i| format!("user: message {i}")).collect();
+        let (text, left_out) = newest_within(&lines, 40);
+        assert_eq!(left_out, 8);
+        assert_eq!(text, "user: message 8\nuser: message 9");
+        let (text, left_out) = newest_within(&lines, 10_000);
+        assert_eq!(left_out, 0);
+        assert!(text.starts_with("user: message 0"));
     }
 }

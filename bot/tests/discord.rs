@@ -1066,7 +1066,8 @@ async fn the_prompt_group_is_registered_for_managers_and_autocompletes_names_and
         .unwrap();
     assert_eq!(put.path, format!("/applications/{APP}/commands"));
     let commands = put.body.as_array().expect("a list of commands");
-    assert_eq!(commands.len(), 2, "{commands:#?}");
+    // /prompt, /knowledge, and the two message commands.
+    assert_eq!(commands.len(), 4, "{commands:#?}");
     let prompt = &commands[0];
     assert_eq!(prompt["name"], "prompt");
     let knowledge = &commands[1];
@@ -2137,5 +2138,95 @@ async fn commands_are_registered_again_only_when_their_definition_changed() {
     discord
         .until("the changed commands", |d| puts(d) == 2)
         .await;
+    serve.stop().await;
+}
+
+/// Discord's message commands: registered beside `/prompt` as type 3, and
+/// "Summarize thread" answers through the library's `summarize` prompt
+/// with the conversation up to the message, deferred, then as the reply.
+#[tokio::test]
+async fn summarize_thread_from_a_messages_apps_menu_answers_with_the_conversation() {
+    gateway::install_crypto();
+    let provider = StandIn::start().await;
+    provider.then([Reply::text("They agreed to ship on Friday.")]);
+    let discord = Discord::start().await;
+    let serve = Serve::start(&discord, &provider.url, "").await;
+    discord
+        .until("the commands", |d| {
+            d.calls().iter().any(|c| c.method == "PUT")
+        })
+        .await;
+    let put = discord
+        .calls()
+        .into_iter()
+        .find(|c| c.method == "PUT")
+        .unwrap();
+    let menus: Vec<(String, Value)> = put
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["name"].as_str().unwrap_or_default().to_string(),
+                c["type"].clone(),
+            )
+        })
+        .collect();
+    assert!(
+        menus.contains(&("Summarize thread".to_string(), json!(3))),
+        "{menus:?}"
+    );
+    assert!(
+        menus.contains(&("Ask Switchboard about this".to_string(), json!(3))),
+        "{menus:?}"
+    );
+
+    for (id, text) in [
+        ("1700000000000000081", "shall we ship on Friday?"),
+        ("1700000000000000082", "yes, Friday it is"),
+    ] {
+        discord.seed(user_message(id, text, false));
+    }
+    let target = user_message(
+        "1700000000000000083",
+        "I will tell the release channel",
+        false,
+    );
+    discord.seed(target.clone());
+    let command = json!({ "id": "2", "name": "Summarize thread", "type": 3, "target_id": "1700000000000000083",
+        "resolved": { "messages": { "1700000000000000083": target } } });
+    discord
+        .dispatch(
+            "INTERACTION_CREATE",
+            interaction("1900000000000000081", 2, "0", command),
+        )
+        .await;
+    let original = |d: &Discord| {
+        d.calls()
+            .into_iter()
+            .find(|c| c.path.contains("/webhooks/") && c.path.contains("token-1900000000000000081"))
+    };
+    discord
+        .until("the deferred answer", |d| original(d).is_some())
+        .await;
+    let text = original(&discord).unwrap().body["content"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(text, "They agreed to ship on Friday.");
+    let sent = &provider.received()[0].body;
+    assert!(
+        sent["messages"][0]["content"]
+            .as_str()
+            .unwrap()
+            .contains("summarizing a thread")
+    );
+    let transcript = sent["messages"][1]["content"].as_str().unwrap();
+    assert!(
+        transcript.contains("Ada L: shall we ship on Friday?")
+            && transcript.contains("Ada L: I will tell the release channel"),
+        "{transcript}"
+    );
     serve.stop().await;
 }

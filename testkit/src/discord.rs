@@ -387,6 +387,10 @@ async fn commands(
             if c.get("type").is_none() {
                 c["type"] = json!(1);
             }
+            // Message and user commands come back with an empty description.
+            if c.get("description").is_none() {
+                c["description"] = json!("");
+            }
             c
         })
         .collect();

@@ -36,6 +36,7 @@ pub mod inbound;
 pub mod knowledge;
 pub mod model;
 pub mod rest;
+pub mod shortcuts;
 pub mod slash;
 pub mod state;
 

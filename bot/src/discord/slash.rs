@@ -26,7 +26,12 @@ type Context<'a> = poise::Context<'a, Discord, HandleError>;
 /// set where the adapter is wired.
 pub fn options() -> poise::FrameworkOptions<Discord, HandleError> {
     poise::FrameworkOptions {
-        commands: vec![prompt(), knowledge()],
+        commands: vec![
+            prompt(),
+            knowledge(),
+            super::shortcuts::summarize_thread(),
+            super::shortcuts::ask_about(),
+        ],
         on_error: |error| Box::pin(on_error(error)),
         // The bot never mentions anyone in an answer.
         allowed_mentions: Some(serenity::CreateAllowedMentions::new()),

@@ -88,7 +88,7 @@ pub(crate) async fn on_message_action(parts: &Parts, event: SlackInteractionMess
         lines.push(format!("{name}: {}", m.text.replace('\n', " ")));
     }
     let budget = intake.shortcuts.chars;
-    let (mut transcript, left_out) = newest_within(&lines, budget);
+    let (mut transcript, left_out) = crate::chunks::newest_within(&lines, budget);
     if left_out > 0 {
         transcript.insert_str(
             0,
@@ -154,38 +154,5 @@ pub(crate) async fn on_message_action(parts: &Parts, event: SlackInteractionMess
             }
             respond(super::format::to_mrkdwn(&answer)).await;
         }
-    }
-}
-
-/// The newest lines that fit in `budget` characters, oldest first, and how
-/// many older ones were left out.
-fn newest_within(lines: &[String], budget: usize) -> (String, usize) {
-    let mut used = 0;
-    let mut kept = 0;
-    for line in lines.iter().rev() {
-        let cost = line.chars().count() + 1;
-        if used + cost > budget && kept > 0 {
-            break;
-        }
-        used += cost;
-        kept += 1;
-    }
-    let from = lines.len() - kept;
-    (lines[from..].join("\n"), from)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_newest_messages_are_kept_within_the_budget() {
-        let lines: Vec<String> = (0..10).map(|i| format!("user: message {i}")).collect();
-        let (text, left_out) = newest_within(&lines, 40);
-        assert_eq!(left_out, 8);
-        assert_eq!(text, "user: message 8\nuser: message 9");
-        let (text, left_out) = newest_within(&lines, 10_000);
-        assert_eq!(left_out, 0);
-        assert!(text.starts_with("user: message 0"));
     }
 }

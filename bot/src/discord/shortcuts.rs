@@ -1,0 +1,143 @@
+//! Discord's message commands (a message's Apps menu): "Summarize thread"
+//! and "Ask Switchboard about this", like Slack's shortcuts. The channel or
+//! thread the message is in is read as the bot (the latest messages up to
+//! it, within `discord.history_chars`), and answered through the registry
+//! prompts `summarize` and `ask_about`. The answer is a reply to the
+//! interaction, deferred while the model writes.
+
+use gateway::domain::{ChatMessage, Input, Origin, ReplyEvent, Request, Role};
+use poise::serenity_prelude as serenity;
+
+use super::components::clip;
+use super::state::{Discord, HandleError};
+
+type Context<'a> = poise::Context<'a, Discord, HandleError>;
+
+/// The most messages read before the one pointed at.
+const CONTEXT_MESSAGES: usize = 100;
+
+/// Summarize this message's thread (or channel) up to it
+#[poise::command(
+    context_menu_command = "Summarize thread",
+    interaction_context = "Guild|BotDm|PrivateChannel"
+)]
+pub async fn summarize_thread(
+    ctx: Context<'_>,
+    message: serenity::Message,
+) -> Result<(), HandleError> {
+    shortcut(ctx, message, "summarize").await
+}
+
+/// Explain this message in the context of its conversation
+#[poise::command(
+    context_menu_command = "Ask Switchboard about this",
+    interaction_context = "Guild|BotDm|PrivateChannel"
+)]
+pub async fn ask_about(ctx: Context<'_>, message: serenity::Message) -> Result<(), HandleError> {
+    shortcut(ctx, message, "ask_about").await
+}
+
+async fn shortcut(
+    ctx: Context<'_>,
+    message: serenity::Message,
+    prompt: &str,
+) -> Result<(), HandleError> {
+    ctx.defer().await.map_err(reply_error)?;
+    let discord = ctx.data();
+    let channel = message.channel_id.to_string();
+    let target = message.id.to_string();
+    let earlier = match discord
+        .intake
+        .rest
+        .messages_before(&channel, &target, CONTEXT_MESSAGES)
+        .await
+    {
+        Ok(m) => m,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the channel for a message command");
+            ctx.say("I cannot read this channel: check that I may view it and read its history.")
+                .await
+                .map_err(reply_error)?;
+            return Ok(());
+        }
+    };
+    let name = |u: &serenity::User| u.global_name.clone().unwrap_or_else(|| u.name.clone());
+    let mut lines: Vec<String> = earlier
+        .iter()
+        .filter(|m| !m.content.trim().is_empty())
+        .map(|m| {
+            format!(
+                "{}: {}",
+                m.author
+                    .global_name
+                    .clone()
+                    .unwrap_or_else(|| m.author.username.clone()),
+                m.content.replace('\n', " ")
+            )
+        })
+        .collect();
+    lines.push(format!(
+        "{}: {}",
+        name(&message.author),
+        message.content.replace('\n', " ")
+    ));
+    let (mut transcript, from) = crate::chunks::newest_within(&lines, discord.intake.history_chars);
+    if from > 0 {
+        transcript.insert_str(0, &format!("(the {from} oldest messages are left out)\n"));
+    }
+    let text = if prompt == "ask_about" {
+        format!(
+            "The conversation:\n{transcript}\n\nThe message asked about:\n{}",
+            message.content
+        )
+    } else {
+        transcript
+    };
+    let origin = Origin {
+        platform: "discord".into(),
+        workspace: ctx.guild_id().map(|g| g.to_string()),
+        channel: Some(channel),
+        thread: None,
+        user: Some(gateway::User::new("discord", ctx.author().id.to_string())),
+        private: ctx.guild_id().is_none(),
+        label: None,
+    };
+    let request = Request::new(
+        origin,
+        Input::Prompt {
+            name: prompt.to_string(),
+            selector: None,
+            messages: vec![ChatMessage::new(Role::User, text)],
+        },
+    );
+    let answer = match discord.intake.pipeline.start(request).await {
+        Err(e) => format!("Sorry, I could not answer: {e}"),
+        Ok(mut reply) => {
+            let mut answer = String::new();
+            while let Some(event) = reply.next_event().await {
+                match event {
+                    ReplyEvent::Token(t) => answer.push_str(&t),
+                    ReplyEvent::Failed { message, .. } => {
+                        answer = format!("Sorry, I could not answer: {message}");
+                        break;
+                    }
+                    ReplyEvent::Done(_) => break,
+                    _ => {}
+                }
+            }
+            answer
+        }
+    };
+    ctx.send(
+        poise::CreateReply::default()
+            .content(clip(&answer))
+            .allowed_mentions(serenity::CreateAllowedMentions::new()),
+    )
+    .await
+    .map_err(reply_error)?;
+    Ok(())
+}
+
+fn reply_error(e: serenity::Error) -> HandleError {
+    HandleError::Reply(Box::new(e))
+}
