@@ -1066,8 +1066,8 @@ async fn the_prompt_group_is_registered_for_managers_and_autocompletes_names_and
         .unwrap();
     assert_eq!(put.path, format!("/applications/{APP}/commands"));
     let commands = put.body.as_array().expect("a list of commands");
-    // /prompt, /knowledge, and the two message commands.
-    assert_eq!(commands.len(), 4, "{commands:#?}");
+    // /prompt, /knowledge, the two message commands and /ask.
+    assert_eq!(commands.len(), 5, "{commands:#?}");
     let prompt = &commands[0];
     assert_eq!(prompt["name"], "prompt");
     let knowledge = &commands[1];
@@ -2227,6 +2227,75 @@ async fn summarize_thread_from_a_messages_apps_menu_answers_with_the_conversatio
         transcript.contains("Ada L: shall we ship on Friday?")
             && transcript.contains("Ada L: I will tell the release channel"),
         "{transcript}"
+    );
+    serve.stop().await;
+}
+
+/// `/ask` may be installed by a user for themselves: it is registered for
+/// guild and user installs in servers, the bot's DMs and group DMs, and in
+/// a server that has not installed the app, only the asker sees the answer.
+#[tokio::test]
+async fn a_user_installed_ask_answers_only_the_asker_in_a_server_without_the_app() {
+    gateway::install_crypto();
+    let provider = StandIn::start().await;
+    provider.then([Reply::text("Deploys go out on Tuesdays.")]);
+    let discord = Discord::start().await;
+    let serve = Serve::start(&discord, &provider.url, "").await;
+    discord
+        .until("the commands", |d| {
+            d.calls().iter().any(|c| c.method == "PUT")
+        })
+        .await;
+    let put = discord
+        .calls()
+        .into_iter()
+        .find(|c| c.method == "PUT")
+        .unwrap();
+    let ask = put
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "ask")
+        .cloned()
+        .expect("/ask");
+    assert_eq!(ask["integration_types"], json!([0, 1]), "{ask}");
+    assert_eq!(ask["contexts"], json!([0, 1, 2]), "{ask}");
+
+    let mut command = interaction(
+        "1900000000000000091",
+        2,
+        "0",
+        json!({ "id": "3", "name": "ask", "type": 1, "options": [{ "type": 3, "name": "question", "value": "when do we deploy?" }] }),
+    );
+    // Installed by the user, not by the server.
+    command["authorizing_integration_owners"] = json!({ "1": USER });
+    discord.dispatch("INTERACTION_CREATE", command).await;
+    let original = |d: &Discord| {
+        d.calls()
+            .into_iter()
+            .find(|c| c.path.contains("/webhooks/") && c.path.contains("token-1900000000000000091"))
+    };
+    discord.until("the answer", |d| original(d).is_some()).await;
+    let deferral = discord
+        .calls()
+        .into_iter()
+        .find(|c| c.path.starts_with("/interactions/1900000000000000091/"))
+        .unwrap();
+    assert_eq!(deferral.body["type"], 5);
+    assert_eq!(
+        deferral.body["data"]["flags"], 64,
+        "only the asker sees it: {}",
+        deferral.body
+    );
+    assert_eq!(
+        original(&discord).unwrap().body["content"],
+        "Deploys go out on Tuesdays."
+    );
+    let sent = &provider.received()[0].body;
+    assert_eq!(
+        sent["messages"].as_array().unwrap().last().unwrap()["content"],
+        "when do we deploy?"
     );
     serve.stop().await;
 }

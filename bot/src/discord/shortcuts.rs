@@ -1,5 +1,7 @@
 //! Discord's message commands (a message's Apps menu): "Summarize thread"
-//! and "Ask Switchboard about this", like Slack's shortcuts. The channel or
+//! and "Ask Switchboard about this", like Slack's shortcuts; and `/ask`,
+//! which a user may install for themselves (user install) and use in DMs
+//! and servers where the bot is not a member. The channel or
 //! thread the message is in is read as the bot (the latest messages up to
 //! it, within `discord.history_chars`), and answered through the registry
 //! prompts `summarize` and `ask_about`. The answer is a reply to the
@@ -110,24 +112,7 @@ async fn shortcut(
             messages: vec![ChatMessage::new(Role::User, text)],
         },
     );
-    let answer = match discord.intake.pipeline.start(request).await {
-        Err(e) => format!("Sorry, I could not answer: {e}"),
-        Ok(mut reply) => {
-            let mut answer = String::new();
-            while let Some(event) = reply.next_event().await {
-                match event {
-                    ReplyEvent::Token(t) => answer.push_str(&t),
-                    ReplyEvent::Failed { message, .. } => {
-                        answer = format!("Sorry, I could not answer: {message}");
-                        break;
-                    }
-                    ReplyEvent::Done(_) => break,
-                    _ => {}
-                }
-            }
-            answer
-        }
-    };
+    let answer = collect(&discord.intake.pipeline, request).await;
     ctx.send(
         poise::CreateReply::default()
             .content(clip(&answer))
@@ -136,6 +121,97 @@ async fn shortcut(
     .await
     .map_err(reply_error)?;
     Ok(())
+}
+
+/// Ask Switchboard a question
+#[poise::command(
+    slash_command,
+    install_context = "Guild|User",
+    interaction_context = "Guild|BotDm|PrivateChannel"
+)]
+pub async fn ask(
+    ctx: Context<'_>,
+    #[description = "Your question"] question: String,
+) -> Result<(), HandleError> {
+    // In a server that has not installed the app (the user installed it
+    // for themselves), only the asker sees the answer; in the app's own
+    // servers and in DMs, the channel does.
+    let guild_installed = match ctx {
+        poise::Context::Application(app) => {
+            super::rest::documented::<_, serde_json::Value>("ask", &*app.interaction)
+                .ok()
+                .is_some_and(|v| v["authorizing_integration_owners"].get("0").is_some())
+        }
+        poise::Context::Prefix(_) => true,
+    };
+    let private = ctx.guild_id().is_some() && !guild_installed;
+    if private {
+        ctx.defer_ephemeral().await.map_err(reply_error)?;
+    } else {
+        ctx.defer().await.map_err(reply_error)?;
+    }
+    let origin = Origin {
+        platform: "discord".into(),
+        workspace: ctx.guild_id().map(|g| g.to_string()),
+        channel: Some(ctx.channel_id().to_string()),
+        thread: None,
+        user: Some(gateway::User::new("discord", ctx.author().id.to_string())),
+        private: ctx.guild_id().is_none() || private,
+        label: None,
+    };
+    let inbound = gateway::Inbound {
+        origin: origin.clone(),
+        user_name: Some(
+            ctx.author()
+                .global_name
+                .clone()
+                .unwrap_or_else(|| ctx.author().name.clone()),
+        ),
+        text: question,
+        ..gateway::Inbound::default()
+    };
+    let answer = collect(
+        &ctx.data().intake.pipeline,
+        Request::new(origin, Input::Chat(inbound)),
+    )
+    .await;
+    // A user-installed app may send few follow-ups: the first part is the
+    // reply, and at most four more follow.
+    let parts = crate::chunks::split_message(&answer, super::components::MAX_CHARS);
+    for (i, part) in parts.iter().take(5).enumerate() {
+        let reply = poise::CreateReply::default()
+            .content(part.clone())
+            .ephemeral(private)
+            .allowed_mentions(serenity::CreateAllowedMentions::new());
+        if i == 0 || !part.is_empty() {
+            ctx.send(reply).await.map_err(reply_error)?;
+        }
+    }
+    Ok(())
+}
+
+/// The whole answer to `request`, or what went wrong.
+async fn collect(pipeline: &gateway::Pipeline, request: Request) -> String {
+    match pipeline.start(request).await {
+        Err(e) => format!("Sorry, I could not answer: {e}"),
+        Ok(mut reply) => {
+            let mut answer = String::new();
+            while let Some(event) = reply.next_event().await {
+                match event {
+                    ReplyEvent::Token(t) => answer.push_str(&t),
+                    ReplyEvent::Failed { message, .. } => {
+                        return format!("Sorry, I could not answer: {message}");
+                    }
+                    ReplyEvent::Done(_) => break,
+                    _ => {}
+                }
+            }
+            if answer.trim().is_empty() {
+                answer = "(the model gave an empty answer)".into();
+            }
+            answer
+        }
+    }
 }
 
 fn reply_error(e: serenity::Error) -> HandleError {

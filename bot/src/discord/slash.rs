@@ -31,6 +31,7 @@ pub fn options() -> poise::FrameworkOptions<Discord, HandleError> {
             knowledge(),
             super::shortcuts::summarize_thread(),
             super::shortcuts::ask_about(),
+            super::shortcuts::ask(),
         ],
         on_error: |error| Box::pin(on_error(error)),
         // The bot never mentions anyone in an answer.
