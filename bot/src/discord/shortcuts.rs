@@ -138,7 +138,7 @@ pub async fn ask(
     // servers and in DMs, the channel does.
     let guild_installed = match ctx {
         poise::Context::Application(app) => {
-            super::rest::documented::<_, serde_json::Value>("ask", &*app.interaction)
+            super::rest::documented::<_, serde_json::Value>("ask", app.interaction)
                 .ok()
                 .is_some_and(|v| v["authorizing_integration_owners"].get("0").is_some())
         }
