@@ -1955,13 +1955,7 @@ async fn provider_waits(provider: &StandIn, n: usize) {
 #[tokio::test]
 async fn a_tool_that_asks_first_runs_once_the_asker_approves_in_the_channel() {
     gateway::install_crypto();
-    let python = std::env::var("SWITCHBOARD_TEST_PYTHON").expect(
-        "SWITCHBOARD_TEST_PYTHON is not set: run the tests with ops/test.sh, which installs the MCP SDK",
-    );
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../gateway/tests/mcp_test_server.py"
-    );
+    let (python, script) = (testkit::mcp::python(), testkit::mcp::test_server());
     let provider = StandIn::start().await;
     provider.then([
         Reply::tool_call("call_echo", "echo", r#"{"text":"it ran"}"#),

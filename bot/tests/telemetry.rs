@@ -873,15 +873,13 @@ async fn a_tool_call_is_an_execute_tool_span_under_the_request_with_no_arguments
         ),
         Reply::OpenAiJson("It is morning in Tokyo.".into(), (60, 6)),
     ]);
-    let python =
-        std::env::var("SWITCHBOARD_TEST_PYTHON").expect("SWITCHBOARD_TEST_PYTHON (ops/test.sh)");
-    let time = std::path::Path::new(&python).with_file_name("mcp-server-time");
+    let time = testkit::mcp::server_time();
     let clock = "name = \"clock\"\nmodel = \"default\"\ntools = [\"time\"]\n[[messages]]\nrole = \"system\"\ntemplate = \"You tell the time.\"\n[[messages]]\nrole = \"user\"\ntemplate = \"{{ text }}\"\n";
     let serve = Serve::start_with_prompts(
         provider,
         &format!(
             "[tools.time]\ncommand = {:?}\nargs = [\"--local-timezone\", \"UTC\"]\n[telemetry]\notlp_endpoint = \"{endpoint}\"\n",
-            time.display().to_string()
+            time
         ),
         &[("clock", clock)],
     )

@@ -5,15 +5,7 @@
 use std::path::Path;
 use std::process::Command;
 
-fn mcp_server_time() -> String {
-    let python = std::env::var("SWITCHBOARD_TEST_PYTHON").expect(
-        "SWITCHBOARD_TEST_PYTHON is not set: run the tests with ops/test.sh, which installs the MCP time server",
-    );
-    Path::new(&python)
-        .with_file_name("mcp-server-time")
-        .display()
-        .to_string()
-}
+use testkit::mcp::server_time as mcp_server_time;
 
 /// A configuration in `dir` with the time server and a model on `models`.
 fn config(dir: &Path, models: &str) -> std::path::PathBuf {

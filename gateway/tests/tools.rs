@@ -327,25 +327,7 @@ async fn malformed_tool_requests_get_400_and_reach_no_model() {
 
 // --- Tools Switchboard runs: a prompt's `tools = [...]` -----------------------
 
-/// The venv interpreter ops/test.sh installs the MCP servers into.
-fn python() -> String {
-    std::env::var("SWITCHBOARD_TEST_PYTHON").expect(
-        "SWITCHBOARD_TEST_PYTHON is not set: run the tests with ops/test.sh, which installs the MCP servers",
-    )
-}
-
-/// The reference time server from PyPI, beside the interpreter.
-fn mcp_server_time() -> String {
-    let python = python();
-    let bin = std::path::Path::new(&python)
-        .parent()
-        .expect("the interpreter is in a folder");
-    bin.join("mcp-server-time").display().to_string()
-}
-
-fn test_server() -> String {
-    concat!(env!("CARGO_MANIFEST_DIR"), "/tests/mcp_test_server.py").to_string()
-}
+use testkit::mcp::{python, server_time as mcp_server_time, test_server};
 
 /// One provider, the time server, the test server (and the same behind a
 /// confirmation), and a tight tool loop.

@@ -8,6 +8,7 @@
 //! - [`slack`]: the Slack Web API and Socket Mode;
 //! - [`discord`]: Discord's REST API and gateway websocket;
 //! - [`harness`]: a real gateway on loopback, wired to stand-ins;
+//! - [`mcp`]: the MCP servers the tool tests run (installed by `ops/test.sh`);
 //! - [`postgres`]: a fresh database on the test PostgreSQL server;
 //! - [`redis`]: the test Redis, or a private `redis-server`.
 //!
@@ -17,6 +18,7 @@
 
 pub mod discord;
 pub mod harness;
+pub mod mcp;
 pub mod postgres;
 pub mod redis;
 pub mod slack;

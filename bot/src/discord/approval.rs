@@ -19,21 +19,16 @@ pub(crate) async fn on_button(
     commands: &Commands,
     data: &Value,
 ) -> Result<(), HandleError> {
-    let (Some(id), Some(token)) = (
-        data.get("id").and_then(Value::as_str),
-        data.get("token").and_then(Value::as_str),
-    ) else {
+    let Some(components::Click {
+        id,
+        token,
+        custom_id,
+        user,
+    }) = components::click(data)
+    else {
         return Ok(());
     };
-    let custom = data
-        .pointer("/data/custom_id")
-        .and_then(Value::as_str)
-        .unwrap_or("");
-    let user = data
-        .pointer("/member/user/id")
-        .or_else(|| data.pointer("/user/id"))
-        .and_then(Value::as_str);
-    let (Some((request, approve)), Some(user)) = (parse_approval(custom), user) else {
+    let Some((request, approve)) = parse_approval(custom_id) else {
         return Ok(());
     };
     let actor = Actor {

@@ -96,6 +96,32 @@ pub fn ephemeral(kind: u8, content: &str) -> Value {
     json!({ "type": kind, "data": { "content": clip(content), "flags": 64, "allowed_mentions": { "parse": [] } } })
 }
 
+/// A button click (an `INTERACTION_CREATE` of type 3), as the parts that
+/// answer one read it.
+pub struct Click<'a> {
+    /// The interaction's id, for its callback.
+    pub id: &'a str,
+    /// The interaction's token, for its callback.
+    pub token: &'a str,
+    /// The button's `custom_id`.
+    pub custom_id: &'a str,
+    /// Who clicked: `member.user` in a server, `user` in a DM.
+    pub user: &'a str,
+}
+
+/// The click in an `INTERACTION_CREATE`, when it has every part.
+pub fn click(data: &Value) -> Option<Click<'_>> {
+    Some(Click {
+        id: data.get("id")?.as_str()?,
+        token: data.get("token")?.as_str()?,
+        custom_id: data.pointer("/data/custom_id")?.as_str()?,
+        user: data
+            .pointer("/member/user/id")
+            .or_else(|| data.pointer("/user/id"))?
+            .as_str()?,
+    })
+}
+
 /// The prefix of an Approve / Deny button's `custom_id` (then `ok:` or
 /// `no:` and the request's id).
 pub const APPROVAL_PREFIX: &str = "sb:tool:";

@@ -147,21 +147,16 @@ pub(crate) async fn on_reaction(
 
 /// A click on a feedback button (an `INTERACTION_CREATE` of type 3).
 pub(crate) async fn on_button(state: &Feedback, data: &Value) -> Result<(), HandleError> {
-    let (Some(id), Some(token)) = (
-        data.get("id").and_then(Value::as_str),
-        data.get("token").and_then(Value::as_str),
-    ) else {
+    let Some(components::Click {
+        id,
+        token,
+        custom_id,
+        user,
+    }) = components::click(data)
+    else {
         return Ok(());
     };
-    let custom = data
-        .pointer("/data/custom_id")
-        .and_then(Value::as_str)
-        .unwrap_or("");
-    let user = data
-        .pointer("/member/user/id")
-        .or_else(|| data.pointer("/user/id"))
-        .and_then(Value::as_str);
-    let (Some((inference, up)), Some(user)) = (parse_custom_id(custom), user) else {
+    let Some((inference, up)) = parse_custom_id(custom_id) else {
         return Ok(());
     };
     let vote = Vote::Cast {

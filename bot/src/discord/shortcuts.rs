@@ -7,7 +7,7 @@
 //! prompts `summarize` and `ask_about`. The answer is a reply to the
 //! interaction, deferred while the model writes.
 
-use gateway::domain::{ChatMessage, Input, Origin, ReplyEvent, Request, Role};
+use gateway::domain::{ChatMessage, Input, Origin, Request, Role};
 use poise::serenity_prelude as serenity;
 
 use super::components::clip;
@@ -194,23 +194,11 @@ pub async fn ask(
 async fn collect(pipeline: &gateway::Pipeline, request: Request) -> String {
     match pipeline.start(request).await {
         Err(e) => format!("Sorry, I could not answer: {e}"),
-        Ok(mut reply) => {
-            let mut answer = String::new();
-            while let Some(event) = reply.next_event().await {
-                match event {
-                    ReplyEvent::Token(t) => answer.push_str(&t),
-                    ReplyEvent::Failed { message, .. } => {
-                        return format!("Sorry, I could not answer: {message}");
-                    }
-                    ReplyEvent::Done(_) => break,
-                    _ => {}
-                }
-            }
-            if answer.trim().is_empty() {
-                answer = "(the model gave an empty answer)".into();
-            }
-            answer
-        }
+        Ok(reply) => match reply.into_text().await {
+            Err(message) => format!("Sorry, I could not answer: {message}"),
+            Ok(answer) if answer.trim().is_empty() => "(the model gave an empty answer)".into(),
+            Ok(answer) => answer,
+        },
     }
 }
 

@@ -10,7 +10,7 @@ use gateway::promptops::admin::{Actor, Rights};
 use serde_json::json;
 use slack_morphism::prelude::SlackInteractionBlockActionsEvent;
 
-use super::blocks::{TOOL_APPROVE, TOOL_DENY};
+use super::blocks::{TOOL_APPROVE, TOOL_DENY, thanks};
 use super::state::Commands;
 
 /// Handles the Approve / Deny buttons among `payload`'s actions.
@@ -53,11 +53,7 @@ pub(crate) async fn on_actions(
                     if approve { "✅ Approved" } else { "🚫 Denied" }
                 ),
             }),
-            Err(e @ (ApprovalError::NotYours | ApprovalError::Unknown)) => json!({
-                "response_type": "ephemeral",
-                "replace_original": false,
-                "text": e.to_string(),
-            }),
+            Err(e @ (ApprovalError::NotYours | ApprovalError::Unknown)) => thanks(&e.to_string()),
         };
         if let Some(url) = payload.response_url.as_ref().map(|u| u.0.as_str())
             && let Err(e) = commands.web.respond(url, &reply).await

@@ -22,9 +22,7 @@ use slack_morphism::prelude::{
     SlackAssistantPrompt, SlackAssistantThread, SlackAssistantThreadContextChangedEvent,
     SlackAssistantThreadStartedEvent,
 };
-use slack_morphism::{SlackMessageContent, api::SlackApiChatPostMessageRequest};
 
-use super::format::escape;
 use super::state::Intake;
 use super::web;
 
@@ -147,16 +145,7 @@ pub(crate) async fn on_started(
         }
     };
     let greeting = pane.greeting.as_deref().unwrap_or(GREETING);
-    let body = SlackApiChatPostMessageRequest::new(
-        web::channel(channel),
-        SlackMessageContent::new().with_text(escape(greeting)),
-    )
-    .with_thread_ts(web::ts(ts))
-    .with_unfurl_links(false)
-    .with_unfurl_media(false);
-    if let Err(e) = intake.web.post_message(&body).await {
-        tracing::warn!(error = %e, "cannot greet in the assistant thread");
-    }
+    super::delivery::post_notice(&intake.delivery, channel, ts, greeting).await;
     if pane.prompts.is_empty() {
         return;
     }

@@ -125,8 +125,9 @@ pub fn approval(request: &gateway::domain::ApprovalRequest) -> Vec<Value> {
     ]
 }
 
-/// The ephemeral answer to a click on a feedback button: thanks, or why
-/// the vote was not recorded.
+/// An ephemeral answer through a `response_url`, seen only by the user
+/// who clicked or asked (the thanks for a vote, or why something was not
+/// done), leaving the original message as it is.
 pub fn thanks(text: &str) -> Value {
     json!({
         "response_type": "ephemeral",

@@ -8,8 +8,7 @@
 //! (`[slack] shortcut_reply`). A message the bot cannot read is refused, to
 //! the asker only.
 
-use gateway::domain::{ChatMessage, Input, Origin, ReplyEvent, Request, Role};
-use serde_json::json;
+use gateway::domain::{ChatMessage, Input, Origin, Request, Role};
 use slack_morphism::prelude::SlackInteractionMessageActionEvent;
 
 use super::config::ShortcutReply;
@@ -33,8 +32,7 @@ pub(crate) async fn on_message_action(parts: &Parts, event: SlackInteractionMess
     let respond = |text: String| {
         let url = event.response_url.0.to_string();
         async move {
-            let body =
-                json!({"response_type": "ephemeral", "replace_original": false, "text": text});
+            let body = super::blocks::thanks(&text);
             if let Err(e) = parts.intake.web.respond(&url, &body).await {
                 tracing::debug!(error = %e, "cannot answer the shortcut");
             }
@@ -139,19 +137,10 @@ pub(crate) async fn on_message_action(parts: &Parts, event: SlackInteractionMess
             delivery::deliver(&intake.delivery, &place, stream, None).await;
         }
         ShortcutReply::Ephemeral => {
-            let mut stream = stream;
-            let mut answer = String::new();
-            while let Some(event) = stream.next_event().await {
-                match event {
-                    ReplyEvent::Token(t) => answer.push_str(&t),
-                    ReplyEvent::Failed { message, .. } => {
-                        answer = format!("Sorry, I could not answer: {message}");
-                        break;
-                    }
-                    ReplyEvent::Done(_) => break,
-                    _ => {}
-                }
-            }
+            let answer = stream
+                .into_text()
+                .await
+                .unwrap_or_else(|message| format!("Sorry, I could not answer: {message}"));
             respond(super::format::to_mrkdwn(&answer)).await;
         }
     }

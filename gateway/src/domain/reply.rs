@@ -124,6 +124,21 @@ impl ReplyStream {
     pub async fn next_event(&mut self) -> Option<ReplyEvent> {
         self.rx.recv().await
     }
+
+    /// The whole answer's text, for a front end that shows it at once; the
+    /// failure's message when it failed (or stopped without a summary).
+    pub async fn into_text(mut self) -> Result<String, String> {
+        let mut text = String::new();
+        while let Some(event) = self.next_event().await {
+            match event {
+                ReplyEvent::Token(t) => text.push_str(&t),
+                ReplyEvent::Done(_) => return Ok(text),
+                ReplyEvent::Failed { message, .. } => return Err(message),
+                _ => {}
+            }
+        }
+        Err("the answer stopped before it was complete".into())
+    }
 }
 
 impl Stream for ReplyStream {

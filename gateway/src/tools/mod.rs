@@ -263,14 +263,8 @@ impl Toolbox {
             let mut found = false;
             for t in tools.iter().filter(|t| only.is_none_or(|o| t.name == o)) {
                 found = true;
-                let spec = ToolSpec {
-                    name: t.name.to_string(),
-                    description: t.description.as_deref().map(str::to_string),
-                    parameters: Value::Object((*t.input_schema).clone()),
-                    strict: None,
-                };
                 offer.add(
-                    spec,
+                    spec_of(t),
                     Route::Mcp {
                         server: server.clone(),
                         tool: t.name.to_string(),
@@ -299,17 +293,10 @@ impl Toolbox {
             }
         }
         for (name, server) in &self.inner.servers {
-            let listed = server.connect().await.map(|(_, tools)| {
-                tools
-                    .iter()
-                    .map(|t| ToolSpec {
-                        name: t.name.to_string(),
-                        description: t.description.as_deref().map(str::to_string),
-                        parameters: Value::Object((*t.input_schema).clone()),
-                        strict: None,
-                    })
-                    .collect()
-            });
+            let listed = server
+                .connect()
+                .await
+                .map(|(_, tools)| tools.iter().map(spec_of).collect());
             out.push((name.clone(), listed));
         }
         out
@@ -403,6 +390,16 @@ impl Offer {
         }
         self.routes.insert(spec.name.clone(), route);
         self.specs.push(spec);
+    }
+}
+
+/// An MCP server's tool as the model is shown it.
+fn spec_of(tool: &rmcp::model::Tool) -> ToolSpec {
+    ToolSpec {
+        name: tool.name.to_string(),
+        description: tool.description.as_deref().map(str::to_string),
+        parameters: Value::Object((*tool.input_schema).clone()),
+        strict: None,
     }
 }
 

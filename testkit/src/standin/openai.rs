@@ -53,22 +53,14 @@ pub(super) fn events(pieces: &[String], usage: Option<(u64, u64)>, model: &str) 
 
 /// The chunk with the usage that ends a stream asked with include_usage.
 fn usage_chunk(model: &str, (input, output): (u64, u64)) -> String {
-    format!(
-        "data: {}\n\n",
+    envelope(
+        model,
+        json!([]),
         json!({
-            "id": "chatcmpl-B9MBs8CjcvOU2jLn4n570S5qMJKcT",
-            "object": "chat.completion.chunk",
-            "created": 1741569952,
-            "model": model,
-            "service_tier": "default",
-            "system_fingerprint": "fp_06737a9306",
-            "choices": [],
-            "usage": {
-                "prompt_tokens": input, "completion_tokens": output, "total_tokens": input + output,
-                "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
-                "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0, "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0}
-            }
-        })
+            "prompt_tokens": input, "completion_tokens": output, "total_tokens": input + output,
+            "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+            "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0, "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0}
+        }),
     )
 }
 
@@ -79,6 +71,15 @@ pub fn openai_error(message: &str, kind: &str) -> String {
 
 /// The chunk envelope every streamed event repeats.
 fn chunk(model: &str, delta: Value, finish: Value) -> String {
+    envelope(
+        model,
+        json!([{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}]),
+        Value::Null,
+    )
+}
+
+/// One `chat.completion.chunk` event with these choices and usage.
+fn envelope(model: &str, choices: Value, usage: Value) -> String {
     format!(
         "data: {}\n\n",
         json!({
@@ -88,8 +89,8 @@ fn chunk(model: &str, delta: Value, finish: Value) -> String {
             "model": model,
             "service_tier": "default",
             "system_fingerprint": "fp_06737a9306",
-            "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}],
-            "usage": null
+            "choices": choices,
+            "usage": usage
         })
     )
 }

@@ -83,7 +83,17 @@ async fn replica_with(
 
 /// One process on a whole gateway configuration, with `[slack]` keys.
 async fn replica_toml(api: &FakeSlack, toml: &str, slack_toml: &str) -> (Harness, String) {
-    let harness = Harness::start(toml, &[]).await;
+    replica_env(api, toml, slack_toml, &[]).await
+}
+
+/// [`replica_toml`], with these environment variables.
+async fn replica_env(
+    api: &FakeSlack,
+    toml: &str,
+    slack_toml: &str,
+    env: &[(&str, &str)],
+) -> (Harness, String) {
+    let harness = Harness::start(toml, env).await;
     let config: SlackConfig = toml::from_str(&format!(
         "bot_token_env = \"SLACK_BOT_TOKEN\"\nsigning_secret_env = \"SLACK_SIGNING_SECRET\"\n\
          api_base = \"{}\"\nupdates_per_minute = 6000\ncommand_inline_ms = 1500\n{slack_toml}",
@@ -1811,50 +1821,40 @@ async fn an_answer_from_the_teams_documents_lists_its_sources() {
     assert!(system.contains("retried three times"), "{system}");
 }
 
-/// The reference MCP time server, installed by ops/test.sh beside the
-/// interpreter it names.
-fn mcp_server_time() -> String {
-    let python = std::env::var("SWITCHBOARD_TEST_PYTHON").expect(
-        "SWITCHBOARD_TEST_PYTHON is not set: run the tests with ops/test.sh, which installs the MCP time server",
-    );
-    std::path::Path::new(&python)
-        .with_file_name("mcp-server-time")
-        .display()
-        .to_string()
-}
-
-#[tokio::test]
-async fn a_mention_asking_the_time_in_tokyo_is_answered_through_the_mcp_time_server() {
-    let w = world(&format!(
-        "[tools.time]\ncommand = \"{}\"\nargs = [\"--local-timezone\", \"UTC\"]\n",
-        mcp_server_time()
-    ))
-    .await;
-    // The assistant prompt, with the time tool, in production.
-    let (_, mut assistant) = w
-        .harness
-        .gateway
-        .registry
+/// Saves the assistant prompt's production version changed by `change`
+/// as its new production version; its number.
+async fn edit_assistant(harness: &Harness, change: impl FnOnce(&mut prompts::Prompt)) -> i64 {
+    let registry = &harness.gateway.registry;
+    let (_, mut assistant) = registry
         .version(
             "assistant",
             &gateway::domain::Selector::Label("production".into()),
         )
         .await
         .expect("the assistant prompt");
-    assistant.tools = vec!["time".into()];
-    w.harness
-        .gateway
-        .registry
+    change(&mut assistant);
+    registry
         .save(
             "test",
             "edit",
             &assistant,
-            "tools",
+            "edited in a test",
             Some(assistant.version),
             Some("production"),
         )
         .await
-        .expect("saved");
+        .expect("saved")
+}
+
+#[tokio::test]
+async fn a_mention_asking_the_time_in_tokyo_is_answered_through_the_mcp_time_server() {
+    let w = world(&format!(
+        "[tools.time]\ncommand = \"{}\"\nargs = [\"--local-timezone\", \"UTC\"]\n",
+        testkit::mcp::server_time()
+    ))
+    .await;
+    // The assistant prompt, with the time tool, in production.
+    edit_assistant(&w.harness, |p| p.tools = vec!["time".into()]).await;
     w.provider.then([
         Reply::tool_call(
             "call_tokyo",
@@ -1913,63 +1913,19 @@ fn answered(calls: &[fake_api::Call]) -> Option<&fake_api::Call> {
     })
 }
 
-fn test_mcp_server() -> (String, String) {
-    let python = std::env::var("SWITCHBOARD_TEST_PYTHON").expect(
-        "SWITCHBOARD_TEST_PYTHON is not set: run the tests with ops/test.sh, which installs the MCP SDK",
-    );
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../gateway/tests/mcp_test_server.py"
-    );
-    (python, script.to_string())
-}
-
 /// A world whose assistant prompt offers the test server's `touch`, a tool
 /// that asks first; `mark` is the file it creates when it runs.
 async fn careful_world(mark: &std::path::Path, confirm_timeout_ms: u64) -> World {
-    let (python, script) = test_mcp_server();
+    let (python, script) = (testkit::mcp::python(), testkit::mcp::test_server());
     let provider = StandIn::start().await;
     let api = FakeSlack::start().await;
     let toml = format!(
         "{}\n[tools.careful]\ncommand = {python:?}\nargs = [{script:?}]\nenv = [\"MARK_FILE\"]\nconfirm = true\n[tool_loop]\nconfirm_timeout_ms = {confirm_timeout_ms}\n",
         support::one_provider(&provider.url)
     );
-    let harness = Harness::start(&toml, &[("MARK_FILE", &mark.display().to_string())]).await;
-    let config: SlackConfig = toml::from_str(&format!(
-        "bot_token_env = \"SLACK_BOT_TOKEN\"\nsigning_secret_env = \"SLACK_SIGNING_SECRET\"\napi_base = \"{}\"\nupdates_per_minute = 6000\n",
-        api.url
-    ))
-    .unwrap();
-    let slack = Slack::new(&harness.gateway, config, TOKEN, SECRET, now);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let router = slack.router();
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, router).await;
-    });
-    let (_, mut assistant) = harness
-        .gateway
-        .registry
-        .version(
-            "assistant",
-            &gateway::domain::Selector::Label("production".into()),
-        )
-        .await
-        .expect("the assistant prompt");
-    assistant.tools = vec!["careful.touch".into()];
-    harness
-        .gateway
-        .registry
-        .save(
-            "test",
-            "edit",
-            &assistant,
-            "tools",
-            Some(assistant.version),
-            Some("production"),
-        )
-        .await
-        .expect("saved");
+    let mark = mark.display().to_string();
+    let (harness, url) = replica_env(&api, &toml, "", &[("MARK_FILE", &mark)]).await;
+    edit_assistant(&harness, |p| p.tools = vec!["careful.touch".into()]).await;
     provider.then([
         Reply::tool_call("call_touch", "touch", "{}"),
         Reply::OpenAiStream(split("Done."), (60, 2)),
@@ -2272,44 +2228,23 @@ fn assistant_message(event_id: &str, text: &str) -> Value {
 async fn an_assistant_thread_gets_its_versions_suggestions_a_status_an_answer_and_a_title() {
     let w = world("").await;
     // The bound version's [assistant] table: greeting and suggestions.
-    let (_, mut assistant) = w
-        .harness
-        .gateway
-        .registry
-        .version(
-            "assistant",
-            &gateway::domain::Selector::Label("production".into()),
-        )
-        .await
-        .expect("the assistant prompt");
-    assistant.assistant = Some(prompts::AssistantPane {
-        greeting: Some("Hello from version two.".into()),
-        title: Some("Try one of these".into()),
-        prompts: vec![
-            prompts::SuggestedPrompt {
-                title: "Summarize this channel".into(),
-                message: "Summarize what happened here today.".into(),
-            },
-            prompts::SuggestedPrompt {
-                title: "Our retry policy".into(),
-                message: "What does our retry policy say?".into(),
-            },
-        ],
-    });
-    let v = w
-        .harness
-        .gateway
-        .registry
-        .save(
-            "test",
-            "edit",
-            &assistant,
-            "assistant pane",
-            Some(assistant.version),
-            Some("production"),
-        )
-        .await
-        .expect("saved");
+    let v = edit_assistant(&w.harness, |p| {
+        p.assistant = Some(prompts::AssistantPane {
+            greeting: Some("Hello from version two.".into()),
+            title: Some("Try one of these".into()),
+            prompts: vec![
+                prompts::SuggestedPrompt {
+                    title: "Summarize this channel".into(),
+                    message: "Summarize what happened here today.".into(),
+                },
+                prompts::SuggestedPrompt {
+                    title: "Our retry policy".into(),
+                    message: "What does our retry policy say?".into(),
+                },
+            ],
+        });
+    })
+    .await;
     // A binding on the channel the user looks at gives another prompt.
     w.harness
         .gateway
